@@ -1,0 +1,63 @@
+//! Redemptions applied per second by the pure state machine (no I/O): decide, apply and
+//! emit the `InvoiceRedeemed` event for fresh invoices over a seeded population
+//! (50 centers, 5,000 enterprises, 20,000 vouchers).
+//!
+//! `cargo bench --bench state_machine`; under `cargo test` it runs each case once.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use voucher_ledger::domain::{Command, Envelope, LedgerState, Timestamp};
+use voucher_ledger::workload::{InvoiceStream, Population};
+
+fn seeded_state(vouchers: usize) -> (LedgerState, InvoiceStream) {
+    let (population, commands) =
+        Population::seed_commands(50, 5_000, vouchers).expect("population");
+    let mut state = LedgerState::new();
+    let mut sink = Vec::new();
+    for command in commands {
+        state
+            .execute(
+                &Envelope {
+                    at: Timestamp(1),
+                    command,
+                },
+                &mut sink,
+            )
+            .expect("seed accepted");
+        sink.clear();
+    }
+    (state, InvoiceStream::new(population, 7, 0).expect("stream"))
+}
+
+fn redemptions(criterion: &mut Criterion) {
+    let vouchers = if cfg!(debug_assertions) { 200 } else { 20_000 };
+    let (mut state, mut stream) = seeded_state(vouchers);
+    let mut group = criterion.benchmark_group("state_machine");
+    const BATCH: usize = 8_189;
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let mut sink = Vec::with_capacity(BATCH);
+    group.bench_function("post_invoice_x8189", |bencher| {
+        bencher.iter_batched(
+            || {
+                (0..BATCH)
+                    .map(|_| Envelope {
+                        at: Timestamp(2),
+                        command: Command::PostInvoice(stream.next_invoice().expect("invoice")),
+                    })
+                    .collect::<Vec<_>>()
+            },
+            |envelopes| {
+                sink.clear();
+                for envelope in &envelopes {
+                    let reply = state.execute(envelope, &mut sink);
+                    assert!(reply.is_ok(), "{reply:?}");
+                }
+                sink.len()
+            },
+            BatchSize::LargeInput,
+        );
+    });
+    group.finish();
+}
+
+criterion_group!(benches, redemptions);
+criterion_main!(benches);

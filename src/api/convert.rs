@@ -1,0 +1,391 @@
+//! Conversions between proto messages and domain types. Parsing goes through the domain
+//! constructors, so a request that converts is valid; errors name the proto field.
+
+use tonic::Status;
+
+use super::errors::{invalid, invalid_field};
+use super::proto;
+use crate::domain::state::{CenterAccount, EnterpriseAccount};
+use crate::domain::{
+    CenterStatus, ContractNumber, Date, DeliveryProof, Event, FacilityTier, InvoiceNumber,
+    LegalName, ListingBasis, Money, PostInvoice, ProgrammePolicy, ProgrammeYear, Rate, Reason,
+    ReleaseCause, SequencedEvent, Uscc, ValidationError, Voucher, VoucherId, VoucherStatus,
+};
+
+fn renamed(field: &'static str, mut error: ValidationError) -> Status {
+    error.field = field;
+    invalid(error)
+}
+
+pub fn uscc(field: &'static str, text: &str) -> Result<Uscc, Status> {
+    Uscc::parse(field, text).map_err(invalid)
+}
+
+pub fn money(field: &'static str, text: &str) -> Result<Money, Status> {
+    Money::parse(field, text).map_err(invalid)
+}
+
+/// An amount that must be above zero (fees, invoice amounts, caps).
+pub fn positive_money(field: &'static str, text: &str) -> Result<Money, Status> {
+    let amount = money(field, text)?;
+    if amount.is_zero() {
+        return Err(invalid(ValidationError::new(
+            field,
+            text,
+            "must be above zero",
+        )));
+    }
+    Ok(amount)
+}
+
+pub fn date(field: &'static str, text: &str) -> Result<Date, Status> {
+    Date::parse(field, text).map_err(invalid)
+}
+
+pub fn year(field: &'static str, value: u32) -> Result<ProgrammeYear, Status> {
+    ProgrammeYear::new(value).map_err(|error| renamed(field, error))
+}
+
+pub fn voucher_id(field: &'static str, text: &str) -> Result<VoucherId, Status> {
+    VoucherId::parse(text).map_err(|error| renamed(field, error))
+}
+
+pub fn reason(field: &'static str, text: &str) -> Result<Reason, Status> {
+    Reason::parse(text).map_err(|error| renamed(field, error))
+}
+
+pub fn legal_name(field: &'static str, text: &str) -> Result<LegalName, Status> {
+    LegalName::parse(text).map_err(|error| renamed(field, error))
+}
+
+pub fn contract_number(field: &'static str, text: &str) -> Result<ContractNumber, Status> {
+    ContractNumber::parse(text).map_err(|error| renamed(field, error))
+}
+
+pub fn invoice_number(field: &'static str, text: &str) -> Result<InvoiceNumber, Status> {
+    InvoiceNumber::parse(text).map_err(|error| renamed(field, error))
+}
+
+pub fn tier(field: &'static str, value: i32) -> Result<FacilityTier, Status> {
+    match proto::FacilityTier::try_from(value) {
+        Ok(proto::FacilityTier::Domestic) => Ok(FacilityTier::Domestic),
+        Ok(proto::FacilityTier::MaasMultimodal) => Ok(FacilityTier::MaasMultimodal),
+        Ok(proto::FacilityTier::Other) => Ok(FacilityTier::Other),
+        _ => Err(invalid_field(
+            field,
+            format!("{value} is not a facility tier (1 domestic, 2 maas_multimodal, 3 other)"),
+        )),
+    }
+}
+
+pub fn listing_basis(field: &'static str, value: i32) -> Result<ListingBasis, Status> {
+    match proto::ListingBasis::try_from(value) {
+        Ok(proto::ListingBasis::PlanningLayout) => Ok(ListingBasis::PlanningLayout),
+        Ok(proto::ListingBasis::MatchmakingPartner) => Ok(ListingBasis::MatchmakingPartner),
+        _ => Err(invalid_field(
+            field,
+            format!("{value} is not a listing basis (1 planning_layout, 2 matchmaking_partner)"),
+        )),
+    }
+}
+
+pub fn center_status(field: &'static str, value: i32) -> Result<CenterStatus, Status> {
+    match proto::CenterStatus::try_from(value) {
+        Ok(proto::CenterStatus::Active) => Ok(CenterStatus::Active),
+        Ok(proto::CenterStatus::Suspended) => Ok(CenterStatus::Suspended),
+        Ok(proto::CenterStatus::Delisted) => Ok(CenterStatus::Delisted),
+        _ => Err(invalid_field(
+            field,
+            format!("{value} is not a center status (1 active, 2 suspended, 3 delisted)"),
+        )),
+    }
+}
+
+/// Parses one invoice; `Err` carries the message of the first bad field.
+pub fn invoice(invoice: &proto::Invoice) -> Result<PostInvoice, Status> {
+    Ok(PostInvoice {
+        center: uscc("center", &invoice.center)?,
+        voucher: voucher_id("voucher_id", &invoice.voucher_id)?,
+        invoice_number: invoice_number("invoice_number", &invoice.invoice_number)?,
+        amount: positive_money("amount", &invoice.amount)?,
+        issue_date: date("issue_date", &invoice.issue_date)?,
+        delivery_proof: DeliveryProof::parse(&invoice.delivery_proof)
+            .map_err(|error| renamed("delivery_proof", error))?,
+    })
+}
+
+pub fn policy_from_proto(policy: &proto::Policy) -> Result<ProgrammePolicy, Status> {
+    let programme_year = year("policy.year", policy.year)?;
+    let defaults = ProgrammePolicy::hangzhou_defaults(programme_year);
+    let amount = |field: &'static str, text: &str, default: Money| {
+        if text.is_empty() {
+            Ok(default)
+        } else {
+            positive_money(field, text)
+        }
+    };
+    let rate = |field: &'static str, text: &str, default: Rate| {
+        if text.is_empty() {
+            Ok(default)
+        } else {
+            Rate::parse(field, text).map_err(invalid)
+        }
+    };
+    ProgrammePolicy::new(
+        programme_year,
+        amount(
+            "policy.annual_pool",
+            &policy.annual_pool,
+            defaults.annual_pool(),
+        )?,
+        amount(
+            "policy.default_enterprise_cap",
+            &policy.default_enterprise_cap,
+            defaults.default_enterprise_cap(),
+        )?,
+        rate(
+            "policy.contract_fee_ceiling",
+            &policy.contract_fee_ceiling,
+            defaults.contract_fee_ceiling(),
+        )?,
+        [
+            rate(
+                "policy.rate_domestic",
+                &policy.rate_domestic,
+                defaults.rate_for(FacilityTier::Domestic),
+            )?,
+            rate(
+                "policy.rate_maas_multimodal",
+                &policy.rate_maas_multimodal,
+                defaults.rate_for(FacilityTier::MaasMultimodal),
+            )?,
+            rate(
+                "policy.rate_other",
+                &policy.rate_other,
+                defaults.rate_for(FacilityTier::Other),
+            )?,
+        ],
+    )
+    .map_err(invalid)
+}
+
+// ------------------------------------------------------------------ domain to proto
+
+pub fn policy_to_proto(policy: &ProgrammePolicy) -> proto::Policy {
+    proto::Policy {
+        year: policy.year().get(),
+        annual_pool: policy.annual_pool().to_string(),
+        default_enterprise_cap: policy.default_enterprise_cap().to_string(),
+        contract_fee_ceiling: policy.contract_fee_ceiling().to_string(),
+        rate_domestic: policy.rate_for(FacilityTier::Domestic).to_string(),
+        rate_maas_multimodal: policy.rate_for(FacilityTier::MaasMultimodal).to_string(),
+        rate_other: policy.rate_for(FacilityTier::Other).to_string(),
+    }
+}
+
+pub fn tier_to_proto(tier: FacilityTier) -> i32 {
+    match tier {
+        FacilityTier::Domestic => proto::FacilityTier::Domestic as i32,
+        FacilityTier::MaasMultimodal => proto::FacilityTier::MaasMultimodal as i32,
+        FacilityTier::Other => proto::FacilityTier::Other as i32,
+    }
+}
+
+pub fn listing_basis_to_proto(basis: ListingBasis) -> i32 {
+    match basis {
+        ListingBasis::PlanningLayout => proto::ListingBasis::PlanningLayout as i32,
+        ListingBasis::MatchmakingPartner => proto::ListingBasis::MatchmakingPartner as i32,
+    }
+}
+
+pub fn center_status_to_proto(status: CenterStatus) -> i32 {
+    match status {
+        CenterStatus::Active => proto::CenterStatus::Active as i32,
+        CenterStatus::Suspended => proto::CenterStatus::Suspended as i32,
+        CenterStatus::Delisted => proto::CenterStatus::Delisted as i32,
+    }
+}
+
+pub fn center_to_proto(account: &CenterAccount) -> proto::Center {
+    proto::Center {
+        uscc: account.center.to_string(),
+        name: account.name.to_string(),
+        tier: tier_to_proto(account.tier),
+        listing_basis: listing_basis_to_proto(account.listing_basis),
+        status: center_status_to_proto(account.status),
+        redeemed_total: account.redeemed_total.to_string(),
+        reversed_total: account.reversed_total.to_string(),
+        amount_due: account.amount_due().to_string(),
+        clawback_owed: account.clawback_owed.to_string(),
+        paid_total: account.paid_total.to_string(),
+    }
+}
+
+pub fn enterprise_to_proto(account: &EnterpriseAccount) -> proto::Enterprise {
+    proto::Enterprise {
+        uscc: account.enterprise.to_string(),
+        name: account.name.to_string(),
+        cap_overrides: account
+            .cap_overrides
+            .iter()
+            .map(|(year, granted)| proto::CapOverride {
+                year: year.get(),
+                cap: granted.cap.to_string(),
+                reason: granted.reason.to_string(),
+            })
+            .collect(),
+    }
+}
+
+pub fn voucher_to_proto(voucher: &Voucher) -> proto::Voucher {
+    let terms = &voucher.terms;
+    proto::Voucher {
+        voucher_id: terms.voucher.to_string(),
+        year: terms.year.get(),
+        enterprise: terms.enterprise.to_string(),
+        center: terms.center.to_string(),
+        contract_number: terms.contract_number.to_string(),
+        contract_fee: terms.contract_fee.to_string(),
+        term_start: terms.term_start.to_string(),
+        term_end: terms.term_end.to_string(),
+        tier: tier_to_proto(terms.tier),
+        rate: terms.rate.to_string(),
+        requested: terms.requested.to_string(),
+        face_value: terms.face_value.to_string(),
+        remaining: voucher.remaining.to_string(),
+        redeemed: voucher.subsidy_total.to_string(),
+        invoiced: voucher.invoiced_total.to_string(),
+        released: voucher.released.to_string(),
+        status: match voucher.status {
+            VoucherStatus::Active => proto::VoucherStatus::Active as i32,
+            VoucherStatus::Expired => proto::VoucherStatus::Expired as i32,
+            VoucherStatus::Cancelled => proto::VoucherStatus::Cancelled as i32,
+        },
+        invoice_count: voucher.invoice_count,
+    }
+}
+
+pub fn event_to_proto(event: &SequencedEvent, chain_hash: &str) -> proto::EventRecord {
+    use proto::event_record::Event as Payload;
+    let payload = match &event.event {
+        Event::PolicyPublished { policy } => Payload::PolicyPublished(proto::PolicyPublished {
+            policy: Some(policy_to_proto(policy)),
+        }),
+        Event::CenterRegistered {
+            center,
+            name,
+            tier,
+            listing_basis,
+        } => Payload::CenterRegistered(proto::CenterRegistered {
+            center: center.to_string(),
+            name: name.to_string(),
+            tier: tier_to_proto(*tier),
+            listing_basis: listing_basis_to_proto(*listing_basis),
+        }),
+        Event::CenterStatusChanged {
+            center,
+            from,
+            to,
+            reason,
+        } => Payload::CenterStatusChanged(proto::CenterStatusChanged {
+            center: center.to_string(),
+            from: center_status_to_proto(*from),
+            to: center_status_to_proto(*to),
+            reason: reason.to_string(),
+        }),
+        Event::EnterpriseRegistered { enterprise, name } => {
+            Payload::EnterpriseRegistered(proto::EnterpriseRegistered {
+                enterprise: enterprise.to_string(),
+                name: name.to_string(),
+            })
+        }
+        Event::CapOverrideGranted {
+            enterprise,
+            year,
+            cap,
+            reason,
+        } => Payload::CapOverrideGranted(proto::CapOverrideGranted {
+            enterprise: enterprise.to_string(),
+            year: year.get(),
+            cap: cap.to_string(),
+            reason: reason.to_string(),
+        }),
+        Event::RelatedPartyDeclared {
+            enterprise,
+            center,
+            reason,
+        } => Payload::RelatedPartyDeclared(proto::RelatedPartyDeclared {
+            enterprise: enterprise.to_string(),
+            center: center.to_string(),
+            reason: reason.to_string(),
+        }),
+        Event::VoucherApproved(approved) => Payload::VoucherApproved(proto::VoucherApproved {
+            voucher_id: approved.voucher.to_string(),
+            year: approved.year.get(),
+            enterprise: approved.enterprise.to_string(),
+            center: approved.center.to_string(),
+            contract_number: approved.contract_number.to_string(),
+            contract_fee: approved.contract_fee.to_string(),
+            term_start: approved.term_start.to_string(),
+            term_end: approved.term_end.to_string(),
+            tier: tier_to_proto(approved.tier),
+            rate: approved.rate.to_string(),
+            ceiling: approved.ceiling.to_string(),
+            requested: approved.requested.to_string(),
+            face_value: approved.face_value.to_string(),
+        }),
+        Event::InvoiceRedeemed(redeemed) => Payload::InvoiceRedeemed(proto::InvoiceRedeemed {
+            voucher_id: redeemed.voucher.to_string(),
+            center: redeemed.center.to_string(),
+            invoice_number: redeemed.invoice_number.to_string(),
+            amount: redeemed.amount.to_string(),
+            issue_date: redeemed.issue_date.to_string(),
+            delivery_proof: redeemed.delivery_proof.to_string(),
+            subsidy: redeemed.subsidy.to_string(),
+        }),
+        Event::InvoiceReversed(reversed) => Payload::InvoiceReversed(proto::InvoiceReversed {
+            voucher_id: reversed.voucher.to_string(),
+            center: reversed.center.to_string(),
+            invoice_number: reversed.invoice_number.to_string(),
+            amount: reversed.amount.to_string(),
+            subsidy: reversed.subsidy.to_string(),
+            clawback: reversed.clawback,
+            returned_to_voucher: reversed.returned_to_voucher,
+            reason: reversed.reason.to_string(),
+        }),
+        Event::VoucherReleased {
+            voucher,
+            cause,
+            released,
+            reason,
+        } => Payload::VoucherReleased(proto::VoucherReleased {
+            voucher_id: voucher.to_string(),
+            cause: match cause {
+                ReleaseCause::Expired => "expired".into(),
+                ReleaseCause::Cancelled => "cancelled".into(),
+            },
+            released: released.to_string(),
+            reason: reason.as_ref().map(ToString::to_string).unwrap_or_default(),
+        }),
+        Event::CenterSettled {
+            center,
+            settlement_id,
+            redeemed,
+            clawback_offset,
+            paid,
+        } => Payload::CenterSettled(proto::CenterSettled {
+            center: center.to_string(),
+            settlement_id: settlement_id.to_string(),
+            redeemed: redeemed.to_string(),
+            clawback_offset: clawback_offset.to_string(),
+            paid: paid.to_string(),
+        }),
+    };
+    proto::EventRecord {
+        sequence: event.sequence,
+        time_unix_ms: event.at.0,
+        r#type: event.event.name().to_string(),
+        chain_hash: chain_hash.to_string(),
+        event: Some(payload),
+    }
+}

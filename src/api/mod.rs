@@ -1,0 +1,19 @@
+//! The gRPC API: the only layer that sees proto types. It parses and validates requests
+//! into domain commands (malformed input never reaches the state machine), checks who may
+//! do what, hands commands to the engine, and maps replies and rejections to responses
+//! and statuses.
+
+pub mod auth;
+pub mod convert;
+pub mod errors;
+pub mod services;
+
+/// Generated protobuf and tonic code for package `voucher.v1`.
+#[allow(clippy::all, missing_docs)]
+pub mod proto {
+    tonic::include_proto!("voucher.v1");
+
+    /// The encoded file descriptor set, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("voucher_v1_descriptor");
+}

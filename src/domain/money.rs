@@ -1,0 +1,345 @@
+//! Money and rates: exact decimal amounts in yuan at fen scale, never floats.
+//!
+//! `Money` is a newtype over `rust_decimal::Decimal` that is always non-negative, has
+//! exactly two decimal places and is at most 10^13 yuan. Those preconditions are checked
+//! once, in the constructors, so every function that takes `Money` can rely on them.
+//! A `Rate` is a fraction in `[0, 1]` with at most four decimal places (basis points).
+//! Subsidies are `rate × amount` rounded **down** to the fen: the programme never pays a
+//! fraction of a fen more than the rules allow.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::validation::ValidationError;
+
+/// The largest amount the ledger accepts: 10^13 yuan, far above any programme pool, and
+/// small enough that sums of many amounts stay exact in `Decimal` and in `i64` fen.
+pub const MONEY_MAX_FEN: i64 = 1_000_000_000_000_000;
+
+/// A non-negative amount of yuan with exactly two decimal places (fen).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Money(Decimal);
+
+impl Money {
+    pub const ZERO: Money = Money(Decimal::from_parts(0, 0, 0, false, 2));
+
+    /// An amount of whole yuan known when the program is written (policy defaults).
+    pub const fn from_whole_yuan(yuan: u32) -> Money {
+        let fen = yuan as u64 * 100;
+        Money(Decimal::from_parts(
+            (fen & 0xffff_ffff) as u32,
+            (fen >> 32) as u32,
+            0,
+            false,
+            2,
+        ))
+    }
+
+    /// Builds an amount from a whole number of fen. Fails for negative amounts and for
+    /// amounts above [`MONEY_MAX_FEN`].
+    pub fn from_fen(fen: i64) -> Result<Money, ValidationError> {
+        if !(0..=MONEY_MAX_FEN).contains(&fen) {
+            return Err(ValidationError::new(
+                "amount",
+                fen.to_string(),
+                "must be between 0 and 10^13 yuan, in fen",
+            ));
+        }
+        Ok(Money(Decimal::new(fen, 2)))
+    }
+
+    /// Parses a decimal string such as `"1234.56"` for the field named `field`. Rejects
+    /// more than two decimals, a sign, exponents, and amounts above 10^13 yuan, naming the
+    /// field and the value in the error.
+    pub fn parse(field: &'static str, text: &str) -> Result<Money, ValidationError> {
+        let trimmed = text.trim();
+        let valid_shape = !trimmed.is_empty()
+            && trimmed
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || byte == b'.')
+            && trimmed.bytes().filter(|byte| *byte == b'.').count() <= 1
+            && !trimmed.starts_with('.')
+            && !trimmed.ends_with('.');
+        if !valid_shape {
+            let reason = if trimmed.starts_with('-') {
+                "must not be negative"
+            } else {
+                "must be a plain decimal number of yuan such as 1234.56"
+            };
+            return Err(ValidationError::new(field, text, reason));
+        }
+        if let Some((_, decimals)) = trimmed.split_once('.') {
+            if decimals.len() > 2 {
+                return Err(ValidationError::new(
+                    field,
+                    text,
+                    "has more than 2 decimal places (amounts are exact to the fen)",
+                ));
+            }
+        }
+        let integer_digits = trimmed
+            .split('.')
+            .next()
+            .unwrap_or("")
+            .trim_start_matches('0');
+        if integer_digits.len() > 14 {
+            return Err(ValidationError::new(field, text, "is above 10^13 yuan"));
+        }
+        let mut decimal = Decimal::from_str(trimmed)
+            .map_err(|error| ValidationError::new(field, text, error.to_string()))?;
+        decimal.rescale(2);
+        let money = Money(decimal);
+        if money.to_fen() > MONEY_MAX_FEN {
+            return Err(ValidationError::new(field, text, "is above 10^13 yuan"));
+        }
+        Ok(money)
+    }
+
+    /// The amount as a whole number of fen.
+    pub fn to_fen(self) -> i64 {
+        // Scale is always 2 and the value at most 10^15 fen, so the mantissa fits i64.
+        self.0.mantissa() as i64
+    }
+
+    pub fn as_decimal(self) -> Decimal {
+        self.0
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.0.is_zero()
+    }
+
+    /// Sum of two amounts. Sums of amounts stay far inside `Decimal`'s 96-bit range, so
+    /// this cannot overflow; the result may exceed [`MONEY_MAX_FEN`] only for totals,
+    /// which are never parsed back from user input.
+    #[must_use]
+    pub fn plus(self, other: Money) -> Money {
+        Money(self.0 + other.0)
+    }
+
+    /// `self - other`, or `None` when the result would be negative.
+    pub fn checked_minus(self, other: Money) -> Option<Money> {
+        if other.0 > self.0 {
+            None
+        } else {
+            Some(Money(self.0 - other.0))
+        }
+    }
+
+    /// `self - other`, clamped at zero. Used only in projections, whose invariants
+    /// (checked by `LedgerState::check_invariants`) guarantee `other <= self`.
+    #[must_use]
+    pub fn saturating_minus(self, other: Money) -> Money {
+        self.checked_minus(other).unwrap_or(Money::ZERO)
+    }
+
+    #[must_use]
+    pub fn min(self, other: Money) -> Money {
+        if self <= other {
+            self
+        } else {
+            other
+        }
+    }
+
+    /// `rate × self`, rounded down to the fen.
+    #[must_use]
+    pub fn times_rate_floor(self, rate: Rate) -> Money {
+        let mut product = (self.0 * rate.0).round_dp_with_strategy(2, RoundingStrategy::ToZero);
+        product.rescale(2);
+        Money(product)
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{:.2}", self.0)
+    }
+}
+
+impl fmt::Debug for Money {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{:.2}", self.0)
+    }
+}
+
+/// On disk, money is an integer number of fen: compact, exact and independent of how
+/// `Decimal` lays itself out.
+impl Serialize for Money {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i64(self.to_fen())
+    }
+}
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Money, D::Error> {
+        let fen = i64::deserialize(deserializer)?;
+        if fen < 0 {
+            return Err(serde::de::Error::custom(format!(
+                "negative money on disk: {fen} fen"
+            )));
+        }
+        Ok(Money(Decimal::new(fen, 2)))
+    }
+}
+
+/// A fraction in `[0, 1]` with at most four decimal places, e.g. `0.30`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Rate(Decimal);
+
+impl Rate {
+    /// A rate known when the program is written, in basis points; clamped to 100%.
+    pub const fn basis_points_const(basis_points: u16) -> Rate {
+        let clamped = if basis_points > 10_000 {
+            10_000
+        } else {
+            basis_points
+        };
+        Rate(Decimal::from_parts(clamped as u32, 0, 0, false, 4))
+    }
+
+    /// Builds a rate from basis points (1/10,000): `3000` is 30%.
+    pub fn from_basis_points(basis_points: u16) -> Result<Rate, ValidationError> {
+        if basis_points > 10_000 {
+            return Err(ValidationError::new(
+                "rate",
+                basis_points.to_string(),
+                "must be at most 10000 basis points (100%)",
+            ));
+        }
+        Ok(Rate(Decimal::new(i64::from(basis_points), 4)))
+    }
+
+    /// Parses `"0.30"` for the field named `field`.
+    pub fn parse(field: &'static str, text: &str) -> Result<Rate, ValidationError> {
+        let decimal = Decimal::from_str(text.trim())
+            .map_err(|error| ValidationError::new(field, text, error.to_string()))?;
+        Self::from_decimal(field, decimal)
+    }
+
+    pub fn from_decimal(field: &'static str, decimal: Decimal) -> Result<Rate, ValidationError> {
+        if decimal.is_sign_negative() || decimal > Decimal::ONE {
+            return Err(ValidationError::new(
+                field,
+                decimal.to_string(),
+                "must be between 0 and 1",
+            ));
+        }
+        if decimal.normalize().scale() > 4 {
+            return Err(ValidationError::new(
+                field,
+                decimal.to_string(),
+                "has more than 4 decimal places",
+            ));
+        }
+        let basis_points = (decimal * Decimal::new(10_000, 0))
+            .to_u16()
+            .ok_or_else(|| ValidationError::new(field, decimal.to_string(), "out of range"))?;
+        Self::from_basis_points(basis_points)
+    }
+
+    pub fn basis_points(self) -> u16 {
+        // Constructors guarantee 0..=10000 at scale 4.
+        (self.0 * Decimal::new(10_000, 0)).to_u16().unwrap_or(0)
+    }
+
+    pub fn as_decimal(self) -> Decimal {
+        self.0
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}", self.0.normalize())
+    }
+}
+
+impl fmt::Debug for Rate {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}", self.0.normalize())
+    }
+}
+
+impl Serialize for Rate {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u16(self.basis_points())
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Rate, D::Error> {
+        let basis_points = u16::deserialize(deserializer)?;
+        Rate::from_basis_points(basis_points).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn money(text: &str) -> Money {
+        Money::parse("amount", text).expect("valid amount")
+    }
+
+    #[test]
+    fn subsidies_round_down_to_the_fen() {
+        let thirty = Rate::parse("rate", "0.30").expect("rate");
+        let twenty = Rate::parse("rate", "0.20").expect("rate");
+        assert_eq!(
+            money("100000.03").times_rate_floor(thirty),
+            money("30000.00")
+        );
+        assert_eq!(money("0.04").times_rate_floor(twenty), money("0.00"));
+        assert_eq!(money("1000.07").times_rate_floor(thirty), money("300.02"));
+        assert_eq!(money("0.05").times_rate_floor(twenty), money("0.01"));
+        assert_eq!(money("0.00").times_rate_floor(thirty), Money::ZERO);
+    }
+
+    #[test]
+    fn parsing_rejects_what_is_not_an_exact_amount() {
+        for (text, reason_fragment) in [
+            ("1.234", "more than 2 decimal places"),
+            ("-1.00", "negative"),
+            ("10000000000000.01", "above 10^13"),
+            ("99999999999999999", "above 10^13"),
+            ("", "plain decimal"),
+            ("1e5", "plain decimal"),
+            ("1,000.00", "plain decimal"),
+            ("NaN", "plain decimal"),
+            (".5", "plain decimal"),
+            ("5.", "plain decimal"),
+            ("1.2.3", "plain decimal"),
+        ] {
+            let error = Money::parse("contract_fee", text).expect_err(text);
+            assert_eq!(error.field, "contract_fee");
+            assert!(
+                error.to_string().contains(reason_fragment),
+                "{text:?}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn parsing_normalises_to_two_places() {
+        assert_eq!(money("7").to_string(), "7.00");
+        assert_eq!(money("7.5").to_string(), "7.50");
+        assert_eq!(money("10000000000000.00").to_fen(), MONEY_MAX_FEN);
+        assert_eq!(money("0012.30").to_fen(), 1230);
+    }
+
+    #[test]
+    fn rates_are_fractions_with_four_places_at_most() {
+        assert!(Rate::parse("rate", "0.3").is_ok());
+        assert!(Rate::parse("rate", "0.30005").is_err());
+        assert!(Rate::parse("rate", "1.01").is_err());
+        assert!(Rate::parse("rate", "-0.1").is_err());
+        assert_eq!(
+            Rate::parse("rate", "0.3").expect("rate").basis_points(),
+            3000
+        );
+    }
+}

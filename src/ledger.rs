@@ -1,0 +1,397 @@
+//! The durable ledger: the pure state machine in front, the RocksDB store behind, and
+//! group commit in between.
+//!
+//! `Ledger::submit` takes a batch of envelopes, lets the state machine decide each one
+//! (a later command sees the effects of an earlier one), frames and chains the resulting
+//! events once, writes them with the invoice-index updates as one `WriteBatch` with one
+//! fsync, and only then returns the replies. If that write fails the in-memory state is
+//! ahead of the disk, so the ledger poisons itself: it refuses further work until it is
+//! reopened, which rebuilds the state from what is durable.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{RwLock, RwLockReadGuard};
+
+use crate::domain::{Envelope, Event, LedgerState, Rejection, Reply, SequencedEvent};
+use crate::storage::record::{
+    check_record, decode_value, encode_record, encode_value, genesis_chain_hash, ChainHash,
+};
+use crate::storage::store::{
+    encode_index_entry, encode_snapshot, invoice_key, CommitBatch, InvoiceIndexEntry,
+};
+use crate::storage::{EventStore, RecordError, StoreError};
+
+/// The most envelopes one `submit` call takes; larger batches are split by the caller.
+pub const SUBMIT_BATCH_LIMIT: usize = 8_192;
+
+#[derive(Clone, Debug)]
+pub struct LedgerOptions {
+    /// fsync every commit. Off only for tests and throw-away benchmarks.
+    pub sync: bool,
+    /// Write a snapshot after this many events since the last one.
+    pub snapshot_interval: u64,
+    /// How many snapshots to keep (the newest ones).
+    pub snapshots_kept: usize,
+}
+
+impl Default for LedgerOptions {
+    fn default() -> Self {
+        LedgerOptions {
+            sync: true,
+            snapshot_interval: 1_000_000,
+            snapshots_kept: 2,
+        }
+    }
+}
+
+/// What opening the ledger did, for the operator's log.
+#[derive(Clone, Debug)]
+pub struct OpenReport {
+    pub snapshot_sequence: Option<u64>,
+    pub snapshots_skipped: Vec<String>,
+    pub events_replayed: u64,
+    pub last_sequence: u64,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error("the log breaks an invariant after replay: {0}")]
+    Invariant(String),
+    #[error("batch of {0} envelopes is above the limit of {SUBMIT_BATCH_LIMIT}")]
+    BatchTooLarge(usize),
+}
+
+pub struct Ledger {
+    store: Arc<EventStore>,
+    /// Shared with readers (the API's queries). The writer holds the write lock only
+    /// while the state machine decides a batch, never across I/O.
+    state: Arc<RwLock<LedgerState>>,
+    chain_head: ChainHash,
+    options: LedgerOptions,
+    last_snapshot_sequence: u64,
+    poisoned: Option<String>,
+    events: Vec<SequencedEvent>,
+    /// (key, value) of invoice-index updates of the current batch.
+    index_updates: Vec<(Vec<u8>, Vec<u8>)>,
+    payload_scratch: Vec<u8>,
+    record_scratch: Vec<u8>,
+}
+
+impl Ledger {
+    /// Opens the ledger in `path`: loads the newest valid snapshot, replays the log after
+    /// it (checking every frame and the hash chain), and checks the invariants.
+    pub fn open(path: &Path, options: LedgerOptions) -> Result<(Ledger, OpenReport), LedgerError> {
+        let started = Instant::now();
+        let store = EventStore::open(path, options.sync)?;
+        let mut snapshots_skipped = Vec::new();
+        let mut start = (LedgerState::new(), genesis_chain_hash(), None);
+        for sequence in store.snapshot_sequences()? {
+            match load_snapshot(&store, sequence) {
+                Ok((state, chain)) => {
+                    start = (state, chain, Some(sequence));
+                    break;
+                }
+                Err(error) => snapshots_skipped.push(error.to_string()),
+            }
+        }
+        let (mut state, mut chain_head, snapshot_sequence) = start;
+        let from = state.last_sequence() + 1;
+        let replayed = replay(&store, &mut state, &mut chain_head, from)?;
+        let violations = state.check_invariants();
+        if let Some(first) = violations.first() {
+            return Err(LedgerError::Invariant(first.clone()));
+        }
+        let report = OpenReport {
+            snapshot_sequence,
+            snapshots_skipped,
+            events_replayed: replayed,
+            last_sequence: state.last_sequence(),
+            elapsed: started.elapsed(),
+        };
+        let ledger = Ledger {
+            store: Arc::new(store),
+            last_snapshot_sequence: snapshot_sequence.unwrap_or(0),
+            state: Arc::new(RwLock::new(state)),
+            chain_head,
+            options,
+            poisoned: None,
+            events: Vec::with_capacity(SUBMIT_BATCH_LIMIT),
+            index_updates: Vec::new(),
+            payload_scratch: Vec::with_capacity(512),
+            record_scratch: Vec::with_capacity(1024),
+        };
+        Ok((ledger, report))
+    }
+
+    /// A read view of the projections (holds the read lock while alive).
+    pub fn state(&self) -> RwLockReadGuard<'_, LedgerState> {
+        self.state.read()
+    }
+
+    /// The projections, shared with readers on other threads.
+    pub fn shared_state(&self) -> Arc<RwLock<LedgerState>> {
+        Arc::clone(&self.state)
+    }
+
+    pub fn store(&self) -> &EventStore {
+        &self.store
+    }
+
+    pub fn shared_store(&self) -> Arc<EventStore> {
+        Arc::clone(&self.store)
+    }
+
+    pub fn chain_head(&self) -> ChainHash {
+        self.chain_head
+    }
+
+    pub fn options(&self) -> &LedgerOptions {
+        &self.options
+    }
+
+    /// Decides, writes durably and answers a batch of envelopes (group commit). Returns
+    /// one result per envelope, in order. An `Err` means nothing in the batch is
+    /// acknowledged and the ledger must be reopened.
+    pub fn submit(
+        &mut self,
+        envelopes: &[Envelope],
+    ) -> Result<Vec<Result<Reply, Rejection>>, LedgerError> {
+        let mut replies = Vec::with_capacity(envelopes.len());
+        self.submit_into(envelopes, &mut replies)?;
+        Ok(replies)
+    }
+
+    /// As [`Ledger::submit`], appending replies to a caller-owned vector. The events the
+    /// batch appended are available from [`Ledger::last_batch_events`] until the next call.
+    pub fn submit_into(
+        &mut self,
+        envelopes: &[Envelope],
+        replies: &mut Vec<Result<Reply, Rejection>>,
+    ) -> Result<(), LedgerError> {
+        if let Some(reason) = &self.poisoned {
+            return Err(StoreError::Poisoned(reason.clone()).into());
+        }
+        if envelopes.len() > SUBMIT_BATCH_LIMIT {
+            return Err(LedgerError::BatchTooLarge(envelopes.len()));
+        }
+        self.events.clear();
+        self.index_updates.clear();
+        {
+            let mut state = self.state.write();
+            for envelope in envelopes {
+                replies.push(state.execute(envelope, &mut self.events));
+            }
+            // The idempotency index holds each touched invoice's outcome as of the end of
+            // the batch, read from the state while the lock is held.
+            for event in &self.events {
+                let (center, invoice_number) = match &event.event {
+                    Event::InvoiceRedeemed(redeemed) => {
+                        (&redeemed.center, &redeemed.invoice_number)
+                    }
+                    Event::InvoiceReversed(reversed) => {
+                        (&reversed.center, &reversed.invoice_number)
+                    }
+                    _ => continue,
+                };
+                if let Some(entry) = index_entry_for(&state, center, invoice_number, event) {
+                    match encode_index_entry(&entry) {
+                        Ok(value) => self
+                            .index_updates
+                            .push((invoice_key(center, invoice_number), value)),
+                        Err(error) => {
+                            self.poisoned = Some(error.to_string());
+                            return Err(error.into());
+                        }
+                    }
+                }
+            }
+        }
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        match self.write_events() {
+            Ok(head) => {
+                self.chain_head = head;
+            }
+            Err(error) => {
+                self.poisoned = Some(error.to_string());
+                return Err(error.into());
+            }
+        }
+        let last_sequence = self.events.last().map_or(0, |event| event.sequence);
+        if last_sequence - self.last_snapshot_sequence >= self.options.snapshot_interval {
+            self.write_snapshot()?;
+        }
+        Ok(())
+    }
+
+    /// The events appended by the last successful batch.
+    pub fn last_batch_events(&self) -> &[SequencedEvent] {
+        &self.events
+    }
+
+    fn write_events(&mut self) -> Result<ChainHash, StoreError> {
+        let mut batch = CommitBatch::default();
+        let mut head = self.chain_head;
+        for event in &self.events {
+            self.record_scratch.clear();
+            head = encode_record(
+                event,
+                &head,
+                &mut self.payload_scratch,
+                &mut self.record_scratch,
+            )
+            .map_err(StoreError::Encode)?;
+            self.store
+                .put_record(&mut batch, event.sequence, &self.record_scratch)?;
+        }
+        for (key, value) in &self.index_updates {
+            self.store.put_invoice(&mut batch, key, value)?;
+        }
+        self.store.commit(batch)?;
+        Ok(head)
+    }
+
+    /// Persists the projections at the current sequence and prunes old snapshots.
+    pub fn write_snapshot(&mut self) -> Result<(), LedgerError> {
+        let mut image_bytes = Vec::new();
+        let sequence = {
+            let state = self.state.read();
+            let sequence = state.last_sequence();
+            if sequence == 0 || sequence == self.last_snapshot_sequence {
+                return Ok(());
+            }
+            encode_value(&state.to_image(), &mut image_bytes).map_err(StoreError::Encode)?;
+            sequence
+        };
+        let framed = encode_snapshot(sequence, &self.chain_head, &image_bytes);
+        self.store.put_snapshot(sequence, &framed)?;
+        self.last_snapshot_sequence = sequence;
+        for old in self
+            .store
+            .snapshot_sequences()?
+            .into_iter()
+            .skip(self.options.snapshots_kept.max(1))
+        {
+            self.store.delete_snapshot(old)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a final snapshot; call on graceful shutdown so the next start replays little.
+    pub fn close(mut self) -> Result<(), LedgerError> {
+        if self.poisoned.is_none() {
+            self.write_snapshot()?;
+            self.store.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// The idempotency record for the invoice an event touched, from the state after the batch.
+fn index_entry_for(
+    state: &LedgerState,
+    center: &crate::domain::Uscc,
+    invoice_number: &crate::domain::InvoiceNumber,
+    event: &SequencedEvent,
+) -> Option<InvoiceIndexEntry> {
+    let entry = state.invoice(center, invoice_number)?;
+    let reversed_sequence =
+        matches!(event.event, Event::InvoiceReversed(_)).then_some(event.sequence);
+    Some(InvoiceIndexEntry {
+        voucher: entry.voucher,
+        amount: entry.amount,
+        issue_date: entry.issue_date,
+        subsidy: entry.subsidy,
+        sequence: entry.sequence,
+        reversed_sequence,
+    })
+}
+
+fn load_snapshot(
+    store: &EventStore,
+    sequence: u64,
+) -> Result<(LedgerState, ChainHash), LedgerError> {
+    let snapshot = store
+        .snapshot(sequence)?
+        .ok_or_else(|| StoreError::Corrupt {
+            what: format!("snapshot {sequence}"),
+            reason: "vanished while opening".into(),
+        })?;
+    // The snapshot must belong to this log: the record at its sequence must carry the
+    // chain hash the snapshot recorded.
+    let record = store.record(sequence)?.ok_or_else(|| StoreError::Corrupt {
+        what: format!("snapshot {sequence}"),
+        reason: "the log has no record at its sequence".into(),
+    })?;
+    if record.len() < 32 || record[record.len() - 32..] != snapshot.chain_hash.0 {
+        return Err(StoreError::Corrupt {
+            what: format!("snapshot {sequence}"),
+            reason: "its chain hash differs from the log's".into(),
+        }
+        .into());
+    }
+    let image = decode_value(&snapshot.image_bytes).map_err(|reason| StoreError::Corrupt {
+        what: format!("snapshot {sequence}"),
+        reason,
+    })?;
+    let state = LedgerState::from_image(image);
+    if state.last_sequence() != sequence {
+        return Err(StoreError::Corrupt {
+            what: format!("snapshot {sequence}"),
+            reason: format!("holds state at sequence {}", state.last_sequence()),
+        }
+        .into());
+    }
+    Ok((state, snapshot.chain_hash))
+}
+
+/// Applies records `from..` to `state`, checking density, frames and the chain.
+pub fn replay(
+    store: &EventStore,
+    state: &mut LedgerState,
+    chain_head: &mut ChainHash,
+    from: u64,
+) -> Result<u64, LedgerError> {
+    let mut expected = from;
+    let mut failure: Option<LedgerError> = None;
+    store.scan_records(from, |sequence, bytes| {
+        if sequence != expected {
+            failure = Some(
+                RecordError::SequenceMismatch {
+                    key: expected,
+                    inside: sequence,
+                }
+                .into(),
+            );
+            return false;
+        }
+        let decoded = check_record(sequence, bytes, chain_head).and_then(|record| {
+            let event = record.decode()?;
+            Ok((record.at, record.chain_hash, event))
+        });
+        match decoded {
+            Ok((at, hash, event)) => {
+                state.apply(sequence, at, &event);
+                *chain_head = hash;
+                expected += 1;
+                true
+            }
+            Err(error) => {
+                failure = Some(error.into());
+                false
+            }
+        }
+    })?;
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(expected - from),
+    }
+}

@@ -1,0 +1,278 @@
+//! The on-disk record format of the event log, and its SM3 hash chain.
+//!
+//! Every record is self-describing and self-checking:
+//!
+//! ```text
+//! offset  size  field
+//!      0     4  magic            b"VLEV"
+//!      4     2  format version   1 (little-endian)
+//!      6     2  event type       Event::type_number
+//!      8     8  sequence         dense, from 1
+//!     16     8  time             ms since the Unix epoch, of the command
+//!     24     4  payload length   N
+//!     28     N  payload          bincode (standard config) of the Event, via serde
+//!   28+N    32  chain hash       SM3(previous chain hash || bytes 0..28+N)
+//! ```
+//!
+//! The chain hash makes the log tamper-evident: changing a byte, dropping a record or
+//! swapping two changes every later hash. A torn or truncated record fails the length or
+//! the hash check. Records of an unknown format version are refused, not guessed at.
+
+use sm3::{Digest, Sm3};
+
+use crate::domain::{Event, SequencedEvent, Timestamp};
+
+pub const RECORD_MAGIC: [u8; 4] = *b"VLEV";
+pub const RECORD_FORMAT_VERSION: u16 = 1;
+pub const RECORD_HEADER_LENGTH: usize = 28;
+pub const CHAIN_HASH_LENGTH: usize = 32;
+/// No single event is larger than this; a bigger length field means a corrupt record.
+pub const RECORD_PAYLOAD_LIMIT: usize = 64 * 1024;
+
+/// The hash that precedes record 1: SM3 of a fixed label, so an empty log has a
+/// well-defined head.
+pub fn genesis_chain_hash() -> ChainHash {
+    let mut hasher = Sm3::new();
+    hasher.update(b"voucher-ledger event log genesis v1");
+    ChainHash(hasher.finalize().into())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChainHash(pub [u8; CHAIN_HASH_LENGTH]);
+
+impl std::fmt::Debug for ChainHash {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&hex::encode(self.0))
+    }
+}
+
+impl std::fmt::Display for ChainHash {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&hex::encode(self.0))
+    }
+}
+
+/// What can be wrong with a record; each names the sequence number it was found at.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("record {sequence}: {length} bytes is too short for a record")]
+    Truncated { sequence: u64, length: usize },
+    #[error("record {sequence}: bad magic {found:02x?}")]
+    BadMagic { sequence: u64, found: [u8; 4] },
+    #[error("record {sequence}: unknown format version {version}")]
+    UnknownVersion { sequence: u64, version: u16 },
+    #[error(
+        "record {sequence}: payload length {declared} does not match the record size {actual}"
+    )]
+    LengthMismatch {
+        sequence: u64,
+        declared: usize,
+        actual: usize,
+    },
+    #[error("record stored under sequence {key} says it is sequence {inside}")]
+    SequenceMismatch { key: u64, inside: u64 },
+    #[error("record {sequence}: chain hash mismatch (edited, dropped or reordered records)")]
+    ChainBroken { sequence: u64 },
+    #[error("record {sequence}: payload does not decode: {reason}")]
+    BadPayload { sequence: u64, reason: String },
+    #[error("record {sequence}: type {declared} in the frame, but the payload is type {decoded}")]
+    TypeMismatch {
+        sequence: u64,
+        declared: u16,
+        decoded: u16,
+    },
+}
+
+impl RecordError {
+    pub fn sequence(&self) -> u64 {
+        match self {
+            RecordError::Truncated { sequence, .. }
+            | RecordError::BadMagic { sequence, .. }
+            | RecordError::UnknownVersion { sequence, .. }
+            | RecordError::LengthMismatch { sequence, .. }
+            | RecordError::ChainBroken { sequence }
+            | RecordError::BadPayload { sequence, .. }
+            | RecordError::TypeMismatch { sequence, .. } => *sequence,
+            RecordError::SequenceMismatch { key, .. } => *key,
+        }
+    }
+}
+
+fn bincode_config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// Appends the framed record for `event` to `out` and returns its chain hash.
+/// `payload_scratch` is reused across calls so the hot path allocates nothing.
+pub fn encode_record(
+    event: &SequencedEvent,
+    previous: &ChainHash,
+    payload_scratch: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Result<ChainHash, String> {
+    payload_scratch.clear();
+    bincode::serde::encode_into_std_write(&event.event, payload_scratch, bincode_config())
+        .map_err(|error| format!("event {} does not encode: {error}", event.sequence))?;
+    if payload_scratch.len() > RECORD_PAYLOAD_LIMIT {
+        return Err(format!(
+            "event {} is {} bytes, above the {RECORD_PAYLOAD_LIMIT}-byte limit",
+            event.sequence,
+            payload_scratch.len()
+        ));
+    }
+    let start = out.len();
+    out.extend_from_slice(&RECORD_MAGIC);
+    out.extend_from_slice(&RECORD_FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&event.event.type_number().to_le_bytes());
+    out.extend_from_slice(&event.sequence.to_le_bytes());
+    out.extend_from_slice(&event.at.0.to_le_bytes());
+    out.extend_from_slice(&(payload_scratch.len() as u32).to_le_bytes());
+    out.extend_from_slice(payload_scratch);
+    let hash = chain(previous, &out[start..]);
+    out.extend_from_slice(&hash.0);
+    Ok(hash)
+}
+
+fn chain(previous: &ChainHash, body: &[u8]) -> ChainHash {
+    let mut hasher = Sm3::new();
+    hasher.update(previous.0);
+    hasher.update(body);
+    ChainHash(hasher.finalize().into())
+}
+
+/// A record whose frame has been checked; the payload is not decoded yet.
+pub struct CheckedRecord<'a> {
+    /// The sequence the record is stored under.
+    pub sequence: u64,
+    /// The sequence written inside the frame (equal to `sequence` once chain-checked).
+    pub inside_sequence: u64,
+    pub at: Timestamp,
+    pub event_type: u16,
+    pub payload: &'a [u8],
+    pub chain_hash: ChainHash,
+}
+
+/// Checks the frame of `bytes` (stored under `key_sequence`) and its link to `previous`.
+pub fn check_record<'a>(
+    key_sequence: u64,
+    bytes: &'a [u8],
+    previous: &ChainHash,
+) -> Result<CheckedRecord<'a>, RecordError> {
+    let record = parse_frame(key_sequence, bytes)?;
+    let body_end = bytes.len() - CHAIN_HASH_LENGTH;
+    if chain(previous, &bytes[..body_end]) != record.chain_hash {
+        return Err(RecordError::ChainBroken {
+            sequence: key_sequence,
+        });
+    }
+    if record.inside_sequence != key_sequence {
+        return Err(RecordError::SequenceMismatch {
+            key: key_sequence,
+            inside: record.inside_sequence,
+        });
+    }
+    Ok(record)
+}
+
+/// Checks everything about a record's frame except its link to the previous record:
+/// for readers (subscriptions, range reads) that trust the store and want the record's
+/// own chain hash to pass on.
+pub fn parse_frame(key_sequence: u64, bytes: &[u8]) -> Result<CheckedRecord<'_>, RecordError> {
+    let sequence = key_sequence;
+    if bytes.len() < RECORD_HEADER_LENGTH + CHAIN_HASH_LENGTH {
+        return Err(RecordError::Truncated {
+            sequence,
+            length: bytes.len(),
+        });
+    }
+    let magic: [u8; 4] = [bytes[0], bytes[1], bytes[2], bytes[3]];
+    if magic != RECORD_MAGIC {
+        return Err(RecordError::BadMagic {
+            sequence,
+            found: magic,
+        });
+    }
+    let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+    if version != RECORD_FORMAT_VERSION {
+        return Err(RecordError::UnknownVersion { sequence, version });
+    }
+    let event_type = u16::from_le_bytes([bytes[6], bytes[7]]);
+    let mut eight = [0u8; 8];
+    eight.copy_from_slice(&bytes[8..16]);
+    let inside_sequence = u64::from_le_bytes(eight);
+    eight.copy_from_slice(&bytes[16..24]);
+    let at = Timestamp(i64::from_le_bytes(eight));
+    let mut four = [0u8; 4];
+    four.copy_from_slice(&bytes[24..28]);
+    let declared = u32::from_le_bytes(four) as usize;
+    let actual = bytes.len() - RECORD_HEADER_LENGTH - CHAIN_HASH_LENGTH;
+    if declared != actual {
+        return Err(RecordError::LengthMismatch {
+            sequence,
+            declared,
+            actual,
+        });
+    }
+    let body_end = RECORD_HEADER_LENGTH + declared;
+    let mut stored = [0u8; CHAIN_HASH_LENGTH];
+    stored.copy_from_slice(&bytes[body_end..]);
+    Ok(CheckedRecord {
+        sequence,
+        inside_sequence,
+        at,
+        event_type,
+        payload: &bytes[RECORD_HEADER_LENGTH..body_end],
+        chain_hash: ChainHash(stored),
+    })
+}
+
+impl CheckedRecord<'_> {
+    /// Decodes the payload and checks that it is the type the frame says.
+    pub fn decode(&self) -> Result<Event, RecordError> {
+        let (event, used): (Event, usize) =
+            bincode::serde::decode_from_slice(self.payload, bincode_config()).map_err(|error| {
+                RecordError::BadPayload {
+                    sequence: self.sequence,
+                    reason: error.to_string(),
+                }
+            })?;
+        if used != self.payload.len() {
+            return Err(RecordError::BadPayload {
+                sequence: self.sequence,
+                reason: format!("{} trailing bytes", self.payload.len() - used),
+            });
+        }
+        if event.type_number() != self.event_type {
+            return Err(RecordError::TypeMismatch {
+                sequence: self.sequence,
+                declared: self.event_type,
+                decoded: event.type_number(),
+            });
+        }
+        Ok(event)
+    }
+}
+
+/// Encodes any serde value with the log's bincode configuration (snapshots, indexes).
+pub fn encode_value<T: serde::Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
+    bincode::serde::encode_into_std_write(value, out, bincode_config())
+        .map(|_| ())
+        .map_err(|error| error.to_string())
+}
+
+/// Decodes a value written by [`encode_value`], refusing trailing bytes.
+pub fn decode_value<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let (value, used): (T, usize) =
+        bincode::serde::decode_from_slice(bytes, bincode_config()).map_err(|e| e.to_string())?;
+    if used != bytes.len() {
+        return Err(format!("{} trailing bytes", bytes.len() - used));
+    }
+    Ok(value)
+}
+
+/// SM3 of `bytes`, for snapshot and index checksums.
+pub fn sm3_digest(bytes: &[u8]) -> [u8; 32] {
+    let mut hasher = Sm3::new();
+    hasher.update(bytes);
+    hasher.finalize().into()
+}

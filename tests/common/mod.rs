@@ -1,0 +1,189 @@
+//! Shared fixtures for the integration tests: valid codes, a standard programme, and a
+//! given/when/then harness over the pure state machine.
+#![allow(dead_code)]
+
+use voucher_ledger::demo::{center_uscc, enterprise_uscc};
+use voucher_ledger::domain::*;
+
+pub fn money(text: &str) -> Money {
+    Money::parse("amount", text).expect("test amount")
+}
+
+pub fn date(text: &str) -> Date {
+    Date::parse("date", text).expect("test date")
+}
+
+pub fn year() -> ProgrammeYear {
+    ProgrammeYear::new(2026).expect("year")
+}
+
+pub fn center(index: usize) -> Uscc {
+    center_uscc(index).expect("center uscc")
+}
+
+pub fn enterprise(index: usize) -> Uscc {
+    enterprise_uscc(index).expect("enterprise uscc")
+}
+
+pub fn voucher_id(number: u128) -> VoucherId {
+    VoucherId::from_u128(number)
+}
+
+pub fn reason(text: &str) -> Reason {
+    Reason::parse(text).expect("reason")
+}
+
+pub fn name(text: &str) -> LegalName {
+    LegalName::parse(text).expect("name")
+}
+
+pub fn invoice_number(text: &str) -> InvoiceNumber {
+    InvoiceNumber::parse(text).expect("invoice number")
+}
+
+pub fn policy_published(pool: &str) -> Event {
+    let defaults = ProgrammePolicy::hangzhou_defaults(year());
+    let policy = ProgrammePolicy::new(
+        year(),
+        money(pool),
+        defaults.default_enterprise_cap().min(money(pool)),
+        defaults.contract_fee_ceiling(),
+        [
+            defaults.rate_for(FacilityTier::Domestic),
+            defaults.rate_for(FacilityTier::MaasMultimodal),
+            defaults.rate_for(FacilityTier::Other),
+        ],
+    )
+    .expect("policy");
+    Event::PolicyPublished { policy }
+}
+
+pub fn center_registered(index: usize, tier: FacilityTier) -> Event {
+    Event::CenterRegistered {
+        center: center(index),
+        name: name(&format!("Center {index}")),
+        tier,
+        listing_basis: ListingBasis::PlanningLayout,
+    }
+}
+
+pub fn enterprise_registered(index: usize) -> Event {
+    Event::EnterpriseRegistered {
+        enterprise: enterprise(index),
+        name: name(&format!("Enterprise {index}")),
+    }
+}
+
+/// Policy (pool 250,000,000.00), center 1 domestic (30%), center 2 other (20%),
+/// enterprises 1 and 2.
+pub fn programme() -> Vec<Event> {
+    vec![
+        policy_published("250000000.00"),
+        center_registered(1, FacilityTier::Domestic),
+        center_registered(2, FacilityTier::Other),
+        enterprise_registered(1),
+        enterprise_registered(2),
+    ]
+}
+
+pub fn approve(
+    voucher: u128,
+    enterprise_index: usize,
+    center_index: usize,
+    fee: &str,
+    requested: &str,
+) -> Command {
+    Command::ApproveVoucher(ApproveVoucher {
+        voucher: voucher_id(voucher),
+        year: year(),
+        enterprise: enterprise(enterprise_index),
+        center: center(center_index),
+        contract_number: ContractNumber::parse(&format!("C-{voucher}")).expect("contract"),
+        contract_fee: money(fee),
+        term_start: date("2026-01-01"),
+        term_end: date("2026-12-31"),
+        requested: money(requested),
+    })
+}
+
+pub fn post(center_index: usize, voucher: u128, number: &str, amount: &str) -> Command {
+    Command::PostInvoice(PostInvoice {
+        center: center(center_index),
+        voucher: voucher_id(voucher),
+        invoice_number: invoice_number(number),
+        amount: money(amount),
+        issue_date: date("2026-06-30"),
+        delivery_proof: DeliveryProof::parse("acceptance/2026/06").expect("proof"),
+    })
+}
+
+pub fn reverse(center_index: usize, number: &str) -> Command {
+    Command::ReverseInvoice {
+        center: center(center_index),
+        invoice_number: invoice_number(number),
+        reason: reason("credit note"),
+    }
+}
+
+/// A given/when/then scenario over the pure state machine.
+pub struct Scenario {
+    pub state: LedgerState,
+    clock: i64,
+}
+
+pub fn given(events: Vec<Event>) -> Scenario {
+    let mut state = LedgerState::new();
+    let mut clock = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+    for event in &events {
+        clock += 1;
+        let sequence = state.last_sequence() + 1;
+        state.apply(sequence, Timestamp(clock), event);
+    }
+    Scenario { state, clock }
+}
+
+impl Scenario {
+    /// Runs a command that must be accepted; returns the events it appended.
+    pub fn when_ok(&mut self, command: Command) -> (Reply, Vec<Event>) {
+        match self.when(command) {
+            Ok(result) => result,
+            Err(rejection) => panic!("expected acceptance, got {rejection}"),
+        }
+    }
+
+    /// Runs a command that must be rejected with `code`; checks nothing changed.
+    pub fn when_rejected(&mut self, command: Command, code: RejectionCode) -> Rejection {
+        let before = self.state.clone();
+        match self.when(command) {
+            Ok((_, events)) => panic!("expected {}, got events {events:?}", code.name()),
+            Err(rejection) => {
+                assert_eq!(rejection.code, code, "{rejection}");
+                assert_eq!(self.state, before, "a rejected command changed the state");
+                rejection
+            }
+        }
+    }
+
+    pub fn when(&mut self, command: Command) -> Result<(Reply, Vec<Event>), Rejection> {
+        self.clock += 1_000;
+        self.when_at(Timestamp(self.clock), command)
+    }
+
+    pub fn when_at(
+        &mut self,
+        at: Timestamp,
+        command: Command,
+    ) -> Result<(Reply, Vec<Event>), Rejection> {
+        let mut sink = Vec::new();
+        let reply = self.state.execute(&Envelope { at, command }, &mut sink)?;
+        Ok((
+            reply,
+            sink.into_iter().map(|sequenced| sequenced.event).collect(),
+        ))
+    }
+
+    pub fn then_no_invariant_is_broken(&self) {
+        let violations = self.state.check_invariants();
+        assert!(violations.is_empty(), "{violations:#?}");
+    }
+}

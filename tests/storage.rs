@@ -1,0 +1,377 @@
+//! The durable log: restart equals replay, snapshots, the idempotency index in the
+//! store, tamper evidence (edit, drop, swap) and the committed on-disk format fixture.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use voucher_ledger::domain::*;
+use voucher_ledger::ledger::{replay, Ledger, LedgerOptions};
+use voucher_ledger::storage::record::{
+    check_record, encode_record, genesis_chain_hash, RecordError,
+};
+use voucher_ledger::storage::store::invoice_key;
+use voucher_ledger::verify::verify;
+
+fn options(snapshot_interval: u64) -> LedgerOptions {
+    LedgerOptions {
+        sync: true,
+        snapshot_interval,
+        snapshots_kept: 2,
+    }
+}
+
+/// The standard programme as commands, then `invoices` invoices on one voucher.
+fn scenario_commands(invoices: usize) -> Vec<Envelope> {
+    let mut commands = vec![
+        Command::PublishPolicy {
+            policy: ProgrammePolicy::hangzhou_defaults(year()),
+        },
+        Command::RegisterCenter {
+            center: center(1),
+            name: name("Center 1"),
+            tier: FacilityTier::Domestic,
+            listing_basis: ListingBasis::PlanningLayout,
+        },
+        Command::RegisterCenter {
+            center: center(2),
+            name: name("Center 2"),
+            tier: FacilityTier::Other,
+            listing_basis: ListingBasis::MatchmakingPartner,
+        },
+        Command::RegisterEnterprise {
+            enterprise: enterprise(1),
+            name: name("Enterprise 1"),
+        },
+        approve(1, 1, 1, "1000000.00", "300000.00"),
+    ];
+    for number in 0..invoices {
+        commands.push(post(1, 1, &format!("INV-{number}"), "100.01"));
+    }
+    commands.push(reverse(1, "INV-0"));
+    commands.push(Command::SettleCenter {
+        center: center(1),
+        settlement_id: SettlementId::from_u128(1),
+    });
+    commands
+        .into_iter()
+        .enumerate()
+        .map(|(index, command)| Envelope {
+            at: Timestamp(1_767_225_600_000 + index as i64),
+            command,
+        })
+        .collect()
+}
+
+fn fill(path: &Path, invoices: usize, snapshot_interval: u64) -> LedgerState {
+    let (mut ledger, _) = Ledger::open(path, options(snapshot_interval)).expect("open");
+    for chunk in scenario_commands(invoices).chunks(50) {
+        for reply in ledger.submit(chunk).expect("submit") {
+            reply.expect("accepted");
+        }
+    }
+    let state = ledger.state().clone();
+    state
+}
+
+fn full_replay(path: &Path) -> LedgerState {
+    let store = voucher_ledger::storage::EventStore::open(path, false).expect("store");
+    let mut state = LedgerState::new();
+    let mut chain = genesis_chain_hash();
+    replay(&store, &mut state, &mut chain, 1).expect("replay");
+    state
+}
+
+#[test]
+fn restart_from_snapshot_equals_full_replay() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let live = fill(directory.path(), 300, 100);
+    // Dropped without close: the newest snapshot is older than the log's end.
+    let (reopened, report) = Ledger::open(directory.path(), options(100)).expect("reopen");
+    assert!(report.snapshot_sequence.is_some(), "{report:?}");
+    assert!(report.events_replayed < 100, "{report:?}");
+    assert_eq!(&*reopened.state(), &live);
+    drop(reopened);
+    assert_eq!(full_replay(directory.path()), live);
+    let verified = verify(directory.path()).expect("verify");
+    assert!(verified.is_clean(), "{:?}", verified.problems);
+    assert_eq!(
+        verified.snapshots_checked.len(),
+        2,
+        "two snapshots are kept"
+    );
+}
+
+#[test]
+fn close_writes_a_final_snapshot_so_restart_replays_nothing() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let (mut ledger, _) = Ledger::open(directory.path(), options(1_000_000)).expect("open");
+    ledger.submit(&scenario_commands(20)).expect("submit");
+    let live = ledger.state().clone();
+    ledger.close().expect("close");
+    let (reopened, report) = Ledger::open(directory.path(), options(1_000_000)).expect("reopen");
+    assert_eq!(report.events_replayed, 0);
+    assert_eq!(&*reopened.state(), &live);
+}
+
+#[test]
+fn idempotency_outcomes_are_kept_in_the_store() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let live = fill(directory.path(), 5, 1_000_000);
+    let store = voucher_ledger::storage::EventStore::open(directory.path(), true).expect("store");
+    let entry = store
+        .invoice_entry(&invoice_key(&center(1), &invoice_number("INV-3")))
+        .expect("read")
+        .expect("present");
+    let in_memory = live
+        .invoice(&center(1), &invoice_number("INV-3"))
+        .expect("invoice");
+    assert_eq!(
+        (entry.subsidy, entry.sequence),
+        (money("30.00"), in_memory.sequence)
+    );
+    assert_eq!(entry.reversed_sequence, None);
+    let reversed = store
+        .invoice_entry(&invoice_key(&center(1), &invoice_number("INV-0")))
+        .expect("read")
+        .expect("present");
+    assert!(reversed.reversed_sequence.is_some());
+    assert!(store
+        .invoice_entry(&invoice_key(&center(2), &invoice_number("INV-3")))
+        .expect("read")
+        .is_none());
+}
+
+#[test]
+fn rejected_commands_append_nothing() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let (mut ledger, _) = Ledger::open(directory.path(), options(1_000_000)).expect("open");
+    ledger.submit(&scenario_commands(1)).expect("submit");
+    let before = ledger.store().last_sequence().expect("last");
+    let replies = ledger
+        .submit(&[Envelope {
+            at: Timestamp(1_900_000_000_000),
+            command: post(1, 404, "X", "1.00"),
+        }])
+        .expect("submit");
+    assert_eq!(
+        replies[0].as_ref().expect_err("rejected").code,
+        RejectionCode::VoucherNotFound
+    );
+    assert_eq!(ledger.store().last_sequence().expect("last"), before);
+}
+
+// ------------------------------------------------------------------------ tampering
+
+fn tampered_verify(
+    edit: impl FnOnce(&voucher_ledger::storage::EventStore),
+) -> (Option<u64>, Vec<String>) {
+    let directory = tempfile::tempdir().expect("tempdir");
+    fill(directory.path(), 10, 1_000_000);
+    {
+        let store =
+            voucher_ledger::storage::EventStore::open(directory.path(), true).expect("store");
+        edit(&store);
+    }
+    assert!(
+        Ledger::open(directory.path(), options(1_000_000)).is_err(),
+        "opening a tampered log must fail"
+    );
+    let report = verify(directory.path()).expect("verify runs");
+    assert!(!report.is_clean());
+    (report.first_bad_sequence, report.problems)
+}
+
+#[test]
+fn changing_one_byte_is_detected_at_that_record() {
+    let (first_bad, problems) = tampered_verify(|store| {
+        let mut record = store.record(8).expect("read").expect("present");
+        // An amount byte deep in the payload: frame and length stay valid.
+        let index = record.len() - 40;
+        record[index] ^= 0x01;
+        store
+            .overwrite_record_for_tests(8, Some(&record))
+            .expect("write");
+    });
+    assert_eq!(first_bad, Some(8), "{problems:?}");
+}
+
+#[test]
+fn dropping_a_record_is_detected() {
+    let (first_bad, problems) = tampered_verify(|store| {
+        store.overwrite_record_for_tests(7, None).expect("delete");
+    });
+    assert_eq!(first_bad, Some(7), "{problems:?}");
+    assert!(problems[0].contains("missing"), "{problems:?}");
+}
+
+#[test]
+fn swapping_two_records_is_detected() {
+    let (first_bad, problems) = tampered_verify(|store| {
+        let sixth = store.record(6).expect("read").expect("present");
+        let seventh = store.record(7).expect("read").expect("present");
+        store
+            .overwrite_record_for_tests(6, Some(&seventh))
+            .expect("write");
+        store
+            .overwrite_record_for_tests(7, Some(&sixth))
+            .expect("write");
+    });
+    assert_eq!(first_bad, Some(6), "{problems:?}");
+}
+
+#[test]
+fn rewriting_a_record_with_a_recomputed_hash_still_breaks_the_chain() {
+    // An attacker who re-frames record 6 with a valid hash over the edited content breaks
+    // the link from record 7, which was hashed over the original.
+    let (first_bad, problems) = tampered_verify(|store| {
+        let original = store.record(6).expect("read").expect("present");
+        let previous = store.record(5).expect("read").expect("present");
+        let mut previous_hash = [0u8; 32];
+        previous_hash.copy_from_slice(&previous[previous.len() - 32..]);
+        let checked = check_record(
+            6,
+            &original,
+            &voucher_ledger::storage::ChainHash(previous_hash),
+        )
+        .expect("valid");
+        let mut event = checked.decode().expect("decode");
+        if let Event::InvoiceRedeemed(redeemed) = &mut event {
+            redeemed.subsidy = money("99.99");
+        }
+        let mut scratch = Vec::new();
+        let mut forged = Vec::new();
+        encode_record(
+            &SequencedEvent {
+                sequence: 6,
+                at: checked.at,
+                event,
+            },
+            &voucher_ledger::storage::ChainHash(previous_hash),
+            &mut scratch,
+            &mut forged,
+        )
+        .expect("encode");
+        store
+            .overwrite_record_for_tests(6, Some(&forged))
+            .expect("write");
+    });
+    assert_eq!(first_bad, Some(7), "{problems:?}");
+}
+
+// ------------------------------------------------------------------ format fixtures
+
+const FIXTURE: &str = "tests/fixtures/log-v1.records";
+
+/// The records of `scenario_commands(3)`, each preceded by its sequence and length.
+fn encode_fixture_log() -> Vec<u8> {
+    let mut state = LedgerState::new();
+    let mut events = Vec::new();
+    for envelope in scenario_commands(3) {
+        state.execute(&envelope, &mut events).expect("accepted");
+    }
+    let mut chain = genesis_chain_hash();
+    let mut out = Vec::new();
+    let mut scratch = Vec::new();
+    for event in &events {
+        let mut record = Vec::new();
+        chain = encode_record(event, &chain, &mut scratch, &mut record).expect("encode");
+        out.extend_from_slice(&event.sequence.to_le_bytes());
+        out.extend_from_slice(&(record.len() as u32).to_le_bytes());
+        out.extend_from_slice(&record);
+    }
+    out
+}
+
+fn split_fixture(bytes: &[u8]) -> Vec<(u64, &[u8])> {
+    let mut records = Vec::new();
+    let mut rest = bytes;
+    while rest.len() >= 12 {
+        let sequence = u64::from_le_bytes(rest[..8].try_into().expect("8"));
+        let length = u32::from_le_bytes(rest[8..12].try_into().expect("4")) as usize;
+        let end = (12 + length).min(rest.len());
+        records.push((sequence, &rest[12..end]));
+        rest = &rest[end..];
+    }
+    records
+}
+
+#[test]
+fn on_disk_format_matches_the_committed_fixture() {
+    let encoded = encode_fixture_log();
+    if std::env::var_os("UPDATE_FIXTURES").is_some() {
+        std::fs::write(FIXTURE, &encoded).expect("write fixture");
+        std::fs::write(
+            "tests/fixtures/log-v1-torn-tail.records",
+            &encoded[..encoded.len() - 7],
+        )
+        .expect("write corrupt fixture");
+    }
+    let committed =
+        std::fs::read(FIXTURE).expect("fixture is committed (UPDATE_FIXTURES=1 makes it)");
+    assert_eq!(
+        encoded, committed,
+        "the record format changed: bump RECORD_FORMAT_VERSION, keep a reader for v1, and regenerate with UPDATE_FIXTURES=1"
+    );
+    // And the committed bytes still decode into the same events.
+    let mut chain = genesis_chain_hash();
+    let mut state = LedgerState::new();
+    for (sequence, record) in split_fixture(&committed) {
+        let checked = check_record(sequence, record, &chain).expect("valid record");
+        state.apply(sequence, checked.at, &checked.decode().expect("decodes"));
+        chain = checked.chain_hash;
+    }
+    assert_eq!(state.invoice_count(), 3);
+    assert_eq!(
+        state.center(&center(1)).expect("center").paid_total,
+        money("60.00")
+    );
+}
+
+#[test]
+fn corrupt_fixture_records_are_refused_with_their_sequence() {
+    let committed = std::fs::read(FIXTURE).expect("fixture");
+    let records = split_fixture(&committed);
+    let genesis = genesis_chain_hash();
+    let (sequence, first) = records[0];
+    // A torn write: the record cut short.
+    let torn = &first[..first.len() - 5];
+    assert!(matches!(
+        check_record(sequence, torn, &genesis),
+        Err(RecordError::LengthMismatch { sequence: 1, .. })
+    ));
+    assert!(matches!(
+        check_record(sequence, &first[..20], &genesis),
+        Err(RecordError::Truncated { sequence: 1, .. })
+    ));
+    // A record from a future format version.
+    let mut future = first.to_vec();
+    future[4] = 2;
+    assert!(matches!(
+        check_record(sequence, &future, &genesis),
+        Err(RecordError::UnknownVersion { version: 2, .. })
+    ));
+    let mut wrong_magic = first.to_vec();
+    wrong_magic[0] = b'X';
+    assert!(matches!(
+        check_record(sequence, &wrong_magic, &genesis),
+        Err(RecordError::BadMagic { .. })
+    ));
+    // The committed corrupt log (a torn tail) is detected at its last record.
+    let corrupt =
+        std::fs::read("tests/fixtures/log-v1-torn-tail.records").expect("corrupt fixture");
+    let mut chain = genesis;
+    let mut failure = None;
+    for (sequence, record) in split_fixture(&corrupt) {
+        match check_record(sequence, record, &chain) {
+            Ok(checked) => chain = checked.chain_hash,
+            Err(error) => {
+                failure = Some(error);
+                break;
+            }
+        }
+    }
+    let failure = failure.expect("the torn tail is detected");
+    assert_eq!(failure.sequence(), records.len() as u64, "{failure}");
+}

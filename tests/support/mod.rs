@@ -1,0 +1,141 @@
+//! A real server on 127.0.0.1:0 over a temporary data directory, and tonic clients with
+//! bearer tokens, for the API tests.
+#![allow(dead_code)]
+
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+use tonic::Request;
+use voucher_ledger::api::auth::{token_hash, Role, TokenEntry};
+use voucher_ledger::api::proto::{
+    ledger_service_client::LedgerServiceClient, programme_service_client::ProgrammeServiceClient,
+    redemption_service_client::RedemptionServiceClient,
+    registry_service_client::RegistryServiceClient, voucher_service_client::VoucherServiceClient,
+};
+use voucher_ledger::server::{run, ServeSettings, ServerConfig, ServerSection};
+
+pub const BUREAU: &str = "test-bureau";
+pub const AUDITOR: &str = "test-auditor";
+pub const CENTER_1: &str = "test-center-1";
+pub const CENTER_2: &str = "test-center-2";
+pub const ENTERPRISE_1: &str = "test-enterprise-1";
+pub const ENTERPRISE_2: &str = "test-enterprise-2";
+
+pub fn center_code(index: usize) -> String {
+    voucher_ledger::demo::center_uscc(index)
+        .expect("uscc")
+        .to_string()
+}
+
+pub fn enterprise_code(index: usize) -> String {
+    voucher_ledger::demo::enterprise_uscc(index)
+        .expect("uscc")
+        .to_string()
+}
+
+pub fn test_config(server: ServerSection) -> ServerConfig {
+    let entry = |principal: String, role, token: &str| TokenEntry {
+        principal,
+        role,
+        token_sm3: token_hash(token),
+    };
+    ServerConfig {
+        server,
+        tls: None,
+        tokens: vec![
+            entry("bureau".into(), Role::Bureau, BUREAU),
+            entry("auditor".into(), Role::Auditor, AUDITOR),
+            entry(center_code(1), Role::Center, CENTER_1),
+            entry(center_code(2), Role::Center, CENTER_2),
+            entry(enterprise_code(1), Role::Enterprise, ENTERPRISE_1),
+            entry(enterprise_code(2), Role::Enterprise, ENTERPRISE_2),
+        ],
+    }
+}
+
+pub struct TestServer {
+    pub address: String,
+    pub channel: Channel,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
+    pub directory: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(ServerSection::default()).await
+    }
+
+    pub async fn start_with(section: ServerSection) -> TestServer {
+        let directory = tempfile::tempdir().expect("tempdir");
+        Self::start_in(directory, section).await
+    }
+
+    pub async fn start_in(directory: tempfile::TempDir, section: ServerSection) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address").to_string();
+        let (sender, receiver) = oneshot::channel::<()>();
+        let settings = ServeSettings {
+            data_dir: directory.path().to_path_buf(),
+            config: test_config(section),
+            sync: true,
+        };
+        let task = tokio::spawn(run(listener, settings, async move {
+            let _ = receiver.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{address}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect");
+        TestServer {
+            address,
+            channel,
+            shutdown: Some(sender),
+            task: Some(task),
+            directory,
+        }
+    }
+
+    /// Graceful shutdown; returns the data directory for reopening.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(sender) = self.shutdown.take() {
+            let _ = sender.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let result = tokio::time::timeout(std::time::Duration::from_secs(30), task)
+                .await
+                .expect("shutdown in time");
+            result.expect("join").expect("server ran cleanly");
+        }
+        let placeholder = tempfile::tempdir().expect("tempdir");
+        std::mem::replace(&mut self.directory, placeholder)
+    }
+
+    pub fn programme(&self) -> ProgrammeServiceClient<Channel> {
+        ProgrammeServiceClient::new(self.channel.clone())
+    }
+    pub fn registry(&self) -> RegistryServiceClient<Channel> {
+        RegistryServiceClient::new(self.channel.clone())
+    }
+    pub fn vouchers(&self) -> VoucherServiceClient<Channel> {
+        VoucherServiceClient::new(self.channel.clone())
+    }
+    pub fn redemption(&self) -> RedemptionServiceClient<Channel> {
+        RedemptionServiceClient::new(self.channel.clone())
+    }
+    pub fn ledger(&self) -> LedgerServiceClient<Channel> {
+        LedgerServiceClient::new(self.channel.clone())
+    }
+}
+
+/// A request carrying `authorization: Bearer <token>`.
+pub fn authed<T>(token: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    request
+}
