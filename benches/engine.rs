@@ -14,7 +14,7 @@ fn durable_batches(criterion: &mut Criterion) {
     let options = LedgerOptions {
         sync: true,
         snapshot_interval: u64::MAX,
-        snapshots_kept: 1,
+        ..LedgerOptions::default()
     };
     let (mut ledger, _) = Ledger::open(directory.path(), options).expect("open");
     let vouchers = if cfg!(debug_assertions) { 200 } else { 20_000 };

@@ -351,7 +351,7 @@ fn torture_command(data_dir: &Path, batch: usize, max_invoices: u64) -> Result<E
             reply.map_err(|e| e.to_string())?;
         }
     }
-    let mut next = ledger.state().invoice_count() as u64;
+    let mut next = ledger.state().invoices_redeemed();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let amount = Money::from_fen(1_000).map_err(|e| e.to_string())?;

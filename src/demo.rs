@@ -650,7 +650,7 @@ pub fn summarize(state: &LedgerState, year: ProgrammeYear, tally: Option<&DemoTa
         out,
         "\nLog: {} events, {} invoices indexed, {} active vouchers",
         state.last_sequence(),
-        state.invoice_count(),
+        state.invoices_redeemed(),
         active
     );
     out

@@ -14,13 +14,12 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{RwLock, RwLockReadGuard};
 
+use crate::domain::{Command, InvoiceNumber, Uscc};
 use crate::domain::{Envelope, Event, LedgerState, Rejection, Reply, SequencedEvent};
 use crate::storage::record::{
     check_record, decode_value, encode_record, encode_value, genesis_chain_hash, ChainHash,
 };
-use crate::storage::store::{
-    encode_index_entry, encode_snapshot, invoice_key, CommitBatch, InvoiceIndexEntry,
-};
+use crate::storage::store::{encode_index_entry, encode_snapshot, invoice_key, CommitBatch};
 use crate::storage::{EventStore, RecordError, StoreError};
 
 /// The most envelopes one `submit` call takes; larger batches are split by the caller.
@@ -34,14 +33,18 @@ pub struct LedgerOptions {
     pub snapshot_interval: u64,
     /// How many snapshots to keep (the newest ones).
     pub snapshots_kept: usize,
+    /// Invoices kept in memory between batches; past this the cache is emptied (the
+    /// store's invoice index is the durable copy, prefetched again when needed).
+    pub invoice_cache_limit: usize,
 }
 
 impl Default for LedgerOptions {
     fn default() -> Self {
         LedgerOptions {
             sync: true,
-            snapshot_interval: 1_000_000,
+            snapshot_interval: 100_000,
             snapshots_kept: 2,
+            invoice_cache_limit: 65_536,
         }
     }
 }
@@ -108,6 +111,8 @@ impl Ledger {
         if let Some(first) = violations.first() {
             return Err(LedgerError::Invariant(first.clone()));
         }
+        // Replay filled the invoice cache with the tail's invoices; start empty.
+        state.evict_invoices(options.invoice_cache_limit);
         let report = OpenReport {
             snapshot_sequence,
             snapshots_skipped,
@@ -183,8 +188,12 @@ impl Ledger {
         }
         self.events.clear();
         self.index_updates.clear();
+        let prefetched = self.prefetch_invoices(envelopes)?;
         {
             let mut state = self.state.write();
+            for ((center, invoice_number), entry) in prefetched {
+                state.cache_invoice(center, invoice_number, entry);
+            }
             for envelope in envelopes {
                 replies.push(state.execute(envelope, &mut self.events));
             }
@@ -200,7 +209,7 @@ impl Ledger {
                     }
                     _ => continue,
                 };
-                if let Some(entry) = index_entry_for(&state, center, invoice_number, event) {
+                if let Some(entry) = index_entry_for(&state, center, invoice_number) {
                     match encode_index_entry(&entry) {
                         Ok(value) => self
                             .index_updates
@@ -225,11 +234,56 @@ impl Ledger {
                 return Err(error.into());
             }
         }
+        {
+            let mut state = self.state.write();
+            if state.invoices_in_memory() > self.options.invoice_cache_limit {
+                state.evict_invoices(self.options.invoice_cache_limit);
+            }
+        }
         let last_sequence = self.events.last().map_or(0, |event| event.sequence);
         if last_sequence - self.last_snapshot_sequence >= self.options.snapshot_interval {
             self.write_snapshot()?;
         }
         Ok(())
+    }
+
+    /// I/O before the state machine: reads from the store's invoice index every invoice
+    /// the batch names that is not in memory, so deciding needs no I/O.
+    fn prefetch_invoices(
+        &self,
+        envelopes: &[Envelope],
+    ) -> Result<Vec<((Uscc, InvoiceNumber), crate::domain::state::InvoiceEntry)>, LedgerError> {
+        let mut wanted: Vec<(Uscc, InvoiceNumber)> = Vec::new();
+        {
+            let state = self.state.read();
+            for envelope in envelopes {
+                let (center, invoice_number) = match &envelope.command {
+                    Command::PostInvoice(post) => (&post.center, &post.invoice_number),
+                    Command::ReverseInvoice {
+                        center,
+                        invoice_number,
+                        ..
+                    } => (center, invoice_number),
+                    _ => continue,
+                };
+                if state.invoice(center, invoice_number).is_none() {
+                    wanted.push((*center, invoice_number.clone()));
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<Vec<u8>> = wanted
+            .iter()
+            .map(|(center, invoice_number)| invoice_key(center, invoice_number))
+            .collect();
+        let found = self.store.invoice_entries(&keys)?;
+        Ok(wanted
+            .into_iter()
+            .zip(found)
+            .filter_map(|(key, entry)| entry.map(|entry| (key, entry)))
+            .collect())
     }
 
     /// The events appended by the last successful batch.
@@ -298,21 +352,10 @@ impl Ledger {
 /// The idempotency record for the invoice an event touched, from the state after the batch.
 fn index_entry_for(
     state: &LedgerState,
-    center: &crate::domain::Uscc,
-    invoice_number: &crate::domain::InvoiceNumber,
-    event: &SequencedEvent,
-) -> Option<InvoiceIndexEntry> {
-    let entry = state.invoice(center, invoice_number)?;
-    let reversed_sequence =
-        matches!(event.event, Event::InvoiceReversed(_)).then_some(event.sequence);
-    Some(InvoiceIndexEntry {
-        voucher: entry.voucher,
-        amount: entry.amount,
-        issue_date: entry.issue_date,
-        subsidy: entry.subsidy,
-        sequence: entry.sequence,
-        reversed_sequence,
-    })
+    center: &Uscc,
+    invoice_number: &InvoiceNumber,
+) -> Option<crate::domain::state::InvoiceEntry> {
+    state.invoice(center, invoice_number).cloned()
 }
 
 fn load_snapshot(

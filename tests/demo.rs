@@ -7,14 +7,25 @@ use voucher_ledger::ledger::{Ledger, LedgerOptions};
 use voucher_ledger::verify::verify;
 
 fn small() -> DemoConfig {
-    DemoConfig { seed: 7, year: 2026, centers: 12, enterprises: 300, contracts: 1_200, invoices: 30_000 }
+    DemoConfig {
+        seed: 7,
+        year: 2026,
+        centers: 12,
+        enterprises: 300,
+        contracts: 1_200,
+        invoices: 30_000,
+    }
 }
 
 fn run(config: &DemoConfig) -> (tempfile::TempDir, String, String) {
     let directory = tempfile::tempdir().expect("tempdir");
     let (mut ledger, _) = Ledger::open(directory.path(), LedgerOptions::default()).expect("open");
     let tally = run_demo(&mut ledger, config, |_, _| {}).expect("demo");
-    let summary = summarize(&ledger.state(), ProgrammeYear::new(2026).expect("year"), Some(&tally));
+    let summary = summarize(
+        &ledger.state(),
+        ProgrammeYear::new(2026).expect("year"),
+        Some(&tally),
+    );
     let head = ledger.chain_head().to_string();
     ledger.close().expect("close");
     (directory, head, summary)
@@ -26,7 +37,19 @@ fn demo_year_is_deterministic_verifies_and_summarises() {
     let (_, head_again, summary_again) = run(&small());
     assert_eq!(head, head_again, "same seed, same log");
     assert_eq!(summary, summary_again);
-    for part in ["Programme year 2026", "redeemed", "free", "Top enterprises", "domestic", "maas_multimodal", "other", "all centers", "Rejections by reason", "INVOICE_CONFLICT", "CENTER_NOT_ACTIVE"] {
+    for part in [
+        "Programme year 2026",
+        "redeemed",
+        "free",
+        "Top enterprises",
+        "domestic",
+        "maas_multimodal",
+        "other",
+        "all centers",
+        "Rejections by reason",
+        "INVOICE_CONFLICT",
+        "CENTER_NOT_ACTIVE",
+    ] {
         assert!(summary.contains(part), "summary lacks {part}:\n{summary}");
     }
     let report = verify(directory.path()).expect("verify");

@@ -162,6 +162,6 @@ proptest! {
             replayed.apply(sequenced.sequence, sequenced.at, &sequenced.event);
         }
         prop_assert_eq!(&replayed, &live);
-        prop_assert_eq!(LedgerState::from_image(live.to_image()), live);
+        prop_assert!(LedgerState::from_image(live.to_image()).same_projections(&live));
     }
 }

@@ -19,6 +19,7 @@ fn options(snapshot_interval: u64) -> LedgerOptions {
         sync: true,
         snapshot_interval,
         snapshots_kept: 2,
+        ..LedgerOptions::default()
     }
 }
 
@@ -91,9 +92,9 @@ fn restart_from_snapshot_equals_full_replay() {
     let (reopened, report) = Ledger::open(directory.path(), options(100)).expect("reopen");
     assert!(report.snapshot_sequence.is_some(), "{report:?}");
     assert!(report.events_replayed < 100, "{report:?}");
-    assert_eq!(&*reopened.state(), &live);
+    assert!(reopened.state().same_projections(&live));
     drop(reopened);
-    assert_eq!(full_replay(directory.path()), live);
+    assert!(full_replay(directory.path()).same_projections(&live));
     let verified = verify(directory.path()).expect("verify");
     assert!(verified.is_clean(), "{:?}", verified.problems);
     assert_eq!(
@@ -112,7 +113,7 @@ fn close_writes_a_final_snapshot_so_restart_replays_nothing() {
     ledger.close().expect("close");
     let (reopened, report) = Ledger::open(directory.path(), options(1_000_000)).expect("reopen");
     assert_eq!(report.events_replayed, 0);
-    assert_eq!(&*reopened.state(), &live);
+    assert!(reopened.state().same_projections(&live));
 }
 
 #[test]
@@ -131,12 +132,12 @@ fn idempotency_outcomes_are_kept_in_the_store() {
         (entry.subsidy, entry.sequence),
         (money("30.00"), in_memory.sequence)
     );
-    assert_eq!(entry.reversed_sequence, None);
+    assert!(!entry.reversed);
     let reversed = store
         .invoice_entry(&invoice_key(&center(1), &invoice_number("INV-0")))
         .expect("read")
         .expect("present");
-    assert!(reversed.reversed_sequence.is_some());
+    assert!(reversed.reversed);
     assert!(store
         .invoice_entry(&invoice_key(&center(2), &invoice_number("INV-3")))
         .expect("read")
@@ -322,7 +323,7 @@ fn on_disk_format_matches_the_committed_fixture() {
         state.apply(sequence, checked.at, &checked.decode().expect("decodes"));
         chain = checked.chain_hash;
     }
-    assert_eq!(state.invoice_count(), 3);
+    assert_eq!(state.invoices_redeemed(), 3);
     assert_eq!(
         state.center(&center(1)).expect("center").paid_total,
         money("60.00")
@@ -374,4 +375,80 @@ fn corrupt_fixture_records_are_refused_with_their_sequence() {
     }
     let failure = failure.expect("the torn tail is detected");
     assert_eq!(failure.sequence(), records.len() as u64, "{failure}");
+}
+
+#[test]
+fn an_evicted_invoice_is_prefetched_so_the_ledger_decides_as_the_pure_state_machine() {
+    // The durable ledger keeps at most 2 invoices in memory between batches; retries,
+    // conflicts and reversals of long-evicted invoices must be answered exactly as the
+    // purely in-memory state machine answers them.
+    let mut envelopes = scenario_commands(12);
+    let mut at = 1_800_000_000_000;
+    for command in [
+        post(1, 1, "INV-3", "100.01"),  // duplicate of an evicted invoice
+        post(1, 1, "INV-4", "100.02"),  // conflict with an evicted invoice
+        reverse(1, "INV-5"),            // reversal of an evicted invoice
+        reverse(1, "INV-5"),            // already reversed
+        post(1, 1, "INV-0", "100.01"),  // duplicate of an invoice reversed long ago
+        reverse(1, "INV-404"),          // never posted
+        post(1, 1, "INV-12", "100.01"), // new
+        post(1, 1, "INV-12", "100.01"), // duplicate within the same batch
+    ] {
+        at += 1;
+        envelopes.push(Envelope {
+            at: Timestamp(at),
+            command,
+        });
+    }
+    let mut pure = LedgerState::new();
+    let mut pure_events = Vec::new();
+    let pure_replies: Vec<_> = envelopes
+        .iter()
+        .map(|envelope| pure.execute(envelope, &mut pure_events))
+        .collect();
+
+    let directory = tempfile::tempdir().expect("tempdir");
+    let small_cache = LedgerOptions {
+        invoice_cache_limit: 2,
+        ..options(1_000_000)
+    };
+    let (mut ledger, _) = Ledger::open(directory.path(), small_cache.clone()).expect("open");
+    let mut durable_replies = Vec::new();
+    let mut durable_events = Vec::new();
+    for (index, chunk) in envelopes.chunks(3).enumerate() {
+        if index == 4 {
+            // A restart in the middle empties the cache as well.
+            drop(ledger);
+            ledger = Ledger::open(directory.path(), small_cache.clone())
+                .expect("reopen")
+                .0;
+        }
+        durable_replies.extend(ledger.submit(chunk).expect("submit"));
+        durable_events.extend(ledger.last_batch_events().iter().cloned());
+        assert!(ledger.state().invoices_in_memory() <= 2 + chunk.len());
+    }
+    assert_eq!(durable_replies, pure_replies);
+    assert_eq!(durable_events.len(), pure_events.len());
+    assert!(durable_events
+        .iter()
+        .zip(&pure_events)
+        .all(|(left, right)| left.event == right.event && left.sequence == right.sequence));
+    assert!(ledger.state().same_projections(&pure));
+    let codes: Vec<_> = pure_replies
+        .iter()
+        .rev()
+        .take(8)
+        .filter_map(|reply| reply.as_ref().err().map(|rejection| rejection.code))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            RejectionCode::InvoiceNotFound,
+            RejectionCode::InvoiceAlreadyReversed,
+            RejectionCode::InvoiceConflict
+        ]
+    );
+    drop(ledger);
+    let report = verify(directory.path()).expect("verify");
+    assert!(report.is_clean(), "{:?}", report.problems);
 }

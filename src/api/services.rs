@@ -22,6 +22,7 @@ use crate::domain::{ApproveVoucher, Command, ProgrammePolicy, Reply, SequencedEv
 use crate::engine::EngineHandle;
 use crate::ledger::SUBMIT_BATCH_LIMIT;
 use crate::storage::record::parse_frame;
+use crate::storage::store::invoice_key;
 
 /// Most events one `ReadEvents` call returns.
 pub const READ_EVENTS_LIMIT: u32 = 10_000;
@@ -669,30 +670,38 @@ impl RedemptionService for Api {
         let center = convert::uscc("center", &body.center)?;
         let number = convert::invoice_number("invoice_number", &body.invoice_number)?;
         principal(&request)?.require_center_reader(&center, "read invoices")?;
-        let (found, _) = self
+        // The invoice may be in the writer's cache (newest state) or only in the store's
+        // index (durable); read the cache first, then the index.
+        let ((cached, epoch), _) = self
             .read(|state| {
                 let epoch = state
                     .center(&center)
                     .map_or(0, |account| account.settlement_epoch);
-                state
-                    .invoice(&center, &number)
-                    .map(|entry| proto::GetInvoiceResponse {
-                        center: center.to_string(),
-                        invoice_number: number.to_string(),
-                        voucher_id: entry.voucher.to_string(),
-                        amount: entry.amount.to_string(),
-                        issue_date: entry.issue_date.to_string(),
-                        delivery_proof: entry.delivery_proof.to_string(),
-                        subsidy: entry.subsidy.to_string(),
-                        sequence: entry.sequence,
-                        reversed: entry.reversed,
-                        settled: entry.settlement_epoch < epoch,
-                    })
+                (state.invoice(&center, &number).cloned(), epoch)
             })
             .await?;
-        found
-            .map(Response::new)
-            .ok_or_else(|| Status::not_found(format!("center {center} has no invoice {number}")))
+        let entry = match cached {
+            Some(entry) => Some(entry),
+            None => self
+                .engine
+                .store()
+                .invoice_entry(&invoice_key(&center, &number))
+                .map_err(|error| Status::internal(error.to_string()))?,
+        };
+        let entry = entry
+            .ok_or_else(|| Status::not_found(format!("center {center} has no invoice {number}")))?;
+        Ok(Response::new(proto::GetInvoiceResponse {
+            center: center.to_string(),
+            invoice_number: number.to_string(),
+            voucher_id: entry.voucher.to_string(),
+            amount: entry.amount.to_string(),
+            issue_date: entry.issue_date.to_string(),
+            delivery_proof: entry.delivery_proof.to_string(),
+            subsidy: entry.subsidy.to_string(),
+            sequence: entry.sequence,
+            reversed: entry.reversed,
+            settled: entry.settlement_epoch < epoch,
+        }))
     }
 }
 

@@ -134,8 +134,16 @@ impl<'de> Deserialize<'de> for Uscc {
 macro_rules! text_identifier {
     ($(#[$meta:meta])* $name:ident, $field:literal, $max:expr) => {
         $(#[$meta])*
-        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-        pub struct $name(Box<str>);
+        // `Arc<str>`: the same text travels from command to event to projection, and a
+        // clone is a reference-count increment, not an allocation.
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(std::sync::Arc<str>);
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
 
         impl $name {
             pub const MAX_LENGTH: usize = $max;

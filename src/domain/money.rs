@@ -11,7 +11,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use rust_decimal::prelude::ToPrimitive;
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::validation::ValidationError;
@@ -147,11 +147,15 @@ impl Money {
     }
 
     /// `rate × self`, rounded down to the fen.
+    ///
+    /// Computed in integers (fen × basis points / 10,000): exact, since both operands are
+    /// exact and non-negative, and an order of magnitude cheaper than `Decimal`
+    /// multiplication and rounding on the redemption hot path.
     #[must_use]
     pub fn times_rate_floor(self, rate: Rate) -> Money {
-        let mut product = (self.0 * rate.0).round_dp_with_strategy(2, RoundingStrategy::ToZero);
-        product.rescale(2);
-        Money(product)
+        let product = i128::from(self.to_fen()) * i128::from(rate.basis_points()) / 10_000;
+        // product ≤ self, so it fits i64 and stays within range.
+        Money(Decimal::new(product as i64, 2))
     }
 }
 
@@ -189,7 +193,7 @@ impl<'de> Deserialize<'de> for Money {
 
 /// A fraction in `[0, 1]` with at most four decimal places, e.g. `0.30`.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Rate(Decimal);
+pub struct Rate(Decimal, u16);
 
 impl Rate {
     /// A rate known when the program is written, in basis points; clamped to 100%.
@@ -199,7 +203,7 @@ impl Rate {
         } else {
             basis_points
         };
-        Rate(Decimal::from_parts(clamped as u32, 0, 0, false, 4))
+        Rate(Decimal::from_parts(clamped as u32, 0, 0, false, 4), clamped)
     }
 
     /// Builds a rate from basis points (1/10,000): `3000` is 30%.
@@ -211,7 +215,7 @@ impl Rate {
                 "must be at most 10000 basis points (100%)",
             ));
         }
-        Ok(Rate(Decimal::new(i64::from(basis_points), 4)))
+        Ok(Rate(Decimal::new(i64::from(basis_points), 4), basis_points))
     }
 
     /// Parses `"0.30"` for the field named `field`.
@@ -243,8 +247,7 @@ impl Rate {
     }
 
     pub fn basis_points(self) -> u16 {
-        // Constructors guarantee 0..=10000 at scale 4.
-        (self.0 * Decimal::new(10_000, 0)).to_u16().unwrap_or(0)
+        self.1
     }
 
     pub fn as_decimal(self) -> Decimal {

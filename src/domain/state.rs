@@ -6,6 +6,14 @@
 //!
 //! Maps that are only looked up use `FxHashMap` (fast, deterministic hashing); nothing is
 //! ever emitted in hash-map order: snapshots and listings sort first.
+//!
+//! Invoices are the one unbounded collection (millions a year). `invoices` holds the
+//! invoices the state machine may need *now*: all of them for a purely in-memory state
+//! (tests, replay by `verify`), or, in the durable ledger, a cache that the ledger fills
+//! from the store's invoice index before each batch (prefetch, as TigerBeetle does) and
+//! empties when it grows past its limit. The state machine stays pure: it decides only on
+//! what is in memory, and the ledger guarantees every invoice a batch names is there.
+//! The cache is not part of snapshots or of `same_projections`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -164,6 +172,8 @@ pub struct LedgerState {
     /// Active vouchers by the last day of their term, for expiry in a stable order.
     pub(super) active_by_term_end: BTreeSet<(Date, VoucherId)>,
     pub(super) invoices: FxHashMap<(Uscc, InvoiceNumber), InvoiceEntry>,
+    /// Invoices ever redeemed (a count; the entries live in the store's index).
+    pub(super) invoices_redeemed: u64,
     pub(super) settlements: BTreeSet<SettlementId>,
 }
 
@@ -309,6 +319,7 @@ impl LedgerState {
     fn apply_invoice_redeemed(&mut self, sequence: u64, redeemed: &InvoiceRedeemed) {
         let subsidy = redeemed.subsidy;
         let mut settlement_epoch = 0;
+        self.invoices_redeemed += 1;
         if let Some(center) = self.centers.get_mut(&redeemed.center) {
             center.redeemed_total = center.redeemed_total.plus(subsidy);
             center.unsettled = center.unsettled.plus(subsidy);
@@ -509,8 +520,37 @@ impl LedgerState {
         self.invoices.get(&(*center, invoice_number.clone()))
     }
 
-    pub fn invoice_count(&self) -> usize {
+    /// Invoices ever redeemed.
+    pub fn invoices_redeemed(&self) -> u64 {
+        self.invoices_redeemed
+    }
+
+    /// Invoices held in memory (all of them, or the ledger's cache).
+    pub fn invoices_in_memory(&self) -> usize {
         self.invoices.len()
+    }
+
+    /// Puts an invoice read from the store's index into memory, unless already there.
+    pub fn cache_invoice(
+        &mut self,
+        center: Uscc,
+        invoice_number: InvoiceNumber,
+        entry: InvoiceEntry,
+    ) {
+        self.invoices
+            .entry((center, invoice_number))
+            .or_insert(entry);
+    }
+
+    /// Forgets the in-memory invoices (the durable ledger's cache eviction).
+    pub fn evict_invoices(&mut self, keep_capacity: usize) {
+        self.invoices.clear();
+        self.invoices.shrink_to(keep_capacity);
+    }
+
+    /// True when everything but the invoice cache is equal: what a snapshot holds.
+    pub fn same_projections(&self, other: &LedgerState) -> bool {
+        self.to_image() == other.to_image()
     }
 
     /// Invoices in (center, number) order.
@@ -602,8 +642,9 @@ impl LedgerState {
 }
 
 /// A serialisable image of the state, with every hash map turned into a sorted vector so
-/// the same state always gives the same snapshot bytes.
-#[derive(Serialize, Deserialize)]
+/// the same state always gives the same snapshot bytes. The invoice cache is left out:
+/// the store's invoice index is the durable home of invoices.
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
 pub struct StateImage {
     last_sequence: u64,
     last_time: Timestamp,
@@ -613,7 +654,7 @@ pub struct StateImage {
     enterprises: Vec<EnterpriseAccount>,
     related_parties: Vec<(Uscc, Uscc)>,
     vouchers: Vec<Voucher>,
-    invoices: Vec<((Uscc, InvoiceNumber), InvoiceEntry)>,
+    invoices_redeemed: u64,
     settlements: Vec<SettlementId>,
 }
 
@@ -632,11 +673,7 @@ impl LedgerState {
             enterprises: self.enterprises_sorted().into_iter().cloned().collect(),
             related_parties: self.related_parties.iter().copied().collect(),
             vouchers: self.vouchers_sorted().into_iter().cloned().collect(),
-            invoices: self
-                .invoices_sorted()
-                .into_iter()
-                .map(|(key, entry)| (key.clone(), entry.clone()))
-                .collect(),
+            invoices_redeemed: self.invoices_redeemed,
             settlements: self.settlements.iter().copied().collect(),
         }
     }
@@ -676,7 +713,7 @@ impl LedgerState {
             }
             state.vouchers.insert(terms.voucher, voucher);
         }
-        state.invoices = image.invoices.into_iter().collect();
+        state.invoices_redeemed = image.invoices_redeemed;
         state.settlements = image.settlements.into_iter().collect();
         state
     }

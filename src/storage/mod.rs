@@ -5,4 +5,4 @@ pub mod record;
 pub mod store;
 
 pub use record::{ChainHash, RecordError};
-pub use store::{EventStore, InvoiceIndexEntry, StoreError};
+pub use store::{EventStore, StoreError};

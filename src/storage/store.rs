@@ -15,10 +15,10 @@
 use std::path::Path;
 
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
-use serde::{Deserialize, Serialize};
 
 use super::record::{decode_value, encode_value, sm3_digest, ChainHash};
-use crate::domain::{Date, InvoiceNumber, Money, Uscc, VoucherId};
+use crate::domain::state::InvoiceEntry;
+use crate::domain::{InvoiceNumber, Uscc};
 
 pub const DATABASE_MAGIC: [u8; 4] = *b"VLDB";
 pub const DATABASE_FORMAT_VERSION: u16 = 1;
@@ -46,19 +46,6 @@ pub enum StoreError {
     Poisoned(String),
 }
 
-/// The outcome of a posted invoice as the idempotency index keeps it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
-pub struct InvoiceIndexEntry {
-    pub voucher: VoucherId,
-    pub amount: Money,
-    pub issue_date: Date,
-    pub subsidy: Money,
-    /// Sequence of the `InvoiceRedeemed` event.
-    pub sequence: u64,
-    /// Sequence of the `InvoiceReversed` event, once reversed.
-    pub reversed_sequence: Option<u64>,
-}
-
 pub fn invoice_key(center: &Uscc, invoice_number: &InvoiceNumber) -> Vec<u8> {
     let mut key = Vec::with_capacity(18 + invoice_number.as_str().len());
     key.extend_from_slice(center.as_bytes());
@@ -66,7 +53,9 @@ pub fn invoice_key(center: &Uscc, invoice_number: &InvoiceNumber) -> Vec<u8> {
     key
 }
 
-pub fn encode_index_entry(entry: &InvoiceIndexEntry) -> Result<Vec<u8>, StoreError> {
+/// The index value: magic, version, and the invoice's outcome and content (everything
+/// the state machine needs to answer a retry, detect a conflict or reverse it).
+pub fn encode_index_entry(entry: &InvoiceEntry) -> Result<Vec<u8>, StoreError> {
     let mut value = Vec::with_capacity(64);
     value.extend_from_slice(&INDEX_MAGIC);
     value.extend_from_slice(&INDEX_FORMAT_VERSION.to_le_bytes());
@@ -74,7 +63,7 @@ pub fn encode_index_entry(entry: &InvoiceIndexEntry) -> Result<Vec<u8>, StoreErr
     Ok(value)
 }
 
-pub fn decode_index_entry(bytes: &[u8]) -> Result<InvoiceIndexEntry, StoreError> {
+pub fn decode_index_entry(bytes: &[u8]) -> Result<InvoiceEntry, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         what: "invoice index entry".into(),
         reason,
@@ -186,9 +175,19 @@ impl EventStore {
         options.set_max_background_jobs(2);
         let mut events_options = Options::default();
         events_options.set_write_buffer_size(64 * 1024 * 1024);
+        // Most lookups in the invoice index are for new invoices, i.e. misses: bloom filters
+        // (on tables and on the memtable) answer those without reading data blocks.
+        let mut invoices_options = Options::default();
+        let mut table_options = rocksdb::BlockBasedOptions::default();
+        table_options.set_bloom_filter(10.0, false);
+        table_options.set_cache_index_and_filter_blocks(true);
+        invoices_options.set_block_based_table_factory(&table_options);
+        invoices_options.set_memtable_prefix_bloom_ratio(0.1);
+        invoices_options.set_memtable_whole_key_filtering(true);
+        invoices_options.set_write_buffer_size(64 * 1024 * 1024);
         let families = vec![
             ColumnFamilyDescriptor::new(EVENTS, events_options),
-            ColumnFamilyDescriptor::new(INVOICES, Options::default()),
+            ColumnFamilyDescriptor::new(INVOICES, invoices_options),
             ColumnFamilyDescriptor::new(SNAPSHOTS, Options::default()),
         ];
         let db = DB::open_cf_descriptors(&options, path, families)?;
@@ -332,11 +331,27 @@ impl EventStore {
             .get_cf(self.family(EVENTS)?, sequence.to_be_bytes())?)
     }
 
-    pub fn invoice_entry(&self, key: &[u8]) -> Result<Option<InvoiceIndexEntry>, StoreError> {
+    pub fn invoice_entry(&self, key: &[u8]) -> Result<Option<InvoiceEntry>, StoreError> {
         match self.db.get_pinned_cf(self.family(INVOICES)?, key)? {
             Some(bytes) => Ok(Some(decode_index_entry(&bytes)?)),
             None => Ok(None),
         }
+    }
+
+    /// Looks many invoices up at once (one RocksDB multi-get), in the order of `keys`.
+    pub fn invoice_entries(
+        &self,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<InvoiceEntry>>, StoreError> {
+        let family = self.family(INVOICES)?;
+        let mut entries = Vec::with_capacity(keys.len());
+        for found in self.db.batched_multi_get_cf(family, keys, false) {
+            match found? {
+                Some(bytes) => entries.push(Some(decode_index_entry(&bytes)?)),
+                None => entries.push(None),
+            }
+        }
+        Ok(entries)
     }
 
     /// Visits every invoice index entry in key order.
