@@ -76,6 +76,47 @@ enum CliCommand {
         #[arg(long)]
         no_sync: bool,
     },
+    /// Load generator over gRPC: PostInvoices batches, then unary PostInvoice at a fixed rate.
+    Bench {
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        target: String,
+        /// A bureau token (the bureau may post for every center).
+        #[arg(long, default_value = "dev-bureau-token")]
+        token: String,
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        #[arg(long, default_value_t = 4_096)]
+        batch: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        invoices: u64,
+        #[arg(long, default_value_t = 50)]
+        centers: usize,
+        #[arg(long, default_value_t = 5_000)]
+        enterprises: usize,
+        #[arg(long, default_value_t = 20_000)]
+        vouchers: usize,
+        /// Offered unary PostInvoice calls per second (0 skips the unary phase).
+        #[arg(long, default_value_t = 2_000)]
+        unary_rate: u64,
+        #[arg(long, default_value_t = 10)]
+        unary_seconds: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Fill DIR to --events events, then time `serve` from start to SERVING and read its RSS.
+    BenchRecovery {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        #[arg(long, default_value = "config/server.toml")]
+        config: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+        /// Leave the log as a crash would: no closing snapshot, so restart replays the tail.
+        #[arg(long)]
+        crash: bool,
+    },
     /// Print the SM3 hash of a bearer token, for the `token_sm3` field of the config.
     TokenHash { token: String },
     /// Post invoices until killed, printing each acknowledged invoice (crash testing).
@@ -121,6 +162,38 @@ pub fn main() -> ExitCode {
             log_format,
             no_sync,
         } => serve_command(data_dir, &listen, &config, &log_format, !no_sync),
+        CliCommand::Bench {
+            target,
+            token,
+            connections,
+            batch,
+            invoices,
+            centers,
+            enterprises,
+            vouchers,
+            unary_rate,
+            unary_seconds,
+            seed,
+        } => bench_command(crate::bench::LoadSettings {
+            target,
+            token,
+            connections,
+            batch,
+            invoices,
+            centers,
+            enterprises,
+            vouchers,
+            unary_rate,
+            unary_seconds,
+            seed,
+        }),
+        CliCommand::BenchRecovery {
+            data_dir,
+            events,
+            config,
+            runs,
+            crash,
+        } => bench_recovery_command(&data_dir, events, &config, runs, crash),
         CliCommand::TokenHash { token } => {
             println!("{}", crate::api::auth::token_hash(&token));
             Ok(ExitCode::SUCCESS)
@@ -227,6 +300,113 @@ fn serve_command(
         };
         crate::server::run(listener, settings, shutdown_signal()).await
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_command(settings: crate::bench::LoadSettings) -> Result<ExitCode, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let report = runtime.block_on(crate::bench::run_load(settings))?;
+    print!("{report}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_recovery_command(
+    data_dir: &Path,
+    events: u64,
+    config: &Path,
+    runs: u32,
+    crash: bool,
+) -> Result<ExitCode, String> {
+    let filling = Instant::now();
+    let last = crate::bench::fill_to(data_dir, events, crash, |sequence| {
+        if sequence % 1_000_000 < crate::ledger::SUBMIT_BATCH_LIMIT as u64 {
+            eprintln!(
+                "  filled to {sequence} events ({:.0} s)",
+                filling.elapsed().as_secs_f64()
+            );
+        }
+    })?;
+    println!(
+        "log holds {last} events (filled in {:.1} s{})",
+        filling.elapsed().as_secs_f64(),
+        if crash { ", left as after a crash" } else { "" }
+    );
+    let executable = std::env::current_exe().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    // After a crash only the first start replays the tail: the graceful stop that ends
+    // each run writes a snapshot. Repeat --crash measurements on fresh copies.
+    let runs = if crash { 1 } else { runs };
+    for run in 1..=runs {
+        let started = Instant::now();
+        let mut child = std::process::Command::new(&executable)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .arg("--config")
+            .arg(config)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+        let address = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(address) = line.strip_prefix("voucher-ledger listening on ") {
+                        break address.to_string();
+                    }
+                }
+                _ => return Err("the server exited before listening".into()),
+            }
+        };
+        let serving = runtime.block_on(async {
+            let deadline = Instant::now() + std::time::Duration::from_secs(120);
+            loop {
+                if Instant::now() > deadline {
+                    return Err("not serving after 120 s".to_string());
+                }
+                if let Ok(channel) =
+                    tonic::transport::Channel::from_shared(format!("http://{address}"))
+                        .map_err(|e| e.to_string())?
+                        .connect()
+                        .await
+                {
+                    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+                    let request = tonic_health::pb::HealthCheckRequest {
+                        service: "voucher.v1.RedemptionService".into(),
+                    };
+                    if let Ok(reply) = health.check(request).await {
+                        if reply.into_inner().status
+                            == tonic_health::pb::health_check_response::ServingStatus::Serving
+                                as i32
+                        {
+                            return Ok(started.elapsed());
+                        }
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })?;
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let (rss, peak) = crate::bench::resident_mib(child.id()).unwrap_or((0.0, 0.0));
+        println!(
+            "run {run}: serving {:.3} s after start; RSS {rss:.0} MiB (peak {peak:.0} MiB)",
+            serving.as_secs_f64()
+        );
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let status = child.wait().map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("the server exited with {status}"));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

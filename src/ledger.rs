@@ -22,6 +22,9 @@ use crate::storage::record::{
 use crate::storage::store::{encode_index_entry, encode_snapshot, invoice_key, CommitBatch};
 use crate::storage::{EventStore, RecordError, StoreError};
 
+/// An invoice read from the store's index before a batch: its key and its entry.
+type PrefetchedInvoice = ((Uscc, InvoiceNumber), crate::domain::state::InvoiceEntry);
+
 /// The most envelopes one `submit` call takes; larger batches are split by the caller.
 pub const SUBMIT_BATCH_LIMIT: usize = 8_192;
 
@@ -252,7 +255,7 @@ impl Ledger {
     fn prefetch_invoices(
         &self,
         envelopes: &[Envelope],
-    ) -> Result<Vec<((Uscc, InvoiceNumber), crate::domain::state::InvoiceEntry)>, LedgerError> {
+    ) -> Result<Vec<PrefetchedInvoice>, LedgerError> {
         let mut wanted: Vec<(Uscc, InvoiceNumber)> = Vec::new();
         {
             let state = self.state.read();

@@ -8,6 +8,7 @@
 //! year) and [`cli`] (the `voucher-ledger` command).
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod domain;

@@ -24,11 +24,22 @@ pub struct Population {
 }
 
 impl Population {
-    /// The commands that register the population (policy first).
+    /// The commands that register the population (policy first), terms from 2026-01-01.
     pub fn seed_commands(
         centers: usize,
         enterprises: usize,
         vouchers: usize,
+    ) -> Result<(Population, Vec<Command>), ValidationError> {
+        Self::seed_commands_from(centers, enterprises, vouchers, Date::from_ymd(2026, 1, 1)?)
+    }
+
+    /// As [`Population::seed_commands`], with contract terms starting on `term_start`
+    /// (the load generator starts them a month before today, so no sweep expires them).
+    pub fn seed_commands_from(
+        centers: usize,
+        enterprises: usize,
+        vouchers: usize,
+        term_start: Date,
     ) -> Result<(Population, Vec<Command>), ValidationError> {
         let year = ProgrammeYear::new(2026)?;
         let defaults = ProgrammePolicy::hangzhou_defaults(year);
@@ -66,7 +77,6 @@ impl Population {
                 name: LegalName::parse(&format!("Bench Enterprise {index}"))?,
             });
         }
-        let term_start = Date::from_ymd(2026, 1, 1)?;
         let mut voucher_list = Vec::with_capacity(vouchers);
         for index in 0..vouchers.max(1) {
             let center_index = index % center_codes.len();
@@ -90,7 +100,7 @@ impl Population {
                 enterprises: enterprise_codes,
                 vouchers: voucher_list,
                 year,
-                issue_date: Date::from_ymd(2026, 6, 1)?,
+                issue_date: term_start.plus_days(30),
             },
             commands,
         ))

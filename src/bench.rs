@@ -1,0 +1,418 @@
+//! The load generator (`voucher-ledger bench`) and the recovery benchmark
+//! (`voucher-ledger bench-recovery`). Both are bounded in count and time.
+//!
+//! `bench` seeds a population over gRPC (a policy with a pool that never runs dry, 50
+//! centers, 5,000 enterprises, 20,000 vouchers by default), then
+//! 1. posts `--invoices` invoices with `PostInvoices` in batches of `--batch` over
+//!    `--connections` connections, closed loop, and reports invoices/s and batch latency;
+//! 2. offers unary `PostInvoice` calls at a fixed `--unary-rate` for `--unary-seconds`
+//!    (open loop: latency counts from the scheduled send time, so a stall is not hidden).
+//!
+//! `bench-recovery` fills a data directory to `--events` events (through the library,
+//! fsync on), then starts `voucher-ledger serve` on it and measures the time until the
+//! health check answers SERVING, and the server's resident memory while serving.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+
+use crate::api::convert::{listing_basis_to_proto, policy_to_proto, tier_to_proto};
+use crate::api::proto;
+use crate::api::proto::redemption_service_client::RedemptionServiceClient;
+use crate::domain::{Command, Date, Envelope, PostInvoice, Timestamp};
+use crate::ledger::{Ledger, LedgerOptions, SUBMIT_BATCH_LIMIT};
+use crate::workload::{InvoiceStream, Population};
+
+#[derive(Clone, Debug)]
+pub struct LoadSettings {
+    pub target: String,
+    pub token: String,
+    pub connections: usize,
+    pub batch: usize,
+    pub invoices: u64,
+    pub centers: usize,
+    pub enterprises: usize,
+    pub vouchers: usize,
+    pub unary_rate: u64,
+    pub unary_seconds: u64,
+    pub seed: u64,
+}
+
+/// Latency percentiles of a sample, in milliseconds.
+pub fn percentiles(samples: &mut [Duration]) -> (f64, f64, f64, f64) {
+    if samples.is_empty() {
+        return (0.0, 0.0, 0.0, 0.0);
+    }
+    samples.sort_unstable();
+    let at = |quantile: f64| {
+        let index = ((samples.len() as f64 * quantile).ceil() as usize).clamp(1, samples.len()) - 1;
+        samples[index].as_secs_f64() * 1_000.0
+    };
+    (
+        at(0.50),
+        at(0.99),
+        at(0.999),
+        samples[samples.len() - 1].as_secs_f64() * 1_000.0,
+    )
+}
+
+fn authed<T>(token: &str, message: T) -> Result<Request<T>, String> {
+    let mut request = Request::new(message);
+    let value = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| "token is not a valid header".to_string())?;
+    request.metadata_mut().insert("authorization", value);
+    Ok(request)
+}
+
+fn to_proto_invoice(invoice: &PostInvoice) -> proto::Invoice {
+    proto::Invoice {
+        center: invoice.center.to_string(),
+        voucher_id: invoice.voucher.to_string(),
+        invoice_number: invoice.invoice_number.to_string(),
+        amount: invoice.amount.to_string(),
+        issue_date: invoice.issue_date.to_string(),
+        delivery_proof: invoice.delivery_proof.to_string(),
+    }
+}
+
+fn today() -> Date {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64);
+    Timestamp(now).date()
+}
+
+/// Registers the population over gRPC in three waves (policy; centers and enterprises;
+/// vouchers), at most 64 calls in flight. ALREADY_EXISTS means a previous run seeded it.
+async fn seed_over_grpc(
+    channel: &Channel,
+    token: &str,
+    commands: Vec<Command>,
+) -> Result<(), String> {
+    let (policy, rest): (Vec<Command>, Vec<Command>) = commands
+        .into_iter()
+        .partition(|command| matches!(command, Command::PublishPolicy { .. }));
+    let (vouchers, registrations): (Vec<Command>, Vec<Command>) = rest
+        .into_iter()
+        .partition(|command| matches!(command, Command::ApproveVoucher(_)));
+    for wave in [policy, registrations, vouchers] {
+        let mut in_flight = tokio::task::JoinSet::new();
+        for command in wave {
+            if in_flight.len() >= 64 {
+                if let Some(done) = in_flight.join_next().await {
+                    tolerate_existing(done.map_err(|error| error.to_string())?)?;
+                }
+            }
+            in_flight.spawn(seed_one(channel.clone(), token.to_string(), command));
+        }
+        while let Some(done) = in_flight.join_next().await {
+            tolerate_existing(done.map_err(|error| error.to_string())?)?;
+        }
+    }
+    Ok(())
+}
+
+fn tolerate_existing(result: Result<(), tonic::Status>) -> Result<(), String> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(status) if status.code() == Code::AlreadyExists => Ok(()),
+        Err(status) => Err(format!("seeding: {status}")),
+    }
+}
+
+async fn seed_one(channel: Channel, token: String, command: Command) -> Result<(), tonic::Status> {
+    match command {
+        Command::PublishPolicy { policy } => {
+            let request = proto::PublishPolicyRequest {
+                source: Some(proto::publish_policy_request::Source::Policy(
+                    policy_to_proto(&policy),
+                )),
+            };
+            let request = authed(&token, request).map_err(tonic::Status::invalid_argument)?;
+            proto::programme_service_client::ProgrammeServiceClient::new(channel)
+                .publish_policy(request)
+                .await?;
+        }
+        Command::RegisterCenter {
+            center,
+            name,
+            tier,
+            listing_basis,
+        } => {
+            proto::registry_service_client::RegistryServiceClient::new(channel)
+                .register_center(
+                    authed(
+                        &token,
+                        proto::RegisterCenterRequest {
+                            uscc: center.to_string(),
+                            name: name.to_string(),
+                            tier: tier_to_proto(tier),
+                            listing_basis: listing_basis_to_proto(listing_basis),
+                        },
+                    )
+                    .map_err(tonic::Status::invalid_argument)?,
+                )
+                .await?;
+        }
+        Command::RegisterEnterprise { enterprise, name } => {
+            let request = proto::RegisterEnterpriseRequest {
+                uscc: enterprise.to_string(),
+                name: name.to_string(),
+            };
+            let request = authed(&token, request).map_err(tonic::Status::invalid_argument)?;
+            proto::registry_service_client::RegistryServiceClient::new(channel)
+                .register_enterprise(request)
+                .await?;
+        }
+        Command::ApproveVoucher(approve) => {
+            let request = proto::ApproveVoucherRequest {
+                voucher_id: approve.voucher.to_string(),
+                year: approve.year.get(),
+                enterprise: approve.enterprise.to_string(),
+                center: approve.center.to_string(),
+                contract_number: approve.contract_number.to_string(),
+                contract_fee: approve.contract_fee.to_string(),
+                term_start: approve.term_start.to_string(),
+                term_end: approve.term_end.to_string(),
+                requested: approve.requested.to_string(),
+            };
+            let request = authed(&token, request).map_err(tonic::Status::invalid_argument)?;
+            proto::voucher_service_client::VoucherServiceClient::new(channel)
+                .approve_voucher(request)
+                .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+pub async fn run_load(settings: LoadSettings) -> Result<String, String> {
+    if settings.batch == 0 || settings.batch > SUBMIT_BATCH_LIMIT {
+        return Err(format!("--batch must be 1..={SUBMIT_BATCH_LIMIT}"));
+    }
+    let mut channels = Vec::new();
+    for _ in 0..settings.connections.max(1) {
+        let channel = Channel::from_shared(format!("http://{}", settings.target))
+            .map_err(|error| error.to_string())?
+            .connect()
+            .await
+            .map_err(|error| format!("connecting to {}: {error}", settings.target))?;
+        channels.push(channel);
+    }
+    let (population, commands) = Population::seed_commands_from(
+        settings.centers,
+        settings.enterprises,
+        settings.vouchers,
+        today().plus_days(-30),
+    )
+    .map_err(|error| error.to_string())?;
+    let seeding = Instant::now();
+    seed_over_grpc(&channels[0], &settings.token, commands).await?;
+    let mut report = format!(
+        "seeded {} centers, {} enterprises, {} vouchers in {:.1} s\n",
+        settings.centers,
+        settings.enterprises,
+        settings.vouchers,
+        seeding.elapsed().as_secs_f64()
+    );
+    // Invoice numbers are unique per run: start from the wall clock in microseconds.
+    let run_base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_micros() as u64 % 1_000_000_000_000);
+
+    // 1. Batches, closed loop.
+    let batches_total = settings.invoices.div_ceil(settings.batch as u64);
+    let next_batch = Arc::new(AtomicU64::new(0));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let rejected = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for (worker, channel) in channels.iter().enumerate() {
+        // Each worker pre-builds its invoices outside the timed calls it makes.
+        let mut stream = InvoiceStream::new(
+            population.clone(),
+            settings.seed + worker as u64,
+            run_base + worker as u64 * 100_000_000,
+        )
+        .map_err(|error| error.to_string())?;
+        let mut client = RedemptionServiceClient::new(channel.clone())
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20);
+        let (next_batch, accepted, rejected, token) = (
+            Arc::clone(&next_batch),
+            Arc::clone(&accepted),
+            Arc::clone(&rejected),
+            settings.token.clone(),
+        );
+        let (batch, invoices) = (settings.batch, settings.invoices);
+        workers.spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let index = next_batch.fetch_add(1, Ordering::Relaxed);
+                if index >= batches_total {
+                    break;
+                }
+                let size = (invoices - index * batch as u64).min(batch as u64) as usize;
+                let mut items = Vec::with_capacity(size);
+                for _ in 0..size {
+                    items.push(to_proto_invoice(
+                        &stream.next_invoice().map_err(|error| error.to_string())?,
+                    ));
+                }
+                let sent = Instant::now();
+                let response = client
+                    .post_invoices(authed(
+                        &token,
+                        proto::PostInvoicesRequest { invoices: items },
+                    )?)
+                    .await
+                    .map_err(|status| format!("PostInvoices: {status}"))?
+                    .into_inner();
+                latencies.push(sent.elapsed());
+                for result in response.results {
+                    match result.result {
+                        Some(proto::invoice_result::Result::Accepted(_)) => {
+                            accepted.fetch_add(1, Ordering::Relaxed)
+                        }
+                        _ => rejected.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            }
+            Ok::<_, String>(latencies)
+        });
+    }
+    let mut batch_latencies = Vec::new();
+    while let Some(done) = workers.join_next().await {
+        batch_latencies.extend(done.map_err(|error| error.to_string())??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let (p50, p99, p999, max) = percentiles(&mut batch_latencies);
+    let accepted = accepted.load(Ordering::Relaxed);
+    report.push_str(&format!(
+        "PostInvoices: {accepted} accepted, {} rejected in {elapsed:.2} s = {:.0} invoices/s ({} connections, batch {})\n  batch latency ms: p50 {p50:.2}  p99 {p99:.2}  p999 {p999:.2}  max {max:.2}\n",
+        rejected.load(Ordering::Relaxed),
+        accepted as f64 / elapsed,
+        channels.len(),
+        settings.batch
+    ));
+
+    // 2. Unary calls at a fixed offered rate, open loop, bounded in count and in flight.
+    if settings.unary_rate > 0 && settings.unary_seconds > 0 {
+        let total = settings.unary_rate * settings.unary_seconds;
+        let interval = Duration::from_secs_f64(1.0 / settings.unary_rate as f64);
+        let mut stream =
+            InvoiceStream::new(population, settings.seed + 999, run_base + 900_000_000)
+                .map_err(|error| error.to_string())?;
+        let in_flight_limit = Arc::new(tokio::sync::Semaphore::new(4_096));
+        let mut calls = tokio::task::JoinSet::new();
+        let unary_start = Instant::now();
+        let mut shed = 0u64;
+        for index in 0..total {
+            let scheduled = unary_start + interval.mul_f64(index as f64);
+            tokio::time::sleep_until(scheduled.into()).await;
+            let Ok(permit) = Arc::clone(&in_flight_limit).try_acquire_owned() else {
+                shed += 1;
+                continue;
+            };
+            let invoice =
+                to_proto_invoice(&stream.next_invoice().map_err(|error| error.to_string())?);
+            let mut client =
+                RedemptionServiceClient::new(channels[index as usize % channels.len()].clone());
+            let request = authed(&settings.token, invoice)?;
+            calls.spawn(async move {
+                let result = client.post_invoice(request).await;
+                drop(permit);
+                (scheduled.elapsed(), result.is_ok())
+            });
+        }
+        let mut latencies = Vec::with_capacity(total as usize);
+        let mut failures = 0u64;
+        while let Some(done) = calls.join_next().await {
+            let (latency, ok) = done.map_err(|error| error.to_string())?;
+            latencies.push(latency);
+            if !ok {
+                failures += 1;
+            }
+        }
+        let achieved = latencies.len() as f64 / unary_start.elapsed().as_secs_f64();
+        let (p50, p99, p999, max) = percentiles(&mut latencies);
+        report.push_str(&format!(
+            "PostInvoice unary at {} calls/s offered for {} s: {} calls ({achieved:.0}/s achieved), {failures} failed, {shed} shed\n  latency ms: p50 {p50:.3}  p99 {p99:.3}  p999 {p999:.3}  max {max:.3}\n",
+            settings.unary_rate,
+            settings.unary_seconds,
+            latencies.len()
+        ));
+    }
+    Ok(report)
+}
+
+/// Fills `data_dir` up to `events` events through the library (fsync on).
+/// With `crash`, the ledger is dropped without its closing snapshot, as a crash would.
+pub fn fill_to(
+    data_dir: &Path,
+    events: u64,
+    crash: bool,
+    progress: impl Fn(u64),
+) -> Result<u64, String> {
+    let (mut ledger, _) =
+        Ledger::open(data_dir, LedgerOptions::default()).map_err(|error| error.to_string())?;
+    let at = Timestamp(ledger.state().last_time().0.max(1_767_225_600_000));
+    let (population, commands) =
+        Population::seed_commands_from(50, 5_000, 20_000, today().plus_days(-30))
+            .map_err(|error| error.to_string())?;
+    if ledger.state().last_sequence() == 0 {
+        let envelopes: Vec<Envelope> = commands
+            .into_iter()
+            .map(|command| Envelope { at, command })
+            .collect();
+        for chunk in envelopes.chunks(SUBMIT_BATCH_LIMIT) {
+            for reply in ledger.submit(chunk).map_err(|error| error.to_string())? {
+                reply.map_err(|error| error.to_string())?;
+            }
+        }
+    }
+    let mut stream = InvoiceStream::new(population, 5, ledger.state().invoices_redeemed())
+        .map_err(|error| error.to_string())?;
+    let mut envelopes = Vec::with_capacity(SUBMIT_BATCH_LIMIT);
+    while ledger.state().last_sequence() < events {
+        let wanted =
+            (events - ledger.state().last_sequence()).min(SUBMIT_BATCH_LIMIT as u64) as usize;
+        envelopes.clear();
+        for _ in 0..wanted {
+            envelopes.push(Envelope {
+                at,
+                command: Command::PostInvoice(
+                    stream.next_invoice().map_err(|error| error.to_string())?,
+                ),
+            });
+        }
+        ledger
+            .submit(&envelopes)
+            .map_err(|error| error.to_string())?;
+        progress(ledger.state().last_sequence());
+    }
+    let last = ledger.state().last_sequence();
+    if !crash {
+        ledger.close().map_err(|error| error.to_string())?;
+    }
+    Ok(last)
+}
+
+/// Resident and peak resident memory of a process, in MiB, from /proc.
+pub fn resident_mib(pid: u32) -> Option<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|kib| kib.parse::<f64>().ok())
+            .map(|kib| kib / 1024.0)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
