@@ -157,6 +157,31 @@ pub struct InvoiceEntry {
     pub reversed: bool,
 }
 
+/// Invoices by (center, invoice number). A hashbrown map so that lookups can borrow the
+/// key ([`InvoiceKeyRef`]) instead of building an owned one on the hot path.
+pub(super) type InvoiceMap =
+    hashbrown::HashMap<(Uscc, InvoiceNumber), InvoiceEntry, rustc_hash::FxBuildHasher>;
+
+/// A borrowed invoice key. It hashes exactly as the owned `(Uscc, InvoiceNumber)` tuple
+/// does (field by field, the number as a `str`), which `Equivalent` requires.
+pub(super) struct InvoiceKeyRef<'a> {
+    pub center: &'a Uscc,
+    pub number: &'a str,
+}
+
+impl std::hash::Hash for InvoiceKeyRef<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.center.hash(state);
+        self.number.hash(state);
+    }
+}
+
+impl hashbrown::Equivalent<(Uscc, InvoiceNumber)> for InvoiceKeyRef<'_> {
+    fn equivalent(&self, key: &(Uscc, InvoiceNumber)) -> bool {
+        *self.center == key.0 && self.number == key.1.as_str()
+    }
+}
+
 /// The whole in-memory state. Private fields; read through the query methods.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct LedgerState {
@@ -171,7 +196,7 @@ pub struct LedgerState {
     pub(super) contracts: FxHashMap<(Uscc, ContractNumber), VoucherId>,
     /// Active vouchers by the last day of their term, for expiry in a stable order.
     pub(super) active_by_term_end: BTreeSet<(Date, VoucherId)>,
-    pub(super) invoices: FxHashMap<(Uscc, InvoiceNumber), InvoiceEntry>,
+    pub(super) invoices: InvoiceMap,
     /// Invoices ever redeemed (a count; the entries live in the store's index).
     pub(super) invoices_redeemed: u64,
     pub(super) settlements: BTreeSet<SettlementId>,
@@ -360,10 +385,10 @@ impl LedgerState {
 
     fn apply_invoice_reversed(&mut self, reversed: &InvoiceReversed) {
         let subsidy = reversed.subsidy;
-        if let Some(entry) = self
-            .invoices
-            .get_mut(&(reversed.center, reversed.invoice_number.clone()))
-        {
+        if let Some(entry) = self.invoices.get_mut(&InvoiceKeyRef {
+            center: &reversed.center,
+            number: reversed.invoice_number.as_str(),
+        }) {
             entry.reversed = true;
         }
         if let Some(center) = self.centers.get_mut(&reversed.center) {
@@ -517,7 +542,10 @@ impl LedgerState {
     }
 
     pub fn invoice(&self, center: &Uscc, invoice_number: &InvoiceNumber) -> Option<&InvoiceEntry> {
-        self.invoices.get(&(*center, invoice_number.clone()))
+        self.invoices.get(&InvoiceKeyRef {
+            center,
+            number: invoice_number.as_str(),
+        })
     }
 
     /// Invoices ever redeemed.
