@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use voucher_ledger::bench::percentiles;
 use voucher_ledger::domain::{Command, Envelope, Timestamp};
+use voucher_ledger::engine::{Engine, EngineConfig};
 use voucher_ledger::ledger::{Ledger, LedgerOptions};
 use voucher_ledger::workload::{InvoiceStream, Population};
 
@@ -21,7 +22,11 @@ fn durable_batches(criterion: &mut Criterion) {
     };
     let (mut ledger, _) = Ledger::open(directory.path(), options).expect("open");
     // Tiny under `cargo test` (no --bench flag), the full population under `cargo bench`.
-    let vouchers = if std::env::args().any(|argument| argument == "--bench") { 20_000 } else { 200 };
+    let vouchers = if std::env::args().any(|argument| argument == "--bench") {
+        20_000
+    } else {
+        200
+    };
     let (population, commands) =
         Population::seed_commands(50, 5_000, vouchers).expect("population");
     let envelopes: Vec<Envelope> = commands
@@ -42,11 +47,18 @@ fn durable_batches(criterion: &mut Criterion) {
     // batches per size with every batch's latency (building the batch is not timed).
     let full = std::env::args().any(|argument| argument == "--bench");
     for batch in [1usize, 64, 1_024, 8_189] {
-        let rounds = if full { (400_000 / batch).clamp(50, 4_000) } else { 2 };
+        let rounds = if full {
+            (400_000 / batch).clamp(50, 4_000)
+        } else {
+            2
+        };
         let mut latencies = Vec::with_capacity(rounds);
         for _ in 0..rounds {
             let envelopes: Vec<Envelope> = (0..batch)
-                .map(|_| Envelope { at: Timestamp(2), command: Command::PostInvoice(stream.next_invoice().expect("invoice")) })
+                .map(|_| Envelope {
+                    at: Timestamp(2),
+                    command: Command::PostInvoice(stream.next_invoice().expect("invoice")),
+                })
                 .collect();
             let started = Instant::now();
             let replies = ledger.submit(&envelopes).expect("commit");
@@ -82,6 +94,61 @@ fn durable_batches(criterion: &mut Criterion) {
         });
     }
     group.finish();
+
+    // The server's path: the engine's writer and committer threads overlap deciding one
+    // batch with writing the previous one. Two submitters keep two batches in flight.
+    let engine = Engine::start(ledger, EngineConfig::default()).expect("engine");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for batch in [1_024usize, 8_189] {
+        let rounds = if full {
+            (1_600_000 / batch / 2).max(20)
+        } else {
+            2
+        };
+        let jobs: Vec<Vec<Vec<Command>>> = (0..2)
+            .map(|_| {
+                (0..rounds)
+                    .map(|_| {
+                        (0..batch)
+                            .map(|_| Command::PostInvoice(stream.next_invoice().expect("invoice")))
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        let started = Instant::now();
+        let latencies = runtime.block_on(async {
+            let mut submitters = tokio::task::JoinSet::new();
+            for mine in jobs {
+                let handle = engine.handle();
+                submitters.spawn(async move {
+                    let mut latencies = Vec::new();
+                    for commands in mine {
+                        let sent = Instant::now();
+                        let replies = handle.submit(commands).await.expect("durable");
+                        latencies.push(sent.elapsed());
+                        assert!(replies.iter().all(Result::is_ok));
+                    }
+                    latencies
+                });
+            }
+            let mut all = Vec::new();
+            while let Some(done) = submitters.join_next().await {
+                all.extend(done.expect("submitter"));
+            }
+            all
+        });
+        let elapsed = started.elapsed();
+        let mut latencies = latencies;
+        let rate = (latencies.len() * batch) as f64 / elapsed.as_secs_f64();
+        let (p50, p99, _, max) = percentiles(&mut latencies);
+        println!("engine pipelined batch {batch:>5}: {rate:>9.0} durable redemptions/s  batch p50 {p50:.2} ms  p99 {p99:.2} ms  max {max:.2} ms  ({} batches, 2 submitters)", latencies.len());
+    }
+    runtime.block_on(engine.shutdown());
 }
 
 criterion_group!(benches, durable_batches);
