@@ -2,11 +2,9 @@
 //!
 //! Network tasks submit jobs (a single command or a batch); the writer drains whatever is
 //! queued, up to [`SUBMIT_BATCH_LIMIT`] commands, stamps them with the time, lets the
-//! state machine decide them and frames them; a committer thread writes each batch as one
-//! `WriteBatch` with one fsync (group commit) and only then answers every job of the
-//! batch. The two stages overlap (a two-batch pipeline), so one core decides while the
-//! other writes. Batches form both from `PostInvoices` calls and from many concurrent
-//! `PostInvoice` calls.
+//! state machine decide them, writes them as one `WriteBatch` with one fsync (group
+//! commit) and only then answers every job of the batch. So batches form both from
+//! `PostInvoices` calls and from many concurrent `PostInvoice` calls.
 //!
 //! Everything is bounded: the queue (jobs and commands), the batch, and the time a
 //! reader waits for the writer. When the queue is full, submission fails at once with
@@ -21,11 +19,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::RwLock;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::domain::{Command, Envelope, LedgerState, Rejection, Reply, Timestamp};
-use crate::ledger::{commit_prepared, Ledger, PreparedCommit, SUBMIT_BATCH_LIMIT};
+use crate::ledger::{Ledger, SUBMIT_BATCH_LIMIT};
 use crate::storage::EventStore;
 
 #[derive(Clone, Debug)]
@@ -145,25 +143,6 @@ fn now_ms() -> i64 {
         .map_or(0, |elapsed| elapsed.as_millis() as i64)
 }
 
-/// A batch on its way from the writer to the committer, with whom to answer.
-struct InFlight {
-    prepared: Option<PreparedCommit>,
-    replies: Vec<Result<Reply, Rejection>>,
-    waiting: Vec<(usize, oneshot::Sender<JobReply>)>,
-    failure: Option<String>,
-}
-
-/// What the committer has made durable, for the writer's cache eviction to wait on.
-#[derive(Default)]
-struct Durable {
-    sequence: Mutex<u64>,
-    advanced: Condvar,
-}
-
-/// The writer thread: drains jobs into batches, stamps time, and prepares each batch
-/// (prefetch, decide, frame, chain); the committer thread writes prepared batches in
-/// order, one fsync each, and only then answers. With two cores the next batch is
-/// decided while the previous one is being written.
 fn writer_loop(
     mut ledger: Ledger,
     mut receiver: mpsc::Receiver<Job>,
@@ -172,29 +151,10 @@ fn writer_loop(
     config: EngineConfig,
 ) {
     let batch_limit = config.batch_commands.clamp(1, SUBMIT_BATCH_LIMIT);
-    let durable = Arc::new(Durable::default());
-    *durable.sequence.lock() = ledger.state().last_sequence();
-    let poison: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
-    let (to_committer, from_writer) = std::sync::mpsc::sync_channel::<InFlight>(PIPELINE_DEPTH);
-    let committer = {
-        let (store, durable, poison) = (
-            ledger.shared_store(),
-            Arc::clone(&durable),
-            Arc::clone(&poison),
-        );
-        std::thread::Builder::new()
-            .name("ledger-committer".into())
-            .spawn(move || committer_loop(&store, from_writer, &committed, &durable, &poison))
-    };
-    let committer = match committer {
-        Ok(handle) => handle,
-        Err(error) => {
-            tracing::error!(%error, "cannot start the committer thread");
-            return;
-        }
-    };
     let mut carried: Option<Job> = None;
     let mut envelopes: Vec<Envelope> = Vec::with_capacity(batch_limit);
+    let mut replies: Vec<Result<Reply, Rejection>> = Vec::with_capacity(batch_limit);
+    let mut waiting: Vec<(usize, oneshot::Sender<JobReply>)> = Vec::new();
     let mut shutting_down = false;
     while !shutting_down {
         let first = match carried.take() {
@@ -205,7 +165,8 @@ fn writer_loop(
             },
         };
         envelopes.clear();
-        let mut waiting: Vec<(usize, oneshot::Sender<JobReply>)> = Vec::new();
+        replies.clear();
+        waiting.clear();
         // Time comes in with the commands, from here, never from inside the state
         // machine; it never runs backwards even if the wall clock does.
         let at = Timestamp(now_ms().max(ledger.state().last_time().0));
@@ -233,52 +194,25 @@ fn writer_loop(
         if envelopes.is_empty() {
             continue;
         }
-        if let Some(reason) = poison.lock().clone() {
-            ledger.poison(reason);
-        }
-        if ledger.invoice_cache_over_limit() {
-            // The cache may forget only what the store's index already holds.
-            let target = ledger.state().last_sequence();
-            let mut sequence = durable.sequence.lock();
-            while *sequence < target && poison.lock().is_none() {
-                durable
-                    .advanced
-                    .wait_for(&mut sequence, Duration::from_millis(100));
-            }
-            drop(sequence);
-            ledger.evict_if_over_limit();
-        }
-        let mut replies = Vec::with_capacity(envelopes.len());
-        let in_flight = match ledger.prepare(&envelopes, &mut replies) {
-            Ok(prepared) => InFlight {
-                prepared,
-                replies,
-                waiting,
-                failure: None,
-            },
-            Err(error) => {
-                tracing::error!(%error, "preparing a batch failed; the ledger refuses further writes until restarted");
-                InFlight {
-                    prepared: None,
-                    replies: Vec::new(),
-                    waiting,
-                    failure: Some(error.to_string()),
+        let outcome = ledger.submit_into(&envelopes, &mut replies);
+        match outcome {
+            Ok(()) => {
+                let _ = committed.send(ledger.state().last_sequence());
+                let mut results = replies.drain(..);
+                for (count, reply) in waiting.drain(..) {
+                    let mine: Vec<_> = results.by_ref().take(count).collect();
+                    let _ = reply.send(Ok(mine));
                 }
             }
-        };
-        if let Err(std::sync::mpsc::SendError(in_flight)) = to_committer.send(in_flight) {
-            for (_, reply) in in_flight.waiting {
-                let _ = reply.send(Err(EngineError::ShuttingDown));
+            Err(error) => {
+                tracing::error!(%error, "group commit failed; the ledger refuses further writes until restarted");
+                for (_, reply) in waiting.drain(..) {
+                    let _ = reply.send(Err(EngineError::Storage(error.to_string())));
+                }
             }
         }
     }
-    // Let the committer finish what is in flight, answer what is still queued, then close
-    // the ledger (final snapshot) unless a write failed.
-    drop(to_committer);
-    let _ = committer.join();
-    if let Some(reason) = poison.lock().clone() {
-        ledger.poison(reason);
-    }
+    // Answer whatever is still queued, then close the ledger (final snapshot).
     receiver.close();
     while let Ok(job) = receiver.try_recv() {
         if let Job::Commands { reply, .. } = job {
@@ -290,59 +224,6 @@ fn writer_loop(
     }
     if let Err(error) = ledger.close() {
         tracing::error!(%error, "closing the ledger failed");
-    }
-}
-
-/// Batches waiting to be written while the writer prepares the next one.
-const PIPELINE_DEPTH: usize = 2;
-
-fn committer_loop(
-    store: &EventStore,
-    from_writer: std::sync::mpsc::Receiver<InFlight>,
-    committed: &watch::Sender<u64>,
-    durable: &Durable,
-    poison: &Mutex<Option<String>>,
-) {
-    for in_flight in from_writer {
-        let outcome = if let Some(failure) = in_flight.failure {
-            Err(failure)
-        } else if let Some(reason) = poison.lock().clone() {
-            Err(reason)
-        } else if let Some(prepared) = in_flight.prepared {
-            let last_sequence = prepared.last_sequence();
-            match commit_prepared(store, prepared) {
-                Ok(()) => {
-                    let _ = committed.send(last_sequence);
-                    *durable.sequence.lock() = last_sequence;
-                    durable.advanced.notify_all();
-                    Ok(())
-                }
-                Err(error) => {
-                    tracing::error!(%error, "group commit failed; the ledger refuses further writes until restarted");
-                    *poison.lock() = Some(error.to_string());
-                    durable.advanced.notify_all();
-                    Err(error.to_string())
-                }
-            }
-        } else {
-            // Nothing to write (all rejected or duplicates); answering after the batches
-            // before it keeps a duplicate's answer behind its original's fsync.
-            Ok(())
-        };
-        match outcome {
-            Ok(()) => {
-                let mut results = in_flight.replies.into_iter();
-                for (count, reply) in in_flight.waiting {
-                    let mine: Vec<_> = results.by_ref().take(count).collect();
-                    let _ = reply.send(Ok(mine));
-                }
-            }
-            Err(reason) => {
-                for (_, reply) in in_flight.waiting {
-                    let _ = reply.send(Err(EngineError::Storage(reason.clone())));
-                }
-            }
-        }
     }
 }
 

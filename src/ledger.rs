@@ -183,29 +183,6 @@ impl Ledger {
         envelopes: &[Envelope],
         replies: &mut Vec<Result<Reply, Rejection>>,
     ) -> Result<(), LedgerError> {
-        let prepared = self.prepare(envelopes, replies)?;
-        if let Some(prepared) = prepared {
-            if let Err(error) = commit_prepared(&self.store, prepared) {
-                self.poisoned = Some(error.to_string());
-                return Err(error.into());
-            }
-        }
-        // Everything decided so far is durable now, so the cache may be emptied.
-        self.evict_if_over_limit();
-        Ok(())
-    }
-
-    /// The first stage of a group commit, all CPU and no writes: prefetch the invoices
-    /// the batch names, decide every envelope (appending replies), frame and chain the
-    /// events and build the `WriteBatch`, plus a snapshot when one is due. The state and
-    /// the chain head move on at once, so the next batch can be prepared while this one
-    /// is written by [`commit_prepared`] (on another thread, in order). A reply may be
-    /// sent only after its batch, and every batch before it, is committed.
-    pub fn prepare(
-        &mut self,
-        envelopes: &[Envelope],
-        replies: &mut Vec<Result<Reply, Rejection>>,
-    ) -> Result<Option<PreparedCommit>, LedgerError> {
         if let Some(reason) = &self.poisoned {
             return Err(StoreError::Poisoned(reason.clone()).into());
         }
@@ -249,49 +226,28 @@ impl Ledger {
             }
         }
         if self.events.is_empty() {
-            return Ok(None);
+            return Ok(());
         }
-        let (batch, head) = match self.frame_events() {
-            Ok(framed) => framed,
+        match self.write_events() {
+            Ok(head) => {
+                self.chain_head = head;
+            }
             Err(error) => {
                 self.poisoned = Some(error.to_string());
                 return Err(error.into());
             }
-        };
-        self.chain_head = head;
-        let last_sequence = self.events.last().map_or(0, |event| event.sequence);
-        let snapshot =
-            if last_sequence - self.last_snapshot_sequence >= self.options.snapshot_interval {
-                self.frame_snapshot()?
-            } else {
-                None
-            };
-        Ok(Some(PreparedCommit {
-            batch,
-            last_sequence,
-            snapshot,
-            snapshots_kept: self.options.snapshots_kept.max(1),
-        }))
-    }
-
-    /// True when the invoice cache is over its limit (the engine then waits until all it
-    /// decided is durable and calls [`Ledger::evict_if_over_limit`]).
-    pub fn invoice_cache_over_limit(&self) -> bool {
-        self.state.read().invoices_in_memory() > self.options.invoice_cache_limit
-    }
-
-    /// Empties the invoice cache if it is over its limit. Call only when every decided
-    /// batch is durable: the store's index must hold what the cache forgets.
-    pub fn evict_if_over_limit(&mut self) {
-        let mut state = self.state.write();
-        if state.invoices_in_memory() > self.options.invoice_cache_limit {
-            state.evict_invoices(self.options.invoice_cache_limit);
         }
-    }
-
-    /// Marks the ledger failed after a commit of a prepared batch failed elsewhere.
-    pub fn poison(&mut self, reason: String) {
-        self.poisoned = Some(reason);
+        {
+            let mut state = self.state.write();
+            if state.invoices_in_memory() > self.options.invoice_cache_limit {
+                state.evict_invoices(self.options.invoice_cache_limit);
+            }
+        }
+        let last_sequence = self.events.last().map_or(0, |event| event.sequence);
+        if last_sequence - self.last_snapshot_sequence >= self.options.snapshot_interval {
+            self.write_snapshot()?;
+        }
+        Ok(())
     }
 
     /// I/O before the state machine: reads from the store's invoice index every invoice
@@ -338,9 +294,7 @@ impl Ledger {
         &self.events
     }
 
-    /// Frames and chains the batch's events (encode once, hash once) into a `WriteBatch`
-    /// with the invoice-index updates.
-    fn frame_events(&mut self) -> Result<(CommitBatch, ChainHash), StoreError> {
+    fn write_events(&mut self) -> Result<ChainHash, StoreError> {
         let mut batch = CommitBatch::default();
         let mut head = self.chain_head;
         for event in &self.events {
@@ -358,37 +312,32 @@ impl Ledger {
         for (key, value) in &self.index_updates {
             self.store.put_invoice(&mut batch, key, value)?;
         }
-        Ok((batch, head))
+        self.store.commit(batch)?;
+        Ok(head)
     }
 
-    /// The framed snapshot of the state at its current sequence, if newer than the last.
-    fn frame_snapshot(&mut self) -> Result<Option<(u64, Vec<u8>)>, LedgerError> {
+    /// Persists the projections at the current sequence and prunes old snapshots.
+    pub fn write_snapshot(&mut self) -> Result<(), LedgerError> {
         let mut image_bytes = Vec::new();
         let sequence = {
             let state = self.state.read();
             let sequence = state.last_sequence();
             if sequence == 0 || sequence == self.last_snapshot_sequence {
-                return Ok(None);
+                return Ok(());
             }
             encode_value(&state.to_image(), &mut image_bytes).map_err(StoreError::Encode)?;
             sequence
         };
+        let framed = encode_snapshot(sequence, &self.chain_head, &image_bytes);
+        self.store.put_snapshot(sequence, &framed)?;
         self.last_snapshot_sequence = sequence;
-        Ok(Some((
-            sequence,
-            encode_snapshot(sequence, &self.chain_head, &image_bytes),
-        )))
-    }
-
-    /// Persists the projections at the current sequence and prunes old snapshots.
-    pub fn write_snapshot(&mut self) -> Result<(), LedgerError> {
-        if let Some((sequence, framed)) = self.frame_snapshot()? {
-            write_snapshot_and_prune(
-                &self.store,
-                sequence,
-                &framed,
-                self.options.snapshots_kept.max(1),
-            )?;
+        for old in self
+            .store
+            .snapshot_sequences()?
+            .into_iter()
+            .skip(self.options.snapshots_kept.max(1))
+        {
+            self.store.delete_snapshot(old)?;
         }
         Ok(())
     }
@@ -401,44 +350,6 @@ impl Ledger {
         }
         Ok(())
     }
-}
-
-/// A batch decided and framed by [`Ledger::prepare`], waiting to be written.
-pub struct PreparedCommit {
-    batch: CommitBatch,
-    last_sequence: u64,
-    snapshot: Option<(u64, Vec<u8>)>,
-    snapshots_kept: usize,
-}
-
-impl PreparedCommit {
-    /// The sequence of the batch's last event: durable once committed.
-    pub fn last_sequence(&self) -> u64 {
-        self.last_sequence
-    }
-}
-
-/// The second stage of a group commit: one `WriteBatch`, one fsync; then the snapshot, if
-/// one was due at this batch. Batches must be committed in the order they were prepared.
-pub fn commit_prepared(store: &EventStore, prepared: PreparedCommit) -> Result<(), StoreError> {
-    store.commit(prepared.batch)?;
-    if let Some((sequence, framed)) = prepared.snapshot {
-        write_snapshot_and_prune(store, sequence, &framed, prepared.snapshots_kept)?;
-    }
-    Ok(())
-}
-
-fn write_snapshot_and_prune(
-    store: &EventStore,
-    sequence: u64,
-    framed: &[u8],
-    kept: usize,
-) -> Result<(), StoreError> {
-    store.put_snapshot(sequence, framed)?;
-    for old in store.snapshot_sequences()?.into_iter().skip(kept) {
-        store.delete_snapshot(old)?;
-    }
-    Ok(())
 }
 
 /// The idempotency record for the invoice an event touched, from the state after the batch.

@@ -1,6 +1,6 @@
-//! The engine's pipeline (writer decides batch N+1 while the committer writes batch N)
-//! with a tiny invoice cache: concurrent submitters, retries and conflicts of invoices
-//! long evicted, answered exactly as the rules say, and a log that verifies.
+//! The engine with a tiny invoice cache: concurrent submitters whose jobs are merged into
+//! group commits, retries and conflicts of invoices long evicted, answered exactly as the
+//! rules say, and a log that verifies.
 
 mod common;
 
@@ -35,7 +35,7 @@ fn job(job: usize, amount: &str) -> Vec<Command> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pipelined_engine_with_a_tiny_cache_answers_retries_and_conflicts_correctly() {
+async fn engine_with_a_tiny_cache_answers_retries_and_conflicts_correctly() {
     let directory = tempfile::tempdir().expect("tempdir");
     let options = LedgerOptions {
         invoice_cache_limit: 4,
