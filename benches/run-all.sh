@@ -18,7 +18,7 @@ for run in $(seq "$runs"); do
   echo "== run $run: state machine (criterion, batches of 8,189 redemptions, no I/O)"
   cargo bench --locked --quiet --bench state_machine -- --warm-up-time 2 --measurement-time 5 2>&1 | grep -E "thrpt:" | head -1
   echo "== run $run: engine (library, durable, fsync per batch)"
-  cargo bench --locked --quiet --bench engine -- --warm-up-time 1 --measurement-time 2 2>&1 | grep -E "^engine batch"
+  cargo bench --locked --quiet --bench engine -- --warm-up-time 1 --measurement-time 2 2>&1 | grep -E "^engine (batch|via)"
   echo "== run $run: gRPC load generator on loopback (fresh data directory)"
   rm -rf "$scratch/grpc"
   "$bin" serve --data-dir "$scratch/grpc" --listen 127.0.0.1:50077 --config config/server.toml >/dev/null 2>&1 &
