@@ -30,7 +30,11 @@ fn seeded_state(vouchers: usize) -> (LedgerState, InvoiceStream) {
 
 fn redemptions(criterion: &mut Criterion) {
     // Tiny under `cargo test` (no --bench flag), the full population under `cargo bench`.
-    let vouchers = if std::env::args().any(|argument| argument == "--bench") { 20_000 } else { 200 };
+    let vouchers = if std::env::args().any(|argument| argument == "--bench") {
+        20_000
+    } else {
+        200
+    };
     let (mut state, mut stream) = seeded_state(vouchers);
     let mut group = criterion.benchmark_group("state_machine");
     const BATCH: usize = 8_189;

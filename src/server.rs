@@ -52,6 +52,9 @@ pub struct ServerSection {
     pub snapshot_interval: u64,
     /// Seconds between expiry sweeps (vouchers whose term ended are released).
     pub expiry_sweep_seconds: u64,
+    /// After SIGTERM, how long in-flight calls and streams may take before the remaining
+    /// connections are closed (the writer is drained and synced either way).
+    pub shutdown_grace_seconds: u64,
 }
 
 impl Default for ServerSection {
@@ -61,6 +64,7 @@ impl Default for ServerSection {
             queue_commands: EngineConfig::default().queue_commands,
             snapshot_interval: LedgerOptions::default().snapshot_interval,
             expiry_sweep_seconds: 3_600,
+            shutdown_grace_seconds: 10,
         }
     }
 }
@@ -203,12 +207,30 @@ pub async fn run(
             authenticator.clone(),
         ))
         .add_service(LedgerServiceServer::with_interceptor(api, authenticator));
+    let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
+    let mut stopping_for_grace = stopping.clone();
     let stop = async move {
         shutdown.await;
         tracing::info!("shutdown requested: finishing in-flight calls");
         let _ = stopping_sender.send(true);
     };
-    let served = router.serve_with_incoming_shutdown(incoming, stop).await;
+    let serve = router.serve_with_incoming_shutdown(incoming, stop);
+    let grace_over = async move {
+        let _ = stopping_for_grace
+            .wait_for(|stopping| *stopping)
+            .await
+            .map(|_| ());
+        tokio::time::sleep(grace).await;
+    };
+    // A client that never reads its stream would keep graceful shutdown waiting forever;
+    // after the grace period its connection is dropped.
+    let served = tokio::select! {
+        served = serve => served,
+        _ = grace_over => {
+            tracing::warn!(grace_seconds = grace.as_secs(), "grace period over: closing the remaining connections");
+            Ok(())
+        }
+    };
     sweeper.abort();
     tracing::info!("draining the writer and writing a final snapshot");
     engine.shutdown().await;

@@ -1340,3 +1340,181 @@ async fn health_and_reflection_answer_without_a_token() {
     let _ = proto::FILE_DESCRIPTOR_SET;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_never_reads_does_not_stall_writers() {
+    let server = TestServer::start_with(voucher_ledger::server::ServerSection {
+        shutdown_grace_seconds: 1,
+        ..Default::default()
+    })
+    .await;
+    let voucher_id = seed(&server).await;
+    // Open a subscription and never read from it.
+    let _idle = server
+        .ledger()
+        .subscribe_events(authed(AUDITOR, SubscribeEventsRequest { from_sequence: 1 }))
+        .await
+        .expect("subscribe")
+        .into_inner();
+    let started = std::time::Instant::now();
+    for batch in 0..20 {
+        let invoices: Vec<Invoice> = (0..500)
+            .map(|n| invoice(1, &voucher_id, &format!("S{batch}-{n}"), "1.00"))
+            .collect();
+        let response = tokio::time::timeout(
+            Duration::from_secs(20),
+            server
+                .redemption()
+                .post_invoices(authed(CENTER_1, PostInvoicesRequest { invoices })),
+        )
+        .await
+        .expect("writers are not stalled by the idle subscriber")
+        .expect("batch");
+        assert_eq!(response.into_inner().results.len(), 500);
+    }
+    assert!(started.elapsed() < Duration::from_secs(60));
+    // A second subscriber still gets everything, from the stored log.
+    let mut reader = server
+        .ledger()
+        .subscribe_events(authed(AUDITOR, SubscribeEventsRequest { from_sequence: 1 }))
+        .await
+        .expect("subscribe")
+        .into_inner();
+    let mut last = 0;
+    while last < 10_006 {
+        let event = tokio::time::timeout(Duration::from_secs(10), reader.message())
+            .await
+            .expect("in time")
+            .expect("stream")
+            .expect("open");
+        assert_eq!(event.sequence, last + 1);
+        last = event.sequence;
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_from_the_config_serves_encrypted_and_refuses_plaintext() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let path = |name: &str| directory.path().join(name);
+    let (cert, key) = (path("server.crt"), path("server.key"));
+    std::fs::write(
+        path("ext.cnf"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("ext");
+    // A test CA, and a server certificate for localhost signed by it.
+    for arguments in [
+        vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=voucher-ledger test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ],
+        vec![
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.crt",
+        ],
+    ] {
+        let made = std::process::Command::new("openssl")
+            .args(&arguments)
+            .current_dir(directory.path())
+            .output()
+            .expect("openssl is installed");
+        assert!(
+            made.status.success(),
+            "openssl {arguments:?}: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let mut config = test_config(voucher_ledger::server::ServerSection::default());
+    config.tls = Some(voucher_ledger::server::TlsSection {
+        cert: cert.clone(),
+        key,
+    });
+    let data = tempfile::tempdir().expect("tempdir");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let settings = voucher_ledger::server::ServeSettings {
+        data_dir: data.path().to_path_buf(),
+        config,
+        sync: true,
+    };
+    let task = tokio::spawn(voucher_ledger::server::run(
+        listener,
+        settings,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    let pem = std::fs::read(path("ca.crt")).expect("ca cert");
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(pem))
+        .domain_name("localhost");
+    let channel = tonic::transport::Channel::from_shared(format!("https://{address}"))
+        .expect("uri")
+        .tls_config(tls)
+        .expect("tls config")
+        .connect()
+        .await
+        .expect("TLS connect");
+    let programme = programme_service_client::ProgrammeServiceClient::new(channel)
+        .get_programme(authed(BUREAU, GetProgrammeRequest { year: 0 }))
+        .await
+        .expect("a call over TLS")
+        .into_inner();
+    assert!(programme.years.is_empty());
+    let plaintext = tonic::transport::Channel::from_shared(format!("http://{address}"))
+        .expect("uri")
+        .connect()
+        .await;
+    if let Ok(channel) = plaintext {
+        let refused = programme_service_client::ProgrammeServiceClient::new(channel)
+            .get_programme(authed(BUREAU, GetProgrammeRequest { year: 0 }))
+            .await;
+        assert!(
+            refused.is_err(),
+            "a plaintext call must not be served on a TLS port"
+        );
+    }
+    let _ = stop.send(());
+    task.await.expect("join").expect("clean shutdown");
+}

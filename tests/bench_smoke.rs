@@ -28,7 +28,10 @@ async fn the_load_generator_posts_every_invoice_it_claims() {
     })
     .await
     .expect("load run");
-    assert!(report.contains("PostInvoices: 1000 accepted, 0 rejected"), "{report}");
+    assert!(
+        report.contains("PostInvoices: 1000 accepted, 0 rejected"),
+        "{report}"
+    );
     assert!(report.contains("200 calls"), "{report}");
     assert!(report.contains("0 failed"), "{report}");
     // Running it again seeds nothing new and posts fresh invoice numbers.
@@ -47,7 +50,10 @@ async fn the_load_generator_posts_every_invoice_it_claims() {
     })
     .await
     .expect("second run");
-    assert!(again.contains("PostInvoices: 500 accepted, 0 rejected"), "{again}");
+    assert!(
+        again.contains("PostInvoices: 500 accepted, 0 rejected"),
+        "{again}"
+    );
     let directory = server.stop().await;
     let (ledger, _) = Ledger::open(directory.path(), LedgerOptions::default()).expect("reopen");
     assert_eq!(ledger.state().invoices_redeemed(), 1_700);
@@ -55,7 +61,8 @@ async fn the_load_generator_posts_every_invoice_it_claims() {
 
 #[test]
 fn percentiles_pick_the_right_ranks() {
-    let mut samples: Vec<std::time::Duration> = (1..=1_000).map(std::time::Duration::from_millis).collect();
+    let mut samples: Vec<std::time::Duration> =
+        (1..=1_000).map(std::time::Duration::from_millis).collect();
     samples.reverse();
     let (p50, p99, p999, max) = percentiles(&mut samples);
     assert_eq!((p50, p99, p999, max), (500.0, 990.0, 999.0, 1_000.0));
@@ -67,12 +74,25 @@ fn recovery_benchmark_fills_and_restarts() {
     let last = fill_to(directory.path(), 30_000, true, |_| {}).expect("fill");
     assert!(last >= 30_000);
     let output = Command::new(env!("CARGO_BIN_EXE_voucher-ledger"))
-        .args(["bench-recovery", "--events", "30000", "--runs", "2", "--config", "config/server.toml", "--data-dir"])
+        .args([
+            "bench-recovery",
+            "--events",
+            "30000",
+            "--runs",
+            "2",
+            "--config",
+            "config/server.toml",
+            "--data-dir",
+        ])
         .arg(directory.path())
         .output()
         .expect("run bench-recovery");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(stdout.matches("serving").count(), 2, "{stdout}");
     assert!(stdout.contains("RSS"), "{stdout}");
     let report = voucher_ledger::verify::verify(directory.path()).expect("verify");

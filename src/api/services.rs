@@ -803,9 +803,11 @@ impl LedgerService for Api {
                     }
                     for record in chunk {
                         next = record.sequence + 1;
-                        match tokio::time::timeout(SUBSCRIBER_STALL_LIMIT, sender.send(Ok(record)))
-                            .await
-                        {
+                        let sent = tokio::select! {
+                            sent = tokio::time::timeout(SUBSCRIBER_STALL_LIMIT, sender.send(Ok(record))) => sent,
+                            _ = stopped(&mut shutdown) => return,
+                        };
+                        match sent {
                             Ok(Ok(())) => {}
                             Ok(Err(_)) => return, // the client went away
                             Err(_) => {
