@@ -20,6 +20,7 @@ build: prerequisites
 	$(CARGO) build --release --locked
 
 run: build
+	@echo "Serving $(DATA_DIR) on $(LISTEN). Development tokens: config/dev-tokens.txt (SM3 hashes in $(CONFIG)). Ctrl-C stops gracefully."
 	$(CARGO) run --release --locked --quiet -- serve --data-dir $(DATA_DIR) --listen $(LISTEN) --config $(CONFIG)
 
 test: prerequisites

@@ -27,18 +27,34 @@ use crate::domain::{Command, Date, Envelope, PostInvoice, Timestamp};
 use crate::ledger::{Ledger, LedgerOptions, SUBMIT_BATCH_LIMIT};
 use crate::workload::{InvoiceStream, Population};
 
-#[derive(Clone, Debug)]
+/// What `voucher-ledger bench` runs (its command-line arguments).
+#[derive(Clone, Debug, clap::Args)]
 pub struct LoadSettings {
+    #[arg(long, default_value = "127.0.0.1:50051")]
     pub target: String,
+    /// A bureau token (the bureau may post for every center).
+    #[arg(long, default_value = "dev-bureau-token")]
     pub token: String,
+    #[arg(long, default_value_t = 4)]
     pub connections: usize,
+    /// Invoices per PostInvoices call.
+    #[arg(long, default_value_t = 4_096)]
     pub batch: usize,
+    /// Invoices to post in the batch phase (bounded).
+    #[arg(long, default_value_t = 1_000_000)]
     pub invoices: u64,
+    #[arg(long, default_value_t = 50)]
     pub centers: usize,
+    #[arg(long, default_value_t = 5_000)]
     pub enterprises: usize,
+    #[arg(long, default_value_t = 20_000)]
     pub vouchers: usize,
+    /// Offered unary PostInvoice calls per second (0 skips the unary phase).
+    #[arg(long, default_value_t = 2_000)]
     pub unary_rate: u64,
+    #[arg(long, default_value_t = 10)]
     pub unary_seconds: u64,
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
 

@@ -77,32 +77,7 @@ enum CliCommand {
         no_sync: bool,
     },
     /// Load generator over gRPC: PostInvoices batches, then unary PostInvoice at a fixed rate.
-    Bench {
-        #[arg(long, default_value = "127.0.0.1:50051")]
-        target: String,
-        /// A bureau token (the bureau may post for every center).
-        #[arg(long, default_value = "dev-bureau-token")]
-        token: String,
-        #[arg(long, default_value_t = 4)]
-        connections: usize,
-        #[arg(long, default_value_t = 4_096)]
-        batch: usize,
-        #[arg(long, default_value_t = 1_000_000)]
-        invoices: u64,
-        #[arg(long, default_value_t = 50)]
-        centers: usize,
-        #[arg(long, default_value_t = 5_000)]
-        enterprises: usize,
-        #[arg(long, default_value_t = 20_000)]
-        vouchers: usize,
-        /// Offered unary PostInvoice calls per second (0 skips the unary phase).
-        #[arg(long, default_value_t = 2_000)]
-        unary_rate: u64,
-        #[arg(long, default_value_t = 10)]
-        unary_seconds: u64,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-    },
+    Bench(crate::bench::LoadSettings),
     /// Fill DIR to --events events, then time `serve` from start to SERVING and read its RSS.
     BenchRecovery {
         #[arg(long)]
@@ -162,31 +137,7 @@ pub fn main() -> ExitCode {
             log_format,
             no_sync,
         } => serve_command(data_dir, &listen, &config, &log_format, !no_sync),
-        CliCommand::Bench {
-            target,
-            token,
-            connections,
-            batch,
-            invoices,
-            centers,
-            enterprises,
-            vouchers,
-            unary_rate,
-            unary_seconds,
-            seed,
-        } => bench_command(crate::bench::LoadSettings {
-            target,
-            token,
-            connections,
-            batch,
-            invoices,
-            centers,
-            enterprises,
-            vouchers,
-            unary_rate,
-            unary_seconds,
-            seed,
-        }),
+        CliCommand::Bench(settings) => bench_command(settings),
         CliCommand::BenchRecovery {
             data_dir,
             events,
