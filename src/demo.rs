@@ -601,7 +601,7 @@ pub fn summarize(state: &LedgerState, year: ProgrammeYear, tally: Option<&DemoTa
         totals.2 = totals.2.plus(account.clawback_owed);
         totals.3 = totals.3.plus(account.paid_total);
     }
-    for account in centers.iter().take(12) {
+    for account in &centers {
         let _ = writeln!(
             out,
             "  {:<18} {:<16} {:<10} {:>16} {:>14} {:>14} {:>16}",
@@ -617,9 +617,6 @@ pub fn summarize(state: &LedgerState, year: ProgrammeYear, tally: Option<&DemoTa
             format_yuan(account.clawback_owed),
             format_yuan(account.paid_total)
         );
-    }
-    if centers.len() > 12 {
-        let _ = writeln!(out, "  ... {} more centers", centers.len() - 12);
     }
     let _ = writeln!(
         out,

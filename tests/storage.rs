@@ -199,6 +199,35 @@ fn changing_one_byte_is_detected_at_that_record() {
 }
 
 #[test]
+fn the_verify_command_exits_non_zero_naming_the_first_bad_sequence() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    fill(directory.path(), 10, 1_000_000);
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_voucher-ledger"))
+            .args(["verify", "--data-dir"])
+            .arg(directory.path())
+            .output()
+            .expect("run verify")
+    };
+    let clean = run();
+    assert!(clean.status.success());
+    assert!(String::from_utf8_lossy(&clean.stdout).contains("OK"));
+    {
+        let store =
+            voucher_ledger::storage::EventStore::open(directory.path(), true).expect("store");
+        let mut record = store.record(9).expect("read").expect("present");
+        record[30] ^= 0x20;
+        store
+            .overwrite_record_for_tests(9, Some(&record))
+            .expect("write");
+    }
+    let tampered = run();
+    assert_eq!(tampered.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&tampered.stdout);
+    assert!(stdout.contains("FIRST BAD SEQUENCE 9"), "{stdout}");
+}
+
+#[test]
 fn dropping_a_record_is_detected() {
     let (first_bad, problems) = tampered_verify(|store| {
         store.overwrite_record_for_tests(7, None).expect("delete");
