@@ -490,10 +490,6 @@ impl LedgerState {
         accounts
     }
 
-    pub fn enterprise_count(&self) -> usize {
-        self.enterprises.len()
-    }
-
     /// The cap that applies to `enterprise` in `year`: the override if granted, else the
     /// policy's default; `None` if the year has no policy.
     pub fn enterprise_cap(&self, enterprise: &Uscc, year: ProgrammeYear) -> Option<Money> {
@@ -520,10 +516,6 @@ impl LedgerState {
 
     pub fn voucher(&self, voucher: &VoucherId) -> Option<&Voucher> {
         self.vouchers.get(voucher)
-    }
-
-    pub fn voucher_count(&self) -> usize {
-        self.vouchers.len()
     }
 
     /// Vouchers in id order (sorted here because the map is a hash map).
@@ -579,13 +571,6 @@ impl LedgerState {
     /// True when everything but the invoice cache is equal: what a snapshot holds.
     pub fn same_projections(&self, other: &LedgerState) -> bool {
         self.to_image() == other.to_image()
-    }
-
-    /// Invoices in (center, number) order.
-    pub fn invoices_sorted(&self) -> Vec<(&(Uscc, InvoiceNumber), &InvoiceEntry)> {
-        let mut invoices: Vec<_> = self.invoices.iter().collect();
-        invoices.sort_unstable_by(|left, right| left.0.cmp(right.0));
-        invoices
     }
 
     pub fn settlement_recorded(&self, settlement: &SettlementId) -> bool {

@@ -144,16 +144,11 @@ pub fn decode_snapshot(key_sequence: u64, bytes: &[u8]) -> Result<StoredSnapshot
 #[derive(Default)]
 pub struct CommitBatch {
     batch: WriteBatch,
-    records: usize,
 }
 
 impl CommitBatch {
     pub fn is_empty(&self) -> bool {
         self.batch.is_empty()
-    }
-
-    pub fn record_count(&self) -> usize {
-        self.records
     }
 }
 
@@ -258,10 +253,6 @@ impl EventStore {
         })
     }
 
-    pub fn sync_enabled(&self) -> bool {
-        self.sync
-    }
-
     pub fn put_record(
         &self,
         batch: &mut CommitBatch,
@@ -270,7 +261,6 @@ impl EventStore {
     ) -> Result<(), StoreError> {
         let family = self.family(EVENTS)?;
         batch.batch.put_cf(family, sequence.to_be_bytes(), record);
-        batch.records += 1;
         Ok(())
     }
 
@@ -427,12 +417,6 @@ impl EventStore {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_wal(true)?;
         Ok(())
-    }
-
-    pub fn property(&self, name: &str) -> Option<String> {
-        self.db
-            .cf_handle(EVENTS)
-            .and_then(|family| self.db.property_value_cf(family, name).ok().flatten())
     }
 }
 
