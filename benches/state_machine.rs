@@ -2,7 +2,9 @@
 //! emit the `InvoiceRedeemed` event for fresh invoices over a seeded population
 //! (50 centers, 5,000 enterprises, 20,000 vouchers).
 //!
-//! `cargo bench --bench state_machine`; under `cargo test` it runs each case once.
+//! `cargo bench --bench state_machine`; under `cargo test` it runs each case once, on 200
+//! vouchers. `SM_VOUCHERS=500 cargo bench --bench state_machine` changes the population
+//! (with 500 vouchers it is no faster: the cost is not the size of the voucher set).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use voucher_ledger::domain::{Command, Envelope, LedgerState, Timestamp};
