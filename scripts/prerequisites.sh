@@ -4,12 +4,13 @@
 #   protobuf-compiler protoc for tonic-prost-build
 #   g++               the RocksDB C++ sources
 #   python3-venv      the gRPC interoperability test (a Python grpcio client)
+#   openssl, procps   the TLS test's certificates; `kill` for the SIGTERM test
 # Uses apt-get (Debian/Ubuntu); needs root or sudo. Never downloads binaries.
 set -euo pipefail
 
 missing=()
 have_package() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for package in libclang-dev protobuf-compiler g++ python3-venv; do
+for package in libclang-dev protobuf-compiler g++ python3-venv openssl procps; do
   have_package "$package" || missing+=("$package")
 done
 command -v cargo >/dev/null || { echo "cargo is not installed: install Rust with rustup first" >&2; exit 1; }
