@@ -10,22 +10,9 @@ use voucher_ledger::engine::{Engine, EngineConfig};
 use voucher_ledger::ledger::{Ledger, LedgerOptions};
 
 fn seed() -> Vec<Command> {
-    vec![
-        Command::PublishPolicy {
-            policy: ProgrammePolicy::hangzhou_defaults(year()),
-        },
-        Command::RegisterCenter {
-            center: center(1),
-            name: name("Center 1"),
-            tier: FacilityTier::Domestic,
-            listing_basis: ListingBasis::PlanningLayout,
-        },
-        Command::RegisterEnterprise {
-            enterprise: enterprise(1),
-            name: name("Enterprise 1"),
-        },
-        approve(1, 1, 1, "10000000.00", "3000000.00"),
-    ]
+    let mut commands = registration_commands();
+    commands.push(approve(1, 1, 1, "10000000.00", "3000000.00"));
+    commands
 }
 
 fn job(job: usize, amount: &str) -> Vec<Command> {

@@ -25,28 +25,8 @@ fn options(snapshot_interval: u64) -> LedgerOptions {
 
 /// The standard programme as commands, then `invoices` invoices on one voucher.
 fn scenario_commands(invoices: usize) -> Vec<Envelope> {
-    let mut commands = vec![
-        Command::PublishPolicy {
-            policy: ProgrammePolicy::hangzhou_defaults(year()),
-        },
-        Command::RegisterCenter {
-            center: center(1),
-            name: name("Center 1"),
-            tier: FacilityTier::Domestic,
-            listing_basis: ListingBasis::PlanningLayout,
-        },
-        Command::RegisterCenter {
-            center: center(2),
-            name: name("Center 2"),
-            tier: FacilityTier::Other,
-            listing_basis: ListingBasis::MatchmakingPartner,
-        },
-        Command::RegisterEnterprise {
-            enterprise: enterprise(1),
-            name: name("Enterprise 1"),
-        },
-        approve(1, 1, 1, "1000000.00", "300000.00"),
-    ];
+    let mut commands = registration_commands();
+    commands.push(approve(1, 1, 1, "1000000.00", "300000.00"));
     for number in 0..invoices {
         commands.push(post(1, 1, &format!("INV-{number}"), "100.01"));
     }

@@ -86,6 +86,32 @@ pub fn programme() -> Vec<Event> {
     ]
 }
 
+/// The standard programme as commands: the 2026 policy, center 1 (domestic, planning
+/// layout), center 2 (other, matchmaking partner) and enterprise 1.
+pub fn registration_commands() -> Vec<Command> {
+    vec![
+        Command::PublishPolicy {
+            policy: ProgrammePolicy::hangzhou_defaults(year()),
+        },
+        Command::RegisterCenter {
+            center: center(1),
+            name: name("Center 1"),
+            tier: FacilityTier::Domestic,
+            listing_basis: ListingBasis::PlanningLayout,
+        },
+        Command::RegisterCenter {
+            center: center(2),
+            name: name("Center 2"),
+            tier: FacilityTier::Other,
+            listing_basis: ListingBasis::MatchmakingPartner,
+        },
+        Command::RegisterEnterprise {
+            enterprise: enterprise(1),
+            name: name("Enterprise 1"),
+        },
+    ]
+}
+
 pub fn approve(
     voucher: u128,
     enterprise_index: usize,
