@@ -22,7 +22,9 @@ fn small_programme() -> Vec<Event> {
     )
     .expect("policy");
     vec![
-        Event::PolicyPublished { policy },
+        Event::PolicyPublished {
+            policy: Box::new(policy),
+        },
         center_registered(1, FacilityTier::Domestic),
         center_registered(2, FacilityTier::Other),
         center_registered(3, FacilityTier::MaasMultimodal),

@@ -368,7 +368,7 @@ fn cumulative_invoices_may_not_exceed_the_contract_fee() {
 /// A `VoucherApproved` fact as a faulty earlier release might have recorded it: a rate of
 /// 60% against the 30% ceiling, face 500.00 on a 1,000.00 contract.
 fn anomalous_voucher() -> Event {
-    Event::VoucherApproved(VoucherApproved {
+    Event::VoucherApproved(Box::new(VoucherApproved {
         voucher: voucher_id(1),
         year: year(),
         enterprise: enterprise(1),
@@ -382,7 +382,7 @@ fn anomalous_voucher() -> Event {
         ceiling: Rate::parse("rate", "0.30").expect("rate"),
         requested: money("500.00"),
         face_value: money("500.00"),
-    })
+    }))
 }
 
 #[test]

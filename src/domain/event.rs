@@ -17,7 +17,7 @@ use super::policy::{FacilityTier, ProgrammePolicy};
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
 pub enum Event {
     PolicyPublished {
-        policy: ProgrammePolicy,
+        policy: Box<ProgrammePolicy>,
     },
     CenterRegistered {
         center: Uscc,
@@ -46,7 +46,8 @@ pub enum Event {
         center: Uscc,
         reason: Reason,
     },
-    VoucherApproved(VoucherApproved),
+    /// Boxed: the largest variant and a rare one, so every other event stays small.
+    VoucherApproved(Box<VoucherApproved>),
     InvoiceRedeemed(InvoiceRedeemed),
     InvoiceReversed(InvoiceReversed),
     /// The unredeemed face value went back to the enterprise's cap and the pool.

@@ -220,7 +220,7 @@ impl LedgerState {
         self.last_time = self.last_time.max(at);
         match event {
             Event::PolicyPublished { policy } => {
-                self.policies.insert(policy.year(), policy.clone());
+                self.policies.insert(policy.year(), (**policy).clone());
                 self.pools.entry(policy.year()).or_default();
             }
             Event::CenterRegistered {

@@ -129,7 +129,7 @@ impl LedgerState {
                     );
                 }
                 Ok(vec![Event::PolicyPublished {
-                    policy: policy.clone(),
+                    policy: Box::new(policy.clone()),
                 }])
             }
             Command::RegisterCenter {
@@ -231,9 +231,9 @@ impl LedgerState {
                     reason: reason.clone(),
                 }])
             }
-            Command::ApproveVoucher(approve) => {
-                Ok(vec![Event::VoucherApproved(self.decide_approve(approve)?)])
-            }
+            Command::ApproveVoucher(approve) => Ok(vec![Event::VoucherApproved(Box::new(
+                self.decide_approve(approve)?,
+            ))]),
             Command::CancelVoucher { voucher, reason } => {
                 let existing = self.existing_voucher(voucher)?;
                 if existing.status != VoucherStatus::Active {

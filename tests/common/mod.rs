@@ -55,7 +55,9 @@ pub fn policy_published(pool: &str) -> Event {
         ],
     )
     .expect("policy");
-    Event::PolicyPublished { policy }
+    Event::PolicyPublished {
+        policy: Box::new(policy),
+    }
 }
 
 pub fn center_registered(index: usize, tier: FacilityTier) -> Event {
