@@ -194,7 +194,7 @@ fn writer_loop(
         if envelopes.is_empty() {
             continue;
         }
-        let outcome = ledger.submit_into(&envelopes, &mut replies);
+        let outcome = ledger.commit_batch(&envelopes, &mut replies);
         match outcome {
             Ok(()) => {
                 let _ = committed.send(ledger.state().last_sequence());
@@ -202,6 +202,10 @@ fn writer_loop(
                 for (count, reply) in waiting.drain(..) {
                     let mine: Vec<_> = results.by_ref().take(count).collect();
                     let _ = reply.send(Ok(mine));
+                }
+                // After the replies: a snapshot is for the next restart, not for callers.
+                if let Err(error) = ledger.snapshot_if_due() {
+                    tracing::warn!(%error, "writing a snapshot failed; the next restart replays more");
                 }
             }
             Err(error) => {

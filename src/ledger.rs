@@ -183,6 +183,17 @@ impl Ledger {
         envelopes: &[Envelope],
         replies: &mut Vec<Result<Reply, Rejection>>,
     ) -> Result<(), LedgerError> {
+        self.commit_batch(envelopes, replies)?;
+        self.snapshot_if_due()
+    }
+
+    /// The group commit without the snapshot: the engine answers its callers first and
+    /// then calls [`Ledger::snapshot_if_due`], so a snapshot never delays a reply.
+    pub fn commit_batch(
+        &mut self,
+        envelopes: &[Envelope],
+        replies: &mut Vec<Result<Reply, Rejection>>,
+    ) -> Result<(), LedgerError> {
         if let Some(reason) = &self.poisoned {
             return Err(StoreError::Poisoned(reason.clone()).into());
         }
@@ -243,7 +254,12 @@ impl Ledger {
                 state.evict_invoices(self.options.invoice_cache_limit);
             }
         }
-        let last_sequence = self.events.last().map_or(0, |event| event.sequence);
+        Ok(())
+    }
+
+    /// Writes a snapshot if `snapshot_interval` events have passed since the last one.
+    pub fn snapshot_if_due(&mut self) -> Result<(), LedgerError> {
+        let last_sequence = self.state.read().last_sequence();
         if last_sequence - self.last_snapshot_sequence >= self.options.snapshot_interval {
             self.write_snapshot()?;
         }
