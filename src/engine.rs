@@ -23,7 +23,7 @@ use parking_lot::RwLock;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::domain::{Command, Envelope, LedgerState, Rejection, Reply, Timestamp};
-use crate::ledger::{Ledger, SUBMIT_BATCH_LIMIT};
+use crate::ledger::{Ledger, SnapshotJob, SUBMIT_BATCH_LIMIT};
 use crate::storage::EventStore;
 
 #[derive(Clone, Debug)]
@@ -155,6 +155,19 @@ fn writer_loop(
     let mut envelopes: Vec<Envelope> = Vec::with_capacity(batch_limit);
     let mut replies: Vec<Result<Reply, Rejection>> = Vec::with_capacity(batch_limit);
     let mut waiting: Vec<(usize, oneshot::Sender<JobReply>)> = Vec::new();
+    let (snapshots, snapshot_jobs) = std::sync::mpsc::sync_channel::<SnapshotJob>(1);
+    let snapshot_writer = {
+        let store = ledger.shared_store();
+        std::thread::Builder::new()
+            .name("ledger-snapshots".into())
+            .spawn(move || {
+                for job in snapshot_jobs {
+                    if let Err(error) = job.write(&store) {
+                        tracing::warn!(%error, "writing a snapshot failed; the next restart replays more");
+                    }
+                }
+            })
+    };
     let mut shutting_down = false;
     while !shutting_down {
         let first = match carried.take() {
@@ -203,9 +216,13 @@ fn writer_loop(
                     let mine: Vec<_> = results.by_ref().take(count).collect();
                     let _ = reply.send(Ok(mine));
                 }
-                // After the replies: a snapshot is for the next restart, not for callers.
-                if let Err(error) = ledger.snapshot_if_due() {
-                    tracing::warn!(%error, "writing a snapshot failed; the next restart replays more");
+                // After the replies, and written by another thread: a snapshot is for the
+                // next restart, not for callers. If the previous one is still being
+                // written, this one is skipped (the next is due soon enough).
+                if let Some(job) = ledger.snapshot_job_if_due() {
+                    if snapshots.try_send(job).is_err() {
+                        tracing::debug!("previous snapshot still being written; skipped one");
+                    }
                 }
             }
             Err(error) => {
@@ -216,7 +233,12 @@ fn writer_loop(
             }
         }
     }
-    // Answer whatever is still queued, then close the ledger (final snapshot).
+    // Answer whatever is still queued, then close the ledger (final snapshot) once any
+    // snapshot in flight is written.
+    drop(snapshots);
+    if let Ok(handle) = snapshot_writer {
+        let _ = handle.join();
+    }
     receiver.close();
     while let Ok(job) = receiver.try_recv() {
         if let Job::Commands { reply, .. } = job {

@@ -259,11 +259,31 @@ impl Ledger {
 
     /// Writes a snapshot if `snapshot_interval` events have passed since the last one.
     pub fn snapshot_if_due(&mut self) -> Result<(), LedgerError> {
-        let last_sequence = self.state.read().last_sequence();
-        if last_sequence - self.last_snapshot_sequence >= self.options.snapshot_interval {
-            self.write_snapshot()?;
+        match self.snapshot_job_if_due() {
+            Some(job) => Ok(job.write(&self.store)?),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// The state image for a snapshot, if one is due, to be encoded and written by
+    /// [`SnapshotJob::write`] off the writer's thread. Taking the image is the only part
+    /// that must see a quiet state; it is a copy of the small projections (no invoices).
+    pub fn snapshot_job_if_due(&mut self) -> Option<SnapshotJob> {
+        let state = self.state.read();
+        let sequence = state.last_sequence();
+        if sequence == 0 || sequence - self.last_snapshot_sequence < self.options.snapshot_interval
+        {
+            return None;
+        }
+        let image = state.to_image();
+        drop(state);
+        self.last_snapshot_sequence = sequence;
+        Some(SnapshotJob {
+            sequence,
+            chain_head: self.chain_head,
+            image,
+            snapshots_kept: self.options.snapshots_kept.max(1),
+        })
     }
 
     /// I/O before the state machine: reads from the store's invoice index every invoice
@@ -334,27 +354,20 @@ impl Ledger {
 
     /// Persists the projections at the current sequence and prunes old snapshots.
     pub fn write_snapshot(&mut self) -> Result<(), LedgerError> {
-        let mut image_bytes = Vec::new();
-        let sequence = {
-            let state = self.state.read();
-            let sequence = state.last_sequence();
-            if sequence == 0 || sequence == self.last_snapshot_sequence {
-                return Ok(());
-            }
-            encode_value(&state.to_image(), &mut image_bytes).map_err(StoreError::Encode)?;
-            sequence
-        };
-        let framed = encode_snapshot(sequence, &self.chain_head, &image_bytes);
-        self.store.put_snapshot(sequence, &framed)?;
-        self.last_snapshot_sequence = sequence;
-        for old in self
-            .store
-            .snapshot_sequences()?
-            .into_iter()
-            .skip(self.options.snapshots_kept.max(1))
-        {
-            self.store.delete_snapshot(old)?;
+        let state = self.state.read();
+        let sequence = state.last_sequence();
+        if sequence == 0 || sequence == self.last_snapshot_sequence {
+            return Ok(());
         }
+        let job = SnapshotJob {
+            sequence,
+            chain_head: self.chain_head,
+            image: state.to_image(),
+            snapshots_kept: self.options.snapshots_kept.max(1),
+        };
+        drop(state);
+        job.write(&self.store)?;
+        self.last_snapshot_sequence = sequence;
         Ok(())
     }
 
@@ -363,6 +376,32 @@ impl Ledger {
         if self.poisoned.is_none() {
             self.write_snapshot()?;
             self.store.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// A snapshot taken but not yet written: the image of the projections at `sequence`.
+pub struct SnapshotJob {
+    sequence: u64,
+    chain_head: ChainHash,
+    image: crate::domain::state::StateImage,
+    snapshots_kept: usize,
+}
+
+impl SnapshotJob {
+    /// Encodes, frames (with its SM3 checksum), writes with fsync, and prunes old ones.
+    pub fn write(self, store: &EventStore) -> Result<(), StoreError> {
+        let mut image_bytes = Vec::new();
+        encode_value(&self.image, &mut image_bytes).map_err(StoreError::Encode)?;
+        let framed = encode_snapshot(self.sequence, &self.chain_head, &image_bytes);
+        store.put_snapshot(self.sequence, &framed)?;
+        for old in store
+            .snapshot_sequences()?
+            .into_iter()
+            .skip(self.snapshots_kept)
+        {
+            store.delete_snapshot(old)?;
         }
         Ok(())
     }
