@@ -223,8 +223,8 @@ impl Ledger {
                     }
                     _ => continue,
                 };
-                if let Some(entry) = index_entry_for(&state, center, invoice_number) {
-                    match encode_index_entry(&entry) {
+                if let Some(entry) = state.invoice(center, invoice_number) {
+                    match encode_index_entry(entry) {
                         Ok(value) => self
                             .index_updates
                             .push((invoice_key(center, invoice_number), value)),
@@ -269,10 +269,16 @@ impl Ledger {
     /// [`SnapshotJob::write`] off the writer's thread. Taking the image is the only part
     /// that must see a quiet state; it is a copy of the small projections (no invoices).
     pub fn snapshot_job_if_due(&mut self) -> Option<SnapshotJob> {
+        self.take_snapshot_job(self.options.snapshot_interval)
+    }
+
+    /// Copies the projections for a snapshot if at least `min_new_events` events (and at
+    /// least one) came since the last one, and counts it as taken.
+    fn take_snapshot_job(&mut self, min_new_events: u64) -> Option<SnapshotJob> {
         let state = self.state.read();
         let sequence = state.last_sequence();
-        if sequence == 0 || sequence - self.last_snapshot_sequence < self.options.snapshot_interval
-        {
+        let new_events = sequence - self.last_snapshot_sequence;
+        if sequence == 0 || new_events == 0 || new_events < min_new_events {
             return None;
         }
         let image = state.to_image();
@@ -354,21 +360,10 @@ impl Ledger {
 
     /// Persists the projections at the current sequence and prunes old snapshots.
     pub fn write_snapshot(&mut self) -> Result<(), LedgerError> {
-        let state = self.state.read();
-        let sequence = state.last_sequence();
-        if sequence == 0 || sequence == self.last_snapshot_sequence {
-            return Ok(());
+        match self.take_snapshot_job(1) {
+            Some(job) => Ok(job.write(&self.store)?),
+            None => Ok(()),
         }
-        let job = SnapshotJob {
-            sequence,
-            chain_head: self.chain_head,
-            image: state.to_image(),
-            snapshots_kept: self.options.snapshots_kept.max(1),
-        };
-        drop(state);
-        job.write(&self.store)?;
-        self.last_snapshot_sequence = sequence;
-        Ok(())
     }
 
     /// Writes a final snapshot; call on graceful shutdown so the next start replays little.
@@ -405,15 +400,6 @@ impl SnapshotJob {
         }
         Ok(())
     }
-}
-
-/// The idempotency record for the invoice an event touched, from the state after the batch.
-fn index_entry_for(
-    state: &LedgerState,
-    center: &Uscc,
-    invoice_number: &InvoiceNumber,
-) -> Option<crate::domain::state::InvoiceEntry> {
-    state.invoice(center, invoice_number).cloned()
 }
 
 fn load_snapshot(
