@@ -7,11 +7,11 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::time::{Duration, Instant};
 
-use voucher_ledger::bench::percentiles;
 use voucher_ledger::domain::{Command, Envelope, Timestamp};
-use voucher_ledger::engine::{Engine, EngineConfig};
+use voucher_ledger::ledger::engine::{Engine, EngineConfig};
 use voucher_ledger::ledger::{Ledger, LedgerOptions};
-use voucher_ledger::workload::{InvoiceStream, Population};
+use voucher_ledger::tooling::load::percentiles;
+use voucher_ledger::tooling::population::{InvoiceStream, Population};
 
 fn durable_batches(criterion: &mut Criterion) {
     let directory = tempfile::tempdir().expect("tempdir");

@@ -1,20 +1,28 @@
 //! voucher-ledger: an event-sourced ledger and settlement engine for computing-power
 //! vouchers (算力券). See ARCHITECTURE.md for the code map and the invariants.
 //!
-//! Layers, inside out: [`domain`] (pure rules and state machine), [`storage`] (record
-//! format, hash chain, RocksDB), [`ledger`] (group commit of the state machine's events),
-//! [`engine`] (the single writer thread behind a bounded queue), [`api`] and [`server`]
-//! (gRPC), [`verify`] (the auditor's independent check), [`demo`] (a seeded programme
-//! year) and [`cli`] (the `voucher-ledger` command).
+//! The folders are the layers, inside out:
+//!
+//! - [`domain`]: the rules. Money, identifiers, policy, commands, events, projections and
+//!   the pure state machine. No I/O, no clock, no byte layout.
+//! - [`storage`]: the bytes. Every on-disk layout (record frame and hash chain, event
+//!   payloads, invoice index, snapshots) and the RocksDB store, behind a typed read API.
+//! - [`ledger`]: the durable ledger. Group commit of the state machine's events, recovery,
+//!   snapshots, and the single writer thread ([`ledger::engine`]) behind a bounded queue.
+//! - [`api`]: the gRPC interface and its server; the only layer that sees proto types.
+//! - [`audit`]: the auditor's independent check of a data directory (`verify`).
+//! - [`report`]: what a person reads (the programme-year summary).
+//! - [`cli`]: the `voucher-ledger` command line.
+//! - [`tooling`]: what serves development rather than the product: the population
+//!   generator, the demo year, load and recovery benchmarks, the crash-test writer.
+//! - [`limits`]: every limit the system promises, in one place.
 
 pub mod api;
-pub mod bench;
+pub mod audit;
 pub mod cli;
-pub mod demo;
 pub mod domain;
-pub mod engine;
 pub mod ledger;
-pub mod server;
+pub mod limits;
+pub mod report;
 pub mod storage;
-pub mod verify;
-pub mod workload;
+pub mod tooling;

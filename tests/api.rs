@@ -436,7 +436,7 @@ async fn full_programme_cycle_over_grpc() {
     ));
 
     let directory = server.stop().await;
-    let report = voucher_ledger::verify::verify(directory.path()).expect("verify");
+    let report = voucher_ledger::audit::verify(directory.path()).expect("verify");
     assert!(report.is_clean(), "{:?}", report.problems);
 }
 
@@ -1251,7 +1251,7 @@ fn authed_raw(header: &str) -> tonic::Request<ListCentersRequest> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_resource_exhausted() {
     // A queue of 8 commands: a batch of 100 cannot be queued.
-    let server = TestServer::start_with(voucher_ledger::server::ServerSection {
+    let server = TestServer::start_with(voucher_ledger::api::server::ServerSection {
         queue_commands: 8,
         ..Default::default()
     })
@@ -1343,7 +1343,7 @@ async fn health_and_reflection_answer_without_a_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_never_reads_does_not_stall_writers() {
-    let server = TestServer::start_with(voucher_ledger::server::ServerSection {
+    let server = TestServer::start_with(voucher_ledger::api::server::ServerSection {
         shutdown_grace_seconds: 1,
         ..Default::default()
     })
@@ -1465,19 +1465,19 @@ async fn tls_from_the_config_serves_encrypted_and_refuses_plaintext() {
         .await
         .expect("bind");
     let address = listener.local_addr().expect("address");
-    let mut config = test_config(voucher_ledger::server::ServerSection::default());
-    config.tls = Some(voucher_ledger::server::TlsSection {
+    let mut config = test_config(voucher_ledger::api::server::ServerSection::default());
+    config.tls = Some(voucher_ledger::api::server::TlsSection {
         cert: cert.clone(),
         key,
     });
     let data = tempfile::tempdir().expect("tempdir");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let settings = voucher_ledger::server::ServeSettings {
+    let settings = voucher_ledger::api::server::ServeSettings {
         data_dir: data.path().to_path_buf(),
         config,
         sync: true,
     };
-    let task = tokio::spawn(voucher_ledger::server::run(
+    let task = tokio::spawn(voucher_ledger::api::server::run(
         listener,
         settings,
         async move {

@@ -7,8 +7,8 @@ mod support;
 use std::process::Command;
 
 use support::*;
-use voucher_ledger::bench::{fill_to, percentiles, run_load, LoadSettings};
 use voucher_ledger::ledger::{Ledger, LedgerOptions};
+use voucher_ledger::tooling::load::{fill_to, percentiles, run_load, LoadSettings};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_generator_posts_every_invoice_it_claims() {
@@ -95,6 +95,6 @@ fn recovery_benchmark_fills_and_restarts() {
     );
     assert_eq!(stdout.matches("serving").count(), 2, "{stdout}");
     assert!(stdout.contains("RSS"), "{stdout}");
-    let report = voucher_ledger::verify::verify(directory.path()).expect("verify");
+    let report = voucher_ledger::audit::verify(directory.path()).expect("verify");
     assert!(report.is_clean(), "{:?}", report.problems);
 }

@@ -10,12 +10,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use voucher_ledger::audit::verify;
 use voucher_ledger::domain::Event;
 use voucher_ledger::ledger::{Ledger, LedgerOptions};
-use voucher_ledger::storage::record::{check_record, genesis_chain_hash};
-use voucher_ledger::storage::store::invoice_key;
+use voucher_ledger::storage::record::genesis_chain_hash;
 use voucher_ledger::storage::EventStore;
-use voucher_ledger::verify::verify;
 
 /// Runs the torture writer until it has acknowledged `kill_after` invoices (or 30 s
 /// passed), kills it with SIGKILL, and returns the acknowledged invoice numbers.
@@ -65,12 +64,12 @@ fn every_acknowledged_invoice_survives_sigkill_exactly_once() {
         let (ledger, _) =
             Ledger::open(directory.path(), LedgerOptions::default()).expect("reopen after SIGKILL");
         for number in &all_acknowledged {
-            let key = invoice_key(&center(1), &invoice_number(number));
             assert!(
                 ledger
-                    .store()
-                    .invoice_entry(&key)
+                    .reader()
+                    .invoice(&center(1), &invoice_number(number))
                     .expect("index read")
+                    .0
                     .is_some(),
                 "round {round}: acknowledged invoice {number} is missing from the index"
             );
@@ -80,17 +79,14 @@ fn every_acknowledged_invoice_survives_sigkill_exactly_once() {
         // Exactly once: count InvoiceRedeemed events per invoice number in the log.
         let store = EventStore::open(directory.path(), true).expect("store");
         let mut counts: BTreeMap<String, u32> = BTreeMap::new();
-        let mut chain = genesis_chain_hash();
         store
-            .scan_records(1, |sequence, bytes| {
-                let checked = check_record(sequence, bytes, &chain).expect("record");
-                chain = checked.chain_hash;
-                if let Event::InvoiceRedeemed(redeemed) = checked.decode().expect("decode") {
+            .read_log(1, genesis_chain_hash(), |logged| {
+                if let Event::InvoiceRedeemed(redeemed) = logged.event {
                     *counts
                         .entry(redeemed.invoice_number.to_string())
                         .or_default() += 1;
                 }
-                true
+                std::ops::ControlFlow::Continue(())
             })
             .expect("scan");
         drop(store);

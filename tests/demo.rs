@@ -1,10 +1,11 @@
 //! The seeded programme year: it runs, it verifies, it is deterministic (two runs give
 //! the same log, byte for byte, so the same chain head), and its summary has every part.
 
-use voucher_ledger::demo::{run_demo, summarize, DemoConfig};
+use voucher_ledger::audit::verify;
 use voucher_ledger::domain::ProgrammeYear;
 use voucher_ledger::ledger::{Ledger, LedgerOptions};
-use voucher_ledger::verify::verify;
+use voucher_ledger::report::summary::summarize;
+use voucher_ledger::tooling::demo::{run_demo, tally_lines, DemoConfig};
 
 fn small() -> DemoConfig {
     DemoConfig {
@@ -24,7 +25,7 @@ fn run(config: &DemoConfig) -> (tempfile::TempDir, String, String) {
     let summary = summarize(
         &ledger.state(),
         ProgrammeYear::new(2026).expect("year"),
-        Some(&tally),
+        Some(&tally_lines(&tally)),
     );
     let head = ledger.chain_head().to_string();
     ledger.close().expect("close");

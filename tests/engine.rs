@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use voucher_ledger::domain::*;
-use voucher_ledger::engine::{Engine, EngineConfig};
+use voucher_ledger::ledger::engine::{Engine, EngineConfig};
 use voucher_ledger::ledger::{Ledger, LedgerOptions};
 
 fn seed() -> Vec<Command> {
@@ -89,7 +89,7 @@ async fn engine_with_a_tiny_cache_answers_retries_and_conflicts_correctly() {
         .expect("read");
     assert_eq!(redeemed, 500);
     engine.shutdown().await;
-    let report = voucher_ledger::verify::verify(directory.path()).expect("verify");
+    let report = voucher_ledger::audit::verify(directory.path()).expect("verify");
     assert!(report.is_clean(), "{:?}", report.problems);
     assert!(!report.snapshots_checked.is_empty());
 }

@@ -114,6 +114,6 @@ fn python_grpcio_client_runs_a_scenario_against_the_real_binary() {
         status.success(),
         "graceful shutdown on SIGTERM exits 0, got {status}"
     );
-    let report = voucher_ledger::verify::verify(data.path()).expect("verify");
+    let report = voucher_ledger::audit::verify(data.path()).expect("verify");
     assert!(report.is_clean(), "{:?}", report.problems);
 }

@@ -6,13 +6,12 @@ mod common;
 use std::path::Path;
 
 use common::*;
+use voucher_ledger::audit::verify;
 use voucher_ledger::domain::*;
 use voucher_ledger::ledger::{replay, Ledger, LedgerOptions};
 use voucher_ledger::storage::record::{
     check_record, encode_record, genesis_chain_hash, RecordError,
 };
-use voucher_ledger::storage::store::invoice_key;
-use voucher_ledger::verify::verify;
 
 fn options(snapshot_interval: u64) -> LedgerOptions {
     LedgerOptions {
@@ -59,8 +58,7 @@ fn fill(path: &Path, invoices: usize, snapshot_interval: u64) -> LedgerState {
 fn full_replay(path: &Path) -> LedgerState {
     let store = voucher_ledger::storage::EventStore::open(path, false).expect("store");
     let mut state = LedgerState::new();
-    let mut chain = genesis_chain_hash();
-    replay(&store, &mut state, &mut chain, 1).expect("replay");
+    replay(&store, &mut state, genesis_chain_hash(), usize::MAX).expect("replay");
     state
 }
 
@@ -102,7 +100,7 @@ fn idempotency_outcomes_are_kept_in_the_store() {
     let live = fill(directory.path(), 5, 1_000_000);
     let store = voucher_ledger::storage::EventStore::open(directory.path(), true).expect("store");
     let entry = store
-        .invoice_entry(&invoice_key(&center(1), &invoice_number("INV-3")))
+        .invoice(&center(1), &invoice_number("INV-3"))
         .expect("read")
         .expect("present");
     let in_memory = live
@@ -114,12 +112,12 @@ fn idempotency_outcomes_are_kept_in_the_store() {
     );
     assert!(!entry.reversed);
     let reversed = store
-        .invoice_entry(&invoice_key(&center(1), &invoice_number("INV-0")))
+        .invoice(&center(1), &invoice_number("INV-0"))
         .expect("read")
         .expect("present");
     assert!(reversed.reversed);
     assert!(store
-        .invoice_entry(&invoice_key(&center(2), &invoice_number("INV-3")))
+        .invoice(&center(2), &invoice_number("INV-3"))
         .expect("read")
         .is_none());
 }
@@ -129,7 +127,7 @@ fn rejected_commands_append_nothing() {
     let directory = tempfile::tempdir().expect("tempdir");
     let (mut ledger, _) = Ledger::open(directory.path(), options(1_000_000)).expect("open");
     ledger.submit(&scenario_commands(1)).expect("submit");
-    let before = ledger.store().last_sequence().expect("last");
+    let before = ledger.reader().stored_sequence().expect("last");
     let replies = ledger
         .submit(&[Envelope {
             at: Timestamp(1_900_000_000_000),
@@ -140,7 +138,7 @@ fn rejected_commands_append_nothing() {
         replies[0].as_ref().expect_err("rejected").code,
         RejectionCode::VoucherNotFound
     );
-    assert_eq!(ledger.store().last_sequence().expect("last"), before);
+    assert_eq!(ledger.reader().stored_sequence().expect("last"), before);
 }
 
 // ------------------------------------------------------------------------ tampering

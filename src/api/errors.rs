@@ -18,7 +18,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain::{Rejection, RejectionCode, ValidationError};
-use crate::engine::EngineError;
+use crate::ledger::engine::EngineError;
 
 pub const ERROR_DOMAIN: &str = "voucher-ledger";
 

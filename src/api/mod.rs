@@ -1,11 +1,20 @@
 //! The gRPC API: the only layer that sees proto types. It parses and validates requests
 //! into domain commands (malformed input never reaches the state machine), checks who may
 //! do what, hands commands to the engine, and maps replies and rejections to responses
-//! and statuses.
+//! and statuses. [`server`] serves them.
+//!
+//! | file | what it does |
+//! |---|---|
+//! | `convert.rs` | proto ⇄ domain: every request field parsed and validated, every reply built |
+//! | `errors.rs` | the error model: rejections, validation and engine errors as gRPC statuses |
+//! | `auth.rs` | bearer tokens (SM3-hashed), roles, and who may do what |
+//! | `services/` | one file per gRPC service |
+//! | `server.rs` | `run(listener, settings, shutdown)`: connections, health, reflection, TLS |
 
 pub mod auth;
 pub mod convert;
 pub mod errors;
+pub mod server;
 pub mod services;
 
 /// Generated protobuf and tonic code for package `voucher.v1`.

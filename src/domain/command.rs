@@ -1,8 +1,6 @@
 //! Commands: what clients ask the ledger to do, in the imperative. Every field is already
 //! validated (the types' constructors did it), so the state machine only applies rules.
 
-use serde::{Deserialize, Serialize};
-
 use super::ids::{
     ContractNumber, Date, DeliveryProof, InvoiceNumber, LegalName, ProgrammeYear, Reason,
     SettlementId, Timestamp, Uscc, VoucherId,
@@ -11,7 +9,7 @@ use super::money::Money;
 use super::policy::{FacilityTier, ProgrammePolicy};
 
 /// Why a center is listed, and so allowed to redeem at all.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub enum ListingBasis {
     /// In the city's computing-power planning layout.
     PlanningLayout,
@@ -28,7 +26,7 @@ impl ListingBasis {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub enum CenterStatus {
     Active,
     Suspended,
@@ -47,7 +45,7 @@ impl CenterStatus {
 }
 
 /// Everything the ledger can be asked to do.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Command {
     PublishPolicy {
         policy: ProgrammePolicy,
@@ -104,7 +102,7 @@ pub enum Command {
     },
 }
 
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct ApproveVoucher {
     pub voucher: VoucherId,
     pub year: ProgrammeYear,
@@ -119,7 +117,7 @@ pub struct ApproveVoucher {
     pub requested: Money,
 }
 
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct PostInvoice {
     pub center: Uscc,
     pub voucher: VoucherId,
@@ -132,7 +130,7 @@ pub struct PostInvoice {
 
 /// A command with the time it was accepted for processing. Time comes in here, from
 /// outside the state machine, so replaying the same envelopes gives the same events.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Envelope {
     pub at: Timestamp,
     pub command: Command,

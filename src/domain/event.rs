@@ -4,8 +4,6 @@
 //! Event type numbers are written into each log record's frame. Never renumber a type or
 //! change a payload's shape without bumping the record format version.
 
-use serde::{Deserialize, Serialize};
-
 use super::command::{CenterStatus, ListingBasis};
 use super::ids::{
     ContractNumber, Date, DeliveryProof, InvoiceNumber, LegalName, ProgrammeYear, Reason,
@@ -14,7 +12,7 @@ use super::ids::{
 use super::money::{Money, Rate};
 use super::policy::{FacilityTier, ProgrammePolicy};
 
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Event {
     PolicyPublished {
         policy: Box<ProgrammePolicy>,
@@ -70,7 +68,7 @@ pub enum Event {
     },
 }
 
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct VoucherApproved {
     pub voucher: VoucherId,
     pub year: ProgrammeYear,
@@ -87,7 +85,7 @@ pub struct VoucherApproved {
     pub face_value: Money,
 }
 
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct InvoiceRedeemed {
     pub voucher: VoucherId,
     pub center: Uscc,
@@ -98,7 +96,7 @@ pub struct InvoiceRedeemed {
     pub subsidy: Money,
 }
 
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct InvoiceReversed {
     pub voucher: VoucherId,
     pub center: Uscc,
@@ -113,7 +111,7 @@ pub struct InvoiceReversed {
     pub reason: Reason,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ReleaseCause {
     Expired,
     Cancelled,

@@ -4,8 +4,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 use super::validation::ValidationError;
 
 /// The 31 characters of GB 32100-2015, in the order that gives each its value (I, O, Z, S
@@ -117,19 +115,6 @@ impl fmt::Debug for Uscc {
     }
 }
 
-impl Serialize for Uscc {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Uscc {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Uscc, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Uscc::parse("uscc", &text).map_err(serde::de::Error::custom)
-    }
-}
-
 /// Defines a bounded, printable text identifier (contract numbers, invoice numbers, ...).
 macro_rules! text_identifier {
     ($(#[$meta:meta])* $name:ident, $field:literal, $max:expr) => {
@@ -138,12 +123,6 @@ macro_rules! text_identifier {
         // clone is a reference-count increment, not an allocation.
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(std::sync::Arc<str>);
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(&self.0)
-            }
-        }
 
         impl $name {
             pub const MAX_LENGTH: usize = $max;
@@ -187,34 +166,28 @@ macro_rules! text_identifier {
             }
         }
 
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<$name, D::Error> {
-                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-                $name::parse(&text).map_err(serde::de::Error::custom)
-            }
-        }
     };
 }
 
 text_identifier!(
     /// A contract number as printed on the signed contract; unique per center.
-    ContractNumber, "contract_number", 64
+    ContractNumber, "contract_number", crate::limits::CONTRACT_NUMBER_MAX_BYTES
 );
 text_identifier!(
     /// An invoice number (发票号码); unique per center.
-    InvoiceNumber, "invoice_number", 64
+    InvoiceNumber, "invoice_number", crate::limits::INVOICE_NUMBER_MAX_BYTES
 );
 text_identifier!(
     /// A reference to the delivery proof (acceptance record, usage report) behind an invoice.
-    DeliveryProof, "delivery_proof", 256
+    DeliveryProof, "delivery_proof", crate::limits::DELIVERY_PROOF_MAX_BYTES
 );
 text_identifier!(
     /// A human name of a center or enterprise.
-    LegalName, "name", 200
+    LegalName, "name", crate::limits::LEGAL_NAME_MAX_BYTES
 );
 text_identifier!(
     /// Why the bureau did something (cap override, cancellation, status change).
-    Reason, "reason", 500
+    Reason, "reason", crate::limits::REASON_MAX_BYTES
 );
 
 /// Defines an id that is a UUID chosen by the client (or the API layer) before the command
@@ -222,7 +195,7 @@ text_identifier!(
 macro_rules! uuid_identifier {
     ($(#[$meta:meta])* $name:ident, $field:literal) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(uuid::Uuid);
 
         impl $name {
@@ -278,7 +251,7 @@ uuid_identifier!(
 );
 
 /// A programme year, 2000..=2999.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ProgrammeYear(u16);
 
 impl ProgrammeYear {
@@ -311,7 +284,7 @@ impl fmt::Debug for ProgrammeYear {
 }
 
 /// A calendar date (proleptic Gregorian), stored as days since 1970-01-01.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Date(i32);
 
 impl Date {
@@ -429,9 +402,7 @@ fn civil_from_days(days: i32) -> (i32, u32, u32) {
 
 /// A point in time, milliseconds since the Unix epoch (UTC). It comes in with each
 /// command; the state machine never reads the clock.
-#[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Debug, Default,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {

@@ -21,6 +21,11 @@ pub use ids::{
 pub use money::{Money, Rate};
 pub use policy::{FacilityTier, ProgrammePolicy};
 pub use rejection::{Rejection, RejectionCode};
-pub use state::{LedgerState, Usage, Voucher, VoucherStatus};
-pub use state_machine::{InvoiceOutcome, Reply, SequencedEvent};
+pub use state::{
+    CenterAccount, EnterpriseAccount, InvoiceCache, InvoiceEntry, InvoiceLookup, LedgerState,
+    StateImage, Usage, Voucher, VoucherStatus,
+};
+pub use state_machine::{
+    InvoiceOutcome, Reply, ReversalOutcome, SequencedEvent, SettlementOutcome,
+};
 pub use validation::ValidationError;

@@ -12,13 +12,10 @@ use std::str::FromStr;
 
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::validation::ValidationError;
 
-/// The largest amount the ledger accepts: 10^13 yuan, far above any programme pool, and
-/// small enough that sums of many amounts stay exact in `Decimal` and in `i64` fen.
-pub const MONEY_MAX_FEN: i64 = 1_000_000_000_000_000;
+pub use crate::limits::MONEY_MAX_FEN;
 
 /// A non-negative amount of yuan with exactly two decimal places (fen).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -47,6 +44,19 @@ impl Money {
                 "amount",
                 fen.to_string(),
                 "must be between 0 and 10^13 yuan, in fen",
+            ));
+        }
+        Ok(Money(Decimal::new(fen, 2)))
+    }
+
+    /// Rebuilds a stored amount or total from fen. Totals (sums over many amounts) may
+    /// exceed [`MONEY_MAX_FEN`]; only negative values are refused.
+    pub fn from_total_fen(fen: i64) -> Result<Money, ValidationError> {
+        if fen < 0 {
+            return Err(ValidationError::new(
+                "amount",
+                fen.to_string(),
+                "must not be negative",
             ));
         }
         Ok(Money(Decimal::new(fen, 2)))
@@ -171,26 +181,6 @@ impl fmt::Debug for Money {
     }
 }
 
-/// On disk, money is an integer number of fen: compact, exact and independent of how
-/// `Decimal` lays itself out.
-impl Serialize for Money {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i64(self.to_fen())
-    }
-}
-
-impl<'de> Deserialize<'de> for Money {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Money, D::Error> {
-        let fen = i64::deserialize(deserializer)?;
-        if fen < 0 {
-            return Err(serde::de::Error::custom(format!(
-                "negative money on disk: {fen} fen"
-            )));
-        }
-        Ok(Money(Decimal::new(fen, 2)))
-    }
-}
-
 /// A fraction in `[0, 1]` with at most four decimal places, e.g. `0.30`.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Rate(Decimal, u16);
@@ -264,19 +254,6 @@ impl fmt::Display for Rate {
 impl fmt::Debug for Rate {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(formatter, "{}", self.0.normalize())
-    }
-}
-
-impl Serialize for Rate {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_u16(self.basis_points())
-    }
-}
-
-impl<'de> Deserialize<'de> for Rate {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Rate, D::Error> {
-        let basis_points = u16::deserialize(deserializer)?;
-        Rate::from_basis_points(basis_points).map_err(serde::de::Error::custom)
     }
 }
 

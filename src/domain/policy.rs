@@ -4,14 +4,14 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::ids::ProgrammeYear;
 use super::money::{Money, Rate};
 use super::validation::ValidationError;
 
 /// The facility tier of a computing center, which sets its subsidy rate.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub enum FacilityTier {
     /// Domestic (信创) compute.
     Domestic,
@@ -54,7 +54,7 @@ impl fmt::Display for FacilityTier {
 
 /// One year's published programme rules. Constructed only through [`ProgrammePolicy::new`],
 /// which refuses a tier rate above the contract-fee ceiling.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct ProgrammePolicy {
     year: ProgrammeYear,
     annual_pool: Money,

@@ -6,12 +6,10 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-
 macro_rules! rejections {
     ($($(#[$meta:meta])* $variant:ident = $code:literal, $name:literal;)+) => {
         /// Why the state machine refused a command.
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
         #[repr(u16)]
         pub enum RejectionCode {
             $($(#[$meta])* $variant = $code,)+

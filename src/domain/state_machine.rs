@@ -5,18 +5,17 @@
 //! `decide_*` functions only read the state; `execute` applies the decided events with
 //! dense sequence numbers, so a later command in the same batch sees an earlier one.
 
-use super::command::{ApproveVoucher, CenterStatus, Command, Envelope, PostInvoice};
+use super::command::{ApproveVoucher, CenterStatus, Command, Envelope, ListingBasis, PostInvoice};
 use super::event::{Event, InvoiceRedeemed, InvoiceReversed, ReleaseCause, VoucherApproved};
 use super::ids::{
-    Date, InvoiceNumber, ProgrammeYear, Reason, SettlementId, Timestamp, Uscc, VoucherId,
+    Date, InvoiceNumber, LegalName, ProgrammeYear, Reason, SettlementId, Timestamp, Uscc, VoucherId,
 };
 use super::money::Money;
+use super::policy::{FacilityTier, ProgrammePolicy};
 use super::rejection::{Rejection, RejectionCode};
-use super::state::{LedgerState, VoucherStatus};
+use super::state::{InvoiceEntry, InvoiceLookup, LedgerState, VoucherStatus};
 
-/// At most this many vouchers are released by one `ExpireVouchers` command, so one
-/// command never makes an unbounded batch; the caller repeats until none are left.
-pub const EXPIRY_BATCH_LIMIT: usize = 4_096;
+pub use crate::limits::EXPIRY_BATCH_LIMIT;
 
 /// An event with its place in the log and the time of the command that caused it.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -26,15 +25,49 @@ pub struct SequencedEvent {
     pub event: Event,
 }
 
-/// The answer to an accepted command.
+/// The answer to an accepted command: what happened, typed per command, with the
+/// sequence number of the (last) event it appended.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Reply {
-    /// The command appended events; `last_sequence` is the sequence of the last one
-    /// (equal to the state's sequence before the command if it appended none).
-    Applied { last_sequence: u64 },
+    PolicyPublished {
+        sequence: u64,
+    },
+    CenterRegistered {
+        sequence: u64,
+    },
+    CenterStatusChanged {
+        sequence: u64,
+    },
+    EnterpriseRegistered {
+        sequence: u64,
+    },
+    CapOverrideGranted {
+        sequence: u64,
+    },
+    RelatedPartyDeclared {
+        sequence: u64,
+    },
+    VoucherApproved {
+        voucher: VoucherId,
+        face_value: Money,
+        sequence: u64,
+    },
+    VoucherCancelled {
+        released: Money,
+        sequence: u64,
+    },
+    /// An expiry sweep; `released_vouchers` may be zero, and then `last_sequence` is the
+    /// state's sequence before the command (nothing was appended).
+    VouchersExpired {
+        released_vouchers: u32,
+        released: Money,
+        last_sequence: u64,
+    },
     /// An invoice was redeemed (or, with `duplicate`, had been redeemed before with the
     /// same content, and nothing changed).
     InvoiceOutcome(InvoiceOutcome),
+    InvoiceReversed(ReversalOutcome),
+    CenterSettled(SettlementOutcome),
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -45,11 +78,41 @@ pub struct InvoiceOutcome {
     pub duplicate: bool,
 }
 
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ReversalOutcome {
+    pub subsidy: Money,
+    /// The subsidy had been settled: the center owes it back.
+    pub clawback: bool,
+    /// The voucher was active and took the subsidy back as face value.
+    pub returned_to_voucher: bool,
+    pub sequence: u64,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SettlementOutcome {
+    pub redeemed: Money,
+    pub clawback_offset: Money,
+    pub paid: Money,
+    pub sequence: u64,
+}
+
 impl Reply {
+    /// The sequence of the last event the command appended (for a duplicate invoice, the
+    /// original event; for an empty expiry sweep, the sequence before it).
     pub fn last_sequence(&self) -> u64 {
         match self {
-            Reply::Applied { last_sequence } => *last_sequence,
+            Reply::PolicyPublished { sequence }
+            | Reply::CenterRegistered { sequence }
+            | Reply::CenterStatusChanged { sequence }
+            | Reply::EnterpriseRegistered { sequence }
+            | Reply::CapOverrideGranted { sequence }
+            | Reply::RelatedPartyDeclared { sequence }
+            | Reply::VoucherApproved { sequence, .. }
+            | Reply::VoucherCancelled { sequence, .. } => *sequence,
+            Reply::VouchersExpired { last_sequence, .. } => *last_sequence,
             Reply::InvoiceOutcome(outcome) => outcome.sequence,
+            Reply::InvoiceReversed(outcome) => outcome.sequence,
+            Reply::CenterSettled(outcome) => outcome.sequence,
         }
     }
 }
@@ -76,61 +139,102 @@ impl LedgerState {
             );
         }
         let first_new = sink.len();
+        let at = envelope.at;
         let reply = match &envelope.command {
             Command::PostInvoice(post) => match self.decide_post_invoice(post)? {
                 InvoiceDecision::Duplicate(outcome) => Reply::InvoiceOutcome(outcome),
                 InvoiceDecision::Redeem(redeemed) => {
                     let subsidy = redeemed.subsidy;
-                    self.push(envelope.at, Event::InvoiceRedeemed(redeemed), sink);
+                    let sequence = self.push(at, Event::InvoiceRedeemed(redeemed), sink);
                     Reply::InvoiceOutcome(InvoiceOutcome {
                         subsidy,
-                        sequence: self.last_sequence,
+                        sequence,
                         duplicate: false,
                     })
                 }
             },
-            other => {
-                let events = self.decide(other)?;
-                for event in events {
-                    self.push(envelope.at, event, sink);
+            Command::ApproveVoucher(approve) => {
+                let approved = self.decide_approve(approve)?;
+                let (voucher, face_value) = (approved.voucher, approved.face_value);
+                let sequence = self.push(at, Event::VoucherApproved(Box::new(approved)), sink);
+                Reply::VoucherApproved {
+                    voucher,
+                    face_value,
+                    sequence,
                 }
-                Reply::Applied {
+            }
+            Command::CancelVoucher { voucher, reason } => {
+                let event = self.decide_cancel(voucher, reason)?;
+                let released = match &event {
+                    Event::VoucherReleased { released, .. } => *released,
+                    _ => Money::ZERO,
+                };
+                let sequence = self.push(at, event, sink);
+                Reply::VoucherCancelled { released, sequence }
+            }
+            Command::ExpireVouchers { as_of } => {
+                let events = self.decide_expiry(*as_of);
+                let mut released = Money::ZERO;
+                let released_vouchers = events.len() as u32;
+                for event in events {
+                    if let Event::VoucherReleased {
+                        released: amount, ..
+                    } = &event
+                    {
+                        released = released.plus(*amount);
+                    }
+                    self.push(at, event, sink);
+                }
+                Reply::VouchersExpired {
+                    released_vouchers,
+                    released,
                     last_sequence: self.last_sequence,
                 }
             }
-        };
-        debug_assert!(sink[first_new..]
-            .windows(2)
-            .all(|pair| pair[1].sequence == pair[0].sequence + 1));
-        Ok(reply)
-    }
-
-    fn push(&mut self, at: Timestamp, event: Event, sink: &mut Vec<SequencedEvent>) {
-        let sequence = self.last_sequence + 1;
-        self.apply(sequence, at, &event);
-        sink.push(SequencedEvent {
-            sequence,
-            at,
-            event,
-        });
-    }
-
-    /// Decides every command but `PostInvoice` (which has its own, allocation-free path).
-    fn decide(&self, command: &Command) -> Result<Vec<Event>, Rejection> {
-        match command {
+            Command::ReverseInvoice {
+                center,
+                invoice_number,
+                reason,
+            } => {
+                let reversed = self.decide_reversal(center, invoice_number, reason)?;
+                let (subsidy, clawback, returned_to_voucher) = (
+                    reversed.subsidy,
+                    reversed.clawback,
+                    reversed.returned_to_voucher,
+                );
+                let sequence = self.push(at, Event::InvoiceReversed(reversed), sink);
+                Reply::InvoiceReversed(ReversalOutcome {
+                    subsidy,
+                    clawback,
+                    returned_to_voucher,
+                    sequence,
+                })
+            }
+            Command::SettleCenter {
+                center,
+                settlement_id,
+            } => {
+                let (redeemed, clawback_offset, paid) =
+                    self.decide_settlement(center, settlement_id)?;
+                let event = Event::CenterSettled {
+                    center: *center,
+                    settlement_id: *settlement_id,
+                    redeemed,
+                    clawback_offset,
+                    paid,
+                };
+                let sequence = self.push(at, event, sink);
+                Reply::CenterSettled(SettlementOutcome {
+                    redeemed,
+                    clawback_offset,
+                    paid,
+                    sequence,
+                })
+            }
             Command::PublishPolicy { policy } => {
-                if self.policies.contains_key(&policy.year()) {
-                    return reject(
-                        RejectionCode::PolicyAlreadyPublished,
-                        format!(
-                            "the policy for {} is published and immutable",
-                            policy.year()
-                        ),
-                    );
-                }
-                Ok(vec![Event::PolicyPublished {
-                    policy: Box::new(policy.clone()),
-                }])
+                let event = self.decide_publish_policy(policy)?;
+                let sequence = self.push(at, event, sink);
+                Reply::PolicyPublished { sequence }
             }
             Command::RegisterCenter {
                 center,
@@ -138,55 +242,23 @@ impl LedgerState {
                 tier,
                 listing_basis,
             } => {
-                if self.centers.contains_key(center) {
-                    return reject(
-                        RejectionCode::CenterAlreadyRegistered,
-                        format!("center {center} is already registered"),
-                    );
-                }
-                Ok(vec![Event::CenterRegistered {
-                    center: *center,
-                    name: name.clone(),
-                    tier: *tier,
-                    listing_basis: *listing_basis,
-                }])
+                let event = self.decide_register_center(center, name, *tier, *listing_basis)?;
+                let sequence = self.push(at, event, sink);
+                Reply::CenterRegistered { sequence }
             }
             Command::SetCenterStatus {
                 center,
                 status,
                 reason,
             } => {
-                let account = self.existing_center(center)?;
-                if account.status == CenterStatus::Delisted {
-                    return reject(
-                        RejectionCode::CenterDelisted,
-                        format!("center {center} is delisted; delisting is final"),
-                    );
-                }
-                if account.status == *status {
-                    return reject(
-                        RejectionCode::CenterStatusUnchanged,
-                        format!("center {center} is already {}", status.name()),
-                    );
-                }
-                Ok(vec![Event::CenterStatusChanged {
-                    center: *center,
-                    from: account.status,
-                    to: *status,
-                    reason: reason.clone(),
-                }])
+                let event = self.decide_center_status(center, *status, reason)?;
+                let sequence = self.push(at, event, sink);
+                Reply::CenterStatusChanged { sequence }
             }
             Command::RegisterEnterprise { enterprise, name } => {
-                if self.enterprises.contains_key(enterprise) {
-                    return reject(
-                        RejectionCode::EnterpriseAlreadyRegistered,
-                        format!("enterprise {enterprise} is already registered"),
-                    );
-                }
-                Ok(vec![Event::EnterpriseRegistered {
-                    enterprise: *enterprise,
-                    name: name.clone(),
-                }])
+                let event = self.decide_register_enterprise(enterprise, name)?;
+                let sequence = self.push(at, event, sink);
+                Reply::EnterpriseRegistered { sequence }
             }
             Command::GrantCapOverride {
                 enterprise,
@@ -194,77 +266,180 @@ impl LedgerState {
                 cap,
                 reason,
             } => {
-                self.existing_policy(*year)?;
-                self.existing_enterprise(enterprise)?;
-                let used = self.enterprise_usage(enterprise, *year).used();
-                if *cap < used {
-                    return reject(
-                        RejectionCode::CapOverrideBelowUsage,
-                        format!(
-                            "cap {cap} for {enterprise} in {year} is below its held and redeemed {used}"
-                        ),
-                    );
-                }
-                Ok(vec![Event::CapOverrideGranted {
-                    enterprise: *enterprise,
-                    year: *year,
-                    cap: *cap,
-                    reason: reason.clone(),
-                }])
+                let event = self.decide_cap_override(enterprise, *year, *cap, reason)?;
+                let sequence = self.push(at, event, sink);
+                Reply::CapOverrideGranted { sequence }
             }
             Command::DeclareRelatedParty {
                 enterprise,
                 center,
                 reason,
             } => {
-                self.existing_enterprise(enterprise)?;
-                self.existing_center(center)?;
-                if self.are_related(enterprise, center) {
-                    return reject(
-                        RejectionCode::RelatedPartyAlreadyDeclared,
-                        format!("{enterprise} and {center} are already declared related"),
-                    );
-                }
-                Ok(vec![Event::RelatedPartyDeclared {
-                    enterprise: *enterprise,
-                    center: *center,
-                    reason: reason.clone(),
-                }])
+                let event = self.decide_related_party(enterprise, center, reason)?;
+                let sequence = self.push(at, event, sink);
+                Reply::RelatedPartyDeclared { sequence }
             }
-            Command::ApproveVoucher(approve) => Ok(vec![Event::VoucherApproved(Box::new(
-                self.decide_approve(approve)?,
-            ))]),
-            Command::CancelVoucher { voucher, reason } => {
-                let existing = self.existing_voucher(voucher)?;
-                if existing.status != VoucherStatus::Active {
-                    return reject(
-                        RejectionCode::VoucherNotActive,
-                        format!("voucher {voucher} is {}", existing.status.name()),
-                    );
-                }
-                Ok(vec![Event::VoucherReleased {
-                    voucher: *voucher,
-                    cause: ReleaseCause::Cancelled,
-                    released: existing.remaining,
-                    reason: Some(reason.clone()),
-                }])
-            }
-            Command::ExpireVouchers { as_of } => Ok(self.decide_expiry(*as_of)),
-            Command::PostInvoice(_) => Ok(Vec::new()),
-            Command::ReverseInvoice {
-                center,
-                invoice_number,
-                reason,
-            } => Ok(vec![Event::InvoiceReversed(self.decide_reversal(
-                center,
-                invoice_number,
-                reason,
-            )?)]),
-            Command::SettleCenter {
-                center,
-                settlement_id,
-            } => self.decide_settlement(center, settlement_id),
+        };
+        assert!(sink[first_new..]
+            .windows(2)
+            .all(|pair| pair[1].sequence == pair[0].sequence + 1));
+        Ok(reply)
+    }
+
+    /// Applies `event` with the next sequence number, appends it to `sink`, and returns
+    /// its sequence.
+    fn push(&mut self, at: Timestamp, event: Event, sink: &mut Vec<SequencedEvent>) -> u64 {
+        let sequence = self.last_sequence + 1;
+        self.apply(sequence, at, &event);
+        sink.push(SequencedEvent {
+            sequence,
+            at,
+            event,
+        });
+        sequence
+    }
+
+    fn decide_publish_policy(&self, policy: &ProgrammePolicy) -> Result<Event, Rejection> {
+        if self.policies.contains_key(&policy.year()) {
+            return reject(
+                RejectionCode::PolicyAlreadyPublished,
+                format!(
+                    "the policy for {} is published and immutable",
+                    policy.year()
+                ),
+            );
         }
+        Ok(Event::PolicyPublished {
+            policy: Box::new(policy.clone()),
+        })
+    }
+
+    fn decide_register_center(
+        &self,
+        center: &Uscc,
+        name: &LegalName,
+        tier: FacilityTier,
+        listing_basis: ListingBasis,
+    ) -> Result<Event, Rejection> {
+        if self.centers.contains_key(center) {
+            return reject(
+                RejectionCode::CenterAlreadyRegistered,
+                format!("center {center} is already registered"),
+            );
+        }
+        Ok(Event::CenterRegistered {
+            center: *center,
+            name: name.clone(),
+            tier,
+            listing_basis,
+        })
+    }
+
+    fn decide_center_status(
+        &self,
+        center: &Uscc,
+        status: CenterStatus,
+        reason: &Reason,
+    ) -> Result<Event, Rejection> {
+        let account = self.existing_center(center)?;
+        if account.status == CenterStatus::Delisted {
+            return reject(
+                RejectionCode::CenterDelisted,
+                format!("center {center} is delisted; delisting is final"),
+            );
+        }
+        if account.status == status {
+            return reject(
+                RejectionCode::CenterStatusUnchanged,
+                format!("center {center} is already {}", status.name()),
+            );
+        }
+        Ok(Event::CenterStatusChanged {
+            center: *center,
+            from: account.status,
+            to: status,
+            reason: reason.clone(),
+        })
+    }
+
+    fn decide_register_enterprise(
+        &self,
+        enterprise: &Uscc,
+        name: &LegalName,
+    ) -> Result<Event, Rejection> {
+        if self.enterprises.contains_key(enterprise) {
+            return reject(
+                RejectionCode::EnterpriseAlreadyRegistered,
+                format!("enterprise {enterprise} is already registered"),
+            );
+        }
+        Ok(Event::EnterpriseRegistered {
+            enterprise: *enterprise,
+            name: name.clone(),
+        })
+    }
+
+    fn decide_cap_override(
+        &self,
+        enterprise: &Uscc,
+        year: ProgrammeYear,
+        cap: Money,
+        reason: &Reason,
+    ) -> Result<Event, Rejection> {
+        self.existing_policy(year)?;
+        self.existing_enterprise(enterprise)?;
+        let used = self.enterprise_usage(enterprise, year).used();
+        if cap < used {
+            return reject(
+                RejectionCode::CapOverrideBelowUsage,
+                format!(
+                    "cap {cap} for {enterprise} in {year} is below its held and redeemed {used}"
+                ),
+            );
+        }
+        Ok(Event::CapOverrideGranted {
+            enterprise: *enterprise,
+            year,
+            cap,
+            reason: reason.clone(),
+        })
+    }
+
+    fn decide_related_party(
+        &self,
+        enterprise: &Uscc,
+        center: &Uscc,
+        reason: &Reason,
+    ) -> Result<Event, Rejection> {
+        self.existing_enterprise(enterprise)?;
+        self.existing_center(center)?;
+        if self.are_related(enterprise, center) {
+            return reject(
+                RejectionCode::RelatedPartyAlreadyDeclared,
+                format!("{enterprise} and {center} are already declared related"),
+            );
+        }
+        Ok(Event::RelatedPartyDeclared {
+            enterprise: *enterprise,
+            center: *center,
+            reason: reason.clone(),
+        })
+    }
+
+    fn decide_cancel(&self, voucher: &VoucherId, reason: &Reason) -> Result<Event, Rejection> {
+        let existing = self.existing_voucher(voucher)?;
+        if existing.status != VoucherStatus::Active {
+            return reject(
+                RejectionCode::VoucherNotActive,
+                format!("voucher {voucher} is {}", existing.status.name()),
+            );
+        }
+        Ok(Event::VoucherReleased {
+            voucher: *voucher,
+            cause: ReleaseCause::Cancelled,
+            released: existing.remaining,
+            reason: Some(reason.clone()),
+        })
     }
 
     fn decide_approve(&self, approve: &ApproveVoucher) -> Result<VoucherApproved, Rejection> {
@@ -367,7 +542,7 @@ impl LedgerState {
         let center = self.existing_center(&post.center)?;
         // A retry must get the original answer even if the center has since been
         // suspended, so duplicates are recognised before any other rule.
-        if let Some(entry) = self.invoice(&post.center, &post.invoice_number) {
+        if let Some(entry) = self.prefetched_invoice(&post.center, &post.invoice_number) {
             let same = entry.voucher == post.voucher
                 && entry.amount == post.amount
                 && entry.issue_date == post.issue_date
@@ -468,7 +643,7 @@ impl LedgerState {
         reason: &Reason,
     ) -> Result<InvoiceReversed, Rejection> {
         let account = self.existing_center(center)?;
-        let Some(entry) = self.invoice(center, invoice_number) else {
+        let Some(entry) = self.prefetched_invoice(center, invoice_number) else {
             return reject(
                 RejectionCode::InvoiceNotFound,
                 format!("center {center} has no invoice {invoice_number}"),
@@ -516,7 +691,7 @@ impl LedgerState {
         &self,
         center: &Uscc,
         settlement_id: &SettlementId,
-    ) -> Result<Vec<Event>, Rejection> {
+    ) -> Result<(Money, Money, Money), Rejection> {
         let account = self.existing_center(center)?;
         if self.settlement_recorded(settlement_id) {
             return reject(
@@ -531,16 +706,27 @@ impl LedgerState {
             );
         }
         let clawback_offset = account.clawback_owed.min(account.unsettled);
-        Ok(vec![Event::CenterSettled {
-            center: *center,
-            settlement_id: *settlement_id,
-            redeemed: account.unsettled,
+        Ok((
+            account.unsettled,
             clawback_offset,
-            paid: account.unsettled.saturating_minus(clawback_offset),
-        }])
+            account.unsettled.saturating_minus(clawback_offset),
+        ))
     }
 
     // ------------------------------------------------------------- lookups that reject
+
+    /// The invoice the command names, from the invoice cache. The ledger promises that
+    /// every invoice a batch names was prefetched; deciding "new" on a key it forgot
+    /// would pay a subsidy twice, so a broken promise stops the writer instead.
+    fn prefetched_invoice(&self, center: &Uscc, number: &InvoiceNumber) -> Option<&InvoiceEntry> {
+        match self.invoice_cache.lookup(center, number) {
+            InvoiceLookup::Found(entry) => Some(entry),
+            InvoiceLookup::Absent => None,
+            InvoiceLookup::NotPrefetched => panic!(
+                "invoice {number} of center {center} was not prefetched before the batch was decided"
+            ),
+        }
+    }
 
     fn existing_policy(
         &self,

@@ -1,8 +1,26 @@
-//! Storage: the record format with its SM3 hash chain (`record`) and the RocksDB store
-//! of log, invoice index and snapshots (`store`). Knows bytes, not business rules.
+//! Storage: the only module that knows a byte layout. It owns every on-disk format and
+//! the RocksDB store, and offers a typed API: events from a sequence (`log`), the
+//! invoice index, snapshots.
+//!
+//! | file | what it owns |
+//! |---|---|
+//! | `codec.rs` | the explicit field-by-field codec storage's own formats use |
+//! | `record.rs` | the record frame (`VLEV`) and the SM3 hash chain |
+//! | `payload_v1.rs` | record format v1's event payloads (frozen shapes, bincode) |
+//! | `index.rs` | the invoice index key and its entries (`VLIX` v2; reads v1) |
+//! | `snapshot.rs` | snapshot frames (`VLSN` v2) and the state image layout |
+//! | `store.rs` | RocksDB: column families, group commit, point and range reads |
+//! | `log.rs` | the one loop that reads the log back as checked events |
 
+pub mod codec;
+pub mod index;
+pub mod log;
+mod payload_v1;
 pub mod record;
+pub mod snapshot;
 pub mod store;
 
+pub use log::{LogError, LogPosition, LoggedEvent};
 pub use record::{ChainHash, RecordError};
-pub use store::{EventStore, StoreError};
+pub use snapshot::StoredSnapshot;
+pub use store::{CommitBatch, EventStore, StoreError};

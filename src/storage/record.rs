@@ -10,7 +10,7 @@
 //!      8     8  sequence         dense, from 1
 //!     16     8  time             ms since the Unix epoch, of the command
 //!     24     4  payload length   N
-//!     28     N  payload          bincode (standard config) of the Event, via serde
+//!     28     N  payload          the event (`payload_v1`: bincode of frozen v1 shapes)
 //!   28+N    32  chain hash       SM3(previous chain hash || bytes 0..28+N)
 //! ```
 //!
@@ -20,14 +20,14 @@
 
 use sm3::{Digest, Sm3};
 
+use super::payload_v1;
 use crate::domain::{Event, SequencedEvent, Timestamp};
+pub use crate::limits::RECORD_PAYLOAD_LIMIT;
 
 pub const RECORD_MAGIC: [u8; 4] = *b"VLEV";
 pub const RECORD_FORMAT_VERSION: u16 = 1;
 pub const RECORD_HEADER_LENGTH: usize = 28;
 pub const CHAIN_HASH_LENGTH: usize = 32;
-/// No single event is larger than this; a bigger length field means a corrupt record.
-pub const RECORD_PAYLOAD_LIMIT: usize = 64 * 1024;
 
 /// The hash that precedes record 1: SM3 of a fixed label, so an empty log has a
 /// well-defined head.
@@ -71,6 +71,8 @@ pub enum RecordError {
     },
     #[error("record stored under sequence {key} says it is sequence {inside}")]
     SequenceMismatch { key: u64, inside: u64 },
+    #[error("record {sequence} is missing (the next stored record is {next})")]
+    Missing { sequence: u64, next: u64 },
     #[error("record {sequence}: chain hash mismatch (edited, dropped or reordered records)")]
     ChainBroken { sequence: u64 },
     #[error("record {sequence}: payload does not decode: {reason}")]
@@ -94,12 +96,9 @@ impl RecordError {
             | RecordError::BadPayload { sequence, .. }
             | RecordError::TypeMismatch { sequence, .. } => *sequence,
             RecordError::SequenceMismatch { key, .. } => *key,
+            RecordError::Missing { sequence, .. } => *sequence,
         }
     }
-}
-
-fn bincode_config() -> bincode::config::Configuration {
-    bincode::config::standard()
 }
 
 /// Appends the framed record for `event` to `out` and returns its chain hash.
@@ -111,8 +110,8 @@ pub fn encode_record(
     out: &mut Vec<u8>,
 ) -> Result<ChainHash, String> {
     payload_scratch.clear();
-    bincode::serde::encode_into_std_write(&event.event, payload_scratch, bincode_config())
-        .map_err(|error| format!("event {} does not encode: {error}", event.sequence))?;
+    payload_v1::encode(&event.event, payload_scratch)
+        .map_err(|error| format!("event {}: {error}", event.sequence))?;
     if payload_scratch.len() > RECORD_PAYLOAD_LIMIT {
         return Err(format!(
             "event {} is {} bytes, above the {RECORD_PAYLOAD_LIMIT}-byte limit",
@@ -229,19 +228,10 @@ pub fn parse_frame(key_sequence: u64, bytes: &[u8]) -> Result<CheckedRecord<'_>,
 impl CheckedRecord<'_> {
     /// Decodes the payload and checks that it is the type the frame says.
     pub fn decode(&self) -> Result<Event, RecordError> {
-        let (event, used): (Event, usize) =
-            bincode::serde::decode_from_slice(self.payload, bincode_config()).map_err(|error| {
-                RecordError::BadPayload {
-                    sequence: self.sequence,
-                    reason: error.to_string(),
-                }
-            })?;
-        if used != self.payload.len() {
-            return Err(RecordError::BadPayload {
-                sequence: self.sequence,
-                reason: format!("{} trailing bytes", self.payload.len() - used),
-            });
-        }
+        let event = payload_v1::decode(self.payload).map_err(|error| RecordError::BadPayload {
+            sequence: self.sequence,
+            reason: error.reason,
+        })?;
         if event.type_number() != self.event_type {
             return Err(RecordError::TypeMismatch {
                 sequence: self.sequence,
@@ -251,23 +241,6 @@ impl CheckedRecord<'_> {
         }
         Ok(event)
     }
-}
-
-/// Encodes any serde value with the log's bincode configuration (snapshots, indexes).
-pub fn encode_value<T: serde::Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
-    bincode::serde::encode_into_std_write(value, out, bincode_config())
-        .map(|_| ())
-        .map_err(|error| error.to_string())
-}
-
-/// Decodes a value written by [`encode_value`], refusing trailing bytes.
-pub fn decode_value<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    let (value, used): (T, usize) =
-        bincode::serde::decode_from_slice(bytes, bincode_config()).map_err(|e| e.to_string())?;
-    if used != bytes.len() {
-        return Err(format!("{} trailing bytes", bytes.len() - used));
-    }
-    Ok(value)
 }
 
 /// SM3 of `bytes`, for snapshot and index checksums.

@@ -4,8 +4,8 @@
 //! | column family | key                               | value                          |
 //! |---------------|-----------------------------------|--------------------------------|
 //! | `events`      | sequence, u64 big-endian          | a framed record (`record.rs`)  |
-//! | `invoices`    | center USCC (18 B) + invoice no.  | `VLIX` + version + outcome     |
-//! | `snapshots`   | sequence, u64 big-endian          | `VLSN` frame + state image     |
+//! | `invoices`    | center USCC (18 B) + invoice no.  | `VLIX` entry (`index.rs`)      |
+//! | `snapshots`   | sequence, u64 big-endian          | `VLSN` frame (`snapshot.rs`)   |
 //! | `default`     | `format`                          | `VLDB` + version               |
 //!
 //! A batch of records and index updates is one `WriteBatch`, written with one fsync
@@ -16,16 +16,13 @@ use std::path::Path;
 
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 
-use super::record::{decode_value, encode_value, sm3_digest, ChainHash};
-use crate::domain::state::InvoiceEntry;
-use crate::domain::{InvoiceNumber, Uscc};
+use super::index::{decode_index_entry, encode_index_entry, invoice_key, parse_invoice_key};
+use super::record::ChainHash;
+use super::snapshot::{decode_snapshot, encode_snapshot, StoredSnapshot};
+use crate::domain::{InvoiceEntry, InvoiceNumber, StateImage, Uscc};
 
 pub const DATABASE_MAGIC: [u8; 4] = *b"VLDB";
 pub const DATABASE_FORMAT_VERSION: u16 = 1;
-pub const INDEX_MAGIC: [u8; 4] = *b"VLIX";
-pub const INDEX_FORMAT_VERSION: u16 = 1;
-pub const SNAPSHOT_MAGIC: [u8; 4] = *b"VLSN";
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 1;
 
 const EVENTS: &str = "events";
 const INVOICES: &str = "invoices";
@@ -46,104 +43,11 @@ pub enum StoreError {
     Poisoned(String),
 }
 
-pub fn invoice_key(center: &Uscc, invoice_number: &InvoiceNumber) -> Vec<u8> {
-    let mut key = Vec::with_capacity(18 + invoice_number.as_str().len());
-    key.extend_from_slice(center.as_bytes());
-    key.extend_from_slice(invoice_number.as_str().as_bytes());
-    key
-}
-
-/// The index value: magic, version, and the invoice's outcome and content (everything
-/// the state machine needs to answer a retry, detect a conflict or reverse it).
-pub fn encode_index_entry(entry: &InvoiceEntry) -> Result<Vec<u8>, StoreError> {
-    let mut value = Vec::with_capacity(64);
-    value.extend_from_slice(&INDEX_MAGIC);
-    value.extend_from_slice(&INDEX_FORMAT_VERSION.to_le_bytes());
-    encode_value(entry, &mut value).map_err(StoreError::Encode)?;
-    Ok(value)
-}
-
-pub fn decode_index_entry(bytes: &[u8]) -> Result<InvoiceEntry, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        what: "invoice index entry".into(),
-        reason,
-    };
-    if bytes.len() < 6 || bytes[..4] != INDEX_MAGIC {
-        return Err(corrupt("bad magic".into()));
-    }
-    let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-    if version != INDEX_FORMAT_VERSION {
-        return Err(corrupt(format!("unknown format version {version}")));
-    }
-    decode_value(&bytes[6..]).map_err(corrupt)
-}
-
-/// A snapshot as read back: where it stands in the log and the encoded state image.
-pub struct StoredSnapshot {
-    pub sequence: u64,
-    pub chain_hash: ChainHash,
-    pub image_bytes: Vec<u8>,
-}
-
-/// Frames a state image: magic, version, sequence, chain hash, length, image, SM3.
-pub fn encode_snapshot(sequence: u64, chain_hash: &ChainHash, image_bytes: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(image_bytes.len() + 96);
-    value.extend_from_slice(&SNAPSHOT_MAGIC);
-    value.extend_from_slice(&SNAPSHOT_FORMAT_VERSION.to_le_bytes());
-    value.extend_from_slice(&0u16.to_le_bytes());
-    value.extend_from_slice(&sequence.to_le_bytes());
-    value.extend_from_slice(&chain_hash.0);
-    value.extend_from_slice(&(image_bytes.len() as u64).to_le_bytes());
-    value.extend_from_slice(image_bytes);
-    let digest = sm3_digest(&value);
-    value.extend_from_slice(&digest);
-    value
-}
-
-pub fn decode_snapshot(key_sequence: u64, bytes: &[u8]) -> Result<StoredSnapshot, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        what: format!("snapshot at sequence {key_sequence}"),
-        reason,
-    };
-    const HEADER: usize = 4 + 2 + 2 + 8 + 32 + 8;
-    if bytes.len() < HEADER + 32 {
-        return Err(corrupt(format!("{} bytes is too short", bytes.len())));
-    }
-    if bytes[..4] != SNAPSHOT_MAGIC {
-        return Err(corrupt("bad magic".into()));
-    }
-    let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-    if version != SNAPSHOT_FORMAT_VERSION {
-        return Err(corrupt(format!("unknown format version {version}")));
-    }
-    let body_end = bytes.len() - 32;
-    if sm3_digest(&bytes[..body_end])[..] != bytes[body_end..] {
-        return Err(corrupt("checksum mismatch (torn or edited)".into()));
-    }
-    let mut eight = [0u8; 8];
-    eight.copy_from_slice(&bytes[8..16]);
-    let sequence = u64::from_le_bytes(eight);
-    if sequence != key_sequence {
-        return Err(corrupt(format!("says it is at sequence {sequence}")));
-    }
-    let mut chain = [0u8; 32];
-    chain.copy_from_slice(&bytes[16..48]);
-    eight.copy_from_slice(&bytes[48..56]);
-    let length = u64::from_le_bytes(eight) as usize;
-    if HEADER + length != body_end {
-        return Err(corrupt("length mismatch".into()));
-    }
-    Ok(StoredSnapshot {
-        sequence,
-        chain_hash: ChainHash(chain),
-        image_bytes: bytes[HEADER..body_end].to_vec(),
-    })
-}
-
 /// Writes accumulated for one group commit.
 #[derive(Default)]
 pub struct CommitBatch {
     batch: WriteBatch,
+    scratch: Vec<u8>,
 }
 
 impl CommitBatch {
@@ -264,14 +168,20 @@ impl EventStore {
         Ok(())
     }
 
+    /// Adds an invoice's index entry (its state as of the end of the batch).
     pub fn put_invoice(
         &self,
         batch: &mut CommitBatch,
-        key: &[u8],
-        value: &[u8],
+        center: &Uscc,
+        invoice_number: &InvoiceNumber,
+        entry: &InvoiceEntry,
     ) -> Result<(), StoreError> {
         let family = self.family(INVOICES)?;
-        batch.batch.put_cf(family, key, value);
+        batch.scratch.clear();
+        encode_index_entry(entry, &mut batch.scratch);
+        batch
+            .batch
+            .put_cf(family, invoice_key(center, invoice_number), &batch.scratch);
         Ok(())
     }
 
@@ -296,8 +206,8 @@ impl EventStore {
     }
 
     /// Visits records with sequence ≥ `from` in order, as (key sequence, bytes), until
-    /// `visit` returns false.
-    pub fn scan_records(
+    /// `visit` returns false. Raw: `log.rs` is the one reader that interprets them.
+    pub(super) fn scan_records(
         &self,
         from: u64,
         mut visit: impl FnMut(u64, &[u8]) -> bool,
@@ -321,45 +231,70 @@ impl EventStore {
             .get_cf(self.family(EVENTS)?, sequence.to_be_bytes())?)
     }
 
-    pub fn invoice_entry(&self, key: &[u8]) -> Result<Option<InvoiceEntry>, StoreError> {
-        match self.db.get_pinned_cf(self.family(INVOICES)?, key)? {
-            Some(bytes) => Ok(Some(decode_index_entry(&bytes)?)),
+    /// An invoice's index entry, if the index has one.
+    pub fn invoice(
+        &self,
+        center: &Uscc,
+        invoice_number: &InvoiceNumber,
+    ) -> Result<Option<InvoiceEntry>, StoreError> {
+        let key = invoice_key(center, invoice_number);
+        match self.db.get_pinned_cf(self.family(INVOICES)?, &key)? {
+            Some(bytes) => Ok(Some(decode_entry(&key, &bytes)?)),
             None => Ok(None),
         }
     }
 
-    /// Looks many invoices up at once (one RocksDB multi-get), in the order of `keys`.
-    pub fn invoice_entries(
+    /// Looks many invoices up at once (one RocksDB multi-get), in the order asked.
+    pub fn invoices(
         &self,
-        keys: &[Vec<u8>],
+        wanted: &[(Uscc, InvoiceNumber)],
     ) -> Result<Vec<Option<InvoiceEntry>>, StoreError> {
         let family = self.family(INVOICES)?;
+        let keys: Vec<Vec<u8>> = wanted
+            .iter()
+            .map(|(center, number)| invoice_key(center, number))
+            .collect();
         let mut entries = Vec::with_capacity(keys.len());
-        for found in self.db.batched_multi_get_cf(family, keys, false) {
+        for (key, found) in keys
+            .iter()
+            .zip(self.db.batched_multi_get_cf(family, &keys, false))
+        {
             match found? {
-                Some(bytes) => entries.push(Some(decode_index_entry(&bytes)?)),
+                Some(bytes) => entries.push(Some(decode_entry(key, &bytes)?)),
                 None => entries.push(None),
             }
         }
         Ok(entries)
     }
 
-    /// Visits every invoice index entry in key order.
+    /// Visits every invoice index entry in key order (center, then invoice number). An
+    /// entry that does not decode is passed on as an error naming its key, so `verify`
+    /// can report it and go on.
     pub fn scan_invoices(
         &self,
-        mut visit: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
+        mut visit: impl FnMut(Result<(Uscc, InvoiceNumber, InvoiceEntry), StoreError>),
     ) -> Result<(), StoreError> {
         for item in self
             .db
             .iterator_cf(self.family(INVOICES)?, IteratorMode::Start)
         {
             let (key, value) = item?;
-            visit(&key, &value)?;
+            let decoded = parse_invoice_key(&key)
+                .map_err(|error| corrupt_entry(&key, &error.reason))
+                .and_then(|(center, number)| Ok((center, number, decode_entry(&key, &value)?)));
+            visit(decoded);
         }
         Ok(())
     }
 
-    pub fn put_snapshot(&self, sequence: u64, framed: &[u8]) -> Result<(), StoreError> {
+    /// Writes a snapshot of `image` (at `sequence`, whose record has `chain_hash`).
+    pub fn put_snapshot(
+        &self,
+        sequence: u64,
+        chain_hash: &ChainHash,
+        image: &StateImage,
+    ) -> Result<(), StoreError> {
+        let framed = encode_snapshot(sequence, chain_hash, image);
         let mut options = WriteOptions::default();
         options.set_sync(self.sync);
         self.db.put_cf_opt(
@@ -384,12 +319,30 @@ impl EventStore {
         Ok(sequences)
     }
 
+    /// The format version a stored snapshot declares, without decoding it.
+    pub fn snapshot_format_version(&self, sequence: u64) -> Result<Option<u16>, StoreError> {
+        Ok(self
+            .db
+            .get_pinned_cf(self.family(SNAPSHOTS)?, sequence.to_be_bytes())?
+            .and_then(|bytes| {
+                bytes
+                    .get(4..6)
+                    .map(|version| u16::from_le_bytes([version[0], version[1]]))
+            }))
+    }
+
+    /// The snapshot at `sequence`, checked and decoded.
     pub fn snapshot(&self, sequence: u64) -> Result<Option<StoredSnapshot>, StoreError> {
         match self
             .db
             .get_cf(self.family(SNAPSHOTS)?, sequence.to_be_bytes())?
         {
-            Some(bytes) => Ok(Some(decode_snapshot(sequence, &bytes)?)),
+            Some(bytes) => Ok(Some(decode_snapshot(sequence, &bytes).map_err(
+                |error| StoreError::Corrupt {
+                    what: format!("snapshot at sequence {sequence}"),
+                    reason: error.reason,
+                },
+            )?)),
             None => Ok(None),
         }
     }
@@ -418,6 +371,17 @@ impl EventStore {
         self.db.flush_wal(true)?;
         Ok(())
     }
+}
+
+fn corrupt_entry(key: &[u8], reason: &str) -> StoreError {
+    StoreError::Corrupt {
+        what: format!("invoice index entry {}", String::from_utf8_lossy(key)),
+        reason: reason.to_string(),
+    }
+}
+
+fn decode_entry(key: &[u8], bytes: &[u8]) -> Result<InvoiceEntry, StoreError> {
+    decode_index_entry(bytes).map_err(|error| corrupt_entry(key, &error.reason))
 }
 
 fn sequence_from_key(key: &[u8]) -> Result<u64, StoreError> {

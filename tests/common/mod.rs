@@ -2,8 +2,8 @@
 //! given/when/then harness over the pure state machine.
 #![allow(dead_code)]
 
-use voucher_ledger::demo::{center_uscc, enterprise_uscc};
 use voucher_ledger::domain::*;
+use voucher_ledger::tooling::demo::{center_uscc, enterprise_uscc};
 
 pub fn money(text: &str) -> Money {
     Money::parse("amount", text).expect("test amount")

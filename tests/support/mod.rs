@@ -11,7 +11,7 @@ use voucher_ledger::api::proto::{
     redemption_service_client::RedemptionServiceClient,
     registry_service_client::RegistryServiceClient, voucher_service_client::VoucherServiceClient,
 };
-use voucher_ledger::server::{run, ServeSettings, ServerConfig, ServerSection};
+use voucher_ledger::api::server::{run, ServeSettings, ServerConfig, ServerSection};
 
 pub const BUREAU: &str = "test-bureau";
 pub const AUDITOR: &str = "test-auditor";
@@ -21,13 +21,13 @@ pub const ENTERPRISE_1: &str = "test-enterprise-1";
 pub const ENTERPRISE_2: &str = "test-enterprise-2";
 
 pub fn center_code(index: usize) -> String {
-    voucher_ledger::demo::center_uscc(index)
+    voucher_ledger::tooling::demo::center_uscc(index)
         .expect("uscc")
         .to_string()
 }
 
 pub fn enterprise_code(index: usize) -> String {
-    voucher_ledger::demo::enterprise_uscc(index)
+    voucher_ledger::tooling::demo::enterprise_uscc(index)
         .expect("uscc")
         .to_string()
 }

@@ -1,32 +1,36 @@
-//! The durable ledger: the pure state machine in front, the RocksDB store behind, and
-//! group commit in between.
+//! The durable ledger: the pure state machine in front, the store behind, and group
+//! commit in between.
 //!
-//! `Ledger::submit` takes a batch of envelopes, lets the state machine decide each one
-//! (a later command sees the effects of an earlier one), frames and chains the resulting
-//! events once, writes them with the invoice-index updates as one `WriteBatch` with one
-//! fsync, and only then returns the replies. If that write fails the in-memory state is
-//! ahead of the disk, so the ledger poisons itself: it refuses further work until it is
-//! reopened, which rebuilds the state from what is durable.
+//! `Ledger::submit` takes a batch of envelopes. Before deciding, it prefetches from the
+//! store's invoice index every invoice the batch names (I/O before). The state machine
+//! then decides each envelope (a later one sees the effects of an earlier one) without
+//! I/O. The resulting events are framed and chained once and written, with the
+//! invoice-index updates, as one `WriteBatch` with one fsync (I/O after); only then are
+//! the replies returned. If that write fails the in-memory state is ahead of the disk, so
+//! the ledger poisons itself: it refuses further work until it is reopened, which
+//! rebuilds the state from what is durable.
+//!
+//! Readers on other threads use a [`LedgerReader`]: the projections under a read lock,
+//! invoices (cache, then index) and the log, never the store or the lock directly.
 
+pub mod engine;
+mod reader;
+
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{RwLock, RwLockReadGuard};
 
-use crate::domain::{Command, InvoiceNumber, Uscc};
-use crate::domain::{Envelope, Event, LedgerState, Rejection, Reply, SequencedEvent};
-use crate::storage::record::{
-    check_record, decode_value, encode_record, encode_value, genesis_chain_hash, ChainHash,
-};
-use crate::storage::store::{encode_index_entry, encode_snapshot, invoice_key, CommitBatch};
-use crate::storage::{EventStore, RecordError, StoreError};
+pub use reader::LedgerReader;
 
-/// An invoice read from the store's index before a batch: its key and its entry.
-type PrefetchedInvoice = ((Uscc, InvoiceNumber), crate::domain::state::InvoiceEntry);
-
-/// The most envelopes one `submit` call takes; larger batches are split by the caller.
-pub const SUBMIT_BATCH_LIMIT: usize = 8_192;
+use crate::domain::{Command, Envelope, Event, InvoiceEntry, InvoiceNumber, LedgerState};
+use crate::domain::{Rejection, Reply, SequencedEvent, StateImage, Uscc};
+pub use crate::limits::SUBMIT_BATCH_LIMIT;
+use crate::limits::{INVOICE_CACHE_DEFAULT, SNAPSHOTS_KEPT_DEFAULT, SNAPSHOT_INTERVAL_DEFAULT};
+use crate::storage::record::{encode_record, genesis_chain_hash, ChainHash};
+use crate::storage::{CommitBatch, EventStore, LogError, LogPosition, RecordError, StoreError};
 
 #[derive(Clone, Debug)]
 pub struct LedgerOptions {
@@ -45,9 +49,9 @@ impl Default for LedgerOptions {
     fn default() -> Self {
         LedgerOptions {
             sync: true,
-            snapshot_interval: 100_000,
-            snapshots_kept: 2,
-            invoice_cache_limit: 65_536,
+            snapshot_interval: SNAPSHOT_INTERVAL_DEFAULT,
+            snapshots_kept: SNAPSHOTS_KEPT_DEFAULT,
+            invoice_cache_limit: INVOICE_CACHE_DEFAULT,
         }
     }
 }
@@ -74,18 +78,27 @@ pub enum LedgerError {
     BatchTooLarge(usize),
 }
 
+impl From<LogError> for LedgerError {
+    fn from(error: LogError) -> LedgerError {
+        match error {
+            LogError::Store(error) => LedgerError::Store(error),
+            LogError::Record(error) => LedgerError::Record(error),
+        }
+    }
+}
+
 pub struct Ledger {
     store: Arc<EventStore>,
-    /// Shared with readers (the API's queries). The writer holds the write lock only
-    /// while the state machine decides a batch, never across I/O.
+    /// Shared with readers through [`LedgerReader`]. The writer holds the write lock
+    /// only while the state machine decides a batch, never across I/O.
     state: Arc<RwLock<LedgerState>>,
     chain_head: ChainHash,
     options: LedgerOptions,
     last_snapshot_sequence: u64,
     poisoned: Option<String>,
     events: Vec<SequencedEvent>,
-    /// (key, value) of invoice-index updates of the current batch.
-    index_updates: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The invoices the current batch changed, with their entries as of its end.
+    index_updates: Vec<(Uscc, InvoiceNumber, InvoiceEntry)>,
     payload_scratch: Vec<u8>,
     record_scratch: Vec<u8>,
 }
@@ -97,7 +110,11 @@ impl Ledger {
         let started = Instant::now();
         let store = EventStore::open(path, options.sync)?;
         let mut snapshots_skipped = Vec::new();
-        let mut start = (LedgerState::new(), genesis_chain_hash(), None);
+        let mut start = (
+            LedgerState::with_bounded_invoice_cache(),
+            genesis_chain_hash(),
+            None,
+        );
         for sequence in store.snapshot_sequences()? {
             match load_snapshot(&store, sequence) {
                 Ok((state, chain)) => {
@@ -107,19 +124,19 @@ impl Ledger {
                 Err(error) => snapshots_skipped.push(error.to_string()),
             }
         }
-        let (mut state, mut chain_head, snapshot_sequence) = start;
+        let (mut state, chain_head, snapshot_sequence) = start;
         let from = state.last_sequence() + 1;
-        let replayed = replay(&store, &mut state, &mut chain_head, from)?;
+        let position = replay(&store, &mut state, chain_head, options.invoice_cache_limit)?;
         let violations = state.check_invariants();
         if let Some(first) = violations.first() {
             return Err(LedgerError::Invariant(first.clone()));
         }
         // Replay filled the invoice cache with the tail's invoices; start empty.
-        state.evict_invoices(options.invoice_cache_limit);
+        state.invoice_cache_mut().clear(options.invoice_cache_limit);
         let report = OpenReport {
             snapshot_sequence,
             snapshots_skipped,
-            events_replayed: replayed,
+            events_replayed: position.last_sequence + 1 - from,
             last_sequence: state.last_sequence(),
             elapsed: started.elapsed(),
         };
@@ -127,7 +144,7 @@ impl Ledger {
             store: Arc::new(store),
             last_snapshot_sequence: snapshot_sequence.unwrap_or(0),
             state: Arc::new(RwLock::new(state)),
-            chain_head,
+            chain_head: position.chain_head,
             options,
             poisoned: None,
             events: Vec::with_capacity(SUBMIT_BATCH_LIMIT),
@@ -138,22 +155,15 @@ impl Ledger {
         Ok((ledger, report))
     }
 
-    /// A read view of the projections (holds the read lock while alive).
+    /// A read view of the projections for in-process tools and tests (holds the read
+    /// lock while alive; the writer waits for it).
     pub fn state(&self) -> RwLockReadGuard<'_, LedgerState> {
         self.state.read()
     }
 
-    /// The projections, shared with readers on other threads.
-    pub fn shared_state(&self) -> Arc<RwLock<LedgerState>> {
-        Arc::clone(&self.state)
-    }
-
-    pub fn store(&self) -> &EventStore {
-        &self.store
-    }
-
-    pub fn shared_store(&self) -> Arc<EventStore> {
-        Arc::clone(&self.store)
+    /// A reader for other threads: projections, invoices and the log.
+    pub fn reader(&self) -> LedgerReader {
+        LedgerReader::new(Arc::clone(&self.store), Arc::clone(&self.state))
     }
 
     pub fn chain_head(&self) -> ChainHash {
@@ -188,7 +198,7 @@ impl Ledger {
     }
 
     /// The group commit without the snapshot: the engine answers its callers first and
-    /// then calls [`Ledger::snapshot_if_due`], so a snapshot never delays a reply.
+    /// then calls [`Ledger::snapshot_job_if_due`], so a snapshot never delays a reply.
     pub fn commit_batch(
         &mut self,
         envelopes: &[Envelope],
@@ -205,12 +215,15 @@ impl Ledger {
         let prefetched = self.prefetch_invoices(envelopes)?;
         {
             let mut state = self.state.write();
+            let cache = state.invoice_cache_mut();
             for ((center, invoice_number), entry) in prefetched {
-                state.cache_invoice(center, invoice_number, entry);
+                cache.prefetched(center, invoice_number, entry);
             }
+            let replies_before = replies.len();
             for envelope in envelopes {
                 replies.push(state.execute(envelope, &mut self.events));
             }
+            assert_eq!(replies.len() - replies_before, envelopes.len());
             // The idempotency index holds each touched invoice's outcome as of the end of
             // the batch, read from the state while the lock is held.
             for event in &self.events {
@@ -223,16 +236,14 @@ impl Ledger {
                     }
                     _ => continue,
                 };
-                if let Some(entry) = state.invoice(center, invoice_number) {
-                    match encode_index_entry(entry) {
-                        Ok(value) => self
-                            .index_updates
-                            .push((invoice_key(center, invoice_number), value)),
-                        Err(error) => {
-                            self.poisoned = Some(error.to_string());
-                            return Err(error.into());
-                        }
-                    }
+                let entry = state.invoice(center, invoice_number);
+                assert!(
+                    entry.is_some(),
+                    "an invoice event's invoice is in the cache"
+                );
+                if let Some(entry) = entry {
+                    self.index_updates
+                        .push((*center, invoice_number.clone(), entry.clone()));
                 }
             }
         }
@@ -251,7 +262,9 @@ impl Ledger {
         {
             let mut state = self.state.write();
             if state.invoices_in_memory() > self.options.invoice_cache_limit {
-                state.evict_invoices(self.options.invoice_cache_limit);
+                state
+                    .invoice_cache_mut()
+                    .clear(self.options.invoice_cache_limit);
             }
         }
         Ok(())
@@ -260,7 +273,7 @@ impl Ledger {
     /// Writes a snapshot if `snapshot_interval` events have passed since the last one.
     pub fn snapshot_if_due(&mut self) -> Result<(), LedgerError> {
         match self.snapshot_job_if_due() {
-            Some(job) => Ok(job.write(&self.store)?),
+            Some(job) => Ok(job.write()?),
             None => Ok(()),
         }
     }
@@ -289,11 +302,13 @@ impl Ledger {
             chain_head: self.chain_head,
             image,
             snapshots_kept: self.options.snapshots_kept.max(1),
+            store: Arc::clone(&self.store),
         })
     }
 
     /// I/O before the state machine: reads from the store's invoice index every invoice
-    /// the batch names that is not in memory, so deciding needs no I/O.
+    /// the batch names that the cache does not know, so deciding needs no I/O. Misses
+    /// come back too: the cache records them as known absent.
     fn prefetch_invoices(
         &self,
         envelopes: &[Envelope],
@@ -301,6 +316,7 @@ impl Ledger {
         let mut wanted: Vec<(Uscc, InvoiceNumber)> = Vec::new();
         {
             let state = self.state.read();
+            let cache = state.invoice_cache();
             for envelope in envelopes {
                 let (center, invoice_number) = match &envelope.command {
                     Command::PostInvoice(post) => (&post.center, &post.invoice_number),
@@ -311,7 +327,7 @@ impl Ledger {
                     } => (center, invoice_number),
                     _ => continue,
                 };
-                if state.invoice(center, invoice_number).is_none() {
+                if !cache.knows(center, invoice_number) {
                     wanted.push((*center, invoice_number.clone()));
                 }
             }
@@ -319,16 +335,9 @@ impl Ledger {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<Vec<u8>> = wanted
-            .iter()
-            .map(|(center, invoice_number)| invoice_key(center, invoice_number))
-            .collect();
-        let found = self.store.invoice_entries(&keys)?;
-        Ok(wanted
-            .into_iter()
-            .zip(found)
-            .filter_map(|(key, entry)| entry.map(|entry| (key, entry)))
-            .collect())
+        let found = self.store.invoices(&wanted)?;
+        assert_eq!(found.len(), wanted.len());
+        Ok(wanted.into_iter().zip(found).collect())
     }
 
     /// The events appended by the last successful batch.
@@ -351,8 +360,9 @@ impl Ledger {
             self.store
                 .put_record(&mut batch, event.sequence, &self.record_scratch)?;
         }
-        for (key, value) in &self.index_updates {
-            self.store.put_invoice(&mut batch, key, value)?;
+        for (center, invoice_number, entry) in &self.index_updates {
+            self.store
+                .put_invoice(&mut batch, center, invoice_number, entry)?;
         }
         self.store.commit(batch)?;
         Ok(head)
@@ -361,7 +371,7 @@ impl Ledger {
     /// Persists the projections at the current sequence and prunes old snapshots.
     pub fn write_snapshot(&mut self) -> Result<(), LedgerError> {
         match self.take_snapshot_job(1) {
-            Some(job) => Ok(job.write(&self.store)?),
+            Some(job) => Ok(job.write()?),
             None => Ok(()),
         }
     }
@@ -376,21 +386,25 @@ impl Ledger {
     }
 }
 
+/// An invoice read from the store's index before a batch: its key and its entry, or
+/// `None` when the index has none.
+type PrefetchedInvoice = ((Uscc, InvoiceNumber), Option<InvoiceEntry>);
+
 /// A snapshot taken but not yet written: the image of the projections at `sequence`.
 pub struct SnapshotJob {
     sequence: u64,
     chain_head: ChainHash,
-    image: crate::domain::state::StateImage,
+    image: StateImage,
     snapshots_kept: usize,
+    store: Arc<EventStore>,
 }
 
 impl SnapshotJob {
-    /// Encodes, frames (with its SM3 checksum), writes with fsync, and prunes old ones.
-    pub fn write(self, store: &EventStore) -> Result<(), StoreError> {
-        let mut image_bytes = Vec::new();
-        encode_value(&self.image, &mut image_bytes).map_err(StoreError::Encode)?;
-        let framed = encode_snapshot(self.sequence, &self.chain_head, &image_bytes);
-        store.put_snapshot(self.sequence, &framed)?;
+    /// Encodes, frames (with its SM3 checksum), writes with fsync, and prunes old ones,
+    /// in the store of the ledger that took it.
+    pub fn write(self) -> Result<(), StoreError> {
+        let store = &self.store;
+        store.put_snapshot(self.sequence, &self.chain_head, &self.image)?;
         for old in store
             .snapshot_sequences()?
             .into_iter()
@@ -402,6 +416,8 @@ impl SnapshotJob {
     }
 }
 
+/// Loads the snapshot at `sequence` after checking that it belongs to this log: the
+/// record at its sequence must carry the chain hash the snapshot recorded.
 fn load_snapshot(
     store: &EventStore,
     sequence: u64,
@@ -412,73 +428,34 @@ fn load_snapshot(
             what: format!("snapshot {sequence}"),
             reason: "vanished while opening".into(),
         })?;
-    // The snapshot must belong to this log: the record at its sequence must carry the
-    // chain hash the snapshot recorded.
-    let record = store.record(sequence)?.ok_or_else(|| StoreError::Corrupt {
-        what: format!("snapshot {sequence}"),
-        reason: "the log has no record at its sequence".into(),
-    })?;
-    if record.len() < 32 || record[record.len() - 32..] != snapshot.chain_hash.0 {
+    let in_log = store.chain_hash_after(sequence)?;
+    if in_log != snapshot.chain_hash {
         return Err(StoreError::Corrupt {
             what: format!("snapshot {sequence}"),
             reason: "its chain hash differs from the log's".into(),
         }
         .into());
     }
-    let image = decode_value(&snapshot.image_bytes).map_err(|reason| StoreError::Corrupt {
-        what: format!("snapshot {sequence}"),
-        reason,
-    })?;
-    let state = LedgerState::from_image(image);
-    if state.last_sequence() != sequence {
-        return Err(StoreError::Corrupt {
-            what: format!("snapshot {sequence}"),
-            reason: format!("holds state at sequence {}", state.last_sequence()),
-        }
-        .into());
-    }
-    Ok((state, snapshot.chain_hash))
+    Ok((LedgerState::from_image(snapshot.image), snapshot.chain_hash))
 }
 
-/// Applies records `from..` to `state`, checking density, frames and the chain.
+/// Applies every record after the state's sequence to `state`, checking density, frames
+/// and the chain from `chain_head` (the hash after the state's sequence). Empties the
+/// state's invoice cache whenever it grows past `invoice_cache_limit`, so replaying a long
+/// tail needs bounded memory. Returns where the log ends.
 pub fn replay(
     store: &EventStore,
     state: &mut LedgerState,
-    chain_head: &mut ChainHash,
-    from: u64,
-) -> Result<u64, LedgerError> {
-    let mut expected = from;
-    let mut failure: Option<LedgerError> = None;
-    store.scan_records(from, |sequence, bytes| {
-        if sequence != expected {
-            failure = Some(
-                RecordError::SequenceMismatch {
-                    key: expected,
-                    inside: sequence,
-                }
-                .into(),
-            );
-            return false;
+    chain_head: ChainHash,
+    invoice_cache_limit: usize,
+) -> Result<LogPosition, LedgerError> {
+    let bounded = state.invoice_cache().is_bounded();
+    let position = store.read_log(state.last_sequence() + 1, chain_head, |logged| {
+        state.apply(logged.sequence, logged.at, &logged.event);
+        if bounded && state.invoices_in_memory() > invoice_cache_limit {
+            state.invoice_cache_mut().clear(invoice_cache_limit);
         }
-        let decoded = check_record(sequence, bytes, chain_head).and_then(|record| {
-            let event = record.decode()?;
-            Ok((record.at, record.chain_hash, event))
-        });
-        match decoded {
-            Ok((at, hash, event)) => {
-                state.apply(sequence, at, &event);
-                *chain_head = hash;
-                expected += 1;
-                true
-            }
-            Err(error) => {
-                failure = Some(error.into());
-                false
-            }
-        }
+        ControlFlow::Continue(())
     })?;
-    match failure {
-        Some(error) => Err(error),
-        None => Ok(expected - from),
-    }
+    Ok(position)
 }

@@ -6,12 +6,12 @@
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::demo::{center_uscc, enterprise_uscc};
 use crate::domain::{
     ApproveVoucher, Command, ContractNumber, Date, DeliveryProof, FacilityTier, InvoiceNumber,
     LegalName, ListingBasis, Money, PostInvoice, ProgrammePolicy, ProgrammeYear, Rate, Uscc,
     ValidationError, VoucherId,
 };
+use crate::tooling::demo::{center_uscc, enterprise_uscc};
 
 #[derive(Clone, Debug)]
 pub struct Population {

@@ -27,7 +27,7 @@ use crate::api::proto::{
 };
 use crate::api::services::Api;
 use crate::domain::{Command, Timestamp};
-use crate::engine::{Engine, EngineConfig, EngineHandle};
+use crate::ledger::engine::{Engine, EngineConfig, EngineHandle};
 use crate::ledger::{Ledger, LedgerOptions};
 
 /// The server's TOML config (see `config/server.toml`).
@@ -60,11 +60,11 @@ pub struct ServerSection {
 impl Default for ServerSection {
     fn default() -> Self {
         ServerSection {
-            max_connections: 1_024,
-            queue_commands: EngineConfig::default().queue_commands,
-            snapshot_interval: LedgerOptions::default().snapshot_interval,
-            expiry_sweep_seconds: 3_600,
-            shutdown_grace_seconds: 10,
+            max_connections: crate::limits::MAX_CONNECTIONS_DEFAULT,
+            queue_commands: crate::limits::QUEUE_COMMANDS_DEFAULT,
+            snapshot_interval: crate::limits::SNAPSHOT_INTERVAL_DEFAULT,
+            expiry_sweep_seconds: crate::limits::EXPIRY_SWEEP_SECONDS_DEFAULT,
+            shutdown_grace_seconds: crate::limits::SHUTDOWN_GRACE_SECONDS_DEFAULT,
         }
     }
 }

@@ -19,12 +19,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use parking_lot::RwLock;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::domain::{Command, Envelope, LedgerState, Rejection, Reply, Timestamp};
-use crate::ledger::{Ledger, SnapshotJob, SUBMIT_BATCH_LIMIT};
-use crate::storage::EventStore;
+use crate::ledger::{Ledger, LedgerReader, SnapshotJob, SUBMIT_BATCH_LIMIT};
+use crate::limits::{QUEUE_COMMANDS_DEFAULT, QUEUE_JOBS_DEFAULT, READ_WAIT_DEFAULT};
 
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -41,10 +40,10 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
-            queue_commands: 131_072,
-            queue_jobs: 16_384,
+            queue_commands: QUEUE_COMMANDS_DEFAULT,
+            queue_jobs: QUEUE_JOBS_DEFAULT,
             batch_commands: SUBMIT_BATCH_LIMIT,
-            read_wait: Duration::from_secs(5),
+            read_wait: READ_WAIT_DEFAULT,
         }
     }
 }
@@ -79,8 +78,7 @@ pub struct EngineHandle {
     sender: mpsc::Sender<Job>,
     queued_commands: Arc<AtomicUsize>,
     config: EngineConfig,
-    state: Arc<RwLock<LedgerState>>,
-    store: Arc<EventStore>,
+    reader: LedgerReader,
     committed: watch::Receiver<u64>,
 }
 
@@ -101,8 +99,7 @@ impl Engine {
             sender,
             queued_commands: Arc::clone(&queued_commands),
             config: config.clone(),
-            state: ledger.shared_state(),
-            store: ledger.shared_store(),
+            reader: ledger.reader(),
             committed,
         };
         let writer = std::thread::Builder::new()
@@ -156,18 +153,15 @@ fn writer_loop(
     let mut replies: Vec<Result<Reply, Rejection>> = Vec::with_capacity(batch_limit);
     let mut waiting: Vec<(usize, oneshot::Sender<JobReply>)> = Vec::new();
     let (snapshots, snapshot_jobs) = std::sync::mpsc::sync_channel::<SnapshotJob>(1);
-    let snapshot_writer = {
-        let store = ledger.shared_store();
-        std::thread::Builder::new()
-            .name("ledger-snapshots".into())
-            .spawn(move || {
-                for job in snapshot_jobs {
-                    if let Err(error) = job.write(&store) {
-                        tracing::warn!(%error, "writing a snapshot failed; the next restart replays more");
-                    }
+    let snapshot_writer = std::thread::Builder::new()
+        .name("ledger-snapshots".into())
+        .spawn(move || {
+            for job in snapshot_jobs {
+                if let Err(error) = job.write() {
+                    tracing::warn!(%error, "writing a snapshot failed; the next restart replays more");
                 }
-            })
-    };
+            }
+        });
     let mut shutting_down = false;
     while !shutting_down {
         let first = match carried.take() {
@@ -302,10 +296,7 @@ impl EngineHandle {
         &self,
         read: impl FnOnce(&LedgerState) -> T,
     ) -> Result<(T, u64), EngineError> {
-        let (value, sequence) = {
-            let state = self.state.read();
-            (read(&state), state.last_sequence())
-        };
+        let (value, sequence) = self.reader.read(read);
         self.wait_durable(sequence).await?;
         Ok((value, sequence))
     }
@@ -337,8 +328,10 @@ impl EngineHandle {
         self.committed.clone()
     }
 
-    pub fn store(&self) -> &EventStore {
-        &self.store
+    /// The ledger's reader: invoices and the log. Reads of the projections go through
+    /// [`EngineHandle::read`], which also waits until what was read is durable.
+    pub fn reader(&self) -> &LedgerReader {
+        &self.reader
     }
 
     pub fn queued_commands(&self) -> usize {

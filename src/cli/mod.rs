@@ -8,14 +8,15 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 
-use crate::demo::{run_demo, summarize, DemoConfig};
+use crate::audit::verify;
 use crate::domain::{
     ApproveVoucher, Command, ContractNumber, Date, DeliveryProof, Envelope, FacilityTier,
     InvoiceNumber, LegalName, ListingBasis, Money, PostInvoice, ProgrammePolicy, ProgrammeYear,
     Timestamp, VoucherId,
 };
 use crate::ledger::{Ledger, LedgerOptions};
-use crate::verify::verify;
+use crate::report::summary::summarize;
+use crate::tooling::demo::{run_demo, tally_lines, DemoConfig};
 
 #[derive(Parser)]
 #[command(
@@ -77,7 +78,7 @@ enum CliCommand {
         no_sync: bool,
     },
     /// Load generator over gRPC: PostInvoices batches, then unary PostInvoice at a fixed rate.
-    Bench(crate::bench::LoadSettings),
+    Bench(crate::tooling::load::LoadSettings),
     /// Fill DIR to --events events, then time `serve` from start to SERVING and read its RSS.
     BenchRecovery {
         #[arg(long)]
@@ -195,7 +196,10 @@ fn demo_command(data_dir: &Path, config: DemoConfig, sync: bool) -> Result<ExitC
     bar.finish_and_clear();
     let elapsed = started.elapsed();
     let year = ProgrammeYear::new(config.year).map_err(|e| e.to_string())?;
-    println!("{}", summarize(&ledger.state(), year, Some(&tally)));
+    println!(
+        "{}",
+        summarize(&ledger.state(), year, Some(&tally_lines(&tally)))
+    );
     println!(
         "Seeded {} commands in {:.1} s ({:.0} commands/s, fsync {}). Chain head {}.",
         tally.commands,
@@ -229,7 +233,7 @@ fn serve_command(
     sync: bool,
 ) -> Result<ExitCode, String> {
     init_logging(log_format)?;
-    let config = crate::server::ServerConfig::load(config_path)?;
+    let config = crate::api::server::ServerConfig::load(config_path)?;
     tracing::info!(config = %config_path.display(), tokens = config.tokens.len(), "configuration loaded");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -244,22 +248,22 @@ fn serve_command(
             println!("voucher-ledger listening on {address}");
             let _ = std::io::stdout().flush();
         }
-        let settings = crate::server::ServeSettings {
+        let settings = crate::api::server::ServeSettings {
             data_dir,
             config,
             sync,
         };
-        crate::server::run(listener, settings, shutdown_signal()).await
+        crate::api::server::run(listener, settings, shutdown_signal()).await
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn bench_command(settings: crate::bench::LoadSettings) -> Result<ExitCode, String> {
+fn bench_command(settings: crate::tooling::load::LoadSettings) -> Result<ExitCode, String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let report = runtime.block_on(crate::bench::run_load(settings))?;
+    let report = runtime.block_on(crate::tooling::load::run_load(settings))?;
     print!("{report}");
     Ok(ExitCode::SUCCESS)
 }
@@ -272,7 +276,7 @@ fn bench_recovery_command(
     crash: bool,
 ) -> Result<ExitCode, String> {
     let filling = Instant::now();
-    let last = crate::bench::fill_to(data_dir, events, crash, |sequence| {
+    let last = crate::tooling::load::fill_to(data_dir, events, crash, |sequence| {
         if sequence % 1_000_000 < crate::ledger::SUBMIT_BATCH_LIMIT as u64 {
             eprintln!(
                 "  filled to {sequence} events ({:.0} s)",
@@ -345,7 +349,7 @@ fn bench_recovery_command(
             }
         })?;
         std::thread::sleep(std::time::Duration::from_millis(500));
-        let (rss, peak) = crate::bench::resident_mib(child.id()).unwrap_or((0.0, 0.0));
+        let (rss, peak) = crate::tooling::load::resident_mib(child.id()).unwrap_or((0.0, 0.0));
         println!(
             "run {run}: serving {:.3} s after start; RSS {rss:.0} MiB (peak {peak:.0} MiB)",
             serving.as_secs_f64()
@@ -439,8 +443,8 @@ fn torture_command(data_dir: &Path, batch: usize, max_invoices: u64) -> Result<E
     let (mut ledger, _) =
         Ledger::open(data_dir, LedgerOptions::default()).map_err(|e| e.to_string())?;
     let year = ProgrammeYear::new(2026).map_err(|e| e.to_string())?;
-    let center = crate::demo::center_uscc(1).map_err(|e| e.to_string())?;
-    let enterprise = crate::demo::enterprise_uscc(1).map_err(|e| e.to_string())?;
+    let center = crate::tooling::demo::center_uscc(1).map_err(|e| e.to_string())?;
+    let enterprise = crate::tooling::demo::enterprise_uscc(1).map_err(|e| e.to_string())?;
     let voucher = VoucherId::from_u128(42);
     let day = Date::from_ymd(2026, 3, 1).map_err(|e| e.to_string())?;
     let mut clock = ledger.state().last_time().0.max(1_772_323_200_000);

@@ -25,7 +25,7 @@ use crate::api::proto;
 use crate::api::proto::redemption_service_client::RedemptionServiceClient;
 use crate::domain::{Command, Date, Envelope, PostInvoice, Timestamp};
 use crate::ledger::{Ledger, LedgerOptions, SUBMIT_BATCH_LIMIT};
-use crate::workload::{InvoiceStream, Population};
+use crate::tooling::population::{InvoiceStream, Population};
 
 /// What `voucher-ledger bench` runs (its command-line arguments).
 #[derive(Clone, Debug, clap::Args)]

@@ -1,0 +1,131 @@
+//! The gRPC services over one [`Api`] value: parse, authorise, submit, answer. One file
+//! per service; this one holds what they share.
+
+mod ledger;
+mod programme;
+mod redemption;
+mod registry;
+mod voucher;
+
+use std::ops::ControlFlow;
+use std::pin::Pin;
+
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::auth::{principal, Role};
+use super::convert::{
+    self, center_to_proto, enterprise_to_proto, event_to_proto, policy_to_proto, voucher_to_proto,
+};
+use super::errors::{engine as engine_error, invalid_field, rejected};
+use super::proto;
+use super::proto::{
+    ledger_service_server::LedgerService, programme_service_server::ProgrammeService,
+    redemption_service_server::RedemptionService, registry_service_server::RegistryService,
+    voucher_service_server::VoucherService,
+};
+use crate::domain::{ApproveVoucher, Command, ProgrammePolicy, Reply, VoucherId};
+use crate::ledger::engine::EngineHandle;
+use crate::limits::{
+    LIST_PAGE_DEFAULT, LIST_PAGE_LIMIT, READ_EVENTS_DEFAULT, READ_EVENTS_LIMIT, SUBMIT_BATCH_LIMIT,
+    SUBSCRIBER_BUFFER, SUBSCRIBER_STALL_LIMIT,
+};
+
+#[derive(Clone)]
+pub struct Api {
+    engine: EngineHandle,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Api {
+    pub fn new(engine: EngineHandle, shutdown: watch::Receiver<bool>) -> Api {
+        Api { engine, shutdown }
+    }
+
+    async fn execute(&self, command: Command) -> Result<Reply, Status> {
+        match self.engine.submit_one(command).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(rejection)) => Err(rejected(rejection)),
+            Err(error) => Err(engine_error(error)),
+        }
+    }
+
+    async fn read<T>(
+        &self,
+        read: impl FnOnce(&crate::domain::LedgerState) -> T,
+    ) -> Result<(T, u64), Status> {
+        self.engine.read(read).await.map_err(engine_error)
+    }
+
+    /// Reads stored events `[from, from + limit)` (durable by construction), each
+    /// checked against the chain.
+    fn stored_events(&self, from: u64, limit: usize) -> Result<Vec<proto::EventRecord>, Status> {
+        let mut events = Vec::with_capacity(limit.min(1_024));
+        self.engine
+            .reader()
+            .read_events(from, |logged| {
+                let chain_hash = logged.chain_hash.to_string();
+                events.push(event_to_proto(&logged.into_sequenced(), &chain_hash));
+                if events.len() < limit {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break(())
+                }
+            })
+            .map_err(|error| match error {
+                crate::storage::LogError::Record(error) => Status::data_loss(error.to_string()),
+                crate::storage::LogError::Store(error) => Status::internal(error.to_string()),
+            })?;
+        Ok(events)
+    }
+
+    async fn center_response(
+        &self,
+        center: crate::domain::Uscc,
+        sequence: Option<u64>,
+    ) -> Result<Response<proto::CenterResponse>, Status> {
+        let (found, as_of) = self
+            .read(|state| state.center(&center).map(center_to_proto))
+            .await?;
+        let center =
+            found.ok_or_else(|| Status::not_found(format!("center {center} is not registered")))?;
+        Ok(Response::new(proto::CenterResponse {
+            center: Some(center),
+            sequence: sequence.unwrap_or(as_of),
+        }))
+    }
+
+    async fn enterprise_response(
+        &self,
+        enterprise: crate::domain::Uscc,
+        sequence: Option<u64>,
+    ) -> Result<Response<proto::EnterpriseResponse>, Status> {
+        let (found, as_of) = self
+            .read(|state| state.enterprise(&enterprise).map(enterprise_to_proto))
+            .await?;
+        let enterprise = found.ok_or_else(|| {
+            Status::not_found(format!("enterprise {enterprise} is not registered"))
+        })?;
+        Ok(Response::new(proto::EnterpriseResponse {
+            enterprise: Some(enterprise),
+            sequence: sequence.unwrap_or(as_of),
+        }))
+    }
+
+    async fn voucher_response(
+        &self,
+        voucher: VoucherId,
+        sequence: Option<u64>,
+    ) -> Result<Response<proto::VoucherResponse>, Status> {
+        let (found, as_of) = self
+            .read(|state| state.voucher(&voucher).map(voucher_to_proto))
+            .await?;
+        let voucher =
+            found.ok_or_else(|| Status::not_found(format!("voucher {voucher} does not exist")))?;
+        Ok(Response::new(proto::VoucherResponse {
+            voucher: Some(voucher),
+            sequence: sequence.unwrap_or(as_of),
+        }))
+    }
+}

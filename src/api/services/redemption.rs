@@ -1,0 +1,185 @@
+//! `RedemptionService`: centers post invoices (one or a batch), reverse and read them.
+
+use super::*;
+
+fn outcome_to_proto(reply: &Reply) -> proto::PostInvoiceResponse {
+    match reply {
+        Reply::InvoiceOutcome(outcome) => proto::PostInvoiceResponse {
+            subsidy: outcome.subsidy.to_string(),
+            sequence: outcome.sequence,
+            duplicate: outcome.duplicate,
+        },
+        // A PostInvoice is always answered with an InvoiceOutcome; anything else would
+        // be a bug, answered with its sequence and no subsidy rather than a panic.
+        other => proto::PostInvoiceResponse {
+            subsidy: String::new(),
+            sequence: other.last_sequence(),
+            duplicate: false,
+        },
+    }
+}
+
+#[tonic::async_trait]
+impl RedemptionService for Api {
+    async fn post_invoice(
+        &self,
+        request: Request<proto::Invoice>,
+    ) -> Result<Response<proto::PostInvoiceResponse>, Status> {
+        let invoice = convert::invoice(request.get_ref())?;
+        principal(&request)?.require_center_writer(&invoice.center, "post invoices")?;
+        let reply = self.execute(Command::PostInvoice(invoice)).await?;
+        Ok(Response::new(outcome_to_proto(&reply)))
+    }
+
+    async fn post_invoices(
+        &self,
+        request: Request<proto::PostInvoicesRequest>,
+    ) -> Result<Response<proto::PostInvoicesResponse>, Status> {
+        let caller = principal(&request)?.clone();
+        let items = &request.get_ref().invoices;
+        if items.is_empty() {
+            return Err(invalid_field("invoices", "must hold at least one invoice"));
+        }
+        if items.len() > SUBMIT_BATCH_LIMIT {
+            return Err(invalid_field(
+                "invoices",
+                format!(
+                    "{} invoices is above the limit of {SUBMIT_BATCH_LIMIT}",
+                    items.len()
+                ),
+            ));
+        }
+        let mut results: Vec<Option<proto::InvoiceResult>> = Vec::with_capacity(items.len());
+        let mut commands = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            match convert::invoice(item) {
+                Ok(invoice) => {
+                    // One foreign invoice refuses the whole batch: nothing is written.
+                    caller
+                        .require_center_writer(&invoice.center, "post invoices")
+                        .map_err(|status| {
+                            Status::permission_denied(format!(
+                                "invoices[{index}]: {}",
+                                status.message()
+                            ))
+                        })?;
+                    commands.push(Command::PostInvoice(invoice));
+                    results.push(None);
+                }
+                Err(status) => results.push(Some(proto::InvoiceResult {
+                    result: Some(proto::invoice_result::Result::Invalid(format!(
+                        "invoices[{index}]: {}",
+                        status.message()
+                    ))),
+                })),
+            }
+        }
+        let replies = if commands.is_empty() {
+            Vec::new()
+        } else {
+            self.engine.submit(commands).await.map_err(engine_error)?
+        };
+        let mut last_sequence = 0;
+        let mut replies = replies.into_iter();
+        let results = results
+            .into_iter()
+            .map(|slot| match slot {
+                Some(invalid) => invalid,
+                None => {
+                    let result = match replies.next() {
+                        Some(Ok(reply)) => {
+                            last_sequence = last_sequence.max(reply.last_sequence());
+                            proto::invoice_result::Result::Accepted(outcome_to_proto(&reply))
+                        }
+                        Some(Err(rejection)) => {
+                            proto::invoice_result::Result::Rejected(proto::Rejection {
+                                code: u32::from(rejection.code.code()),
+                                name: rejection.code.name().to_string(),
+                                detail: rejection.detail,
+                            })
+                        }
+                        None => proto::invoice_result::Result::Invalid(
+                            "no reply from the ledger".into(),
+                        ),
+                    };
+                    proto::InvoiceResult {
+                        result: Some(result),
+                    }
+                }
+            })
+            .collect();
+        Ok(Response::new(proto::PostInvoicesResponse {
+            results,
+            last_sequence,
+        }))
+    }
+
+    async fn reverse_invoice(
+        &self,
+        request: Request<proto::ReverseInvoiceRequest>,
+    ) -> Result<Response<proto::ReverseInvoiceResponse>, Status> {
+        let body = request.get_ref();
+        let center = convert::uscc("center", &body.center)?;
+        principal(&request)?.require_center_writer(&center, "reverse invoices")?;
+        let command = Command::ReverseInvoice {
+            center,
+            invoice_number: convert::invoice_number("invoice_number", &body.invoice_number)?,
+            reason: convert::reason("reason", &body.reason)?,
+        };
+        let reply = self.execute(command).await?;
+        let Reply::InvoiceReversed(reversed) = reply else {
+            return Err(Status::internal(format!(
+                "a reversal was answered with {reply:?}"
+            )));
+        };
+        Ok(Response::new(proto::ReverseInvoiceResponse {
+            subsidy: reversed.subsidy.to_string(),
+            clawback: reversed.clawback,
+            returned_to_voucher: reversed.returned_to_voucher,
+            sequence: reversed.sequence,
+        }))
+    }
+
+    async fn get_invoice(
+        &self,
+        request: Request<proto::GetInvoiceRequest>,
+    ) -> Result<Response<proto::GetInvoiceResponse>, Status> {
+        let body = request.get_ref();
+        let center = convert::uscc("center", &body.center)?;
+        let number = convert::invoice_number("invoice_number", &body.invoice_number)?;
+        principal(&request)?.require_center_reader(&center, "read invoices")?;
+        // The invoice may be in the writer's cache (newest state) or only in the store's
+        // index (durable); the reader looks in that order. What the cache shows may be
+        // from a batch still being written, so wait until it is durable.
+        let (entry, as_of) = self
+            .engine
+            .reader()
+            .invoice(&center, &number)
+            .map_err(|error| Status::internal(error.to_string()))?;
+        self.engine
+            .wait_durable(as_of)
+            .await
+            .map_err(engine_error)?;
+        let (epoch, _) = self
+            .read(|state| {
+                state
+                    .center(&center)
+                    .map_or(0, |account| account.settlement_epoch)
+            })
+            .await?;
+        let entry = entry
+            .ok_or_else(|| Status::not_found(format!("center {center} has no invoice {number}")))?;
+        Ok(Response::new(proto::GetInvoiceResponse {
+            center: center.to_string(),
+            invoice_number: number.to_string(),
+            voucher_id: entry.voucher.to_string(),
+            amount: entry.amount.to_string(),
+            issue_date: entry.issue_date.to_string(),
+            delivery_proof: entry.delivery_proof.to_string(),
+            subsidy: entry.subsidy.to_string(),
+            sequence: entry.sequence,
+            reversed: entry.reversed,
+            settled: entry.settlement_epoch < epoch,
+        }))
+    }
+}

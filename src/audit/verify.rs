@@ -1,0 +1,294 @@
+//! `verify`: the auditor's check of a data directory, independent of the running ledger.
+//!
+//! It reads every record in order through the store's checked read loop (density, frame,
+//! format version, payload and the SM3 chain); rebuilds the projections by replay;
+//! compares them with every stored snapshot at its sequence; checks the invariants; and
+//! checks the invoice idempotency index against the log.
+//!
+//! It streams: memory does not grow with the number of invoices. Replay keeps no
+//! invoices (its invoice cache is emptied as it goes), and the index is checked in two
+//! passes that need none either:
+//!
+//! 1. during replay, every `InvoiceRedeemed` is looked up in the index (batched
+//!    multi-gets) and must match field for field (all but the reversed flag, which a later
+//!    event may set), and every `InvoiceReversed` must find its entry marked reversed;
+//! 2. after replay, one scan of the index counts entries and reversed entries, which must
+//!    equal the log's counts of redemptions and reversals.
+//!
+//! Together these prove the index holds exactly one entry per redeemed invoice, agreeing
+//! with the log: pass 1 shows each of the log's invoices is there and right, pass 2 that
+//! nothing else is.
+
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use crate::domain::{Event, InvoiceEntry, InvoiceNumber, LedgerState, Uscc};
+use crate::storage::record::{genesis_chain_hash, ChainHash};
+use crate::storage::{EventStore, LogError, StoreError};
+
+/// Invoices whose index entries are looked up at once.
+const INDEX_CHECK_BATCH: usize = 4_096;
+/// Invoices the replay's cache holds before it is emptied.
+const REPLAY_CACHE_LIMIT: usize = 65_536;
+
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    pub records_checked: u64,
+    pub chain_head: Option<ChainHash>,
+    pub snapshots_checked: Vec<u64>,
+    pub invoice_index_entries: u64,
+    pub invariants_checked: bool,
+    /// The first bad sequence number, if a record is at fault.
+    pub first_bad_sequence: Option<u64>,
+    pub problems: Vec<String>,
+    /// Findings that are not faults (e.g. a snapshot in an older format, not compared).
+    pub notes: Vec<String>,
+}
+
+impl VerifyReport {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+pub fn verify(path: &Path) -> Result<VerifyReport, StoreError> {
+    let store = EventStore::open_read_only(path)?;
+    verify_store(&store)
+}
+
+/// What the index must say about one invoice of the log.
+enum IndexExpectation {
+    /// Redeemed with this entry (the reversed flag is not compared).
+    Redeemed(InvoiceEntry),
+    /// Reversed.
+    Reversed,
+}
+
+struct IndexChecker<'a> {
+    store: &'a EventStore,
+    pending: Vec<(Uscc, InvoiceNumber, IndexExpectation)>,
+    reversals: u64,
+    problems: Vec<String>,
+}
+
+impl IndexChecker<'_> {
+    fn expect(&mut self, center: Uscc, number: InvoiceNumber, expectation: IndexExpectation) {
+        self.pending.push((center, number, expectation));
+        if self.pending.len() >= INDEX_CHECK_BATCH {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let wanted: Vec<(Uscc, InvoiceNumber)> = self
+            .pending
+            .iter()
+            .map(|(center, number, _)| (*center, number.clone()))
+            .collect();
+        match self.store.invoices(&wanted) {
+            Ok(found) => {
+                for ((center, number, expectation), stored) in self.pending.drain(..).zip(found) {
+                    check_entry(&center, &number, &expectation, stored, &mut self.problems);
+                }
+            }
+            Err(error) => {
+                self.problems
+                    .push(format!("invoice index could not be read: {error}"));
+                self.pending.clear();
+            }
+        }
+    }
+}
+
+fn check_entry(
+    center: &Uscc,
+    number: &InvoiceNumber,
+    expectation: &IndexExpectation,
+    stored: Option<InvoiceEntry>,
+    problems: &mut Vec<String>,
+) {
+    let Some(stored) = stored else {
+        problems.push(format!(
+            "invoice {number} of center {center} is in the log but not in the invoice index"
+        ));
+        return;
+    };
+    match expectation {
+        IndexExpectation::Redeemed(expected) => {
+            let comparable = InvoiceEntry {
+                reversed: expected.reversed,
+                ..stored.clone()
+            };
+            if comparable != *expected {
+                problems.push(format!(
+                    "invoice index entry of {number} (center {center}) differs from the log: stored {stored:?}, replayed {expected:?}"
+                ));
+            }
+        }
+        IndexExpectation::Reversed => {
+            if !stored.reversed {
+                problems.push(format!(
+                    "invoice {number} of center {center} is reversed in the log but not in the invoice index"
+                ));
+            }
+        }
+    }
+}
+
+pub fn verify_store(store: &EventStore) -> Result<VerifyReport, StoreError> {
+    let mut report = VerifyReport::default();
+    let snapshot_sequences: BTreeSet<u64> = store.snapshot_sequences()?.into_iter().collect();
+    let mut state = LedgerState::with_bounded_invoice_cache();
+    let mut index = IndexChecker {
+        store,
+        pending: Vec::new(),
+        reversals: 0,
+        problems: Vec::new(),
+    };
+    let mut snapshot_problems = Vec::new();
+    let mut notes = Vec::new();
+    let mut snapshots_checked = Vec::new();
+    let read = store.read_log(1, genesis_chain_hash(), |logged| {
+        state.apply(logged.sequence, logged.at, &logged.event);
+        match &logged.event {
+            Event::InvoiceRedeemed(redeemed) => {
+                if let Some(entry) = state.invoice(&redeemed.center, &redeemed.invoice_number) {
+                    index.expect(
+                        redeemed.center,
+                        redeemed.invoice_number.clone(),
+                        IndexExpectation::Redeemed(entry.clone()),
+                    );
+                }
+            }
+            Event::InvoiceReversed(reversed) => {
+                index.reversals += 1;
+                index.expect(
+                    reversed.center,
+                    reversed.invoice_number.clone(),
+                    IndexExpectation::Reversed,
+                );
+            }
+            _ => {}
+        }
+        if state.invoices_in_memory() > REPLAY_CACHE_LIMIT {
+            state.invoice_cache_mut().clear(REPLAY_CACHE_LIMIT);
+        }
+        if snapshot_sequences.contains(&logged.sequence) {
+            match compare_snapshot(store, logged.sequence, &state, &logged.chain_hash) {
+                Ok(SnapshotComparison::Matched) => snapshots_checked.push(logged.sequence),
+                Ok(SnapshotComparison::OlderFormat(note)) => notes.push(note),
+                Err(problem) => snapshot_problems.push(problem),
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    index.flush();
+    report.snapshots_checked = snapshots_checked;
+    report.notes = notes;
+    let position = match read {
+        Ok(position) => position,
+        Err(LogError::Record(error)) => {
+            report.records_checked = state.last_sequence();
+            report.first_bad_sequence = Some(error.sequence());
+            report.problems.push(error.to_string());
+            return Ok(report);
+        }
+        Err(LogError::Store(error)) => return Err(error),
+    };
+    report.records_checked = position.last_sequence;
+    report.chain_head = Some(position.chain_head);
+    report.problems.extend(snapshot_problems);
+    for sequence in &snapshot_sequences {
+        if *sequence > state.last_sequence() {
+            report.problems.push(format!(
+                "snapshot {sequence} is beyond the end of the log ({}): records were dropped from the tail",
+                state.last_sequence()
+            ));
+            report
+                .first_bad_sequence
+                .get_or_insert(state.last_sequence() + 1);
+        }
+    }
+    report.problems.extend(state.check_invariants());
+    report.invariants_checked = true;
+    report.problems.append(&mut index.problems);
+    count_index_entries(store, &state, index.reversals, &mut report)?;
+    Ok(report)
+}
+
+enum SnapshotComparison {
+    Matched,
+    OlderFormat(String),
+}
+
+fn compare_snapshot(
+    store: &EventStore,
+    sequence: u64,
+    state: &LedgerState,
+    chain: &ChainHash,
+) -> Result<SnapshotComparison, String> {
+    if let Ok(Some(version)) = store.snapshot_format_version(sequence) {
+        if version < crate::storage::snapshot::SNAPSHOT_FORMAT_VERSION {
+            return Ok(SnapshotComparison::OlderFormat(format!(
+                "snapshot {sequence} is in the older format v{version}: not compared (the ledger replays past it)"
+            )));
+        }
+    }
+    let snapshot = match store.snapshot(sequence) {
+        Ok(Some(snapshot)) => snapshot,
+        Ok(None) => return Err(format!("snapshot {sequence} vanished")),
+        Err(error) => return Err(error.to_string()),
+    };
+    if snapshot.chain_hash != *chain {
+        return Err(format!(
+            "snapshot {sequence} records chain hash {}, the log has {chain}",
+            snapshot.chain_hash
+        ));
+    }
+    if snapshot.image != state.to_image() {
+        return Err(format!(
+            "snapshot {sequence} differs from the projections rebuilt from the log"
+        ));
+    }
+    Ok(SnapshotComparison::Matched)
+}
+
+/// Pass 2: the index holds as many entries, and as many reversed ones, as the log says.
+fn count_index_entries(
+    store: &EventStore,
+    state: &LedgerState,
+    reversals: u64,
+    report: &mut VerifyReport,
+) -> Result<(), StoreError> {
+    let mut entries = 0u64;
+    let mut reversed = 0u64;
+    let mut problems = Vec::new();
+    store.scan_invoices(|decoded| match decoded {
+        Ok((_, _, entry)) => {
+            entries += 1;
+            reversed += u64::from(entry.reversed);
+        }
+        Err(error) => {
+            entries += 1;
+            problems.push(error.to_string());
+        }
+    })?;
+    if entries != state.invoices_redeemed() {
+        problems.push(format!(
+            "invoice index has {entries} entries, the log has {} invoices",
+            state.invoices_redeemed()
+        ));
+    }
+    if reversed != reversals {
+        problems.push(format!(
+            "invoice index has {reversed} reversed entries, the log has {reversals} reversals"
+        ));
+    }
+    report.invoice_index_entries = entries;
+    report.problems.extend(problems);
+    Ok(())
+}

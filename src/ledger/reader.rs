@@ -1,0 +1,65 @@
+//! [`LedgerReader`]: how code on other threads (the API, reports) reads the ledger.
+//!
+//! It reads the projections under the state's read lock (the writer holds the write lock
+//! only while deciding a batch, never across I/O), invoices from the writer's cache or
+//! else the store's index, and the log through the store's one checked read loop. It
+//! never hands out the lock or the store. Waiting until what was read is durable is the
+//! engine's job (`EngineHandle::read`).
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::domain::{InvoiceEntry, InvoiceNumber, LedgerState, Uscc};
+use crate::storage::{EventStore, LogError, LogPosition, LoggedEvent, StoreError};
+
+#[derive(Clone)]
+pub struct LedgerReader {
+    store: Arc<EventStore>,
+    state: Arc<RwLock<LedgerState>>,
+}
+
+impl LedgerReader {
+    pub(super) fn new(store: Arc<EventStore>, state: Arc<RwLock<LedgerState>>) -> LedgerReader {
+        LedgerReader { store, state }
+    }
+
+    /// Runs `read` on the projections under the read lock and returns what it returns,
+    /// with the sequence the state was at. Keep `read` short: the writer waits for it.
+    pub fn read<T>(&self, read: impl FnOnce(&LedgerState) -> T) -> (T, u64) {
+        let state = self.state.read();
+        (read(&state), state.last_sequence())
+    }
+
+    /// An invoice, from the writer's cache (newest) or else the store's index (durable),
+    /// with the sequence the state was at when the cache was consulted.
+    pub fn invoice(
+        &self,
+        center: &Uscc,
+        invoice_number: &InvoiceNumber,
+    ) -> Result<(Option<InvoiceEntry>, u64), StoreError> {
+        let (cached, as_of) = self.read(|state| state.invoice(center, invoice_number).cloned());
+        match cached {
+            Some(entry) => Ok((Some(entry), as_of)),
+            None => Ok((self.store.invoice(center, invoice_number)?, as_of)),
+        }
+    }
+
+    /// Reads stored events from `from` on, each checked (frame, payload, and the chain
+    /// from the record before `from`), until `visit` breaks or the log ends.
+    pub fn read_events(
+        &self,
+        from: u64,
+        visit: impl FnMut(LoggedEvent) -> ControlFlow<()>,
+    ) -> Result<LogPosition, LogError> {
+        let from = from.max(1);
+        let previous = self.store.chain_hash_after(from - 1)?;
+        self.store.read_log(from, previous, visit)
+    }
+
+    /// The sequence of the newest stored record.
+    pub fn stored_sequence(&self) -> Result<u64, StoreError> {
+        Ok(self.store.last_sequence()?.unwrap_or(0))
+    }
+}

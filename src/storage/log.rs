@@ -1,0 +1,128 @@
+//! Reading the log: the one loop that turns stored records into events.
+//!
+//! Recovery, `verify`, `ReadEvents` and subscriptions all read through
+//! [`EventStore::read_log`], which checks, for every record in order: that no sequence
+//! number is missing, the frame (magic, version, lengths), the link of the SM3 chain to
+//! the record before, and that the payload decodes into the event type the frame names.
+
+use std::ops::ControlFlow;
+
+use super::record::{check_record, genesis_chain_hash, parse_frame, ChainHash, RecordError};
+use super::store::{EventStore, StoreError};
+use crate::domain::{Event, SequencedEvent, Timestamp};
+
+/// An event as the log holds it: its place, its time and the chain hash after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedEvent {
+    pub sequence: u64,
+    pub at: Timestamp,
+    pub chain_hash: ChainHash,
+    pub event: Event,
+}
+
+impl LoggedEvent {
+    pub fn into_sequenced(self) -> SequencedEvent {
+        SequencedEvent {
+            sequence: self.sequence,
+            at: self.at,
+            event: self.event,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A record is missing, corrupt, or breaks the chain; it names the sequence.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+}
+
+/// How far a read of the log got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogPosition {
+    /// The last record read (or `from - 1` when none was).
+    pub last_sequence: u64,
+    /// The chain hash after it.
+    pub chain_head: ChainHash,
+}
+
+impl EventStore {
+    /// The chain hash after record `sequence`, as that record stores it (the genesis hash
+    /// for 0). Lets a reader start in the middle of the log and still check every link
+    /// from there on.
+    pub fn chain_hash_after(&self, sequence: u64) -> Result<ChainHash, LogError> {
+        if sequence == 0 {
+            return Ok(genesis_chain_hash());
+        }
+        let bytes = self
+            .record(sequence)?
+            .ok_or(RecordError::Missing { sequence, next: 0 })?;
+        Ok(parse_frame(sequence, &bytes)?.chain_hash)
+    }
+
+    /// Reads records `from..` in order, checking each one (see the module doc) against
+    /// `previous`, the chain hash after record `from - 1`, and hands each event to
+    /// `visit` until it breaks or the log ends. Stops at the first bad record with an
+    /// error naming its sequence.
+    pub fn read_log(
+        &self,
+        from: u64,
+        previous: ChainHash,
+        mut visit: impl FnMut(LoggedEvent) -> ControlFlow<()>,
+    ) -> Result<LogPosition, LogError> {
+        assert!(from >= 1, "sequence numbers start at 1");
+        let mut position = LogPosition {
+            last_sequence: from - 1,
+            chain_head: previous,
+        };
+        let mut failure: Option<RecordError> = None;
+        self.scan_records(from, |sequence, bytes| {
+            let expected = position.last_sequence + 1;
+            if sequence != expected {
+                failure = Some(RecordError::Missing {
+                    sequence: expected,
+                    next: sequence,
+                });
+                return false;
+            }
+            let decoded = check_record(sequence, bytes, &position.chain_head)
+                .and_then(|record| Ok((record.at, record.chain_hash, record.decode()?)));
+            match decoded {
+                Ok((at, chain_hash, event)) => {
+                    position = LogPosition {
+                        last_sequence: sequence,
+                        chain_head: chain_hash,
+                    };
+                    visit(LoggedEvent {
+                        sequence,
+                        at,
+                        chain_hash,
+                        event,
+                    })
+                    .is_continue()
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    false
+                }
+            }
+        })?;
+        match failure {
+            Some(error) => Err(error.into()),
+            None => Ok(position),
+        }
+    }
+
+    /// Reads one event, checked against the record before it.
+    pub fn read_event(&self, sequence: u64) -> Result<Option<LoggedEvent>, LogError> {
+        let previous = self.chain_hash_after(sequence.saturating_sub(1))?;
+        let mut found = None;
+        self.read_log(sequence, previous, |event| {
+            found = Some(event);
+            ControlFlow::Break(())
+        })?;
+        Ok(found)
+    }
+}
