@@ -31,10 +31,7 @@ fn durable_batches(criterion: &mut Criterion) {
         Population::seed_commands(50, 5_000, vouchers).expect("population");
     let envelopes: Vec<Envelope> = commands
         .into_iter()
-        .map(|command| Envelope {
-            at: Timestamp(1),
-            command,
-        })
+        .map(|command| Envelope::new(Timestamp(1), command))
         .collect();
     for chunk in envelopes.chunks(8_000) {
         for reply in ledger.submit(chunk).expect("seed") {
@@ -55,9 +52,11 @@ fn durable_batches(criterion: &mut Criterion) {
         let mut latencies = Vec::with_capacity(rounds);
         for _ in 0..rounds {
             let envelopes: Vec<Envelope> = (0..batch)
-                .map(|_| Envelope {
-                    at: Timestamp(2),
-                    command: Command::PostInvoice(stream.next_invoice().expect("invoice")),
+                .map(|_| {
+                    Envelope::new(
+                        Timestamp(2),
+                        Command::PostInvoice(stream.next_invoice().expect("invoice")),
+                    )
                 })
                 .collect();
             let started = Instant::now();
@@ -79,9 +78,11 @@ fn durable_batches(criterion: &mut Criterion) {
             bencher.iter_batched(
                 || {
                     (0..batch)
-                        .map(|_| Envelope {
-                            at: Timestamp(2),
-                            command: Command::PostInvoice(stream.next_invoice().expect("invoice")),
+                        .map(|_| {
+                            Envelope::new(
+                                Timestamp(2),
+                                Command::PostInvoice(stream.next_invoice().expect("invoice")),
+                            )
                         })
                         .collect::<Vec<_>>()
                 },

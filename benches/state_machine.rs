@@ -17,13 +17,7 @@ fn seeded_state(vouchers: usize) -> (LedgerState, InvoiceStream) {
     let mut sink = Vec::new();
     for command in commands {
         state
-            .execute(
-                &Envelope {
-                    at: Timestamp(1),
-                    command,
-                },
-                &mut sink,
-            )
+            .execute(&Envelope::new(Timestamp(1), command), &mut sink)
             .expect("seed accepted");
         sink.clear();
     }
@@ -54,9 +48,11 @@ fn redemptions(criterion: &mut Criterion) {
                     state.invoice_cache_mut().clear(65_536);
                 }
                 let envelopes: Vec<Envelope> = (0..BATCH)
-                    .map(|_| Envelope {
-                        at: Timestamp(2),
-                        command: Command::PostInvoice(stream.next_invoice().expect("invoice")),
+                    .map(|_| {
+                        Envelope::new(
+                            Timestamp(2),
+                            Command::PostInvoice(stream.next_invoice().expect("invoice")),
+                        )
                     })
                     .collect();
                 for envelope in &envelopes {

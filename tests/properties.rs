@@ -139,7 +139,7 @@ proptest! {
         for command in commands {
             clock += 1_000;
             let before = live.clone();
-            let result = live.execute(&Envelope { at: Timestamp(clock), command }, &mut log);
+            let result = live.execute(&Envelope::new(Timestamp(clock), command), &mut log);
             if result.is_err() {
                 prop_assert_eq!(&live, &before, "a rejection changed the state");
             }

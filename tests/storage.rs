@@ -37,10 +37,7 @@ fn scenario_commands(invoices: usize) -> Vec<Envelope> {
     commands
         .into_iter()
         .enumerate()
-        .map(|(index, command)| Envelope {
-            at: Timestamp(1_767_225_600_000 + index as i64),
-            command,
-        })
+        .map(|(index, command)| Envelope::new(Timestamp(1_767_225_600_000 + index as i64), command))
         .collect()
 }
 
@@ -129,10 +126,10 @@ fn rejected_commands_append_nothing() {
     ledger.submit(&scenario_commands(1)).expect("submit");
     let before = ledger.reader().stored_sequence().expect("last");
     let replies = ledger
-        .submit(&[Envelope {
-            at: Timestamp(1_900_000_000_000),
-            command: post(1, 404, "X", "1.00"),
-        }])
+        .submit(&[Envelope::new(
+            Timestamp(1_900_000_000_000),
+            post(1, 404, "X", "1.00"),
+        )])
         .expect("submit");
     assert_eq!(
         replies[0].as_ref().expect_err("rejected").code,
@@ -402,10 +399,7 @@ fn an_evicted_invoice_is_prefetched_so_the_ledger_decides_as_the_pure_state_mach
         post(1, 1, "INV-12", "100.01"), // duplicate within the same batch
     ] {
         at += 1;
-        envelopes.push(Envelope {
-            at: Timestamp(at),
-            command,
-        });
+        envelopes.push(Envelope::new(Timestamp(at), command));
     }
     let mut pure = LedgerState::new();
     let mut pure_events = Vec::new();

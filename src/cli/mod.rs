@@ -450,10 +450,7 @@ fn torture_command(data_dir: &Path, batch: usize, max_invoices: u64) -> Result<E
     let mut clock = ledger.state().last_time().0.max(1_772_323_200_000);
     let mut envelope = |command| {
         clock += 1;
-        Envelope {
-            at: Timestamp(clock),
-            command,
-        }
+        Envelope::new(Timestamp(clock), command)
     };
     if ledger.state().last_sequence() == 0 {
         let seed = vec![

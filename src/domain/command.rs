@@ -136,6 +136,13 @@ pub struct Envelope {
     pub command: Command,
 }
 
+impl Envelope {
+    /// A command stamped with the time it is accepted for processing.
+    pub fn new(at: Timestamp, command: Command) -> Envelope {
+        Envelope { at, command }
+    }
+}
+
 impl Command {
     pub fn name(&self) -> &'static str {
         match self {

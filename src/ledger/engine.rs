@@ -191,7 +191,11 @@ fn writer_loop(
                     }
                     queued_commands.fetch_sub(commands.len(), Ordering::Relaxed);
                     waiting.push((commands.len(), reply));
-                    envelopes.extend(commands.into_iter().map(|command| Envelope { at, command }));
+                    envelopes.extend(
+                        commands
+                            .into_iter()
+                            .map(|command| Envelope::new(at, command)),
+                    );
                 }
             }
             if envelopes.len() < batch_limit {

@@ -119,10 +119,8 @@ impl Driver<'_> {
     ) -> Result<(), LedgerError> {
         // One simulated second per command keeps time moving forward deterministically.
         self.clock += 1_000;
-        self.pending.push(Envelope {
-            at: Timestamp(self.clock),
-            command,
-        });
+        self.pending
+            .push(Envelope::new(Timestamp(self.clock), command));
         self.pending_plans.push(plan);
         self.pending_invoices.push(invoice);
         if self.pending.len() == SUBMIT_BATCH_LIMIT {

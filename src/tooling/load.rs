@@ -384,7 +384,7 @@ pub fn fill_to(
     if ledger.state().last_sequence() == 0 {
         let envelopes: Vec<Envelope> = commands
             .into_iter()
-            .map(|command| Envelope { at, command })
+            .map(|command| Envelope::new(at, command))
             .collect();
         for chunk in envelopes.chunks(SUBMIT_BATCH_LIMIT) {
             for reply in ledger.submit(chunk).map_err(|error| error.to_string())? {
@@ -400,12 +400,10 @@ pub fn fill_to(
             (events - ledger.state().last_sequence()).min(SUBMIT_BATCH_LIMIT as u64) as usize;
         envelopes.clear();
         for _ in 0..wanted {
-            envelopes.push(Envelope {
+            envelopes.push(Envelope::new(
                 at,
-                command: Command::PostInvoice(
-                    stream.next_invoice().map_err(|error| error.to_string())?,
-                ),
-            });
+                Command::PostInvoice(stream.next_invoice().map_err(|error| error.to_string())?),
+            ));
         }
         ledger
             .submit(&envelopes)

@@ -203,7 +203,7 @@ impl Scenario {
         command: Command,
     ) -> Result<(Reply, Vec<Event>), Rejection> {
         let mut sink = Vec::new();
-        let reply = self.state.execute(&Envelope { at, command }, &mut sink)?;
+        let reply = self.state.execute(&Envelope::new(at, command), &mut sink)?;
         Ok((
             reply,
             sink.into_iter().map(|sequenced| sequenced.event).collect(),
