@@ -7,7 +7,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::time::{Duration, Instant};
 
-use voucher_ledger::domain::{Command, Envelope, Timestamp};
+use voucher_ledger::domain::{Command, Envelope, Origin, Timestamp};
 use voucher_ledger::ledger::engine::{Engine, EngineConfig};
 use voucher_ledger::ledger::{Ledger, LedgerOptions};
 use voucher_ledger::tooling::load::percentiles;
@@ -130,7 +130,10 @@ fn durable_batches(criterion: &mut Criterion) {
                     let mut latencies = Vec::new();
                     for commands in mine {
                         let sent = Instant::now();
-                        let replies = handle.submit(commands).await.expect("durable");
+                        let replies = handle
+                            .submit(Origin::system("bench"), commands)
+                            .await
+                            .expect("durable");
                         latencies.push(sent.elapsed());
                         assert!(replies.iter().all(Result::is_ok));
                     }

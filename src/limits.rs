@@ -27,6 +27,19 @@ pub const DELIVERY_PROOF_MAX_BYTES: usize = 256;
 pub const LEGAL_NAME_MAX_BYTES: usize = 200;
 /// Longest reason text, in bytes.
 pub const REASON_MAX_BYTES: usize = 500;
+/// Longest bank reference, in bytes.
+pub const BANK_REFERENCE_MAX_BYTES: usize = 64;
+/// Most computing centers a programme registers: a settlement run issues at most one
+/// statement per center, so this bounds the events one run appends.
+pub const CENTERS_MAX: usize = 4_096;
+/// Most active vouchers one center may hold: delisting releases them all in one
+/// command, so this bounds the events one delisting appends.
+pub const ACTIVE_VOUCHERS_PER_CENTER_MAX: usize = 65_536;
+/// Default days after a contract term's end during which invoices issued inside the
+/// term may still be posted.
+pub const REDEMPTION_GRACE_DAYS_DEFAULT: u16 = 60;
+/// Longest grace a policy may set.
+pub const REDEMPTION_GRACE_DAYS_MAX: u16 = 366;
 
 // ----------------------------------------------------------------------- the ledger
 
@@ -75,6 +88,9 @@ pub const LIST_PAGE_LIMIT: u32 = 1_000;
 pub const MAX_CONNECTIONS_DEFAULT: usize = 1_024;
 /// Default: seconds between expiry sweeps.
 pub const EXPIRY_SWEEP_SECONDS_DEFAULT: u64 = 3_600;
+/// Default: hours the wall clock may be ahead of the last event (or the previous expiry
+/// sweep) before the sweep stops and waits for an operator to confirm the time.
+pub const EXPIRY_CLOCK_JUMP_LIMIT_HOURS_DEFAULT: u64 = 48;
 /// Default: seconds in-flight calls may take after SIGTERM before connections close.
 pub const SHUTDOWN_GRACE_SECONDS_DEFAULT: u64 = 10;
 

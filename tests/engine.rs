@@ -38,7 +38,12 @@ async fn engine_with_a_tiny_cache_answers_retries_and_conflicts_correctly() {
         },
     )
     .expect("engine");
-    for reply in engine.handle().submit(seed()).await.expect("seed") {
+    for reply in engine
+        .handle()
+        .submit(Origin::system("test"), seed())
+        .await
+        .expect("seed")
+    {
         reply.expect("seed accepted");
     }
     let run_all = |amount: &'static str| {
@@ -50,7 +55,10 @@ async fn engine_with_a_tiny_cache_answers_retries_and_conflicts_correctly() {
                 tasks.spawn(async move {
                     (
                         number,
-                        handle.submit(job(number, amount)).await.expect("durable"),
+                        handle
+                            .submit(Origin::system("test"), job(number, amount))
+                            .await
+                            .expect("durable"),
                     )
                 });
             }

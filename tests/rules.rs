@@ -274,14 +274,7 @@ fn redemption_pays_rate_times_invoice_rounded_down() {
         (pool.held, pool.redeemed),
         (money("29699.98"), money("300.02"))
     );
-    assert_eq!(
-        scenario
-            .state
-            .center(&center(1))
-            .expect("center")
-            .amount_due(),
-        money("300.02")
-    );
+    assert_eq!(scenario.state.center_unsettled(&center(1)), money("300.02"));
     scenario.then_no_invariant_is_broken();
 }
 
@@ -295,7 +288,8 @@ fn redemption_is_limited_by_the_remaining_face_value() {
         Reply::InvoiceOutcome(InvoiceOutcome {
             subsidy: money("900.00"),
             sequence: 7,
-            duplicate: false
+            duplicate: false,
+            reversed: false
         })
     );
     let (reply, _) = scenario.when_ok(post(1, 1, "INV-2", "3000.00"));
@@ -377,6 +371,7 @@ fn anomalous_voucher() -> Event {
         contract_fee: money("1000.00"),
         term_start: date("2026-01-01"),
         term_end: date("2026-12-31"),
+        redemption_window_end: date("2027-03-01"),
         tier: FacilityTier::Domestic,
         rate: Rate::parse("rate", "0.60").expect("rate"),
         ceiling: Rate::parse("rate", "0.30").expect("rate"),
@@ -461,14 +456,7 @@ fn reversal_returns_the_subsidy_to_the_voucher() {
         (money("30000.00"), Money::ZERO)
     );
     assert_eq!(scenario.state.pool_usage(year()).redeemed, Money::ZERO);
-    assert_eq!(
-        scenario
-            .state
-            .center(&center(1))
-            .expect("center")
-            .amount_due(),
-        Money::ZERO
-    );
+    assert_eq!(scenario.state.center_unsettled(&center(1)), Money::ZERO);
     scenario.when_rejected(reverse(1, "INV-1"), RejectionCode::InvoiceAlreadyReversed);
     scenario.when_rejected(reverse(1, "INV-404"), RejectionCode::InvoiceNotFound);
     scenario.then_no_invariant_is_broken();
@@ -478,44 +466,32 @@ fn reversal_returns_the_subsidy_to_the_voucher() {
 fn reversing_a_settled_invoice_is_a_clawback_offset_at_the_next_settlement() {
     let mut scenario = with_voucher();
     scenario.when_ok(post(1, 1, "INV-1", "1000.00"));
-    let settle = |number| Command::SettleCenter {
-        center: center(1),
-        settlement_id: SettlementId::from_u128(number),
+    let settle = |number| Command::CreateSettlementRun {
+        run: SettlementRunId::from_u128(number),
+        year: year(),
     };
     let (_, events) = scenario.when_ok(settle(1));
-    assert!(matches!(&events[0], Event::CenterSettled { paid, .. } if *paid == money("300.00")));
-    scenario.when_rejected(settle(1), RejectionCode::SettlementAlreadyRecorded);
+    assert!(matches!(&events[1], Event::StatementIssued(issued) if issued.net == money("300.00")));
+    let (again, events) = scenario.when_ok(settle(1));
+    assert!(events.is_empty(), "the same run again answers the original");
+    assert!(matches!(again, Reply::SettlementRunCreated(outcome) if outcome.duplicate));
     scenario.when_rejected(settle(2), RejectionCode::NothingToSettle);
     let (_, events) = scenario.when_ok(reverse(1, "INV-1"));
     assert!(matches!(&events[0], Event::InvoiceReversed(reversed) if reversed.clawback));
     assert_eq!(
-        scenario
-            .state
-            .center(&center(1))
-            .expect("center")
-            .clawback_owed,
+        scenario.state.center_outstanding(&center(1)),
         money("300.00")
     );
     scenario.when_ok(post(1, 1, "INV-2", "2000.00"));
     let (_, events) = scenario.when_ok(settle(3));
-    let Event::CenterSettled {
-        redeemed,
-        clawback_offset,
-        paid,
-        ..
-    } = &events[0]
-    else {
+    let Event::StatementIssued(issued) = &events[1] else {
         panic!()
     };
     assert_eq!(
-        (*redeemed, *clawback_offset, *paid),
+        (issued.gross, issued.clawback_offset, issued.net),
         (money("600.00"), money("300.00"), money("300.00"))
     );
-    let account = scenario.state.center(&center(1)).expect("center");
-    assert_eq!(
-        (account.clawback_owed, account.paid_total),
-        (Money::ZERO, money("600.00"))
-    );
+    assert_eq!(scenario.state.center_outstanding(&center(1)), Money::ZERO);
     scenario.then_no_invariant_is_broken();
 }
 
@@ -560,13 +536,18 @@ fn expiry_releases_vouchers_whose_term_ended_in_a_stable_order() {
     for voucher in [3, 1, 2] {
         scenario.when_ok(approve(voucher, 1, 1, "1000.00", "300.00"));
     }
-    let (_, events) = scenario.when_ok(Command::ExpireVouchers {
-        as_of: date("2026-12-31"),
-    });
-    assert!(events.is_empty(), "term ends on 2026-12-31 inclusive");
-    let (_, events) = scenario.when_ok(Command::ExpireVouchers {
-        as_of: date("2027-01-01"),
-    });
+    // The term ends on 2026-12-31 inclusive; invoices issued in it may be posted for 60
+    // more days, so the face value is released only once 2027-03-01 is over.
+    let (_, events) = scenario
+        .when_at(at_date("2027-03-01"), Command::ExpireVouchers)
+        .expect("sweep");
+    assert!(
+        events.is_empty(),
+        "the redemption window ends on 2027-03-01 inclusive"
+    );
+    let (_, events) = scenario
+        .when_at(at_date("2027-03-02"), Command::ExpireVouchers)
+        .expect("sweep");
     let released: Vec<VoucherId> = events
         .iter()
         .map(|event| match event {
@@ -614,13 +595,14 @@ fn the_same_commands_give_the_same_events_byte_for_byte() {
             post(1, 1, "A", "100.00"),
             post(1, 1, "B", "200.00"),
             reverse(1, "A"),
-            Command::ExpireVouchers {
-                as_of: date("2027-06-01"),
-            },
         ] {
             let (_, events) = scenario.when_ok(command);
             all.extend(events);
         }
+        let (_, events) = scenario
+            .when_at(at_date("2027-06-01"), Command::ExpireVouchers)
+            .expect("sweep");
+        all.extend(events);
         format!("{all:?}")
     };
     assert_eq!(run(), run());
@@ -707,17 +689,13 @@ fn triggered_codes() -> BTreeSet<RejectionCode> {
         reason: reason("x"),
     }));
     record(scenario.when(approve(9, 2, 1, "1000.00", "1.00")));
-    scenario.when_ok(Command::SettleCenter {
-        center: center(2),
-        settlement_id: SettlementId::from_u128(1),
+    scenario.when_ok(Command::CreateSettlementRun {
+        run: SettlementRunId::from_u128(1),
+        year: year(),
     });
-    record(scenario.when(Command::SettleCenter {
-        center: center(2),
-        settlement_id: SettlementId::from_u128(1),
-    }));
-    record(scenario.when(Command::SettleCenter {
-        center: center(2),
-        settlement_id: SettlementId::from_u128(2),
+    record(scenario.when(Command::CreateSettlementRun {
+        run: SettlementRunId::from_u128(2),
+        year: year(),
     }));
     scenario.when_ok(Command::CancelVoucher {
         voucher: voucher_id(2),
@@ -727,12 +705,7 @@ fn triggered_codes() -> BTreeSet<RejectionCode> {
         voucher: voucher_id(2),
         reason: reason("x"),
     }));
-    record(scenario.when_at(
-        Timestamp(0),
-        Command::ExpireVouchers {
-            as_of: date("2026-01-01"),
-        },
-    ));
+    record(scenario.when_at(Timestamp(0), Command::ExpireVouchers));
     scenario.when_ok(Command::SetCenterStatus {
         center: center(2),
         status: CenterStatus::Delisted,

@@ -7,9 +7,10 @@ use super::errors::{invalid, invalid_field};
 use super::proto;
 use crate::domain::state::{CenterAccount, EnterpriseAccount};
 use crate::domain::{
-    CenterStatus, ContractNumber, Date, DeliveryProof, Event, FacilityTier, InvoiceNumber,
-    LegalName, ListingBasis, Money, PostInvoice, ProgrammePolicy, ProgrammeYear, Rate, Reason,
-    ReleaseCause, SequencedEvent, Uscc, ValidationError, Voucher, VoucherId, VoucherStatus,
+    BankReference, CenterStatus, ContractNumber, Date, DeliveryProof, Event, FacilityTier,
+    InvoiceNumber, LedgerState, LegalName, ListingBasis, Money, PostInvoice, ProgrammePolicy,
+    ProgrammeYear, Rate, Reason, SequencedEvent, SettlementRunId, Statement, StatementId,
+    StatementState, Uscc, ValidationError, Voucher, VoucherId, VoucherStatus,
 };
 
 fn renamed(field: &'static str, mut error: ValidationError) -> Status {
@@ -66,6 +67,37 @@ pub fn invoice_number(field: &'static str, text: &str) -> Result<InvoiceNumber, 
     InvoiceNumber::parse(text).map_err(|error| renamed(field, error))
 }
 
+pub fn bank_reference(field: &'static str, text: &str) -> Result<BankReference, Status> {
+    BankReference::parse(text).map_err(|error| renamed(field, error))
+}
+
+pub fn run_id(field: &'static str, text: &str) -> Result<SettlementRunId, Status> {
+    SettlementRunId::parse(text).map_err(|error| renamed(field, error))
+}
+
+pub fn statement_id(field: &'static str, value: u64) -> Result<StatementId, Status> {
+    if value == 0 {
+        return Err(invalid_field(
+            field,
+            "must name a statement (its id is above 0)",
+        ));
+    }
+    Ok(StatementId(value))
+}
+
+pub fn statement_state(field: &'static str, value: i32) -> Result<Option<StatementState>, Status> {
+    match proto::StatementState::try_from(value) {
+        Ok(proto::StatementState::Unspecified) => Ok(None),
+        Ok(proto::StatementState::Open) => Ok(Some(StatementState::Open)),
+        Ok(proto::StatementState::Paid) => Ok(Some(StatementState::Paid)),
+        Ok(proto::StatementState::Returned) => Ok(Some(StatementState::Returned)),
+        Err(_) => Err(invalid_field(
+            field,
+            format!("{value} is not a statement state (1 open, 2 paid, 3 returned)"),
+        )),
+    }
+}
+
 pub fn tier(field: &'static str, value: i32) -> Result<FacilityTier, Status> {
     match proto::FacilityTier::try_from(value) {
         Ok(proto::FacilityTier::Domestic) => Ok(FacilityTier::Domestic),
@@ -106,7 +138,12 @@ pub fn invoice(invoice: &proto::Invoice) -> Result<PostInvoice, Status> {
     Ok(PostInvoice {
         center: uscc("center", &invoice.center)?,
         voucher: voucher_id("voucher_id", &invoice.voucher_id)?,
-        invoice_number: invoice_number("invoice_number", &invoice.invoice_number)?,
+        invoice_number: if invoice.invoice_code.is_empty() {
+            invoice_number("invoice_number", &invoice.invoice_number)?
+        } else {
+            InvoiceNumber::from_code_and_number(&invoice.invoice_code, &invoice.invoice_number)
+                .map_err(invalid)?
+        },
         amount: positive_money("amount", &invoice.amount)?,
         issue_date: date("issue_date", &invoice.issue_date)?,
         delivery_proof: DeliveryProof::parse(&invoice.delivery_proof)
@@ -166,6 +203,10 @@ pub fn policy_from_proto(policy: &proto::Policy) -> Result<ProgrammePolicy, Stat
             )?,
         ],
     )
+    .and_then(|built| match policy.redemption_grace_days {
+        0 => Ok(built),
+        days => built.with_redemption_grace_days(u16::try_from(days).unwrap_or(u16::MAX)),
+    })
     .map_err(invalid)
 }
 
@@ -180,6 +221,7 @@ pub fn policy_to_proto(policy: &ProgrammePolicy) -> proto::Policy {
         rate_domestic: policy.rate_for(FacilityTier::Domestic).to_string(),
         rate_maas_multimodal: policy.rate_for(FacilityTier::MaasMultimodal).to_string(),
         rate_other: policy.rate_for(FacilityTier::Other).to_string(),
+        redemption_grace_days: u32::from(policy.redemption_grace_days()),
     }
 }
 
@@ -206,7 +248,8 @@ pub fn center_status_to_proto(status: CenterStatus) -> i32 {
     }
 }
 
-pub fn center_to_proto(account: &CenterAccount) -> proto::Center {
+/// A center with its amounts, which come from its books in `state`.
+pub fn center_to_proto(state: &LedgerState, account: &CenterAccount) -> proto::Center {
     proto::Center {
         uscc: account.center.to_string(),
         name: account.name.to_string(),
@@ -215,9 +258,10 @@ pub fn center_to_proto(account: &CenterAccount) -> proto::Center {
         status: center_status_to_proto(account.status),
         redeemed_total: account.redeemed_total.to_string(),
         reversed_total: account.reversed_total.to_string(),
-        amount_due: account.amount_due().to_string(),
-        clawback_owed: account.clawback_owed.to_string(),
+        amount_due: state.center_amount_due(&account.center).to_string(),
+        clawback_owed: state.center_outstanding(&account.center).to_string(),
         paid_total: account.paid_total.to_string(),
+        unsettled: state.center_unsettled(&account.center).to_string(),
     }
 }
 
@@ -260,8 +304,11 @@ pub fn voucher_to_proto(voucher: &Voucher) -> proto::Voucher {
             VoucherStatus::Active => proto::VoucherStatus::Active as i32,
             VoucherStatus::Expired => proto::VoucherStatus::Expired as i32,
             VoucherStatus::Cancelled => proto::VoucherStatus::Cancelled as i32,
+            VoucherStatus::Withdrawn => proto::VoucherStatus::Withdrawn as i32,
         },
         invoice_count: voucher.invoice_count,
+        redemption_window_end: terms.redemption_window_end.to_string(),
+        clawback_outstanding: voucher.clawback_outstanding.to_string(),
     }
 }
 
@@ -333,6 +380,7 @@ pub fn event_to_proto(event: &SequencedEvent, chain_hash: &str) -> proto::EventR
             ceiling: approved.ceiling.to_string(),
             requested: approved.requested.to_string(),
             face_value: approved.face_value.to_string(),
+            redemption_window_end: approved.redemption_window_end.to_string(),
         }),
         Event::InvoiceRedeemed(redeemed) => Payload::InvoiceRedeemed(proto::InvoiceRedeemed {
             voucher_id: redeemed.voucher.to_string(),
@@ -352,6 +400,7 @@ pub fn event_to_proto(event: &SequencedEvent, chain_hash: &str) -> proto::EventR
             clawback: reversed.clawback,
             returned_to_voucher: reversed.returned_to_voucher,
             reason: reversed.reason.to_string(),
+            redeemed_sequence: reversed.redeemed_sequence,
         }),
         Event::VoucherReleased {
             voucher,
@@ -360,10 +409,7 @@ pub fn event_to_proto(event: &SequencedEvent, chain_hash: &str) -> proto::EventR
             reason,
         } => Payload::VoucherReleased(proto::VoucherReleased {
             voucher_id: voucher.to_string(),
-            cause: match cause {
-                ReleaseCause::Expired => "expired".into(),
-                ReleaseCause::Cancelled => "cancelled".into(),
-            },
+            cause: cause.name().into(),
             released: released.to_string(),
             reason: reason.as_ref().map(ToString::to_string).unwrap_or_default(),
         }),
@@ -380,12 +426,144 @@ pub fn event_to_proto(event: &SequencedEvent, chain_hash: &str) -> proto::EventR
             clawback_offset: clawback_offset.to_string(),
             paid: paid.to_string(),
         }),
+        Event::SettlementRunCreated { run, year } => {
+            Payload::SettlementRunCreated(proto::SettlementRunCreated {
+                run_id: run.to_string(),
+                year: year.get(),
+            })
+        }
+        Event::StatementIssued(issued) => Payload::StatementIssued(proto::StatementIssued {
+            statement_id: event.sequence,
+            run_id: issued.run.to_string(),
+            center: issued.center.to_string(),
+            year: issued.year.get(),
+            cutoff_sequence: issued.cutoff,
+            invoices: issued.invoices,
+            gross_subsidy: issued.gross.to_string(),
+            clawback_offset: issued.clawback_offset.to_string(),
+            net_due: issued.net.to_string(),
+        }),
+        Event::PaymentConfirmed {
+            statement,
+            bank_reference,
+            amount,
+            value_date,
+        } => Payload::PaymentConfirmed(proto::PaymentConfirmed {
+            statement_id: statement.0,
+            bank_reference: bank_reference.to_string(),
+            amount: amount.to_string(),
+            value_date: value_date.to_string(),
+        }),
+        Event::PaymentReturned {
+            statement,
+            bank_reference,
+            amount,
+            reason,
+        } => Payload::PaymentReturned(proto::PaymentReturned {
+            statement_id: statement.0,
+            bank_reference: bank_reference.to_string(),
+            amount: amount.to_string(),
+            reason: reason.to_string(),
+        }),
+        Event::RepaymentRecorded {
+            center,
+            year,
+            amount,
+            bank_reference,
+            value_date,
+        } => Payload::RepaymentRecorded(proto::RepaymentRecorded {
+            center: center.to_string(),
+            year: year.get(),
+            amount: amount.to_string(),
+            bank_reference: bank_reference.to_string(),
+            value_date: value_date.to_string(),
+        }),
+        Event::ProgrammeYearClosed { year } => {
+            Payload::ProgrammeYearClosed(proto::ProgrammeYearClosed { year: year.get() })
+        }
+        Event::PoolAdjusted {
+            year,
+            previous_pool,
+            new_pool,
+            reason,
+        } => Payload::PoolAdjusted(proto::PoolAdjusted {
+            year: year.get(),
+            previous_pool: previous_pool.to_string(),
+            new_pool: new_pool.to_string(),
+            reason: reason.to_string(),
+        }),
+        Event::ClockConfirmed { reason } => Payload::ClockConfirmed(proto::ClockConfirmed {
+            reason: reason.to_string(),
+        }),
     };
     proto::EventRecord {
         sequence: event.sequence,
         time_unix_ms: event.at.0,
         r#type: event.event.name().to_string(),
         chain_hash: chain_hash.to_string(),
+        principal_role: event.origin.principal.role.name().to_string(),
+        principal_name: event.origin.principal.name().to_string(),
+        request_id: event
+            .origin
+            .request_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         event: Some(payload),
+    }
+}
+
+pub fn statement_state_to_proto(state: StatementState) -> i32 {
+    match state {
+        StatementState::Open => proto::StatementState::Open as i32,
+        StatementState::Paid => proto::StatementState::Paid as i32,
+        StatementState::Returned => proto::StatementState::Returned as i32,
+    }
+}
+
+/// A statement as the API shows it, with its center's name from `state`.
+pub fn statement_to_proto(state: &LedgerState, statement: &Statement) -> proto::Statement {
+    let current = statement.current_payment();
+    proto::Statement {
+        statement_id: statement.id.0,
+        run_id: statement.run.to_string(),
+        center: statement.center.to_string(),
+        center_name: state
+            .center(&statement.center)
+            .map(|account| account.name.to_string())
+            .unwrap_or_default(),
+        year: statement.year.get(),
+        cutoff_sequence: statement.cutoff,
+        invoices: statement.invoices,
+        gross_subsidy: statement.gross.to_string(),
+        clawback_offset: statement.clawback_offset.to_string(),
+        net_due: statement.net.to_string(),
+        state: statement_state_to_proto(statement.state),
+        bank_reference: current
+            .map(|payment| payment.bank_reference.to_string())
+            .unwrap_or_default(),
+        value_date: current
+            .map(|payment| payment.value_date.to_string())
+            .unwrap_or_default(),
+        paid_amount: current
+            .map(|payment| payment.amount.to_string())
+            .unwrap_or_else(|| Money::ZERO.to_string()),
+        clawed_back: statement.clawed_back.to_string(),
+        payments: statement
+            .payments
+            .iter()
+            .map(|payment| proto::StatementPayment {
+                bank_reference: payment.bank_reference.to_string(),
+                amount: payment.amount.to_string(),
+                value_date: payment.value_date.to_string(),
+                returned: payment.returned.is_some(),
+                return_reason: payment
+                    .returned
+                    .as_ref()
+                    .map(|(reason, _)| reason.to_string())
+                    .unwrap_or_default(),
+                sequence: payment.sequence,
+            })
+            .collect(),
     }
 }

@@ -10,12 +10,16 @@
 //! | `auth.rs` | bearer tokens (SM3-hashed), roles, and who may do what |
 //! | `services/` | one file per gRPC service |
 //! | `server.rs` | `run(listener, settings, shutdown)`: connections, health, reflection, TLS |
+//! | `health.rs` | keeps `grpc.health.v1` true: NOT_SERVING after a failed write, clock alarm |
+//! | `sweeper.rs` | the expiry sweep, stopped on a suspected clock jump until confirmed |
 
 pub mod auth;
 pub mod convert;
 pub mod errors;
+pub mod health;
 pub mod server;
 pub mod services;
+pub mod sweeper;
 
 /// Generated protobuf and tonic code for package `voucher.v1`.
 #[allow(clippy::all, missing_docs)]

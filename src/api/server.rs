@@ -22,13 +22,23 @@ use crate::api::auth::{Authenticator, TokenEntry};
 use crate::api::proto::{
     ledger_service_server::LedgerServiceServer, programme_service_server::ProgrammeServiceServer,
     redemption_service_server::RedemptionServiceServer,
-    registry_service_server::RegistryServiceServer, voucher_service_server::VoucherServiceServer,
-    FILE_DESCRIPTOR_SET,
+    registry_service_server::RegistryServiceServer,
+    settlement_service_server::SettlementServiceServer,
+    voucher_service_server::VoucherServiceServer, FILE_DESCRIPTOR_SET,
 };
 use crate::api::services::Api;
-use crate::domain::{Command, Timestamp};
-use crate::ledger::engine::{Engine, EngineConfig, EngineHandle};
+use crate::ledger::engine::{Engine, EngineConfig};
 use crate::ledger::{Ledger, LedgerOptions};
+
+/// The gRPC services the server offers, by their health-check names.
+const SERVICE_NAMES: [&str; 6] = [
+    "voucher.v1.ProgrammeService",
+    "voucher.v1.RegistryService",
+    "voucher.v1.VoucherService",
+    "voucher.v1.RedemptionService",
+    "voucher.v1.LedgerService",
+    "voucher.v1.SettlementService",
+];
 
 /// The server's TOML config (see `config/server.toml`).
 #[derive(Clone, Debug, Deserialize)]
@@ -55,6 +65,9 @@ pub struct ServerSection {
     /// After SIGTERM, how long in-flight calls and streams may take before the remaining
     /// connections are closed (the writer is drained and synced either way).
     pub shutdown_grace_seconds: u64,
+    /// The expiry sweep stops (and raises an alarm) when the clock is ahead of the last
+    /// event, or of its previous sweep, by more than this many hours.
+    pub expiry_clock_jump_limit_hours: u64,
 }
 
 impl Default for ServerSection {
@@ -65,6 +78,7 @@ impl Default for ServerSection {
             snapshot_interval: crate::limits::SNAPSHOT_INTERVAL_DEFAULT,
             expiry_sweep_seconds: crate::limits::EXPIRY_SWEEP_SECONDS_DEFAULT,
             shutdown_grace_seconds: crate::limits::SHUTDOWN_GRACE_SECONDS_DEFAULT,
+            expiry_clock_jump_limit_hours: crate::limits::EXPIRY_CLOCK_JUMP_LIMIT_HOURS_DEFAULT,
         }
     }
 }
@@ -143,7 +157,16 @@ pub async fn run(
     .map_err(|error| error.to_string())?;
     let handle = engine.handle();
     let (stopping_sender, stopping) = watch::channel(false);
-    let api = Api::new(handle.clone(), stopping.clone());
+    let api = Api::new(
+        handle.clone(),
+        stopping.clone(),
+        crate::api::sweeper::ClockGuard::new(Duration::from_secs(
+            config
+                .server
+                .expiry_clock_jump_limit_hours
+                .saturating_mul(3_600),
+        )),
+    );
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -160,6 +183,9 @@ pub async fn run(
         .await;
     health_reporter
         .set_serving::<LedgerServiceServer<Api>>()
+        .await;
+    health_reporter
+        .set_serving::<SettlementServiceServer<Api>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -180,10 +206,17 @@ pub async fn run(
     }
     let address = listener.local_addr().map_err(|error| error.to_string())?;
     let incoming = limited_incoming(listener, config.server.max_connections.max(1));
-    let sweeper = tokio::spawn(expiry_sweeper(
+    let sweeper = tokio::spawn(crate::api::sweeper::run(
         handle.clone(),
+        api.clock_guard(),
         Duration::from_secs(config.server.expiry_sweep_seconds.max(1)),
         stopping.clone(),
+    ));
+    let health_keeper = tokio::spawn(crate::api::health::keep_health_true(
+        handle.clone(),
+        health_reporter.clone(),
+        SERVICE_NAMES.to_vec(),
+        api.clock_guard().alarm_watch(),
     ));
     tracing::info!(%address, "serving gRPC");
 
@@ -206,7 +239,14 @@ pub async fn run(
             api.clone(),
             authenticator.clone(),
         ))
-        .add_service(LedgerServiceServer::with_interceptor(api, authenticator));
+        .add_service(LedgerServiceServer::with_interceptor(
+            api.clone(),
+            authenticator.clone(),
+        ))
+        .add_service(SettlementServiceServer::with_interceptor(
+            api,
+            authenticator,
+        ));
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     let mut stopping_for_grace = stopping.clone();
     let stop = async move {
@@ -232,44 +272,11 @@ pub async fn run(
         }
     };
     sweeper.abort();
+    health_keeper.abort();
     tracing::info!("draining the writer and writing a final snapshot");
     engine.shutdown().await;
     tracing::info!("stopped");
     served.map_err(|error| error.to_string())
-}
-
-/// Releases vouchers whose term has ended, once at start and then every `interval`.
-async fn expiry_sweeper(
-    engine: EngineHandle,
-    interval: Duration,
-    mut stopping: watch::Receiver<bool>,
-) {
-    loop {
-        let today = Timestamp(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |elapsed| elapsed.as_millis() as i64),
-        )
-        .date();
-        loop {
-            let before = engine.committed_sequence();
-            match engine
-                .submit_one(Command::ExpireVouchers { as_of: today })
-                .await
-            {
-                Ok(Ok(reply)) if reply.last_sequence() > before => continue,
-                Ok(_) => break,
-                Err(error) => {
-                    tracing::warn!(%error, "expiry sweep failed");
-                    break;
-                }
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stopping.wait_for(|stop| *stop) => return,
-        }
-    }
 }
 
 /// A TCP connection that holds one of `max_connections` permits while it is open.

@@ -23,7 +23,7 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 use std::path::Path;
 
-use crate::domain::{Event, InvoiceEntry, InvoiceNumber, LedgerState, Uscc};
+use crate::domain::{Event, InvoiceEntry, InvoiceNumber, LedgerState, ProgrammeYear, Uscc};
 use crate::storage::record::{genesis_chain_hash, ChainHash};
 use crate::storage::{EventStore, LogError, StoreError};
 
@@ -61,18 +61,62 @@ pub fn verify(path: &Path) -> Result<VerifyReport, StoreError> {
 enum IndexExpectation {
     /// Redeemed with this entry (the reversed flag is not compared).
     Redeemed(InvoiceEntry),
-    /// Reversed.
-    Reversed,
+    /// Reversed by the event at this sequence.
+    Reversed(u64),
 }
 
 struct IndexChecker<'a> {
     store: &'a EventStore,
     pending: Vec<(Uscc, InvoiceNumber, IndexExpectation)>,
+    /// Invoice order entries the log implies: (center, year, sequence) → number.
+    pending_order: Vec<((Uscc, ProgrammeYear, u64), InvoiceNumber)>,
     reversals: u64,
     problems: Vec<String>,
 }
 
 impl IndexChecker<'_> {
+    fn expect_order(
+        &mut self,
+        center: Uscc,
+        year: ProgrammeYear,
+        sequence: u64,
+        number: InvoiceNumber,
+    ) {
+        if !self.store.has_invoice_order() {
+            return;
+        }
+        self.pending_order.push(((center, year, sequence), number));
+        if self.pending_order.len() >= INDEX_CHECK_BATCH {
+            self.flush_order();
+        }
+    }
+
+    fn flush_order(&mut self) {
+        if self.pending_order.is_empty() {
+            return;
+        }
+        let keys: Vec<(Uscc, ProgrammeYear, u64)> =
+            self.pending_order.iter().map(|(key, _)| *key).collect();
+        match self.store.invoice_order_entries(&keys) {
+            Ok(found) => {
+                for (((center, year, sequence), number), stored) in
+                    self.pending_order.drain(..).zip(found)
+                {
+                    if stored.as_deref() != Some(number.as_str()) {
+                        self.problems.push(format!(
+                            "invoice order index at center {center} {year} sequence {sequence}: expected {number}, found {stored:?}"
+                        ));
+                    }
+                }
+            }
+            Err(error) => {
+                self.problems
+                    .push(format!("invoice order index could not be read: {error}"));
+                self.pending_order.clear();
+            }
+        }
+    }
+
     fn expect(&mut self, center: Uscc, number: InvoiceNumber, expectation: IndexExpectation) {
         self.pending.push((center, number, expectation));
         if self.pending.len() >= INDEX_CHECK_BATCH {
@@ -120,7 +164,7 @@ fn check_entry(
     match expectation {
         IndexExpectation::Redeemed(expected) => {
             let comparable = InvoiceEntry {
-                reversed: expected.reversed,
+                reversed_at: expected.reversed_at,
                 ..stored.clone()
             };
             if comparable != *expected {
@@ -129,10 +173,12 @@ fn check_entry(
                 ));
             }
         }
-        IndexExpectation::Reversed => {
-            if !stored.reversed {
+        IndexExpectation::Reversed(sequence) => {
+            // Older formats kept only that it was reversed (recorded as 0).
+            if stored.reversed_at != Some(*sequence) && stored.reversed_at != Some(0) {
                 problems.push(format!(
-                    "invoice {number} of center {center} is reversed in the log but not in the invoice index"
+                    "invoice {number} of center {center} was reversed by event {sequence}, the invoice index says {:?}",
+                    stored.reversed_at
                 ));
             }
         }
@@ -146,6 +192,7 @@ pub fn verify_store(store: &EventStore) -> Result<VerifyReport, StoreError> {
     let mut index = IndexChecker {
         store,
         pending: Vec::new(),
+        pending_order: Vec::new(),
         reversals: 0,
         problems: Vec::new(),
     };
@@ -163,13 +210,21 @@ pub fn verify_store(store: &EventStore) -> Result<VerifyReport, StoreError> {
                         IndexExpectation::Redeemed(entry.clone()),
                     );
                 }
+                if let Some(voucher) = state.voucher(&redeemed.voucher) {
+                    index.expect_order(
+                        redeemed.center,
+                        voucher.terms.year,
+                        logged.sequence,
+                        redeemed.invoice_number.clone(),
+                    );
+                }
             }
             Event::InvoiceReversed(reversed) => {
                 index.reversals += 1;
                 index.expect(
                     reversed.center,
                     reversed.invoice_number.clone(),
-                    IndexExpectation::Reversed,
+                    IndexExpectation::Reversed(logged.sequence),
                 );
             }
             _ => {}
@@ -187,6 +242,7 @@ pub fn verify_store(store: &EventStore) -> Result<VerifyReport, StoreError> {
         ControlFlow::Continue(())
     });
     index.flush();
+    index.flush_order();
     report.snapshots_checked = snapshots_checked;
     report.notes = notes;
     let position = match read {
@@ -270,7 +326,7 @@ fn count_index_entries(
     store.scan_invoices(|decoded| match decoded {
         Ok((_, _, entry)) => {
             entries += 1;
-            reversed += u64::from(entry.reversed);
+            reversed += u64::from(entry.is_reversed());
         }
         Err(error) => {
             entries += 1;
@@ -286,6 +342,20 @@ fn count_index_entries(
     if reversed != reversals {
         problems.push(format!(
             "invoice index has {reversed} reversed entries, the log has {reversals} reversals"
+        ));
+    }
+    if store.has_invoice_order() {
+        let ordered = store.count_invoice_order()?;
+        if ordered != state.invoices_redeemed() {
+            problems.push(format!(
+                "invoice order index has {ordered} entries, the log has {} invoices",
+                state.invoices_redeemed()
+            ));
+        }
+    } else {
+        report.notes.push(format!(
+            "data directory format {}: no invoice order index yet (built when the ledger next opens it)",
+            store.format_version()
         ));
     }
     report.invoice_index_entries = entries;

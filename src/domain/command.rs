@@ -2,10 +2,11 @@
 //! validated (the types' constructors did it), so the state machine only applies rules.
 
 use super::ids::{
-    ContractNumber, Date, DeliveryProof, InvoiceNumber, LegalName, ProgrammeYear, Reason,
-    SettlementId, Timestamp, Uscc, VoucherId,
+    BankReference, ContractNumber, Date, DeliveryProof, InvoiceNumber, LegalName, ProgrammeYear,
+    Reason, SettlementRunId, StatementId, Timestamp, Uscc, VoucherId,
 };
 use super::money::Money;
+use super::origin::Origin;
 use super::policy::{FacilityTier, ProgrammePolicy};
 
 /// Why a center is listed, and so allowed to redeem at all.
@@ -56,6 +57,8 @@ pub enum Command {
         tier: FacilityTier,
         listing_basis: ListingBasis,
     },
+    /// Suspend, reinstate or delist a center. Delisting is final and releases the
+    /// unredeemed face value of the center's active vouchers at once.
     SetCenterStatus {
         center: Uscc,
         status: CenterStatus,
@@ -85,20 +88,55 @@ pub enum Command {
         voucher: VoucherId,
         reason: Reason,
     },
-    /// Release every active voucher whose contract term ended before `as_of`.
-    ExpireVouchers {
-        as_of: Date,
-    },
+    /// Release every active voucher whose redemption window (term end + the policy's
+    /// grace days) ended before the command's date (from its envelope).
+    ExpireVouchers,
     PostInvoice(PostInvoice),
     ReverseInvoice {
         center: Uscc,
         invoice_number: InvoiceNumber,
         reason: Reason,
     },
-    /// Record that the finance bureau paid the center what it is owed, net of clawbacks.
-    SettleCenter {
+    /// Cut off a programme year's redemptions at this command's place in the log and
+    /// issue one statement per center with anything to settle.
+    CreateSettlementRun {
+        run: SettlementRunId,
+        year: ProgrammeYear,
+    },
+    /// Record that the bank paid a statement's net amount.
+    ConfirmPayment {
+        statement: StatementId,
+        bank_reference: BankReference,
+        amount: Money,
+        value_date: Date,
+    },
+    /// The bank returned a payment: the statement is open for payment again.
+    RecordPaymentReturned {
+        statement: StatementId,
+        bank_reference: BankReference,
+        reason: Reason,
+    },
+    /// A center repaid (part of) what it owes for a year's clawbacks.
+    RecordRepayment {
         center: Uscc,
-        settlement_id: SettlementId,
+        year: ProgrammeYear,
+        amount: Money,
+        bank_reference: BankReference,
+        value_date: Date,
+    },
+    /// Close a programme year once every voucher is past its redemption window.
+    CloseProgrammeYear {
+        year: ProgrammeYear,
+    },
+    /// Raise or lower a year's pool (never below what is held, redeemed and owed).
+    AdjustPool {
+        year: ProgrammeYear,
+        new_pool: Money,
+        reason: Reason,
+    },
+    /// An operator confirms the clock after the expiry sweep stopped on a time jump.
+    ConfirmClock {
+        reason: Reason,
     },
 }
 
@@ -122,24 +160,40 @@ pub struct PostInvoice {
     pub center: Uscc,
     pub voucher: VoucherId,
     pub invoice_number: InvoiceNumber,
-    /// What the enterprise paid on this invoice.
+    /// The gross invoiced amount, before the voucher: the enterprise pays the center
+    /// this minus the subsidy, and the bureau pays the center the subsidy.
     pub amount: Money,
     pub issue_date: Date,
     pub delivery_proof: DeliveryProof,
 }
 
-/// A command with the time it was accepted for processing. Time comes in here, from
-/// outside the state machine, so replaying the same envelopes gives the same events.
+/// A command with the time it was accepted for processing and who sent it. Time comes
+/// in here, from outside the state machine, so replaying the same envelopes gives the
+/// same events.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Envelope {
     pub at: Timestamp,
+    pub origin: Origin,
     pub command: Command,
 }
 
 impl Envelope {
-    /// A command stamped with the time it is accepted for processing.
+    /// A command from an operator's tool (demo, tests, benchmarks), stamped with `at`.
     pub fn new(at: Timestamp, command: Command) -> Envelope {
-        Envelope { at, command }
+        Envelope {
+            at,
+            origin: Origin::system("operator tool"),
+            command,
+        }
+    }
+
+    /// A command from `origin`, stamped with `at`.
+    pub fn from_origin(at: Timestamp, origin: Origin, command: Command) -> Envelope {
+        Envelope {
+            at,
+            origin,
+            command,
+        }
     }
 }
 
@@ -154,10 +208,16 @@ impl Command {
             Command::DeclareRelatedParty { .. } => "DeclareRelatedParty",
             Command::ApproveVoucher(_) => "ApproveVoucher",
             Command::CancelVoucher { .. } => "CancelVoucher",
-            Command::ExpireVouchers { .. } => "ExpireVouchers",
+            Command::ExpireVouchers => "ExpireVouchers",
             Command::PostInvoice(_) => "PostInvoice",
             Command::ReverseInvoice { .. } => "ReverseInvoice",
-            Command::SettleCenter { .. } => "SettleCenter",
+            Command::CreateSettlementRun { .. } => "CreateSettlementRun",
+            Command::ConfirmPayment { .. } => "ConfirmPayment",
+            Command::RecordPaymentReturned { .. } => "RecordPaymentReturned",
+            Command::RecordRepayment { .. } => "RecordRepayment",
+            Command::CloseProgrammeYear { .. } => "CloseProgrammeYear",
+            Command::AdjustPool { .. } => "AdjustPool",
+            Command::ConfirmClock { .. } => "ConfirmClock",
         }
     }
 }

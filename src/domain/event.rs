@@ -6,8 +6,8 @@
 
 use super::command::{CenterStatus, ListingBasis};
 use super::ids::{
-    ContractNumber, Date, DeliveryProof, InvoiceNumber, LegalName, ProgrammeYear, Reason,
-    SettlementId, Uscc, VoucherId,
+    BankReference, ContractNumber, Date, DeliveryProof, InvoiceNumber, LegalName, ProgrammeYear,
+    Reason, SettlementId, SettlementRunId, StatementId, Uscc, VoucherId,
 };
 use super::money::{Money, Rate};
 use super::policy::{FacilityTier, ProgrammePolicy};
@@ -56,6 +56,9 @@ pub enum Event {
         /// The bureau's reason for a cancellation; `None` for an expiry.
         reason: Option<Reason>,
     },
+    /// Format v1 only (read back, never written now): a center was settled and paid in
+    /// one step. Replayed as a statement of every year with anything unsettled, paid at
+    /// once.
     CenterSettled {
         center: Uscc,
         settlement_id: SettlementId,
@@ -66,6 +69,67 @@ pub enum Event {
         /// `redeemed - clawback_offset`, or zero when clawbacks exceed it.
         paid: Money,
     },
+    /// A settlement run cut off `year`'s redemptions: every one before this event, not
+    /// yet in a statement and not reversed, goes into one of the statements that follow.
+    SettlementRunCreated {
+        run: SettlementRunId,
+        year: ProgrammeYear,
+    },
+    /// Boxed: rare, and larger than the events on the hot path.
+    StatementIssued(Box<StatementIssued>),
+    PaymentConfirmed {
+        statement: StatementId,
+        bank_reference: BankReference,
+        amount: Money,
+        value_date: Date,
+    },
+    /// The bank returned a payment; the statement is open for payment again.
+    PaymentReturned {
+        statement: StatementId,
+        bank_reference: BankReference,
+        amount: Money,
+        reason: Reason,
+    },
+    /// A center repaid receivables of a year; recovered first-in, first-out.
+    RepaymentRecorded {
+        center: Uscc,
+        year: ProgrammeYear,
+        amount: Money,
+        bank_reference: BankReference,
+        value_date: Date,
+    },
+    ProgrammeYearClosed {
+        year: ProgrammeYear,
+    },
+    PoolAdjusted {
+        year: ProgrammeYear,
+        previous_pool: Money,
+        new_pool: Money,
+        reason: Reason,
+    },
+    /// An operator confirmed the clock (this event's time) after a suspected jump.
+    ClockConfirmed {
+        reason: Reason,
+    },
+}
+
+/// One center's statement in a settlement run. Its id is this event's own sequence.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct StatementIssued {
+    pub run: SettlementRunId,
+    pub center: Uscc,
+    pub year: ProgrammeYear,
+    /// The run's event: the statement holds the center's redemptions of `year` with a
+    /// smaller sequence that no earlier statement holds and that were not reversed.
+    pub cutoff: u64,
+    /// How many redemptions it holds.
+    pub invoices: u64,
+    /// Their subsidy.
+    pub gross: Money,
+    /// Receivables of the center for `year` recovered by this statement, oldest first.
+    pub clawback_offset: Money,
+    /// `gross - clawback_offset`: what the bureau pays.
+    pub net: Money,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -78,6 +142,9 @@ pub struct VoucherApproved {
     pub contract_fee: Money,
     pub term_start: Date,
     pub term_end: Date,
+    /// The last day an invoice issued in the term may be posted: term end + the policy's
+    /// grace days. The voucher is released (expires) after it.
+    pub redemption_window_end: Date,
     pub tier: FacilityTier,
     pub rate: Rate,
     pub ceiling: Rate,
@@ -101,20 +168,38 @@ pub struct InvoiceReversed {
     pub voucher: VoucherId,
     pub center: Uscc,
     pub invoice_number: InvoiceNumber,
+    /// Sequence of the invoice's `InvoiceRedeemed` event (0 in format v1, which did not
+    /// record it), so the statement that holds a settled invoice is found without it.
+    pub redeemed_sequence: u64,
     pub amount: Money,
     pub subsidy: Money,
-    /// True when the subsidy had been settled: the center now owes it back.
+    /// True when the subsidy had been settled: the center now owes it back (a
+    /// receivable), and cap and pool are freed only once it is recovered.
     pub clawback: bool,
-    /// True when the voucher was still active and took the subsidy back as face value;
-    /// false when it was already released, so the subsidy went back to cap and pool.
+    /// True when the subsidy was unsettled and the voucher still active: it took the
+    /// subsidy back as face value. False otherwise (an unsettled subsidy then goes back
+    /// to cap and pool; a clawback waits for recovery).
     pub returned_to_voucher: bool,
     pub reason: Reason,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ReleaseCause {
+    /// Its redemption window ended (or its year was closed).
     Expired,
     Cancelled,
+    /// Its center was delisted.
+    Delisted,
+}
+
+impl ReleaseCause {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReleaseCause::Expired => "expired",
+            ReleaseCause::Cancelled => "cancelled",
+            ReleaseCause::Delisted => "delisted",
+        }
+    }
 }
 
 impl Event {
@@ -132,6 +217,14 @@ impl Event {
             Event::InvoiceReversed(_) => 9,
             Event::VoucherReleased { .. } => 10,
             Event::CenterSettled { .. } => 11,
+            Event::SettlementRunCreated { .. } => 12,
+            Event::StatementIssued(_) => 13,
+            Event::PaymentConfirmed { .. } => 14,
+            Event::PaymentReturned { .. } => 15,
+            Event::RepaymentRecorded { .. } => 16,
+            Event::ProgrammeYearClosed { .. } => 17,
+            Event::PoolAdjusted { .. } => 18,
+            Event::ClockConfirmed { .. } => 19,
         }
     }
 
@@ -148,6 +241,14 @@ impl Event {
             Event::InvoiceReversed(_) => "InvoiceReversed",
             Event::VoucherReleased { .. } => "VoucherReleased",
             Event::CenterSettled { .. } => "CenterSettled",
+            Event::SettlementRunCreated { .. } => "SettlementRunCreated",
+            Event::StatementIssued(_) => "StatementIssued",
+            Event::PaymentConfirmed { .. } => "PaymentConfirmed",
+            Event::PaymentReturned { .. } => "PaymentReturned",
+            Event::RepaymentRecorded { .. } => "RepaymentRecorded",
+            Event::ProgrammeYearClosed { .. } => "ProgrammeYearClosed",
+            Event::PoolAdjusted { .. } => "PoolAdjusted",
+            Event::ClockConfirmed { .. } => "ClockConfirmed",
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::text::{canonical_identifier, check_text};
 use super::validation::ValidationError;
 
 /// The 31 characters of GB 32100-2015, in the order that gives each its value (I, O, Z, S
@@ -115,7 +116,24 @@ impl fmt::Debug for Uscc {
     }
 }
 
-/// Defines a bounded, printable text identifier (contract numbers, invoice numbers, ...).
+/// Checks a text field against the rules every text of the ledger follows (see
+/// [`super::text`]): 1..=`max` bytes, no control, format or bidi characters, no
+/// surrounding white space.
+fn check_field(field: &'static str, text: &str, max: usize) -> Result<(), ValidationError> {
+    if text.is_empty() {
+        return Err(ValidationError::new(field, text, "must not be empty"));
+    }
+    if text.len() > max {
+        return Err(ValidationError::new(
+            field,
+            text,
+            format!("is {} bytes, longer than the limit of {max}", text.len()),
+        ));
+    }
+    check_text(text).map_err(|reason| ValidationError::new(field, text, reason))
+}
+
+/// Defines a bounded text field (names, reasons, delivery proofs).
 macro_rules! text_identifier {
     ($(#[$meta:meta])* $name:ident, $field:literal, $max:expr) => {
         $(#[$meta])*
@@ -127,23 +145,20 @@ macro_rules! text_identifier {
         impl $name {
             pub const MAX_LENGTH: usize = $max;
 
-            /// Accepts 1..=MAX_LENGTH printable characters without surrounding spaces.
+            /// Accepts 1..=MAX_LENGTH bytes of visible text without surrounding spaces.
             pub fn parse(text: &str) -> Result<$name, ValidationError> {
-                if text.is_empty() {
-                    return Err(ValidationError::new($field, text, "must not be empty"));
-                }
-                if text.len() > Self::MAX_LENGTH {
+                check_field($field, text, Self::MAX_LENGTH)?;
+                Ok($name(text.into()))
+            }
+
+            /// Rebuilds a value the ledger stored. Records written before today's text
+            /// rules must still read back, so only emptiness and length are checked.
+            pub fn from_stored(text: &str) -> Result<$name, ValidationError> {
+                if text.is_empty() || text.len() > Self::MAX_LENGTH {
                     return Err(ValidationError::new(
                         $field,
                         text,
-                        format!("is longer than {} bytes", Self::MAX_LENGTH),
-                    ));
-                }
-                if text.trim() != text || text.chars().any(char::is_control) {
-                    return Err(ValidationError::new(
-                        $field,
-                        text,
-                        "must not have control characters or surrounding spaces",
+                        format!("stored text must be 1..={} bytes", Self::MAX_LENGTH),
                     ));
                 }
                 Ok($name(text.into()))
@@ -165,21 +180,139 @@ macro_rules! text_identifier {
                 write!(formatter, "{:?}", &*self.0)
             }
         }
-
     };
 }
 
-text_identifier!(
-    /// A contract number as printed on the signed contract; unique per center.
+/// Defines a number that identifies something (a contract, an invoice): compared in its
+/// canonical form (NFKC, trimmed, ASCII upper case; see [`super::text`]), shown as typed.
+macro_rules! canonical_identifier {
+    ($(#[$meta:meta])* $name:ident, $field:literal, $max:expr) => {
+        $(#[$meta])*
+        #[derive(Clone)]
+        pub struct $name {
+            /// The canonical form: what equality, ordering, hashing and keys use.
+            canonical: std::sync::Arc<str>,
+            /// As typed, for display; the same allocation when it is already canonical.
+            typed: std::sync::Arc<str>,
+        }
+
+        impl $name {
+            pub const MAX_LENGTH: usize = $max;
+
+            /// Accepts 1..=MAX_LENGTH bytes of visible text; the canonical form must not
+            /// be empty either.
+            pub fn parse(text: &str) -> Result<$name, ValidationError> {
+                check_field($field, text, Self::MAX_LENGTH)?;
+                let built = $name::build(text);
+                if built.canonical.is_empty() || built.canonical.len() > Self::MAX_LENGTH {
+                    return Err(ValidationError::new(
+                        $field,
+                        text,
+                        format!(
+                            "its canonical form {:?} must be 1..={} bytes",
+                            &*built.canonical,
+                            Self::MAX_LENGTH
+                        ),
+                    ));
+                }
+                Ok(built)
+            }
+
+            /// Rebuilds a number the ledger stored (as typed). Records written before
+            /// today's text rules must still read back, so only length is checked.
+            pub fn from_stored(text: &str) -> Result<$name, ValidationError> {
+                if text.is_empty() || text.len() > Self::MAX_LENGTH {
+                    return Err(ValidationError::new(
+                        $field,
+                        text,
+                        format!("stored text must be 1..={} bytes", Self::MAX_LENGTH),
+                    ));
+                }
+                Ok($name::build(text))
+            }
+
+            fn build(text: &str) -> $name {
+                let canonical = canonical_identifier(text);
+                let typed: std::sync::Arc<str> = text.into();
+                let canonical = if canonical == text {
+                    std::sync::Arc::clone(&typed)
+                } else {
+                    canonical.into()
+                };
+                $name { canonical, typed }
+            }
+
+            /// The canonical form (what the ledger compares and keys on).
+            pub fn as_str(&self) -> &str {
+                &self.canonical
+            }
+
+            /// The number as it was typed.
+            pub fn as_typed(&self) -> &str {
+                &self.typed
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &$name) -> bool {
+                self.canonical == other.canonical
+            }
+        }
+
+        impl Eq for $name {}
+
+        impl PartialOrd for $name {
+            fn partial_cmp(&self, other: &$name) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+
+        impl Ord for $name {
+            fn cmp(&self, other: &$name) -> std::cmp::Ordering {
+                self.canonical.cmp(&other.canonical)
+            }
+        }
+
+        impl std::hash::Hash for $name {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                // As a `str`, so a borrowed `&str` key hashes the same (see InvoiceCache).
+                (*self.canonical).hash(state);
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str(&self.typed)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(formatter, "{:?}", &*self.typed)
+            }
+        }
+    };
+}
+
+canonical_identifier!(
+    /// A contract number as printed on the signed contract; unique per center in its
+    /// canonical form.
     ContractNumber, "contract_number", crate::limits::CONTRACT_NUMBER_MAX_BYTES
 );
-text_identifier!(
-    /// An invoice number (发票号码); unique per center.
+canonical_identifier!(
+    /// An invoice number (发票号码); unique per center in its canonical form. A
+    /// fully-digital e-invoice (数电票) number is 20 digits; an older paper or electronic
+    /// invoice is identified by its code and number (see [`InvoiceNumber::from_code_and_number`]).
     InvoiceNumber, "invoice_number", crate::limits::INVOICE_NUMBER_MAX_BYTES
 );
 text_identifier!(
     /// A reference to the delivery proof (acceptance record, usage report) behind an invoice.
     DeliveryProof, "delivery_proof", crate::limits::DELIVERY_PROOF_MAX_BYTES
+);
+canonical_identifier!(
+    /// A bank transaction reference (流水号) of a payment or repayment; compared in its
+    /// canonical form, so the same reference typed twice is recognised.
+    BankReference, "bank_reference", crate::limits::BANK_REFERENCE_MAX_BYTES
 );
 text_identifier!(
     /// A human name of a center or enterprise.
@@ -190,6 +323,34 @@ text_identifier!(
     Reason, "reason", crate::limits::REASON_MAX_BYTES
 );
 
+impl InvoiceNumber {
+    /// An older invoice's identity: its invoice code (发票代码, 10 or 12 digits) and its
+    /// number (发票号码, 8 digits), kept as `CODE-NUMBER`. A fully-digital e-invoice needs
+    /// no code: its 20-digit number is the identity ([`InvoiceNumber::parse`]).
+    pub fn from_code_and_number(
+        code: &str,
+        number: &str,
+    ) -> Result<InvoiceNumber, ValidationError> {
+        let digits =
+            |text: &str| !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit());
+        if !(digits(code) && (code.len() == 10 || code.len() == 12)) {
+            return Err(ValidationError::new(
+                "invoice_code",
+                code,
+                "must be the 10- or 12-digit invoice code (发票代码)",
+            ));
+        }
+        if !(digits(number) && number.len() == 8) {
+            return Err(ValidationError::new(
+                "invoice_number",
+                number,
+                "with an invoice code, must be the 8-digit invoice number (发票号码)",
+            ));
+        }
+        InvoiceNumber::parse(&format!("{code}-{number}"))
+    }
+}
+
 /// Defines an id that is a UUID chosen by the client (or the API layer) before the command
 /// enters the log, so the state machine never draws randomness.
 macro_rules! uuid_identifier {
@@ -199,6 +360,10 @@ macro_rules! uuid_identifier {
         pub struct $name(uuid::Uuid);
 
         impl $name {
+            /// The smallest and largest ids, as bounds of ordered ranges (never ids).
+            pub const MIN: $name = $name(uuid::Uuid::nil());
+            pub const MAX: $name = $name(uuid::Uuid::max());
+
             pub fn from_uuid(uuid: uuid::Uuid) -> Result<$name, ValidationError> {
                 if uuid.is_nil() {
                     return Err(ValidationError::new($field, uuid.to_string(), "must not be nil"));
@@ -246,15 +411,33 @@ uuid_identifier!(
     VoucherId, "voucher_id"
 );
 uuid_identifier!(
-    /// A settlement's id, so a retried settlement is recorded once.
+    /// The id of a settlement recorded by format v1's `SettleCenter` (read back only).
     SettlementId, "settlement_id"
 );
+uuid_identifier!(
+    /// A settlement run's id, chosen by the client so a retried run is created once.
+    SettlementRunId, "run_id"
+);
+
+/// A statement's id: the sequence number of its `StatementIssued` event, so it is
+/// unique, stable and says where in the log the statement was issued.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct StatementId(pub u64);
+
+impl fmt::Display for StatementId {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "S{}", self.0)
+    }
+}
 
 /// A programme year, 2000..=2999.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ProgrammeYear(u16);
 
 impl ProgrammeYear {
+    pub const MIN: ProgrammeYear = ProgrammeYear(2000);
+    pub const MAX: ProgrammeYear = ProgrammeYear(2999);
+
     pub fn new(year: u32) -> Result<ProgrammeYear, ValidationError> {
         if !(2000..=2999).contains(&year) {
             return Err(ValidationError::new(

@@ -6,26 +6,30 @@ pub mod command;
 pub mod event;
 pub mod ids;
 pub mod money;
+pub mod origin;
 pub mod policy;
 pub mod rejection;
 pub mod state;
 pub mod state_machine;
+pub mod text;
 pub mod validation;
 
 pub use command::{ApproveVoucher, CenterStatus, Command, Envelope, ListingBasis, PostInvoice};
-pub use event::{Event, InvoiceRedeemed, InvoiceReversed, ReleaseCause, VoucherApproved};
+pub use event::{
+    Event, InvoiceRedeemed, InvoiceReversed, ReleaseCause, StatementIssued, VoucherApproved,
+};
 pub use ids::{
-    ContractNumber, Date, DeliveryProof, InvoiceNumber, LegalName, ProgrammeYear, Reason,
-    SettlementId, Timestamp, Uscc, VoucherId,
+    BankReference, ContractNumber, Date, DeliveryProof, InvoiceNumber, LegalName, ProgrammeYear,
+    Reason, SettlementId, SettlementRunId, StatementId, Timestamp, Uscc, VoucherId,
 };
 pub use money::{Money, Rate};
+pub use origin::{Origin, Principal, PrincipalRole, RequestId};
 pub use policy::{FacilityTier, ProgrammePolicy};
 pub use rejection::{Rejection, RejectionCode};
 pub use state::{
-    CenterAccount, EnterpriseAccount, InvoiceCache, InvoiceEntry, InvoiceLookup, LedgerState,
-    StateImage, Usage, Voucher, VoucherStatus,
+    BankUse, CenterAccount, CenterYear, EnterpriseAccount, InvoiceCache, InvoiceEntry,
+    InvoiceLookup, LedgerState, PaymentRecord, ReceivableItem, SettlementRun, StateImage,
+    Statement, StatementState, Usage, Voucher, VoucherStatus, YearBook,
 };
-pub use state_machine::{
-    InvoiceOutcome, Reply, ReversalOutcome, SequencedEvent, SettlementOutcome,
-};
+pub use state_machine::{InvoiceOutcome, Reply, ReversalOutcome, RunOutcome, SequencedEvent};
 pub use validation::ValidationError;

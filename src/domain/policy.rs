@@ -61,6 +61,9 @@ pub struct ProgrammePolicy {
     default_enterprise_cap: Money,
     contract_fee_ceiling: Rate,
     tier_rates: [Rate; 3],
+    /// Days after a contract term ends during which invoices issued inside the term may
+    /// still be posted; the unredeemed face value is released only after them.
+    redemption_grace_days: u16,
 }
 
 impl ProgrammePolicy {
@@ -100,7 +103,27 @@ impl ProgrammePolicy {
             default_enterprise_cap,
             contract_fee_ceiling,
             tier_rates,
+            redemption_grace_days: crate::limits::REDEMPTION_GRACE_DAYS_DEFAULT,
         })
+    }
+
+    /// The same policy with another redemption grace (0..=366 days).
+    pub fn with_redemption_grace_days(
+        mut self,
+        days: u16,
+    ) -> Result<ProgrammePolicy, ValidationError> {
+        if days > crate::limits::REDEMPTION_GRACE_DAYS_MAX {
+            return Err(ValidationError::new(
+                "redemption_grace_days",
+                days.to_string(),
+                format!(
+                    "must be at most {} days",
+                    crate::limits::REDEMPTION_GRACE_DAYS_MAX
+                ),
+            ));
+        }
+        self.redemption_grace_days = days;
+        Ok(self)
     }
 
     /// Hangzhou-style defaults for `year`: pool 250,000,000.00, cap 8,000,000.00, ceiling
@@ -116,6 +139,7 @@ impl ProgrammePolicy {
                 Rate::basis_points_const(3000),
                 Rate::basis_points_const(2000),
             ],
+            redemption_grace_days: crate::limits::REDEMPTION_GRACE_DAYS_DEFAULT,
         }
     }
 
@@ -161,6 +185,10 @@ impl ProgrammePolicy {
                 )?,
                 rate("tier_rates.other", tiers.other, defaults.tier_rates[2])?,
             ],
+        )?
+        .with_redemption_grace_days(
+            file.redemption_grace_days
+                .unwrap_or(crate::limits::REDEMPTION_GRACE_DAYS_DEFAULT),
         )
     }
 
@@ -179,6 +207,9 @@ impl ProgrammePolicy {
     pub fn rate_for(&self, tier: FacilityTier) -> Rate {
         self.tier_rates[tier as usize]
     }
+    pub fn redemption_grace_days(&self) -> u16 {
+        self.redemption_grace_days
+    }
 }
 
 /// The TOML file as the bureau writes it: amounts and rates as strings so no float ever
@@ -191,6 +222,7 @@ struct PolicyFile {
     default_enterprise_cap: Option<String>,
     contract_fee_ceiling: Option<String>,
     tier_rates: Option<TierRatesFile>,
+    redemption_grace_days: Option<u16>,
 }
 
 #[derive(Deserialize, Default)]

@@ -91,6 +91,37 @@ rejections! {
     NothingToSettle = 30, "NOTHING_TO_SETTLE";
     /// The command's time lies before the last accepted command's time.
     TimeWentBackwards = 31, "TIME_WENT_BACKWARDS";
+    /// A voucher belongs to the year its contract term starts in.
+    VoucherYearMismatch = 32, "VOUCHER_YEAR_MISMATCH";
+    /// The programme year is closed: no approval, invoice or reversal any more.
+    YearClosed = 33, "YEAR_CLOSED";
+    /// The invoice comes after the voucher's redemption window (term end + grace).
+    RedemptionWindowClosed = 34, "REDEMPTION_WINDOW_CLOSED";
+    /// A settled invoice may be reversed only by the bureau.
+    ReversalNeedsBureau = 35, "REVERSAL_NEEDS_BUREAU";
+    /// The settlement run id was used for another year.
+    SettlementRunConflict = 36, "SETTLEMENT_RUN_CONFLICT";
+    StatementNotFound = 37, "STATEMENT_NOT_FOUND";
+    /// The statement is paid; it can be paid again only after a returned payment.
+    StatementAlreadyPaid = 38, "STATEMENT_ALREADY_PAID";
+    /// A payment must be exactly the statement's net amount.
+    PaymentAmountMismatch = 39, "PAYMENT_AMOUNT_MISMATCH";
+    /// The bank reference was recorded for another payment or repayment.
+    BankReferenceReused = 40, "BANK_REFERENCE_REUSED";
+    /// No confirmed, unreturned payment of the statement has that bank reference.
+    PaymentNotFound = 41, "PAYMENT_NOT_FOUND";
+    /// A repayment larger than what the center owes for the year.
+    RepaymentExceedsReceivable = 42, "REPAYMENT_EXCEEDS_RECEIVABLE";
+    /// A voucher of the year is still inside its redemption window.
+    YearNotOver = 43, "YEAR_NOT_OVER";
+    /// A pool below what is already held, redeemed and owed.
+    PoolBelowUsage = 44, "POOL_BELOW_USAGE";
+    /// More active vouchers than one command may release; run the expiry sweep first.
+    TooManyActiveVouchers = 45, "TOO_MANY_ACTIVE_VOUCHERS";
+    /// A value date before the statement was issued.
+    ValueDateInvalid = 46, "VALUE_DATE_INVALID";
+    /// A limit of the registry (centers, active vouchers per center) is reached.
+    RegistryLimitReached = 47, "REGISTRY_LIMIT_REACHED";
 }
 
 /// A refused command: the stable code plus a sentence naming the values involved.

@@ -83,7 +83,10 @@ mod tests {
             assert!(error.contains(code), "{error}");
         }
         assert!(check_text(" INV").is_err());
-        assert!(check_text("INV\u{3000}").is_err(), "ideographic space at the end");
+        assert!(
+            check_text("INV\u{3000}").is_err(),
+            "ideographic space at the end"
+        );
         assert!(check_text("杭州算力中心 A-1").is_ok());
     }
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::domain::{Command, Envelope, LedgerState, Rejection, Reply, Timestamp};
+use crate::domain::{Command, Envelope, LedgerState, Origin, Rejection, Reply, Timestamp};
 use crate::ledger::{Ledger, LedgerReader, SnapshotJob, SUBMIT_BATCH_LIMIT};
 use crate::limits::{QUEUE_COMMANDS_DEFAULT, QUEUE_JOBS_DEFAULT, READ_WAIT_DEFAULT};
 
@@ -66,6 +66,7 @@ type JobReply = Result<Vec<Result<Reply, Rejection>>, EngineError>;
 
 enum Job {
     Commands {
+        origin: Origin,
         commands: Vec<Command>,
         reply: oneshot::Sender<JobReply>,
     },
@@ -80,6 +81,8 @@ pub struct EngineHandle {
     config: EngineConfig,
     reader: LedgerReader,
     committed: watch::Receiver<u64>,
+    /// Why the writer stopped accepting work (a failed write), once it has.
+    failure: watch::Receiver<Option<String>>,
 }
 
 /// The engine's owner: holds the writer thread so it can be shut down and joined.
@@ -94,6 +97,7 @@ impl Engine {
         let (sender, receiver) = mpsc::channel(config.queue_jobs.max(1));
         let committed_sequence = ledger.state().last_sequence();
         let (committed_sender, committed) = watch::channel(committed_sequence);
+        let (failure_sender, failure) = watch::channel(None);
         let queued_commands = Arc::new(AtomicUsize::new(0));
         let handle = EngineHandle {
             sender,
@@ -101,10 +105,20 @@ impl Engine {
             config: config.clone(),
             reader: ledger.reader(),
             committed,
+            failure,
         };
         let writer = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || writer_loop(ledger, receiver, committed_sender, queued_commands, config))
+            .spawn(move || {
+                writer_loop(
+                    ledger,
+                    receiver,
+                    committed_sender,
+                    failure_sender,
+                    queued_commands,
+                    config,
+                )
+            })
             .map_err(|error| EngineError::Storage(format!("cannot start the writer: {error}")))?;
         Ok(Engine {
             handle,
@@ -144,6 +158,7 @@ fn writer_loop(
     mut ledger: Ledger,
     mut receiver: mpsc::Receiver<Job>,
     committed: watch::Sender<u64>,
+    failure: watch::Sender<Option<String>>,
     queued_commands: Arc<AtomicUsize>,
     config: EngineConfig,
 ) {
@@ -184,9 +199,17 @@ fn writer_loop(
                     shutting_down = true;
                     break;
                 }
-                Job::Commands { commands, reply } => {
+                Job::Commands {
+                    origin,
+                    commands,
+                    reply,
+                } => {
                     if !envelopes.is_empty() && envelopes.len() + commands.len() > batch_limit {
-                        carried = Some(Job::Commands { commands, reply });
+                        carried = Some(Job::Commands {
+                            origin,
+                            commands,
+                            reply,
+                        });
                         break;
                     }
                     queued_commands.fetch_sub(commands.len(), Ordering::Relaxed);
@@ -194,7 +217,7 @@ fn writer_loop(
                     envelopes.extend(
                         commands
                             .into_iter()
-                            .map(|command| Envelope::new(at, command)),
+                            .map(|command| Envelope::from_origin(at, origin.clone(), command)),
                     );
                 }
             }
@@ -225,6 +248,7 @@ fn writer_loop(
             }
             Err(error) => {
                 tracing::error!(%error, "group commit failed; the ledger refuses further writes until restarted");
+                let _ = failure.send(Some(error.to_string()));
                 for (_, reply) in waiting.drain(..) {
                     let _ = reply.send(Err(EngineError::Storage(error.to_string())));
                 }
@@ -252,9 +276,9 @@ fn writer_loop(
 }
 
 impl EngineHandle {
-    /// Submits commands as one job; answers once they are durable. Fails at once with
-    /// `Overloaded` when the queue is full.
-    pub async fn submit(&self, commands: Vec<Command>) -> JobReply {
+    /// Submits commands from `origin` as one job; answers once they are durable. Fails
+    /// at once with `Overloaded` when the queue is full.
+    pub async fn submit(&self, origin: Origin, commands: Vec<Command>) -> JobReply {
         let count = commands.len();
         if count > SUBMIT_BATCH_LIMIT {
             return Err(EngineError::BatchTooLarge {
@@ -271,7 +295,11 @@ impl EngineHandle {
             });
         }
         let (reply, answer) = oneshot::channel();
-        let job = Job::Commands { commands, reply };
+        let job = Job::Commands {
+            origin,
+            commands,
+            reply,
+        };
         if let Err(error) = self.sender.try_send(job) {
             self.queued_commands.fetch_sub(count, Ordering::Relaxed);
             return Err(match error {
@@ -288,9 +316,10 @@ impl EngineHandle {
     /// Submits one command.
     pub async fn submit_one(
         &self,
+        origin: Origin,
         command: Command,
     ) -> Result<Result<Reply, Rejection>, EngineError> {
-        let mut replies = self.submit(vec![command]).await?;
+        let mut replies = self.submit(origin, vec![command]).await?;
         replies.pop().ok_or(EngineError::ShuttingDown)
     }
 
@@ -320,6 +349,12 @@ impl EngineHandle {
             Ok(Err(_)) => Err(EngineError::ShuttingDown),
             Err(_) => Err(EngineError::ReadTimeout(sequence)),
         }
+    }
+
+    /// A receiver that says why the ledger stopped accepting writes, once it has (a
+    /// failed write poisons it until restart); `None` while it is healthy.
+    pub fn failure_watch(&self) -> watch::Receiver<Option<String>> {
+        self.failure.clone()
     }
 
     /// The highest durable sequence number now.

@@ -26,7 +26,7 @@ use parking_lot::{RwLock, RwLockReadGuard};
 pub use reader::LedgerReader;
 
 use crate::domain::{Command, Envelope, Event, InvoiceEntry, InvoiceNumber, LedgerState};
-use crate::domain::{Rejection, Reply, SequencedEvent, StateImage, Uscc};
+use crate::domain::{ProgrammeYear, Rejection, Reply, SequencedEvent, StateImage, Uscc};
 pub use crate::limits::SUBMIT_BATCH_LIMIT;
 use crate::limits::{INVOICE_CACHE_DEFAULT, SNAPSHOTS_KEPT_DEFAULT, SNAPSHOT_INTERVAL_DEFAULT};
 use crate::storage::record::{encode_record, genesis_chain_hash, ChainHash};
@@ -99,6 +99,8 @@ pub struct Ledger {
     events: Vec<SequencedEvent>,
     /// The invoices the current batch changed, with their entries as of its end.
     index_updates: Vec<(Uscc, InvoiceNumber, InvoiceEntry)>,
+    /// The invoices the current batch redeemed, by center, year and sequence.
+    order_updates: Vec<(Uscc, ProgrammeYear, u64, InvoiceNumber)>,
     payload_scratch: Vec<u8>,
     record_scratch: Vec<u8>,
 }
@@ -149,6 +151,7 @@ impl Ledger {
             poisoned: None,
             events: Vec::with_capacity(SUBMIT_BATCH_LIMIT),
             index_updates: Vec::new(),
+            order_updates: Vec::new(),
             payload_scratch: Vec::with_capacity(512),
             record_scratch: Vec::with_capacity(1024),
         };
@@ -212,6 +215,7 @@ impl Ledger {
         }
         self.events.clear();
         self.index_updates.clear();
+        self.order_updates.clear();
         let prefetched = self.prefetch_invoices(envelopes)?;
         {
             let mut state = self.state.write();
@@ -229,6 +233,18 @@ impl Ledger {
             for event in &self.events {
                 let (center, invoice_number) = match &event.event {
                     Event::InvoiceRedeemed(redeemed) => {
+                        let year = state
+                            .voucher(&redeemed.voucher)
+                            .map(|voucher| voucher.terms.year);
+                        assert!(year.is_some(), "a redeemed invoice's voucher exists");
+                        if let Some(year) = year {
+                            self.order_updates.push((
+                                redeemed.center,
+                                year,
+                                event.sequence,
+                                redeemed.invoice_number.clone(),
+                            ));
+                        }
                         (&redeemed.center, &redeemed.invoice_number)
                     }
                     Event::InvoiceReversed(reversed) => {
@@ -363,6 +379,10 @@ impl Ledger {
         for (center, invoice_number, entry) in &self.index_updates {
             self.store
                 .put_invoice(&mut batch, center, invoice_number, entry)?;
+        }
+        for (center, year, sequence, invoice_number) in &self.order_updates {
+            self.store
+                .put_invoice_order(&mut batch, center, *year, *sequence, invoice_number)?;
         }
         self.store.commit(batch)?;
         Ok(head)

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::domain::{InvoiceEntry, InvoiceNumber, LedgerState, Uscc};
+use crate::domain::{InvoiceEntry, InvoiceNumber, LedgerState, ProgrammeYear, Uscc};
 use crate::storage::{EventStore, LogError, LogPosition, LoggedEvent, StoreError};
 
 #[derive(Clone)]
@@ -56,6 +56,30 @@ impl LedgerReader {
         let from = from.max(1);
         let previous = self.store.chain_hash_after(from - 1)?;
         self.store.read_log(from, previous, visit)
+    }
+
+    /// Invoices from the store's index (durable), in the order asked.
+    pub fn invoices(
+        &self,
+        wanted: &[(Uscc, InvoiceNumber)],
+    ) -> Result<Vec<Option<InvoiceEntry>>, StoreError> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.store.invoices(wanted)
+    }
+
+    /// A center's invoices of a year in log order, sequences `from..until`.
+    pub fn scan_invoice_order(
+        &self,
+        center: &Uscc,
+        year: ProgrammeYear,
+        from: u64,
+        until: u64,
+        visit: impl FnMut(u64, InvoiceNumber) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        self.store
+            .scan_invoice_order(center, year, from, until, visit)
     }
 
     /// The sequence of the newest stored record.

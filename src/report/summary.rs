@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::domain::{FacilityTier, LedgerState, Money, ProgrammeYear, VoucherStatus};
+use crate::domain::{
+    FacilityTier, LedgerState, Money, ProgrammeYear, StatementState, VoucherStatus,
+};
 
 /// Formats an amount with thousands separators: 250,000,000.00.
 pub fn format_yuan(amount: Money) -> String {
@@ -29,6 +31,7 @@ pub fn summarize(state: &LedgerState, year: ProgrammeYear, appendix: Option<&str
         return format!("no policy published for {year}\n");
     };
     let pool = state.pool_usage(year);
+    let pool_size = state.pool(year).unwrap_or(policy.annual_pool());
     let released = state
         .vouchers_sorted()
         .iter()
@@ -36,8 +39,13 @@ pub fn summarize(state: &LedgerState, year: ProgrammeYear, appendix: Option<&str
         .fold(Money::ZERO, |sum, voucher| sum.plus(voucher.released));
     let _ = writeln!(
         out,
-        "Programme year {year}: pool {}",
-        format_yuan(policy.annual_pool())
+        "Programme year {year}: pool {}{}",
+        format_yuan(pool_size),
+        if state.year_closed(year) {
+            " (closed)"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         out,
@@ -51,8 +59,13 @@ pub fn summarize(state: &LedgerState, year: ProgrammeYear, appendix: Option<&str
     );
     let _ = writeln!(
         out,
+        "  owed back by centers (receivable) {:>20}",
+        format_yuan(pool.receivable)
+    );
+    let _ = writeln!(
+        out,
         "  free                              {:>20}",
-        format_yuan(pool.free_under(policy.annual_pool()))
+        format_yuan(pool.free_under(pool_size))
     );
     let _ = writeln!(
         out,
@@ -131,55 +144,8 @@ pub fn summarize(state: &LedgerState, year: ProgrammeYear, appendix: Option<&str
         );
     }
 
-    let _ = writeln!(
-        out,
-        "\nComputing centers (amounts due are net of clawbacks):"
-    );
-    let _ = writeln!(
-        out,
-        "  {:<18} {:<16} {:<10} {:>16} {:>14} {:>14} {:>16}",
-        "USCC", "tier", "status", "redeemed", "due now", "clawback", "paid"
-    );
-    let mut totals = (Money::ZERO, Money::ZERO, Money::ZERO, Money::ZERO);
-    let centers: Vec<_> = state.centers().collect();
-    for account in &centers {
-        totals.0 = totals.0.plus(
-            account
-                .redeemed_total
-                .saturating_minus(account.reversed_total),
-        );
-        totals.1 = totals.1.plus(account.amount_due());
-        totals.2 = totals.2.plus(account.clawback_owed);
-        totals.3 = totals.3.plus(account.paid_total);
-    }
-    for account in &centers {
-        let _ = writeln!(
-            out,
-            "  {:<18} {:<16} {:<10} {:>16} {:>14} {:>14} {:>16}",
-            account.center,
-            account.tier.name(),
-            account.status.name(),
-            format_yuan(
-                account
-                    .redeemed_total
-                    .saturating_minus(account.reversed_total)
-            ),
-            format_yuan(account.amount_due()),
-            format_yuan(account.clawback_owed),
-            format_yuan(account.paid_total)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "  {:<18} {:<16} {:<10} {:>16} {:>14} {:>14} {:>16}",
-        "all centers",
-        "",
-        "",
-        format_yuan(totals.0),
-        format_yuan(totals.1),
-        format_yuan(totals.2),
-        format_yuan(totals.3)
-    );
+    centers_section(&mut out, state, year);
+    settlement_section(&mut out, state, year);
 
     if let Some(appendix) = appendix {
         out.push_str(appendix);
@@ -197,4 +163,123 @@ pub fn summarize(state: &LedgerState, year: ProgrammeYear, appendix: Option<&str
         active
     );
     out
+}
+
+/// Per center: subsidy that stands, not yet settled, due on open statements, owed back,
+/// paid.
+fn centers_section(out: &mut String, state: &LedgerState, year: ProgrammeYear) {
+    let _ = writeln!(out, "\nComputing centers, {year}:");
+    let _ = writeln!(
+        out,
+        "  {:<18} {:<16} {:<10} {:>16} {:>14} {:>14} {:>14} {:>16}",
+        "USCC", "tier", "status", "redeemed", "unsettled", "due (stmts)", "owed back", "paid"
+    );
+    let mut totals = [Money::ZERO; 5];
+    for account in state.centers() {
+        let books = state.center_year(&account.center, year);
+        let standing = books.map_or(Money::ZERO, |books| {
+            books
+                .granted
+                .saturating_minus(books.reversed_unsettled)
+                .saturating_minus(books.clawed_back)
+        });
+        let due = state
+            .statements_page(None, usize::MAX, usize::MAX, |statement| {
+                statement.center == account.center
+                    && statement.year == year
+                    && statement.state != StatementState::Paid
+            })
+            .0
+            .iter()
+            .fold(Money::ZERO, |sum, statement| sum.plus(statement.net));
+        let row = [
+            standing,
+            books.map_or(Money::ZERO, |books| books.unsettled),
+            due,
+            books.map_or(Money::ZERO, |books| books.outstanding()),
+            books.map_or(Money::ZERO, |books| books.paid),
+        ];
+        for (total, amount) in totals.iter_mut().zip(row) {
+            *total = total.plus(amount);
+        }
+        let _ = writeln!(
+            out,
+            "  {:<18} {:<16} {:<10} {:>16} {:>14} {:>14} {:>14} {:>16}",
+            account.center,
+            account.tier.name(),
+            account.status.name(),
+            format_yuan(row[0]),
+            format_yuan(row[1]),
+            format_yuan(row[2]),
+            format_yuan(row[3]),
+            format_yuan(row[4])
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  {:<18} {:<16} {:<10} {:>16} {:>14} {:>14} {:>14} {:>16}",
+        "all centers",
+        "",
+        "",
+        format_yuan(totals[0]),
+        format_yuan(totals[1]),
+        format_yuan(totals[2]),
+        format_yuan(totals[3]),
+        format_yuan(totals[4])
+    );
+}
+
+/// Settlement runs with their statements by state, payments and returns, and where
+/// every fen of the year's subsidy is.
+fn settlement_section(out: &mut String, state: &LedgerState, year: ProgrammeYear) {
+    let Some(book) = state.year(year) else {
+        return;
+    };
+    let statements = state
+        .statements_page(None, usize::MAX, usize::MAX, |statement| {
+            statement.year == year
+        })
+        .0;
+    let mut by_state: BTreeMap<&str, (usize, Money)> = BTreeMap::new();
+    let (mut payments, mut returned) = (0usize, 0usize);
+    for statement in &statements {
+        let entry = by_state
+            .entry(statement.state.name())
+            .or_insert((0, Money::ZERO));
+        entry.0 += 1;
+        entry.1 = entry.1.plus(statement.net);
+        payments += statement.payments.len();
+        returned += statement
+            .payments
+            .iter()
+            .filter(|payment| payment.returned.is_some())
+            .count();
+    }
+    let _ = writeln!(
+        out,
+        "\nSettlement {year}: {} statements, {payments} payments ({returned} returned by the bank)",
+        statements.len()
+    );
+    for (name, (count, net)) in &by_state {
+        let _ = writeln!(
+            out,
+            "  {name:<10} {count:>6} statements, net {:>18}",
+            format_yuan(*net)
+        );
+    }
+    let _ = writeln!(out, "Where the year's subsidy is:");
+    for (label, amount) in [
+        ("granted by redemptions", book.granted),
+        ("  reversed before settlement", book.reversed_unsettled),
+        ("  unsettled", book.unsettled),
+        ("  in open statements", book.standing_open),
+        ("  in paid statements", book.standing_paid),
+        ("  clawed back", book.clawed_back),
+        ("    of which offset against statements", book.offset),
+        ("    of which repaid by centers", book.repaid),
+        ("    of which still owed", book.outstanding()),
+        ("paid to centers (net, after returns)", book.paid),
+    ] {
+        let _ = writeln!(out, "  {label:<40} {:>20}", format_yuan(amount));
+    }
 }

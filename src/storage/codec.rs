@@ -11,7 +11,7 @@ use std::fmt;
 
 use crate::domain::{
     ContractNumber, Date, DeliveryProof, InvoiceNumber, LegalName, Money, ProgrammeYear, Rate,
-    Reason, SettlementId, Timestamp, Uscc, ValidationError, VoucherId,
+    Reason, SettlementId, SettlementRunId, Timestamp, Uscc, ValidationError, VoucherId,
 };
 
 /// Why bytes did not decode: what was being read and what was wrong.
@@ -127,6 +127,10 @@ impl<'a> Writer<'a> {
     }
 
     pub fn settlement_id(&mut self, value: &SettlementId) {
+        self.bytes(value.as_uuid().as_bytes());
+    }
+
+    pub fn settlement_run_id(&mut self, value: &SettlementRunId) {
         self.bytes(value.as_uuid().as_bytes());
     }
 }
@@ -263,24 +267,31 @@ impl<'a> Reader<'a> {
         Ok(SettlementId::from_uuid(self.uuid()?)?)
     }
 
+    pub fn settlement_run_id(&mut self) -> Result<SettlementRunId, CodecError> {
+        Ok(SettlementRunId::from_uuid(self.uuid()?)?)
+    }
+
+    // Stored text is rebuilt with `from_stored`: it was validated when it entered the
+    // ledger, under the text rules of its day, and must read back even if they tightened.
+
     pub fn contract_number(&mut self) -> Result<ContractNumber, CodecError> {
-        Ok(ContractNumber::parse(self.text()?)?)
+        Ok(ContractNumber::from_stored(self.text()?)?)
     }
 
     pub fn invoice_number(&mut self) -> Result<InvoiceNumber, CodecError> {
-        Ok(InvoiceNumber::parse(self.text()?)?)
+        Ok(InvoiceNumber::from_stored(self.text()?)?)
     }
 
     pub fn delivery_proof(&mut self) -> Result<DeliveryProof, CodecError> {
-        Ok(DeliveryProof::parse(self.text()?)?)
+        Ok(DeliveryProof::from_stored(self.text()?)?)
     }
 
     pub fn legal_name(&mut self) -> Result<LegalName, CodecError> {
-        Ok(LegalName::parse(self.text()?)?)
+        Ok(LegalName::from_stored(self.text()?)?)
     }
 
     pub fn reason(&mut self) -> Result<Reason, CodecError> {
-        Ok(Reason::parse(self.text()?)?)
+        Ok(Reason::from_stored(self.text()?)?)
     }
 }
 

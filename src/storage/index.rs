@@ -4,23 +4,25 @@
 //!
 //! Key: the center's USCC (18 ASCII bytes) followed by the invoice number's UTF-8 bytes.
 //!
-//! Value, version 2 (written now):
+//! Value, version 3 (written now):
 //!
 //! ```text
-//! magic "VLIX" | version u16 = 2 | voucher uuid 16 | amount i64 fen | issue date i32
+//! magic "VLIX" | version u16 = 3 | voucher uuid 16 | amount i64 fen | issue date i32
 //! | delivery proof (u32 length + UTF-8) | subsidy i64 fen | sequence u64
-//! | settlement epoch u32 | reversed u8
+//! | reversed at u64 (the InvoiceReversed event's sequence; 0: not reversed)
 //! ```
 //!
-//! Version 1 (read only): the same magic and version, then bincode of the frozen v1 shape
-//! in `payload_v1`.
+//! Read only: version 2 (the same up to the sequence, then a u32 settlement epoch, which
+//! settlement statements replaced, and a reversed flag u8) and version 1 (the magic and version, then bincode of
+//! the frozen v1 shape in `payload_v1`). The key is the center and the invoice number's
+//! canonical form, so spellings of one number share one entry.
 
 use super::codec::{CodecError, Reader, Writer};
 use super::payload_v1;
-use crate::domain::{InvoiceEntry, InvoiceNumber, Uscc};
+use crate::domain::{InvoiceEntry, InvoiceNumber, ProgrammeYear, Uscc};
 
 pub const INDEX_MAGIC: [u8; 4] = *b"VLIX";
-pub const INDEX_FORMAT_VERSION: u16 = 2;
+pub const INDEX_FORMAT_VERSION: u16 = 3;
 const USCC_LENGTH: usize = 18;
 
 /// The index key of an invoice.
@@ -39,7 +41,40 @@ pub fn parse_invoice_key(key: &[u8]) -> Result<(Uscc, InvoiceNumber), CodecError
     let number = std::str::from_utf8(rest).map_err(|_| CodecError {
         reason: "invoice number in the key is not UTF-8".into(),
     })?;
-    Ok((center, InvoiceNumber::parse(number)?))
+    Ok((center, InvoiceNumber::from_stored(number)?))
+}
+
+/// The key of an invoice in its center's order for a year: the USCC, the year (u16
+/// big-endian) and the sequence of its `InvoiceRedeemed` event (u64 big-endian), so a
+/// range scan walks one center-year in log order.
+pub fn invoice_order_key(center: &Uscc, year: ProgrammeYear, sequence: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(USCC_LENGTH + 2 + 8);
+    key.extend_from_slice(center.as_bytes());
+    key.extend_from_slice(&(year.get() as u16).to_be_bytes());
+    key.extend_from_slice(&sequence.to_be_bytes());
+    key
+}
+
+pub fn parse_invoice_order_key(key: &[u8]) -> Result<(Uscc, ProgrammeYear, u64), CodecError> {
+    if key.len() != USCC_LENGTH + 10 {
+        return Err(CodecError {
+            reason: format!(
+                "an invoice order key is {} bytes, not {}",
+                key.len(),
+                USCC_LENGTH + 10
+            ),
+        });
+    }
+    let mut reader = Reader::new(key);
+    let center = reader.uscc()?;
+    let year = u16::from_be_bytes([key[USCC_LENGTH], key[USCC_LENGTH + 1]]);
+    let mut sequence = [0u8; 8];
+    sequence.copy_from_slice(&key[USCC_LENGTH + 2..]);
+    Ok((
+        center,
+        ProgrammeYear::new(u32::from(year))?,
+        u64::from_be_bytes(sequence),
+    ))
 }
 
 /// Encodes an index value in the current version.
@@ -53,8 +88,7 @@ pub fn encode_index_entry(entry: &InvoiceEntry, out: &mut Vec<u8>) {
     writer.text(entry.delivery_proof.as_str());
     writer.money(entry.subsidy);
     writer.u64(entry.sequence);
-    writer.u32(entry.settlement_epoch);
-    writer.bool(entry.reversed);
+    writer.u64(entry.reversed_at.unwrap_or(0));
 }
 
 /// Decodes an index value of any version this build reads.
@@ -67,16 +101,30 @@ pub fn decode_index_entry(bytes: &[u8]) -> Result<InvoiceEntry, CodecError> {
     }
     match reader.u16()? {
         1 => payload_v1::decode_index_entry(&bytes[6..]),
-        2 => {
+        version @ (2 | 3) => {
+            let voucher = reader.voucher_id()?;
+            let amount = reader.money()?;
+            let issue_date = reader.date()?;
+            let delivery_proof = reader.delivery_proof()?;
+            let subsidy = reader.money()?;
+            let sequence = reader.u64()?;
+            if version == 2 {
+                // The settlement epoch of version 2; settlement follows from the sequence now.
+                reader.u32()?;
+            }
             let entry = InvoiceEntry {
-                voucher: reader.voucher_id()?,
-                amount: reader.money()?,
-                issue_date: reader.date()?,
-                delivery_proof: reader.delivery_proof()?,
-                subsidy: reader.money()?,
-                sequence: reader.u64()?,
-                settlement_epoch: reader.u32()?,
-                reversed: reader.bool()?,
+                voucher,
+                amount,
+                issue_date,
+                delivery_proof,
+                subsidy,
+                sequence,
+                reversed_at: if version == 2 {
+                    // Version 2 kept only whether it was reversed.
+                    reader.bool()?.then_some(0)
+                } else {
+                    Some(reader.u64()?).filter(|sequence| *sequence != 0)
+                },
             };
             reader.finish()?;
             Ok(entry)

@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 
 use super::record::{check_record, genesis_chain_hash, parse_frame, ChainHash, RecordError};
 use super::store::{EventStore, StoreError};
-use crate::domain::{Event, SequencedEvent, Timestamp};
+use crate::domain::{Event, Origin, SequencedEvent, Timestamp};
 
 /// An event as the log holds it: its place, its time and the chain hash after it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +17,8 @@ pub struct LoggedEvent {
     pub sequence: u64,
     pub at: Timestamp,
     pub chain_hash: ChainHash,
+    /// Who sent the command that caused it.
+    pub origin: Origin,
     pub event: Event,
 }
 
@@ -25,6 +27,7 @@ impl LoggedEvent {
         SequencedEvent {
             sequence: self.sequence,
             at: self.at,
+            origin: self.origin,
             event: self.event,
         }
     }
@@ -87,10 +90,11 @@ impl EventStore {
                 });
                 return false;
             }
-            let decoded = check_record(sequence, bytes, &position.chain_head)
-                .and_then(|record| Ok((record.at, record.chain_hash, record.decode()?)));
+            let decoded = check_record(sequence, bytes, &position.chain_head).and_then(|record| {
+                Ok((record.at, record.chain_hash, record.decode_with_origin()?))
+            });
             match decoded {
-                Ok((at, chain_hash, event)) => {
+                Ok((at, chain_hash, (origin, event))) => {
                     position = LogPosition {
                         last_sequence: sequence,
                         chain_head: chain_hash,
@@ -99,6 +103,7 @@ impl EventStore {
                         sequence,
                         at,
                         chain_hash,
+                        origin,
                         event,
                     })
                     .is_continue()

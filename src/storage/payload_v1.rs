@@ -1,5 +1,5 @@
-//! Record format v1's event payloads: bincode (standard configuration) through serde, of
-//! the shapes below. These shapes are frozen: they are storage's own mirror of what the
+//! Record format v1's event payloads (read only; format v2 is written now): bincode
+//! (standard configuration) through serde, of the shapes below. These shapes are frozen: they are storage's own mirror of what the
 //! domain's events looked like when v1 was written, so the domain's types can change
 //! without changing (or losing the ability to read) a v1 byte.
 //!
@@ -170,169 +170,6 @@ fn bincode_config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
-// ------------------------------------------------------------------------- encoding
-
-fn tier_v1(tier: FacilityTier) -> TierV1 {
-    match tier {
-        FacilityTier::Domestic => TierV1::Domestic,
-        FacilityTier::MaasMultimodal => TierV1::MaasMultimodal,
-        FacilityTier::Other => TierV1::Other,
-    }
-}
-
-fn listing_v1(basis: ListingBasis) -> ListingBasisV1 {
-    match basis {
-        ListingBasis::PlanningLayout => ListingBasisV1::PlanningLayout,
-        ListingBasis::MatchmakingPartner => ListingBasisV1::MatchmakingPartner,
-    }
-}
-
-fn status_v1(status: CenterStatus) -> CenterStatusV1 {
-    match status {
-        CenterStatus::Active => CenterStatusV1::Active,
-        CenterStatus::Suspended => CenterStatusV1::Suspended,
-        CenterStatus::Delisted => CenterStatusV1::Delisted,
-    }
-}
-
-fn policy_v1(policy: &ProgrammePolicy) -> PolicyV1 {
-    PolicyV1 {
-        year: policy.year().get() as u16,
-        annual_pool: policy.annual_pool().to_fen(),
-        default_enterprise_cap: policy.default_enterprise_cap().to_fen(),
-        contract_fee_ceiling: policy.contract_fee_ceiling().basis_points(),
-        tier_rates: FacilityTier::ALL.map(|tier| policy.rate_for(tier).basis_points()),
-    }
-}
-
-fn text(value: &str) -> Cow<'_, str> {
-    Cow::Borrowed(value)
-}
-
-fn to_v1(event: &Event) -> EventV1<'_> {
-    match event {
-        Event::PolicyPublished { policy } => EventV1::PolicyPublished {
-            policy: policy_v1(policy),
-        },
-        Event::CenterRegistered {
-            center,
-            name,
-            tier,
-            listing_basis,
-        } => EventV1::CenterRegistered {
-            center: text(center.as_str()),
-            name: text(name.as_str()),
-            tier: tier_v1(*tier),
-            listing_basis: listing_v1(*listing_basis),
-        },
-        Event::CenterStatusChanged {
-            center,
-            from,
-            to,
-            reason,
-        } => EventV1::CenterStatusChanged {
-            center: text(center.as_str()),
-            from: status_v1(*from),
-            to: status_v1(*to),
-            reason: text(reason.as_str()),
-        },
-        Event::EnterpriseRegistered { enterprise, name } => EventV1::EnterpriseRegistered {
-            enterprise: text(enterprise.as_str()),
-            name: text(name.as_str()),
-        },
-        Event::CapOverrideGranted {
-            enterprise,
-            year,
-            cap,
-            reason,
-        } => EventV1::CapOverrideGranted {
-            enterprise: text(enterprise.as_str()),
-            year: year.get() as u16,
-            cap: cap.to_fen(),
-            reason: text(reason.as_str()),
-        },
-        Event::RelatedPartyDeclared {
-            enterprise,
-            center,
-            reason,
-        } => EventV1::RelatedPartyDeclared {
-            enterprise: text(enterprise.as_str()),
-            center: text(center.as_str()),
-            reason: text(reason.as_str()),
-        },
-        Event::VoucherApproved(approved) => EventV1::VoucherApproved(VoucherApprovedV1 {
-            voucher: approved.voucher.as_uuid(),
-            year: approved.year.get() as u16,
-            enterprise: text(approved.enterprise.as_str()),
-            center: text(approved.center.as_str()),
-            contract_number: text(approved.contract_number.as_str()),
-            contract_fee: approved.contract_fee.to_fen(),
-            term_start: approved.term_start.days_since_epoch(),
-            term_end: approved.term_end.days_since_epoch(),
-            tier: tier_v1(approved.tier),
-            rate: approved.rate.basis_points(),
-            ceiling: approved.ceiling.basis_points(),
-            requested: approved.requested.to_fen(),
-            face_value: approved.face_value.to_fen(),
-        }),
-        Event::InvoiceRedeemed(redeemed) => EventV1::InvoiceRedeemed(InvoiceRedeemedV1 {
-            voucher: redeemed.voucher.as_uuid(),
-            center: text(redeemed.center.as_str()),
-            invoice_number: text(redeemed.invoice_number.as_str()),
-            amount: redeemed.amount.to_fen(),
-            issue_date: redeemed.issue_date.days_since_epoch(),
-            delivery_proof: text(redeemed.delivery_proof.as_str()),
-            subsidy: redeemed.subsidy.to_fen(),
-        }),
-        Event::InvoiceReversed(reversed) => EventV1::InvoiceReversed(InvoiceReversedV1 {
-            voucher: reversed.voucher.as_uuid(),
-            center: text(reversed.center.as_str()),
-            invoice_number: text(reversed.invoice_number.as_str()),
-            amount: reversed.amount.to_fen(),
-            subsidy: reversed.subsidy.to_fen(),
-            clawback: reversed.clawback,
-            returned_to_voucher: reversed.returned_to_voucher,
-            reason: text(reversed.reason.as_str()),
-        }),
-        Event::VoucherReleased {
-            voucher,
-            cause,
-            released,
-            reason,
-        } => EventV1::VoucherReleased {
-            voucher: voucher.as_uuid(),
-            cause: match cause {
-                ReleaseCause::Expired => ReleaseCauseV1::Expired,
-                ReleaseCause::Cancelled => ReleaseCauseV1::Cancelled,
-            },
-            released: released.to_fen(),
-            reason: reason.as_ref().map(|reason| text(reason.as_str())),
-        },
-        Event::CenterSettled {
-            center,
-            settlement_id,
-            redeemed,
-            clawback_offset,
-            paid,
-        } => EventV1::CenterSettled {
-            center: text(center.as_str()),
-            settlement_id: settlement_id.as_uuid(),
-            redeemed: redeemed.to_fen(),
-            clawback_offset: clawback_offset.to_fen(),
-            paid: paid.to_fen(),
-        },
-    }
-}
-
-/// Appends the v1 payload of `event` to `out`.
-pub fn encode(event: &Event, out: &mut Vec<u8>) -> Result<(), CodecError> {
-    bincode::serde::encode_into_std_write(to_v1(event), out, bincode_config())
-        .map(|_| ())
-        .map_err(|error| CodecError {
-            reason: format!("{} does not encode: {error}", event.name()),
-        })
-}
-
 // ------------------------------------------------------------------------- decoding
 
 fn tier(tier: TierV1) -> FacilityTier {
@@ -374,17 +211,21 @@ fn voucher_id(uuid: uuid::Uuid) -> Result<VoucherId, CodecError> {
 fn from_v1(event: EventV1<'_>) -> Result<Event, CodecError> {
     Ok(match event {
         EventV1::PolicyPublished { policy } => Event::PolicyPublished {
-            policy: Box::new(ProgrammePolicy::new(
-                year(policy.year)?,
-                money(policy.annual_pool)?,
-                money(policy.default_enterprise_cap)?,
-                rate(policy.contract_fee_ceiling)?,
-                [
-                    rate(policy.tier_rates[0])?,
-                    rate(policy.tier_rates[1])?,
-                    rate(policy.tier_rates[2])?,
-                ],
-            )?),
+            policy: Box::new(
+                ProgrammePolicy::new(
+                    year(policy.year)?,
+                    money(policy.annual_pool)?,
+                    money(policy.default_enterprise_cap)?,
+                    rate(policy.contract_fee_ceiling)?,
+                    [
+                        rate(policy.tier_rates[0])?,
+                        rate(policy.tier_rates[1])?,
+                        rate(policy.tier_rates[2])?,
+                    ],
+                )?
+                // Format v1 had no grace days.
+                .with_redemption_grace_days(0)?,
+            ),
         },
         EventV1::CenterRegistered {
             center,
@@ -393,7 +234,7 @@ fn from_v1(event: EventV1<'_>) -> Result<Event, CodecError> {
             listing_basis,
         } => Event::CenterRegistered {
             center: uscc(&center)?,
-            name: LegalName::parse(&name)?,
+            name: LegalName::from_stored(&name)?,
             tier: tier(center_tier),
             listing_basis: match listing_basis {
                 ListingBasisV1::PlanningLayout => ListingBasis::PlanningLayout,
@@ -409,11 +250,11 @@ fn from_v1(event: EventV1<'_>) -> Result<Event, CodecError> {
             center: uscc(&center)?,
             from: status(from),
             to: status(to),
-            reason: Reason::parse(&reason)?,
+            reason: Reason::from_stored(&reason)?,
         },
         EventV1::EnterpriseRegistered { enterprise, name } => Event::EnterpriseRegistered {
             enterprise: uscc(&enterprise)?,
-            name: LegalName::parse(&name)?,
+            name: LegalName::from_stored(&name)?,
         },
         EventV1::CapOverrideGranted {
             enterprise,
@@ -424,7 +265,7 @@ fn from_v1(event: EventV1<'_>) -> Result<Event, CodecError> {
             enterprise: uscc(&enterprise)?,
             year: year(cap_year)?,
             cap: money(cap)?,
-            reason: Reason::parse(&reason)?,
+            reason: Reason::from_stored(&reason)?,
         },
         EventV1::RelatedPartyDeclared {
             enterprise,
@@ -433,17 +274,19 @@ fn from_v1(event: EventV1<'_>) -> Result<Event, CodecError> {
         } => Event::RelatedPartyDeclared {
             enterprise: uscc(&enterprise)?,
             center: uscc(&center)?,
-            reason: Reason::parse(&reason)?,
+            reason: Reason::from_stored(&reason)?,
         },
         EventV1::VoucherApproved(approved) => Event::VoucherApproved(Box::new(VoucherApproved {
             voucher: voucher_id(approved.voucher)?,
             year: year(approved.year)?,
             enterprise: uscc(&approved.enterprise)?,
             center: uscc(&approved.center)?,
-            contract_number: ContractNumber::parse(&approved.contract_number)?,
+            contract_number: ContractNumber::from_stored(&approved.contract_number)?,
             contract_fee: money(approved.contract_fee)?,
             term_start: Date::from_days_since_epoch(approved.term_start),
             term_end: Date::from_days_since_epoch(approved.term_end),
+            // Format v1 had no grace: a voucher expired the day after its term.
+            redemption_window_end: Date::from_days_since_epoch(approved.term_end),
             tier: tier(approved.tier),
             rate: rate(approved.rate)?,
             ceiling: rate(approved.ceiling)?,
@@ -453,21 +296,23 @@ fn from_v1(event: EventV1<'_>) -> Result<Event, CodecError> {
         EventV1::InvoiceRedeemed(redeemed) => Event::InvoiceRedeemed(InvoiceRedeemed {
             voucher: voucher_id(redeemed.voucher)?,
             center: uscc(&redeemed.center)?,
-            invoice_number: InvoiceNumber::parse(&redeemed.invoice_number)?,
+            invoice_number: InvoiceNumber::from_stored(&redeemed.invoice_number)?,
             amount: money(redeemed.amount)?,
             issue_date: Date::from_days_since_epoch(redeemed.issue_date),
-            delivery_proof: DeliveryProof::parse(&redeemed.delivery_proof)?,
+            delivery_proof: DeliveryProof::from_stored(&redeemed.delivery_proof)?,
             subsidy: money(redeemed.subsidy)?,
         }),
         EventV1::InvoiceReversed(reversed) => Event::InvoiceReversed(InvoiceReversed {
             voucher: voucher_id(reversed.voucher)?,
             center: uscc(&reversed.center)?,
-            invoice_number: InvoiceNumber::parse(&reversed.invoice_number)?,
+            invoice_number: InvoiceNumber::from_stored(&reversed.invoice_number)?,
+            // Format v1 did not record which redemption a reversal undid.
+            redeemed_sequence: 0,
             amount: money(reversed.amount)?,
             subsidy: money(reversed.subsidy)?,
             clawback: reversed.clawback,
             returned_to_voucher: reversed.returned_to_voucher,
-            reason: Reason::parse(&reversed.reason)?,
+            reason: Reason::from_stored(&reversed.reason)?,
         }),
         EventV1::VoucherReleased {
             voucher,
@@ -481,7 +326,9 @@ fn from_v1(event: EventV1<'_>) -> Result<Event, CodecError> {
                 ReleaseCauseV1::Cancelled => ReleaseCause::Cancelled,
             },
             released: money(released)?,
-            reason: reason.map(|reason| Reason::parse(&reason)).transpose()?,
+            reason: reason
+                .map(|reason| Reason::from_stored(&reason))
+                .transpose()?,
         },
         EventV1::CenterSettled {
             center,
@@ -548,10 +395,10 @@ pub(super) fn decode_index_entry(bytes: &[u8]) -> Result<crate::domain::InvoiceE
         voucher: voucher_id(entry.voucher)?,
         amount: money(entry.amount)?,
         issue_date: Date::from_days_since_epoch(entry.issue_date),
-        delivery_proof: DeliveryProof::parse(&entry.delivery_proof)?,
+        delivery_proof: DeliveryProof::from_stored(&entry.delivery_proof)?,
         subsidy: money(entry.subsidy)?,
         sequence: entry.sequence,
-        settlement_epoch: entry.settlement_epoch,
-        reversed: entry.reversed,
+        // Format v1 kept only whether it was reversed, not when.
+        reversed_at: entry.reversed.then_some(0),
     })
 }

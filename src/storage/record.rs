@@ -10,9 +10,13 @@
 //!      8     8  sequence         dense, from 1
 //!     16     8  time             ms since the Unix epoch, of the command
 //!     24     4  payload length   N
-//!     28     N  payload          the event (`payload_v1`: bincode of frozen v1 shapes)
+//!     28     N  payload          v2: origin + the event, field by field (`payload_v2`)
+//!                                 v1: the event, bincode of frozen shapes (`payload_v1`)
 //!   28+N    32  chain hash       SM3(previous chain hash || bytes 0..28+N)
 //! ```
+//!
+//! Version 2 (written now) records who sent each command in the payload; version 1 logs
+//! are still read (their events show the origin as "not recorded").
 //!
 //! The chain hash makes the log tamper-evident: changing a byte, dropping a record or
 //! swapping two changes every later hash. A torn or truncated record fails the length or
@@ -20,12 +24,14 @@
 
 use sm3::{Digest, Sm3};
 
-use super::payload_v1;
-use crate::domain::{Event, SequencedEvent, Timestamp};
+use super::{payload_v1, payload_v2};
+use crate::domain::{Event, Origin, SequencedEvent, Timestamp};
 pub use crate::limits::RECORD_PAYLOAD_LIMIT;
 
 pub const RECORD_MAGIC: [u8; 4] = *b"VLEV";
-pub const RECORD_FORMAT_VERSION: u16 = 1;
+pub const RECORD_FORMAT_VERSION: u16 = 2;
+/// The oldest record format this build reads.
+pub const RECORD_FORMAT_OLDEST_READ: u16 = 1;
 pub const RECORD_HEADER_LENGTH: usize = 28;
 pub const CHAIN_HASH_LENGTH: usize = 32;
 
@@ -110,8 +116,7 @@ pub fn encode_record(
     out: &mut Vec<u8>,
 ) -> Result<ChainHash, String> {
     payload_scratch.clear();
-    payload_v1::encode(&event.event, payload_scratch)
-        .map_err(|error| format!("event {}: {error}", event.sequence))?;
+    payload_v2::encode(&event.origin, &event.event, payload_scratch);
     if payload_scratch.len() > RECORD_PAYLOAD_LIMIT {
         return Err(format!(
             "event {} is {} bytes, above the {RECORD_PAYLOAD_LIMIT}-byte limit",
@@ -147,6 +152,7 @@ pub struct CheckedRecord<'a> {
     pub inside_sequence: u64,
     pub at: Timestamp,
     pub event_type: u16,
+    pub version: u16,
     pub payload: &'a [u8],
     pub chain_hash: ChainHash,
 }
@@ -192,7 +198,7 @@ pub fn parse_frame(key_sequence: u64, bytes: &[u8]) -> Result<CheckedRecord<'_>,
         });
     }
     let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-    if version != RECORD_FORMAT_VERSION {
+    if !(RECORD_FORMAT_OLDEST_READ..=RECORD_FORMAT_VERSION).contains(&version) {
         return Err(RecordError::UnknownVersion { sequence, version });
     }
     let event_type = u16::from_le_bytes([bytes[6], bytes[7]]);
@@ -220,6 +226,7 @@ pub fn parse_frame(key_sequence: u64, bytes: &[u8]) -> Result<CheckedRecord<'_>,
         inside_sequence,
         at,
         event_type,
+        version,
         payload: &bytes[RECORD_HEADER_LENGTH..body_end],
         chain_hash: ChainHash(stored),
     })
@@ -228,10 +235,23 @@ pub fn parse_frame(key_sequence: u64, bytes: &[u8]) -> Result<CheckedRecord<'_>,
 impl CheckedRecord<'_> {
     /// Decodes the payload and checks that it is the type the frame says.
     pub fn decode(&self) -> Result<Event, RecordError> {
-        let event = payload_v1::decode(self.payload).map_err(|error| RecordError::BadPayload {
+        Ok(self.decode_with_origin()?.1)
+    }
+
+    /// Decodes the payload into who sent the command and the event, and checks that it
+    /// is the type the frame says.
+    pub fn decode_with_origin(&self) -> Result<(Origin, Event), RecordError> {
+        let bad = |error: super::codec::CodecError| RecordError::BadPayload {
             sequence: self.sequence,
             reason: error.reason,
-        })?;
+        };
+        let (origin, event) = match self.version {
+            1 => (
+                Origin::unrecorded(),
+                payload_v1::decode(self.payload).map_err(bad)?,
+            ),
+            _ => payload_v2::decode(self.event_type, self.payload).map_err(bad)?,
+        };
         if event.type_number() != self.event_type {
             return Err(RecordError::TypeMismatch {
                 sequence: self.sequence,
@@ -239,7 +259,7 @@ impl CheckedRecord<'_> {
                 decoded: event.type_number(),
             });
         }
-        Ok(event)
+        Ok((origin, event))
     }
 }
 

@@ -5,7 +5,7 @@
 //! ```text
 //! offset  size  field
 //!      0     4  magic            b"VLSN"
-//!      4     2  format version   2 (little-endian)
+//!      4     2  format version   3 (little-endian)
 //!      6     2  reserved         0
 //!      8     8  sequence         of the last event the image includes
 //!     16    32  chain hash       of that event
@@ -14,21 +14,26 @@
 //!   56+N    32  SM3 of bytes 0..56+N
 //! ```
 //!
-//! Image, version 2: the fields of [`StateImage`] written one by one with
-//! `storage::codec`, in the order of [`encode_image`]. Version 1 images (bincode of the
-//! domain's own structs) are not read: a snapshot is only a shortcut, so a v1 snapshot is
-//! skipped and the log is replayed instead.
+//! Image, version 3: the fields of [`StateImage`] written one by one with
+//! `storage::codec`, in the order of [`encode_image`]. Older images (v1: bincode of the
+//! domain's own structs; v2: before settlement statements) are not read: a snapshot is
+//! only a shortcut, so an older one is skipped and the log is replayed instead.
 
 use super::codec::{CodecError, Reader, Writer};
+use super::payload_v2::{
+    center_status_byte, center_status_from, decode_policy, decode_voucher_terms, encode_policy,
+    encode_voucher_terms, listing_byte, listing_from, tier_byte, tier_from,
+};
 use super::record::{sm3_digest, ChainHash};
 use crate::domain::state::CapOverride;
 use crate::domain::{
-    CenterAccount, CenterStatus, EnterpriseAccount, FacilityTier, ListingBasis, ProgrammePolicy,
-    StateImage, Usage, Voucher, VoucherApproved, VoucherStatus,
+    BankReference, BankUse, CenterAccount, CenterYear, EnterpriseAccount, PaymentRecord,
+    ReceivableItem, SettlementRun, StateImage, Statement, StatementId, StatementState, Usage,
+    Voucher, VoucherStatus, YearBook,
 };
 
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"VLSN";
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 2;
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 3;
 const HEADER_LENGTH: usize = 4 + 2 + 2 + 8 + 32 + 8;
 const DIGEST_LENGTH: usize = 32;
 
@@ -102,62 +107,12 @@ pub fn decode_snapshot(key_sequence: u64, bytes: &[u8]) -> Result<StoredSnapshot
     })
 }
 
-// -------------------------------------------------------------- enums as stable bytes
-
-fn tier_byte(tier: FacilityTier) -> u8 {
-    match tier {
-        FacilityTier::Domestic => 0,
-        FacilityTier::MaasMultimodal => 1,
-        FacilityTier::Other => 2,
-    }
-}
-
-fn tier_from(byte: u8) -> Result<FacilityTier, CodecError> {
-    match byte {
-        0 => Ok(FacilityTier::Domestic),
-        1 => Ok(FacilityTier::MaasMultimodal),
-        2 => Ok(FacilityTier::Other),
-        other => Err(unknown("facility tier", other)),
-    }
-}
-
-fn listing_byte(basis: ListingBasis) -> u8 {
-    match basis {
-        ListingBasis::PlanningLayout => 0,
-        ListingBasis::MatchmakingPartner => 1,
-    }
-}
-
-fn listing_from(byte: u8) -> Result<ListingBasis, CodecError> {
-    match byte {
-        0 => Ok(ListingBasis::PlanningLayout),
-        1 => Ok(ListingBasis::MatchmakingPartner),
-        other => Err(unknown("listing basis", other)),
-    }
-}
-
-fn center_status_byte(status: CenterStatus) -> u8 {
-    match status {
-        CenterStatus::Active => 0,
-        CenterStatus::Suspended => 1,
-        CenterStatus::Delisted => 2,
-    }
-}
-
-fn center_status_from(byte: u8) -> Result<CenterStatus, CodecError> {
-    match byte {
-        0 => Ok(CenterStatus::Active),
-        1 => Ok(CenterStatus::Suspended),
-        2 => Ok(CenterStatus::Delisted),
-        other => Err(unknown("center status", other)),
-    }
-}
-
 fn voucher_status_byte(status: VoucherStatus) -> u8 {
     match status {
         VoucherStatus::Active => 0,
         VoucherStatus::Expired => 1,
         VoucherStatus::Cancelled => 2,
+        VoucherStatus::Withdrawn => 3,
     }
 }
 
@@ -166,7 +121,25 @@ fn voucher_status_from(byte: u8) -> Result<VoucherStatus, CodecError> {
         0 => Ok(VoucherStatus::Active),
         1 => Ok(VoucherStatus::Expired),
         2 => Ok(VoucherStatus::Cancelled),
+        3 => Ok(VoucherStatus::Withdrawn),
         other => Err(unknown("voucher status", other)),
+    }
+}
+
+fn statement_state_byte(state: StatementState) -> u8 {
+    match state {
+        StatementState::Open => 0,
+        StatementState::Paid => 1,
+        StatementState::Returned => 2,
+    }
+}
+
+fn statement_state_from(byte: u8) -> Result<StatementState, CodecError> {
+    match byte {
+        0 => Ok(StatementState::Open),
+        1 => Ok(StatementState::Paid),
+        2 => Ok(StatementState::Returned),
+        other => Err(unknown("statement state", other)),
     }
 }
 
@@ -176,29 +149,46 @@ fn unknown(what: &str, byte: u8) -> CodecError {
     }
 }
 
+/// Reads `count` items with `item`, collecting them.
+fn items<T, C: FromIterator<T>>(
+    reader: &mut Reader<'_>,
+    min_item_bytes: usize,
+    mut item: impl FnMut(&mut Reader<'_>) -> Result<T, CodecError>,
+) -> Result<C, CodecError> {
+    let count = reader.length(min_item_bytes)?;
+    (0..count).map(|_| item(reader)).collect()
+}
+
 // ------------------------------------------------------------------------ the image
 
 /// Writes the image, field by field (the order is the format).
 pub fn encode_image(image: &StateImage, out: &mut Vec<u8>) {
     let mut writer = Writer::new(out);
+    let writer = &mut writer;
     writer.u64(image.last_sequence);
     writer.timestamp(image.last_time);
     writer.length(image.policies.len());
     for policy in &image.policies {
-        encode_policy(&mut writer, policy);
+        encode_policy(writer, policy);
     }
-    writer.length(image.pools.len());
-    for (year, usage) in &image.pools {
+    writer.length(image.years.len());
+    for (year, book) in &image.years {
         writer.year(*year);
-        encode_usage(&mut writer, usage);
+        encode_year_book(writer, book);
     }
     writer.length(image.centers.len());
     for center in &image.centers {
-        encode_center(&mut writer, center);
+        encode_center(writer, center);
+    }
+    writer.length(image.center_years.len());
+    for ((center, year), books) in &image.center_years {
+        writer.uscc(center);
+        writer.year(*year);
+        encode_center_year(writer, books);
     }
     writer.length(image.enterprises.len());
     for enterprise in &image.enterprises {
-        encode_enterprise(&mut writer, enterprise);
+        encode_enterprise(writer, enterprise);
     }
     writer.length(image.related_parties.len());
     for (enterprise, center) in &image.related_parties {
@@ -207,11 +197,49 @@ pub fn encode_image(image: &StateImage, out: &mut Vec<u8>) {
     }
     writer.length(image.vouchers.len());
     for voucher in &image.vouchers {
-        encode_voucher(&mut writer, voucher);
+        encode_voucher(writer, voucher);
+    }
+    writer.length(image.statements.len());
+    for statement in &image.statements {
+        encode_statement(writer, statement);
+    }
+    writer.length(image.runs.len());
+    for run in &image.runs {
+        writer.settlement_run_id(&run.run);
+        writer.year(run.year);
+        writer.u64(run.cutoff);
+        writer.length(run.statements.len());
+        for statement in &run.statements {
+            writer.u64(statement.0);
+        }
+    }
+    writer.length(image.bank_references.len());
+    for (reference, used) in &image.bank_references {
+        writer.text(reference.as_typed());
+        match used {
+            BankUse::Payment { statement } => {
+                writer.u8(0);
+                writer.u64(statement.0);
+            }
+            BankUse::Repayment {
+                center,
+                year,
+                amount,
+                value_date,
+                sequence,
+            } => {
+                writer.u8(1);
+                writer.uscc(center);
+                writer.year(*year);
+                writer.money(*amount);
+                writer.date(*value_date);
+                writer.u64(*sequence);
+            }
+        }
     }
     writer.u64(image.invoices_redeemed);
-    writer.length(image.settlements.len());
-    for settlement in &image.settlements {
+    writer.length(image.legacy_settlements.len());
+    for settlement in &image.legacy_settlements {
         writer.settlement_id(settlement);
     }
 }
@@ -219,74 +247,112 @@ pub fn encode_image(image: &StateImage, out: &mut Vec<u8>) {
 /// Reads an image written by [`encode_image`].
 pub fn decode_image(bytes: &[u8]) -> Result<StateImage, CodecError> {
     let mut reader = Reader::new(bytes);
+    let reader = &mut reader;
     let last_sequence = reader.u64()?;
     let last_time = reader.timestamp()?;
-    let policies = (0..reader.length(20)?)
-        .map(|_| decode_policy(&mut reader))
-        .collect::<Result<_, _>>()?;
-    let pools = (0..reader.length(18)?)
-        .map(|_| Ok((reader.year()?, decode_usage(&mut reader)?)))
-        .collect::<Result<_, CodecError>>()?;
-    let centers = (0..reader.length(18)?)
-        .map(|_| decode_center(&mut reader))
-        .collect::<Result<_, _>>()?;
-    let enterprises = (0..reader.length(18)?)
-        .map(|_| decode_enterprise(&mut reader))
-        .collect::<Result<_, _>>()?;
-    let related_parties = (0..reader.length(36)?)
-        .map(|_| Ok((reader.uscc()?, reader.uscc()?)))
-        .collect::<Result<_, CodecError>>()?;
-    let vouchers = (0..reader.length(100)?)
-        .map(|_| decode_voucher(&mut reader))
-        .collect::<Result<_, _>>()?;
-    let invoices_redeemed = reader.u64()?;
-    let settlements = (0..reader.length(16)?)
-        .map(|_| reader.settlement_id())
-        .collect::<Result<_, _>>()?;
-    reader.finish()?;
-    Ok(StateImage {
+    let image = StateImage {
         last_sequence,
         last_time,
-        policies,
-        pools,
-        centers,
-        enterprises,
-        related_parties,
-        vouchers,
-        invoices_redeemed,
-        settlements,
-    })
-}
-
-fn encode_policy(writer: &mut Writer<'_>, policy: &ProgrammePolicy) {
-    writer.year(policy.year());
-    writer.money(policy.annual_pool());
-    writer.money(policy.default_enterprise_cap());
-    writer.rate(policy.contract_fee_ceiling());
-    for tier in FacilityTier::ALL {
-        writer.rate(policy.rate_for(tier));
-    }
-}
-
-fn decode_policy(reader: &mut Reader<'_>) -> Result<ProgrammePolicy, CodecError> {
-    Ok(ProgrammePolicy::new(
-        reader.year()?,
-        reader.money()?,
-        reader.money()?,
-        reader.rate()?,
-        [reader.rate()?, reader.rate()?, reader.rate()?],
-    )?)
+        policies: items(reader, 22, decode_policy)?,
+        years: items(reader, 2, |reader| {
+            Ok((reader.year()?, decode_year_book(reader)?))
+        })?,
+        centers: items(reader, 18, decode_center)?,
+        center_years: items(reader, 20, |reader| {
+            Ok((
+                (reader.uscc()?, reader.year()?),
+                decode_center_year(reader)?,
+            ))
+        })?,
+        enterprises: items(reader, 18, decode_enterprise)?,
+        related_parties: items(reader, 36, |reader| Ok((reader.uscc()?, reader.uscc()?)))?,
+        vouchers: items(reader, 100, decode_voucher)?,
+        statements: items(reader, 60, decode_statement)?,
+        runs: items(reader, 30, |reader| {
+            Ok(SettlementRun {
+                run: reader.settlement_run_id()?,
+                year: reader.year()?,
+                cutoff: reader.u64()?,
+                statements: items(reader, 8, |reader| Ok(StatementId(reader.u64()?)))?,
+            })
+        })?,
+        bank_references: items(reader, 5, |reader| {
+            let reference = BankReference::from_stored(reader.text()?)?;
+            let used = match reader.u8()? {
+                0 => BankUse::Payment {
+                    statement: StatementId(reader.u64()?),
+                },
+                1 => BankUse::Repayment {
+                    center: reader.uscc()?,
+                    year: reader.year()?,
+                    amount: reader.money()?,
+                    value_date: reader.date()?,
+                    sequence: reader.u64()?,
+                },
+                other => return Err(unknown("bank reference use", other)),
+            };
+            Ok((reference, used))
+        })?,
+        invoices_redeemed: reader.u64()?,
+        legacy_settlements: items(reader, 16, |reader| reader.settlement_id())?,
+    };
+    reader.finish()?;
+    Ok(image)
 }
 
 fn encode_usage(writer: &mut Writer<'_>, usage: &Usage) {
     writer.money(usage.held);
     writer.money(usage.redeemed);
+    writer.money(usage.receivable);
 }
 
 fn decode_usage(reader: &mut Reader<'_>) -> Result<Usage, CodecError> {
     Ok(Usage {
         held: reader.money()?,
         redeemed: reader.money()?,
+        receivable: reader.money()?,
+    })
+}
+
+fn encode_year_book(writer: &mut Writer<'_>, book: &YearBook) {
+    writer.money(book.pool);
+    encode_usage(writer, &book.usage);
+    writer.u64(book.closed.unwrap_or(0));
+    for amount in [
+        book.approved,
+        book.released,
+        book.granted,
+        book.reversed_unsettled,
+        book.unsettled,
+        book.standing_open,
+        book.standing_paid,
+        book.settled,
+        book.clawed_back,
+        book.offset,
+        book.repaid,
+        book.paid,
+    ] {
+        writer.money(amount);
+    }
+}
+
+fn decode_year_book(reader: &mut Reader<'_>) -> Result<YearBook, CodecError> {
+    Ok(YearBook {
+        pool: reader.money()?,
+        usage: decode_usage(reader)?,
+        closed: Some(reader.u64()?).filter(|sequence| *sequence != 0),
+        approved: reader.money()?,
+        released: reader.money()?,
+        granted: reader.money()?,
+        reversed_unsettled: reader.money()?,
+        unsettled: reader.money()?,
+        standing_open: reader.money()?,
+        standing_paid: reader.money()?,
+        settled: reader.money()?,
+        clawed_back: reader.money()?,
+        offset: reader.money()?,
+        repaid: reader.money()?,
+        paid: reader.money()?,
     })
 }
 
@@ -298,10 +364,7 @@ fn encode_center(writer: &mut Writer<'_>, center: &CenterAccount) {
     writer.u8(center_status_byte(center.status));
     writer.money(center.redeemed_total);
     writer.money(center.reversed_total);
-    writer.money(center.unsettled);
-    writer.money(center.clawback_owed);
     writer.money(center.paid_total);
-    writer.u32(center.settlement_epoch);
 }
 
 fn decode_center(reader: &mut Reader<'_>) -> Result<CenterAccount, CodecError> {
@@ -313,10 +376,65 @@ fn decode_center(reader: &mut Reader<'_>) -> Result<CenterAccount, CodecError> {
         status: center_status_from(reader.u8()?)?,
         redeemed_total: reader.money()?,
         reversed_total: reader.money()?,
-        unsettled: reader.money()?,
-        clawback_owed: reader.money()?,
         paid_total: reader.money()?,
-        settlement_epoch: reader.u32()?,
+    })
+}
+
+fn encode_center_year(writer: &mut Writer<'_>, books: &CenterYear) {
+    writer.money(books.granted);
+    writer.u64(books.granted_count);
+    writer.money(books.reversed_unsettled);
+    writer.u64(books.reversed_unsettled_count);
+    writer.money(books.unsettled);
+    writer.u64(books.unsettled_count);
+    writer.money(books.settled);
+    writer.u64(books.settled_count);
+    writer.length(books.settlements.len());
+    for (cutoff, statement) in &books.settlements {
+        writer.u64(*cutoff);
+        // 0 marks a format-v1 settlement: statement ids are sequence numbers, never 0.
+        writer.u64(statement.map_or(0, |statement| statement.0));
+    }
+    writer.length(books.receivables.len());
+    for item in &books.receivables {
+        writer.u64(item.reversal);
+        writer.voucher_id(&item.voucher);
+        writer.uscc(&item.enterprise);
+        writer.money(item.outstanding);
+    }
+    writer.money(books.clawed_back);
+    writer.money(books.offset);
+    writer.money(books.repaid);
+    writer.money(books.paid);
+}
+
+fn decode_center_year(reader: &mut Reader<'_>) -> Result<CenterYear, CodecError> {
+    Ok(CenterYear {
+        granted: reader.money()?,
+        granted_count: reader.u64()?,
+        reversed_unsettled: reader.money()?,
+        reversed_unsettled_count: reader.u64()?,
+        unsettled: reader.money()?,
+        unsettled_count: reader.u64()?,
+        settled: reader.money()?,
+        settled_count: reader.u64()?,
+        settlements: items(reader, 16, |reader| {
+            let cutoff = reader.u64()?;
+            let statement = Some(reader.u64()?).filter(|id| *id != 0).map(StatementId);
+            Ok((cutoff, statement))
+        })?,
+        receivables: items(reader, 50, |reader| {
+            Ok(ReceivableItem {
+                reversal: reader.u64()?,
+                voucher: reader.voucher_id()?,
+                enterprise: reader.uscc()?,
+                outstanding: reader.money()?,
+            })
+        })?,
+        clawed_back: reader.money()?,
+        offset: reader.money()?,
+        repaid: reader.money()?,
+        paid: reader.money()?,
     })
 }
 
@@ -339,17 +457,15 @@ fn encode_enterprise(writer: &mut Writer<'_>, enterprise: &EnterpriseAccount) {
 fn decode_enterprise(reader: &mut Reader<'_>) -> Result<EnterpriseAccount, CodecError> {
     let enterprise = reader.uscc()?;
     let name = reader.legal_name()?;
-    let usage_by_year = (0..reader.length(18)?)
-        .map(|_| Ok((reader.year()?, decode_usage(reader)?)))
-        .collect::<Result<_, CodecError>>()?;
-    let cap_overrides = (0..reader.length(14)?)
-        .map(|_| {
-            let year = reader.year()?;
-            let cap = reader.money()?;
-            let reason = reader.reason()?;
-            Ok((year, CapOverride { cap, reason }))
-        })
-        .collect::<Result<_, CodecError>>()?;
+    let usage_by_year = items(reader, 26, |reader| {
+        Ok((reader.year()?, decode_usage(reader)?))
+    })?;
+    let cap_overrides = items(reader, 14, |reader| {
+        let year = reader.year()?;
+        let cap = reader.money()?;
+        let reason = reader.reason()?;
+        Ok((year, CapOverride { cap, reason }))
+    })?;
     Ok(EnterpriseAccount {
         enterprise,
         name,
@@ -359,51 +475,89 @@ fn decode_enterprise(reader: &mut Reader<'_>) -> Result<EnterpriseAccount, Codec
 }
 
 fn encode_voucher(writer: &mut Writer<'_>, voucher: &Voucher) {
-    let terms = &voucher.terms;
-    writer.voucher_id(&terms.voucher);
-    writer.year(terms.year);
-    writer.uscc(&terms.enterprise);
-    writer.uscc(&terms.center);
-    writer.text(terms.contract_number.as_str());
-    writer.money(terms.contract_fee);
-    writer.date(terms.term_start);
-    writer.date(terms.term_end);
-    writer.u8(tier_byte(terms.tier));
-    writer.rate(terms.rate);
-    writer.rate(terms.ceiling);
-    writer.money(terms.requested);
-    writer.money(terms.face_value);
+    encode_voucher_terms(writer, &voucher.terms);
+    writer.u64(voucher.approved_sequence);
     writer.u8(voucher_status_byte(voucher.status));
     writer.money(voucher.remaining);
     writer.money(voucher.subsidy_total);
     writer.money(voucher.invoiced_total);
     writer.money(voucher.released);
+    writer.money(voucher.clawback_outstanding);
     writer.u32(voucher.invoice_count);
 }
 
 fn decode_voucher(reader: &mut Reader<'_>) -> Result<Voucher, CodecError> {
-    let terms = VoucherApproved {
-        voucher: reader.voucher_id()?,
-        year: reader.year()?,
-        enterprise: reader.uscc()?,
-        center: reader.uscc()?,
-        contract_number: reader.contract_number()?,
-        contract_fee: reader.money()?,
-        term_start: reader.date()?,
-        term_end: reader.date()?,
-        tier: tier_from(reader.u8()?)?,
-        rate: reader.rate()?,
-        ceiling: reader.rate()?,
-        requested: reader.money()?,
-        face_value: reader.money()?,
-    };
     Ok(Voucher {
-        terms,
+        terms: decode_voucher_terms(reader)?,
+        approved_sequence: reader.u64()?,
         status: voucher_status_from(reader.u8()?)?,
         remaining: reader.money()?,
         subsidy_total: reader.money()?,
         invoiced_total: reader.money()?,
         released: reader.money()?,
+        clawback_outstanding: reader.money()?,
         invoice_count: reader.u32()?,
+    })
+}
+
+fn encode_statement(writer: &mut Writer<'_>, statement: &Statement) {
+    writer.u64(statement.id.0);
+    writer.settlement_run_id(&statement.run);
+    writer.uscc(&statement.center);
+    writer.year(statement.year);
+    writer.timestamp(statement.issued_at);
+    writer.u64(statement.previous_cutoff);
+    writer.u64(statement.cutoff);
+    writer.u64(statement.invoices);
+    writer.money(statement.gross);
+    writer.money(statement.clawback_offset);
+    writer.money(statement.net);
+    writer.u8(statement_state_byte(statement.state));
+    writer.money(statement.clawed_back);
+    writer.length(statement.payments.len());
+    for payment in &statement.payments {
+        writer.text(payment.bank_reference.as_typed());
+        writer.money(payment.amount);
+        writer.date(payment.value_date);
+        writer.u64(payment.sequence);
+        match &payment.returned {
+            Some((reason, sequence)) => {
+                writer.u8(1);
+                writer.text(reason.as_str());
+                writer.u64(*sequence);
+            }
+            None => writer.u8(0),
+        }
+    }
+}
+
+fn decode_statement(reader: &mut Reader<'_>) -> Result<Statement, CodecError> {
+    Ok(Statement {
+        id: StatementId(reader.u64()?),
+        run: reader.settlement_run_id()?,
+        center: reader.uscc()?,
+        year: reader.year()?,
+        issued_at: reader.timestamp()?,
+        previous_cutoff: reader.u64()?,
+        cutoff: reader.u64()?,
+        invoices: reader.u64()?,
+        gross: reader.money()?,
+        clawback_offset: reader.money()?,
+        net: reader.money()?,
+        state: statement_state_from(reader.u8()?)?,
+        clawed_back: reader.money()?,
+        payments: items(reader, 30, |reader| {
+            Ok(PaymentRecord {
+                bank_reference: BankReference::from_stored(reader.text()?)?,
+                amount: reader.money()?,
+                value_date: reader.date()?,
+                sequence: reader.u64()?,
+                returned: match reader.u8()? {
+                    0 => None,
+                    1 => Some((reader.reason()?, reader.u64()?)),
+                    other => return Err(unknown("option flag", other)),
+                },
+            })
+        })?,
     })
 }

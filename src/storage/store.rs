@@ -6,6 +6,7 @@
 //! | `events`      | sequence, u64 big-endian          | a framed record (`record.rs`)  |
 //! | `invoices`    | center USCC (18 B) + invoice no.  | `VLIX` entry (`index.rs`)      |
 //! | `snapshots`   | sequence, u64 big-endian          | `VLSN` frame (`snapshot.rs`)   |
+//! | `invoice_order` | center + year + sequence (`index.rs`) | the invoice number        |
 //! | `default`     | `format`                          | `VLDB` + version               |
 //!
 //! A batch of records and index updates is one `WriteBatch`, written with one fsync
@@ -16,17 +17,24 @@ use std::path::Path;
 
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 
-use super::index::{decode_index_entry, encode_index_entry, invoice_key, parse_invoice_key};
+use super::index::{
+    decode_index_entry, encode_index_entry, invoice_key, invoice_order_key, parse_invoice_key,
+    parse_invoice_order_key,
+};
 use super::record::ChainHash;
 use super::snapshot::{decode_snapshot, encode_snapshot, StoredSnapshot};
-use crate::domain::{InvoiceEntry, InvoiceNumber, StateImage, Uscc};
+use crate::domain::{InvoiceEntry, InvoiceNumber, ProgrammeYear, StateImage, Uscc};
 
 pub const DATABASE_MAGIC: [u8; 4] = *b"VLDB";
-pub const DATABASE_FORMAT_VERSION: u16 = 1;
+/// Version 2 added the `invoice_order` family; a version 1 directory is migrated when it
+/// is first opened for writing (see `migrate.rs`) and read as it is by `verify`.
+pub const DATABASE_FORMAT_VERSION: u16 = 2;
+pub const DATABASE_FORMAT_OLDEST_READ: u16 = 1;
 
 const EVENTS: &str = "events";
 const INVOICES: &str = "invoices";
 const SNAPSHOTS: &str = "snapshots";
+const INVOICE_ORDER: &str = "invoice_order";
 const FORMAT_KEY: &[u8] = b"format";
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +68,8 @@ pub struct EventStore {
     db: DB,
     sync: bool,
     path: String,
+    /// The data directory's format version (older ones are read; see `migrate.rs`).
+    format_version: u16,
 }
 
 impl EventStore {
@@ -88,14 +98,19 @@ impl EventStore {
             ColumnFamilyDescriptor::new(EVENTS, events_options),
             ColumnFamilyDescriptor::new(INVOICES, invoices_options),
             ColumnFamilyDescriptor::new(SNAPSHOTS, Options::default()),
+            ColumnFamilyDescriptor::new(INVOICE_ORDER, Options::default()),
         ];
         let db = DB::open_cf_descriptors(&options, path, families)?;
-        let store = EventStore {
+        let mut store = EventStore {
             db,
             sync,
             path: path.display().to_string(),
+            format_version: DATABASE_FORMAT_VERSION,
         };
-        store.check_or_write_format()?;
+        store.format_version = store.check_or_write_format()?;
+        if store.format_version < DATABASE_FORMAT_VERSION {
+            super::migrate::to_current(&mut store)?;
+        }
         Ok(store)
     }
 
@@ -109,32 +124,75 @@ impl EventStore {
             });
         }
         let options = Options::default();
-        let db = DB::open_cf_for_read_only(&options, path, [EVENTS, INVOICES, SNAPSHOTS], false)?;
-        let store = EventStore {
+        let existing = DB::list_cf(&options, path)?;
+        let families: Vec<&str> = [EVENTS, INVOICES, SNAPSHOTS, INVOICE_ORDER]
+            .into_iter()
+            .filter(|family| existing.iter().any(|name| name == family))
+            .collect();
+        let db = DB::open_cf_for_read_only(&options, path, families, false)?;
+        let mut store = EventStore {
             db,
             sync: false,
             path: path.display().to_string(),
+            format_version: DATABASE_FORMAT_VERSION,
         };
-        let mut expected = DATABASE_MAGIC.to_vec();
-        expected.extend_from_slice(&DATABASE_FORMAT_VERSION.to_le_bytes());
-        match store.db.get(FORMAT_KEY)? {
-            Some(found) if found == expected => Ok(store),
-            other => Err(StoreError::Format {
-                path: store.path.clone(),
-                reason: format!("format marker {other:02x?} is not this version's {expected:02x?}"),
-            }),
-        }
+        store.format_version = match store.db.get(FORMAT_KEY)? {
+            Some(found) => store.parse_format_marker(&found)?,
+            None => {
+                return Err(StoreError::Format {
+                    path: store.path.clone(),
+                    reason: "has no format marker".into(),
+                })
+            }
+        };
+        Ok(store)
     }
 
-    fn check_or_write_format(&self) -> Result<(), StoreError> {
+    /// The data directory's format version.
+    pub fn format_version(&self) -> u16 {
+        self.format_version
+    }
+
+    fn parse_format_marker(&self, found: &[u8]) -> Result<u16, StoreError> {
+        let version = match found {
+            [m0, m1, m2, m3, low, high] if [*m0, *m1, *m2, *m3] == DATABASE_MAGIC => {
+                u16::from_le_bytes([*low, *high])
+            }
+            _ => {
+                return Err(StoreError::Format {
+                    path: self.path.clone(),
+                    reason: format!("format marker {found:02x?} is not a voucher-ledger marker"),
+                })
+            }
+        };
+        if !(DATABASE_FORMAT_OLDEST_READ..=DATABASE_FORMAT_VERSION).contains(&version) {
+            return Err(StoreError::Format {
+                path: self.path.clone(),
+                reason: format!(
+                    "format version {version} is not read by this build (it reads {DATABASE_FORMAT_OLDEST_READ} to {DATABASE_FORMAT_VERSION})"
+                ),
+            });
+        }
+        Ok(version)
+    }
+
+    /// Writes the current format marker (after a migration brought the data up to it).
+    pub(super) fn write_format_marker(&mut self) -> Result<(), StoreError> {
+        let mut marker = DATABASE_MAGIC.to_vec();
+        marker.extend_from_slice(&DATABASE_FORMAT_VERSION.to_le_bytes());
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db.put_opt(FORMAT_KEY, marker, &options)?;
+        self.format_version = DATABASE_FORMAT_VERSION;
+        Ok(())
+    }
+
+    /// Returns the directory's format version, writing the current marker into a new one.
+    fn check_or_write_format(&self) -> Result<u16, StoreError> {
         let mut expected = DATABASE_MAGIC.to_vec();
         expected.extend_from_slice(&DATABASE_FORMAT_VERSION.to_le_bytes());
         match self.db.get(FORMAT_KEY)? {
-            Some(found) if found == expected => Ok(()),
-            Some(found) => Err(StoreError::Format {
-                path: self.path.clone(),
-                reason: format!("format marker {found:02x?} is not this version's {expected:02x?}"),
-            }),
+            Some(found) => self.parse_format_marker(&found),
             None => {
                 if self.last_sequence()?.is_some() {
                     return Err(StoreError::Format {
@@ -145,7 +203,7 @@ impl EventStore {
                 let mut options = WriteOptions::default();
                 options.set_sync(self.sync);
                 self.db.put_opt(FORMAT_KEY, expected, &options)?;
-                Ok(())
+                Ok(DATABASE_FORMAT_VERSION)
             }
         }
     }
@@ -183,6 +241,94 @@ impl EventStore {
             .batch
             .put_cf(family, invoice_key(center, invoice_number), &batch.scratch);
         Ok(())
+    }
+
+    /// Adds an invoice's place in its center's order for a year (for paged listings).
+    pub fn put_invoice_order(
+        &self,
+        batch: &mut CommitBatch,
+        center: &Uscc,
+        year: ProgrammeYear,
+        sequence: u64,
+        invoice_number: &InvoiceNumber,
+    ) -> Result<(), StoreError> {
+        let family = self.family(INVOICE_ORDER)?;
+        batch.batch.put_cf(
+            family,
+            invoice_order_key(center, year, sequence),
+            invoice_number.as_str().as_bytes(),
+        );
+        Ok(())
+    }
+
+    /// Whether this directory has the invoice order (format 2 on; a format 1 directory
+    /// opened read-only does not).
+    pub fn has_invoice_order(&self) -> bool {
+        self.db.cf_handle(INVOICE_ORDER).is_some() && self.format_version >= 2
+    }
+
+    /// Visits a center's invoices of a year in sequence order, from `from` (inclusive)
+    /// to `until` (exclusive), as (sequence, invoice number), until `visit` breaks.
+    pub fn scan_invoice_order(
+        &self,
+        center: &Uscc,
+        year: ProgrammeYear,
+        from: u64,
+        until: u64,
+        mut visit: impl FnMut(u64, InvoiceNumber) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        let family = self.family(INVOICE_ORDER)?;
+        let mut iterator = self.db.raw_iterator_cf(family);
+        let end = invoice_order_key(center, year, until);
+        iterator.seek(invoice_order_key(center, year, from));
+        while let (Some(key), Some(value)) = (iterator.key(), iterator.value()) {
+            if key >= end.as_slice() {
+                break;
+            }
+            let (_, _, sequence) =
+                parse_invoice_order_key(key).map_err(|error| corrupt_entry(key, &error.reason))?;
+            let number = std::str::from_utf8(value)
+                .ok()
+                .and_then(|text| InvoiceNumber::from_stored(text).ok())
+                .ok_or_else(|| corrupt_entry(key, "the invoice number is not valid text"))?;
+            if visit(sequence, number).is_break() {
+                break;
+            }
+            iterator.next();
+        }
+        iterator.status()?;
+        Ok(())
+    }
+
+    /// Looks up whether the order index holds these (center, year, sequence) keys, and
+    /// the invoice numbers it holds for them.
+    pub fn invoice_order_entries(
+        &self,
+        keys: &[(Uscc, ProgrammeYear, u64)],
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        let family = self.family(INVOICE_ORDER)?;
+        let encoded: Vec<Vec<u8>> = keys
+            .iter()
+            .map(|(center, year, sequence)| invoice_order_key(center, *year, *sequence))
+            .collect();
+        self.db
+            .batched_multi_get_cf(family, &encoded, false)
+            .into_iter()
+            .map(|found| Ok(found?.map(|bytes| String::from_utf8_lossy(&bytes).into_owned())))
+            .collect()
+    }
+
+    /// Counts the entries of the order index.
+    pub fn count_invoice_order(&self) -> Result<u64, StoreError> {
+        let mut count = 0;
+        for item in self
+            .db
+            .iterator_cf(self.family(INVOICE_ORDER)?, IteratorMode::Start)
+        {
+            item?;
+            count += 1;
+        }
+        Ok(count)
     }
 
     /// Writes the batch atomically, with one fsync of the write-ahead log when `sync`.

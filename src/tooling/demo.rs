@@ -16,10 +16,10 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::domain::{
-    ApproveVoucher, CenterStatus, Command, ContractNumber, Date, DeliveryProof, Envelope,
-    FacilityTier, InvoiceNumber, LegalName, ListingBasis, Money, PostInvoice, ProgrammePolicy,
-    ProgrammeYear, Reason, RejectionCode, Reply, SettlementId, Timestamp, Uscc, ValidationError,
-    VoucherId,
+    ApproveVoucher, BankReference, CenterStatus, Command, ContractNumber, Date, DeliveryProof,
+    Envelope, FacilityTier, InvoiceNumber, LegalName, ListingBasis, Money, Origin, PostInvoice,
+    Principal, PrincipalRole, ProgrammePolicy, ProgrammeYear, Reason, RejectionCode, Reply,
+    SettlementRunId, StatementId, Timestamp, Uscc, ValidationError, VoucherId,
 };
 use crate::ledger::{Ledger, LedgerError, SUBMIT_BATCH_LIMIT};
 
@@ -111,6 +111,31 @@ impl Driver<'_> {
         self.send_tracked(command, None, None)
     }
 
+    /// Moves the simulated clock forward to `at` (never back).
+    fn advance_to(&mut self, at: Date) {
+        self.clock = self
+            .clock
+            .max(i64::from(at.days_since_epoch()) * 86_400_000);
+    }
+
+    /// Who sends `command` in the story: a center posts and (mostly) reverses its own
+    /// invoices; the bureau does everything else, and every third reversal.
+    fn origin_of(&self, command: &Command) -> Origin {
+        match command {
+            Command::PostInvoice(post) => self.center_origin(&post.center),
+            Command::ReverseInvoice { center, .. } if self.tally.commands % 3 != 0 => {
+                self.center_origin(center)
+            }
+            _ => Origin::new(Principal::system("demo bureau"), None),
+        }
+    }
+
+    fn center_origin(&self, center: &Uscc) -> Origin {
+        let principal = Principal::from_stored(PrincipalRole::Center, center.as_str())
+            .unwrap_or_else(|_| Principal::system("demo center"));
+        Origin::new(principal, None)
+    }
+
     fn send_tracked(
         &mut self,
         command: Command,
@@ -119,8 +144,12 @@ impl Driver<'_> {
     ) -> Result<(), LedgerError> {
         // One simulated second per command keeps time moving forward deterministically.
         self.clock += 1_000;
-        self.pending
-            .push(Envelope::new(Timestamp(self.clock), command));
+        let origin = self.origin_of(&command);
+        self.pending.push(Envelope::from_origin(
+            Timestamp(self.clock),
+            origin,
+            command,
+        ));
         self.pending_plans.push(plan);
         self.pending_invoices.push(invoice);
         if self.pending.len() == SUBMIT_BATCH_LIMIT {
@@ -320,28 +349,13 @@ pub fn run_demo(
     let total = config.invoices as u64;
     let suspended = 7 % centers.len();
     let delisted = 13 % centers.len();
-    let mut settlements = 0u128;
     for posted in 0..config.invoices {
         if driver.approved.is_empty() {
             break;
         }
         let quarter = config.invoices / 4;
         if quarter > 0 && posted > 0 && posted % quarter == 0 {
-            driver.flush()?;
-            for center in &centers {
-                let due = driver.ledger.state().center(center).map(|account| {
-                    !account.unsettled.is_zero() || !account.clawback_owed.is_zero()
-                });
-                if due == Some(true) {
-                    settlements += 1;
-                    driver.send(Command::SettleCenter {
-                        center: *center,
-                        settlement_id: SettlementId::from_u128(
-                            ((config.seed as u128) << 80) | settlements,
-                        ),
-                    })?;
-                }
-            }
+            settle_quarter(&mut driver, config, year, (posted / quarter) as u128, true)?;
         }
         if posted == config.invoices * 2 / 5 {
             driver.send(Command::SetCenterStatus {
@@ -433,22 +447,108 @@ pub fn run_demo(
     driver.flush()?;
     progress(total, total);
 
-    // Year end: expire what is left. The fourth quarter is settled next year, so the
-    // summary shows what each center is still owed.
+    // Year end: the fourth quarter's statements are issued but not yet paid, so the
+    // summary shows what the bureau still owes; once every redemption window is over,
+    // the sweep expires what is left and the year is closed.
+    settle_quarter(&mut driver, config, year, 4, false)?;
     let year_end = Date::from_ymd(config.year as i32 + 1, 1, 1)
         .map_err(|error| LedgerError::Invariant(error.to_string()))?;
+    driver.advance_to(year_end.plus_days(366 + 120));
     loop {
         let before = driver.ledger.state().last_sequence();
-        driver.send(Command::ExpireVouchers {
-            as_of: year_end.plus_days(365),
-        })?;
+        driver.send(Command::ExpireVouchers)?;
         driver.flush()?;
         if driver.ledger.state().last_sequence() == before {
             break;
         }
     }
+    driver.send(Command::CloseProgrammeYear { year })?;
     driver.flush()?;
     Ok(driver.tally)
+}
+
+/// A quarter's settlement: a run, then (when `pay`) every statement paid by bank
+/// transfer, the first payment bounced and paid again, and the first center that owes
+/// clawbacks repaying half of them.
+fn settle_quarter(
+    driver: &mut Driver<'_>,
+    config: &DemoConfig,
+    year: ProgrammeYear,
+    quarter: u128,
+    pay: bool,
+) -> Result<(), LedgerError> {
+    let run = SettlementRunId::from_u128(((config.seed as u128) << 80) | quarter);
+    driver.send(Command::CreateSettlementRun { run, year })?;
+    driver.flush()?;
+    if !pay {
+        return Ok(());
+    }
+    let today = Timestamp(driver.clock).date();
+    let due: Vec<(StatementId, Money, Uscc)> = {
+        let state = driver.ledger.state();
+        state
+            .run(&run)
+            .map(|found| {
+                found
+                    .statements
+                    .iter()
+                    .filter_map(|id| state.statement(id))
+                    .filter(|statement| !statement.net.is_zero())
+                    .map(|statement| (statement.id, statement.net, statement.center))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let reference = |kind: &str, quarter: u128, id: u64| {
+        BankReference::parse(&format!("{kind}{}Q{quarter}-{id}", config.year))
+            .map_err(|error| LedgerError::Invariant(error.to_string()))
+    };
+    for (index, (statement, net, _)) in due.iter().enumerate() {
+        driver.send(Command::ConfirmPayment {
+            statement: *statement,
+            bank_reference: reference("PAY", quarter, statement.0)?,
+            amount: *net,
+            value_date: today,
+        })?;
+        if index == 0 {
+            driver.send(Command::RecordPaymentReturned {
+                statement: *statement,
+                bank_reference: reference("PAY", quarter, statement.0)?,
+                reason: text_reason("beneficiary account closed")?,
+            })?;
+            driver.send(Command::ConfirmPayment {
+                statement: *statement,
+                bank_reference: reference("REPAY", quarter, statement.0)?,
+                amount: *net,
+                value_date: today,
+            })?;
+        }
+    }
+    driver.flush()?;
+    let owing = {
+        let state = driver.ledger.state();
+        let found = state
+            .center_years()
+            .filter(|((_, books_year), books)| {
+                *books_year == year && !books.outstanding().is_zero()
+            })
+            .map(|((center, _), books)| (*center, books.outstanding()))
+            .next();
+        found
+    };
+    if let Some((center, outstanding)) = owing {
+        let half = Money::from_fen((outstanding.to_fen() / 2).max(1))
+            .map_err(|error| LedgerError::Invariant(error.to_string()))?;
+        driver.send(Command::RecordRepayment {
+            center,
+            year,
+            amount: half,
+            bank_reference: reference("CLAWBACK", quarter, 0)?,
+            value_date: today,
+        })?;
+        driver.flush()?;
+    }
+    Ok(())
 }
 
 fn text_reason(value: &str) -> Result<Reason, LedgerError> {

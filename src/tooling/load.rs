@@ -93,6 +93,7 @@ fn to_proto_invoice(invoice: &PostInvoice) -> proto::Invoice {
         amount: invoice.amount.to_string(),
         issue_date: invoice.issue_date.to_string(),
         delivery_proof: invoice.delivery_proof.to_string(),
+        invoice_code: String::new(),
     }
 }
 

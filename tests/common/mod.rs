@@ -13,6 +13,11 @@ pub fn date(text: &str) -> Date {
     Date::parse("date", text).expect("test date")
 }
 
+/// The start (00:00 UTC) of a day, as a command's time.
+pub fn at_date(text: &str) -> Timestamp {
+    Timestamp(i64::from(date(text).days_since_epoch()) * 86_400_000)
+}
+
 pub fn year() -> ProgrammeYear {
     ProgrammeYear::new(2026).expect("year")
 }

@@ -5,10 +5,12 @@ mod ledger;
 mod programme;
 mod redemption;
 mod registry;
+mod settlement;
 mod voucher;
 
 use std::ops::ControlFlow;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -25,26 +27,68 @@ use super::proto::{
     redemption_service_server::RedemptionService, registry_service_server::RegistryService,
     voucher_service_server::VoucherService,
 };
-use crate::domain::{ApproveVoucher, Command, ProgrammePolicy, Reply, VoucherId};
+use super::sweeper::ClockGuard;
+use crate::domain::{
+    ApproveVoucher, Command, Money, Origin, Principal, PrincipalRole, ProgrammePolicy, Reply,
+    RequestId, VoucherId,
+};
 use crate::ledger::engine::EngineHandle;
 use crate::limits::{
     LIST_PAGE_DEFAULT, LIST_PAGE_LIMIT, READ_EVENTS_DEFAULT, READ_EVENTS_LIMIT, SUBMIT_BATCH_LIMIT,
     SUBSCRIBER_BUFFER, SUBSCRIBER_STALL_LIMIT,
 };
 
+/// Who sent `request`: the principal its bearer token names, and its `x-request-id` if
+/// it sent one. Every event the request causes records this origin.
+fn origin_of<T>(request: &Request<T>) -> Result<Origin, Status> {
+    let caller = principal(request)?;
+    let role = match caller.role {
+        Role::Bureau => PrincipalRole::Bureau,
+        Role::Center => PrincipalRole::Center,
+        Role::Enterprise => PrincipalRole::Enterprise,
+        Role::Auditor => PrincipalRole::Auditor,
+    };
+    // Token names come from the operator's config, not from the request.
+    let principal = Principal::from_stored(role, &caller.name).map_err(super::errors::invalid)?;
+    let request_id = match request.metadata().get("x-request-id") {
+        None => None,
+        Some(value) => {
+            let text = value
+                .to_str()
+                .map_err(|_| invalid_field("x-request-id", "must be printable ASCII"))?;
+            Some(RequestId::parse(text).map_err(super::errors::invalid)?)
+        }
+    };
+    Ok(Origin::new(principal, request_id))
+}
+
 #[derive(Clone)]
 pub struct Api {
     engine: EngineHandle,
     shutdown: watch::Receiver<bool>,
+    clock: Arc<ClockGuard>,
 }
 
 impl Api {
-    pub fn new(engine: EngineHandle, shutdown: watch::Receiver<bool>) -> Api {
-        Api { engine, shutdown }
+    pub fn new(
+        engine: EngineHandle,
+        shutdown: watch::Receiver<bool>,
+        clock: Arc<ClockGuard>,
+    ) -> Api {
+        Api {
+            engine,
+            shutdown,
+            clock,
+        }
     }
 
-    async fn execute(&self, command: Command) -> Result<Reply, Status> {
-        match self.engine.submit_one(command).await {
+    /// The expiry sweep's clock guard, which `ConfirmClock` clears.
+    pub fn clock_guard(&self) -> Arc<ClockGuard> {
+        Arc::clone(&self.clock)
+    }
+
+    async fn execute(&self, origin: Origin, command: Command) -> Result<Reply, Status> {
+        match self.engine.submit_one(origin, command).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(rejection)) => Err(rejected(rejection)),
             Err(error) => Err(engine_error(error)),
@@ -86,7 +130,11 @@ impl Api {
         sequence: Option<u64>,
     ) -> Result<Response<proto::CenterResponse>, Status> {
         let (found, as_of) = self
-            .read(|state| state.center(&center).map(center_to_proto))
+            .read(|state| {
+                state
+                    .center(&center)
+                    .map(|account| center_to_proto(state, account))
+            })
             .await?;
         let center =
             found.ok_or_else(|| Status::not_found(format!("center {center} is not registered")))?;
@@ -117,6 +165,7 @@ impl Api {
         &self,
         voucher: VoucherId,
         sequence: Option<u64>,
+        duplicate: bool,
     ) -> Result<Response<proto::VoucherResponse>, Status> {
         let (found, as_of) = self
             .read(|state| state.voucher(&voucher).map(voucher_to_proto))
@@ -126,6 +175,7 @@ impl Api {
         Ok(Response::new(proto::VoucherResponse {
             voucher: Some(voucher),
             sequence: sequence.unwrap_or(as_of),
+            duplicate,
         }))
     }
 }

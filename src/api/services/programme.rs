@@ -19,9 +19,12 @@ impl ProgrammeService for Api {
             None => return Err(invalid_field("source", "give a policy or a policy_toml")),
         };
         let reply = self
-            .execute(Command::PublishPolicy {
-                policy: policy.clone(),
-            })
+            .execute(
+                origin_of(&request)?,
+                Command::PublishPolicy {
+                    policy: policy.clone(),
+                },
+            )
             .await?;
         Ok(Response::new(proto::PublishPolicyResponse {
             policy: Some(policy_to_proto(&policy)),
@@ -45,12 +48,16 @@ impl ProgrammeService for Api {
                     .filter(|policy| wanted == 0 || policy.year().get() == wanted)
                     .map(|policy| {
                         let usage = state.pool_usage(policy.year());
+                        let pool = state.pool(policy.year()).unwrap_or(policy.annual_pool());
                         proto::ProgrammeYear {
                             policy: Some(policy_to_proto(policy)),
                             approved: usage.used().to_string(),
                             held: usage.held.to_string(),
                             redeemed: usage.redeemed.to_string(),
-                            free: usage.free_under(policy.annual_pool()).to_string(),
+                            free: usage.free_under(pool).to_string(),
+                            receivable: usage.receivable.to_string(),
+                            pool: pool.to_string(),
+                            closed: state.year_closed(policy.year()),
                         }
                     })
                     .collect::<Vec<_>>()
@@ -64,6 +71,24 @@ impl ProgrammeService for Api {
         Ok(Response::new(proto::GetProgrammeResponse {
             years,
             as_of_sequence: as_of,
+        }))
+    }
+
+    async fn confirm_clock(
+        &self,
+        request: Request<proto::ConfirmClockRequest>,
+    ) -> Result<Response<proto::ConfirmClockResponse>, Status> {
+        principal(&request)?.require_bureau("confirm the clock")?;
+        let reason = convert::reason("reason", &request.get_ref().reason)?;
+        let reply = self
+            .execute(origin_of(&request)?, Command::ConfirmClock { reason })
+            .await?;
+        // The confirmation is durable: the sweep may trust the clock again.
+        self.clock.confirm();
+        let (confirmed, _) = self.read(|state| state.last_time()).await?;
+        Ok(Response::new(proto::ConfirmClockResponse {
+            confirmed_time_unix_ms: confirmed.0,
+            sequence: reply.last_sequence(),
         }))
     }
 }

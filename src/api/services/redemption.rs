@@ -2,12 +2,21 @@
 
 use super::*;
 
-fn outcome_to_proto(reply: &Reply) -> proto::PostInvoiceResponse {
+/// The answer to an invoice of gross `amount`: the subsidy the bureau pays the center
+/// and what the enterprise pays it (the rest; nothing once the invoice is reversed).
+fn outcome_to_proto(reply: &Reply, amount: Money) -> proto::PostInvoiceResponse {
     match reply {
         Reply::InvoiceOutcome(outcome) => proto::PostInvoiceResponse {
             subsidy: outcome.subsidy.to_string(),
             sequence: outcome.sequence,
             duplicate: outcome.duplicate,
+            enterprise_pays: if outcome.reversed {
+                Money::ZERO
+            } else {
+                amount.saturating_minus(outcome.subsidy)
+            }
+            .to_string(),
+            reversed: outcome.reversed,
         },
         // A PostInvoice is always answered with an InvoiceOutcome; anything else would
         // be a bug, answered with its sequence and no subsidy rather than a panic.
@@ -15,6 +24,8 @@ fn outcome_to_proto(reply: &Reply) -> proto::PostInvoiceResponse {
             subsidy: String::new(),
             sequence: other.last_sequence(),
             duplicate: false,
+            enterprise_pays: String::new(),
+            reversed: false,
         },
     }
 }
@@ -27,8 +38,11 @@ impl RedemptionService for Api {
     ) -> Result<Response<proto::PostInvoiceResponse>, Status> {
         let invoice = convert::invoice(request.get_ref())?;
         principal(&request)?.require_center_writer(&invoice.center, "post invoices")?;
-        let reply = self.execute(Command::PostInvoice(invoice)).await?;
-        Ok(Response::new(outcome_to_proto(&reply)))
+        let amount = invoice.amount;
+        let reply = self
+            .execute(origin_of(&request)?, Command::PostInvoice(invoice))
+            .await?;
+        Ok(Response::new(outcome_to_proto(&reply, amount)))
     }
 
     async fn post_invoices(
@@ -51,6 +65,7 @@ impl RedemptionService for Api {
         }
         let mut results: Vec<Option<proto::InvoiceResult>> = Vec::with_capacity(items.len());
         let mut commands = Vec::with_capacity(items.len());
+        let mut amounts = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
             match convert::invoice(item) {
                 Ok(invoice) => {
@@ -63,6 +78,7 @@ impl RedemptionService for Api {
                                 status.message()
                             ))
                         })?;
+                    amounts.push(invoice.amount);
                     commands.push(Command::PostInvoice(invoice));
                     results.push(None);
                 }
@@ -77,21 +93,26 @@ impl RedemptionService for Api {
         let replies = if commands.is_empty() {
             Vec::new()
         } else {
-            self.engine.submit(commands).await.map_err(engine_error)?
+            self.engine
+                .submit(origin_of(&request)?, commands)
+                .await
+                .map_err(engine_error)?
         };
         let mut last_sequence = 0;
-        let mut replies = replies.into_iter();
+        let mut replies = replies.into_iter().zip(amounts);
         let results = results
             .into_iter()
             .map(|slot| match slot {
                 Some(invalid) => invalid,
                 None => {
                     let result = match replies.next() {
-                        Some(Ok(reply)) => {
+                        Some((Ok(reply), amount)) => {
                             last_sequence = last_sequence.max(reply.last_sequence());
-                            proto::invoice_result::Result::Accepted(outcome_to_proto(&reply))
+                            proto::invoice_result::Result::Accepted(outcome_to_proto(
+                                &reply, amount,
+                            ))
                         }
-                        Some(Err(rejection)) => {
+                        Some((Err(rejection), _)) => {
                             proto::invoice_result::Result::Rejected(proto::Rejection {
                                 code: u32::from(rejection.code.code()),
                                 name: rejection.code.name().to_string(),
@@ -126,7 +147,7 @@ impl RedemptionService for Api {
             invoice_number: convert::invoice_number("invoice_number", &body.invoice_number)?,
             reason: convert::reason("reason", &body.reason)?,
         };
-        let reply = self.execute(command).await?;
+        let reply = self.execute(origin_of(&request)?, command).await?;
         let Reply::InvoiceReversed(reversed) = reply else {
             return Err(Status::internal(format!(
                 "a reversal was answered with {reply:?}"
@@ -160,15 +181,14 @@ impl RedemptionService for Api {
             .wait_durable(as_of)
             .await
             .map_err(engine_error)?;
-        let (epoch, _) = self
-            .read(|state| {
-                state
-                    .center(&center)
-                    .map_or(0, |account| account.settlement_epoch)
-            })
-            .await?;
         let entry = entry
             .ok_or_else(|| Status::not_found(format!("center {center} has no invoice {number}")))?;
+        let (settlement, _) = self
+            .read(|state| {
+                let year = state.voucher(&entry.voucher)?.terms.year;
+                state.invoice_settlement(&center, year, &entry)
+            })
+            .await?;
         Ok(Response::new(proto::GetInvoiceResponse {
             center: center.to_string(),
             invoice_number: number.to_string(),
@@ -178,8 +198,15 @@ impl RedemptionService for Api {
             delivery_proof: entry.delivery_proof.to_string(),
             subsidy: entry.subsidy.to_string(),
             sequence: entry.sequence,
-            reversed: entry.reversed,
-            settled: entry.settlement_epoch < epoch,
+            reversed: entry.is_reversed(),
+            settled: settlement.is_some(),
+            statement_id: settlement.flatten().map_or(0, |statement| statement.0),
+            enterprise_pays: if entry.is_reversed() {
+                Money::ZERO
+            } else {
+                entry.amount.saturating_minus(entry.subsidy)
+            }
+            .to_string(),
         }))
     }
 }

@@ -17,7 +17,7 @@ impl RegistryService for Api {
             tier: convert::tier("tier", body.tier)?,
             listing_basis: convert::listing_basis("listing_basis", body.listing_basis)?,
         };
-        let reply = self.execute(command).await?;
+        let reply = self.execute(origin_of(&request)?, command).await?;
         self.center_response(center, Some(reply.last_sequence()))
             .await
     }
@@ -34,7 +34,7 @@ impl RegistryService for Api {
             status: convert::center_status("status", body.status)?,
             reason: convert::reason("reason", &body.reason)?,
         };
-        let reply = self.execute(command).await?;
+        let reply = self.execute(origin_of(&request)?, command).await?;
         self.center_response(center, Some(reply.last_sequence()))
             .await
     }
@@ -54,7 +54,12 @@ impl RegistryService for Api {
     ) -> Result<Response<proto::ListCentersResponse>, Status> {
         let caller = principal(&request)?.clone();
         let (centers, as_of) = self
-            .read(|state| state.centers().map(center_to_proto).collect::<Vec<_>>())
+            .read(|state| {
+                state
+                    .centers()
+                    .map(|account| center_to_proto(state, account))
+                    .collect::<Vec<_>>()
+            })
             .await?;
         // The list of centers is public; the money owed to each is not.
         let centers = centers
@@ -90,10 +95,13 @@ impl RegistryService for Api {
         let body = request.get_ref();
         let enterprise = convert::uscc("uscc", &body.uscc)?;
         let reply = self
-            .execute(Command::RegisterEnterprise {
-                enterprise,
-                name: convert::legal_name("name", &body.name)?,
-            })
+            .execute(
+                origin_of(&request)?,
+                Command::RegisterEnterprise {
+                    enterprise,
+                    name: convert::legal_name("name", &body.name)?,
+                },
+            )
             .await?;
         self.enterprise_response(enterprise, Some(reply.last_sequence()))
             .await
@@ -112,7 +120,7 @@ impl RegistryService for Api {
             cap: convert::positive_money("cap", &body.cap)?,
             reason: convert::reason("reason", &body.reason)?,
         };
-        let reply = self.execute(command).await?;
+        let reply = self.execute(origin_of(&request)?, command).await?;
         self.enterprise_response(enterprise, Some(reply.last_sequence()))
             .await
     }
@@ -128,7 +136,7 @@ impl RegistryService for Api {
             center: convert::uscc("center", &body.center)?,
             reason: convert::reason("reason", &body.reason)?,
         };
-        let reply = self.execute(command).await?;
+        let reply = self.execute(origin_of(&request)?, command).await?;
         Ok(Response::new(proto::DeclareRelatedPartyResponse {
             sequence: reply.last_sequence(),
         }))

@@ -27,8 +27,17 @@ impl VoucherService for Api {
             term_end: convert::date("term_end", &body.term_end)?,
             requested: convert::money("requested", &body.requested)?,
         };
-        let reply = self.execute(Command::ApproveVoucher(approve)).await?;
-        self.voucher_response(voucher, Some(reply.last_sequence()))
+        let reply = self
+            .execute(origin_of(&request)?, Command::ApproveVoucher(approve))
+            .await?;
+        let duplicate = matches!(
+            reply,
+            Reply::VoucherApproved {
+                duplicate: true,
+                ..
+            }
+        );
+        self.voucher_response(voucher, Some(reply.last_sequence()), duplicate)
             .await
     }
 
@@ -40,12 +49,15 @@ impl VoucherService for Api {
         let body = request.get_ref();
         let voucher = convert::voucher_id("voucher_id", &body.voucher_id)?;
         let reply = self
-            .execute(Command::CancelVoucher {
-                voucher,
-                reason: convert::reason("reason", &body.reason)?,
-            })
+            .execute(
+                origin_of(&request)?,
+                Command::CancelVoucher {
+                    voucher,
+                    reason: convert::reason("reason", &body.reason)?,
+                },
+            )
             .await?;
-        self.voucher_response(voucher, Some(reply.last_sequence()))
+        self.voucher_response(voucher, Some(reply.last_sequence()), false)
             .await
     }
 
@@ -66,17 +78,17 @@ impl VoucherService for Api {
                 })
             })
             .await?;
-        let (center, enterprise, voucher_proto) =
-            found.ok_or_else(|| Status::not_found(format!("voucher {voucher} does not exist")))?;
+        // Another's voucher is answered exactly as a missing one: a caller learns nothing
+        // about vouchers it may not read, not even that they exist.
+        let not_found = || Status::not_found(format!("voucher {voucher} does not exist"));
+        let (center, enterprise, voucher_proto) = found.ok_or_else(not_found)?;
         if !caller.may_read_voucher(&center, &enterprise) {
-            return Err(Status::permission_denied(format!(
-                "{} may not read voucher {voucher}",
-                caller.name
-            )));
+            return Err(not_found());
         }
         Ok(Response::new(proto::VoucherResponse {
             voucher: Some(voucher_proto),
             sequence: as_of,
+            duplicate: false,
         }))
     }
 
@@ -91,7 +103,7 @@ impl VoucherService for Api {
             size if size > LIST_PAGE_LIMIT => {
                 return Err(invalid_field(
                     "page_size",
-                    format!("{size} is above {LIST_PAGE_LIMIT}"),
+                    format!("must be at most {LIST_PAGE_LIMIT}, got {size}"),
                 ))
             }
             size => size,
@@ -114,24 +126,24 @@ impl VoucherService for Api {
             }
             None => return Err(invalid_field("owner", "give an enterprise or a center")),
         };
+        // O(page) under the read lock: the state keeps vouchers ordered by owner, and
+        // one more than the page tells whether another page follows.
         let ((vouchers, more), as_of) = self
             .read(|state| {
-                let mut matching = state
-                    .vouchers_sorted()
+                let found = match filter {
+                    (Some(enterprise), _) => {
+                        state.vouchers_of_enterprise(&enterprise, after, page_size + 1)
+                    }
+                    (_, Some(center)) => state.vouchers_of_center(&center, after, page_size + 1),
+                    (None, None) => Vec::new(),
+                };
+                let more = found.len() > page_size;
+                let page: Vec<proto::Voucher> = found
                     .into_iter()
-                    .filter(|voucher| {
-                        filter
-                            .0
-                            .is_none_or(|enterprise| voucher.terms.enterprise == enterprise)
-                    })
-                    .filter(|voucher| filter.1.is_none_or(|center| voucher.terms.center == center))
-                    .filter(|voucher| after.is_none_or(|after| voucher.terms.voucher > after));
-                let page: Vec<proto::Voucher> = matching
-                    .by_ref()
                     .take(page_size)
                     .map(voucher_to_proto)
                     .collect();
-                (page, matching.next().is_some())
+                (page, more)
             })
             .await?;
         let next_page_token = if more {

@@ -1,20 +1,21 @@
 //! The fold: `LedgerState::apply(sequence, time, event)`.
 //!
-//! `apply` never fails and reads nothing but its arguments. The live path (the state
-//! machine right after deciding) and replay (recovery, `verify`) both use it, which is why
-//! a replayed log gives exactly the live state. Amounts that would go below zero (only
-//! possible with a log that breaks the invariants) clamp at zero, and `check_invariants`
-//! reports them.
+//! `apply` never fails and reads nothing but its arguments and the state. The live path
+//! (the state machine right after deciding) and replay (recovery, `verify`) both use it,
+//! which is why a replayed log gives exactly the live state. Amounts that would go below
+//! zero (only possible with a log that breaks the invariants) clamp at zero, and
+//! `check_invariants` reports them.
 
 use std::collections::BTreeMap;
 
-use super::{CapOverride, CenterAccount, EnterpriseAccount, InvoiceEntry, LedgerState, Usage};
-use super::{Voucher, VoucherStatus};
+use super::{BankUse, CapOverride, CenterAccount, EnterpriseAccount, InvoiceEntry};
+use super::{LedgerState, PaymentRecord, ReceivableItem, SettlementRun, Statement};
+use super::{StatementState, Usage, Voucher, VoucherStatus};
 use crate::domain::command::CenterStatus;
 use crate::domain::event::{
-    Event, InvoiceRedeemed, InvoiceReversed, ReleaseCause, VoucherApproved,
+    Event, InvoiceRedeemed, InvoiceReversed, ReleaseCause, StatementIssued, VoucherApproved,
 };
-use crate::domain::ids::{Timestamp, VoucherId};
+use crate::domain::ids::{ProgrammeYear, StatementId, Timestamp, Uscc, VoucherId};
 use crate::domain::money::Money;
 
 impl Usage {
@@ -31,12 +32,31 @@ impl Usage {
         self.held = self.held.saturating_minus(amount);
     }
 
+    /// An unsettled redemption reversed: back to the voucher's hold, or freed.
     fn unredeem(&mut self, amount: Money, back_to_hold: bool) {
         self.redeemed = self.redeemed.saturating_minus(amount);
         if back_to_hold {
             self.held = self.held.plus(amount);
         }
     }
+
+    /// A settled redemption reversed: it stays used, as a receivable, until recovered.
+    fn claw_back(&mut self, amount: Money) {
+        self.redeemed = self.redeemed.saturating_minus(amount);
+        self.receivable = self.receivable.plus(amount);
+    }
+
+    /// A receivable recovered: freed.
+    fn recover(&mut self, amount: Money) {
+        self.receivable = self.receivable.saturating_minus(amount);
+    }
+}
+
+/// How a receivable was recovered.
+#[derive(Clone, Copy)]
+enum Recovery {
+    Offset,
+    Repaid,
 }
 
 impl LedgerState {
@@ -52,7 +72,7 @@ impl LedgerState {
         match event {
             Event::PolicyPublished { policy } => {
                 self.policies.insert(policy.year(), (**policy).clone());
-                self.pools.entry(policy.year()).or_default();
+                self.years.entry(policy.year()).or_default().pool = policy.annual_pool();
             }
             Event::CenterRegistered {
                 center,
@@ -70,10 +90,7 @@ impl LedgerState {
                         status: CenterStatus::Active,
                         redeemed_total: Money::ZERO,
                         reversed_total: Money::ZERO,
-                        unsettled: Money::ZERO,
-                        clawback_owed: Money::ZERO,
                         paid_total: Money::ZERO,
-                        settlement_epoch: 0,
                     },
                 );
             }
@@ -114,9 +131,9 @@ impl LedgerState {
             } => {
                 self.related_parties.insert((*enterprise, *center));
             }
-            Event::VoucherApproved(approved) => self.apply_voucher_approved(approved),
+            Event::VoucherApproved(approved) => self.apply_voucher_approved(sequence, approved),
             Event::InvoiceRedeemed(redeemed) => self.apply_invoice_redeemed(sequence, redeemed),
-            Event::InvoiceReversed(reversed) => self.apply_invoice_reversed(reversed),
+            Event::InvoiceReversed(reversed) => self.apply_invoice_reversed(sequence, reversed),
             Event::VoucherReleased {
                 voucher,
                 cause,
@@ -126,25 +143,106 @@ impl LedgerState {
             Event::CenterSettled {
                 center,
                 settlement_id,
-                redeemed,
                 clawback_offset,
                 paid,
+                ..
             } => {
-                self.settlements.insert(*settlement_id);
-                if let Some(account) = self.centers.get_mut(center) {
-                    account.unsettled = account.unsettled.saturating_minus(*redeemed);
-                    account.clawback_owed =
-                        account.clawback_owed.saturating_minus(*clawback_offset);
-                    account.paid_total = account.paid_total.plus(*paid);
-                    account.settlement_epoch += 1;
-                }
+                self.legacy_settlements.insert(*settlement_id);
+                self.apply_legacy_settlement(sequence, *center, *clawback_offset, *paid);
             }
+            Event::SettlementRunCreated { run, year } => {
+                self.runs.insert(
+                    *run,
+                    SettlementRun {
+                        run: *run,
+                        year: *year,
+                        cutoff: sequence,
+                        statements: Vec::new(),
+                    },
+                );
+            }
+            Event::StatementIssued(issued) => self.apply_statement_issued(sequence, at, issued),
+            Event::PaymentConfirmed {
+                statement,
+                bank_reference,
+                amount,
+                value_date,
+            } => {
+                self.bank_references.insert(
+                    bank_reference.clone(),
+                    BankUse::Payment {
+                        statement: *statement,
+                    },
+                );
+                let Some(found) = self.statements.get_mut(statement) else {
+                    return;
+                };
+                found.payments.push(PaymentRecord {
+                    bank_reference: bank_reference.clone(),
+                    amount: *amount,
+                    value_date: *value_date,
+                    sequence,
+                    returned: None,
+                });
+                found.state = StatementState::Paid;
+                let (center, year, standing) = (found.center, found.year, found.standing());
+                self.pay(center, year, *amount, standing, true);
+            }
+            Event::PaymentReturned {
+                statement,
+                bank_reference,
+                amount,
+                reason,
+            } => {
+                let Some(found) = self.statements.get_mut(statement) else {
+                    return;
+                };
+                if let Some(payment) = found
+                    .payments
+                    .iter_mut()
+                    .rev()
+                    .find(|payment| payment.bank_reference == *bank_reference)
+                {
+                    payment.returned = Some((reason.clone(), sequence));
+                }
+                found.state = StatementState::Returned;
+                let (center, year, standing) = (found.center, found.year, found.standing());
+                self.pay(center, year, *amount, standing, false);
+            }
+            Event::RepaymentRecorded {
+                center,
+                year,
+                amount,
+                bank_reference,
+                value_date,
+            } => {
+                self.bank_references.insert(
+                    bank_reference.clone(),
+                    BankUse::Repayment {
+                        center: *center,
+                        year: *year,
+                        amount: *amount,
+                        value_date: *value_date,
+                        sequence,
+                    },
+                );
+                self.recover(*center, *year, *amount, Recovery::Repaid);
+            }
+            Event::ProgrammeYearClosed { year } => {
+                self.years.entry(*year).or_default().closed = Some(sequence);
+            }
+            Event::PoolAdjusted { year, new_pool, .. } => {
+                self.years.entry(*year).or_default().pool = *new_pool;
+            }
+            Event::ClockConfirmed { .. } => {}
         }
     }
 
-    fn apply_voucher_approved(&mut self, approved: &VoucherApproved) {
+    fn apply_voucher_approved(&mut self, sequence: u64, approved: &VoucherApproved) {
         let face = approved.face_value;
-        self.pools.entry(approved.year).or_default().hold(face);
+        let year = self.years.entry(approved.year).or_default();
+        year.usage.hold(face);
+        year.approved = year.approved.plus(face);
         if let Some(account) = self.enterprises.get_mut(&approved.enterprise) {
             account
                 .usage_by_year
@@ -156,17 +254,25 @@ impl LedgerState {
             (approved.center, approved.contract_number.clone()),
             approved.voucher,
         );
-        self.active_by_term_end
-            .insert((approved.term_end, approved.voucher));
+        self.active_by_window_end
+            .insert((approved.redemption_window_end, approved.voucher));
+        self.active_by_center
+            .insert((approved.center, approved.voucher));
+        self.vouchers_by_center
+            .insert((approved.center, approved.voucher));
+        self.vouchers_by_enterprise
+            .insert((approved.enterprise, approved.voucher));
         self.vouchers.insert(
             approved.voucher,
             Voucher {
                 terms: approved.clone(),
+                approved_sequence: sequence,
                 status: VoucherStatus::Active,
                 remaining: face,
                 subsidy_total: Money::ZERO,
                 invoiced_total: Money::ZERO,
                 released: Money::ZERO,
+                clawback_outstanding: Money::ZERO,
                 invoice_count: 0,
             },
         );
@@ -174,30 +280,35 @@ impl LedgerState {
 
     fn apply_invoice_redeemed(&mut self, sequence: u64, redeemed: &InvoiceRedeemed) {
         let subsidy = redeemed.subsidy;
-        let mut settlement_epoch = 0;
         self.invoices_redeemed += 1;
         if let Some(center) = self.centers.get_mut(&redeemed.center) {
             center.redeemed_total = center.redeemed_total.plus(subsidy);
-            center.unsettled = center.unsettled.plus(subsidy);
-            settlement_epoch = center.settlement_epoch;
         }
         if let Some(voucher) = self.vouchers.get_mut(&redeemed.voucher) {
             voucher.remaining = voucher.remaining.saturating_minus(subsidy);
             voucher.subsidy_total = voucher.subsidy_total.plus(subsidy);
             voucher.invoiced_total = voucher.invoiced_total.plus(redeemed.amount);
             voucher.invoice_count += 1;
-            let year = voucher.terms.year;
-            self.pools
-                .entry(year)
-                .or_default()
-                .redeem_from_hold(subsidy);
-            if let Some(account) = self.enterprises.get_mut(&voucher.terms.enterprise) {
+            let (year, enterprise) = (voucher.terms.year, voucher.terms.enterprise);
+            let book = self.years.entry(year).or_default();
+            book.usage.redeem_from_hold(subsidy);
+            book.granted = book.granted.plus(subsidy);
+            book.unsettled = book.unsettled.plus(subsidy);
+            if let Some(account) = self.enterprises.get_mut(&enterprise) {
                 account
                     .usage_by_year
                     .entry(year)
                     .or_default()
                     .redeem_from_hold(subsidy);
             }
+            let books = self
+                .center_years
+                .entry((redeemed.center, year))
+                .or_default();
+            books.granted = books.granted.plus(subsidy);
+            books.granted_count += 1;
+            books.unsettled = books.unsettled.plus(subsidy);
+            books.unsettled_count += 1;
         }
         self.invoice_cache.insert(
             redeemed.center,
@@ -209,44 +320,86 @@ impl LedgerState {
                 delivery_proof: redeemed.delivery_proof.clone(),
                 subsidy,
                 sequence,
-                settlement_epoch,
-                reversed: false,
+                reversed_at: None,
             },
         );
     }
 
-    fn apply_invoice_reversed(&mut self, reversed: &InvoiceReversed) {
+    fn apply_invoice_reversed(&mut self, sequence: u64, reversed: &InvoiceReversed) {
         let subsidy = reversed.subsidy;
         self.invoice_cache
             .update(&reversed.center, &reversed.invoice_number, |entry| {
-                entry.reversed = true;
+                entry.reversed_at = Some(sequence);
             });
         if let Some(center) = self.centers.get_mut(&reversed.center) {
             center.reversed_total = center.reversed_total.plus(subsidy);
-            if reversed.clawback {
-                center.clawback_owed = center.clawback_owed.plus(subsidy);
-            } else {
-                center.unsettled = center.unsettled.saturating_minus(subsidy);
-            }
         }
-        if let Some(voucher) = self.vouchers.get_mut(&reversed.voucher) {
-            voucher.subsidy_total = voucher.subsidy_total.saturating_minus(subsidy);
-            voucher.invoiced_total = voucher.invoiced_total.saturating_minus(reversed.amount);
-            if reversed.returned_to_voucher {
-                voucher.remaining = voucher.remaining.plus(subsidy);
+        let Some(voucher) = self.vouchers.get_mut(&reversed.voucher) else {
+            return;
+        };
+        voucher.subsidy_total = voucher.subsidy_total.saturating_minus(subsidy);
+        voucher.invoiced_total = voucher.invoiced_total.saturating_minus(reversed.amount);
+        let (year, enterprise) = (voucher.terms.year, voucher.terms.enterprise);
+        if reversed.clawback {
+            voucher.clawback_outstanding = voucher.clawback_outstanding.plus(subsidy);
+        } else if reversed.returned_to_voucher {
+            voucher.remaining = voucher.remaining.plus(subsidy);
+        } else {
+            voucher.released = voucher.released.plus(subsidy);
+        }
+        let enterprise_usage = self
+            .enterprises
+            .get_mut(&enterprise)
+            .map(|account| account.usage_by_year.entry(year).or_default());
+        let book = self.years.entry(year).or_default();
+        let books = self
+            .center_years
+            .entry((reversed.center, year))
+            .or_default();
+        if reversed.clawback {
+            book.usage.claw_back(subsidy);
+            if let Some(usage) = enterprise_usage {
+                usage.claw_back(subsidy);
             }
-            let year = voucher.terms.year;
-            self.pools
-                .entry(year)
-                .or_default()
-                .unredeem(subsidy, reversed.returned_to_voucher);
-            if let Some(account) = self.enterprises.get_mut(&voucher.terms.enterprise) {
-                account
-                    .usage_by_year
-                    .entry(year)
-                    .or_default()
-                    .unredeem(subsidy, reversed.returned_to_voucher);
+            book.clawed_back = book.clawed_back.plus(subsidy);
+            books.clawed_back = books.clawed_back.plus(subsidy);
+            books.receivables.push_back(ReceivableItem {
+                reversal: sequence,
+                voucher: reversed.voucher,
+                enterprise,
+                outstanding: subsidy,
+            });
+            // The statement that holds the invoice now stands for less.
+            let paid = match books.settlement_of(reversed.redeemed_sequence) {
+                Some((_, Some(statement))) => match self.statements.get_mut(&statement) {
+                    Some(found) => {
+                        found.clawed_back = found.clawed_back.plus(subsidy);
+                        found.state == StatementState::Paid
+                    }
+                    None => true,
+                },
+                // Settled by format v1's CenterSettled, which paid at once.
+                _ => true,
+            };
+            if paid {
+                book.standing_paid = book.standing_paid.saturating_minus(subsidy);
+            } else {
+                book.standing_open = book.standing_open.saturating_minus(subsidy);
             }
+        } else {
+            book.usage.unredeem(subsidy, reversed.returned_to_voucher);
+            if let Some(usage) = enterprise_usage {
+                usage.unredeem(subsidy, reversed.returned_to_voucher);
+            }
+            if !reversed.returned_to_voucher {
+                book.released = book.released.plus(subsidy);
+            }
+            book.unsettled = book.unsettled.saturating_minus(subsidy);
+            book.reversed_unsettled = book.reversed_unsettled.plus(subsidy);
+            books.unsettled = books.unsettled.saturating_minus(subsidy);
+            books.unsettled_count = books.unsettled_count.saturating_sub(1);
+            books.reversed_unsettled = books.reversed_unsettled.plus(subsidy);
+            books.reversed_unsettled_count += 1;
         }
     }
 
@@ -262,19 +415,197 @@ impl LedgerState {
         voucher.status = match cause {
             ReleaseCause::Expired => VoucherStatus::Expired,
             ReleaseCause::Cancelled => VoucherStatus::Cancelled,
+            ReleaseCause::Delisted => VoucherStatus::Withdrawn,
         };
         voucher.remaining = voucher.remaining.saturating_minus(released);
         voucher.released = voucher.released.plus(released);
-        self.active_by_term_end
-            .remove(&(voucher.terms.term_end, voucher_id));
-        let year = voucher.terms.year;
-        self.pools.entry(year).or_default().release_hold(released);
-        if let Some(account) = self.enterprises.get_mut(&voucher.terms.enterprise) {
+        self.active_by_window_end
+            .remove(&(voucher.terms.redemption_window_end, voucher_id));
+        self.active_by_center
+            .remove(&(voucher.terms.center, voucher_id));
+        let (year, enterprise) = (voucher.terms.year, voucher.terms.enterprise);
+        let book = self.years.entry(year).or_default();
+        book.usage.release_hold(released);
+        book.released = book.released.plus(released);
+        if let Some(account) = self.enterprises.get_mut(&enterprise) {
             account
                 .usage_by_year
                 .entry(year)
                 .or_default()
                 .release_hold(released);
+        }
+    }
+
+    fn apply_statement_issued(&mut self, sequence: u64, at: Timestamp, issued: &StatementIssued) {
+        let id = StatementId(sequence);
+        let paid_at_once = issued.net.is_zero();
+        let books = self
+            .center_years
+            .entry((issued.center, issued.year))
+            .or_default();
+        let previous_cutoff = books.last_cutoff();
+        books.unsettled = books.unsettled.saturating_minus(issued.gross);
+        books.unsettled_count = books.unsettled_count.saturating_sub(issued.invoices);
+        books.settled = books.settled.plus(issued.gross);
+        books.settled_count += issued.invoices;
+        books.settlements.push((issued.cutoff, Some(id)));
+        let book = self.years.entry(issued.year).or_default();
+        book.unsettled = book.unsettled.saturating_minus(issued.gross);
+        book.settled = book.settled.plus(issued.gross);
+        if paid_at_once {
+            book.standing_paid = book.standing_paid.plus(issued.gross);
+        } else {
+            book.standing_open = book.standing_open.plus(issued.gross);
+        }
+        if let Some(run) = self.runs.get_mut(&issued.run) {
+            run.statements.push(id);
+        }
+        self.statements.insert(
+            id,
+            Statement {
+                id,
+                run: issued.run,
+                center: issued.center,
+                year: issued.year,
+                issued_at: at,
+                previous_cutoff,
+                cutoff: issued.cutoff,
+                invoices: issued.invoices,
+                gross: issued.gross,
+                clawback_offset: issued.clawback_offset,
+                net: issued.net,
+                state: if paid_at_once {
+                    StatementState::Paid
+                } else {
+                    StatementState::Open
+                },
+                payments: Vec::new(),
+                clawed_back: Money::ZERO,
+            },
+        );
+        self.recover(
+            issued.center,
+            issued.year,
+            issued.clawback_offset,
+            Recovery::Offset,
+        );
+    }
+
+    /// Moves a statement's standing subsidy between open and paid, and counts the cash.
+    fn pay(
+        &mut self,
+        center: Uscc,
+        year: ProgrammeYear,
+        amount: Money,
+        standing: Money,
+        paid: bool,
+    ) {
+        let book = self.years.entry(year).or_default();
+        let books = self.center_years.entry((center, year)).or_default();
+        let account = self.centers.get_mut(&center);
+        if paid {
+            book.standing_open = book.standing_open.saturating_minus(standing);
+            book.standing_paid = book.standing_paid.plus(standing);
+            book.paid = book.paid.plus(amount);
+            books.paid = books.paid.plus(amount);
+            if let Some(account) = account {
+                account.paid_total = account.paid_total.plus(amount);
+            }
+        } else {
+            book.standing_paid = book.standing_paid.saturating_minus(standing);
+            book.standing_open = book.standing_open.plus(standing);
+            book.paid = book.paid.saturating_minus(amount);
+            books.paid = books.paid.saturating_minus(amount);
+            if let Some(account) = account {
+                account.paid_total = account.paid_total.saturating_minus(amount);
+            }
+        }
+    }
+
+    /// Recovers `amount` of a center's receivables of `year`, oldest first: each fen
+    /// recovered frees its enterprise's cap and the pool, and counts as released from
+    /// the voucher it was clawed back from.
+    fn recover(&mut self, center: Uscc, year: ProgrammeYear, amount: Money, how: Recovery) {
+        if amount.is_zero() {
+            return;
+        }
+        let books = self.center_years.entry((center, year)).or_default();
+        match how {
+            Recovery::Offset => books.offset = books.offset.plus(amount),
+            Recovery::Repaid => books.repaid = books.repaid.plus(amount),
+        }
+        let mut left = amount;
+        let mut freed: Vec<(VoucherId, Uscc, Money)> = Vec::new();
+        while !left.is_zero() {
+            let Some(item) = books.receivables.front_mut() else {
+                break;
+            };
+            let take = item.outstanding.min(left);
+            item.outstanding = item.outstanding.saturating_minus(take);
+            left = left.saturating_minus(take);
+            freed.push((item.voucher, item.enterprise, take));
+            if item.outstanding.is_zero() {
+                books.receivables.pop_front();
+            }
+        }
+        let book = self.years.entry(year).or_default();
+        match how {
+            Recovery::Offset => book.offset = book.offset.plus(amount),
+            Recovery::Repaid => book.repaid = book.repaid.plus(amount),
+        }
+        for (voucher, enterprise, take) in freed {
+            book.usage.recover(take);
+            book.released = book.released.plus(take);
+            if let Some(account) = self.enterprises.get_mut(&enterprise) {
+                account.usage_by_year.entry(year).or_default().recover(take);
+            }
+            if let Some(found) = self.vouchers.get_mut(&voucher) {
+                found.clawback_outstanding = found.clawback_outstanding.saturating_minus(take);
+                found.released = found.released.plus(take);
+            }
+        }
+    }
+
+    /// Format v1's `CenterSettled`: everything unsettled of the center, in every year,
+    /// settled and paid at once, with `clawback_offset` recovered oldest year first.
+    fn apply_legacy_settlement(
+        &mut self,
+        sequence: u64,
+        center: Uscc,
+        clawback_offset: Money,
+        paid: Money,
+    ) {
+        let years: Vec<ProgrammeYear> = self
+            .center_years
+            .range((center, ProgrammeYear::MIN)..=(center, ProgrammeYear::MAX))
+            .map(|((_, year), _)| *year)
+            .collect();
+        let mut offset_left = clawback_offset;
+        let mut paid_left = paid;
+        for year in years {
+            let Some(books) = self.center_years.get_mut(&(center, year)) else {
+                continue;
+            };
+            let gross = books.unsettled;
+            let offset = offset_left.min(books.outstanding()).min(gross);
+            offset_left = offset_left.saturating_minus(offset);
+            let net = gross.saturating_minus(offset).min(paid_left);
+            paid_left = paid_left.saturating_minus(net);
+            books.settled = books.settled.plus(gross);
+            books.settled_count += books.unsettled_count;
+            books.unsettled = Money::ZERO;
+            books.unsettled_count = 0;
+            books.settlements.push((sequence, None));
+            books.paid = books.paid.plus(net);
+            let book = self.years.entry(year).or_default();
+            book.unsettled = book.unsettled.saturating_minus(gross);
+            book.settled = book.settled.plus(gross);
+            book.standing_paid = book.standing_paid.plus(gross);
+            book.paid = book.paid.plus(net);
+            self.recover(center, year, offset, Recovery::Offset);
+        }
+        if let Some(account) = self.centers.get_mut(&center) {
+            account.paid_total = account.paid_total.plus(paid);
         }
     }
 }

@@ -1,14 +1,15 @@
 //! [`StateImage`]: the projections as sorted plain data, so the same state always gives
 //! the same image (and the same snapshot bytes). The invoice cache is left out: the
 //! store's invoice index is the durable home of invoices. Derived indexes (contracts,
-//! active vouchers by term end) are rebuilt from the vouchers, not stored.
+//! vouchers by owner, active vouchers by window end and by center) are rebuilt from the
+//! vouchers, not stored.
 //!
 //! The image is the domain's side of a snapshot; `storage::snapshot` owns the byte
 //! layout, field by field, with its own version.
 
-use super::VoucherStatus;
-use super::{CenterAccount, EnterpriseAccount, InvoiceCache, LedgerState, Usage, Voucher};
-use crate::domain::ids::{ProgrammeYear, SettlementId, Timestamp, Uscc};
+use super::{BankUse, CenterAccount, CenterYear, EnterpriseAccount, InvoiceCache, LedgerState};
+use super::{SettlementRun, Statement, Voucher, VoucherStatus, YearBook};
+use crate::domain::ids::{BankReference, ProgrammeYear, SettlementId, Timestamp, Uscc};
 use crate::domain::policy::ProgrammePolicy;
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -18,18 +19,26 @@ pub struct StateImage {
     /// In year order.
     pub policies: Vec<ProgrammePolicy>,
     /// In year order.
-    pub pools: Vec<(ProgrammeYear, Usage)>,
+    pub years: Vec<(ProgrammeYear, YearBook)>,
     /// In USCC order.
     pub centers: Vec<CenterAccount>,
+    /// In (center, year) order.
+    pub center_years: Vec<((Uscc, ProgrammeYear), CenterYear)>,
     /// In USCC order.
     pub enterprises: Vec<EnterpriseAccount>,
     /// (enterprise, center), in order.
     pub related_parties: Vec<(Uscc, Uscc)>,
     /// In voucher id order.
     pub vouchers: Vec<Voucher>,
+    /// In id order.
+    pub statements: Vec<Statement>,
+    /// In run id order.
+    pub runs: Vec<SettlementRun>,
+    /// In canonical order.
+    pub bank_references: Vec<(BankReference, BankUse)>,
     pub invoices_redeemed: u64,
     /// In order.
-    pub settlements: Vec<SettlementId>,
+    pub legacy_settlements: Vec<SettlementId>,
 }
 
 impl LedgerState {
@@ -38,17 +47,29 @@ impl LedgerState {
             last_sequence: self.last_sequence,
             last_time: self.last_time,
             policies: self.policies.values().cloned().collect(),
-            pools: self
-                .pools
+            years: self
+                .years
                 .iter()
-                .map(|(year, usage)| (*year, *usage))
+                .map(|(year, book)| (*year, book.clone()))
                 .collect(),
             centers: self.centers.values().cloned().collect(),
+            center_years: self
+                .center_years
+                .iter()
+                .map(|(key, books)| (*key, books.clone()))
+                .collect(),
             enterprises: self.enterprises_sorted().into_iter().cloned().collect(),
             related_parties: self.related_parties.iter().copied().collect(),
             vouchers: self.vouchers_sorted().into_iter().cloned().collect(),
+            statements: self.statements.values().cloned().collect(),
+            runs: self.runs.values().cloned().collect(),
+            bank_references: self
+                .bank_references
+                .iter()
+                .map(|(reference, used)| (reference.clone(), used.clone()))
+                .collect(),
             invoices_redeemed: self.invoices_redeemed,
-            settlements: self.settlements.iter().copied().collect(),
+            legacy_settlements: self.legacy_settlements.iter().copied().collect(),
         }
     }
 
@@ -66,12 +87,13 @@ impl LedgerState {
             .into_iter()
             .map(|policy| (policy.year(), policy))
             .collect();
-        state.pools = image.pools.into_iter().collect();
+        state.years = image.years.into_iter().collect();
         state.centers = image
             .centers
             .into_iter()
             .map(|account| (account.center, account))
             .collect();
+        state.center_years = image.center_years.into_iter().collect();
         state.enterprises = image
             .enterprises
             .into_iter()
@@ -83,15 +105,29 @@ impl LedgerState {
             state
                 .contracts
                 .insert((terms.center, terms.contract_number.clone()), terms.voucher);
+            state
+                .vouchers_by_center
+                .insert((terms.center, terms.voucher));
+            state
+                .vouchers_by_enterprise
+                .insert((terms.enterprise, terms.voucher));
             if voucher.status == VoucherStatus::Active {
                 state
-                    .active_by_term_end
-                    .insert((terms.term_end, terms.voucher));
+                    .active_by_window_end
+                    .insert((terms.redemption_window_end, terms.voucher));
+                state.active_by_center.insert((terms.center, terms.voucher));
             }
             state.vouchers.insert(terms.voucher, voucher);
         }
+        state.statements = image
+            .statements
+            .into_iter()
+            .map(|statement| (statement.id, statement))
+            .collect();
+        state.runs = image.runs.into_iter().map(|run| (run.run, run)).collect();
+        state.bank_references = image.bank_references.into_iter().collect();
         state.invoices_redeemed = image.invoices_redeemed;
-        state.settlements = image.settlements.into_iter().collect();
+        state.legacy_settlements = image.legacy_settlements.into_iter().collect();
         state
     }
 }

@@ -1,53 +1,244 @@
 //! `check_invariants`: the promises every state keeps, checked after every replay, by
-//! `verify`, and after every command in the property tests. ARCHITECTURE.md states them.
+//! `verify`, and after every command in the property tests. ARCHITECTURE.md states them;
+//! the numbers below refer to its list.
 
 use std::collections::BTreeMap;
 
-use super::{LedgerState, Usage, VoucherStatus};
+use super::{LedgerState, StatementState, Usage, YearBook};
 use crate::domain::ids::ProgrammeYear;
+use crate::domain::money::Money;
+
+fn sum(amounts: impl IntoIterator<Item = Money>) -> Money {
+    amounts.into_iter().fold(Money::ZERO, Money::plus)
+}
 
 impl LedgerState {
     /// Checks every invariant the rules promise, returning a sentence per violation.
     pub fn check_invariants(&self) -> Vec<String> {
         let mut violations = Vec::new();
-        for (year, usage) in &self.pools {
-            match self.policies.get(year) {
-                Some(policy) if usage.used() > policy.annual_pool() => violations.push(format!(
-                    "pool {year}: held {} + redeemed {} exceeds pool {}",
-                    usage.held,
-                    usage.redeemed,
-                    policy.annual_pool()
-                )),
-                Some(_) => {}
-                None if usage.used().is_zero() => {}
-                None => violations.push(format!("pool {year}: usage without a policy")),
+        self.check_pools_and_caps(&mut violations);
+        self.check_money_is_conserved(&mut violations);
+        self.check_statements(&mut violations);
+        self.check_vouchers(&mut violations);
+        violations
+    }
+
+    /// 1–2. Pool = free + held + redeemed + receivables, for every year; each enterprise
+    /// within its cap; the pool's usage is the sum over enterprises.
+    fn check_pools_and_caps(&self, violations: &mut Vec<String>) {
+        for (year, book) in &self.years {
+            let usage = book.usage;
+            if self.policies.get(year).is_none() && !usage.used().is_zero() {
+                violations.push(format!("year {year}: usage without a policy"));
+            }
+            if usage.used() > book.pool {
+                violations.push(format!(
+                    "pool {year}: held {} + redeemed {} + receivable {} exceeds the pool {}",
+                    usage.held, usage.redeemed, usage.receivable, book.pool
+                ));
             }
         }
-        let mut expected_pools: BTreeMap<ProgrammeYear, Usage> = BTreeMap::new();
+        let mut expected: BTreeMap<ProgrammeYear, Usage> = BTreeMap::new();
         for account in self.enterprises_sorted() {
             for (year, usage) in &account.usage_by_year {
-                let expected = expected_pools.entry(*year).or_default();
-                expected.held = expected.held.plus(usage.held);
-                expected.redeemed = expected.redeemed.plus(usage.redeemed);
+                let total = expected.entry(*year).or_default();
+                total.held = total.held.plus(usage.held);
+                total.redeemed = total.redeemed.plus(usage.redeemed);
+                total.receivable = total.receivable.plus(usage.receivable);
                 if let Some(cap) = self.enterprise_cap(&account.enterprise, *year) {
                     if usage.used() > cap {
                         violations.push(format!(
-                            "enterprise {} {year}: held {} + redeemed {} exceeds cap {cap}",
-                            account.enterprise, usage.held, usage.redeemed
+                            "enterprise {} {year}: held {} + redeemed {} + receivable {} exceeds its cap {cap}",
+                            account.enterprise, usage.held, usage.redeemed, usage.receivable
                         ));
                     }
                 }
             }
         }
-        for (year, expected) in &expected_pools {
-            if self.pool_usage(*year) != *expected {
+        for (year, book) in &self.years {
+            let total = expected.remove(year).unwrap_or_default();
+            if total != book.usage {
                 violations.push(format!(
                     "pool {year}: {:?} differs from the sum over enterprises {:?}",
-                    self.pool_usage(*year),
-                    expected
+                    book.usage, total
                 ));
             }
         }
+        for (year, total) in expected {
+            if total != Usage::default() {
+                violations.push(format!(
+                    "enterprises use {total:?} of {year}, which has no books"
+                ));
+            }
+        }
+    }
+
+    /// 3–5. Every fen of subsidy granted is in exactly one of: reversed before
+    /// settlement, unsettled, an open statement, a paid statement, or clawed back; and
+    /// every clawback is outstanding, offset or repaid. Per center-year, redemptions are
+    /// counted once: granted = reversed before settlement + unsettled + settled.
+    fn check_money_is_conserved(&self, violations: &mut Vec<String>) {
+        let mut totals: BTreeMap<ProgrammeYear, YearBook> = BTreeMap::new();
+        for ((center, year), books) in &self.center_years {
+            let place = format!("center {center} {year}");
+            if books.granted
+                != books
+                    .reversed_unsettled
+                    .plus(books.unsettled)
+                    .plus(books.settled)
+            {
+                violations.push(format!(
+                    "{place}: granted {} differs from reversed before settlement {} + unsettled {} + settled {}",
+                    books.granted, books.reversed_unsettled, books.unsettled, books.settled
+                ));
+            }
+            if books.granted_count
+                != books.reversed_unsettled_count + books.unsettled_count + books.settled_count
+            {
+                violations.push(format!(
+                    "{place}: {} redemptions differ from {} reversed before settlement + {} unsettled + {} settled",
+                    books.granted_count,
+                    books.reversed_unsettled_count,
+                    books.unsettled_count,
+                    books.settled_count
+                ));
+            }
+            let items = sum(books.receivables.iter().map(|item| item.outstanding));
+            if items != books.outstanding() || books.offset.plus(books.repaid) > books.clawed_back {
+                violations.push(format!(
+                    "{place}: receivable items {items} differ from clawed back {} - offset {} - repaid {}",
+                    books.clawed_back, books.offset, books.repaid
+                ));
+            }
+            if !books
+                .settlements
+                .windows(2)
+                .all(|pair| pair[0].0 < pair[1].0)
+            {
+                violations.push(format!(
+                    "{place}: settlement cutoffs are not increasing, so a redemption could be in two statements"
+                ));
+            }
+            let statements_gross = sum(books
+                .settlements
+                .iter()
+                .filter_map(|(_, statement)| statement.and_then(|id| self.statements.get(&id)))
+                .map(|statement| statement.gross));
+            let legacy = books
+                .settlements
+                .iter()
+                .any(|(_, statement)| statement.is_none());
+            if !legacy && statements_gross != books.settled {
+                violations.push(format!(
+                    "{place}: statements hold {statements_gross}, the books say {} was settled",
+                    books.settled
+                ));
+            }
+            let total = totals.entry(*year).or_default();
+            total.granted = total.granted.plus(books.granted);
+            total.reversed_unsettled = total.reversed_unsettled.plus(books.reversed_unsettled);
+            total.unsettled = total.unsettled.plus(books.unsettled);
+            total.settled = total.settled.plus(books.settled);
+            total.clawed_back = total.clawed_back.plus(books.clawed_back);
+            total.offset = total.offset.plus(books.offset);
+            total.repaid = total.repaid.plus(books.repaid);
+            total.paid = total.paid.plus(books.paid);
+        }
+        for (year, book) in &self.years {
+            let total = totals.remove(year).unwrap_or_default();
+            let buckets = book
+                .reversed_unsettled
+                .plus(book.unsettled)
+                .plus(book.standing_open)
+                .plus(book.standing_paid)
+                .plus(book.clawed_back);
+            if book.granted != buckets {
+                violations.push(format!(
+                    "year {year}: granted {} differs from reversed before settlement {} + unsettled {} + open statements {} + paid statements {} + clawed back {}",
+                    book.granted, book.reversed_unsettled, book.unsettled, book.standing_open, book.standing_paid, book.clawed_back
+                ));
+            }
+            if book.offset.plus(book.repaid) > book.clawed_back {
+                violations.push(format!(
+                    "year {year}: offset {} + repaid {} exceed clawed back {}",
+                    book.offset, book.repaid, book.clawed_back
+                ));
+            }
+            if book.usage.receivable != book.outstanding() {
+                violations.push(format!(
+                    "year {year}: the pool's receivable {} differs from clawed back {} - offset {} - repaid {}",
+                    book.usage.receivable, book.clawed_back, book.offset, book.repaid
+                ));
+            }
+            let standing = book
+                .unsettled
+                .plus(book.standing_open)
+                .plus(book.standing_paid);
+            if book.usage.redeemed != standing {
+                violations.push(format!(
+                    "year {year}: the pool's redeemed {} differs from the subsidy that stands {standing}",
+                    book.usage.redeemed
+                ));
+            }
+            for (what, expected, found) in [
+                ("granted", book.granted, total.granted),
+                (
+                    "reversed before settlement",
+                    book.reversed_unsettled,
+                    total.reversed_unsettled,
+                ),
+                ("unsettled", book.unsettled, total.unsettled),
+                ("settled", book.settled, total.settled),
+                ("clawed back", book.clawed_back, total.clawed_back),
+                ("offset", book.offset, total.offset),
+                ("repaid", book.repaid, total.repaid),
+                ("paid", book.paid, total.paid),
+            ] {
+                if expected != found {
+                    violations.push(format!(
+                        "year {year}: {what} {expected} differs from the sum over centers {found}"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// 6. Statements: net = gross - offset; a paid statement is paid by exactly its net
+    /// (or had nothing to pay); clawbacks of its invoices never exceed its gross.
+    fn check_statements(&self, violations: &mut Vec<String>) {
+        for statement in self.statements.values() {
+            let id = statement.id;
+            if statement.gross.checked_minus(statement.clawback_offset) != Some(statement.net) {
+                violations.push(format!(
+                    "statement {id}: net {} is not gross {} - offset {}",
+                    statement.net, statement.gross, statement.clawback_offset
+                ));
+            }
+            if statement.clawed_back > statement.gross {
+                violations.push(format!(
+                    "statement {id}: clawed back {} exceeds its gross {}",
+                    statement.clawed_back, statement.gross
+                ));
+            }
+            let paid_by = statement.current_payment().map(|payment| payment.amount);
+            let consistent = match statement.state {
+                StatementState::Paid => {
+                    paid_by == Some(statement.net) || (paid_by.is_none() && statement.net.is_zero())
+                }
+                StatementState::Open | StatementState::Returned => paid_by.is_none(),
+            };
+            if !consistent {
+                violations.push(format!(
+                    "statement {id}: state {} does not match its payments",
+                    statement.state.name()
+                ));
+            }
+        }
+    }
+
+    /// 7. Vouchers: face value = remaining + subsidy standing + clawbacks outstanding +
+    /// released; subsidy ≤ ceiling × fee; invoiced ≤ fee.
+    fn check_vouchers(&self, violations: &mut Vec<String>) {
         for voucher in self.vouchers_sorted() {
             let terms = &voucher.terms;
             let ceiling = terms.contract_fee.as_decimal() * terms.ceiling.as_decimal();
@@ -63,22 +254,17 @@ impl LedgerState {
                     terms.voucher, voucher.invoiced_total, terms.contract_fee
                 ));
             }
-            let accounted = voucher
-                .remaining
-                .plus(voucher.subsidy_total)
-                .plus(voucher.released);
-            if voucher.status == VoucherStatus::Active && accounted != terms.face_value {
+            if voucher.accounted() != terms.face_value {
                 violations.push(format!(
-                    "voucher {}: remaining {} + redeemed {} differs from face {}",
-                    terms.voucher, voucher.remaining, voucher.subsidy_total, terms.face_value
+                    "voucher {}: remaining {} + subsidy {} + clawbacks {} + released {} differs from face value {}",
+                    terms.voucher,
+                    voucher.remaining,
+                    voucher.subsidy_total,
+                    voucher.clawback_outstanding,
+                    voucher.released,
+                    terms.face_value
                 ));
             }
-            if voucher.subsidy_total.plus(voucher.released) > terms.face_value
-                && voucher.status == VoucherStatus::Active
-            {
-                violations.push(format!("voucher {}: balance below zero", terms.voucher));
-            }
         }
-        violations
     }
 }

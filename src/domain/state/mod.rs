@@ -19,7 +19,7 @@ mod invariants;
 mod invoice_cache;
 mod queries;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rustc_hash::FxHashMap;
 
@@ -29,22 +29,25 @@ pub use invoice_cache::{InvoiceCache, InvoiceLookup};
 use super::command::{CenterStatus, ListingBasis};
 use super::event::VoucherApproved;
 use super::ids::{
-    ContractNumber, Date, DeliveryProof, LegalName, ProgrammeYear, Reason, SettlementId, Timestamp,
-    Uscc, VoucherId,
+    BankReference, ContractNumber, Date, DeliveryProof, LegalName, ProgrammeYear, Reason,
+    SettlementId, SettlementRunId, StatementId, Timestamp, Uscc, VoucherId,
 };
 use super::money::Money;
 use super::policy::{FacilityTier, ProgrammePolicy};
 
-/// Held (approved, not yet redeemed) and redeemed amounts against a limit.
+/// What a year's pool (or an enterprise's cap for a year) is used for: face value held
+/// by approved vouchers, subsidy redeemed and standing, and subsidy clawed back from a
+/// center but not yet recovered (a receivable still uses the pool).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct Usage {
     pub held: Money,
     pub redeemed: Money,
+    pub receivable: Money,
 }
 
 impl Usage {
     pub fn used(self) -> Money {
-        self.held.plus(self.redeemed)
+        self.held.plus(self.redeemed).plus(self.receivable)
     }
 
     /// What is left under `limit`; zero if the limit was lowered below use.
@@ -64,21 +67,195 @@ pub struct CenterAccount {
     pub redeemed_total: Money,
     /// Gross subsidy ever reversed.
     pub reversed_total: Money,
-    /// Subsidy redeemed (net of reversals) since the last settlement: what is due.
-    pub unsettled: Money,
-    /// Subsidy of settled invoices later reversed, not yet offset: what the center owes.
-    pub clawback_owed: Money,
-    /// Everything the finance bureau has paid this center.
+    /// Everything the finance bureau has paid this center (net of returned payments).
     pub paid_total: Money,
-    /// Number of settlements so far; an invoice redeemed at epoch `e` is settled once
-    /// `settlement_epoch > e`.
-    pub settlement_epoch: u32,
 }
 
-impl CenterAccount {
-    /// Net amount due now: unsettled subsidy minus clawbacks (zero if clawbacks exceed).
-    pub fn amount_due(&self) -> Money {
-        self.unsettled.saturating_minus(self.clawback_owed)
+/// A clawback the center owes: the subsidy of a settled invoice it reversed, recovered
+/// first-in, first-out by later statements' offsets and by repayments.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ReceivableItem {
+    /// Sequence of the `InvoiceReversed` event that created it.
+    pub reversal: u64,
+    pub voucher: VoucherId,
+    pub enterprise: Uscc,
+    pub outstanding: Money,
+}
+
+/// One center's books for one programme year.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct CenterYear {
+    /// Gross subsidy of every redemption, and how many.
+    pub granted: Money,
+    pub granted_count: u64,
+    /// Redemptions reversed before any statement held them.
+    pub reversed_unsettled: Money,
+    pub reversed_unsettled_count: u64,
+    /// Redemptions not yet in a statement (and not reversed).
+    pub unsettled: Money,
+    pub unsettled_count: u64,
+    /// Subsidy that went into statements (gross).
+    pub settled: Money,
+    pub settled_count: u64,
+    /// Each settlement's cutoff sequence, in order, with its statement (`None` for a
+    /// format-v1 `CenterSettled`). A redemption at sequence `q` belongs to the first
+    /// entry whose cutoff is above `q`; one above the last cutoff is unsettled.
+    pub settlements: Vec<(u64, Option<StatementId>)>,
+    /// Outstanding clawbacks, oldest first.
+    pub receivables: VecDeque<ReceivableItem>,
+    /// Clawed back in total; recovered by offset; recovered by repayment.
+    pub clawed_back: Money,
+    pub offset: Money,
+    pub repaid: Money,
+    /// Net paid for this year's statements (after returns).
+    pub paid: Money,
+}
+
+impl CenterYear {
+    /// Receivables not yet recovered.
+    pub fn outstanding(&self) -> Money {
+        self.clawed_back
+            .saturating_minus(self.offset)
+            .saturating_minus(self.repaid)
+    }
+
+    /// The cutoff of the last settlement (0 when none): redemptions before it are settled.
+    pub fn last_cutoff(&self) -> u64 {
+        self.settlements.last().map_or(0, |(cutoff, _)| *cutoff)
+    }
+
+    /// The settlement a redemption at `sequence` belongs to, if it is settled.
+    pub fn settlement_of(&self, sequence: u64) -> Option<(u64, Option<StatementId>)> {
+        let index = self
+            .settlements
+            .partition_point(|(cutoff, _)| *cutoff <= sequence);
+        self.settlements.get(index).copied()
+    }
+}
+
+/// The state of a statement.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub enum StatementState {
+    /// Issued, not paid.
+    Open,
+    /// Payment confirmed, or nothing to pay (net 0.00).
+    Paid,
+    /// A payment was returned by the bank: open for payment again.
+    Returned,
+}
+
+impl StatementState {
+    pub fn name(self) -> &'static str {
+        match self {
+            StatementState::Open => "open",
+            StatementState::Paid => "paid",
+            StatementState::Returned => "returned",
+        }
+    }
+}
+
+/// A payment of a statement, and its return if the bank sent it back.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct PaymentRecord {
+    pub bank_reference: BankReference,
+    pub amount: Money,
+    pub value_date: Date,
+    /// Sequence of its `PaymentConfirmed` event.
+    pub sequence: u64,
+    /// The return's reason and the sequence of its `PaymentReturned` event.
+    pub returned: Option<(Reason, u64)>,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Statement {
+    pub id: StatementId,
+    pub run: SettlementRunId,
+    pub center: Uscc,
+    pub year: ProgrammeYear,
+    pub issued_at: Timestamp,
+    /// Redemptions with a sequence in `previous_cutoff..cutoff` are in it.
+    pub previous_cutoff: u64,
+    pub cutoff: u64,
+    pub invoices: u64,
+    pub gross: Money,
+    pub clawback_offset: Money,
+    pub net: Money,
+    pub state: StatementState,
+    pub payments: Vec<PaymentRecord>,
+    /// Subsidy of its invoices reversed after it was issued (clawbacks).
+    pub clawed_back: Money,
+}
+
+impl Statement {
+    /// The subsidy of its invoices that still stands.
+    pub fn standing(&self) -> Money {
+        self.gross.saturating_minus(self.clawed_back)
+    }
+
+    /// The payment that pays it now, if it is paid by one.
+    pub fn current_payment(&self) -> Option<&PaymentRecord> {
+        self.payments
+            .last()
+            .filter(|payment| payment.returned.is_none() && self.state == StatementState::Paid)
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SettlementRun {
+    pub run: SettlementRunId,
+    pub year: ProgrammeYear,
+    /// The sequence of its `SettlementRunCreated` event.
+    pub cutoff: u64,
+    pub statements: Vec<StatementId>,
+}
+
+/// What a bank reference was used for (each is used once).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum BankUse {
+    Payment {
+        statement: StatementId,
+    },
+    Repayment {
+        center: Uscc,
+        year: ProgrammeYear,
+        amount: Money,
+        value_date: Date,
+        sequence: u64,
+    },
+}
+
+/// A programme year's books: its pool and where every fen of it is.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct YearBook {
+    /// The pool in force: the policy's, or the last adjustment.
+    pub pool: Money,
+    pub usage: Usage,
+    /// Sequence of its `ProgrammeYearClosed` event, once closed.
+    pub closed: Option<u64>,
+    /// Face value ever approved.
+    pub approved: Money,
+    /// Face value returned to the pool: released vouchers, and recovered clawbacks.
+    pub released: Money,
+    /// Subsidy: granted by redemptions; reversed before settlement; unsettled; in
+    /// statements still open or returned, and paid (standing, after clawbacks); clawed back.
+    pub granted: Money,
+    pub reversed_unsettled: Money,
+    pub unsettled: Money,
+    pub standing_open: Money,
+    pub standing_paid: Money,
+    pub settled: Money,
+    pub clawed_back: Money,
+    pub offset: Money,
+    pub repaid: Money,
+    /// Net paid to centers (after returns).
+    pub paid: Money,
+}
+
+impl YearBook {
+    pub fn outstanding(&self) -> Money {
+        self.clawed_back
+            .saturating_minus(self.offset)
+            .saturating_minus(self.repaid)
     }
 }
 
@@ -101,6 +278,8 @@ pub enum VoucherStatus {
     Active,
     Expired,
     Cancelled,
+    /// Its center was delisted.
+    Withdrawn,
 }
 
 impl VoucherStatus {
@@ -109,6 +288,7 @@ impl VoucherStatus {
             VoucherStatus::Active => "active",
             VoucherStatus::Expired => "expired",
             VoucherStatus::Cancelled => "cancelled",
+            VoucherStatus::Withdrawn => "withdrawn",
         }
     }
 }
@@ -116,20 +296,35 @@ impl VoucherStatus {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Voucher {
     pub terms: VoucherApproved,
+    /// Sequence of its `VoucherApproved` event (a retried approval is answered with it).
+    pub approved_sequence: u64,
     pub status: VoucherStatus,
     /// Face value still available for redemption (zero once released).
     pub remaining: Money,
-    /// Net subsidy redeemed on this contract (after reversals).
+    /// Subsidy redeemed on this contract that stands (after reversals).
     pub subsidy_total: Money,
     /// Net amount invoiced on this contract (after reversals).
     pub invoiced_total: Money,
-    /// Face value given back to cap and pool when the voucher closed.
+    /// Face value given back to cap and pool (release, recovered clawbacks).
     pub released: Money,
+    /// Subsidy of its settled invoices reversed and not yet recovered from the center.
+    pub clawback_outstanding: Money,
     pub invoice_count: u32,
 }
 
+impl Voucher {
+    /// face value = remaining + subsidy standing + clawbacks outstanding + released.
+    pub fn accounted(&self) -> Money {
+        self.remaining
+            .plus(self.subsidy_total)
+            .plus(self.clawback_outstanding)
+            .plus(self.released)
+    }
+}
+
 /// What the ledger keeps per posted invoice: enough to answer a retry with the original
-/// outcome, to detect a conflicting repost, and to reverse it.
+/// outcome, to detect a conflicting repost, and to reverse it. Whether it is settled
+/// follows from its sequence and its center's settlements (see [`CenterYear`]).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct InvoiceEntry {
     pub voucher: VoucherId,
@@ -139,8 +334,15 @@ pub struct InvoiceEntry {
     pub subsidy: Money,
     /// Sequence number of the `InvoiceRedeemed` event.
     pub sequence: u64,
-    pub settlement_epoch: u32,
-    pub reversed: bool,
+    /// Sequence number of the `InvoiceReversed` event, once reversed (0 when an older
+    /// format recorded only that it was reversed).
+    pub reversed_at: Option<u64>,
+}
+
+impl InvoiceEntry {
+    pub fn is_reversed(&self) -> bool {
+        self.reversed_at.is_some()
+    }
 }
 
 /// The whole in-memory state. Private fields; read through the query methods.
@@ -149,20 +351,31 @@ pub struct LedgerState {
     pub(super) last_sequence: u64,
     pub(super) last_time: Timestamp,
     pub(super) policies: BTreeMap<ProgrammeYear, ProgrammePolicy>,
-    pub(super) pools: BTreeMap<ProgrammeYear, Usage>,
+    pub(super) years: BTreeMap<ProgrammeYear, YearBook>,
     pub(super) centers: BTreeMap<Uscc, CenterAccount>,
+    pub(super) center_years: BTreeMap<(Uscc, ProgrammeYear), CenterYear>,
     pub(super) enterprises: FxHashMap<Uscc, EnterpriseAccount>,
     pub(super) related_parties: BTreeSet<(Uscc, Uscc)>,
     pub(super) vouchers: FxHashMap<VoucherId, Voucher>,
     pub(super) contracts: FxHashMap<(Uscc, ContractNumber), VoucherId>,
-    /// Active vouchers by the last day of their term, for expiry in a stable order.
-    pub(super) active_by_term_end: BTreeSet<(Date, VoucherId)>,
+    /// Active vouchers by the last day of their redemption window, for expiry in a
+    /// stable order.
+    pub(super) active_by_window_end: BTreeSet<(Date, VoucherId)>,
+    /// Active vouchers by center, for delisting.
+    pub(super) active_by_center: BTreeSet<(Uscc, VoucherId)>,
+    /// Every voucher by center and by enterprise, for paged listings.
+    pub(super) vouchers_by_center: BTreeSet<(Uscc, VoucherId)>,
+    pub(super) vouchers_by_enterprise: BTreeSet<(Uscc, VoucherId)>,
+    pub(super) statements: BTreeMap<StatementId, Statement>,
+    pub(super) runs: BTreeMap<SettlementRunId, SettlementRun>,
+    pub(super) bank_references: BTreeMap<BankReference, BankUse>,
     /// The invoices the state machine may consult now. Not a projection: it is left out
     /// of images and of [`LedgerState::same_projections`].
     pub(super) invoice_cache: InvoiceCache,
     /// Invoices ever redeemed (a count; the entries live in the store's index).
     pub(super) invoices_redeemed: u64,
-    pub(super) settlements: BTreeSet<SettlementId>,
+    /// Settlements recorded by format v1's `CenterSettled`.
+    pub(super) legacy_settlements: BTreeSet<SettlementId>,
 }
 
 impl LedgerState {
@@ -179,6 +392,12 @@ impl LedgerState {
             invoice_cache: InvoiceCache::bounded(),
             ..LedgerState::default()
         }
+    }
+
+    /// The events a command may append are bounded; this one is for the sizes of the
+    /// registry (see `limits`).
+    pub fn centers_registered(&self) -> usize {
+        self.centers.len()
     }
 
     /// The invoice cache, for the ledger's prefetch and eviction.

@@ -1,11 +1,20 @@
 //! Read-only questions about the state, asked by the state machine, the API and reports.
-//! Listings come back in a stable order (never hash-map order).
+//! Listings come back in a stable order (never hash-map order), and the paged ones cost
+//! O(page): they walk an ordered index from a cursor.
 
-use super::{CenterAccount, EnterpriseAccount, InvoiceEntry, LedgerState, Usage, Voucher};
-use crate::domain::ids::{ContractNumber, InvoiceNumber, ProgrammeYear, SettlementId, Timestamp};
-use crate::domain::ids::{Uscc, VoucherId};
+use std::ops::Bound;
+
+use super::{
+    CenterAccount, CenterYear, EnterpriseAccount, InvoiceEntry, LedgerState, SettlementRun,
+    Statement, Usage, Voucher, YearBook,
+};
+use crate::domain::ids::{
+    BankReference, ContractNumber, InvoiceNumber, ProgrammeYear, SettlementId, SettlementRunId,
+    StatementId, Timestamp, Uscc, VoucherId,
+};
 use crate::domain::money::Money;
 use crate::domain::policy::ProgrammePolicy;
+use crate::domain::state::BankUse;
 
 impl LedgerState {
     pub fn last_sequence(&self) -> u64 {
@@ -25,8 +34,33 @@ impl LedgerState {
         self.policies.values()
     }
 
+    /// A year's books (pool, usage, settlement buckets), if its policy is published.
+    pub fn year(&self, year: ProgrammeYear) -> Option<&YearBook> {
+        self.years.get(&year)
+    }
+
+    /// Years with books, in order.
+    pub fn years(&self) -> impl Iterator<Item = (&ProgrammeYear, &YearBook)> {
+        self.years.iter()
+    }
+
+    /// The pool in force for `year` (the policy's, or the last adjustment).
+    pub fn pool(&self, year: ProgrammeYear) -> Option<Money> {
+        self.policies.get(&year)?;
+        Some(self.years.get(&year).map_or(Money::ZERO, |book| book.pool))
+    }
+
     pub fn pool_usage(&self, year: ProgrammeYear) -> Usage {
-        self.pools.get(&year).copied().unwrap_or_default()
+        self.years
+            .get(&year)
+            .map(|book| book.usage)
+            .unwrap_or_default()
+    }
+
+    pub fn year_closed(&self, year: ProgrammeYear) -> bool {
+        self.years
+            .get(&year)
+            .is_some_and(|book| book.closed.is_some())
     }
 
     pub fn center(&self, center: &Uscc) -> Option<&CenterAccount> {
@@ -36,6 +70,48 @@ impl LedgerState {
     /// Centers in USCC order.
     pub fn centers(&self) -> impl Iterator<Item = &CenterAccount> {
         self.centers.values()
+    }
+
+    /// A center's books for a year.
+    pub fn center_year(&self, center: &Uscc, year: ProgrammeYear) -> Option<&CenterYear> {
+        self.center_years.get(&(*center, year))
+    }
+
+    /// Every center-year's books, in (center, year) order.
+    pub fn center_years(&self) -> impl Iterator<Item = (&(Uscc, ProgrammeYear), &CenterYear)> {
+        self.center_years.iter()
+    }
+
+    /// A center's books of every year, in year order.
+    pub fn center_years_of(
+        &self,
+        center: &Uscc,
+    ) -> impl Iterator<Item = (ProgrammeYear, &CenterYear)> {
+        self.center_years
+            .range((*center, ProgrammeYear::MIN)..=(*center, ProgrammeYear::MAX))
+            .map(|((_, year), books)| (*year, books))
+    }
+
+    /// Subsidy of a center not yet in a statement, over every year.
+    pub fn center_unsettled(&self, center: &Uscc) -> Money {
+        self.center_years_of(center)
+            .fold(Money::ZERO, |sum, (_, books)| sum.plus(books.unsettled))
+    }
+
+    /// Receivables a center owes, over every year.
+    pub fn center_outstanding(&self, center: &Uscc) -> Money {
+        self.center_years_of(center)
+            .fold(Money::ZERO, |sum, (_, books)| sum.plus(books.outstanding()))
+    }
+
+    /// What the bureau owes a center now: the net of its statements not yet paid.
+    pub fn center_amount_due(&self, center: &Uscc) -> Money {
+        self.statements
+            .values()
+            .filter(|statement| {
+                statement.center == *center && statement.state != super::StatementState::Paid
+            })
+            .fold(Money::ZERO, |sum, statement| sum.plus(statement.net))
     }
 
     pub fn enterprise(&self, enterprise: &Uscc) -> Option<&EnterpriseAccount> {
@@ -82,11 +158,58 @@ impl LedgerState {
         self.vouchers.get(voucher)
     }
 
-    /// Vouchers in id order (sorted here because the map is a hash map).
+    /// Vouchers in id order (sorted here because the map is a hash map). O(n log n):
+    /// for reports and checks, never for a request path (use the paged listings).
     pub fn vouchers_sorted(&self) -> Vec<&Voucher> {
         let mut vouchers: Vec<&Voucher> = self.vouchers.values().collect();
         vouchers.sort_unstable_by_key(|voucher| voucher.terms.voucher);
         vouchers
+    }
+
+    /// Up to `limit` vouchers of a center, in id order, after `after`. O(limit).
+    pub fn vouchers_of_center(
+        &self,
+        center: &Uscc,
+        after: Option<VoucherId>,
+        limit: usize,
+    ) -> Vec<&Voucher> {
+        page_of(
+            &self.vouchers_by_center,
+            &self.vouchers,
+            center,
+            after,
+            limit,
+        )
+    }
+
+    /// Up to `limit` vouchers of an enterprise, in id order, after `after`. O(limit).
+    pub fn vouchers_of_enterprise(
+        &self,
+        enterprise: &Uscc,
+        after: Option<VoucherId>,
+        limit: usize,
+    ) -> Vec<&Voucher> {
+        page_of(
+            &self.vouchers_by_enterprise,
+            &self.vouchers,
+            enterprise,
+            after,
+            limit,
+        )
+    }
+
+    /// Active vouchers of a center, in id order.
+    pub fn active_vouchers_of_center(&self, center: &Uscc) -> impl Iterator<Item = VoucherId> + '_ {
+        self.active_by_center
+            .range((*center, VoucherId::MIN)..=(*center, VoucherId::MAX))
+            .map(|(_, voucher)| *voucher)
+    }
+
+    /// Active vouchers by the end of their redemption window, earliest first.
+    pub fn active_vouchers_by_window_end(
+        &self,
+    ) -> impl Iterator<Item = &(crate::domain::ids::Date, VoucherId)> {
+        self.active_by_window_end.iter()
     }
 
     pub fn voucher_for_contract(
@@ -103,6 +226,25 @@ impl LedgerState {
         self.invoice_cache.get(center, invoice_number)
     }
 
+    /// Whether an invoice of `center` on a voucher of `year` is in a statement, and which
+    /// (`None` inside `Some` for a format-v1 settlement). It is when a settlement's cutoff
+    /// came after its redemption and it was not reversed before that cutoff.
+    pub fn invoice_settlement(
+        &self,
+        center: &Uscc,
+        year: ProgrammeYear,
+        entry: &InvoiceEntry,
+    ) -> Option<Option<StatementId>> {
+        let (cutoff, statement) = self
+            .center_years
+            .get(&(*center, year))?
+            .settlement_of(entry.sequence)?;
+        match entry.reversed_at {
+            Some(reversed_at) if reversed_at < cutoff => None,
+            _ => Some(statement),
+        }
+    }
+
     /// Invoices ever redeemed.
     pub fn invoices_redeemed(&self) -> u64 {
         self.invoices_redeemed
@@ -113,12 +255,75 @@ impl LedgerState {
         self.invoice_cache.len()
     }
 
-    pub fn settlement_recorded(&self, settlement: &SettlementId) -> bool {
-        self.settlements.contains(settlement)
+    pub fn statement(&self, statement: &StatementId) -> Option<&Statement> {
+        self.statements.get(statement)
     }
 
-    /// Settlement ids ever recorded, in order.
-    pub fn settlements(&self) -> impl Iterator<Item = &SettlementId> {
-        self.settlements.iter()
+    /// Statements after `after`, in id order (the order they were issued), that pass
+    /// `keep`; at most `limit`, looking at no more than `scan_limit` statements so a
+    /// narrow filter cannot make one page expensive. Returns the page and the id the
+    /// next page starts after, if the scan stopped early.
+    pub fn statements_page(
+        &self,
+        after: Option<StatementId>,
+        limit: usize,
+        scan_limit: usize,
+        keep: impl Fn(&Statement) -> bool,
+    ) -> (Vec<&Statement>, Option<StatementId>) {
+        let start = match after {
+            Some(after) => Bound::Excluded(after),
+            None => Bound::Unbounded,
+        };
+        let mut page = Vec::new();
+        let mut last_seen = None;
+        for (scanned, (id, statement)) in
+            self.statements.range((start, Bound::Unbounded)).enumerate()
+        {
+            if page.len() == limit || scanned == scan_limit {
+                return (page, last_seen);
+            }
+            last_seen = Some(*id);
+            if keep(statement) {
+                page.push(statement);
+            }
+        }
+        (page, None)
     }
+
+    pub fn run(&self, run: &SettlementRunId) -> Option<&SettlementRun> {
+        self.runs.get(run)
+    }
+
+    /// What a bank reference was used for.
+    pub fn bank_reference(&self, reference: &BankReference) -> Option<&BankUse> {
+        self.bank_references.get(reference)
+    }
+
+    /// Settlements recorded by format v1, in order.
+    pub fn legacy_settlements(&self) -> impl Iterator<Item = &SettlementId> {
+        self.legacy_settlements.iter()
+    }
+
+    pub fn settlement_recorded(&self, settlement: &SettlementId) -> bool {
+        self.legacy_settlements.contains(settlement)
+    }
+}
+
+/// Up to `limit` values of `owner` from an (owner, id) index, after `after`.
+fn page_of<'a>(
+    index: &std::collections::BTreeSet<(Uscc, VoucherId)>,
+    vouchers: &'a rustc_hash::FxHashMap<VoucherId, Voucher>,
+    owner: &Uscc,
+    after: Option<VoucherId>,
+    limit: usize,
+) -> Vec<&'a Voucher> {
+    let start = match after {
+        Some(after) => Bound::Excluded((*owner, after)),
+        None => Bound::Included((*owner, VoucherId::MIN)),
+    };
+    index
+        .range((start, Bound::Included((*owner, VoucherId::MAX))))
+        .take(limit)
+        .filter_map(|(_, voucher)| vouchers.get(voucher))
+        .collect()
 }

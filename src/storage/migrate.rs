@@ -1,0 +1,73 @@
+//! Bringing an older data directory up to the current format when it is first opened for
+//! writing. The log is never rewritten: migrations only add what a newer format derives
+//! from it, so a migrated directory still verifies against the same chain.
+//!
+//! - 1 → 2: build the `invoice_order` family (each invoice's place in its center's year,
+//!   in log order) by one pass over the log, then write the version 2 marker.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+use super::record::genesis_chain_hash;
+use super::store::{CommitBatch, EventStore, StoreError};
+use crate::domain::{Event, ProgrammeYear, VoucherId};
+
+/// Invoices written per batch while building the order index.
+const MIGRATION_BATCH: usize = 16_384;
+
+pub(super) fn to_current(store: &mut EventStore) -> Result<(), StoreError> {
+    if store.format_version() < 2 {
+        build_invoice_order(store)?;
+    }
+    store.write_format_marker()
+}
+
+fn build_invoice_order(store: &EventStore) -> Result<(), StoreError> {
+    tracing::info!("data directory format 1: building the invoice order index from the log");
+    let mut years: HashMap<VoucherId, ProgrammeYear> = HashMap::new();
+    let mut batch = CommitBatch::default();
+    let mut pending = 0usize;
+    let mut failure: Option<StoreError> = None;
+    let read = store.read_log(1, genesis_chain_hash(), |logged| {
+        let step = match &logged.event {
+            Event::VoucherApproved(approved) => {
+                years.insert(approved.voucher, approved.year);
+                Ok(())
+            }
+            Event::InvoiceRedeemed(redeemed) => match years.get(&redeemed.voucher) {
+                Some(year) => store.put_invoice_order(
+                    &mut batch,
+                    &redeemed.center,
+                    *year,
+                    logged.sequence,
+                    &redeemed.invoice_number,
+                ),
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        };
+        if let Err(error) = step {
+            failure = Some(error);
+            return ControlFlow::Break(());
+        }
+        if matches!(logged.event, Event::InvoiceRedeemed(_)) {
+            pending += 1;
+        }
+        if pending >= MIGRATION_BATCH {
+            pending = 0;
+            if let Err(error) = store.commit(std::mem::take(&mut batch)) {
+                failure = Some(error);
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    read.map_err(|error| StoreError::Corrupt {
+        what: "the log, while building the invoice order index".into(),
+        reason: error.to_string(),
+    })?;
+    store.commit(batch)
+}

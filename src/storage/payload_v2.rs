@@ -1,0 +1,499 @@
+//! Record format v2's payloads: who sent the command, then the event, written field by
+//! field with `storage::codec` (no serde, no bincode), in the order below. The event type
+//! is in the record frame; this layout is per type.
+//!
+//! ```text
+//! origin  = role u8 (0 bureau, 1 center, 2 enterprise, 3 auditor, 4 system)
+//!           | principal name (text) | request id (text, empty when none)
+//! text    = u32 length + UTF-8;  money = i64 fen;  date = i32 days since 1970-01-01
+//! uuid    = 16 bytes;  uscc = 18 ASCII bytes;  year = u16;  rate = u16 basis points
+//! ```
+//!
+//! Every field a type has is written; nothing is optional except where an `u8` flag says
+//! so (a release's reason). `tests/fixtures/` pins every type's bytes.
+
+use super::codec::{CodecError, Reader, Writer};
+use crate::domain::{
+    BankReference, CenterStatus, Event, FacilityTier, InvoiceRedeemed, InvoiceReversed,
+    ListingBasis, Origin, Principal, PrincipalRole, ProgrammePolicy, ReleaseCause, RequestId,
+    StatementId, StatementIssued, VoucherApproved,
+};
+
+fn fail(reason: impl Into<String>) -> CodecError {
+    CodecError {
+        reason: reason.into(),
+    }
+}
+
+// -------------------------------------------------------------- enums as stable bytes
+
+fn role_byte(role: PrincipalRole) -> u8 {
+    match role {
+        PrincipalRole::Bureau => 0,
+        PrincipalRole::Center => 1,
+        PrincipalRole::Enterprise => 2,
+        PrincipalRole::Auditor => 3,
+        PrincipalRole::System => 4,
+    }
+}
+
+fn role_from(byte: u8) -> Result<PrincipalRole, CodecError> {
+    match byte {
+        0 => Ok(PrincipalRole::Bureau),
+        1 => Ok(PrincipalRole::Center),
+        2 => Ok(PrincipalRole::Enterprise),
+        3 => Ok(PrincipalRole::Auditor),
+        4 => Ok(PrincipalRole::System),
+        other => Err(fail(format!("{other} is not a known principal role"))),
+    }
+}
+
+pub(super) fn tier_byte(tier: FacilityTier) -> u8 {
+    match tier {
+        FacilityTier::Domestic => 0,
+        FacilityTier::MaasMultimodal => 1,
+        FacilityTier::Other => 2,
+    }
+}
+
+pub(super) fn tier_from(byte: u8) -> Result<FacilityTier, CodecError> {
+    match byte {
+        0 => Ok(FacilityTier::Domestic),
+        1 => Ok(FacilityTier::MaasMultimodal),
+        2 => Ok(FacilityTier::Other),
+        other => Err(fail(format!("{other} is not a known facility tier"))),
+    }
+}
+
+pub(super) fn listing_byte(basis: ListingBasis) -> u8 {
+    match basis {
+        ListingBasis::PlanningLayout => 0,
+        ListingBasis::MatchmakingPartner => 1,
+    }
+}
+
+pub(super) fn listing_from(byte: u8) -> Result<ListingBasis, CodecError> {
+    match byte {
+        0 => Ok(ListingBasis::PlanningLayout),
+        1 => Ok(ListingBasis::MatchmakingPartner),
+        other => Err(fail(format!("{other} is not a known listing basis"))),
+    }
+}
+
+pub(super) fn center_status_byte(status: CenterStatus) -> u8 {
+    match status {
+        CenterStatus::Active => 0,
+        CenterStatus::Suspended => 1,
+        CenterStatus::Delisted => 2,
+    }
+}
+
+pub(super) fn center_status_from(byte: u8) -> Result<CenterStatus, CodecError> {
+    match byte {
+        0 => Ok(CenterStatus::Active),
+        1 => Ok(CenterStatus::Suspended),
+        2 => Ok(CenterStatus::Delisted),
+        other => Err(fail(format!("{other} is not a known center status"))),
+    }
+}
+
+fn cause_byte(cause: ReleaseCause) -> u8 {
+    match cause {
+        ReleaseCause::Expired => 0,
+        ReleaseCause::Cancelled => 1,
+        ReleaseCause::Delisted => 2,
+    }
+}
+
+fn cause_from(byte: u8) -> Result<ReleaseCause, CodecError> {
+    match byte {
+        0 => Ok(ReleaseCause::Expired),
+        1 => Ok(ReleaseCause::Cancelled),
+        2 => Ok(ReleaseCause::Delisted),
+        other => Err(fail(format!("{other} is not a known release cause"))),
+    }
+}
+
+// ------------------------------------------------------------- shared compound values
+
+pub(super) fn encode_policy(writer: &mut Writer<'_>, policy: &ProgrammePolicy) {
+    writer.year(policy.year());
+    writer.money(policy.annual_pool());
+    writer.money(policy.default_enterprise_cap());
+    writer.rate(policy.contract_fee_ceiling());
+    for tier in FacilityTier::ALL {
+        writer.rate(policy.rate_for(tier));
+    }
+    writer.u16(policy.redemption_grace_days());
+}
+
+pub(super) fn decode_policy(reader: &mut Reader<'_>) -> Result<ProgrammePolicy, CodecError> {
+    Ok(ProgrammePolicy::new(
+        reader.year()?,
+        reader.money()?,
+        reader.money()?,
+        reader.rate()?,
+        [reader.rate()?, reader.rate()?, reader.rate()?],
+    )?
+    .with_redemption_grace_days(reader.u16()?)?)
+}
+
+pub(super) fn encode_voucher_terms(writer: &mut Writer<'_>, terms: &VoucherApproved) {
+    writer.voucher_id(&terms.voucher);
+    writer.year(terms.year);
+    writer.uscc(&terms.enterprise);
+    writer.uscc(&terms.center);
+    writer.text(terms.contract_number.as_typed());
+    writer.money(terms.contract_fee);
+    writer.date(terms.term_start);
+    writer.date(terms.term_end);
+    writer.date(terms.redemption_window_end);
+    writer.u8(tier_byte(terms.tier));
+    writer.rate(terms.rate);
+    writer.rate(terms.ceiling);
+    writer.money(terms.requested);
+    writer.money(terms.face_value);
+}
+
+pub(super) fn decode_voucher_terms(reader: &mut Reader<'_>) -> Result<VoucherApproved, CodecError> {
+    Ok(VoucherApproved {
+        voucher: reader.voucher_id()?,
+        year: reader.year()?,
+        enterprise: reader.uscc()?,
+        center: reader.uscc()?,
+        contract_number: reader.contract_number()?,
+        contract_fee: reader.money()?,
+        term_start: reader.date()?,
+        term_end: reader.date()?,
+        redemption_window_end: reader.date()?,
+        tier: tier_from(reader.u8()?)?,
+        rate: reader.rate()?,
+        ceiling: reader.rate()?,
+        requested: reader.money()?,
+        face_value: reader.money()?,
+    })
+}
+
+fn encode_origin(writer: &mut Writer<'_>, origin: &Origin) {
+    writer.u8(role_byte(origin.principal.role));
+    writer.text(origin.principal.name());
+    writer.text(origin.request_id.as_ref().map_or("", RequestId::as_str));
+}
+
+fn decode_origin(reader: &mut Reader<'_>) -> Result<Origin, CodecError> {
+    let role = role_from(reader.u8()?)?;
+    let principal = Principal::from_stored(role, reader.text()?)?;
+    let request_id = match reader.text()? {
+        "" => None,
+        text => Some(RequestId::parse(text)?),
+    };
+    Ok(Origin::new(principal, request_id))
+}
+
+fn bank_reference(reader: &mut Reader<'_>) -> Result<BankReference, CodecError> {
+    Ok(BankReference::from_stored(reader.text()?)?)
+}
+
+// ------------------------------------------------------------------------- encoding
+
+/// Appends the v2 payload (origin, then the event's fields) to `out`.
+pub fn encode(origin: &Origin, event: &Event, out: &mut Vec<u8>) {
+    let mut writer = Writer::new(out);
+    encode_origin(&mut writer, origin);
+    let writer = &mut writer;
+    match event {
+        Event::PolicyPublished { policy } => encode_policy(writer, policy),
+        Event::CenterRegistered {
+            center,
+            name,
+            tier,
+            listing_basis,
+        } => {
+            writer.uscc(center);
+            writer.text(name.as_str());
+            writer.u8(tier_byte(*tier));
+            writer.u8(listing_byte(*listing_basis));
+        }
+        Event::CenterStatusChanged {
+            center,
+            from,
+            to,
+            reason,
+        } => {
+            writer.uscc(center);
+            writer.u8(center_status_byte(*from));
+            writer.u8(center_status_byte(*to));
+            writer.text(reason.as_str());
+        }
+        Event::EnterpriseRegistered { enterprise, name } => {
+            writer.uscc(enterprise);
+            writer.text(name.as_str());
+        }
+        Event::CapOverrideGranted {
+            enterprise,
+            year,
+            cap,
+            reason,
+        } => {
+            writer.uscc(enterprise);
+            writer.year(*year);
+            writer.money(*cap);
+            writer.text(reason.as_str());
+        }
+        Event::RelatedPartyDeclared {
+            enterprise,
+            center,
+            reason,
+        } => {
+            writer.uscc(enterprise);
+            writer.uscc(center);
+            writer.text(reason.as_str());
+        }
+        Event::VoucherApproved(approved) => encode_voucher_terms(writer, approved),
+        Event::InvoiceRedeemed(redeemed) => {
+            writer.voucher_id(&redeemed.voucher);
+            writer.uscc(&redeemed.center);
+            writer.text(redeemed.invoice_number.as_typed());
+            writer.money(redeemed.amount);
+            writer.date(redeemed.issue_date);
+            writer.text(redeemed.delivery_proof.as_str());
+            writer.money(redeemed.subsidy);
+        }
+        Event::InvoiceReversed(reversed) => {
+            writer.voucher_id(&reversed.voucher);
+            writer.uscc(&reversed.center);
+            writer.text(reversed.invoice_number.as_typed());
+            writer.u64(reversed.redeemed_sequence);
+            writer.money(reversed.amount);
+            writer.money(reversed.subsidy);
+            writer.bool(reversed.clawback);
+            writer.bool(reversed.returned_to_voucher);
+            writer.text(reversed.reason.as_str());
+        }
+        Event::VoucherReleased {
+            voucher,
+            cause,
+            released,
+            reason,
+        } => {
+            writer.voucher_id(voucher);
+            writer.u8(cause_byte(*cause));
+            writer.money(*released);
+            match reason {
+                Some(reason) => {
+                    writer.u8(1);
+                    writer.text(reason.as_str());
+                }
+                None => writer.u8(0),
+            }
+        }
+        Event::CenterSettled {
+            center,
+            settlement_id,
+            redeemed,
+            clawback_offset,
+            paid,
+        } => {
+            writer.uscc(center);
+            writer.settlement_id(settlement_id);
+            writer.money(*redeemed);
+            writer.money(*clawback_offset);
+            writer.money(*paid);
+        }
+        Event::SettlementRunCreated { run, year } => {
+            writer.settlement_run_id(run);
+            writer.year(*year);
+        }
+        Event::StatementIssued(issued) => {
+            writer.settlement_run_id(&issued.run);
+            writer.uscc(&issued.center);
+            writer.year(issued.year);
+            writer.u64(issued.cutoff);
+            writer.u64(issued.invoices);
+            writer.money(issued.gross);
+            writer.money(issued.clawback_offset);
+            writer.money(issued.net);
+        }
+        Event::PaymentConfirmed {
+            statement,
+            bank_reference,
+            amount,
+            value_date,
+        } => {
+            writer.u64(statement.0);
+            writer.text(bank_reference.as_typed());
+            writer.money(*amount);
+            writer.date(*value_date);
+        }
+        Event::PaymentReturned {
+            statement,
+            bank_reference,
+            amount,
+            reason,
+        } => {
+            writer.u64(statement.0);
+            writer.text(bank_reference.as_typed());
+            writer.money(*amount);
+            writer.text(reason.as_str());
+        }
+        Event::RepaymentRecorded {
+            center,
+            year,
+            amount,
+            bank_reference,
+            value_date,
+        } => {
+            writer.uscc(center);
+            writer.year(*year);
+            writer.money(*amount);
+            writer.text(bank_reference.as_typed());
+            writer.date(*value_date);
+        }
+        Event::ProgrammeYearClosed { year } => writer.year(*year),
+        Event::PoolAdjusted {
+            year,
+            previous_pool,
+            new_pool,
+            reason,
+        } => {
+            writer.year(*year);
+            writer.money(*previous_pool);
+            writer.money(*new_pool);
+            writer.text(reason.as_str());
+        }
+        Event::ClockConfirmed { reason } => writer.text(reason.as_str()),
+    }
+}
+
+// ------------------------------------------------------------------------- decoding
+
+/// Decodes a whole v2 payload of event type `event_type`, refusing trailing bytes.
+pub fn decode(event_type: u16, payload: &[u8]) -> Result<(Origin, Event), CodecError> {
+    let mut reader = Reader::new(payload);
+    let origin = decode_origin(&mut reader)?;
+    let reader = &mut reader;
+    let event = match event_type {
+        1 => Event::PolicyPublished {
+            policy: Box::new(decode_policy(reader)?),
+        },
+        2 => Event::CenterRegistered {
+            center: reader.uscc()?,
+            name: reader.legal_name()?,
+            tier: tier_from(reader.u8()?)?,
+            listing_basis: listing_from(reader.u8()?)?,
+        },
+        3 => Event::CenterStatusChanged {
+            center: reader.uscc()?,
+            from: center_status_from(reader.u8()?)?,
+            to: center_status_from(reader.u8()?)?,
+            reason: reader.reason()?,
+        },
+        4 => Event::EnterpriseRegistered {
+            enterprise: reader.uscc()?,
+            name: reader.legal_name()?,
+        },
+        5 => Event::CapOverrideGranted {
+            enterprise: reader.uscc()?,
+            year: reader.year()?,
+            cap: reader.money()?,
+            reason: reader.reason()?,
+        },
+        6 => Event::RelatedPartyDeclared {
+            enterprise: reader.uscc()?,
+            center: reader.uscc()?,
+            reason: reader.reason()?,
+        },
+        7 => Event::VoucherApproved(Box::new(decode_voucher_terms(reader)?)),
+        8 => Event::InvoiceRedeemed(InvoiceRedeemed {
+            voucher: reader.voucher_id()?,
+            center: reader.uscc()?,
+            invoice_number: reader.invoice_number()?,
+            amount: reader.money()?,
+            issue_date: reader.date()?,
+            delivery_proof: reader.delivery_proof()?,
+            subsidy: reader.money()?,
+        }),
+        9 => Event::InvoiceReversed(InvoiceReversed {
+            voucher: reader.voucher_id()?,
+            center: reader.uscc()?,
+            invoice_number: reader.invoice_number()?,
+            redeemed_sequence: reader.u64()?,
+            amount: reader.money()?,
+            subsidy: reader.money()?,
+            clawback: reader.bool()?,
+            returned_to_voucher: reader.bool()?,
+            reason: reader.reason()?,
+        }),
+        10 => Event::VoucherReleased {
+            voucher: reader.voucher_id()?,
+            cause: cause_from(reader.u8()?)?,
+            released: reader.money()?,
+            reason: match reader.u8()? {
+                0 => None,
+                1 => Some(reader.reason()?),
+                other => return Err(fail(format!("{other} is not an option flag"))),
+            },
+        },
+        11 => Event::CenterSettled {
+            center: reader.uscc()?,
+            settlement_id: reader.settlement_id()?,
+            redeemed: reader.money()?,
+            clawback_offset: reader.money()?,
+            paid: reader.money()?,
+        },
+        12 => Event::SettlementRunCreated {
+            run: reader.settlement_run_id()?,
+            year: reader.year()?,
+        },
+        13 => Event::StatementIssued(Box::new(StatementIssued {
+            run: reader.settlement_run_id()?,
+            center: reader.uscc()?,
+            year: reader.year()?,
+            cutoff: reader.u64()?,
+            invoices: reader.u64()?,
+            gross: reader.money()?,
+            clawback_offset: reader.money()?,
+            net: reader.money()?,
+        })),
+        14 => Event::PaymentConfirmed {
+            statement: StatementId(reader.u64()?),
+            bank_reference: bank_reference(reader)?,
+            amount: reader.money()?,
+            value_date: reader.date()?,
+        },
+        15 => Event::PaymentReturned {
+            statement: StatementId(reader.u64()?),
+            bank_reference: bank_reference(reader)?,
+            amount: reader.money()?,
+            reason: reader.reason()?,
+        },
+        16 => Event::RepaymentRecorded {
+            center: reader.uscc()?,
+            year: reader.year()?,
+            amount: reader.money()?,
+            bank_reference: bank_reference(reader)?,
+            value_date: reader.date()?,
+        },
+        17 => Event::ProgrammeYearClosed {
+            year: reader.year()?,
+        },
+        18 => Event::PoolAdjusted {
+            year: reader.year()?,
+            previous_pool: reader.money()?,
+            new_pool: reader.money()?,
+            reason: reader.reason()?,
+        },
+        19 => Event::ClockConfirmed {
+            reason: reader.reason()?,
+        },
+        other => return Err(fail(format!("{other} is not a known event type"))),
+    };
+    reader.finish()?;
+    if event.type_number() != event_type {
+        return Err(fail(format!(
+            "decoded a type {} event for frame type {event_type}",
+            event.type_number()
+        )));
+    }
+    Ok((origin, event))
+}
