@@ -27,8 +27,8 @@ fn durable_batches(criterion: &mut Criterion) {
     } else {
         200
     };
-    let (population, commands) =
-        Population::seed_commands(50, 5_000, vouchers).expect("population");
+    let population = Population::bench(50, 5_000, vouchers).expect("population");
+    let commands = population.commands();
     let envelopes: Vec<Envelope> = commands
         .into_iter()
         .map(|command| Envelope::new(Timestamp(1), command))

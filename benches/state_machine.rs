@@ -11,8 +11,8 @@ use voucher_ledger::domain::{Command, Envelope, LedgerState, Timestamp};
 use voucher_ledger::tooling::population::{InvoiceStream, Population};
 
 fn seeded_state(vouchers: usize) -> (LedgerState, InvoiceStream) {
-    let (population, commands) =
-        Population::seed_commands(50, 5_000, vouchers).expect("population");
+    let population = Population::bench(50, 5_000, vouchers).expect("population");
+    let commands = population.commands();
     let mut state = LedgerState::with_bounded_invoice_cache();
     let mut sink = Vec::new();
     for command in commands {

@@ -8,7 +8,8 @@ use std::process::Command;
 
 use support::*;
 use voucher_ledger::ledger::{Ledger, LedgerOptions};
-use voucher_ledger::tooling::load::{fill_to, percentiles, run_load, LoadSettings};
+use voucher_ledger::tooling::load::{percentiles, run_load, LoadSettings};
+use voucher_ledger::tooling::recovery::fill_to;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_generator_posts_every_invoice_it_claims() {

@@ -18,6 +18,10 @@ macro_rules! rejections {
         impl RejectionCode {
             pub const ALL: &'static [RejectionCode] = &[$(RejectionCode::$variant,)+];
 
+            /// Codes no command can produce any more (their command was replaced); kept
+            /// so the numbers are never reused.
+            pub const RETIRED: &'static [RejectionCode] = &[RejectionCode::SettlementAlreadyRecorded];
+
             /// The stable name, e.g. `ENTERPRISE_CAP_EXCEEDED`.
             pub fn name(self) -> &'static str {
                 match self {
@@ -86,6 +90,7 @@ rejections! {
     ContractFeeExceeded = 27, "CONTRACT_FEE_EXCEEDED";
     /// Cumulative subsidy would exceed ceiling × contract fee.
     ContractCeilingExceeded = 28, "CONTRACT_CEILING_EXCEEDED";
+    /// Retired with format v1's `SettleCenter`: settlement runs are idempotent by run id.
     SettlementAlreadyRecorded = 29, "SETTLEMENT_ALREADY_RECORDED";
     /// The center has nothing unsettled and no clawback outstanding.
     NothingToSettle = 30, "NOTHING_TO_SETTLE";

@@ -1,6 +1,8 @@
-//! A seeded, realistic programme year: the `demo` command and the fixtures of tests and
-//! benchmarks. Deterministic for a given seed, so two runs give the same log, byte for
-//! byte.
+//! The demo's story: a seeded, realistic programme year driven through a ledger (the
+//! `demo` command, and `tests/demo.rs`). Who exists and what they sign and invoice is
+//! drawn by the population generator ([`super::population::DemoYear`]); this file is what
+//! happens to them over the year, in order. Deterministic for a given seed: two runs give
+//! the same log, byte for byte (the README pins the default run's chain head).
 //!
 //! The story: the bureau publishes the 2026 policy, registers computing centers and
 //! enterprises (a few multimodal-model builders get a raised cap, a few related parties
@@ -16,12 +18,16 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::domain::{
-    ApproveVoucher, BankReference, CenterStatus, Command, ContractNumber, Date, DeliveryProof,
-    Envelope, FacilityTier, InvoiceNumber, LegalName, ListingBasis, Money, Origin, PostInvoice,
-    Principal, PrincipalRole, ProgrammePolicy, ProgrammeYear, Reason, RejectionCode, Reply,
-    SettlementRunId, StatementId, Timestamp, Uscc, ValidationError, VoucherId,
+    BankReference, CenterStatus, Command, Date, Envelope, Money, Origin, PostInvoice, Principal,
+    PrincipalRole, ProgrammeYear, Reason, RejectionCode, Reply, SettlementRunId, StatementId,
+    Timestamp, Uscc,
 };
-use crate::ledger::{Ledger, LedgerError, SUBMIT_BATCH_LIMIT};
+use crate::ledger::{Ledger, SUBMIT_BATCH_LIMIT};
+use crate::tooling::population::{ContractPlan, DemoYear, InvoiceFlaws};
+use crate::tooling::ToolError;
+
+/// Kept for `tests/support`, which names the codes by their old home.
+pub use crate::tooling::population::{center_uscc, enterprise_uscc};
 
 #[derive(Clone, Debug)]
 pub struct DemoConfig {
@@ -56,43 +62,8 @@ pub struct DemoTally {
     pub invoices_posted: u64,
 }
 
-/// Makes a valid USCC from a prefix of 10 characters and a number (base-31 encoded).
-pub fn demo_uscc(prefix: &str, number: u64) -> Result<Uscc, ValidationError> {
-    const ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
-    let mut body = String::from(prefix);
-    let mut digits = [b'0'; 7];
-    let mut rest = number;
-    for digit in digits.iter_mut().rev() {
-        *digit = ALPHABET[(rest % 31) as usize];
-        rest /= 31;
-    }
-    body.push_str(std::str::from_utf8(&digits).unwrap_or("0000000"));
-    Uscc::from_body(&body)
-}
-
-pub fn center_uscc(index: usize) -> Result<Uscc, ValidationError> {
-    demo_uscc("91330100MA", index as u64)
-}
-
-pub fn enterprise_uscc(index: usize) -> Result<Uscc, ValidationError> {
-    demo_uscc("91330106MA", index as u64)
-}
-
-fn text<T>(parse: fn(&str) -> Result<T, ValidationError>, value: String) -> Result<T, LedgerError> {
-    parse(&value).map_err(|error| LedgerError::Invariant(format!("demo data: {error}")))
-}
-
-fn fen(value: i64) -> Result<Money, LedgerError> {
-    Money::from_fen(value).map_err(|error| LedgerError::Invariant(format!("demo data: {error}")))
-}
-
-struct VoucherPlan {
-    voucher: VoucherId,
-    center: usize,
-    fee_fen: i64,
-    term_start: Date,
-    term_end: Date,
-}
+/// Invoices remembered for retries, conflicting reposts and reversals.
+const RECENT_INVOICES: usize = 20_000;
 
 /// Feeds commands to the ledger in batches and keeps the tally.
 struct Driver<'a> {
@@ -100,14 +71,14 @@ struct Driver<'a> {
     pending: Vec<Envelope>,
     tally: DemoTally,
     clock: i64,
-    approved: Vec<VoucherPlan>,
-    pending_plans: Vec<Option<VoucherPlan>>,
+    approved: Vec<ContractPlan>,
+    pending_plans: Vec<Option<ContractPlan>>,
     recent_invoices: VecDeque<PostInvoice>,
     pending_invoices: Vec<Option<PostInvoice>>,
 }
 
 impl Driver<'_> {
-    fn send(&mut self, command: Command) -> Result<(), LedgerError> {
+    fn send(&mut self, command: Command) -> Result<(), ToolError> {
         self.send_tracked(command, None, None)
     }
 
@@ -139,9 +110,9 @@ impl Driver<'_> {
     fn send_tracked(
         &mut self,
         command: Command,
-        plan: Option<VoucherPlan>,
+        plan: Option<ContractPlan>,
         invoice: Option<PostInvoice>,
-    ) -> Result<(), LedgerError> {
+    ) -> Result<(), ToolError> {
         // One simulated second per command keeps time moving forward deterministically.
         self.clock += 1_000;
         let origin = self.origin_of(&command);
@@ -158,7 +129,7 @@ impl Driver<'_> {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), LedgerError> {
+    fn flush(&mut self) -> Result<(), ToolError> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -177,7 +148,7 @@ impl Driver<'_> {
                         self.approved.push(plan);
                     }
                     if let Some(invoice) = invoice {
-                        if self.recent_invoices.len() == 20_000 {
+                        if self.recent_invoices.len() == RECENT_INVOICES {
                             self.recent_invoices.pop_front();
                         }
                         self.recent_invoices.push_back(invoice);
@@ -197,12 +168,23 @@ pub fn run_demo(
     ledger: &mut Ledger,
     config: &DemoConfig,
     mut progress: impl FnMut(u64, u64),
-) -> Result<DemoTally, LedgerError> {
+) -> Result<DemoTally, ToolError> {
+    for (name, value) in [
+        ("centers", config.centers),
+        ("enterprises", config.enterprises),
+    ] {
+        if value == 0 {
+            return Err(ToolError::Setting {
+                name,
+                value: value.to_string(),
+                reason: "the demo needs at least one",
+            });
+        }
+    }
     let mut rng = SmallRng::seed_from_u64(config.seed);
-    let year = ProgrammeYear::new(config.year)
-        .map_err(|error| LedgerError::Invariant(error.to_string()))?;
-    let year_start = Date::from_ymd(config.year as i32, 1, 1)
-        .map_err(|error| LedgerError::Invariant(error.to_string()))?;
+    let mut draws = DemoYear::new(config.seed, config.year, config.centers, config.enterprises)?;
+    let year = draws.population.year();
+    let year_start = draws.year_start();
     let start_ms =
         (ledger.state().last_time().0).max(i64::from(year_start.days_since_epoch()) * 86_400_000);
     let mut driver = Driver {
@@ -215,137 +197,39 @@ pub fn run_demo(
         pending_invoices: Vec::new(),
         recent_invoices: VecDeque::new(),
     };
-    let reason = |text: &str| text_reason(text);
 
-    driver.send(Command::PublishPolicy {
-        policy: ProgrammePolicy::hangzhou_defaults(year),
-    })?;
-    let centers: Vec<Uscc> = (0..config.centers)
-        .map(center_uscc)
-        .collect::<Result<_, _>>()
-        .map_err(|error| LedgerError::Invariant(error.to_string()))?;
-    let enterprises: Vec<Uscc> = (0..config.enterprises)
-        .map(enterprise_uscc)
-        .collect::<Result<_, _>>()
-        .map_err(|error| LedgerError::Invariant(error.to_string()))?;
-    for (index, center) in centers.iter().enumerate() {
-        let tier = match index % 10 {
-            0..=2 => FacilityTier::Domestic,
-            3 | 4 => FacilityTier::MaasMultimodal,
-            _ => FacilityTier::Other,
-        };
-        let listing_basis = if index % 3 == 2 {
-            ListingBasis::MatchmakingPartner
-        } else {
-            ListingBasis::PlanningLayout
-        };
-        driver.send(Command::RegisterCenter {
-            center: *center,
-            name: text(
-                LegalName::parse,
-                format!("Hangzhou Intelligent Computing Center {index:02}"),
-            )?,
-            tier,
-            listing_basis,
-        })?;
-    }
-    for (index, enterprise) in enterprises.iter().enumerate() {
-        driver.send(Command::RegisterEnterprise {
-            enterprise: *enterprise,
-            name: text(
-                LegalName::parse,
-                format!("Zhejiang AI Enterprise {index:04} Co., Ltd."),
-            )?,
-        })?;
+    // The policy, the centers and the enterprises.
+    for command in draws.population.registration_commands() {
+        driver.send(command)?;
     }
     // Multimodal foundation-model builders: the bureau relaxes their cap.
-    let builders = (config.enterprises / 500).max(1);
-    for enterprise in enterprises.iter().take(builders) {
+    for builder in draws.builders() {
         driver.send(Command::GrantCapOverride {
-            enterprise: *enterprise,
+            enterprise: builder.enterprise,
             year,
-            cap: fen(1_500_000_000)?,
-            reason: reason("builds a generative multimodal foundation model")?,
+            cap: Money::from_fen(1_500_000_000)?,
+            reason: Reason::parse("builds a generative multimodal foundation model")?,
         })?;
     }
-    let related_count = (config.enterprises / 250).max(1);
-    for index in 0..related_count {
+    for (enterprise, center) in draws.related_parties() {
         driver.send(Command::DeclareRelatedParty {
-            enterprise: enterprises[(index * 37) % enterprises.len()],
-            center: centers[index % centers.len()],
-            reason: reason("common controlling shareholder")?,
+            enterprise,
+            center,
+            reason: Reason::parse("common controlling shareholder")?,
         })?;
     }
     driver.flush()?;
 
     // Vouchers: four contracts per enterprise on average.
     for contract in 0..config.contracts {
-        let enterprise_index = contract % enterprises.len();
-        let center_index = if contract % 97 == 5 {
-            // Some applications name a related party on purpose.
-            let related = (contract / 97) % related_count;
-            if (related * 37) % enterprises.len() == enterprise_index {
-                related % centers.len()
-            } else {
-                rng.random_range(0..centers.len())
-            }
-        } else {
-            rng.random_range(0..centers.len())
-        };
-        let is_builder = enterprise_index < builders && contract < enterprises.len();
-        let fee_fen: i64 = if is_builder {
-            rng.random_range(2_000_000_000..4_000_000_000)
-        } else if contract % 1_000 == 999 {
-            // Oversized contracts from ordinary firms run into the 8,000,000.00 cap.
-            rng.random_range(3_000_000_000..4_000_000_000)
-        } else {
-            rng.random_range(500_000..7_000_000)
-        };
-        let start_day = rng.random_range(0..150);
-        let term_start = year_start.plus_days(start_day);
-        let term_end = term_start.plus_days(rng.random_range(180..365));
-        let voucher = VoucherId::from_u128(((config.seed as u128) << 64) | (contract as u128 + 1));
-        let contract_number = if contract % 1_500 == 7 && contract > 0 {
-            // A re-application for an earlier contract is refused.
-            text(
-                ContractNumber::parse,
-                format!("HZ-{}-{:06}", config.year, contract - 1),
-            )?
-        } else {
-            text(
-                ContractNumber::parse,
-                format!("HZ-{}-{contract:06}", config.year),
-            )?
-        };
-        let requested = if contract % 4 == 0 {
-            fen(fee_fen / 5)?
-        } else {
-            fen(fee_fen)?
-        };
-        let approve = ApproveVoucher {
-            voucher,
-            year,
-            enterprise: enterprises[enterprise_index],
-            center: centers[center_index],
-            contract_number,
-            contract_fee: fen(fee_fen)?,
-            term_start,
-            term_end,
-            requested,
-        };
-        let plan = VoucherPlan {
-            voucher,
-            center: center_index,
-            fee_fen,
-            term_start,
-            term_end,
-        };
-        driver.send_tracked(Command::ApproveVoucher(approve), Some(plan), None)?;
+        let plan = draws.draw_contract(&mut rng, contract)?;
+        let command = Command::ApproveVoucher(plan.approve.clone());
+        driver.send_tracked(command, Some(plan), None)?;
     }
     driver.flush()?;
 
     // A year of invoices.
-    let mut invoice_counter = vec![0u64; centers.len()];
+    let centers = draws.population.center_codes();
     let total = config.invoices as u64;
     let suspended = 7 % centers.len();
     let delisted = 13 % centers.len();
@@ -361,23 +245,25 @@ pub fn run_demo(
             driver.send(Command::SetCenterStatus {
                 center: centers[suspended],
                 status: CenterStatus::Suspended,
-                reason: reason("failed the quarterly delivery inspection")?,
+                reason: Reason::parse("failed the quarterly delivery inspection")?,
             })?;
         }
         if posted == config.invoices * 3 / 5 {
             driver.send(Command::SetCenterStatus {
                 center: centers[delisted],
                 status: CenterStatus::Delisted,
-                reason: reason("left the planning layout")?,
+                reason: Reason::parse("left the planning layout")?,
             })?;
         }
         if posted == config.invoices / 2 {
             let count = driver.approved.len().min(50);
             for index in 0..count {
-                let voucher = driver.approved[(index * 131) % driver.approved.len()].voucher;
+                let voucher = driver.approved[(index * 131) % driver.approved.len()]
+                    .approve
+                    .voucher;
                 driver.send(Command::CancelVoucher {
                     voucher,
-                    reason: reason("contract terminated early")?,
+                    reason: Reason::parse("contract terminated early")?,
                 })?;
             }
         }
@@ -392,7 +278,7 @@ pub fn run_demo(
         if roll < 55 && !driver.recent_invoices.is_empty() {
             let index = rng.random_range(0..driver.recent_invoices.len());
             let mut conflicting = driver.recent_invoices[index].clone();
-            conflicting.amount = conflicting.amount.plus(fen(100)?);
+            conflicting.amount = conflicting.amount.plus(Money::from_fen(100)?);
             driver.send(Command::PostInvoice(conflicting))?;
             continue;
         }
@@ -402,42 +288,15 @@ pub fn run_demo(
             driver.send(Command::ReverseInvoice {
                 center: reversed.center,
                 invoice_number: reversed.invoice_number,
-                reason: reason("credit note: service level not met")?,
+                reason: Reason::parse("credit note: service level not met")?,
             })?;
             continue;
         }
-        let plan = &driver.approved[rng.random_range(0..driver.approved.len())];
-        let mut center_index = plan.center;
-        if roll < 90 {
-            center_index = (center_index + 1) % centers.len();
-        }
-        invoice_counter[center_index] += 1;
-        let amount_fen = (plan.fee_fen * rng.random_range(40..240) / 10_000).max(1);
-        let span = plan.term_end.days_since_epoch() - plan.term_start.days_since_epoch();
-        let mut issue_date = plan.term_start.plus_days(rng.random_range(0..=span));
-        if (90..95).contains(&roll) {
-            issue_date = plan.term_end.plus_days(3);
-        }
-        let invoice = PostInvoice {
-            center: centers[center_index],
-            voucher: plan.voucher,
-            invoice_number: text(
-                InvoiceNumber::parse,
-                format!(
-                    "{:02}{}{:010}",
-                    center_index, config.year, invoice_counter[center_index]
-                ),
-            )?,
-            amount: fen(amount_fen)?,
-            issue_date,
-            delivery_proof: text(
-                DeliveryProof::parse,
-                format!(
-                    "acceptance/{}/{}",
-                    center_index, invoice_counter[center_index]
-                ),
-            )?,
+        let flaws = InvoiceFlaws {
+            wrong_center: roll < 90,
+            after_term: (90..95).contains(&roll),
         };
+        let invoice = draws.draw_invoice(&mut rng, &driver.approved, flaws)?;
         driver.tally.invoices_posted += 1;
         driver.send_tracked(Command::PostInvoice(invoice.clone()), None, Some(invoice))?;
         if driver.pending.is_empty() {
@@ -451,8 +310,7 @@ pub fn run_demo(
     // summary shows what the bureau still owes; once every redemption window is over,
     // the sweep expires what is left and the year is closed.
     settle_quarter(&mut driver, config, year, 4, false)?;
-    let year_end = Date::from_ymd(config.year as i32 + 1, 1, 1)
-        .map_err(|error| LedgerError::Invariant(error.to_string()))?;
+    let year_end = Date::from_ymd(year.get() as i32 + 1, 1, 1)?;
     driver.advance_to(year_end.plus_days(366 + 120));
     loop {
         let before = driver.ledger.state().last_sequence();
@@ -476,7 +334,7 @@ fn settle_quarter(
     year: ProgrammeYear,
     quarter: u128,
     pay: bool,
-) -> Result<(), LedgerError> {
+) -> Result<(), ToolError> {
     let run = SettlementRunId::from_u128(((config.seed as u128) << 80) | quarter);
     driver.send(Command::CreateSettlementRun { run, year })?;
     driver.flush()?;
@@ -501,7 +359,6 @@ fn settle_quarter(
     };
     let reference = |kind: &str, quarter: u128, id: u64| {
         BankReference::parse(&format!("{kind}{}Q{quarter}-{id}", config.year))
-            .map_err(|error| LedgerError::Invariant(error.to_string()))
     };
     for (index, (statement, net, _)) in due.iter().enumerate() {
         driver.send(Command::ConfirmPayment {
@@ -514,7 +371,7 @@ fn settle_quarter(
             driver.send(Command::RecordPaymentReturned {
                 statement: *statement,
                 bank_reference: reference("PAY", quarter, statement.0)?,
-                reason: text_reason("beneficiary account closed")?,
+                reason: Reason::parse("beneficiary account closed")?,
             })?;
             driver.send(Command::ConfirmPayment {
                 statement: *statement,
@@ -537,8 +394,7 @@ fn settle_quarter(
         found
     };
     if let Some((center, outstanding)) = owing {
-        let half = Money::from_fen((outstanding.to_fen() / 2).max(1))
-            .map_err(|error| LedgerError::Invariant(error.to_string()))?;
+        let half = Money::from_fen((outstanding.to_fen() / 2).max(1))?;
         driver.send(Command::RecordRepayment {
             center,
             year,
@@ -549,10 +405,6 @@ fn settle_quarter(
         driver.flush()?;
     }
     Ok(())
-}
-
-fn text_reason(value: &str) -> Result<Reason, LedgerError> {
-    Reason::parse(value).map_err(|error| LedgerError::Invariant(error.to_string()))
 }
 
 /// The demo's tally as summary lines: commands, outcomes and rejections by reason.

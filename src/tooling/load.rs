@@ -1,31 +1,30 @@
-//! The load generator (`voucher-ledger bench`) and the recovery benchmark
-//! (`voucher-ledger bench-recovery`). Both are bounded in count and time.
+//! The gRPC load generator (`voucher-ledger bench`): how fast a running server redeems,
+//! measured from outside as a client would see it. Bounded in count and in time, so it
+//! can also run in CI with tiny inputs (`tests/bench_smoke.rs`).
 //!
-//! `bench` seeds a population over gRPC (a policy with a pool that never runs dry, 50
-//! centers, 5,000 enterprises, 20,000 vouchers by default), then
+//! It seeds the benchmarks' population ([`Population::bench_from`]: a pool that never
+//! runs dry, 50 centers, 5,000 enterprises, 20,000 vouchers by default) over gRPC, then
 //! 1. posts `--invoices` invoices with `PostInvoices` in batches of `--batch` over
 //!    `--connections` connections, closed loop, and reports invoices/s and batch latency;
 //! 2. offers unary `PostInvoice` calls at a fixed `--unary-rate` for `--unary-seconds`
 //!    (open loop: latency counts from the scheduled send time, so a stall is not hidden).
-//!
-//! `bench-recovery` fills a data directory to `--events` events (through the library,
-//! fsync on), then starts `voucher-ledger serve` on it and measures the time until the
-//! health check answers SERVING, and the server's resident memory while serving.
 
-use std::path::Path;
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 
 use crate::api::convert::{listing_basis_to_proto, policy_to_proto, tier_to_proto};
 use crate::api::proto;
 use crate::api::proto::redemption_service_client::RedemptionServiceClient;
-use crate::domain::{Command, Date, Envelope, PostInvoice, Timestamp};
-use crate::ledger::{Ledger, LedgerOptions, SUBMIT_BATCH_LIMIT};
+use crate::domain::{Command, PostInvoice};
+use crate::ledger::SUBMIT_BATCH_LIMIT;
 use crate::tooling::population::{InvoiceStream, Population};
+use crate::tooling::{runtime, today, ToolError};
 
 /// What `voucher-ledger bench` runs (its command-line arguments).
 #[derive(Clone, Debug, clap::Args)]
@@ -76,13 +75,30 @@ pub fn percentiles(samples: &mut [Duration]) -> (f64, f64, f64, f64) {
     )
 }
 
-fn authed<T>(token: &str, message: T) -> Result<Request<T>, String> {
-    let mut request = Request::new(message);
-    let value = format!("Bearer {token}")
+/// `voucher-ledger bench`: runs the load and prints its report.
+pub fn run(settings: LoadSettings) -> Result<ExitCode, ToolError> {
+    let report = runtime()?.block_on(run_load(settings))?;
+    print!("{report}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `authorization` header's value for `token`, checked once before any call.
+fn bearer(token: &str) -> Result<MetadataValue<Ascii>, ToolError> {
+    format!("Bearer {token}")
         .parse()
-        .map_err(|_| "token is not a valid header".to_string())?;
-    request.metadata_mut().insert("authorization", value);
-    Ok(request)
+        .map_err(|_| ToolError::Setting {
+            name: "token",
+            value: token.to_string(),
+            reason: "is not a valid header value",
+        })
+}
+
+fn authed<T>(bearer: &MetadataValue<Ascii>, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", bearer.clone());
+    request
 }
 
 fn to_proto_invoice(invoice: &PostInvoice) -> proto::Invoice {
@@ -97,52 +113,44 @@ fn to_proto_invoice(invoice: &PostInvoice) -> proto::Invoice {
     }
 }
 
-fn today() -> Date {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as i64);
-    Timestamp(now).date()
-}
-
 /// Registers the population over gRPC in three waves (policy; centers and enterprises;
 /// vouchers), at most 64 calls in flight. ALREADY_EXISTS means a previous run seeded it.
 async fn seed_over_grpc(
     channel: &Channel,
-    token: &str,
-    commands: Vec<Command>,
-) -> Result<(), String> {
-    let (policy, rest): (Vec<Command>, Vec<Command>) = commands
-        .into_iter()
-        .partition(|command| matches!(command, Command::PublishPolicy { .. }));
-    let (vouchers, registrations): (Vec<Command>, Vec<Command>) = rest
-        .into_iter()
-        .partition(|command| matches!(command, Command::ApproveVoucher(_)));
-    for wave in [policy, registrations, vouchers] {
+    bearer: &MetadataValue<Ascii>,
+    population: &Population,
+) -> Result<(), ToolError> {
+    let mut registrations = population.registration_commands();
+    let entities = registrations.split_off(1.min(registrations.len()));
+    for wave in [registrations, entities, population.voucher_commands()] {
         let mut in_flight = tokio::task::JoinSet::new();
         for command in wave {
             if in_flight.len() >= 64 {
                 if let Some(done) = in_flight.join_next().await {
-                    tolerate_existing(done.map_err(|error| error.to_string())?)?;
+                    tolerate_existing(done?)?;
                 }
             }
-            in_flight.spawn(seed_one(channel.clone(), token.to_string(), command));
+            in_flight.spawn(seed_one(channel.clone(), bearer.clone(), command));
         }
         while let Some(done) = in_flight.join_next().await {
-            tolerate_existing(done.map_err(|error| error.to_string())?)?;
+            tolerate_existing(done?)?;
         }
     }
     Ok(())
 }
 
-fn tolerate_existing(result: Result<(), tonic::Status>) -> Result<(), String> {
+fn tolerate_existing(result: Result<(), ToolError>) -> Result<(), ToolError> {
     match result {
-        Ok(()) => Ok(()),
-        Err(status) if status.code() == Code::AlreadyExists => Ok(()),
-        Err(status) => Err(format!("seeding: {status}")),
+        Err(ToolError::Rpc { status, .. }) if status.code() == Code::AlreadyExists => Ok(()),
+        other => other,
     }
 }
 
-async fn seed_one(channel: Channel, token: String, command: Command) -> Result<(), tonic::Status> {
+async fn seed_one(
+    channel: Channel,
+    bearer: MetadataValue<Ascii>,
+    command: Command,
+) -> Result<(), ToolError> {
     match command {
         Command::PublishPolicy { policy } => {
             let request = proto::PublishPolicyRequest {
@@ -150,10 +158,10 @@ async fn seed_one(channel: Channel, token: String, command: Command) -> Result<(
                     policy_to_proto(&policy),
                 )),
             };
-            let request = authed(&token, request).map_err(tonic::Status::invalid_argument)?;
             proto::programme_service_client::ProgrammeServiceClient::new(channel)
-                .publish_policy(request)
-                .await?;
+                .publish_policy(authed(&bearer, request))
+                .await
+                .map_err(ToolError::rpc("seeding: PublishPolicy"))?;
         }
         Command::RegisterCenter {
             center,
@@ -161,30 +169,26 @@ async fn seed_one(channel: Channel, token: String, command: Command) -> Result<(
             tier,
             listing_basis,
         } => {
+            let request = proto::RegisterCenterRequest {
+                uscc: center.to_string(),
+                name: name.to_string(),
+                tier: tier_to_proto(tier),
+                listing_basis: listing_basis_to_proto(listing_basis),
+            };
             proto::registry_service_client::RegistryServiceClient::new(channel)
-                .register_center(
-                    authed(
-                        &token,
-                        proto::RegisterCenterRequest {
-                            uscc: center.to_string(),
-                            name: name.to_string(),
-                            tier: tier_to_proto(tier),
-                            listing_basis: listing_basis_to_proto(listing_basis),
-                        },
-                    )
-                    .map_err(tonic::Status::invalid_argument)?,
-                )
-                .await?;
+                .register_center(authed(&bearer, request))
+                .await
+                .map_err(ToolError::rpc("seeding: RegisterCenter"))?;
         }
         Command::RegisterEnterprise { enterprise, name } => {
             let request = proto::RegisterEnterpriseRequest {
                 uscc: enterprise.to_string(),
                 name: name.to_string(),
             };
-            let request = authed(&token, request).map_err(tonic::Status::invalid_argument)?;
             proto::registry_service_client::RegistryServiceClient::new(channel)
-                .register_enterprise(request)
-                .await?;
+                .register_enterprise(authed(&bearer, request))
+                .await
+                .map_err(ToolError::rpc("seeding: RegisterEnterprise"))?;
         }
         Command::ApproveVoucher(approve) => {
             let request = proto::ApproveVoucherRequest {
@@ -198,38 +202,52 @@ async fn seed_one(channel: Channel, token: String, command: Command) -> Result<(
                 term_end: approve.term_end.to_string(),
                 requested: approve.requested.to_string(),
             };
-            let request = authed(&token, request).map_err(tonic::Status::invalid_argument)?;
             proto::voucher_service_client::VoucherServiceClient::new(channel)
-                .approve_voucher(request)
-                .await?;
+                .approve_voucher(authed(&bearer, request))
+                .await
+                .map_err(ToolError::rpc("seeding: ApproveVoucher"))?;
         }
         _ => {}
     }
     Ok(())
 }
 
-pub async fn run_load(settings: LoadSettings) -> Result<String, String> {
+/// Seeds the population, runs both phases and returns the report.
+pub async fn run_load(settings: LoadSettings) -> Result<String, ToolError> {
     if settings.batch == 0 || settings.batch > SUBMIT_BATCH_LIMIT {
-        return Err(format!("--batch must be 1..={SUBMIT_BATCH_LIMIT}"));
+        return Err(ToolError::Setting {
+            name: "batch",
+            value: settings.batch.to_string(),
+            reason: "must be 1 to 8,192 (the ledger's batch limit)",
+        });
     }
+    let bearer = bearer(&settings.token)?;
+    let endpoint = Channel::from_shared(format!("http://{}", settings.target)).map_err(|_| {
+        ToolError::Setting {
+            name: "target",
+            value: settings.target.clone(),
+            reason: "is not a host:port",
+        }
+    })?;
     let mut channels = Vec::new();
     for _ in 0..settings.connections.max(1) {
-        let channel = Channel::from_shared(format!("http://{}", settings.target))
-            .map_err(|error| error.to_string())?
+        let channel = endpoint
             .connect()
             .await
-            .map_err(|error| format!("connecting to {}: {error}", settings.target))?;
+            .map_err(|source| ToolError::Connect {
+                target: settings.target.clone(),
+                source,
+            })?;
         channels.push(channel);
     }
-    let (population, commands) = Population::seed_commands_from(
+    let population = Population::bench_from(
         settings.centers,
         settings.enterprises,
         settings.vouchers,
         today().plus_days(-30),
-    )
-    .map_err(|error| error.to_string())?;
+    )?;
     let seeding = Instant::now();
-    seed_over_grpc(&channels[0], &settings.token, commands).await?;
+    seed_over_grpc(&channels[0], &bearer, &population).await?;
     let mut report = format!(
         "seeded {} centers, {} enterprises, {} vouchers in {:.1} s\n",
         settings.centers,
@@ -255,16 +273,15 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, String> {
             population.clone(),
             settings.seed + worker as u64,
             run_base + worker as u64 * 100_000_000,
-        )
-        .map_err(|error| error.to_string())?;
+        )?;
         let mut client = RedemptionServiceClient::new(channel.clone())
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20);
-        let (next_batch, accepted, rejected, token) = (
+        let (next_batch, accepted, rejected, bearer) = (
             Arc::clone(&next_batch),
             Arc::clone(&accepted),
             Arc::clone(&rejected),
-            settings.token.clone(),
+            bearer.clone(),
         );
         let (batch, invoices) = (settings.batch, settings.invoices);
         workers.spawn(async move {
@@ -277,18 +294,16 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, String> {
                 let size = (invoices - index * batch as u64).min(batch as u64) as usize;
                 let mut items = Vec::with_capacity(size);
                 for _ in 0..size {
-                    items.push(to_proto_invoice(
-                        &stream.next_invoice().map_err(|error| error.to_string())?,
-                    ));
+                    items.push(to_proto_invoice(&stream.next_invoice()?));
                 }
                 let sent = Instant::now();
                 let response = client
                     .post_invoices(authed(
-                        &token,
+                        &bearer,
                         proto::PostInvoicesRequest { invoices: items },
-                    )?)
+                    ))
                     .await
-                    .map_err(|status| format!("PostInvoices: {status}"))?
+                    .map_err(ToolError::rpc("PostInvoices"))?
                     .into_inner();
                 latencies.push(sent.elapsed());
                 for result in response.results {
@@ -300,12 +315,12 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, String> {
                     };
                 }
             }
-            Ok::<_, String>(latencies)
+            Ok::<_, ToolError>(latencies)
         });
     }
     let mut batch_latencies = Vec::new();
     while let Some(done) = workers.join_next().await {
-        batch_latencies.extend(done.map_err(|error| error.to_string())??);
+        batch_latencies.extend(done??);
     }
     let elapsed = started.elapsed().as_secs_f64();
     let (p50, p99, p999, max) = percentiles(&mut batch_latencies);
@@ -323,8 +338,7 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, String> {
         let total = settings.unary_rate * settings.unary_seconds;
         let interval = Duration::from_secs_f64(1.0 / settings.unary_rate as f64);
         let mut stream =
-            InvoiceStream::new(population, settings.seed + 999, run_base + 900_000_000)
-                .map_err(|error| error.to_string())?;
+            InvoiceStream::new(population, settings.seed + 999, run_base + 900_000_000)?;
         let in_flight_limit = Arc::new(tokio::sync::Semaphore::new(4_096));
         let mut calls = tokio::task::JoinSet::new();
         let unary_start = Instant::now();
@@ -336,11 +350,10 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, String> {
                 shed += 1;
                 continue;
             };
-            let invoice =
-                to_proto_invoice(&stream.next_invoice().map_err(|error| error.to_string())?);
+            let invoice = to_proto_invoice(&stream.next_invoice()?);
             let mut client =
                 RedemptionServiceClient::new(channels[index as usize % channels.len()].clone());
-            let request = authed(&settings.token, invoice)?;
+            let request = authed(&bearer, invoice);
             calls.spawn(async move {
                 let result = client.post_invoice(request).await;
                 drop(permit);
@@ -350,7 +363,7 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, String> {
         let mut latencies = Vec::with_capacity(total as usize);
         let mut failures = 0u64;
         while let Some(done) = calls.join_next().await {
-            let (latency, ok) = done.map_err(|error| error.to_string())?;
+            let (latency, ok) = done?;
             latencies.push(latency);
             if !ok {
                 failures += 1;
@@ -366,68 +379,4 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, String> {
         ));
     }
     Ok(report)
-}
-
-/// Fills `data_dir` up to `events` events through the library (fsync on).
-/// With `crash`, the ledger is dropped without its closing snapshot, as a crash would.
-pub fn fill_to(
-    data_dir: &Path,
-    events: u64,
-    crash: bool,
-    progress: impl Fn(u64),
-) -> Result<u64, String> {
-    let (mut ledger, _) =
-        Ledger::open(data_dir, LedgerOptions::default()).map_err(|error| error.to_string())?;
-    let at = Timestamp(ledger.state().last_time().0.max(1_767_225_600_000));
-    let (population, commands) =
-        Population::seed_commands_from(50, 5_000, 20_000, today().plus_days(-30))
-            .map_err(|error| error.to_string())?;
-    if ledger.state().last_sequence() == 0 {
-        let envelopes: Vec<Envelope> = commands
-            .into_iter()
-            .map(|command| Envelope::new(at, command))
-            .collect();
-        for chunk in envelopes.chunks(SUBMIT_BATCH_LIMIT) {
-            for reply in ledger.submit(chunk).map_err(|error| error.to_string())? {
-                reply.map_err(|error| error.to_string())?;
-            }
-        }
-    }
-    let mut stream = InvoiceStream::new(population, 5, ledger.state().invoices_redeemed())
-        .map_err(|error| error.to_string())?;
-    let mut envelopes = Vec::with_capacity(SUBMIT_BATCH_LIMIT);
-    while ledger.state().last_sequence() < events {
-        let wanted =
-            (events - ledger.state().last_sequence()).min(SUBMIT_BATCH_LIMIT as u64) as usize;
-        envelopes.clear();
-        for _ in 0..wanted {
-            envelopes.push(Envelope::new(
-                at,
-                Command::PostInvoice(stream.next_invoice().map_err(|error| error.to_string())?),
-            ));
-        }
-        ledger
-            .submit(&envelopes)
-            .map_err(|error| error.to_string())?;
-        progress(ledger.state().last_sequence());
-    }
-    let last = ledger.state().last_sequence();
-    if !crash {
-        ledger.close().map_err(|error| error.to_string())?;
-    }
-    Ok(last)
-}
-
-/// Resident and peak resident memory of a process, in MiB, from /proc.
-pub fn resident_mib(pid: u32) -> Option<(f64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|line| line.starts_with(name))
-            .and_then(|line| line.split_whitespace().nth(1))
-            .and_then(|kib| kib.parse::<f64>().ok())
-            .map(|kib| kib / 1024.0)
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
 }

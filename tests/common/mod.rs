@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 use voucher_ledger::domain::*;
-use voucher_ledger::tooling::demo::{center_uscc, enterprise_uscc};
+use voucher_ledger::tooling::population::{
+    center_uscc, enterprise_uscc, policy_with_pool, CenterEntry, Population, Style,
+};
 
 pub fn money(text: &str) -> Money {
     Money::parse("amount", text).expect("test amount")
@@ -47,38 +49,26 @@ pub fn invoice_number(text: &str) -> InvoiceNumber {
 }
 
 pub fn policy_published(pool: &str) -> Event {
-    let defaults = ProgrammePolicy::hangzhou_defaults(year());
-    let policy = ProgrammePolicy::new(
-        year(),
-        money(pool),
-        defaults.default_enterprise_cap().min(money(pool)),
-        defaults.contract_fee_ceiling(),
-        [
-            defaults.rate_for(FacilityTier::Domestic),
-            defaults.rate_for(FacilityTier::MaasMultimodal),
-            defaults.rate_for(FacilityTier::Other),
-        ],
-    )
-    .expect("policy");
     Event::PolicyPublished {
-        policy: Box::new(policy),
+        policy: Box::new(policy_with_pool(year(), money(pool)).expect("policy")),
     }
 }
 
+/// "Center {index}" in the planning layout, of `tier`.
 pub fn center_registered(index: usize, tier: FacilityTier) -> Event {
-    Event::CenterRegistered {
-        center: center(index),
-        name: name(&format!("Center {index}")),
+    CenterEntry {
         tier,
-        listing_basis: ListingBasis::PlanningLayout,
+        ..Style::Plain.center(index).expect("center")
     }
+    .registered()
 }
 
+/// "Enterprise {index}".
 pub fn enterprise_registered(index: usize) -> Event {
-    Event::EnterpriseRegistered {
-        enterprise: enterprise(index),
-        name: name(&format!("Enterprise {index}")),
-    }
+    Style::Plain
+        .enterprise(index)
+        .expect("enterprise")
+        .registered()
 }
 
 /// Policy (pool 250,000,000.00), center 1 domestic (30%), center 2 other (20%),
@@ -96,27 +86,21 @@ pub fn programme() -> Vec<Event> {
 /// The standard programme as commands: the 2026 policy, center 1 (domestic, planning
 /// layout), center 2 (other, matchmaking partner) and enterprise 1.
 pub fn registration_commands() -> Vec<Command> {
-    vec![
-        Command::PublishPolicy {
-            policy: ProgrammePolicy::hangzhou_defaults(year()),
-        },
-        Command::RegisterCenter {
-            center: center(1),
-            name: name("Center 1"),
-            tier: FacilityTier::Domestic,
-            listing_basis: ListingBasis::PlanningLayout,
-        },
-        Command::RegisterCenter {
-            center: center(2),
-            name: name("Center 2"),
-            tier: FacilityTier::Other,
-            listing_basis: ListingBasis::MatchmakingPartner,
-        },
-        Command::RegisterEnterprise {
-            enterprise: enterprise(1),
-            name: name("Enterprise 1"),
-        },
-    ]
+    let plain = |index| Style::Plain.center(index).expect("center");
+    Population {
+        policy: ProgrammePolicy::hangzhou_defaults(year()),
+        centers: vec![
+            plain(1),
+            CenterEntry {
+                tier: FacilityTier::Other,
+                listing_basis: ListingBasis::MatchmakingPartner,
+                ..plain(2)
+            },
+        ],
+        enterprises: vec![Style::Plain.enterprise(1).expect("enterprise")],
+        vouchers: Vec::new(),
+    }
+    .registration_commands()
 }
 
 pub fn approve(

@@ -1,0 +1,85 @@
+//! `voucher-ledger serve`: the product. Loads the config, installs the log (text or
+//! JSON), binds the listen address, prints one machine-readable "listening on" line for
+//! scripts and tests that listen on port 0, and runs [`crate::api::server::run`] until
+//! SIGINT or SIGTERM, which stop it gracefully.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::api::server::{ServeSettings, ServerConfig};
+use crate::cli::CliError;
+
+pub fn run(
+    data_dir: PathBuf,
+    listen: &str,
+    config_path: &Path,
+    log_format: &str,
+    sync: bool,
+) -> Result<ExitCode, CliError> {
+    init_logging(log_format)?;
+    let config = ServerConfig::load(config_path).map_err(CliError::Config)?;
+    tracing::info!(config = %config_path.display(), tokens = config.tokens.len(), "configuration loaded");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| CliError::Listen {
+                address: listen.to_string(),
+                source,
+            })?;
+        // A machine-readable line for scripts and tests that listen on port 0.
+        if let Ok(address) = listener.local_addr() {
+            println!("voucher-ledger listening on {address}");
+            let _ = std::io::stdout().flush();
+        }
+        let settings = ServeSettings {
+            data_dir,
+            config,
+            sync,
+        };
+        crate::api::server::run(listener, settings, shutdown_signal())
+            .await
+            .map_err(CliError::Server)
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(format: &str) -> Result<(), CliError> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        "json" => builder.json().try_init().map_err(CliError::Logging),
+        "text" => builder.try_init().map_err(CliError::Logging),
+        other => Err(CliError::LogFormat(other.to_string())),
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
