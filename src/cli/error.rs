@@ -56,6 +56,9 @@ pub enum CliError {
     /// The progress bar's template is malformed.
     #[error("progress bar: {0}")]
     Progress(#[from] indicatif::style::TemplateError),
+    /// A call to the server failed, or its arguments were wrong (the message says which).
+    #[error("{0}")]
+    Client(String),
     /// A development tool failed.
     #[error(transparent)]
     Tool(#[from] ToolError),

@@ -6,6 +6,7 @@
 mod demo;
 mod error;
 mod serve;
+mod settlement;
 mod summary;
 mod token_hash;
 mod verify;
@@ -83,6 +84,9 @@ enum CliCommand {
     Bench(load::LoadSettings),
     /// Fill DIR to --events events, then time `serve` from start to SERVING and read its RSS.
     BenchRecovery(recovery::RecoverySettings),
+    /// The finance bureau's work on a running server: settlement runs, statements,
+    /// payments, returns, repayments, receivables, pool adjustments, the year close.
+    Settlement(settlement::SettlementArgs),
     /// Print the SM3 hash of a bearer token, for the `token_sm3` field of the config.
     TokenHash { token: String },
     /// Post invoices until killed, printing each acknowledged invoice (crash testing).
@@ -124,6 +128,7 @@ pub fn main() -> ExitCode {
             no_sync,
         } => serve::run(data_dir, &listen, &config, &log_format, !no_sync),
         CliCommand::TokenHash { token } => Ok(token_hash::run(&token)),
+        CliCommand::Settlement(arguments) => settlement::run(arguments),
         CliCommand::Bench(settings) => load::run(settings).map_err(CliError::from),
         CliCommand::BenchRecovery(settings) => recovery::run(&settings).map_err(CliError::from),
         CliCommand::Torture(settings) => torture::run(&settings).map_err(CliError::from),
