@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::text::{canonical_identifier, check_text};
+use super::text::{canonical_identifier, check_text, is_canonical_identifier};
 use super::validation::ValidationError;
 
 /// The 31 characters of GB 32100-2015, in the order that gives each its value (I, O, Z, S
@@ -232,12 +232,12 @@ macro_rules! canonical_identifier {
             }
 
             fn build(text: &str) -> $name {
-                let canonical = canonical_identifier(text);
                 let typed: std::sync::Arc<str> = text.into();
-                let canonical = if canonical == text {
+                // Most numbers are typed in canonical form already: one allocation.
+                let canonical = if is_canonical_identifier(text) {
                     std::sync::Arc::clone(&typed)
                 } else {
-                    canonical.into()
+                    canonical_identifier(text).into()
                 };
                 $name { canonical, typed }
             }
@@ -485,6 +485,22 @@ impl Date {
 
     /// Parses `YYYY-MM-DD` for the field named `field`.
     pub fn parse(field: &'static str, text: &str) -> Result<Date, ValidationError> {
+        // Exactly YYYY-MM-DD in ASCII digits: `"+5".parse::<u32>()` would accept a sign.
+        let well_formed = text.len() == 10
+            && text
+                .bytes()
+                .enumerate()
+                .all(|(position, byte)| match position {
+                    4 | 7 => byte == b'-',
+                    _ => byte.is_ascii_digit(),
+                });
+        if !well_formed {
+            return Err(ValidationError::new(
+                field,
+                text,
+                "is not a date like 2026-03-31",
+            ));
+        }
         let parts: Vec<&str> = text.split('-').collect();
         let parsed = match parts.as_slice() {
             [year, month, day] if year.len() == 4 && month.len() == 2 && day.len() == 2 => {
@@ -648,6 +664,17 @@ mod tests {
         assert!(Date::parse("d", "2028-02-29").is_ok());
         assert!(Date::parse("d", "2026-13-01").is_err());
         assert!(Date::parse("d", "26-1-1").is_err());
+        // Issue 9, item 9: a sign or space inside a part was accepted once.
+        for text in [
+            "2026-+5-01",
+            "2026-0+5-01",
+            "+026-05-01",
+            "2026-05-1 ",
+            " 2026-05-01",
+            "２０２６-05-01",
+        ] {
+            assert!(Date::parse("d", text).is_err(), "{text:?}");
+        }
         let leap = Date::parse("d", "2028-02-29").expect("date");
         assert_eq!(leap.plus_one_year().to_string(), "2029-02-28");
         assert_eq!(

@@ -8,7 +8,6 @@
 //! fraction of a fen more than the rules allow.
 
 use std::fmt;
-use std::str::FromStr;
 
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
@@ -62,57 +61,83 @@ impl Money {
         Ok(Money(Decimal::new(fen, 2)))
     }
 
-    /// Parses a decimal string such as `"1234.56"` for the field named `field`. Rejects
-    /// more than two decimals, a sign, exponents, and amounts above 10^13 yuan, naming the
-    /// field and the value in the error.
+    /// Parses an amount of yuan for the field named `field`, in the one grammar every
+    /// entry point uses (gRPC, TOML, imports after their own normalisation):
+    ///
+    /// ```text
+    /// amount = integer [ "." 1*2DIGIT ]      integer = "0" | NONZERO *13DIGIT
+    /// ```
+    ///
+    /// ASCII digits only: no sign, no exponent, no white space (not even a trailing
+    /// no-break space), no leading zeros, at most two decimals, at most 10^13 yuan. The
+    /// error names the field and the value.
     pub fn parse(field: &'static str, text: &str) -> Result<Money, ValidationError> {
-        let trimmed = text.trim();
-        let valid_shape = !trimmed.is_empty()
-            && trimmed
-                .bytes()
-                .all(|byte| byte.is_ascii_digit() || byte == b'.')
-            && trimmed.bytes().filter(|byte| *byte == b'.').count() <= 1
-            && !trimmed.starts_with('.')
-            && !trimmed.ends_with('.');
-        if !valid_shape {
-            let reason = if trimmed.starts_with('-') {
-                "must not be negative"
-            } else {
-                "must be a plain decimal number of yuan such as 1234.56"
-            };
-            return Err(ValidationError::new(field, text, reason));
+        let fail = |reason: &str| Err(ValidationError::new(field, text, reason));
+        let (integer, decimals) = match text.split_once('.') {
+            Some((integer, decimals)) => (integer, Some(decimals)),
+            None => (text, None),
+        };
+        let digits =
+            |part: &str| !part.is_empty() && part.bytes().all(|byte| byte.is_ascii_digit());
+        if text.starts_with('-') {
+            return fail("must not be negative");
         }
-        if let Some((_, decimals)) = trimmed.split_once('.') {
-            if decimals.len() > 2 {
-                return Err(ValidationError::new(
-                    field,
-                    text,
-                    "has more than 2 decimal places (amounts are exact to the fen)",
-                ));
-            }
+        if !digits(integer) || decimals.is_some_and(|decimals| !digits(decimals)) {
+            return fail("must be a plain decimal number of yuan such as 1234.56 (ASCII digits, no sign, spaces or separators)");
         }
-        let integer_digits = trimmed
-            .split('.')
-            .next()
-            .unwrap_or("")
-            .trim_start_matches('0');
-        if integer_digits.len() > 14 {
-            return Err(ValidationError::new(field, text, "is above 10^13 yuan"));
+        if integer.len() > 1 && integer.starts_with('0') {
+            return fail("must not have leading zeros");
         }
-        let mut decimal = Decimal::from_str(trimmed)
-            .map_err(|error| ValidationError::new(field, text, error.to_string()))?;
-        decimal.rescale(2);
-        let money = Money(decimal);
-        if money.to_fen() > MONEY_MAX_FEN {
-            return Err(ValidationError::new(field, text, "is above 10^13 yuan"));
+        if decimals.is_some_and(|decimals| decimals.len() > 2) {
+            return fail("has more than 2 decimal places (amounts are exact to the fen)");
         }
-        Ok(money)
+        if integer.len() > 14 {
+            return fail("is above 10^13 yuan");
+        }
+        // At most 14 + 2 digits: fits i64 exactly.
+        let mut fen: i64 = 0;
+        for byte in integer.bytes() {
+            fen = fen * 10 + i64::from(byte - b'0');
+        }
+        let decimals = decimals.unwrap_or("");
+        for position in 0..2 {
+            let digit = decimals
+                .as_bytes()
+                .get(position)
+                .map_or(0, |byte| byte - b'0');
+            fen = fen * 10 + i64::from(digit);
+        }
+        if fen > MONEY_MAX_FEN {
+            return fail("is above 10^13 yuan");
+        }
+        Ok(Money(Decimal::new(fen, 2)))
     }
 
-    /// The amount as a whole number of fen.
-    pub fn to_fen(self) -> i64 {
-        // Scale is always 2 and the value at most 10^15 fen, so the mantissa fits i64.
-        self.0.mantissa() as i64
+    /// The amount as a whole number of fen, if it fits `i64` (every single amount does;
+    /// a running total might not, see [`Money::to_fen_wide`]).
+    pub fn to_fen(self) -> Option<i64> {
+        i64::try_from(self.to_fen_wide()).ok()
+    }
+
+    /// The amount as a whole number of fen, exactly: `Decimal`'s 96-bit mantissa always
+    /// fits `i128`. Running totals are stored this way.
+    pub fn to_fen_wide(self) -> i128 {
+        // Scale is always 2 (every constructor rescales to the fen).
+        self.0.mantissa()
+    }
+
+    /// Rebuilds a stored running total from fen; only negative values are refused.
+    pub fn from_total_fen_wide(fen: i128) -> Result<Money, ValidationError> {
+        if fen < 0 {
+            return Err(ValidationError::new(
+                "amount",
+                fen.to_string(),
+                "must not be negative",
+            ));
+        }
+        Decimal::try_from_i128_with_scale(fen, 2)
+            .map(Money)
+            .map_err(|_| ValidationError::new("amount", fen.to_string(), "is out of range"))
     }
 
     pub fn as_decimal(self) -> Decimal {
@@ -163,9 +188,9 @@ impl Money {
     /// multiplication and rounding on the redemption hot path.
     #[must_use]
     pub fn times_rate_floor(self, rate: Rate) -> Money {
-        let product = i128::from(self.to_fen()) * i128::from(rate.basis_points()) / 10_000;
-        // product ≤ self, so it fits i64 and stays within range.
-        Money(Decimal::new(product as i64, 2))
+        let product = self.to_fen_wide() * i128::from(rate.basis_points()) / 10_000;
+        // product ≤ self, so it is a valid amount whenever self is.
+        Money(Decimal::from_i128_with_scale(product, 2))
     }
 }
 
@@ -209,10 +234,42 @@ impl Rate {
     }
 
     /// Parses `"0.30"` for the field named `field`.
+    /// Parses a rate in the one grammar every entry point uses:
+    ///
+    /// ```text
+    /// rate = ( "0" [ "." 1*4DIGIT ] ) | ( "1" [ "." 1*4"0" ] )
+    /// ```
+    ///
+    /// No sign, exponent, white space, underscore or leading zero; at most four decimals
+    /// (a basis point), never silently rounded.
     pub fn parse(field: &'static str, text: &str) -> Result<Rate, ValidationError> {
-        let decimal = Decimal::from_str(text.trim())
-            .map_err(|error| ValidationError::new(field, text, error.to_string()))?;
-        Self::from_decimal(field, decimal)
+        let fail = |reason: &str| Err(ValidationError::new(field, text, reason));
+        let (integer, decimals) = match text.split_once('.') {
+            Some((integer, decimals)) => (integer, decimals),
+            None => (text, ""),
+        };
+        let digits = |part: &str| part.bytes().all(|byte| byte.is_ascii_digit());
+        if !(integer == "0" || integer == "1")
+            || !digits(decimals)
+            || (text.contains('.') && decimals.is_empty())
+        {
+            return fail("must be a decimal fraction between 0 and 1 such as 0.30 (ASCII digits, no sign or exponent)");
+        }
+        if decimals.len() > 4 {
+            return fail("has more than 4 decimal places (rates are exact to the basis point)");
+        }
+        let mut basis_points: u32 = if integer == "1" { 10_000 } else { 0 };
+        for position in 0..4 {
+            let digit = decimals
+                .as_bytes()
+                .get(position)
+                .map_or(0, |byte| byte - b'0');
+            basis_points += u32::from(digit) * [1_000, 100, 10, 1][position];
+        }
+        if basis_points > 10_000 {
+            return fail("must be at most 1");
+        }
+        Self::from_basis_points(basis_points as u16)
     }
 
     pub fn from_decimal(field: &'static str, decimal: Decimal) -> Result<Rate, ValidationError> {
@@ -307,8 +364,55 @@ mod tests {
     fn parsing_normalises_to_two_places() {
         assert_eq!(money("7").to_string(), "7.00");
         assert_eq!(money("7.5").to_string(), "7.50");
-        assert_eq!(money("10000000000000.00").to_fen(), MONEY_MAX_FEN);
-        assert_eq!(money("0012.30").to_fen(), 1230);
+        assert_eq!(money("10000000000000.00").to_fen(), Some(MONEY_MAX_FEN));
+        assert_eq!(money("0.30").to_fen(), Some(30));
+        assert_eq!(money("12.3").to_fen(), Some(1230));
+    }
+
+    /// Issue 9, item 9: every lenient spelling below was accepted once.
+    #[test]
+    fn one_strict_grammar_for_amounts_and_rates() {
+        let zeros = format!("{}1", "0".repeat(100_000));
+        for text in [
+            " 1",
+            "\u{3000}1",
+            "1\u{a0}",
+            "1 ",
+            "+1",
+            "0012.30",
+            zeros.as_str(),
+            "１",
+            "1_000",
+        ] {
+            assert!(Money::parse("amount", text).is_err(), "{text:?}");
+        }
+        for text in [
+            "1e-1",
+            "+0.3",
+            "-0",
+            "0_.3",
+            "0.300000000000000000000000000001",
+            " 0.3",
+            "00.3",
+            ".3",
+            "0.",
+            "1.0001",
+            "2",
+        ] {
+            assert!(Rate::parse("rate", text).is_err(), "{text:?}");
+        }
+        for (text, basis_points) in [
+            ("0", 0),
+            ("1", 10_000),
+            ("1.0000", 10_000),
+            ("0.3", 3_000),
+            ("0.0001", 1),
+        ] {
+            assert_eq!(
+                Rate::parse("rate", text).expect(text).basis_points(),
+                basis_points
+            );
+        }
     }
 
     #[test]

@@ -21,6 +21,11 @@ pub fn check_text(text: &str) -> Result<(), String> {
     if text.trim() != text {
         return Err("must not start or end with white space".into());
     }
+    // Fast path (nearly every number and reference): printable ASCII has no control,
+    // format or separator characters.
+    if text.bytes().all(|byte| (b' '..=b'~').contains(&byte)) {
+        return Ok(());
+    }
     for (position, character) in text.chars().enumerate() {
         if let Some(kind) = forbidden_kind(character) {
             return Err(format!(
@@ -49,9 +54,18 @@ fn forbidden_kind(character: char) -> Option<&'static str> {
     }
 }
 
+/// True when `text` is its own canonical form (checked without allocating).
+pub fn is_canonical_identifier(text: &str) -> bool {
+    text.is_ascii() && !text.bytes().any(|byte| byte.is_ascii_lowercase()) && text.trim() == text
+}
+
 /// The canonical form of an identifier: NFKC, trimmed, ASCII letters upper-cased.
 /// The caller has already refused forbidden characters with [`check_text`].
 pub fn canonical_identifier(text: &str) -> String {
+    // Fast path: ASCII is its own NFKC form.
+    if text.is_ascii() {
+        return text.trim().to_ascii_uppercase();
+    }
     let normalized: String = text.nfkc().collect();
     normalized.trim().to_ascii_uppercase()
 }

@@ -97,8 +97,20 @@ impl<'a> Writer<'a> {
         self.u32(count as u32);
     }
 
+    /// A single amount (an event's or an entry's), as i64 fen. Every single amount is
+    /// at most 10^13 yuan, or a sum bounded by a pool of at most that: it fits.
     pub fn money(&mut self, value: Money) {
-        self.i64(value.to_fen());
+        let fen = value.to_fen();
+        assert!(fen.is_some(), "a single amount fits i64 fen: {value}");
+        self.i64(fen.unwrap_or(i64::MAX));
+    }
+
+    /// A running total (snapshots), as i128 fen: totals of a long-lived ledger may pass
+    /// i64 (issue 9: 9,300 post-and-reverse pairs of 10^13 yuan), so they are never
+    /// narrowed.
+    pub fn money_total(&mut self, value: Money) {
+        self.out
+            .extend_from_slice(&value.to_fen_wide().to_le_bytes());
     }
 
     pub fn rate(&mut self, value: Rate) {
@@ -231,6 +243,12 @@ impl<'a> Reader<'a> {
 
     pub fn money(&mut self) -> Result<Money, CodecError> {
         Ok(Money::from_total_fen(self.i64()?)?)
+    }
+
+    pub fn money_total(&mut self) -> Result<Money, CodecError> {
+        Ok(Money::from_total_fen_wide(i128::from_le_bytes(
+            self.array()?,
+        ))?)
     }
 
     pub fn rate(&mut self) -> Result<Rate, CodecError> {

@@ -15,7 +15,8 @@
 //! ```
 //!
 //! Image, version 3: the fields of [`StateImage`] written one by one with
-//! `storage::codec`, in the order of [`encode_image`]. Older images (v1: bincode of the
+//! `storage::codec`, in the order of [`encode_image`]; every amount as i128 fen, since
+//! running totals may outgrow i64. Older images (v1: bincode of the
 //! domain's own structs; v2: before settlement statements) are not read: a snapshot is
 //! only a shortcut, so an older one is skipped and the log is replayed instead.
 
@@ -231,7 +232,7 @@ pub fn encode_image(image: &StateImage, out: &mut Vec<u8>) {
                 writer.u8(1);
                 writer.uscc(center);
                 writer.year(*year);
-                writer.money(*amount);
+                writer.money_total(*amount);
                 writer.date(*value_date);
                 writer.u64(*sequence);
             }
@@ -285,7 +286,7 @@ pub fn decode_image(bytes: &[u8]) -> Result<StateImage, CodecError> {
                 1 => BankUse::Repayment {
                     center: reader.uscc()?,
                     year: reader.year()?,
-                    amount: reader.money()?,
+                    amount: reader.money_total()?,
                     value_date: reader.date()?,
                     sequence: reader.u64()?,
                 },
@@ -301,21 +302,21 @@ pub fn decode_image(bytes: &[u8]) -> Result<StateImage, CodecError> {
 }
 
 fn encode_usage(writer: &mut Writer<'_>, usage: &Usage) {
-    writer.money(usage.held);
-    writer.money(usage.redeemed);
-    writer.money(usage.receivable);
+    writer.money_total(usage.held);
+    writer.money_total(usage.redeemed);
+    writer.money_total(usage.receivable);
 }
 
 fn decode_usage(reader: &mut Reader<'_>) -> Result<Usage, CodecError> {
     Ok(Usage {
-        held: reader.money()?,
-        redeemed: reader.money()?,
-        receivable: reader.money()?,
+        held: reader.money_total()?,
+        redeemed: reader.money_total()?,
+        receivable: reader.money_total()?,
     })
 }
 
 fn encode_year_book(writer: &mut Writer<'_>, book: &YearBook) {
-    writer.money(book.pool);
+    writer.money_total(book.pool);
     encode_usage(writer, &book.usage);
     writer.u64(book.closed.unwrap_or(0));
     for amount in [
@@ -332,27 +333,27 @@ fn encode_year_book(writer: &mut Writer<'_>, book: &YearBook) {
         book.repaid,
         book.paid,
     ] {
-        writer.money(amount);
+        writer.money_total(amount);
     }
 }
 
 fn decode_year_book(reader: &mut Reader<'_>) -> Result<YearBook, CodecError> {
     Ok(YearBook {
-        pool: reader.money()?,
+        pool: reader.money_total()?,
         usage: decode_usage(reader)?,
         closed: Some(reader.u64()?).filter(|sequence| *sequence != 0),
-        approved: reader.money()?,
-        released: reader.money()?,
-        granted: reader.money()?,
-        reversed_unsettled: reader.money()?,
-        unsettled: reader.money()?,
-        standing_open: reader.money()?,
-        standing_paid: reader.money()?,
-        settled: reader.money()?,
-        clawed_back: reader.money()?,
-        offset: reader.money()?,
-        repaid: reader.money()?,
-        paid: reader.money()?,
+        approved: reader.money_total()?,
+        released: reader.money_total()?,
+        granted: reader.money_total()?,
+        reversed_unsettled: reader.money_total()?,
+        unsettled: reader.money_total()?,
+        standing_open: reader.money_total()?,
+        standing_paid: reader.money_total()?,
+        settled: reader.money_total()?,
+        clawed_back: reader.money_total()?,
+        offset: reader.money_total()?,
+        repaid: reader.money_total()?,
+        paid: reader.money_total()?,
     })
 }
 
@@ -362,9 +363,9 @@ fn encode_center(writer: &mut Writer<'_>, center: &CenterAccount) {
     writer.u8(tier_byte(center.tier));
     writer.u8(listing_byte(center.listing_basis));
     writer.u8(center_status_byte(center.status));
-    writer.money(center.redeemed_total);
-    writer.money(center.reversed_total);
-    writer.money(center.paid_total);
+    writer.money_total(center.redeemed_total);
+    writer.money_total(center.reversed_total);
+    writer.money_total(center.paid_total);
 }
 
 fn decode_center(reader: &mut Reader<'_>) -> Result<CenterAccount, CodecError> {
@@ -374,20 +375,20 @@ fn decode_center(reader: &mut Reader<'_>) -> Result<CenterAccount, CodecError> {
         tier: tier_from(reader.u8()?)?,
         listing_basis: listing_from(reader.u8()?)?,
         status: center_status_from(reader.u8()?)?,
-        redeemed_total: reader.money()?,
-        reversed_total: reader.money()?,
-        paid_total: reader.money()?,
+        redeemed_total: reader.money_total()?,
+        reversed_total: reader.money_total()?,
+        paid_total: reader.money_total()?,
     })
 }
 
 fn encode_center_year(writer: &mut Writer<'_>, books: &CenterYear) {
-    writer.money(books.granted);
+    writer.money_total(books.granted);
     writer.u64(books.granted_count);
-    writer.money(books.reversed_unsettled);
+    writer.money_total(books.reversed_unsettled);
     writer.u64(books.reversed_unsettled_count);
-    writer.money(books.unsettled);
+    writer.money_total(books.unsettled);
     writer.u64(books.unsettled_count);
-    writer.money(books.settled);
+    writer.money_total(books.settled);
     writer.u64(books.settled_count);
     writer.length(books.settlements.len());
     for (cutoff, statement) in &books.settlements {
@@ -400,23 +401,23 @@ fn encode_center_year(writer: &mut Writer<'_>, books: &CenterYear) {
         writer.u64(item.reversal);
         writer.voucher_id(&item.voucher);
         writer.uscc(&item.enterprise);
-        writer.money(item.outstanding);
+        writer.money_total(item.outstanding);
     }
-    writer.money(books.clawed_back);
-    writer.money(books.offset);
-    writer.money(books.repaid);
-    writer.money(books.paid);
+    writer.money_total(books.clawed_back);
+    writer.money_total(books.offset);
+    writer.money_total(books.repaid);
+    writer.money_total(books.paid);
 }
 
 fn decode_center_year(reader: &mut Reader<'_>) -> Result<CenterYear, CodecError> {
     Ok(CenterYear {
-        granted: reader.money()?,
+        granted: reader.money_total()?,
         granted_count: reader.u64()?,
-        reversed_unsettled: reader.money()?,
+        reversed_unsettled: reader.money_total()?,
         reversed_unsettled_count: reader.u64()?,
-        unsettled: reader.money()?,
+        unsettled: reader.money_total()?,
         unsettled_count: reader.u64()?,
-        settled: reader.money()?,
+        settled: reader.money_total()?,
         settled_count: reader.u64()?,
         settlements: items(reader, 16, |reader| {
             let cutoff = reader.u64()?;
@@ -428,13 +429,13 @@ fn decode_center_year(reader: &mut Reader<'_>) -> Result<CenterYear, CodecError>
                 reversal: reader.u64()?,
                 voucher: reader.voucher_id()?,
                 enterprise: reader.uscc()?,
-                outstanding: reader.money()?,
+                outstanding: reader.money_total()?,
             })
         })?,
-        clawed_back: reader.money()?,
-        offset: reader.money()?,
-        repaid: reader.money()?,
-        paid: reader.money()?,
+        clawed_back: reader.money_total()?,
+        offset: reader.money_total()?,
+        repaid: reader.money_total()?,
+        paid: reader.money_total()?,
     })
 }
 
@@ -449,7 +450,7 @@ fn encode_enterprise(writer: &mut Writer<'_>, enterprise: &EnterpriseAccount) {
     writer.length(enterprise.cap_overrides.len());
     for (year, granted) in &enterprise.cap_overrides {
         writer.year(*year);
-        writer.money(granted.cap);
+        writer.money_total(granted.cap);
         writer.text(granted.reason.as_str());
     }
 }
@@ -462,7 +463,7 @@ fn decode_enterprise(reader: &mut Reader<'_>) -> Result<EnterpriseAccount, Codec
     })?;
     let cap_overrides = items(reader, 14, |reader| {
         let year = reader.year()?;
-        let cap = reader.money()?;
+        let cap = reader.money_total()?;
         let reason = reader.reason()?;
         Ok((year, CapOverride { cap, reason }))
     })?;
@@ -478,11 +479,11 @@ fn encode_voucher(writer: &mut Writer<'_>, voucher: &Voucher) {
     encode_voucher_terms(writer, &voucher.terms);
     writer.u64(voucher.approved_sequence);
     writer.u8(voucher_status_byte(voucher.status));
-    writer.money(voucher.remaining);
-    writer.money(voucher.subsidy_total);
-    writer.money(voucher.invoiced_total);
-    writer.money(voucher.released);
-    writer.money(voucher.clawback_outstanding);
+    writer.money_total(voucher.remaining);
+    writer.money_total(voucher.subsidy_total);
+    writer.money_total(voucher.invoiced_total);
+    writer.money_total(voucher.released);
+    writer.money_total(voucher.clawback_outstanding);
     writer.u32(voucher.invoice_count);
 }
 
@@ -491,11 +492,11 @@ fn decode_voucher(reader: &mut Reader<'_>) -> Result<Voucher, CodecError> {
         terms: decode_voucher_terms(reader)?,
         approved_sequence: reader.u64()?,
         status: voucher_status_from(reader.u8()?)?,
-        remaining: reader.money()?,
-        subsidy_total: reader.money()?,
-        invoiced_total: reader.money()?,
-        released: reader.money()?,
-        clawback_outstanding: reader.money()?,
+        remaining: reader.money_total()?,
+        subsidy_total: reader.money_total()?,
+        invoiced_total: reader.money_total()?,
+        released: reader.money_total()?,
+        clawback_outstanding: reader.money_total()?,
         invoice_count: reader.u32()?,
     })
 }
@@ -509,15 +510,15 @@ fn encode_statement(writer: &mut Writer<'_>, statement: &Statement) {
     writer.u64(statement.previous_cutoff);
     writer.u64(statement.cutoff);
     writer.u64(statement.invoices);
-    writer.money(statement.gross);
-    writer.money(statement.clawback_offset);
-    writer.money(statement.net);
+    writer.money_total(statement.gross);
+    writer.money_total(statement.clawback_offset);
+    writer.money_total(statement.net);
     writer.u8(statement_state_byte(statement.state));
-    writer.money(statement.clawed_back);
+    writer.money_total(statement.clawed_back);
     writer.length(statement.payments.len());
     for payment in &statement.payments {
         writer.text(payment.bank_reference.as_typed());
-        writer.money(payment.amount);
+        writer.money_total(payment.amount);
         writer.date(payment.value_date);
         writer.u64(payment.sequence);
         match &payment.returned {
@@ -541,15 +542,15 @@ fn decode_statement(reader: &mut Reader<'_>) -> Result<Statement, CodecError> {
         previous_cutoff: reader.u64()?,
         cutoff: reader.u64()?,
         invoices: reader.u64()?,
-        gross: reader.money()?,
-        clawback_offset: reader.money()?,
-        net: reader.money()?,
+        gross: reader.money_total()?,
+        clawback_offset: reader.money_total()?,
+        net: reader.money_total()?,
         state: statement_state_from(reader.u8()?)?,
-        clawed_back: reader.money()?,
+        clawed_back: reader.money_total()?,
         payments: items(reader, 30, |reader| {
             Ok(PaymentRecord {
                 bank_reference: BankReference::from_stored(reader.text()?)?,
-                amount: reader.money()?,
+                amount: reader.money_total()?,
                 value_date: reader.date()?,
                 sequence: reader.u64()?,
                 returned: match reader.u8()? {

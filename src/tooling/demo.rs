@@ -394,7 +394,7 @@ fn settle_quarter(
         found
     };
     if let Some((center, outstanding)) = owing {
-        let half = Money::from_fen((outstanding.to_fen() / 2).max(1))?;
+        let half = Money::from_fen((outstanding.to_fen().unwrap_or(0) / 2).max(1))?;
         driver.send(Command::RecordRepayment {
             center,
             year,
