@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use common::*;
 use voucher_ledger::domain::*;
+use voucher_ledger::limits::EXPIRY_BATCH_LIMIT;
 
 fn voucher_approved(scenario: &Scenario, voucher: u128) -> &Voucher {
     scenario
@@ -729,13 +730,145 @@ fn triggered_codes() -> BTreeSet<RejectionCode> {
     seen
 }
 
+/// The code of a refused command, if it was refused.
+fn code_of<T>(result: Result<T, Rejection>) -> Option<RejectionCode> {
+    result.err().map(|rejection| rejection.code)
+}
+
+/// Runs one scenario per rejection code of settlement, the money model and year close
+/// (codes 32 and later) and returns the codes seen.
+fn triggered_settlement_codes() -> BTreeSet<RejectionCode> {
+    let mut seen = BTreeSet::new();
+    let mut scenario = with_voucher();
+    scenario.when_ok(approve(2, 2, 2, "100000.00", "20000.00"));
+    let Command::ApproveVoucher(mut last_year) = approve(9, 1, 1, "1000.00", "1.00") else {
+        unreachable!()
+    };
+    last_year.term_start = date("2025-12-01");
+    last_year.term_end = date("2026-06-30");
+    seen.extend(code_of(scenario.when(Command::ApproveVoucher(last_year))));
+    scenario.when_ok(post(1, 1, "A", "1000.00")); // 300.00
+    scenario.when_ok(post(2, 2, "B", "1000.00")); // 200.00
+    let run = |number, programme_year| Command::CreateSettlementRun {
+        run: SettlementRunId::from_u128(number),
+        year: programme_year,
+    };
+    let (reply, _) = scenario.when_ok(run(1, year()));
+    let Reply::SettlementRunCreated(outcome) = reply else {
+        panic!("{reply:?}")
+    };
+    let (first, second) = (outcome.statements[0], outcome.statements[1]);
+    seen.extend(code_of(
+        scenario.when_as(center_principal(1), reverse(1, "A")),
+    ));
+    seen.extend(code_of(
+        scenario.when(run(1, ProgrammeYear::new(2027).expect("year"))),
+    ));
+    let pay =
+        |statement, reference: &str, amount: &str, value_date: &str| Command::ConfirmPayment {
+            statement,
+            bank_reference: BankReference::parse(reference).expect("reference"),
+            amount: money(amount),
+            value_date: date(value_date),
+        };
+    seen.extend(code_of(scenario.when(pay(
+        StatementId(999),
+        "BANK-1",
+        "300.00",
+        "2026-01-01",
+    ))));
+    seen.extend(code_of(scenario.when(pay(
+        first,
+        "BANK-1",
+        "1.00",
+        "2026-01-01",
+    ))));
+    seen.extend(code_of(scenario.when(pay(
+        first,
+        "BANK-1",
+        "300.00",
+        "2025-12-31",
+    ))));
+    scenario.when_ok(pay(first, "BANK-1", "300.00", "2026-01-01"));
+    seen.extend(code_of(scenario.when(pay(
+        first,
+        "BANK-2",
+        "300.00",
+        "2026-01-01",
+    ))));
+    seen.extend(code_of(scenario.when(pay(
+        second,
+        "BANK-1",
+        "200.00",
+        "2026-01-01",
+    ))));
+    seen.extend(code_of(scenario.when(Command::RecordPaymentReturned {
+        statement: second,
+        bank_reference: BankReference::parse("BANK-404").expect("reference"),
+        reason: reason("x"),
+    })));
+    seen.extend(code_of(scenario.when(Command::RecordRepayment {
+        center: center(1),
+        year: year(),
+        amount: money("1.00"),
+        bank_reference: BankReference::parse("REPAY-1").expect("reference"),
+        value_date: date("2026-01-01"),
+    })));
+    seen.extend(code_of(scenario.when(Command::AdjustPool {
+        year: year(),
+        new_pool: money("1.00"),
+        reason: reason("x"),
+    })));
+    let close = Command::CloseProgrammeYear { year: year() };
+    seen.extend(code_of(scenario.when(close.clone())));
+    scenario.advance_to(at_date("2027-03-02"));
+    let Command::PostInvoice(mut late) = post(1, 1, "C", "10.00") else {
+        unreachable!()
+    };
+    late.issue_date = date("2026-12-31");
+    seen.extend(code_of(scenario.when(Command::PostInvoice(late))));
+    scenario.when_ok(close);
+    seen.extend(code_of(scenario.when(approve(9, 1, 1, "1000.00", "1.00"))));
+
+    let mut crowded = programme();
+    crowded.extend(
+        (1..=EXPIRY_BATCH_LIMIT as u128 + 1).map(|voucher| small_voucher_approved(voucher, 1, 1)),
+    );
+    let mut crowded = given(crowded);
+    crowded.advance_to(at_date("2027-03-02"));
+    seen.extend(code_of(
+        crowded.when(Command::CloseProgrammeYear { year: year() }),
+    ));
+
+    let mut full = programme();
+    full.extend((3..=4_096).map(|index| center_registered(index, FacilityTier::Other)));
+    let mut full = given(full);
+    seen.extend(code_of(full.when(Command::RegisterCenter {
+        center: center(4_097),
+        name: name("x"),
+        tier: FacilityTier::Other,
+        listing_basis: ListingBasis::PlanningLayout,
+    })));
+    seen
+}
+
 #[test]
 fn every_rejection_code_has_a_scenario() {
-    let seen = triggered_codes();
+    let mut seen = triggered_codes();
+    seen.extend(triggered_settlement_codes());
     let missing: Vec<&str> = RejectionCode::ALL
         .iter()
-        .filter(|code| !seen.contains(code))
+        .filter(|code| !RejectionCode::RETIRED.contains(code) && !seen.contains(code))
         .map(|code| code.name())
         .collect();
     assert!(missing.is_empty(), "no scenario triggers {missing:?}");
+    let retired: Vec<&str> = RejectionCode::RETIRED
+        .iter()
+        .filter(|code| seen.contains(code))
+        .map(|code| code.name())
+        .collect();
+    assert!(
+        retired.is_empty(),
+        "retired codes are still produced: {retired:?}"
+    );
 }

@@ -204,3 +204,109 @@ impl Scenario {
         assert!(violations.is_empty(), "{violations:#?}");
     }
 }
+
+// ------------------------------------------- settlement-era helpers (issue 8)
+
+/// The origin of a command sent by a principal of `role` named `principal`, with the
+/// client's request id if `request_id` is given.
+pub fn origin(role: PrincipalRole, principal: &str, request_id: Option<&str>) -> Origin {
+    Origin::new(
+        Principal::new(role, principal).expect("principal"),
+        request_id.map(|id| RequestId::parse(id).expect("request id")),
+    )
+}
+
+/// The finance bureau, without a request id.
+pub fn bureau() -> Origin {
+    origin(PrincipalRole::Bureau, "finance-bureau", None)
+}
+
+/// Center `index` acting for itself (a center principal), without a request id.
+pub fn center_principal(index: usize) -> Origin {
+    origin(PrincipalRole::Center, &format!("center-{index}"), None)
+}
+
+impl Scenario {
+    /// Moves the scenario's clock forward to `at`: the next `when*` command is stamped
+    /// one second after it (on the same day).
+    pub fn advance_to(&mut self, at: Timestamp) {
+        assert!(
+            at.0 >= self.clock,
+            "the scenario's clock only moves forward"
+        );
+        self.clock = at.0;
+    }
+
+    /// The time the last command was (or the given events were) stamped with.
+    pub fn now(&self) -> Timestamp {
+        Timestamp(self.clock)
+    }
+
+    /// Runs a command sent by `origin`; returns the reply and the events it appended,
+    /// with their sequences, times and origins.
+    pub fn when_as(
+        &mut self,
+        origin: Origin,
+        command: Command,
+    ) -> Result<(Reply, Vec<SequencedEvent>), Rejection> {
+        self.clock += 1_000;
+        let envelope = Envelope::from_origin(Timestamp(self.clock), origin, command);
+        let mut sink = Vec::new();
+        let reply = self.state.execute(&envelope, &mut sink)?;
+        Ok((reply, sink))
+    }
+
+    /// Runs a command sent by `origin` that must be accepted.
+    pub fn when_ok_as(&mut self, origin: Origin, command: Command) -> (Reply, Vec<SequencedEvent>) {
+        match self.when_as(origin, command) {
+            Ok(result) => result,
+            Err(rejection) => panic!("expected acceptance, got {rejection}"),
+        }
+    }
+
+    /// Runs a command sent by `origin` that must be rejected with `code`; checks nothing
+    /// changed.
+    pub fn when_rejected_as(
+        &mut self,
+        origin: Origin,
+        command: Command,
+        code: RejectionCode,
+    ) -> Rejection {
+        let before = self.state.clone();
+        match self.when_as(origin, command) {
+            Ok((_, events)) => panic!("expected {}, got events {events:?}", code.name()),
+            Err(rejection) => {
+                assert_eq!(rejection.code, code, "{rejection}");
+                assert_eq!(self.state, before, "a rejected command changed the state");
+                rejection
+            }
+        }
+    }
+}
+
+/// A `VoucherApproved` fact for fixtures that need many vouchers: voucher `voucher`
+/// (contract `C-{voucher}`) of enterprise `enterprise_index` at center `center_index`
+/// (domestic, 30%), fee 10.00, face 1.00, term 2026, redemption window to 2027-03-01.
+pub fn small_voucher_approved(
+    voucher: u128,
+    enterprise_index: usize,
+    center_index: usize,
+) -> Event {
+    let rate = Rate::parse("rate", "0.30").expect("rate");
+    Event::VoucherApproved(Box::new(VoucherApproved {
+        voucher: voucher_id(voucher),
+        year: year(),
+        enterprise: enterprise(enterprise_index),
+        center: center(center_index),
+        contract_number: ContractNumber::parse(&format!("C-{voucher}")).expect("contract"),
+        contract_fee: money("10.00"),
+        term_start: date("2026-01-01"),
+        term_end: date("2026-12-31"),
+        redemption_window_end: date("2027-03-01"),
+        tier: FacilityTier::Domestic,
+        rate,
+        ceiling: rate,
+        requested: money("1.00"),
+        face_value: money("1.00"),
+    }))
+}
