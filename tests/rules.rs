@@ -573,13 +573,13 @@ fn time_may_not_go_backwards() {
     let mut scenario = given(programme());
     scenario
         .when_at(
-            Timestamp(2_000_000_000_000),
+            Timestamp(1_780_000_000_000),
             approve(1, 1, 1, "1000.00", "300.00"),
         )
         .expect("accepted");
     let rejection = scenario
         .when_at(
-            Timestamp(1_999_999_999_999),
+            Timestamp(1_779_999_999_999),
             approve(2, 1, 1, "1000.00", "300.00"),
         )
         .expect_err("backwards");

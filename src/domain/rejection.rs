@@ -92,7 +92,7 @@ rejections! {
     ContractCeilingExceeded = 28, "CONTRACT_CEILING_EXCEEDED";
     /// Retired with format v1's `SettleCenter`: settlement runs are idempotent by run id.
     SettlementAlreadyRecorded = 29, "SETTLEMENT_ALREADY_RECORDED";
-    /// The center has nothing unsettled and no clawback outstanding.
+    /// No center has a redemption of the year that is not yet in a statement.
     NothingToSettle = 30, "NOTHING_TO_SETTLE";
     /// The command's time lies before the last accepted command's time.
     TimeWentBackwards = 31, "TIME_WENT_BACKWARDS";
@@ -100,7 +100,8 @@ rejections! {
     VoucherYearMismatch = 32, "VOUCHER_YEAR_MISMATCH";
     /// The programme year is closed: no approval, invoice or reversal any more.
     YearClosed = 33, "YEAR_CLOSED";
-    /// The invoice comes after the voucher's redemption window (term end + grace).
+    /// The invoice comes after the voucher's redemption window (term end + grace), or a
+    /// voucher is approved whose window is already over.
     RedemptionWindowClosed = 34, "REDEMPTION_WINDOW_CLOSED";
     /// A settled invoice may be reversed only by the bureau.
     ReversalNeedsBureau = 35, "REVERSAL_NEEDS_BUREAU";

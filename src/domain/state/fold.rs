@@ -258,6 +258,10 @@ impl LedgerState {
             .insert((approved.redemption_window_end, approved.voucher));
         self.active_by_center
             .insert((approved.center, approved.voucher));
+        *self
+            .active_count_by_center
+            .entry(approved.center)
+            .or_default() += 1;
         self.vouchers_by_center
             .insert((approved.center, approved.voucher));
         self.vouchers_by_enterprise
@@ -421,8 +425,17 @@ impl LedgerState {
         voucher.released = voucher.released.plus(released);
         self.active_by_window_end
             .remove(&(voucher.terms.redemption_window_end, voucher_id));
-        self.active_by_center
-            .remove(&(voucher.terms.center, voucher_id));
+        if self
+            .active_by_center
+            .remove(&(voucher.terms.center, voucher_id))
+        {
+            if let Some(count) = self.active_count_by_center.get_mut(&voucher.terms.center) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    self.active_count_by_center.remove(&voucher.terms.center);
+                }
+            }
+        }
         let (year, enterprise) = (voucher.terms.year, voucher.terms.enterprise);
         let book = self.years.entry(year).or_default();
         book.usage.release_hold(released);

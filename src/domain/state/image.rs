@@ -116,6 +116,10 @@ impl LedgerState {
                     .active_by_window_end
                     .insert((terms.redemption_window_end, terms.voucher));
                 state.active_by_center.insert((terms.center, terms.voucher));
+                *state
+                    .active_count_by_center
+                    .entry(terms.center)
+                    .or_default() += 1;
             }
             state.vouchers.insert(terms.voucher, voucher);
         }

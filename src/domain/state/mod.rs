@@ -361,8 +361,9 @@ pub struct LedgerState {
     /// Active vouchers by the last day of their redemption window, for expiry in a
     /// stable order.
     pub(super) active_by_window_end: BTreeSet<(Date, VoucherId)>,
-    /// Active vouchers by center, for delisting.
+    /// Active vouchers by center, for delisting, and how many each center holds.
     pub(super) active_by_center: BTreeSet<(Uscc, VoucherId)>,
+    pub(super) active_count_by_center: FxHashMap<Uscc, usize>,
     /// Every voucher by center and by enterprise, for paged listings.
     pub(super) vouchers_by_center: BTreeSet<(Uscc, VoucherId)>,
     pub(super) vouchers_by_enterprise: BTreeSet<(Uscc, VoucherId)>,

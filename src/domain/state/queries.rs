@@ -205,6 +205,14 @@ impl LedgerState {
             .map(|(_, voucher)| *voucher)
     }
 
+    /// How many active vouchers a center holds. O(1).
+    pub fn active_voucher_count(&self, center: &Uscc) -> usize {
+        self.active_count_by_center
+            .get(center)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Active vouchers by the end of their redemption window, earliest first.
     pub fn active_vouchers_by_window_end(
         &self,

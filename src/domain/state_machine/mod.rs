@@ -294,7 +294,7 @@ impl LedgerState {
                 new_pool,
                 reason,
             } => self.decide_adjust_pool(*year, *new_pool, reason),
-            Command::ApproveVoucher(approve) => self.decide_approve(approve),
+            Command::ApproveVoucher(approve) => self.decide_approve(approve, at),
             Command::CancelVoucher { voucher, reason } => self.decide_cancel(voucher, reason),
             Command::ExpireVouchers => Ok(self.decide_expiry(at)),
             // `execute` takes the direct path for invoices; this arm decides the same.

@@ -188,7 +188,11 @@ impl LedgerState {
         let year = voucher.terms.year;
         self.open_year(year)?;
         let settled = self.invoice_settlement(center, year, entry).is_some();
-        if settled && envelope.origin.principal.role == PrincipalRole::Center {
+        let bureau = matches!(
+            envelope.origin.principal.role,
+            PrincipalRole::Bureau | PrincipalRole::System
+        );
+        if settled && !bureau {
             return reject(
                 RejectionCode::ReversalNeedsBureau,
                 format!(

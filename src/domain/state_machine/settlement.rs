@@ -326,6 +326,15 @@ impl LedgerState {
             }));
         }
         let today = at.date();
+        // Vouchers of the year may be approved until its last day, so it cannot be over
+        // before the next year begins, whatever vouchers exist now.
+        let (today_year, _, _) = today.year_month_day();
+        if i64::from(today_year) <= i64::from(year.get()) {
+            return reject(
+                RejectionCode::YearNotOver,
+                format!("programme year {year} runs until its 31 December; today is {today}"),
+            );
+        }
         let active: Vec<_> = self
             .active_by_window_end
             .iter()

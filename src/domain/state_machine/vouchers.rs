@@ -1,7 +1,8 @@
 //! Voucher rules: approval holds face value on the enterprise's cap and the year's pool;
 //! a voucher belongs to the programme year its contract term starts in; one voucher per
-//! contract (numbers compared in canonical form); retrying an approval with the same id
-//! and content answers the original; cancellation releases what is left; expiry releases
+//! contract (numbers compared in canonical form); a voucher whose redemption window is
+//! already over when it would be approved is refused; retrying an approval with the same
+//! id and content answers the original; cancellation releases what is left; expiry releases
 //! it once the redemption window (term end + the policy's grace days) is over, decided
 //! from the command's time.
 
@@ -28,7 +29,11 @@ fn same_approval(voucher: &Voucher, approve: &ApproveVoucher) -> bool {
 }
 
 impl LedgerState {
-    pub(super) fn decide_approve(&self, approve: &ApproveVoucher) -> Result<Decision, Rejection> {
+    pub(super) fn decide_approve(
+        &self,
+        approve: &ApproveVoucher,
+        at: Timestamp,
+    ) -> Result<Decision, Rejection> {
         // A retry gets its original answer even if the rules would refuse it now (the
         // pool may have run dry since), so the id is looked at before anything else.
         if let Some(existing) = self.vouchers.get(&approve.voucher) {
@@ -98,13 +103,26 @@ impl LedgerState {
                 ),
             );
         }
-        if self.active_vouchers_of_center(&approve.center).count() >= ACTIVE_VOUCHERS_PER_CENTER_MAX
-        {
+        if self.active_voucher_count(&approve.center) >= ACTIVE_VOUCHERS_PER_CENTER_MAX {
             return reject(
                 RejectionCode::RegistryLimitReached,
                 format!(
                     "center {} holds {ACTIVE_VOUCHERS_PER_CENTER_MAX} active vouchers, the most one center may",
                     approve.center
+                ),
+            );
+        }
+        let redemption_window_end = approve
+            .term_end
+            .plus_days(i32::from(policy.redemption_grace_days()));
+        if at.date() > redemption_window_end {
+            return reject(
+                RejectionCode::RedemptionWindowClosed,
+                format!(
+                    "a voucher for the term {}..{} could be redeemed only until {redemption_window_end}; today is {}",
+                    approve.term_start,
+                    approve.term_end,
+                    at.date()
                 ),
             );
         }
@@ -154,9 +172,7 @@ impl LedgerState {
             contract_fee: approve.contract_fee,
             term_start: approve.term_start,
             term_end: approve.term_end,
-            redemption_window_end: approve
-                .term_end
-                .plus_days(i32::from(policy.redemption_grace_days())),
+            redemption_window_end,
             tier: center.tier,
             rate,
             ceiling: policy.contract_fee_ceiling(),
