@@ -94,7 +94,7 @@ impl Driver<'_> {
     fn origin_of(&self, command: &Command) -> Origin {
         match command {
             Command::PostInvoice(post) => self.center_origin(&post.center),
-            Command::ReverseInvoice { center, .. } if self.tally.commands % 3 != 0 => {
+            Command::ReverseInvoice { center, .. } if !self.tally.commands.is_multiple_of(3) => {
                 self.center_origin(center)
             }
             _ => Origin::new(Principal::system("demo bureau"), None),

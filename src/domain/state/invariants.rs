@@ -28,7 +28,7 @@ impl LedgerState {
     fn check_pools_and_caps(&self, violations: &mut Vec<String>) {
         for (year, book) in &self.years {
             let usage = book.usage;
-            if self.policies.get(year).is_none() && !usage.used().is_zero() {
+            if !self.policies.contains_key(year) && !usage.used().is_zero() {
                 violations.push(format!("year {year}: usage without a policy"));
             }
             if usage.used() > book.pool {
@@ -73,7 +73,7 @@ impl LedgerState {
         }
     }
 
-    /// 3–5. Every fen of subsidy granted is in exactly one of: reversed before
+    /// 3–4. Every fen of subsidy granted is in exactly one of: reversed before
     /// settlement, unsettled, an open statement, a paid statement, or clawed back; and
     /// every clawback is outstanding, offset or repaid. Per center-year, redemptions are
     /// counted once: granted = reversed before settlement + unsettled + settled.
@@ -203,8 +203,9 @@ impl LedgerState {
         }
     }
 
-    /// 6. Statements: net = gross - offset; a paid statement is paid by exactly its net
-    /// (or had nothing to pay); clawbacks of its invoices never exceed its gross.
+    /// Statements (invariant 5): net = gross - offset; a paid statement is paid by
+    /// exactly its net (or had nothing to pay); clawbacks of its invoices never exceed
+    /// its gross.
     fn check_statements(&self, violations: &mut Vec<String>) {
         for statement in self.statements.values() {
             let id = statement.id;
@@ -236,8 +237,8 @@ impl LedgerState {
         }
     }
 
-    /// 7. Vouchers: face value = remaining + subsidy standing + clawbacks outstanding +
-    /// released; subsidy ≤ ceiling × fee; invoiced ≤ fee.
+    /// Vouchers (invariant 6): face value = remaining + subsidy standing + clawbacks
+    /// outstanding + released; subsidy ≤ ceiling × fee; invoiced ≤ fee.
     fn check_vouchers(&self, violations: &mut Vec<String>) {
         for voucher in self.vouchers_sorted() {
             let terms = &voucher.terms;
