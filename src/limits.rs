@@ -81,6 +81,33 @@ pub const SUBSCRIBER_STALL_LIMIT: Duration = Duration::from_secs(60);
 pub const LIST_PAGE_DEFAULT: u32 = 100;
 /// Largest page size of List calls.
 pub const LIST_PAGE_LIMIT: u32 = 1_000;
+/// Default: most bytes of events in one `ReadEvents` page. A page ends at `limit` events
+/// or at this many bytes, whichever comes first (never below one event), and says where
+/// the next page starts, so a client with gRPC's default 4 MiB limit reads every page.
+pub const READ_EVENTS_PAGE_BYTES_DEFAULT: usize = 1 << 20;
+/// Largest configurable `ReadEvents` page: room under a default client's 4 MiB for the
+/// reply's other fields.
+pub const READ_EVENTS_PAGE_BYTES_MAX: usize = (4 << 20) - (64 << 10);
+/// Smallest configurable `ReadEvents` page.
+pub const READ_EVENTS_PAGE_BYTES_MIN: usize = 64 << 10;
+/// Default: largest `PostInvoices` request message (a full batch of the longest invoices
+/// fits, see below). Larger: RESOURCE_EXHAUSTED before it is read.
+pub const POST_INVOICES_MESSAGE_BYTES_DEFAULT: usize = 4 << 20;
+/// Default: largest request message of every other authenticated call.
+pub const MESSAGE_BYTES_DEFAULT: usize = 64 << 10;
+/// Default: largest request message of health and reflection, served without a token.
+pub const PUBLIC_MESSAGE_BYTES_DEFAULT: usize = 4 << 10;
+/// Longest status message sent to a client (`grpc-message`); a longer one is cut with
+/// "...". Without it a bad 3.9 MB policy line came back as a 16.9 MB header. A protocol
+/// constant rather than a setting: statuses are built where no config is at hand.
+pub const STATUS_MESSAGE_MAX_BYTES: usize = 1_024;
+/// Largest `grpc-status-details-bin` sent; larger details are dropped (the code and the
+/// message remain).
+pub const STATUS_DETAILS_MAX_BYTES: usize = 4_096;
+/// The longest `Invoice` message the API accepts, encoded: every field at its longest
+/// (USCC 18, UUID 36, amount 24 with room to spare, date 10), with tags and lengths.
+pub const INVOICE_MESSAGE_MAX_BYTES: usize =
+    3 + 6 * 3 + 18 + 36 + INVOICE_NUMBER_MAX_BYTES + 24 + 10 + DELIVERY_PROOF_MAX_BYTES;
 
 // ------------------------------------------------------------------------ the server
 
@@ -93,6 +120,54 @@ pub const EXPIRY_SWEEP_SECONDS_DEFAULT: u64 = 3_600;
 pub const EXPIRY_CLOCK_JUMP_LIMIT_HOURS_DEFAULT: u64 = 48;
 /// Default: seconds in-flight calls may take after SIGTERM before connections close.
 pub const SHUTDOWN_GRACE_SECONDS_DEFAULT: u64 = 10;
+/// Default: connections the kernel queues for `accept` while `max_connections` are open
+/// (the listen backlog; Linux caps it at `net.core.somaxconn`). Beyond it, new
+/// connections are dropped by the kernel until the queue drains.
+pub const LISTEN_BACKLOG_DEFAULT: u32 = 1_024;
+/// Default: most concurrent calls (streams) on one HTTP/2 connection
+/// (SETTINGS_MAX_CONCURRENT_STREAMS; RFC 9113 recommends no fewer than 100).
+pub const MAX_CONCURRENT_STREAMS_DEFAULT: u32 = 100;
+/// Default: largest header block of one request (SETTINGS_MAX_HEADER_LIST_SIZE).
+pub const MAX_HEADER_LIST_BYTES_DEFAULT: u32 = 16 << 10;
+/// Default: milliseconds a new connection has to start its first call, TLS and HTTP/2
+/// handshakes included. A socket that sends nothing, or only the preface, is closed then
+/// and its `max_connections` permit freed.
+pub const HANDSHAKE_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// Default: milliseconds a connection with no call in progress stays open.
+pub const IDLE_TIMEOUT_MS_DEFAULT: u64 = 120_000;
+/// Default: milliseconds without a frame from a client before the server pings it
+/// (HTTP/2 keepalive), so a vanished peer with a call open is noticed.
+pub const KEEPALIVE_INTERVAL_MS_DEFAULT: u64 = 60_000;
+/// Default: milliseconds a client has to answer a keepalive ping before its connection
+/// is closed.
+pub const KEEPALIVE_TIMEOUT_MS_DEFAULT: u64 = 20_000;
+/// Default: bytes of request headers and messages that authenticated calls may hold in
+/// memory together, counted from each message's declared length before it is read; a
+/// call that would go over is answered RESOURCE_EXHAUSTED without reading it.
+pub const REQUEST_MEMORY_BYTES_DEFAULT: usize = 128 << 20;
+/// Default: the same for health and reflection calls, which need no token.
+pub const PUBLIC_REQUEST_MEMORY_BYTES_DEFAULT: usize = 16 << 20;
+/// Default: milliseconds a call's request may take to arrive in full after its headers;
+/// a half-sent request is then answered DEADLINE_EXCEEDED and its memory freed.
+pub const REQUEST_BODY_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+/// Default: milliseconds a subscriber may accept nothing before its stream is ended.
+pub const SUBSCRIBER_STALL_MS_DEFAULT: u64 = SUBSCRIBER_STALL_LIMIT.as_millis() as u64;
+
+// A full batch of the longest invoices fits one PostInvoices message.
+const _: () =
+    assert!(SUBMIT_BATCH_LIMIT * INVOICE_MESSAGE_MAX_BYTES <= POST_INVOICES_MESSAGE_BYTES_DEFAULT);
+// One message of any call fits the shared request memory.
+const _: () = assert!(MESSAGE_BYTES_DEFAULT <= POST_INVOICES_MESSAGE_BYTES_DEFAULT);
+const _: () = assert!(
+    POST_INVOICES_MESSAGE_BYTES_DEFAULT + MAX_HEADER_LIST_BYTES_DEFAULT as usize
+        <= REQUEST_MEMORY_BYTES_DEFAULT
+);
+const _: () = assert!(
+    PUBLIC_MESSAGE_BYTES_DEFAULT + MAX_HEADER_LIST_BYTES_DEFAULT as usize
+        <= PUBLIC_REQUEST_MEMORY_BYTES_DEFAULT
+);
+const _: () = assert!(READ_EVENTS_PAGE_BYTES_MIN <= READ_EVENTS_PAGE_BYTES_DEFAULT);
+const _: () = assert!(READ_EVENTS_PAGE_BYTES_DEFAULT <= READ_EVENTS_PAGE_BYTES_MAX);
 
 // ------------------------------------------------------- relations the code relies on
 

@@ -8,7 +8,10 @@
 //! | `enterprise` | read its own usage, vouchers and record                          |
 //! | `auditor`    | read everything, read and subscribe to the log; no writes        |
 //!
-//! No or unknown token: UNAUTHENTICATED. Known token, not allowed: PERMISSION_DENIED.
+//! No or unknown token: UNAUTHENTICATED. Known token, not allowed: PERMISSION_DENIED,
+//! except for a voucher the caller may not see, which is NOT_FOUND exactly as a voucher
+//! that does not exist. Tokens are checked, and the role for `PostInvoices`, by the
+//! server's gate on the request headers, before any request body is read.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +19,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use tonic::{Request, Status};
 
-use crate::domain::Uscc;
+use crate::domain::{Uscc, VoucherId};
 use crate::storage::record::sm3_digest;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -26,6 +29,18 @@ pub enum Role {
     Center,
     Enterprise,
     Auditor,
+}
+
+impl Role {
+    /// The name as the config spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Bureau => "bureau",
+            Role::Center => "center",
+            Role::Enterprise => "enterprise",
+            Role::Auditor => "auditor",
+        }
+    }
 }
 
 /// The authenticated caller, put in the request's extensions by [`Authenticator`].
@@ -38,30 +53,40 @@ pub struct Principal {
 }
 
 impl Principal {
-    fn denied(&self, what: &str) -> Status {
-        Status::permission_denied(format!("{} ({:?}) may not {what}", self.name, self.role))
+    /// PERMISSION_DENIED: "<name> (<role>) may not <what>", and who may, if anyone but
+    /// the bureau.
+    fn denied(&self, what: &str, who_may: Option<String>) -> Status {
+        let who_may = who_may.map_or(String::new(), |who| format!(": only {who} may"));
+        Status::permission_denied(format!(
+            "{} ({}) may not {what}{who_may}",
+            self.name,
+            self.role.name()
+        ))
     }
 
     pub fn require_bureau(&self, what: &str) -> Result<(), Status> {
-        match self.role {
-            Role::Bureau => Ok(()),
-            _ => Err(self.denied(what)),
+        self.require_role(&[Role::Bureau], what)
+    }
+
+    /// One of `roles`, whatever the subject; checked before a request body is read.
+    pub fn require_role(&self, roles: &[Role], what: &str) -> Result<(), Status> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(self.denied(what, None))
         }
     }
 
     /// Bureau and auditor: everything readable.
     pub fn require_reader_of_everything(&self, what: &str) -> Result<(), Status> {
-        match self.role {
-            Role::Bureau | Role::Auditor => Ok(()),
-            _ => Err(self.denied(what)),
-        }
+        self.require_role(&[Role::Bureau, Role::Auditor], what)
     }
 
     pub fn require_center_writer(&self, center: &Uscc, what: &str) -> Result<(), Status> {
         match self.role {
             Role::Bureau => Ok(()),
             Role::Center if self.subject.as_ref() == Some(center) => Ok(()),
-            _ => Err(self.denied(&format!("{what} for center {center}"))),
+            _ => Err(self.denied(what, Some(format!("center {center} and the bureau")))),
         }
     }
 
@@ -69,7 +94,10 @@ impl Principal {
         match self.role {
             Role::Bureau | Role::Auditor => Ok(()),
             Role::Center if self.subject.as_ref() == Some(center) => Ok(()),
-            _ => Err(self.denied(&format!("{what} of center {center}"))),
+            _ => Err(self.denied(
+                what,
+                Some(format!("center {center}, the bureau and auditors")),
+            )),
         }
     }
 
@@ -77,7 +105,10 @@ impl Principal {
         match self.role {
             Role::Bureau | Role::Auditor => Ok(()),
             Role::Enterprise if self.subject.as_ref() == Some(enterprise) => Ok(()),
-            _ => Err(self.denied(&format!("{what} of enterprise {enterprise}"))),
+            _ => Err(self.denied(
+                what,
+                Some(format!("enterprise {enterprise}, the bureau and auditors")),
+            )),
         }
     }
 
@@ -87,6 +118,21 @@ impl Principal {
             Role::Bureau | Role::Auditor => true,
             Role::Center => self.subject.as_ref() == Some(center),
             Role::Enterprise => self.subject.as_ref() == Some(enterprise),
+        }
+    }
+
+    /// A voucher the caller may not see is answered exactly as one that does not exist
+    /// (NOT_FOUND), so that its existence, center and enterprise stay hidden.
+    pub fn require_voucher_reader(
+        &self,
+        voucher: &VoucherId,
+        center: &Uscc,
+        enterprise: &Uscc,
+    ) -> Result<(), Status> {
+        if self.may_read_voucher(center, enterprise) {
+            Ok(())
+        } else {
+            Err(crate::api::errors::voucher_not_found(voucher))
         }
     }
 }
@@ -114,7 +160,8 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(sm3_digest(token.as_bytes()))
 }
 
-/// The interceptor that turns `authorization: Bearer <token>` into a [`Principal`].
+/// Turns `authorization: Bearer <token>` into a [`Principal`]: in the server's gate
+/// (before a request body is read), or as a tonic interceptor.
 #[derive(Clone)]
 pub struct Authenticator {
     by_hash: Arc<HashMap<String, Principal>>,
@@ -157,8 +204,14 @@ impl Authenticator {
     }
 
     pub fn authenticate(&self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let header = request
-            .metadata()
+        let principal = self.authenticate_headers(request.metadata().as_ref())?;
+        request.extensions_mut().insert(principal);
+        Ok(request)
+    }
+
+    /// The caller named by `authorization: Bearer <token>` in `headers`.
+    pub fn authenticate_headers(&self, headers: &http::HeaderMap) -> Result<Principal, Status> {
+        let header = headers
             .get("authorization")
             .ok_or_else(|| Status::unauthenticated("missing authorization: Bearer <token>"))?;
         let text = header
@@ -168,13 +221,10 @@ impl Authenticator {
             .strip_prefix("Bearer ")
             .or_else(|| text.strip_prefix("bearer "))
             .ok_or_else(|| Status::unauthenticated("authorization must be 'Bearer <token>'"))?;
-        let principal = self
-            .by_hash
+        self.by_hash
             .get(&token_hash(token.trim()))
-            .ok_or_else(|| Status::unauthenticated("unknown token"))?
-            .clone();
-        request.extensions_mut().insert(principal);
-        Ok(request)
+            .cloned()
+            .ok_or_else(|| Status::unauthenticated("unknown token"))
     }
 }
 

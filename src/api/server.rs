@@ -1,21 +1,24 @@
 //! The gRPC server: `run(listener, settings, shutdown)` opens the ledger, starts the
-//! engine, serves every service plus `grpc.health.v1` and reflection, and on `shutdown`
-//! stops accepting, ends subscriptions, finishes in-flight calls, drains and syncs the
-//! engine and writes a final snapshot. Tests drive it on `127.0.0.1:0`.
+//! engine, serves every service plus `grpc.health.v1` and reflection (`v1` and
+//! `v1alpha`), and on `shutdown` stops accepting, ends subscriptions, finishes in-flight
+//! calls, drains and syncs the engine and writes a final snapshot. Tests drive it on
+//! `127.0.0.1:0`.
+//!
+//! What a client can hold is bounded: connections ([`connection`]: `max_connections`,
+//! handshake and idle timeouts, HTTP/2 keepalive), calls per connection
+//! (`max_concurrent_streams`), header and message sizes and the memory of all requests
+//! together, checked before a body is read ([`gate`]).
+
+pub mod connection;
+pub mod gate;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::api::auth::{Authenticator, TokenEntry};
@@ -51,11 +54,15 @@ pub struct ServerConfig {
     pub tokens: Vec<TokenEntry>,
 }
 
+/// The `[server]` section. Every limit a client can run into is here, with its default
+/// from [`crate::limits`].
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSection {
     /// Most open client connections; further ones wait in the listen backlog.
     pub max_connections: usize,
+    /// Connections the kernel queues while `max_connections` are open.
+    pub listen_backlog: u32,
     /// Most commands waiting for the writer; beyond it calls get RESOURCE_EXHAUSTED.
     pub queue_commands: usize,
     /// Events between snapshots.
@@ -68,18 +75,157 @@ pub struct ServerSection {
     /// The expiry sweep stops (and raises an alarm) when the clock is ahead of the last
     /// event, or of its previous sweep, by more than this many hours.
     pub expiry_clock_jump_limit_hours: u64,
+    /// Most concurrent calls (HTTP/2 streams) on one connection.
+    pub max_concurrent_streams: u32,
+    /// Largest header block of one request.
+    pub max_header_list_bytes: u32,
+    /// Milliseconds a new connection has to start its first call (TLS and HTTP/2
+    /// handshakes included); then it is closed.
+    pub handshake_timeout_ms: u64,
+    /// Milliseconds a connection with no call in progress stays open.
+    pub idle_timeout_ms: u64,
+    /// Milliseconds without a frame from a client before the server pings it.
+    pub keepalive_interval_ms: u64,
+    /// Milliseconds a client has to answer a ping before its connection is closed.
+    pub keepalive_timeout_ms: u64,
+    /// Largest request message of an authenticated call other than `PostInvoices`.
+    pub message_bytes: usize,
+    /// Largest `PostInvoices` request message.
+    pub post_invoices_message_bytes: usize,
+    /// Largest request message of health and reflection (served without a token).
+    pub public_message_bytes: usize,
+    /// Bytes of headers and request messages that authenticated calls may hold together.
+    pub request_memory_bytes: usize,
+    /// The same for health and reflection calls (no token needed).
+    pub public_request_memory_bytes: usize,
+    /// Milliseconds a request may take to arrive in full after its headers.
+    pub request_body_timeout_ms: u64,
+    /// Milliseconds a subscriber may accept nothing before its stream is ended.
+    pub subscriber_stall_ms: u64,
+    /// Most bytes of events in one `ReadEvents` page.
+    pub read_events_page_bytes: usize,
 }
 
 impl Default for ServerSection {
     fn default() -> Self {
+        use crate::limits::*;
         ServerSection {
-            max_connections: crate::limits::MAX_CONNECTIONS_DEFAULT,
-            queue_commands: crate::limits::QUEUE_COMMANDS_DEFAULT,
-            snapshot_interval: crate::limits::SNAPSHOT_INTERVAL_DEFAULT,
-            expiry_sweep_seconds: crate::limits::EXPIRY_SWEEP_SECONDS_DEFAULT,
-            shutdown_grace_seconds: crate::limits::SHUTDOWN_GRACE_SECONDS_DEFAULT,
-            expiry_clock_jump_limit_hours: crate::limits::EXPIRY_CLOCK_JUMP_LIMIT_HOURS_DEFAULT,
+            max_connections: MAX_CONNECTIONS_DEFAULT,
+            listen_backlog: LISTEN_BACKLOG_DEFAULT,
+            queue_commands: QUEUE_COMMANDS_DEFAULT,
+            snapshot_interval: SNAPSHOT_INTERVAL_DEFAULT,
+            expiry_sweep_seconds: EXPIRY_SWEEP_SECONDS_DEFAULT,
+            shutdown_grace_seconds: SHUTDOWN_GRACE_SECONDS_DEFAULT,
+            max_concurrent_streams: MAX_CONCURRENT_STREAMS_DEFAULT,
+            max_header_list_bytes: MAX_HEADER_LIST_BYTES_DEFAULT,
+            handshake_timeout_ms: HANDSHAKE_TIMEOUT_MS_DEFAULT,
+            idle_timeout_ms: IDLE_TIMEOUT_MS_DEFAULT,
+            keepalive_interval_ms: KEEPALIVE_INTERVAL_MS_DEFAULT,
+            keepalive_timeout_ms: KEEPALIVE_TIMEOUT_MS_DEFAULT,
+            message_bytes: MESSAGE_BYTES_DEFAULT,
+            post_invoices_message_bytes: POST_INVOICES_MESSAGE_BYTES_DEFAULT,
+            public_message_bytes: PUBLIC_MESSAGE_BYTES_DEFAULT,
+            request_memory_bytes: REQUEST_MEMORY_BYTES_DEFAULT,
+            public_request_memory_bytes: PUBLIC_REQUEST_MEMORY_BYTES_DEFAULT,
+            request_body_timeout_ms: REQUEST_BODY_TIMEOUT_MS_DEFAULT,
+            subscriber_stall_ms: SUBSCRIBER_STALL_MS_DEFAULT,
+            read_events_page_bytes: READ_EVENTS_PAGE_BYTES_DEFAULT,
+            expiry_clock_jump_limit_hours: EXPIRY_CLOCK_JUMP_LIMIT_HOURS_DEFAULT,
         }
+    }
+}
+
+impl ServerSection {
+    /// Refuses settings the server cannot keep its promises with.
+    pub fn validate(&self) -> Result<(), String> {
+        let at_least = |key: &str, value: u64, least: u64| {
+            if value < least {
+                Err(format!("server.{key} = {value}: must be at least {least}"))
+            } else {
+                Ok(())
+            }
+        };
+        at_least("max_connections", self.max_connections as u64, 1)?;
+        at_least("listen_backlog", u64::from(self.listen_backlog), 1)?;
+        if self.listen_backlog > i32::MAX as u32 {
+            return Err("server.listen_backlog: too large".into());
+        }
+        at_least(
+            "max_concurrent_streams",
+            u64::from(self.max_concurrent_streams),
+            1,
+        )?;
+        at_least(
+            "max_header_list_bytes",
+            u64::from(self.max_header_list_bytes),
+            1_024,
+        )?;
+        for (key, value) in [
+            ("handshake_timeout_ms", self.handshake_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("keepalive_interval_ms", self.keepalive_interval_ms),
+            ("keepalive_timeout_ms", self.keepalive_timeout_ms),
+            ("request_body_timeout_ms", self.request_body_timeout_ms),
+            ("subscriber_stall_ms", self.subscriber_stall_ms),
+        ] {
+            at_least(key, value, 1)?;
+        }
+        at_least("message_bytes", self.message_bytes as u64, 1_024)?;
+        at_least(
+            "public_message_bytes",
+            self.public_message_bytes as u64,
+            256,
+        )?;
+        at_least(
+            "post_invoices_message_bytes",
+            self.post_invoices_message_bytes as u64,
+            self.message_bytes as u64,
+        )?;
+        // One call of each kind, headers and message at their largest, fits its memory.
+        let headers = u64::from(self.max_header_list_bytes);
+        at_least(
+            "request_memory_bytes",
+            self.request_memory_bytes as u64,
+            self.post_invoices_message_bytes as u64 + headers,
+        )?;
+        at_least(
+            "public_request_memory_bytes",
+            self.public_request_memory_bytes as u64,
+            self.public_message_bytes as u64 + headers,
+        )?;
+        for (key, value) in [
+            (
+                "post_invoices_message_bytes",
+                self.post_invoices_message_bytes,
+            ),
+            ("public_message_bytes", self.public_message_bytes),
+        ] {
+            if value > u32::MAX as usize {
+                return Err(format!("server.{key}: must fit gRPC's 32-bit length"));
+            }
+        }
+        for (key, value) in [
+            ("request_memory_bytes", self.request_memory_bytes),
+            (
+                "public_request_memory_bytes",
+                self.public_request_memory_bytes,
+            ),
+        ] {
+            if value > tokio::sync::Semaphore::MAX_PERMITS {
+                return Err(format!("server.{key}: too large"));
+            }
+        }
+        let (least, most) = (
+            crate::limits::READ_EVENTS_PAGE_BYTES_MIN,
+            crate::limits::READ_EVENTS_PAGE_BYTES_MAX,
+        );
+        if !(least..=most).contains(&self.read_events_page_bytes) {
+            return Err(format!(
+                "server.read_events_page_bytes = {}: must be {least}..={most}",
+                self.read_events_page_bytes
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -119,6 +265,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let config = settings.config;
+    config.server.validate()?;
     let authenticator = Authenticator::new(&config.tokens)?;
     if config.tokens.is_empty() {
         tracing::warn!("no tokens configured: every call will be UNAUTHENTICATED");
@@ -187,13 +334,30 @@ pub async fn run(
     health_reporter
         .set_serving::<SettlementServiceServer<Api>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    // Both reflection versions: grpcurl speaks v1, Python's grpcio and older tools v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let section = &config.server;
+    let public_bytes = section.public_message_bytes;
+    let reflection_v1 = reflection()
         .build_v1()
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| error.to_string())?
+        .max_decoding_message_size(public_bytes);
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .map_err(|error| error.to_string())?
+        .max_decoding_message_size(public_bytes);
+    let health_service = health_service.max_decoding_message_size(public_bytes);
 
-    let mut builder = Server::builder();
+    let millis = Duration::from_millis;
+    let mut builder = Server::builder()
+        .max_concurrent_streams(section.max_concurrent_streams)
+        .http2_max_header_list_size(section.max_header_list_bytes)
+        .http2_keepalive_interval(Some(millis(section.keepalive_interval_ms)))
+        .http2_keepalive_timeout(Some(millis(section.keepalive_timeout_ms)));
     if let Some(tls) = &config.tls {
         let cert = std::fs::read(&tls.cert)
             .map_err(|error| format!("tls cert {}: {error}", tls.cert.display()))?;
@@ -205,7 +369,31 @@ pub async fn run(
         tracing::info!("TLS enabled");
     }
     let address = listener.local_addr().map_err(|error| error.to_string())?;
-    let incoming = limited_incoming(listener, config.server.max_connections.max(1));
+    // Listening again on a listening socket sets its backlog (tokio binds with 128).
+    socket2::SockRef::from(&listener)
+        .listen(section.listen_backlog as i32)
+        .map_err(|error| format!("listen backlog {}: {error}", section.listen_backlog))?;
+    let incoming = connection::guarded_incoming(
+        listener,
+        section.max_connections,
+        connection::ConnectionTimeouts {
+            handshake: millis(section.handshake_timeout_ms),
+            idle: millis(section.idle_timeout_ms),
+        },
+    );
+    let gate = gate::GateLayer::new(gate::GateConfig {
+        authenticator,
+        message_bytes: section.message_bytes,
+        post_invoices_message_bytes: section.post_invoices_message_bytes,
+        public_message_bytes: section.public_message_bytes,
+        request_memory_bytes: section.request_memory_bytes,
+        public_request_memory_bytes: section.public_request_memory_bytes,
+        request_body_timeout: millis(section.request_body_timeout_ms),
+        call_settings: gate::CallSettings {
+            subscriber_stall: millis(section.subscriber_stall_ms),
+            read_events_page_bytes: section.read_events_page_bytes,
+        },
+    });
     let sweeper = tokio::spawn(crate::api::sweeper::run(
         handle.clone(),
         api.clock_guard(),
@@ -220,33 +408,25 @@ pub async fn run(
     ));
     tracing::info!(%address, "serving gRPC");
 
+    // The gate authenticates and bounds every call before its body is read; each
+    // service's own decoding limit is only a backstop behind the gate's per-method one.
+    let (small, large) = (
+        section.message_bytes,
+        section
+            .post_invoices_message_bytes
+            .max(section.message_bytes),
+    );
     let router = builder
+        .layer(gate)
         .add_service(health_service)
-        .add_service(reflection)
-        .add_service(ProgrammeServiceServer::with_interceptor(
-            api.clone(),
-            authenticator.clone(),
-        ))
-        .add_service(RegistryServiceServer::with_interceptor(
-            api.clone(),
-            authenticator.clone(),
-        ))
-        .add_service(VoucherServiceServer::with_interceptor(
-            api.clone(),
-            authenticator.clone(),
-        ))
-        .add_service(RedemptionServiceServer::with_interceptor(
-            api.clone(),
-            authenticator.clone(),
-        ))
-        .add_service(LedgerServiceServer::with_interceptor(
-            api.clone(),
-            authenticator.clone(),
-        ))
-        .add_service(SettlementServiceServer::with_interceptor(
-            api,
-            authenticator,
-        ));
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(ProgrammeServiceServer::new(api.clone()).max_decoding_message_size(small))
+        .add_service(RegistryServiceServer::new(api.clone()).max_decoding_message_size(small))
+        .add_service(VoucherServiceServer::new(api.clone()).max_decoding_message_size(small))
+        .add_service(RedemptionServiceServer::new(api.clone()).max_decoding_message_size(large))
+        .add_service(LedgerServiceServer::new(api.clone()).max_decoding_message_size(small))
+        .add_service(SettlementServiceServer::new(api).max_decoding_message_size(small));
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     let mut stopping_for_grace = stopping.clone();
     let stop = async move {
@@ -277,93 +457,4 @@ pub async fn run(
     engine.shutdown().await;
     tracing::info!("stopped");
     served.map_err(|error| error.to_string())
-}
-
-/// A TCP connection that holds one of `max_connections` permits while it is open.
-pub struct LimitedStream {
-    inner: TcpStream,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Connected for LimitedStream {
-    type ConnectInfo = TcpConnectInfo;
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.inner.connect_info()
-    }
-}
-
-impl AsyncRead for LimitedStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        context: &mut Context<'_>,
-        buffer: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(context, buffer)
-    }
-}
-
-impl AsyncWrite for LimitedStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        context: &mut Context<'_>,
-        buffer: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(context, buffer)
-    }
-    fn poll_flush(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(context)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(context)
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        context: &mut Context<'_>,
-        buffers: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(context, buffers)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
-
-/// Accepts connections only while fewer than `limit` are open.
-fn limited_incoming(
-    listener: TcpListener,
-    limit: usize,
-) -> ReceiverStream<std::io::Result<LimitedStream>> {
-    let semaphore = Arc::new(Semaphore::new(limit));
-    let (sender, receiver) = mpsc::channel(16);
-    tokio::spawn(async move {
-        loop {
-            let Ok(permit) = Arc::clone(&semaphore).acquire_owned().await else {
-                return;
-            };
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                _ = sender.closed() => return,
-            };
-            match accepted {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    if sender
-                        .send(Ok(LimitedStream {
-                            inner: stream,
-                            _permit: permit,
-                        }))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    });
-    ReceiverStream::new(receiver)
 }

@@ -1,14 +1,25 @@
 //! `LedgerService`: enterprise usage, and the event log read back or followed live.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio_stream::Stream;
+use tonic::Code;
+use tonic_types::{ErrorDetails, StatusExt};
+
 use super::*;
+use crate::api::errors::ERROR_DOMAIN;
+use crate::api::server::gate::CallSettings;
 
 /// Completes once the server starts shutting down.
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stopping| *stopping).await.map(|_| ());
 }
 
-type EventStream =
-    Pin<Box<dyn tokio_stream::Stream<Item = Result<proto::EventRecord, Status>> + Send>>;
+type EventStream = Pin<Box<dyn Stream<Item = Result<proto::EventRecord, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl LedgerService for Api {
@@ -48,6 +59,7 @@ impl LedgerService for Api {
         request: Request<proto::ReadEventsRequest>,
     ) -> Result<Response<proto::ReadEventsResponse>, Status> {
         principal(&request)?.require_reader_of_everything("read the event log")?;
+        let settings = call_settings(&request);
         let body = request.get_ref();
         let limit = match body.limit {
             0 => READ_EVENTS_DEFAULT,
@@ -59,10 +71,15 @@ impl LedgerService for Api {
             }
             limit => limit,
         };
-        let events = self.stored_events(body.from_sequence, limit as usize)?;
+        let (events, next_sequence) = self.event_page(
+            body.from_sequence.max(1),
+            limit as usize,
+            settings.read_events_page_bytes,
+        )?;
         Ok(Response::new(proto::ReadEventsResponse {
             events,
             last_sequence: self.engine.committed_sequence(),
+            next_sequence,
         }))
     }
 
@@ -73,8 +90,11 @@ impl LedgerService for Api {
         request: Request<proto::SubscribeEventsRequest>,
     ) -> Result<Response<Self::SubscribeEventsStream>, Status> {
         principal(&request)?.require_reader_of_everything("subscribe to the event log")?;
-        let mut next = request.get_ref().from_sequence.max(1);
+        let stall_limit = call_settings(&request).subscriber_stall;
+        let from = request.get_ref().from_sequence.max(1);
+        let mut next = from;
         let (sender, receiver) = mpsc::channel(SUBSCRIBER_BUFFER);
+        let (end_sender, end_receiver) = oneshot::channel();
         let api = self.clone();
         tokio::spawn(async move {
             let mut committed = api.engine.committed_watch();
@@ -99,16 +119,23 @@ impl LedgerService for Api {
                     for record in chunk {
                         next = record.sequence + 1;
                         let sent = tokio::select! {
-                            sent = tokio::time::timeout(SUBSCRIBER_STALL_LIMIT, sender.send(Ok(record))) => sent,
-                            _ = stopped(&mut shutdown) => return,
+                            sent = tokio::time::timeout(stall_limit, sender.send(Ok(record))) => sent,
+                            _ = stopped(&mut shutdown) => {
+                                let _ = end_sender.send(Ending::ShuttingDown);
+                                return;
+                            }
                         };
                         match sent {
                             Ok(Ok(())) => {}
                             Ok(Err(_)) => return, // the client went away
                             Err(_) => {
-                                let _ = sender.try_send(Err(Status::resource_exhausted(
-                                    "subscriber stopped reading",
-                                )));
+                                tracing::warn!(
+                                    stall_ms = stall_limit.as_millis() as u64,
+                                    "a subscriber stopped reading: ending its stream"
+                                );
+                                // The stream yields this, with where to resume, in
+                                // place of what it still buffers (the channel is full).
+                                let _ = end_sender.send(Ending::Stalled(stall_limit));
                                 return;
                             }
                         }
@@ -117,12 +144,148 @@ impl LedgerService for Api {
                 tokio::select! {
                     changed = committed.changed() => if changed.is_err() { return },
                     _ = stopped(&mut shutdown) => {
-                        let _ = sender.send(Err(Status::unavailable("the server is shutting down"))).await;
+                        let _ = end_sender.send(Ending::ShuttingDown);
                         return;
                     }
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        Ok(Response::new(Box::pin(Subscription {
+            events: ReceiverStream::new(receiver),
+            ending: Some(end_receiver),
+            next: from,
+            done: false,
+        })))
     }
+}
+
+/// The server's settings for this call, put in the request by the server's gate.
+fn call_settings<T>(request: &Request<T>) -> CallSettings {
+    request
+        .extensions()
+        .get::<CallSettings>()
+        .copied()
+        .unwrap_or(CallSettings {
+            subscriber_stall: SUBSCRIBER_STALL_LIMIT,
+            ..CallSettings::default()
+        })
+}
+
+impl Api {
+    /// Stored events from `from`: at most `limit` of them and at most `max_bytes` encoded
+    /// (but at least one, if any), and the sequence the next page starts at.
+    fn event_page(
+        &self,
+        from: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<(Vec<proto::EventRecord>, u64), Status> {
+        let mut events = Vec::with_capacity(limit.min(1_024));
+        let mut bytes = 0;
+        let mut next = from;
+        self.engine
+            .reader()
+            .read_events(from, |logged| {
+                let chain_hash = logged.chain_hash.to_string();
+                let record = event_to_proto(&logged.into_sequenced(), &chain_hash);
+                // As a repeated field of the reply: tag, length, message.
+                let length = prost::Message::encoded_len(&record);
+                let size = 1 + prost::encoding::encoded_len_varint(length as u64) + length;
+                if !events.is_empty() && bytes + size > max_bytes {
+                    return ControlFlow::Break(());
+                }
+                bytes += size;
+                next = record.sequence + 1;
+                events.push(record);
+                if events.len() < limit {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break(())
+                }
+            })
+            .map_err(|error| match error {
+                crate::storage::LogError::Record(error) => Status::data_loss(error.to_string()),
+                crate::storage::LogError::Store(error) => Status::internal(error.to_string()),
+            })?;
+        Ok((events, next))
+    }
+}
+
+/// Why the server ended a subscription.
+enum Ending {
+    /// The subscriber accepted nothing for this long.
+    Stalled(Duration),
+    ShuttingDown,
+}
+
+/// The subscriber's stream: the events as the server sends them, then, if the server
+/// ends it, a status that says why and the sequence to subscribe from again (the first
+/// event this stream did not yield).
+struct Subscription {
+    events: ReceiverStream<Result<proto::EventRecord, Status>>,
+    ending: Option<oneshot::Receiver<Ending>>,
+    next: u64,
+    done: bool,
+}
+
+impl Stream for Subscription {
+    type Item = Result<proto::EventRecord, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if let Some(ending) = this.ending.as_mut() {
+            if let Poll::Ready(ended) = Pin::new(ending).poll(context) {
+                this.ending = None;
+                if let Ok(ending) = ended {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(ended_status(ending, this.next))));
+                }
+            }
+        }
+        match Pin::new(&mut this.events).poll_next(context) {
+            Poll::Ready(Some(Ok(record))) => {
+                this.next = record.sequence + 1;
+                Poll::Ready(Some(Ok(record)))
+            }
+            Poll::Ready(Some(Err(status))) => {
+                this.done = true;
+                Poll::Ready(Some(Err(status)))
+            }
+            Poll::Ready(None) => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// RESOURCE_EXHAUSTED (stalled) or UNAVAILABLE (shutting down), with `ErrorInfo` whose
+/// metadata `resume_from_sequence` is where to subscribe again.
+fn ended_status(ending: Ending, resume_from: u64) -> Status {
+    let (code, reason, message) = match ending {
+        Ending::Stalled(limit) => (
+            Code::ResourceExhausted,
+            "SUBSCRIBER_STALLED",
+            format!(
+                "the subscriber accepted no event for {} ms and was disconnected; \
+                 subscribe again with from_sequence {resume_from}",
+                limit.as_millis()
+            ),
+        ),
+        Ending::ShuttingDown => (
+            Code::Unavailable,
+            "SHUTTING_DOWN",
+            format!(
+                "the server is shutting down; subscribe again with from_sequence {resume_from}"
+            ),
+        ),
+    };
+    let mut metadata = HashMap::new();
+    metadata.insert("resume_from_sequence".to_string(), resume_from.to_string());
+    let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
+    Status::with_error_details(code, message, details)
 }
