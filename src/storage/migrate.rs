@@ -3,7 +3,10 @@
 //! from it, so a migrated directory still verifies against the same chain.
 //!
 //! - 1 → 2: build the `invoice_order` family (each invoice's place in its center's year,
-//!   in log order) by one pass over the log, then write the version 2 marker.
+//!   in log order) by one pass over the log; in the same pass, rewrite the index entry
+//!   of every reversed invoice as v3 with the sequence of its reversal (v1 and v2 entries
+//!   kept only that it was reversed, and whether it is settled depends on when); then
+//!   write the version 2 marker.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -33,6 +36,21 @@ fn build_invoice_order(store: &EventStore) -> Result<(), StoreError> {
             Event::VoucherApproved(approved) => {
                 years.insert(approved.voucher, approved.year);
                 Ok(())
+            }
+            Event::InvoiceReversed(reversed) => {
+                match store.invoice(&reversed.center, &reversed.invoice_number) {
+                    Ok(Some(mut entry)) if entry.reversed_at == Some(0) => {
+                        entry.reversed_at = Some(logged.sequence);
+                        store.put_invoice(
+                            &mut batch,
+                            &reversed.center,
+                            &reversed.invoice_number,
+                            &entry,
+                        )
+                    }
+                    Ok(_) => Ok(()),
+                    Err(error) => Err(error),
+                }
             }
             Event::InvoiceRedeemed(redeemed) => match years.get(&redeemed.voucher) {
                 Some(year) => store.put_invoice_order(

@@ -402,6 +402,7 @@ fn encode_center_year(writer: &mut Writer<'_>, books: &CenterYear) {
         writer.voucher_id(&item.voucher);
         writer.uscc(&item.enterprise);
         writer.money_total(item.outstanding);
+        writer.bool(item.holds_pool);
     }
     writer.money_total(books.clawed_back);
     writer.money_total(books.offset);
@@ -430,6 +431,7 @@ fn decode_center_year(reader: &mut Reader<'_>) -> Result<CenterYear, CodecError>
                 voucher: reader.voucher_id()?,
                 enterprise: reader.uscc()?,
                 outstanding: reader.money_total()?,
+                holds_pool: reader.bool()?,
             })
         })?,
         clawed_back: reader.money_total()?,

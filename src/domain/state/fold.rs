@@ -344,7 +344,12 @@ impl LedgerState {
         voucher.subsidy_total = voucher.subsidy_total.saturating_minus(subsidy);
         voucher.invoiced_total = voucher.invoiced_total.saturating_minus(reversed.amount);
         let (year, enterprise) = (voucher.terms.year, voucher.terms.enterprise);
-        if reversed.clawback {
+        // Format v1 set both flags for a settled invoice on an active voucher: the
+        // subsidy went back to the voucher at once and the center owed it as well.
+        let legacy_clawback = reversed.clawback && reversed.returned_to_voucher;
+        if legacy_clawback {
+            voucher.remaining = voucher.remaining.plus(subsidy);
+        } else if reversed.clawback {
             voucher.clawback_outstanding = voucher.clawback_outstanding.plus(subsidy);
         } else if reversed.returned_to_voucher {
             voucher.remaining = voucher.remaining.plus(subsidy);
@@ -361,9 +366,16 @@ impl LedgerState {
             .entry((reversed.center, year))
             .or_default();
         if reversed.clawback {
-            book.usage.claw_back(subsidy);
-            if let Some(usage) = enterprise_usage {
-                usage.claw_back(subsidy);
+            if legacy_clawback {
+                book.usage.unredeem(subsidy, true);
+                if let Some(usage) = enterprise_usage {
+                    usage.unredeem(subsidy, true);
+                }
+            } else {
+                book.usage.claw_back(subsidy);
+                if let Some(usage) = enterprise_usage {
+                    usage.claw_back(subsidy);
+                }
             }
             book.clawed_back = book.clawed_back.plus(subsidy);
             books.clawed_back = books.clawed_back.plus(subsidy);
@@ -372,6 +384,7 @@ impl LedgerState {
                 voucher: reversed.voucher,
                 enterprise,
                 outstanding: subsidy,
+                holds_pool: !legacy_clawback,
             });
             // The statement that holds the invoice now stands for less.
             let paid = match books.settlement_of(reversed.redeemed_sequence) {
@@ -548,7 +561,7 @@ impl LedgerState {
             Recovery::Repaid => books.repaid = books.repaid.plus(amount),
         }
         let mut left = amount;
-        let mut freed: Vec<(VoucherId, Uscc, Money)> = Vec::new();
+        let mut freed: Vec<(VoucherId, Uscc, Money, bool)> = Vec::new();
         while !left.is_zero() {
             let Some(item) = books.receivables.front_mut() else {
                 break;
@@ -556,7 +569,7 @@ impl LedgerState {
             let take = item.outstanding.min(left);
             item.outstanding = item.outstanding.saturating_minus(take);
             left = left.saturating_minus(take);
-            freed.push((item.voucher, item.enterprise, take));
+            freed.push((item.voucher, item.enterprise, take, item.holds_pool));
             if item.outstanding.is_zero() {
                 books.receivables.pop_front();
             }
@@ -566,7 +579,11 @@ impl LedgerState {
             Recovery::Offset => book.offset = book.offset.plus(amount),
             Recovery::Repaid => book.repaid = book.repaid.plus(amount),
         }
-        for (voucher, enterprise, take) in freed {
+        for (voucher, enterprise, take, holds_pool) in freed {
+            if !holds_pool {
+                // A format-v1 clawback: the voucher and the pool had it back already.
+                continue;
+            }
             book.usage.recover(take);
             book.released = book.released.plus(take);
             if let Some(account) = self.enterprises.get_mut(&enterprise) {

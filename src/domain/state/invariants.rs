@@ -79,7 +79,16 @@ impl LedgerState {
     /// counted once: granted = reversed before settlement + unsettled + settled.
     fn check_money_is_conserved(&self, violations: &mut Vec<String>) {
         let mut totals: BTreeMap<ProgrammeYear, YearBook> = BTreeMap::new();
+        // Receivables that keep the pool used (all but format-v1 ones), per year.
+        let mut holding: BTreeMap<ProgrammeYear, Money> = BTreeMap::new();
         for ((center, year), books) in &self.center_years {
+            let held = sum(books
+                .receivables
+                .iter()
+                .filter(|item| item.holds_pool)
+                .map(|item| item.outstanding));
+            let entry = holding.entry(*year).or_insert(Money::ZERO);
+            *entry = entry.plus(held);
             let place = format!("center {center} {year}");
             if books.granted
                 != books
@@ -164,9 +173,10 @@ impl LedgerState {
                     book.offset, book.repaid, book.clawed_back
                 ));
             }
-            if book.usage.receivable != book.outstanding() {
+            let held = holding.get(year).copied().unwrap_or(Money::ZERO);
+            if book.usage.receivable != held || held > book.outstanding() {
                 violations.push(format!(
-                    "year {year}: the pool's receivable {} differs from clawed back {} - offset {} - repaid {}",
+                    "year {year}: the pool's receivable {} differs from the receivables that hold it {held} (outstanding: clawed back {} - offset {} - repaid {})",
                     book.usage.receivable, book.clawed_back, book.offset, book.repaid
                 ));
             }

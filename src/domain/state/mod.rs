@@ -80,6 +80,10 @@ pub struct ReceivableItem {
     pub voucher: VoucherId,
     pub enterprise: Uscc,
     pub outstanding: Money,
+    /// True when it keeps its enterprise's cap and the pool used until recovered (every
+    /// clawback now). False only for format-v1 clawbacks on an active voucher, which gave
+    /// the subsidy back to the voucher at once and left the center owing it.
+    pub holds_pool: bool,
 }
 
 /// One center's books for one programme year.
