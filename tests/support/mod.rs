@@ -139,3 +139,37 @@ pub fn authed<T>(token: &str, message: T) -> Request<T> {
     );
     request
 }
+
+// ---------------------------------------------------------------- settlement (issue 8)
+
+use voucher_ledger::api::proto::settlement_service_client::SettlementServiceClient;
+
+impl TestServer {
+    pub fn settlement(&self) -> SettlementServiceClient<Channel> {
+        SettlementServiceClient::new(self.channel.clone())
+    }
+}
+
+/// A request carrying `authorization: Bearer <token>` and `x-request-id: <request_id>`.
+pub fn authed_with_id<T>(token: &str, request_id: &str, message: T) -> Request<T> {
+    let mut request = authed(token, message);
+    request
+        .metadata_mut()
+        .insert("x-request-id", request_id.parse().expect("header"));
+    request
+}
+
+/// Today's date (UTC) on the wall clock, which is the server's clock too.
+pub fn today() -> voucher_ledger::domain::Date {
+    let elapsed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    voucher_ledger::domain::Timestamp(elapsed.as_millis() as i64).date()
+}
+
+/// The stable rejection name a status carries in its `google.rpc.ErrorInfo`, if any.
+pub fn error_reason(status: &tonic::Status) -> Option<String> {
+    tonic_types::StatusExt::get_error_details(status)
+        .error_info()
+        .map(|info| info.reason.clone())
+}
