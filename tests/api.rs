@@ -2249,7 +2249,7 @@ async fn settlement_rows_change_nothing(
                     ))
                     .await
             }),
-            Code::FailedPrecondition,
+            Code::PermissionDenied,
             Reason("REVERSAL_NEEDS_BUREAU"),
         ),
         (
@@ -2329,11 +2329,10 @@ async fn settlement_rows_change_nothing(
     }
 }
 
-/// `errors.rs` maps every unknown id (`*_NOT_FOUND`) to NOT_FOUND, and GetStatement
-/// answers an unknown statement with NOT_FOUND; the payment RPCs answer it (and an
-/// unknown payment) with FAILED_PRECONDITION.
+/// `errors.rs` maps every unknown id (`*_NOT_FOUND`) to NOT_FOUND, as GetStatement
+/// answers an unknown statement; so do the payment RPCs for an unknown statement or
+/// payment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: STATEMENT_NOT_FOUND and PAYMENT_NOT_FOUND come back as FAILED_PRECONDITION, not NOT_FOUND"]
 async fn unknown_statements_and_payments_are_not_found() {
     let server = TestServer::start().await;
     let voucher_id = seed(&server).await;

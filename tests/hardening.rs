@@ -91,6 +91,7 @@ fn invoice(center: usize, voucher_id: &str, number: &str, proof: &str) -> Invoic
         amount: "1.00".into(),
         issue_date: "2026-06-30".into(),
         delivery_proof: proof.to_string(),
+        invoice_code: String::new(),
     }
 }
 
@@ -1001,7 +1002,10 @@ async fn answers_to_other_tenants_reveal_nothing() {
         .await
         .expect_err("page too large");
     assert_eq!(page_size.code(), Code::InvalidArgument);
-    assert_eq!(page_size.message(), "invalid page_size: 1001 is above 1000");
+    assert_eq!(
+        page_size.message(),
+        "invalid page_size: must be at most 1000, got 1001"
+    );
     let foreign_center = server
         .registry()
         .get_center(authed(
@@ -1054,12 +1058,8 @@ async fn answers_to_other_tenants_reveal_nothing() {
 }
 
 /// GetVoucher of another's voucher must answer exactly as for a missing one, and a batch
-/// must not name the center that owns a foreign voucher. Both need one-line changes in
-/// the services (voucher.rs: `caller.require_voucher_reader(..)`; redemption.rs:
-/// `errors::public_rejection(..)`), which belong to other work; tests/api.rs expects
-/// PERMISSION_DENIED for the first until then.
+/// must not name the center that owns a foreign voucher.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the one-line changes in services/voucher.rs and services/redemption.rs"]
 async fn foreign_vouchers_are_answered_as_missing_ones() {
     let server = TestServer::start().await;
     let voucher_id = seed(&server).await;

@@ -208,7 +208,7 @@ async fn a_retry_of_a_reversed_invoice_says_it_is_reversed() {
 async fn lenient_amounts_dates_and_rates_are_refused_naming_the_field() {
     let server = TestServer::start().await;
     let voucher = one_voucher(&server).await;
-    let zeros = format!("{}1.00", "0".repeat(100_000));
+    let zeros = format!("{}1.00", "0".repeat(2_000));
     for amount in [" 1", "\u{3000}1", "1\u{a0}", zeros.as_str(), "+1", "1e2"] {
         let status = server
             .redemption()

@@ -475,7 +475,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
                     rate_domestic: "0.30".into(),
                     rate_maas_multimodal: "0.30".into(),
                     rate_other: "0.20".into(),
-                    redemption_grace_days: grace as u32,
+                    redemption_grace_days: Some(grace as u32),
                 })),
             },
         ))
@@ -484,7 +484,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
         .into_inner();
     assert_eq!(
         published.policy.expect("policy").redemption_grace_days,
-        grace as u32
+        Some(grace as u32)
     );
     // This year, with the Hangzhou defaults (grace 60 days).
     server
@@ -1270,7 +1270,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
                 },
             ))
             .await,
-        Code::FailedPrecondition,
+        Code::PermissionDenied,
         "REVERSAL_NEEDS_BUREAU",
     );
     let clawback = server

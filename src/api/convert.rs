@@ -204,8 +204,8 @@ pub fn policy_from_proto(policy: &proto::Policy) -> Result<ProgrammePolicy, Stat
         ],
     )
     .and_then(|built| match policy.redemption_grace_days {
-        0 => Ok(built),
-        days => built.with_redemption_grace_days(u16::try_from(days).unwrap_or(u16::MAX)),
+        None => Ok(built),
+        Some(days) => built.with_redemption_grace_days(u16::try_from(days).unwrap_or(u16::MAX)),
     })
     .map_err(invalid)
 }
@@ -221,7 +221,7 @@ pub fn policy_to_proto(policy: &ProgrammePolicy) -> proto::Policy {
         rate_domestic: policy.rate_for(FacilityTier::Domestic).to_string(),
         rate_maas_multimodal: policy.rate_for(FacilityTier::MaasMultimodal).to_string(),
         rate_other: policy.rate_for(FacilityTier::Other).to_string(),
-        redemption_grace_days: u32::from(policy.redemption_grace_days()),
+        redemption_grace_days: Some(u32::from(policy.redemption_grace_days())),
     }
 }
 

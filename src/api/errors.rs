@@ -85,7 +85,10 @@ pub fn public_rejection(rejection: Rejection) -> Rejection {
 pub fn status_code_for(code: RejectionCode) -> Code {
     use RejectionCode::*;
     match code {
-        CenterNotFound | EnterpriseNotFound | VoucherNotFound | InvoiceNotFound => Code::NotFound,
+        CenterNotFound | EnterpriseNotFound | VoucherNotFound | InvoiceNotFound
+        | StatementNotFound | PaymentNotFound => Code::NotFound,
+        // The caller's role may not do this to a settled invoice.
+        ReversalNeedsBureau => Code::PermissionDenied,
         PolicyAlreadyPublished
         | CenterAlreadyRegistered
         | EnterpriseAlreadyRegistered

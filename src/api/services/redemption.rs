@@ -113,6 +113,8 @@ impl RedemptionService for Api {
                             ))
                         }
                         Some((Err(rejection), _)) => {
+                            // A center must not learn that another center's voucher exists.
+                            let rejection = crate::api::errors::public_rejection(rejection);
                             proto::invoice_result::Result::Rejected(proto::Rejection {
                                 code: u32::from(rejection.code.code()),
                                 name: rejection.code.name().to_string(),

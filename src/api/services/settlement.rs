@@ -342,11 +342,17 @@ impl SettlementService for Api {
         match (&center, caller.subject) {
             (Some(center), _) => caller.require_center_reader(center, "list statements")?,
             (None, _) if matches!(caller.role, Role::Bureau | Role::Auditor) => {}
-            (None, _) => {
+            (None, _) if matches!(caller.role, Role::Center) => {
                 return Err(invalid_field(
                     "center",
                     "a center lists its own statements: give its USCC",
                 ))
+            }
+            (None, _) => {
+                return Err(Status::permission_denied(format!(
+                    "{} may not list statements",
+                    caller.name
+                )))
             }
         }
         let year = if body.year == 0 {
