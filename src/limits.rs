@@ -13,6 +13,10 @@ use std::time::Duration;
 /// pool. Sums of many amounts stay exact in `Decimal` and in `i64` fen.
 pub const MONEY_MAX_FEN: i64 = 1_000_000_000_000_000;
 
+/// Longest contract term a programme may set (`max_term_days`), in days: a term lasts
+/// under one year, and a leap year has 366 days.
+pub const CONTRACT_TERM_DAYS_MAX: u16 = 366;
+
 /// Most vouchers one `ExpireVouchers` command releases, so one command never makes an
 /// unbounded batch; the caller repeats until none are left.
 pub const EXPIRY_BATCH_LIMIT: usize = 4_096;

@@ -47,6 +47,7 @@ async fn seed(server: &TestServer) -> String {
                     name: format!("Center {index}"),
                     tier: tier as i32,
                     listing_basis: ListingBasis::PlanningLayout as i32,
+                    ..Default::default()
                 },
             ))
             .await
@@ -97,6 +98,7 @@ fn approve_request(
         term_start: "2026-01-01".into(),
         term_end: "2026-12-31".into(),
         requested: requested.to_string(),
+        ..Default::default()
     }
 }
 
@@ -945,6 +947,7 @@ async fn malformed_and_hostile_requests_get_the_right_code_and_change_nothing() 
                         name: "x".into(),
                         tier: 42,
                         listing_basis: 1,
+                        ..Default::default()
                     },
                 ))
                 .await
@@ -962,6 +965,7 @@ async fn malformed_and_hostile_requests_get_the_right_code_and_change_nothing() 
                         name: "x".into(),
                         tier: 1,
                         listing_basis: 0,
+                        ..Default::default()
                     },
                 ))
                 .await
@@ -1185,6 +1189,7 @@ async fn malformed_and_hostile_requests_get_the_right_code_and_change_nothing() 
                         name: "x".into(),
                         tier: 1,
                         listing_basis: 1,
+                        ..Default::default()
                     },
                 ))
                 .await

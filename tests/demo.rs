@@ -15,6 +15,7 @@ fn small() -> DemoConfig {
         enterprises: 300,
         contracts: 1_200,
         invoices: 30_000,
+        policy: None,
     }
 }
 

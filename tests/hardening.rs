@@ -43,6 +43,7 @@ async fn seed(server: &TestServer) -> String {
                     name: format!("Center {index}"),
                     tier: FacilityTier::Domestic as i32,
                     listing_basis: ListingBasis::PlanningLayout as i32,
+                    ..Default::default()
                 },
             ))
             .await
@@ -73,6 +74,7 @@ async fn seed(server: &TestServer) -> String {
                 term_start: "2026-01-01".into(),
                 term_end: "2026-12-31".into(),
                 requested: "999999.00".into(),
+                ..Default::default()
             },
         ))
         .await

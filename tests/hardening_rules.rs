@@ -62,6 +62,7 @@ async fn one_voucher(server: &TestServer) -> String {
                 name: "Center 1".into(),
                 tier: 1,
                 listing_basis: 1,
+                ..Default::default()
             },
         ))
         .await
@@ -91,6 +92,7 @@ async fn one_voucher(server: &TestServer) -> String {
                 term_start: "2026-01-01".into(),
                 term_end: "2026-12-31".into(),
                 requested: "30000.00".into(),
+                ..Default::default()
             },
         ))
         .await
@@ -307,6 +309,8 @@ fn seed_many_vouchers(directory: &std::path::Path, vouchers: usize) {
             term_start: Date::parse("start", "2026-01-01").expect("date"),
             term_end: Date::parse("end", "2026-12-31").expect("date"),
             requested: Money::parse("requested", "1.00").expect("requested"),
+            enterprise_class: Default::default(),
+            declarations: Default::default(),
         }));
     }
     let start = Timestamp(1_767_225_600_000);
@@ -456,6 +460,8 @@ async fn running_totals_past_i64_fen_survive_snapshot_and_restart() {
             term_start: Date::parse("start", "2026-01-01").expect("date"),
             term_end: Date::parse("end", "2026-12-31").expect("date"),
             requested: most,
+            enterprise_class: Default::default(),
+            declarations: Default::default(),
         }));
         for pair in 0..PAIRS {
             let number = InvoiceNumber::parse(&format!("BIG-{pair}")).expect("number");

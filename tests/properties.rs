@@ -1564,6 +1564,7 @@ impl Harness {
                 name: name(&format!("Center {}", index + 1)),
                 tier,
                 listing_basis: ListingBasis::PlanningLayout,
+                capacity: Default::default(),
             });
         }
         for index in 1..=ENTERPRISES {
@@ -1671,6 +1672,8 @@ impl Harness {
                     term_start,
                     term_end: term_start.plus_days(i32::from(*length_days)),
                     requested: fen(*requested_fen),
+                    enterprise_class: Default::default(),
+                    declarations: Default::default(),
                 };
                 let expect = match model.vouchers.get(&approve.voucher) {
                     Some(existing) if same_approval(&existing.terms, &approve) => {
@@ -1717,6 +1720,8 @@ impl Harness {
                         } else {
                             terms.requested.plus(fen(1))
                         },
+                        enterprise_class: Default::default(),
+                        declarations: Default::default(),
                     };
                     let expect = if *same {
                         Expect::Answer(Reply::VoucherApproved {

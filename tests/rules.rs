@@ -226,6 +226,7 @@ fn registry_refuses_duplicates_and_pointless_status_changes() {
             name: name("again"),
             tier: FacilityTier::Other,
             listing_basis: ListingBasis::MatchmakingPartner,
+            capacity: Default::default(),
         },
         RejectionCode::CenterAlreadyRegistered,
     );
@@ -378,6 +379,7 @@ fn anomalous_voucher() -> Event {
         ceiling: Rate::parse("rate", "0.30").expect("rate"),
         requested: money("500.00"),
         face_value: money("500.00"),
+        programme: Default::default(),
     }))
 }
 
@@ -633,6 +635,7 @@ fn triggered_codes() -> BTreeSet<RejectionCode> {
         name: name("x"),
         tier: FacilityTier::Other,
         listing_basis: ListingBasis::PlanningLayout,
+        capacity: Default::default(),
     }));
     record(scenario.when(approve(9, 1, 8, "1.00", "1.00")));
     record(scenario.when(Command::SetCenterStatus {
@@ -848,7 +851,55 @@ fn triggered_settlement_codes() -> BTreeSet<RejectionCode> {
         name: name("x"),
         tier: FacilityTier::Other,
         listing_basis: ListingBasis::PlanningLayout,
+        capacity: Default::default(),
     })));
+    seen
+}
+
+/// Runs one scenario per rejection code of programmes as data (issue 13; codes 48 and
+/// later); their given/when/then tests are in `tests/programmes.rs`.
+fn triggered_programme_codes() -> BTreeSet<RejectionCode> {
+    use voucher_ledger::domain::programme::{
+        CapacityEligibility, CapacityRequirement, Declarations, Payee, ProgrammeRules,
+    };
+    let mut seen = BTreeSet::new();
+    let rules = |rules: ProgrammeRules| {
+        ProgrammePolicy::hangzhou_defaults(year())
+            .with_rules(rules)
+            .expect("rules")
+    };
+    let mut scenario = given(Vec::new());
+    seen.extend(code_of(scenario.when(Command::PublishPolicy {
+        policy: rules(ProgrammeRules {
+            payee: Payee::Enterprise,
+            ..ProgrammeRules::default()
+        }),
+    })));
+    let mut events = programme();
+    events[0] = Event::PolicyPublished {
+        policy: Box::new(rules(ProgrammeRules {
+            eligibility: Some(CapacityEligibility {
+                min_intelligent_pflops: Some(100),
+                min_racks: None,
+                require: CapacityRequirement::All,
+            }),
+            ..ProgrammeRules::default()
+        })),
+    };
+    seen.extend(code_of(
+        given(events.clone()).when(approve(1, 1, 1, "1000.00", "1.00")),
+    ));
+    events[0] = Event::PolicyPublished {
+        policy: Box::new(rules(ProgrammeRules {
+            required_declarations: Declarations::of(&[
+                voucher_ledger::domain::Declaration::SuppliersNotAffiliated,
+            ]),
+            ..ProgrammeRules::default()
+        })),
+    };
+    seen.extend(code_of(
+        given(events).when(approve(1, 1, 1, "1000.00", "1.00")),
+    ));
     seen
 }
 
@@ -856,6 +907,7 @@ fn triggered_settlement_codes() -> BTreeSet<RejectionCode> {
 fn every_rejection_code_has_a_scenario() {
     let mut seen = triggered_codes();
     seen.extend(triggered_settlement_codes());
+    seen.extend(triggered_programme_codes());
     let missing: Vec<&str> = RejectionCode::ALL
         .iter()
         .filter(|code| !RejectionCode::RETIRED.contains(code) && !seen.contains(code))

@@ -2134,6 +2134,7 @@ fn the_registry_is_bounded_in_centers_and_in_active_vouchers_per_center() {
             name: name("One center too many"),
             tier: FacilityTier::Other,
             listing_basis: ListingBasis::PlanningLayout,
+            capacity: Default::default(),
         },
         RejectionCode::RegistryLimitReached,
     );

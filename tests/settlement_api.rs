@@ -436,6 +436,7 @@ fn approve(
         term_start: term_start.to_string(),
         term_end: term_end.to_string(),
         requested: requested.to_string(),
+        ..Default::default()
     }
 }
 
@@ -476,6 +477,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
                     rate_maas_multimodal: "0.30".into(),
                     rate_other: "0.20".into(),
                     redemption_grace_days: Some(grace as u32),
+                    ..Default::default()
                 })),
             },
         ))
@@ -514,6 +516,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
                     name: CENTER_NAMES[index - 1].into(),
                     tier: tier as i32,
                     listing_basis: ListingBasis::PlanningLayout as i32,
+                    ..Default::default()
                 },
             ))
             .await

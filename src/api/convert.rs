@@ -5,6 +5,10 @@ use tonic::Status;
 
 use super::errors::{invalid, invalid_field};
 use super::proto;
+use crate::domain::programme::{
+    CapacityEligibility, CapacityRequirement, CenterCapacity, Declaration, Declarations,
+    EnterpriseClass, Payee, ProgrammeRules, RateBasis, SecondSource, SmallEnterpriseRate,
+};
 use crate::domain::state::{CenterAccount, EnterpriseAccount};
 use crate::domain::{
     BankReference, CenterStatus, ContractNumber, Date, DeliveryProof, Event, FacilityTier,
@@ -207,6 +211,8 @@ pub fn policy_from_proto(policy: &proto::Policy) -> Result<ProgrammePolicy, Stat
         None => Ok(built),
         Some(days) => built.with_redemption_grace_days(u16::try_from(days).unwrap_or(u16::MAX)),
     })
+    .map_err(invalid)?
+    .with_rules(rules_from_proto(policy)?)
     .map_err(invalid)
 }
 
@@ -222,6 +228,7 @@ pub fn policy_to_proto(policy: &ProgrammePolicy) -> proto::Policy {
         rate_maas_multimodal: policy.rate_for(FacilityTier::MaasMultimodal).to_string(),
         rate_other: policy.rate_for(FacilityTier::Other).to_string(),
         redemption_grace_days: Some(u32::from(policy.redemption_grace_days())),
+        ..rules_to_proto(policy.rules())
     }
 }
 
@@ -262,6 +269,8 @@ pub fn center_to_proto(state: &LedgerState, account: &CenterAccount) -> proto::C
         clawback_owed: state.center_outstanding(&account.center).to_string(),
         paid_total: account.paid_total.to_string(),
         unsettled: state.center_unsettled(&account.center).to_string(),
+        intelligent_pflops: account.capacity.intelligent_pflops,
+        racks: account.capacity.racks,
     }
 }
 
@@ -309,6 +318,10 @@ pub fn voucher_to_proto(voucher: &Voucher) -> proto::Voucher {
         invoice_count: voucher.invoice_count,
         redemption_window_end: terms.redemption_window_end.to_string(),
         clawback_outstanding: voucher.clawback_outstanding.to_string(),
+        enterprise_class: enterprise_class_to_proto(terms.programme.enterprise_class),
+        declarations: declarations_to_proto(terms.programme.declarations),
+        rate_basis: rate_basis_to_proto(terms.programme.rate_basis),
+        ceiling: terms.ceiling.to_string(),
     }
 }
 
@@ -323,11 +336,14 @@ pub fn event_to_proto(event: &SequencedEvent, chain_hash: &str) -> proto::EventR
             name,
             tier,
             listing_basis,
+            capacity,
         } => Payload::CenterRegistered(proto::CenterRegistered {
             center: center.to_string(),
             name: name.to_string(),
             tier: tier_to_proto(*tier),
             listing_basis: listing_basis_to_proto(*listing_basis),
+            intelligent_pflops: capacity.intelligent_pflops,
+            racks: capacity.racks,
         }),
         Event::CenterStatusChanged {
             center,
@@ -381,6 +397,9 @@ pub fn event_to_proto(event: &SequencedEvent, chain_hash: &str) -> proto::EventR
             requested: approved.requested.to_string(),
             face_value: approved.face_value.to_string(),
             redemption_window_end: approved.redemption_window_end.to_string(),
+            enterprise_class: enterprise_class_to_proto(approved.programme.enterprise_class),
+            declarations: declarations_to_proto(approved.programme.declarations),
+            rate_basis: rate_basis_to_proto(approved.programme.rate_basis),
         }),
         Event::InvoiceRedeemed(redeemed) => Payload::InvoiceRedeemed(proto::InvoiceRedeemed {
             voucher_id: redeemed.voucher.to_string(),
@@ -565,5 +584,168 @@ pub fn statement_to_proto(state: &LedgerState, statement: &Statement) -> proto::
                 sequence: payment.sequence,
             })
             .collect(),
+    }
+}
+
+// ------------------------------------------------------------- programme rules (issue 13)
+
+fn declaration_from_proto(field: &'static str, value: i32) -> Result<Declaration, Status> {
+    match proto::Declaration::try_from(value) {
+        Ok(proto::Declaration::NoOtherMunicipalSubsidy) => Ok(Declaration::NoOtherMunicipalSubsidy),
+        Ok(proto::Declaration::SuppliersNotAffiliated) => Ok(Declaration::SuppliersNotAffiliated),
+        _ => Err(invalid_field(
+            field,
+            format!(
+                "{value} is not a declaration (1 no other municipal subsidy, 2 suppliers not affiliated)"
+            ),
+        )),
+    }
+}
+
+/// A repeated `Declaration` field as a set (a repeat is harmless).
+pub fn declarations(field: &'static str, values: &[i32]) -> Result<Declarations, Status> {
+    values.iter().try_fold(Declarations::NONE, |set, value| {
+        Ok(set.with(declaration_from_proto(field, *value)?))
+    })
+}
+
+pub fn declarations_to_proto(set: Declarations) -> Vec<i32> {
+    set.iter()
+        .map(|declaration| match declaration {
+            Declaration::NoOtherMunicipalSubsidy => {
+                proto::Declaration::NoOtherMunicipalSubsidy as i32
+            }
+            Declaration::SuppliersNotAffiliated => proto::Declaration::SuppliersNotAffiliated as i32,
+        })
+        .collect()
+}
+
+pub fn enterprise_class(field: &'static str, value: i32) -> Result<EnterpriseClass, Status> {
+    match proto::EnterpriseClass::try_from(value) {
+        Ok(proto::EnterpriseClass::Unspecified | proto::EnterpriseClass::Standard) => {
+            Ok(EnterpriseClass::Standard)
+        }
+        Ok(proto::EnterpriseClass::SmallOrMedium) => Ok(EnterpriseClass::SmallOrMedium),
+        Err(_) => Err(invalid_field(
+            field,
+            format!("{value} is not an enterprise class (1 standard, 2 small or medium)"),
+        )),
+    }
+}
+
+pub fn enterprise_class_to_proto(class: EnterpriseClass) -> i32 {
+    match class {
+        EnterpriseClass::Standard => proto::EnterpriseClass::Standard as i32,
+        EnterpriseClass::SmallOrMedium => proto::EnterpriseClass::SmallOrMedium as i32,
+    }
+}
+
+pub fn rate_basis_to_proto(basis: RateBasis) -> i32 {
+    match basis {
+        RateBasis::FacilityTier => proto::RateBasis::FacilityTier as i32,
+        RateBasis::SmallEnterprise => proto::RateBasis::SmallEnterprise as i32,
+    }
+}
+
+/// Capacity figures of a center registration (absent: not given).
+pub fn capacity(intelligent_pflops: Option<u32>, racks: Option<u32>) -> CenterCapacity {
+    CenterCapacity {
+        intelligent_pflops,
+        racks,
+    }
+}
+
+/// The programme rules of a proto policy; absent fields mean no such rule.
+fn rules_from_proto(policy: &proto::Policy) -> Result<ProgrammeRules, Status> {
+    let small_enterprise_rate = match &policy.small_enterprise_rate {
+        None => None,
+        Some(small) => Some(SmallEnterpriseRate {
+            rate: Rate::parse("policy.small_enterprise_rate.rate", &small.rate).map_err(invalid)?,
+            cumulative_contract_limit: positive_money(
+                "policy.small_enterprise_rate.cumulative_contract_limit",
+                &small.cumulative_contract_limit,
+            )?,
+        }),
+    };
+    let max_term_days = match policy.max_term_days {
+        None => None,
+        Some(days) => Some(u16::try_from(days).map_err(|_| {
+            invalid_field("policy.max_term_days", format!("{days} is not a number of days"))
+        })?),
+    };
+    let eligibility = policy.eligibility.as_ref().map(|eligibility| CapacityEligibility {
+        min_intelligent_pflops: eligibility.min_intelligent_pflops,
+        min_racks: eligibility.min_racks,
+        require: if eligibility.require_any {
+            CapacityRequirement::Any
+        } else {
+            CapacityRequirement::All
+        },
+    });
+    let payee = match proto::Payee::try_from(policy.payee) {
+        Ok(proto::Payee::Unspecified | proto::Payee::Center) => Payee::Center,
+        Ok(proto::Payee::Enterprise) => Payee::Enterprise,
+        Err(_) => {
+            return Err(invalid_field(
+                "policy.payee",
+                format!("{} is not a payee (1 center, 2 enterprise)", policy.payee),
+            ))
+        }
+    };
+    let second_source = match &policy.second_source {
+        None => None,
+        Some(second) => Some(SecondSource {
+            name: legal_name("policy.second_source.name", &second.name)?,
+            annual_pool: positive_money("policy.second_source.annual_pool", &second.annual_pool)?,
+            rate: Rate::parse("policy.second_source.rate", &second.rate).map_err(invalid)?,
+            combined_ceiling: Rate::parse(
+                "policy.second_source.combined_ceiling",
+                &second.combined_ceiling,
+            )
+            .map_err(invalid)?,
+        }),
+    };
+    Ok(ProgrammeRules {
+        small_enterprise_rate,
+        max_term_days,
+        eligibility,
+        required_declarations: declarations(
+            "policy.required_declarations",
+            &policy.required_declarations,
+        )?,
+        payee,
+        second_source,
+    })
+}
+
+/// The rule fields of a proto policy (the rest of the message from `policy_to_proto`).
+fn rules_to_proto(rules: &ProgrammeRules) -> proto::Policy {
+    proto::Policy {
+        small_enterprise_rate: rules
+            .small_enterprise_rate
+            .map(|small| proto::SmallEnterpriseRate {
+                rate: small.rate.to_string(),
+                cumulative_contract_limit: small.cumulative_contract_limit.to_string(),
+            }),
+        max_term_days: rules.max_term_days.map(u32::from),
+        eligibility: rules
+            .eligibility
+            .map(|eligibility| proto::CapacityEligibility {
+                min_intelligent_pflops: eligibility.min_intelligent_pflops,
+                min_racks: eligibility.min_racks,
+                require_any: eligibility.require == CapacityRequirement::Any,
+            }),
+        required_declarations: declarations_to_proto(rules.required_declarations),
+        payee: match rules.payee {
+            Payee::Center => proto::Payee::Center as i32,
+            Payee::Enterprise => proto::Payee::Enterprise as i32,
+        },
+        second_source: rules.second_source.as_ref().map(|second| proto::SecondSource {
+            name: second.name.to_string(),
+            annual_pool: second.annual_pool.to_string(),
+            rate: second.rate.to_string(),
+            combined_ceiling: second.combined_ceiling.to_string(),
+        }),
+        ..proto::Policy::default()
     }
 }

@@ -62,6 +62,9 @@ pub enum CliError {
     /// A development tool failed.
     #[error(transparent)]
     Tool(#[from] ToolError),
+    /// A programme file could not be read or is invalid: `path:line:column: field: why`.
+    #[error("{}:{}", .path.display(), .detail)]
+    Programme { path: PathBuf, detail: String },
 }
 
 impl CliError {

@@ -5,6 +5,7 @@
 
 mod demo;
 mod error;
+pub mod policy;
 mod serve;
 mod settlement;
 mod summary;
@@ -48,9 +49,18 @@ enum CliCommand {
         contracts: usize,
         #[arg(long, default_value_t = 1_000_000)]
         invoices: usize,
+        /// A programme preset (`hangzhou-2025`, ... under config/programmes/) or a
+        /// programme file; its year is the demo's. Default: Hangzhou 2024 rules, 2026.
+        #[arg(long)]
+        programme: Option<String>,
         /// TESTS ONLY: do not fsync commits. A crash can lose acknowledged work.
         #[arg(long)]
         no_sync: bool,
+    },
+    /// Programme files: `policy check FILE` validates one and prints what it means.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
     },
     /// Check the hash chain and every record, rebuild the projections and compare them
     /// with the stored snapshots and the invoice index. Exits 1 on any mismatch.
@@ -94,6 +104,12 @@ enum CliCommand {
     Torture(torture::TortureSettings),
 }
 
+#[derive(Subcommand)]
+enum PolicyAction {
+    /// Validate a programme file and print its rules in words (a dry run; nothing is published).
+    Check { file: PathBuf },
+}
+
 /// Runs the command line. Exit codes: 0 done, 1 `verify` found a problem, 2 an error
 /// (printed on stderr).
 pub fn main() -> ExitCode {
@@ -105,19 +121,29 @@ pub fn main() -> ExitCode {
             enterprises,
             contracts,
             invoices,
+            programme,
             no_sync,
-        } => demo::run(
-            &data_dir,
-            DemoConfig {
-                seed,
-                year: 2026,
-                centers,
-                enterprises,
-                contracts,
-                invoices,
-            },
-            !no_sync,
-        ),
+        } => programme
+            .map(|name| policy::load(&policy::preset_path(&name)).map(|file| file.policy))
+            .transpose()
+            .and_then(|policy| {
+                demo::run(
+                    &data_dir,
+                    DemoConfig {
+                        seed,
+                        year: policy.as_ref().map_or(2026, |policy| policy.year().get()),
+                        centers,
+                        enterprises,
+                        contracts,
+                        invoices,
+                        policy,
+                    },
+                    !no_sync,
+                )
+            }),
+        CliCommand::Policy {
+            action: PolicyAction::Check { file },
+        } => policy::run_check(&file),
         CliCommand::Verify { data_dir } => verify::run(&data_dir),
         CliCommand::Summary { data_dir, year } => summary::run(&data_dir, year),
         CliCommand::Serve {

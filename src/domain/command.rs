@@ -8,6 +8,7 @@ use super::ids::{
 use super::money::Money;
 use super::origin::Origin;
 use super::policy::{FacilityTier, ProgrammePolicy};
+use super::programme::{CenterCapacity, Declarations, EnterpriseClass};
 
 /// Why a center is listed, and so allowed to redeem at all.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -56,6 +57,8 @@ pub enum Command {
         name: LegalName,
         tier: FacilityTier,
         listing_basis: ListingBasis,
+        /// Capacity figures, for programmes with eligibility thresholds (default: none).
+        capacity: CenterCapacity,
     },
     /// Suspend, reinstate or delist a center. Delisting is final and releases the
     /// unredeemed face value of the center's active vouchers at once.
@@ -153,6 +156,10 @@ pub struct ApproveVoucher {
     /// The subsidy the enterprise asks for; the face value is the smaller of this and
     /// rate × contract fee.
     pub requested: Money,
+    /// How the bureau classes the enterprise for this application (small-enterprise rate).
+    pub enterprise_class: EnterpriseClass,
+    /// What the enterprise declared on its application (the programme may require some).
+    pub declarations: Declarations,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]

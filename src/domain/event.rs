@@ -11,6 +11,7 @@ use super::ids::{
 };
 use super::money::{Money, Rate};
 use super::policy::{FacilityTier, ProgrammePolicy};
+use super::programme::{ApprovalTerms, CenterCapacity};
 
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Event {
@@ -22,6 +23,8 @@ pub enum Event {
         name: LegalName,
         tier: FacilityTier,
         listing_basis: ListingBasis,
+        /// Capacity figures (none in records written before programmes were data).
+        capacity: CenterCapacity,
     },
     CenterStatusChanged {
         center: Uscc,
@@ -150,6 +153,9 @@ pub struct VoucherApproved {
     pub ceiling: Rate,
     pub requested: Money,
     pub face_value: Money,
+    /// Class, declarations and the rule that set the rate (the default in records written
+    /// before programmes were data: the tier rate, no declarations).
+    pub programme: ApprovalTerms,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]

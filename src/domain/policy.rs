@@ -4,10 +4,9 @@
 
 use std::fmt;
 
-use serde::Deserialize;
-
 use super::ids::ProgrammeYear;
 use super::money::{Money, Rate};
+use super::programme::ProgrammeRules;
 use super::validation::ValidationError;
 
 /// The facility tier of a computing center, which sets its subsidy rate.
@@ -64,6 +63,8 @@ pub struct ProgrammePolicy {
     /// Days after a contract term ends during which invoices issued inside the term may
     /// still be posted; the unredeemed face value is released only after them.
     redemption_grace_days: u16,
+    /// The rules beyond Hangzhou 2024's (none by default; see `domain::programme`).
+    rules: ProgrammeRules,
 }
 
 impl ProgrammePolicy {
@@ -104,6 +105,7 @@ impl ProgrammePolicy {
             contract_fee_ceiling,
             tier_rates,
             redemption_grace_days: crate::limits::REDEMPTION_GRACE_DAYS_DEFAULT,
+            rules: ProgrammeRules::default(),
         })
     }
 
@@ -140,56 +142,24 @@ impl ProgrammePolicy {
                 Rate::basis_points_const(2000),
             ],
             redemption_grace_days: crate::limits::REDEMPTION_GRACE_DAYS_DEFAULT,
+            rules: ProgrammeRules::default(),
         }
     }
 
+    /// The same policy with `rules` beyond Hangzhou 2024's, checked against its ceiling.
+    pub fn with_rules(mut self, rules: ProgrammeRules) -> Result<ProgrammePolicy, ValidationError> {
+        rules.validate(self.contract_fee_ceiling)?;
+        self.rules = rules;
+        Ok(self)
+    }
+
     /// Reads a policy from the bureau's TOML file. Missing keys take the Hangzhou
-    /// defaults; `year` is required. See `config/policy-2026.toml`.
+    /// defaults; `year` is required. See `config/programmes/` and `docs/programmes.md`;
+    /// the error names the line and the field.
     pub fn from_toml(text: &str) -> Result<ProgrammePolicy, ValidationError> {
-        let file: PolicyFile = toml::from_str(text)
-            .map_err(|error| ValidationError::new("policy", "<toml>", error.to_string()))?;
-        let year = ProgrammeYear::new(file.year)?;
-        let defaults = ProgrammePolicy::hangzhou_defaults(year);
-        let money = |field, value: Option<String>, default: Money| match value {
-            Some(text) => Money::parse(field, &text),
-            None => Ok(default),
-        };
-        let rate = |field, value: Option<String>, default: Rate| match value {
-            Some(text) => Rate::parse(field, &text),
-            None => Ok(default),
-        };
-        let tiers = file.tier_rates.unwrap_or_default();
-        ProgrammePolicy::new(
-            year,
-            money("annual_pool", file.annual_pool, defaults.annual_pool)?,
-            money(
-                "default_enterprise_cap",
-                file.default_enterprise_cap,
-                defaults.default_enterprise_cap,
-            )?,
-            rate(
-                "contract_fee_ceiling",
-                file.contract_fee_ceiling,
-                defaults.contract_fee_ceiling,
-            )?,
-            [
-                rate(
-                    "tier_rates.domestic",
-                    tiers.domestic,
-                    defaults.tier_rates[0],
-                )?,
-                rate(
-                    "tier_rates.maas_multimodal",
-                    tiers.maas_multimodal,
-                    defaults.tier_rates[1],
-                )?,
-                rate("tier_rates.other", tiers.other, defaults.tier_rates[2])?,
-            ],
-        )?
-        .with_redemption_grace_days(
-            file.redemption_grace_days
-                .unwrap_or(crate::limits::REDEMPTION_GRACE_DAYS_DEFAULT),
-        )
+        super::programme::read_programme_file(text)
+            .map(|file| file.policy)
+            .map_err(super::programme::PolicyFileError::into_validation_error)
     }
 
     pub fn year(&self) -> ProgrammeYear {
@@ -210,27 +180,9 @@ impl ProgrammePolicy {
     pub fn redemption_grace_days(&self) -> u16 {
         self.redemption_grace_days
     }
-}
-
-/// The TOML file as the bureau writes it: amounts and rates as strings so no float ever
-/// touches money.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PolicyFile {
-    year: u32,
-    annual_pool: Option<String>,
-    default_enterprise_cap: Option<String>,
-    contract_fee_ceiling: Option<String>,
-    tier_rates: Option<TierRatesFile>,
-    redemption_grace_days: Option<u16>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct TierRatesFile {
-    domestic: Option<String>,
-    maas_multimodal: Option<String>,
-    other: Option<String>,
+    pub fn rules(&self) -> &ProgrammeRules {
+        &self.rules
+    }
 }
 
 #[cfg(test)]
@@ -253,7 +205,7 @@ mod tests {
     fn tier_rate_above_ceiling_is_refused() {
         let error = ProgrammePolicy::from_toml("year = 2026\n[tier_rates]\ndomestic = \"0.35\"\n")
             .expect_err("above ceiling");
-        assert_eq!(error.field, "tier_rates");
+        assert!(error.to_string().contains("tier_rates.domestic"), "{error}");
         assert!(error.to_string().contains("ceiling"), "{error}");
     }
 

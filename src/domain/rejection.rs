@@ -128,6 +128,13 @@ rejections! {
     ValueDateInvalid = 46, "VALUE_DATE_INVALID";
     /// A limit of the registry (centers, active vouchers per center) is reached.
     RegistryLimitReached = 47, "REGISTRY_LIMIT_REACHED";
+    /// The center's registered capacity is below the programme's thresholds.
+    CenterNotEligible = 48, "CENTER_NOT_ELIGIBLE";
+    /// The approval lacks a declaration the programme requires.
+    DeclarationMissing = 49, "DECLARATION_MISSING";
+    /// The policy uses a rule this build records but cannot yet settle (an enterprise
+    /// payee, a second funding source).
+    ProgrammeRuleNotExecutable = 50, "PROGRAMME_RULE_NOT_EXECUTABLE";
 }
 
 /// A refused command: the stable code plus a sentence naming the values involved.

@@ -158,6 +158,11 @@ impl<'a> Reader<'a> {
         Reader { bytes, position: 0 }
     }
 
+    /// True when every byte was read (an optional trailing part is absent).
+    pub fn at_end(&self) -> bool {
+        self.position == self.bytes.len()
+    }
+
     /// Fails unless every byte was read.
     pub fn finish(&self) -> Result<(), CodecError> {
         let left = self.bytes.len() - self.position;

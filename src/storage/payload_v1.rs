@@ -240,6 +240,7 @@ fn from_v1(event: EventV1<'_>) -> Result<Event, CodecError> {
                 ListingBasisV1::PlanningLayout => ListingBasis::PlanningLayout,
                 ListingBasisV1::MatchmakingPartner => ListingBasis::MatchmakingPartner,
             },
+            capacity: Default::default(),
         },
         EventV1::CenterStatusChanged {
             center,
@@ -292,6 +293,7 @@ fn from_v1(event: EventV1<'_>) -> Result<Event, CodecError> {
             ceiling: rate(approved.ceiling)?,
             requested: money(approved.requested)?,
             face_value: money(approved.face_value)?,
+            programme: Default::default(),
         })),
         EventV1::InvoiceRedeemed(redeemed) => Event::InvoiceRedeemed(InvoiceRedeemed {
             voucher: voucher_id(redeemed.voucher)?,

@@ -11,8 +11,28 @@
 //!
 //! Every field a type has is written; nothing is optional except where an `u8` flag says
 //! so (a release's reason). `tests/fixtures/` pins every type's bytes.
+//!
+//! **Programme extension** (types 1, 2 and 7; see `docs/programmes.md`): after the fields
+//! above, a record may carry the tag byte [`PROGRAMME_EXTENSION_TAG`] and the programme's
+//! fields (a policy's rules, a center's capacity, a voucher's approval terms). It is
+//! written only when they differ from the default, so a Hangzhou 2024 record is byte for
+//! byte what it was, and a payload without it (every v1/v2 record) reads as the default.
+//!
+//! ```text
+//! rules    = option(rate, money limit) small-enterprise rate | u16 max term days (0 none)
+//!            | option(option u32 pflops, option u32 racks, u8 require 0 all 1 any)
+//!            | u8 declaration bits | u8 payee (0 center, 1 enterprise)
+//!            | option(text name, money pool, rate, rate combined ceiling) second source
+//! capacity = option u32 PFLOPS | option u32 racks        (option = u8 0/1, then the value)
+//! terms    = u8 class (0 standard, 1 small or medium) | u8 declaration bits
+//!            | u8 rate basis (0 facility tier, 1 small enterprise)
+//! ```
 
 use super::codec::{CodecError, Reader, Writer};
+use crate::domain::programme::{
+    ApprovalTerms, CapacityEligibility, CapacityRequirement, CenterCapacity, Declarations,
+    EnterpriseClass, Payee, ProgrammeRules, RateBasis, SecondSource, SmallEnterpriseRate,
+};
 use crate::domain::{
     BankReference, CenterStatus, Event, FacilityTier, InvoiceRedeemed, InvoiceReversed,
     ListingBasis, Origin, Principal, PrincipalRole, ProgrammePolicy, ReleaseCause, RequestId,
@@ -138,6 +158,185 @@ pub(super) fn decode_policy(reader: &mut Reader<'_>) -> Result<ProgrammePolicy, 
     .with_redemption_grace_days(reader.u16()?)?)
 }
 
+// ---------------------------------------------------------------- programme extension
+
+/// Marks the programme extension after a record's v2 fields.
+pub const PROGRAMME_EXTENSION_TAG: u8 = 3;
+
+fn option_u32(writer: &mut Writer<'_>, value: Option<u32>) {
+    match value {
+        None => writer.u8(0),
+        Some(value) => {
+            writer.u8(1);
+            writer.u32(value);
+        }
+    }
+}
+
+fn read_option_u32(reader: &mut Reader<'_>) -> Result<Option<u32>, CodecError> {
+    match reader.u8()? {
+        0 => Ok(None),
+        1 => Ok(Some(reader.u32()?)),
+        other => Err(fail(format!("{other} is not an option flag"))),
+    }
+}
+
+fn read_flag(reader: &mut Reader<'_>) -> Result<bool, CodecError> {
+    match reader.u8()? {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(fail(format!("{other} is not an option flag"))),
+    }
+}
+
+pub(super) fn encode_rules(writer: &mut Writer<'_>, rules: &ProgrammeRules) {
+    match &rules.small_enterprise_rate {
+        None => writer.u8(0),
+        Some(small) => {
+            writer.u8(1);
+            writer.rate(small.rate);
+            writer.money(small.cumulative_contract_limit);
+        }
+    }
+    writer.u16(rules.max_term_days.unwrap_or(0));
+    match &rules.eligibility {
+        None => writer.u8(0),
+        Some(eligibility) => {
+            writer.u8(1);
+            option_u32(writer, eligibility.min_intelligent_pflops);
+            option_u32(writer, eligibility.min_racks);
+            writer.u8(match eligibility.require {
+                CapacityRequirement::All => 0,
+                CapacityRequirement::Any => 1,
+            });
+        }
+    }
+    writer.u8(rules.required_declarations.bits());
+    writer.u8(match rules.payee {
+        Payee::Center => 0,
+        Payee::Enterprise => 1,
+    });
+    match &rules.second_source {
+        None => writer.u8(0),
+        Some(second) => {
+            writer.u8(1);
+            writer.text(second.name.as_str());
+            writer.money(second.annual_pool);
+            writer.rate(second.rate);
+            writer.rate(second.combined_ceiling);
+        }
+    }
+}
+
+pub(super) fn decode_rules(reader: &mut Reader<'_>) -> Result<ProgrammeRules, CodecError> {
+    let small_enterprise_rate = if read_flag(reader)? {
+        Some(SmallEnterpriseRate {
+            rate: reader.rate()?,
+            cumulative_contract_limit: reader.money()?,
+        })
+    } else {
+        None
+    };
+    let max_term_days = match reader.u16()? {
+        0 => None,
+        days => Some(days),
+    };
+    let eligibility = if read_flag(reader)? {
+        Some(CapacityEligibility {
+            min_intelligent_pflops: read_option_u32(reader)?,
+            min_racks: read_option_u32(reader)?,
+            require: match reader.u8()? {
+                0 => CapacityRequirement::All,
+                1 => CapacityRequirement::Any,
+                other => return Err(fail(format!("{other} is not a capacity requirement"))),
+            },
+        })
+    } else {
+        None
+    };
+    let required_declarations = Declarations::from_bits(reader.u8()?)?;
+    let payee = match reader.u8()? {
+        0 => Payee::Center,
+        1 => Payee::Enterprise,
+        other => return Err(fail(format!("{other} is not a payee"))),
+    };
+    let second_source = if read_flag(reader)? {
+        Some(SecondSource {
+            name: reader.legal_name()?,
+            annual_pool: reader.money()?,
+            rate: reader.rate()?,
+            combined_ceiling: reader.rate()?,
+        })
+    } else {
+        None
+    };
+    Ok(ProgrammeRules {
+        small_enterprise_rate,
+        max_term_days,
+        eligibility,
+        required_declarations,
+        payee,
+        second_source,
+    })
+}
+
+pub(super) fn encode_capacity(writer: &mut Writer<'_>, capacity: &CenterCapacity) {
+    option_u32(writer, capacity.intelligent_pflops);
+    option_u32(writer, capacity.racks);
+}
+
+pub(super) fn decode_capacity(reader: &mut Reader<'_>) -> Result<CenterCapacity, CodecError> {
+    Ok(CenterCapacity {
+        intelligent_pflops: read_option_u32(reader)?,
+        racks: read_option_u32(reader)?,
+    })
+}
+
+pub(super) fn encode_approval_terms(writer: &mut Writer<'_>, terms: &ApprovalTerms) {
+    writer.u8(match terms.enterprise_class {
+        EnterpriseClass::Standard => 0,
+        EnterpriseClass::SmallOrMedium => 1,
+    });
+    writer.u8(terms.declarations.bits());
+    writer.u8(match terms.rate_basis {
+        RateBasis::FacilityTier => 0,
+        RateBasis::SmallEnterprise => 1,
+    });
+}
+
+pub(super) fn decode_approval_terms(reader: &mut Reader<'_>) -> Result<ApprovalTerms, CodecError> {
+    Ok(ApprovalTerms {
+        enterprise_class: match reader.u8()? {
+            0 => EnterpriseClass::Standard,
+            1 => EnterpriseClass::SmallOrMedium,
+            other => return Err(fail(format!("{other} is not an enterprise class"))),
+        },
+        declarations: Declarations::from_bits(reader.u8()?)?,
+        rate_basis: match reader.u8()? {
+            0 => RateBasis::FacilityTier,
+            1 => RateBasis::SmallEnterprise,
+            other => return Err(fail(format!("{other} is not a rate basis"))),
+        },
+    })
+}
+
+/// Reads the programme extension if the payload has one: `None` at the payload's end (a
+/// record without it), the tag and then `decode` otherwise.
+fn extension<T>(
+    reader: &mut Reader<'_>,
+    decode: impl FnOnce(&mut Reader<'_>) -> Result<T, CodecError>,
+) -> Result<Option<T>, CodecError> {
+    if reader.at_end() {
+        return Ok(None);
+    }
+    match reader.u8()? {
+        PROGRAMME_EXTENSION_TAG => Ok(Some(decode(reader)?)),
+        other => Err(fail(format!(
+            "{other} after the record's fields is not the programme extension tag"
+        ))),
+    }
+}
+
 pub(super) fn encode_voucher_terms(writer: &mut Writer<'_>, terms: &VoucherApproved) {
     writer.voucher_id(&terms.voucher);
     writer.year(terms.year);
@@ -171,6 +370,7 @@ pub(super) fn decode_voucher_terms(reader: &mut Reader<'_>) -> Result<VoucherApp
         ceiling: reader.rate()?,
         requested: reader.money()?,
         face_value: reader.money()?,
+        programme: ApprovalTerms::default(),
     })
 }
 
@@ -202,17 +402,28 @@ pub fn encode(origin: &Origin, event: &Event, out: &mut Vec<u8>) {
     encode_origin(&mut writer, origin);
     let writer = &mut writer;
     match event {
-        Event::PolicyPublished { policy } => encode_policy(writer, policy),
+        Event::PolicyPublished { policy } => {
+            encode_policy(writer, policy);
+            if !policy.rules().is_hangzhou_2024() {
+                writer.u8(PROGRAMME_EXTENSION_TAG);
+                encode_rules(writer, policy.rules());
+            }
+        }
         Event::CenterRegistered {
             center,
             name,
             tier,
             listing_basis,
+            capacity,
         } => {
             writer.uscc(center);
             writer.text(name.as_str());
             writer.u8(tier_byte(*tier));
             writer.u8(listing_byte(*listing_basis));
+            if !capacity.is_unknown() {
+                writer.u8(PROGRAMME_EXTENSION_TAG);
+                encode_capacity(writer, capacity);
+            }
         }
         Event::CenterStatusChanged {
             center,
@@ -249,7 +460,13 @@ pub fn encode(origin: &Origin, event: &Event, out: &mut Vec<u8>) {
             writer.uscc(center);
             writer.text(reason.as_str());
         }
-        Event::VoucherApproved(approved) => encode_voucher_terms(writer, approved),
+        Event::VoucherApproved(approved) => {
+            encode_voucher_terms(writer, approved);
+            if !approved.programme.is_default() {
+                writer.u8(PROGRAMME_EXTENSION_TAG);
+                encode_approval_terms(writer, &approved.programme);
+            }
+        }
         Event::InvoiceRedeemed(redeemed) => {
             writer.voucher_id(&redeemed.voucher);
             writer.uscc(&redeemed.center);
@@ -373,14 +590,22 @@ pub fn decode(event_type: u16, payload: &[u8]) -> Result<(Origin, Event), CodecE
     let origin = decode_origin(&mut reader)?;
     let reader = &mut reader;
     let event = match event_type {
-        1 => Event::PolicyPublished {
-            policy: Box::new(decode_policy(reader)?),
-        },
+        1 => {
+            let policy = decode_policy(reader)?;
+            let policy = match extension(reader, decode_rules)? {
+                Some(rules) => policy.with_rules(rules)?,
+                None => policy,
+            };
+            Event::PolicyPublished {
+                policy: Box::new(policy),
+            }
+        }
         2 => Event::CenterRegistered {
             center: reader.uscc()?,
             name: reader.legal_name()?,
             tier: tier_from(reader.u8()?)?,
             listing_basis: listing_from(reader.u8()?)?,
+            capacity: extension(reader, decode_capacity)?.unwrap_or_default(),
         },
         3 => Event::CenterStatusChanged {
             center: reader.uscc()?,
@@ -403,7 +628,13 @@ pub fn decode(event_type: u16, payload: &[u8]) -> Result<(Origin, Event), CodecE
             center: reader.uscc()?,
             reason: reader.reason()?,
         },
-        7 => Event::VoucherApproved(Box::new(decode_voucher_terms(reader)?)),
+        7 => {
+            let mut approved = decode_voucher_terms(reader)?;
+            if let Some(terms) = extension(reader, decode_approval_terms)? {
+                approved.programme = terms;
+            }
+            Event::VoucherApproved(Box::new(approved))
+        }
         8 => Event::InvoiceRedeemed(InvoiceRedeemed {
             voucher: reader.voucher_id()?,
             center: reader.uscc()?,

@@ -22,8 +22,10 @@
 
 use super::codec::{CodecError, Reader, Writer};
 use super::payload_v2::{
-    center_status_byte, center_status_from, decode_policy, decode_voucher_terms, encode_policy,
-    encode_voucher_terms, listing_byte, listing_from, tier_byte, tier_from,
+    center_status_byte, center_status_from, decode_approval_terms, decode_capacity, decode_policy,
+    decode_rules, decode_voucher_terms, encode_approval_terms, encode_capacity, encode_policy,
+    encode_rules, encode_voucher_terms, listing_byte, listing_from, tier_byte, tier_from,
+    PROGRAMME_EXTENSION_TAG,
 };
 use super::record::{sm3_digest, ChainHash};
 use crate::domain::state::CapOverride;
@@ -243,6 +245,110 @@ pub fn encode_image(image: &StateImage, out: &mut Vec<u8>) {
     for settlement in &image.legacy_settlements {
         writer.settlement_id(settlement);
     }
+    encode_programme_extension(writer, image);
+}
+
+/// The programme extension of an image (see `docs/programmes.md`): the rules of policies
+/// beyond Hangzhou 2024's, centers' capacities and vouchers' approval terms, each only
+/// where it differs from the default; the section is written only when it holds anything,
+/// so the image of a Hangzhou-2024-only state is byte for byte what it was.
+///
+/// ```text
+/// extension = tag u8 (3) | count, (year, rules)* | count, (uscc, capacity)*
+///             | count, (voucher id, terms)*
+/// ```
+fn encode_programme_extension(writer: &mut Writer<'_>, image: &StateImage) {
+    let policies: Vec<_> = image
+        .policies
+        .iter()
+        .filter(|policy| !policy.rules().is_hangzhou_2024())
+        .collect();
+    let centers: Vec<_> = image
+        .centers
+        .iter()
+        .filter(|center| !center.capacity.is_unknown())
+        .collect();
+    let vouchers: Vec<_> = image
+        .vouchers
+        .iter()
+        .filter(|voucher| !voucher.terms.programme.is_default())
+        .collect();
+    if policies.is_empty() && centers.is_empty() && vouchers.is_empty() {
+        return;
+    }
+    writer.u8(PROGRAMME_EXTENSION_TAG);
+    writer.length(policies.len());
+    for policy in policies {
+        writer.year(policy.year());
+        encode_rules(writer, policy.rules());
+    }
+    writer.length(centers.len());
+    for center in centers {
+        writer.uscc(&center.center);
+        encode_capacity(writer, &center.capacity);
+    }
+    writer.length(vouchers.len());
+    for voucher in vouchers {
+        writer.voucher_id(&voucher.terms.voucher);
+        encode_approval_terms(writer, &voucher.terms.programme);
+    }
+}
+
+/// Reads the programme extension, if present, into `image`. Every entry must name a
+/// policy, center or voucher the image holds.
+fn decode_programme_extension(
+    reader: &mut Reader<'_>,
+    image: &mut StateImage,
+) -> Result<(), CodecError> {
+    if reader.at_end() {
+        return Ok(());
+    }
+    let tag = reader.u8()?;
+    if tag != PROGRAMME_EXTENSION_TAG {
+        return Err(unknown("image section", tag));
+    }
+    let missing = |what: &str, key: String| CodecError {
+        reason: format!("the programme extension names {what} {key}, which the image does not hold"),
+    };
+    let count = reader.length(3)?;
+    for _ in 0..count {
+        let year = reader.year()?;
+        let rules = decode_rules(reader)?;
+        let policy = image
+            .policies
+            .iter_mut()
+            .find(|policy| policy.year() == year)
+            .ok_or_else(|| missing("the policy of", year.to_string()))?;
+        *policy = policy.clone().with_rules(rules)?;
+    }
+    let count = reader.length(20)?;
+    for _ in 0..count {
+        let center = reader.uscc()?;
+        let capacity = decode_capacity(reader)?;
+        let account = image
+            .centers
+            .iter_mut()
+            .find(|account| account.center == center)
+            .ok_or_else(|| missing("center", center.to_string()))?;
+        account.capacity = capacity;
+    }
+    let count = reader.length(19)?;
+    // An image may hold millions of vouchers: find them by id, not by a scan each.
+    let positions: std::collections::BTreeMap<_, usize> = image
+        .vouchers
+        .iter()
+        .enumerate()
+        .map(|(position, voucher)| (voucher.terms.voucher, position))
+        .collect();
+    for _ in 0..count {
+        let voucher_id = reader.voucher_id()?;
+        let terms = decode_approval_terms(reader)?;
+        let position = *positions
+            .get(&voucher_id)
+            .ok_or_else(|| missing("voucher", voucher_id.to_string()))?;
+        image.vouchers[position].terms.programme = terms;
+    }
+    Ok(())
 }
 
 /// Reads an image written by [`encode_image`].
@@ -297,6 +403,8 @@ pub fn decode_image(bytes: &[u8]) -> Result<StateImage, CodecError> {
         invoices_redeemed: reader.u64()?,
         legacy_settlements: items(reader, 16, |reader| reader.settlement_id())?,
     };
+    let mut image = image;
+    decode_programme_extension(reader, &mut image)?;
     reader.finish()?;
     Ok(image)
 }
@@ -374,6 +482,8 @@ fn decode_center(reader: &mut Reader<'_>) -> Result<CenterAccount, CodecError> {
         name: reader.legal_name()?,
         tier: tier_from(reader.u8()?)?,
         listing_basis: listing_from(reader.u8()?)?,
+        // Filled from the programme extension at the image's end, if any.
+        capacity: Default::default(),
         status: center_status_from(reader.u8()?)?,
         redeemed_total: reader.money_total()?,
         reversed_total: reader.money_total()?,

@@ -19,8 +19,8 @@ use rand::{Rng, SeedableRng};
 
 use crate::domain::{
     BankReference, CenterStatus, Command, Date, Envelope, Money, Origin, PostInvoice, Principal,
-    PrincipalRole, ProgrammeYear, Reason, RejectionCode, Reply, SettlementRunId, StatementId,
-    Timestamp, Uscc,
+    PrincipalRole, ProgrammePolicy, ProgrammeYear, Reason, Rejection, RejectionCode, Reply,
+    SettlementRunId, StatementId, Timestamp, Uscc,
 };
 use crate::ledger::{Ledger, SUBMIT_BATCH_LIMIT};
 use crate::tooling::population::{ContractPlan, DemoYear, InvoiceFlaws};
@@ -37,6 +37,9 @@ pub struct DemoConfig {
     pub enterprises: usize,
     pub contracts: usize,
     pub invoices: usize,
+    /// The programme's policy (a preset from `config/programmes/`); `None`: Hangzhou
+    /// 2024's rules for `year`. With a policy, its own year is the demo's.
+    pub policy: Option<ProgrammePolicy>,
 }
 
 impl Default for DemoConfig {
@@ -48,6 +51,7 @@ impl Default for DemoConfig {
             enterprises: 5_000,
             contracts: 20_000,
             invoices: 1_000_000,
+            policy: None,
         }
     }
 }
@@ -75,6 +79,8 @@ struct Driver<'a> {
     pending_plans: Vec<Option<ContractPlan>>,
     recent_invoices: VecDeque<PostInvoice>,
     pending_invoices: Vec<Option<PostInvoice>>,
+    /// The last rejection, to explain a refused policy.
+    last_rejection: Option<Rejection>,
 }
 
 impl Driver<'_> {
@@ -154,7 +160,10 @@ impl Driver<'_> {
                         self.recent_invoices.push_back(invoice);
                     }
                 }
-                Err(rejection) => *self.tally.rejections.entry(rejection.code).or_default() += 1,
+                Err(rejection) => {
+                    *self.tally.rejections.entry(rejection.code).or_default() += 1;
+                    self.last_rejection = Some(rejection);
+                }
             }
         }
         self.pending.clear();
@@ -182,7 +191,15 @@ pub fn run_demo(
         }
     }
     let mut rng = SmallRng::seed_from_u64(config.seed);
-    let mut draws = DemoYear::new(config.seed, config.year, config.centers, config.enterprises)?;
+    let mut draws = match &config.policy {
+        None => DemoYear::new(config.seed, config.year, config.centers, config.enterprises)?,
+        Some(policy) => DemoYear::with_policy(
+            config.seed,
+            policy.clone(),
+            config.centers,
+            config.enterprises,
+        )?,
+    };
     let year = draws.population.year();
     let year_start = draws.year_start();
     let start_ms =
@@ -196,10 +213,25 @@ pub fn run_demo(
         pending_plans: Vec::new(),
         pending_invoices: Vec::new(),
         recent_invoices: VecDeque::new(),
+        last_rejection: None,
     };
 
-    // The policy, the centers and the enterprises.
-    for command in draws.population.registration_commands() {
+    // The policy, the centers and the enterprises. A policy this build cannot run (a
+    // rule it records but does not settle yet) stops the demo with the reason.
+    let mut registrations = draws.population.registration_commands().into_iter();
+    if let Some(publish) = registrations.next() {
+        driver.send(publish)?;
+        driver.flush()?;
+        if driver.ledger.state().policy(year).is_none() {
+            if let Some(rejection) = driver.last_rejection.take() {
+                return Err(ToolError::Rejected {
+                    command: "PublishPolicy",
+                    rejection,
+                });
+            }
+        }
+    }
+    for command in registrations {
         driver.send(command)?;
     }
     // Multimodal foundation-model builders: the bureau relaxes their cap.
@@ -358,7 +390,7 @@ fn settle_quarter(
             .unwrap_or_default()
     };
     let reference = |kind: &str, quarter: u128, id: u64| {
-        BankReference::parse(&format!("{kind}{}Q{quarter}-{id}", config.year))
+        BankReference::parse(&format!("{kind}{}Q{quarter}-{id}", year))
     };
     for (index, (statement, net, _)) in due.iter().enumerate() {
         driver.send(Command::ConfirmPayment {

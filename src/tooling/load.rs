@@ -168,12 +168,15 @@ async fn seed_one(
             name,
             tier,
             listing_basis,
+            capacity,
         } => {
             let request = proto::RegisterCenterRequest {
                 uscc: center.to_string(),
                 name: name.to_string(),
                 tier: tier_to_proto(tier),
                 listing_basis: listing_basis_to_proto(listing_basis),
+                intelligent_pflops: capacity.intelligent_pflops,
+                racks: capacity.racks,
             };
             proto::registry_service_client::RegistryServiceClient::new(channel)
                 .register_center(authed(&bearer, request))
@@ -201,6 +204,10 @@ async fn seed_one(
                 term_start: approve.term_start.to_string(),
                 term_end: approve.term_end.to_string(),
                 requested: approve.requested.to_string(),
+                enterprise_class: crate::api::convert::enterprise_class_to_proto(
+                    approve.enterprise_class,
+                ),
+                declarations: crate::api::convert::declarations_to_proto(approve.declarations),
             };
             proto::voucher_service_client::VoucherServiceClient::new(channel)
                 .approve_voucher(authed(&bearer, request))

@@ -23,6 +23,7 @@
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use crate::domain::programme::{CenterCapacity, Declarations, EnterpriseClass};
 use crate::domain::{
     ApproveVoucher, Command, ContractNumber, Date, DeliveryProof, Event, FacilityTier,
     InvoiceNumber, LegalName, ListingBasis, Money, PostInvoice, ProgrammePolicy, ProgrammeYear,
@@ -70,6 +71,8 @@ pub struct CenterEntry {
     pub name: LegalName,
     pub tier: FacilityTier,
     pub listing_basis: ListingBasis,
+    /// Capacity figures (none in every style; a programme with thresholds sets them).
+    pub capacity: CenterCapacity,
 }
 
 impl CenterEntry {
@@ -80,6 +83,7 @@ impl CenterEntry {
             name: self.name.clone(),
             tier: self.tier,
             listing_basis: self.listing_basis,
+            capacity: self.capacity,
         }
     }
 
@@ -90,6 +94,7 @@ impl CenterEntry {
             name: self.name.clone(),
             tier: self.tier,
             listing_basis: self.listing_basis,
+            capacity: self.capacity,
         }
     }
 }
@@ -168,6 +173,7 @@ impl Style {
             name: LegalName::parse(&name)?,
             tier,
             listing_basis,
+            capacity: CenterCapacity::default(),
         })
     }
 
@@ -314,6 +320,8 @@ impl Population {
                 term_start,
                 term_end: term_start.plus_days(364),
                 requested: Money::from_fen(30_000_000_000)?,
+                enterprise_class: EnterpriseClass::Standard,
+                declarations: Declarations::NONE,
             });
         }
         Ok(self)
@@ -449,10 +457,28 @@ pub struct DemoYear {
 }
 
 impl DemoYear {
-    /// At least one center and one enterprise; `seed` numbers the vouchers.
+    /// At least one center and one enterprise; `seed` numbers the vouchers. The
+    /// Hangzhou 2024 rules (today's default policy) for `year`.
     pub fn new(
         seed: u64,
         year: u32,
+        centers: usize,
+        enterprises: usize,
+    ) -> Result<DemoYear, ValidationError> {
+        let policy = ProgrammePolicy::hangzhou_defaults(ProgrammeYear::new(year)?);
+        DemoYear::with_policy(seed, policy, centers, enterprises)
+    }
+
+    /// As [`DemoYear::new`], under `policy` (a programme preset). Where the policy has
+    /// rules beyond Hangzhou 2024's, the population gives them something to decide:
+    /// capacity thresholds get centers registered with figures (of every four: well
+    /// above, exactly at the PFLOPS threshold, exactly at the racks threshold, below);
+    /// a small-enterprise rate gets every second enterprise classed small or medium;
+    /// required declarations are made on every application but one in 200. Under
+    /// Hangzhou 2024 rules nothing changes, so the demo's log stays what it was.
+    pub fn with_policy(
+        seed: u64,
+        policy: ProgrammePolicy,
         centers: usize,
         enterprises: usize,
     ) -> Result<DemoYear, ValidationError> {
@@ -463,15 +489,36 @@ impl DemoYear {
                 "the demo needs at least one of each",
             ));
         }
-        let programme_year = ProgrammeYear::new(year)?;
+        let programme_year = policy.year();
         let year_start = Date::from_ymd(programme_year.get() as i32, 1, 1)?;
+        let mut population =
+            Population::registered(policy, Style::Hangzhou, 0..centers, 0..enterprises)?;
+        if let Some(eligibility) = population.policy.rules().eligibility {
+            for (index, center) in population.centers.iter_mut().enumerate() {
+                let pflops = eligibility.min_intelligent_pflops.unwrap_or(100);
+                let racks = eligibility.min_racks.unwrap_or(1_000);
+                center.capacity = match index % 4 {
+                    0 => CenterCapacity {
+                        intelligent_pflops: Some(pflops * 3),
+                        racks: Some(racks * 2),
+                    },
+                    1 => CenterCapacity {
+                        intelligent_pflops: Some(pflops),
+                        racks: None,
+                    },
+                    2 => CenterCapacity {
+                        intelligent_pflops: None,
+                        racks: Some(racks),
+                    },
+                    _ => CenterCapacity {
+                        intelligent_pflops: Some(pflops.saturating_sub(1)),
+                        racks: Some(racks.saturating_sub(1)),
+                    },
+                };
+            }
+        }
         Ok(DemoYear {
-            population: Population::registered(
-                ProgrammePolicy::hangzhou_defaults(programme_year),
-                Style::Hangzhou,
-                0..centers,
-                0..enterprises,
-            )?,
+            population,
             seed,
             year_start,
             builders: (enterprises / 500).max(1),
@@ -551,6 +598,19 @@ impl DemoYear {
         } else {
             fee_fen
         };
+        // Drawn without the random source, so Hangzhou 2024's draws are what they were.
+        let rules = self.population.policy.rules();
+        let enterprise_class =
+            if rules.small_enterprise_rate.is_some() && enterprise_index % 2 == 1 {
+                EnterpriseClass::SmallOrMedium
+            } else {
+                EnterpriseClass::Standard
+            };
+        let declarations = if contract % 200 == 11 {
+            Declarations::NONE
+        } else {
+            rules.required_declarations
+        };
         Ok(ContractPlan {
             approve: ApproveVoucher {
                 voucher: VoucherId::from_u128(((self.seed as u128) << 64) | (contract as u128 + 1)),
@@ -562,6 +622,8 @@ impl DemoYear {
                 term_start,
                 term_end,
                 requested: Money::from_fen(requested)?,
+                enterprise_class,
+                declarations,
             },
             center_index,
             fee_fen,

@@ -120,6 +120,8 @@ pub fn approve(
         term_start: date("2026-01-01"),
         term_end: date("2026-12-31"),
         requested: money(requested),
+        enterprise_class: Default::default(),
+        declarations: Default::default(),
     })
 }
 
@@ -308,5 +310,6 @@ pub fn small_voucher_approved(
         ceiling: rate,
         requested: money("1.00"),
         face_value: money("1.00"),
+        programme: Default::default(),
     }))
 }

@@ -16,6 +16,7 @@ impl RegistryService for Api {
             name: convert::legal_name("name", &body.name)?,
             tier: convert::tier("tier", body.tier)?,
             listing_basis: convert::listing_basis("listing_basis", body.listing_basis)?,
+            capacity: convert::capacity(body.intelligent_pflops, body.racks),
         };
         let reply = self.execute(origin_of(&request)?, command).await?;
         self.center_response(center, Some(reply.last_sequence()))

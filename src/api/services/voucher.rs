@@ -26,6 +26,8 @@ impl VoucherService for Api {
             term_start: convert::date("term_start", &body.term_start)?,
             term_end: convert::date("term_end", &body.term_end)?,
             requested: convert::money("requested", &body.requested)?,
+            enterprise_class: convert::enterprise_class("enterprise_class", body.enterprise_class)?,
+            declarations: convert::declarations("declarations", &body.declarations)?,
         };
         let reply = self
             .execute(origin_of(&request)?, Command::ApproveVoucher(approve))

@@ -79,6 +79,7 @@ impl LedgerState {
                 name,
                 tier,
                 listing_basis,
+                capacity,
             } => {
                 self.centers.insert(
                     *center,
@@ -87,6 +88,7 @@ impl LedgerState {
                         name: name.clone(),
                         tier: *tier,
                         listing_basis: *listing_basis,
+                        capacity: *capacity,
                         status: CenterStatus::Active,
                         redeemed_total: Money::ZERO,
                         reversed_total: Money::ZERO,

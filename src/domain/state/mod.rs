@@ -34,6 +34,7 @@ use super::ids::{
 };
 use super::money::Money;
 use super::policy::{FacilityTier, ProgrammePolicy};
+use super::programme::CenterCapacity;
 
 /// What a year's pool (or an enterprise's cap for a year) is used for: face value held
 /// by approved vouchers, subsidy redeemed and standing, and subsidy clawed back from a
@@ -62,6 +63,8 @@ pub struct CenterAccount {
     pub name: LegalName,
     pub tier: FacilityTier,
     pub listing_basis: ListingBasis,
+    /// Capacity figures as registered (eligibility thresholds are judged on them).
+    pub capacity: CenterCapacity,
     pub status: CenterStatus,
     /// Gross subsidy ever redeemed on this center's invoices.
     pub redeemed_total: Money,

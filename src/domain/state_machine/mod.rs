@@ -10,9 +10,11 @@
 //! |---|---|
 //! | `registry.rs` | policies, centers (delisting releases holds), enterprises, caps, related parties, pool adjustments |
 //! | `vouchers.rs` | approval (programme year, cap, pool), cancellation, expiry after the grace |
+//! | `programme.rs` | the programme's own rules at approval: small-enterprise rate, term, center capacity, declarations |
 //! | `redemption.rs` | invoices: the subsidy, duplicates, conflicts, the window; reversals and clawbacks |
 //! | `settlement.rs` | settlement runs and statements, payments and returns, repayments, year close |
 
+mod programme;
 mod redemption;
 mod registry;
 mod settlement;
@@ -269,7 +271,8 @@ impl LedgerState {
                 name,
                 tier,
                 listing_basis,
-            } => self.decide_register_center(center, name, *tier, *listing_basis),
+                capacity,
+            } => self.decide_register_center(center, name, *tier, *listing_basis, *capacity),
             Command::SetCenterStatus {
                 center,
                 status,

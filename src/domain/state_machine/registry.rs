@@ -10,6 +10,7 @@ use crate::domain::event::{Event, ReleaseCause};
 use crate::domain::ids::{LegalName, ProgrammeYear, Reason, Uscc};
 use crate::domain::money::Money;
 use crate::domain::policy::{FacilityTier, ProgrammePolicy};
+use crate::domain::programme::CenterCapacity;
 use crate::domain::rejection::{Rejection, RejectionCode};
 use crate::domain::state::LedgerState;
 use crate::limits::{ACTIVE_VOUCHERS_PER_CENTER_MAX, CENTERS_MAX};
@@ -19,6 +20,7 @@ impl LedgerState {
         &self,
         policy: &ProgrammePolicy,
     ) -> Result<Decision, Rejection> {
+        self.check_policy_executable(policy)?;
         if self.policies.contains_key(&policy.year()) {
             return reject(
                 RejectionCode::PolicyAlreadyPublished,
@@ -42,6 +44,7 @@ impl LedgerState {
         name: &LegalName,
         tier: FacilityTier,
         listing_basis: ListingBasis,
+        capacity: CenterCapacity,
     ) -> Result<Decision, Rejection> {
         if self.centers.contains_key(center) {
             return reject(
@@ -61,6 +64,7 @@ impl LedgerState {
                 name: name.clone(),
                 tier,
                 listing_basis,
+                capacity,
             },
             |sequence| Reply::CenterRegistered { sequence },
         ))

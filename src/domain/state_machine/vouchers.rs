@@ -26,6 +26,8 @@ fn same_approval(voucher: &Voucher, approve: &ApproveVoucher) -> bool {
         && terms.term_start == approve.term_start
         && terms.term_end == approve.term_end
         && terms.requested == approve.requested
+        && terms.programme.enterprise_class == approve.enterprise_class
+        && terms.programme.declarations == approve.declarations
 }
 
 impl LedgerState {
@@ -103,6 +105,7 @@ impl LedgerState {
                 ),
             );
         }
+        self.check_programme_approval(policy, approve, center)?;
         if self.active_voucher_count(&approve.center) >= ACTIVE_VOUCHERS_PER_CENTER_MAX {
             return reject(
                 RejectionCode::RegistryLimitReached,
@@ -126,7 +129,8 @@ impl LedgerState {
                 ),
             );
         }
-        let rate = policy.rate_for(center.tier);
+        let approved_rate = self.approved_rate(policy, approve, center);
+        let rate = approved_rate.rate;
         let most = approve.contract_fee.times_rate_floor(rate);
         let face_value = approve.requested.min(most);
         if face_value.is_zero() {
@@ -175,9 +179,10 @@ impl LedgerState {
             redemption_window_end,
             tier: center.tier,
             rate,
-            ceiling: policy.contract_fee_ceiling(),
+            ceiling: approved_rate.ceiling,
             requested: approve.requested,
             face_value,
+            programme: approved_rate.terms,
         };
         let voucher = approve.voucher;
         Ok(Decision::one(

@@ -1,0 +1,754 @@
+//! Programmes as data (issue 13): the presets under `config/programmes/` load and say what
+//! they mean; every new rule has a given/when/then test at its boundary (exactly
+//! 500,000.00; exactly the capacity threshold; the longest term to the day; a
+//! small-enterprise ceiling reached to the fen); a published year's policy stays
+//! immutable while a new year's may differ; the invariants hold under random commands for
+//! every preset this build runs; and the demo runs a small year of each.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use proptest::prelude::*;
+use voucher_ledger::audit::verify;
+use voucher_ledger::cli::policy::{describe, load, preset_path};
+use voucher_ledger::domain::programme::{read_programme_file, RateBasis};
+use voucher_ledger::domain::*;
+use voucher_ledger::ledger::{Ledger, LedgerOptions};
+use voucher_ledger::tooling::demo::{run_demo, DemoConfig};
+use voucher_ledger::tooling::ToolError;
+
+/// Every preset, by name.
+const PRESETS: [&str; 6] = [
+    "hangzhou-2024",
+    "hangzhou-2025",
+    "beijing",
+    "henan",
+    "reimbursement",
+    "stacked",
+];
+
+/// The presets this build publishes and runs (the others are refused at publication).
+const EXECUTABLE: [&str; 4] = ["hangzhou-2024", "hangzhou-2025", "beijing", "henan"];
+
+fn preset_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(preset_path(name))
+}
+
+fn preset(name: &str) -> ProgrammePolicy {
+    load(&preset_file(name)).expect("preset loads").policy
+}
+
+/// `text` (a programme file for 2026) as a published policy event.
+fn policy_from(text: &str) -> ProgrammePolicy {
+    read_programme_file(text).expect("programme file").policy
+}
+
+fn published(policy: ProgrammePolicy) -> Event {
+    Event::PolicyPublished {
+        policy: Box::new(policy),
+    }
+}
+
+fn center_with_capacity(index: usize, pflops: Option<u32>, racks: Option<u32>) -> Event {
+    let Event::CenterRegistered {
+        center,
+        name,
+        tier,
+        listing_basis,
+        ..
+    } = center_registered(index, FacilityTier::Domestic)
+    else {
+        unreachable!("a registration")
+    };
+    Event::CenterRegistered {
+        center,
+        name,
+        tier,
+        listing_basis,
+        capacity: CenterCapacity {
+            intelligent_pflops: pflops,
+            racks,
+        },
+    }
+}
+
+/// An approval of contract `C-{voucher}` for `fee`, requesting all of it, for the whole
+/// of 2026, with a class and declarations.
+fn apply_for(
+    voucher: u128,
+    enterprise_index: usize,
+    center_index: usize,
+    fee: &str,
+    class: EnterpriseClass,
+    declarations: Declarations,
+) -> Command {
+    let Command::ApproveVoucher(mut approve) =
+        approve(voucher, enterprise_index, center_index, fee, fee)
+    else {
+        unreachable!("an approval")
+    };
+    approve.enterprise_class = class;
+    approve.declarations = declarations;
+    Command::ApproveVoucher(approve)
+}
+
+fn small_firm(voucher: u128, enterprise_index: usize, fee: &str) -> Command {
+    apply_for(
+        voucher,
+        enterprise_index,
+        1,
+        fee,
+        EnterpriseClass::SmallOrMedium,
+        Declarations::NONE,
+    )
+}
+
+fn approved_terms(scenario: &Scenario, voucher: u128) -> VoucherApproved {
+    scenario
+        .state
+        .voucher(&voucher_id(voucher))
+        .expect("voucher")
+        .terms
+        .clone()
+}
+
+// --------------------------------------------------------------------------- presets
+
+#[test]
+fn every_preset_loads_and_hangzhou_2024_is_todays_default() {
+    for name in PRESETS {
+        let file = load(&preset_file(name)).unwrap_or_else(|error| panic!("{name}: {error}"));
+        assert_eq!(file.name.as_deref(), Some(name));
+    }
+    let hangzhou = preset("hangzhou-2024");
+    assert_eq!(
+        hangzhou,
+        ProgrammePolicy::hangzhou_defaults(hangzhou.year()),
+        "the Hangzhou 2024 preset is exactly what a policy without new rules means"
+    );
+    assert!(hangzhou.rules().is_hangzhou_2024());
+}
+
+#[test]
+fn policy_check_says_what_each_preset_means() {
+    let expected: [(&str, &[&str]); 6] = [
+        ("hangzhou-2024", &["30%", "20%", "8000000.00", "Rate by facility"]),
+        (
+            "hangzhou-2025",
+            &["中小企业", "50%", "500000.00", "exactly 500000.00 still qualifies", "keep their rate"],
+        ),
+        (
+            "beijing",
+            &["20% of each invoice", "2000000.00", "at most 365 days", "未享受其他市级算力补贴", "无关联关系"],
+        ),
+        ("henan", &["≥ 100 PFLOPS", " or ", "≥ 1000 racks", "1000000.00"]),
+        ("reimbursement", &["the enterprise", "先支付后补贴", "PROGRAMME_RULE_NOT_EXECUTABLE"]),
+        ("stacked", &["Zhejiang Provincial", "10%", "40%", "PROGRAMME_RULE_NOT_EXECUTABLE"]),
+    ];
+    for (name, phrases) in expected {
+        let words = describe(&load(&preset_file(name)).expect("loads"));
+        for phrase in phrases {
+            assert!(words.contains(phrase), "{name} lacks {phrase:?}:\n{words}");
+        }
+    }
+}
+
+#[test]
+fn a_bad_programme_file_is_refused_naming_file_line_and_field() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let cases = [
+        (
+            "year = 2025\n[small_enterprise_rate]\nrate = \"0.5\"\ncumulative_contract_limit = \"500,000.00\"\n",
+            ":4:",
+            "small_enterprise_rate.cumulative_contract_limit",
+        ),
+        ("year = 2025\npayee = \"bureau\"\n", ":2:", "payee"),
+        (
+            "year = 2025\n[eligibility]\nmin_pflops = 100\n",
+            ":3:",
+            "eligibility.min_pflops",
+        ),
+        (
+            "year = 2025\nrequired_declarations = [\"no_other_municipal_subsidy\", \"no_lawsuits\"]\n",
+            ":2:",
+            "required_declarations",
+        ),
+        (
+            "year = 2025\ncontract_fee_ceiling = \"0.20\"\n[tier_rates]\nother = \"0.25\"\n",
+            ":4:",
+            "tier_rates.other",
+        ),
+        (
+            "year = 2025\n[second_source]\nname = \"Province\"\nannual_pool = \"1.00\"\nrate = \"0.1\"\ncombined_ceiling = \"0.2\"\n",
+            ":6:",
+            "second_source.combined_ceiling",
+        ),
+    ];
+    for (index, (text, line, field)) in cases.into_iter().enumerate() {
+        let path = directory.path().join(format!("bad-{index}.toml"));
+        std::fs::write(&path, text).expect("write");
+        let message = load(&path).expect_err("refused").to_string();
+        assert!(message.starts_with(&path.display().to_string()), "{message}");
+        assert!(message.contains(line), "{message}");
+        assert!(message.contains(field), "{message}");
+    }
+}
+
+// ----------------------------------------------------- the small-enterprise rate (Hangzhou 2025)
+
+const HANGZHOU_2025_RULES: &str = "year = 2026\n[tier_rates]\nother = \"0.20\"\n[small_enterprise_rate]\nrate = \"0.50\"\ncumulative_contract_limit = \"500000.00\"\n";
+
+fn hangzhou_2025() -> Scenario {
+    given(vec![
+        published(policy_from(HANGZHOU_2025_RULES)),
+        center_registered(1, FacilityTier::Domestic),
+        center_registered(2, FacilityTier::Other),
+        enterprise_registered(1),
+        enterprise_registered(2),
+        enterprise_registered(3),
+    ])
+}
+
+#[test]
+fn a_small_firm_whose_year_totals_exactly_500000_gets_50_percent() {
+    let mut scenario = hangzhou_2025();
+    // Given 300,000.00 approved, when a contract of 200,000.00 brings the total to
+    // exactly 500,000.00, then both get 50% (the line is inclusive).
+    scenario.when_ok(small_firm(1, 1, "300000.00"));
+    scenario.when_ok(small_firm(2, 1, "200000.00"));
+    for (voucher, face) in [(1, "150000.00"), (2, "100000.00")] {
+        let terms = approved_terms(&scenario, voucher);
+        assert_eq!(terms.rate.to_string(), "0.5");
+        assert_eq!(terms.ceiling.to_string(), "0.5");
+        assert_eq!(terms.programme.rate_basis, RateBasis::SmallEnterprise);
+        assert_eq!(terms.face_value, money(face));
+    }
+    assert_eq!(
+        scenario
+            .state
+            .enterprise_contract_total(&enterprise(1), year()),
+        money("500000.00")
+    );
+    scenario.then_no_invariant_is_broken();
+}
+
+#[test]
+fn the_contract_that_crosses_the_line_by_a_fen_gets_the_facility_rate_and_earlier_vouchers_keep_theirs() {
+    let mut scenario = hangzhou_2025();
+    scenario.when_ok(small_firm(1, 1, "300000.00"));
+    // 300,000.00 + 200,000.01 = 500,000.01: over the line.
+    scenario.when_ok(small_firm(2, 1, "200000.01"));
+    let crossing = approved_terms(&scenario, 2);
+    assert_eq!(crossing.rate.to_string(), "0.3", "center 1 is domestic: 30%");
+    assert_eq!(crossing.ceiling.to_string(), "0.3");
+    assert_eq!(crossing.programme.rate_basis, RateBasis::FacilityTier);
+    assert_eq!(crossing.face_value, money("60000.00"));
+    let earlier = approved_terms(&scenario, 1);
+    assert_eq!(earlier.rate.to_string(), "0.5", "approved before the line: kept");
+    // And every later contract of the year stays above the line, however small.
+    scenario.when_ok(small_firm(3, 1, "0.10"));
+    assert_eq!(approved_terms(&scenario, 3).rate.to_string(), "0.3");
+    scenario.then_no_invariant_is_broken();
+}
+
+#[test]
+fn a_single_contract_above_the_line_gets_the_facility_rate() {
+    let mut scenario = hangzhou_2025();
+    scenario.when_ok(small_firm(1, 1, "500000.01"));
+    assert_eq!(approved_terms(&scenario, 1).rate.to_string(), "0.3");
+}
+
+#[test]
+fn cancelled_contracts_still_count_towards_the_line() {
+    let mut scenario = hangzhou_2025();
+    scenario.when_ok(small_firm(1, 1, "400000.00"));
+    scenario.when_ok(Command::CancelVoucher {
+        voucher: voucher_id(1),
+        reason: reason("withdrawn by the enterprise"),
+    });
+    scenario.when_ok(small_firm(2, 1, "100000.01"));
+    assert_eq!(approved_terms(&scenario, 2).rate.to_string(), "0.3");
+    scenario.then_no_invariant_is_broken();
+}
+
+#[test]
+fn a_standard_firm_and_another_year_are_not_counted_for_the_line() {
+    let mut scenario = hangzhou_2025();
+    // A standard firm gets the facility rate, whatever its total.
+    scenario.when_ok(apply_for(
+        1,
+        2,
+        2,
+        "1000.00",
+        EnterpriseClass::Standard,
+        Declarations::NONE,
+    ));
+    let terms = approved_terms(&scenario, 1);
+    assert_eq!(terms.rate.to_string(), "0.2");
+    assert_eq!(terms.programme.enterprise_class, EnterpriseClass::Standard);
+    // Enterprise 3's total is its own: enterprise 1's contracts do not count for it.
+    scenario.when_ok(small_firm(2, 1, "500000.00"));
+    scenario.when_ok(small_firm(3, 3, "500000.00"));
+    assert_eq!(approved_terms(&scenario, 3).rate.to_string(), "0.5");
+}
+
+#[test]
+fn a_small_firm_voucher_redeems_up_to_its_50_percent_ceiling_to_the_fen() {
+    let mut scenario = hangzhou_2025();
+    scenario.when_ok(small_firm(1, 1, "1000.01"));
+    // Face value ⌊0.5 × 1,000.01⌋ = 500.00; invoices of the whole fee redeem it all.
+    assert_eq!(approved_terms(&scenario, 1).face_value, money("500.00"));
+    let (reply, _) = scenario.when_ok(post(1, 1, "INV-1", "999.99"));
+    let Reply::InvoiceOutcome(first) = reply else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(first.subsidy, money("499.99"));
+    let (reply, _) = scenario.when_ok(post(1, 1, "INV-2", "0.02"));
+    let Reply::InvoiceOutcome(second) = reply else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(second.subsidy, money("0.01"), "the last fen of the face value");
+    let voucher = scenario.state.voucher(&voucher_id(1)).expect("voucher");
+    assert_eq!(voucher.subsidy_total, money("500.00"));
+    assert_eq!(voucher.remaining, Money::ZERO);
+    scenario.when_rejected(post(1, 1, "INV-3", "0.01"), RejectionCode::ContractFeeExceeded);
+    scenario.then_no_invariant_is_broken();
+}
+
+#[test]
+fn a_retried_approval_must_repeat_its_class_and_declarations() {
+    let mut scenario = hangzhou_2025();
+    scenario.when_ok(small_firm(1, 1, "1000.00"));
+    let (reply, events) = scenario.when_ok(small_firm(1, 1, "1000.00"));
+    assert!(events.is_empty());
+    assert!(matches!(reply, Reply::VoucherApproved { duplicate: true, .. }));
+    scenario.when_rejected(
+        apply_for(
+            1,
+            1,
+            1,
+            "1000.00",
+            EnterpriseClass::Standard,
+            Declarations::NONE,
+        ),
+        RejectionCode::VoucherAlreadyExists,
+    );
+}
+
+// ------------------------------------------------------------------ term (Beijing)
+
+#[test]
+fn the_longest_term_is_allowed_to_the_day_and_one_day_more_is_refused() {
+    let mut scenario = given(vec![
+        published(policy_from("year = 2026\nmax_term_days = 181\n")),
+        center_registered(1, FacilityTier::Domestic),
+        enterprise_registered(1),
+    ]);
+    let with_end = |voucher: u128, end: &str| {
+        let Command::ApproveVoucher(mut approve) = approve(voucher, 1, 1, "1000.00", "1000.00")
+        else {
+            unreachable!("an approval")
+        };
+        approve.term_end = date(end);
+        Command::ApproveVoucher(approve)
+    };
+    // 2026-01-01 ..= 2026-06-30 is 181 days.
+    scenario.when_ok(with_end(1, "2026-06-30"));
+    let rejection = scenario.when_rejected(with_end(2, "2026-07-01"), RejectionCode::ContractTermInvalid);
+    assert!(rejection.detail.contains("182 days"), "{rejection}");
+}
+
+// ------------------------------------------------------- declarations (Beijing)
+
+#[test]
+fn an_approval_without_a_required_declaration_is_refused_and_a_declared_one_records_them() {
+    let beijing = "year = 2026\nrequired_declarations = [\"no_other_municipal_subsidy\", \"suppliers_not_affiliated\"]\n";
+    let mut scenario = given(vec![
+        published(policy_from(beijing)),
+        center_registered(1, FacilityTier::Domestic),
+        enterprise_registered(1),
+    ]);
+    let only_one = Declarations::NONE.with(Declaration::NoOtherMunicipalSubsidy);
+    let rejection = scenario.when_rejected(
+        apply_for(1, 1, 1, "1000.00", EnterpriseClass::Standard, only_one),
+        RejectionCode::DeclarationMissing,
+    );
+    assert!(rejection.detail.contains("suppliers_not_affiliated"), "{rejection}");
+    let both = Declarations::of(&Declaration::ALL);
+    scenario.when_ok(apply_for(1, 1, 1, "1000.00", EnterpriseClass::Standard, both));
+    assert_eq!(approved_terms(&scenario, 1).programme.declarations, both);
+    scenario.then_no_invariant_is_broken();
+}
+
+#[test]
+fn declarations_beyond_what_is_required_are_recorded_too() {
+    let mut scenario = given(programme());
+    let both = Declarations::of(&Declaration::ALL);
+    scenario.when_ok(apply_for(1, 1, 1, "1000.00", EnterpriseClass::Standard, both));
+    assert_eq!(approved_terms(&scenario, 1).programme.declarations, both);
+}
+
+// ---------------------------------------------------- capacity thresholds (Henan)
+
+fn henan(require: &str) -> Scenario {
+    given(vec![
+        published(policy_from(&format!(
+            "year = 2026\n[eligibility]\nmin_intelligent_pflops = 100\nmin_racks = 1000\nrequire = \"{require}\"\n"
+        ))),
+        center_with_capacity(1, Some(100), None),
+        center_with_capacity(2, Some(99), Some(999)),
+        center_with_capacity(3, None, Some(1_000)),
+        center_with_capacity(4, None, None),
+        center_with_capacity(5, Some(100), Some(1_000)),
+        enterprise_registered(1),
+    ])
+}
+
+fn at_center(voucher: u128, center_index: usize) -> Command {
+    approve(voucher, 1, center_index, "1000.00", "1000.00")
+}
+
+#[test]
+fn exactly_the_capacity_threshold_is_eligible_and_one_below_is_not() {
+    let mut scenario = henan("any");
+    scenario.when_ok(at_center(1, 1));
+    scenario.when_ok(at_center(3, 3));
+    let rejection = scenario.when_rejected(at_center(2, 2), RejectionCode::CenterNotEligible);
+    assert!(rejection.detail.contains("99 PFLOPS"), "{rejection}");
+    scenario.when_rejected(at_center(4, 4), RejectionCode::CenterNotEligible);
+    scenario.then_no_invariant_is_broken();
+}
+
+#[test]
+fn all_thresholds_required_means_every_figure_must_meet_its_threshold() {
+    let mut scenario = henan("all");
+    scenario.when_rejected(at_center(1, 1), RejectionCode::CenterNotEligible);
+    scenario.when_rejected(at_center(3, 3), RejectionCode::CenterNotEligible);
+    scenario.when_ok(at_center(5, 5));
+}
+
+#[test]
+fn a_center_registers_with_its_capacity() {
+    let mut scenario = given(vec![policy_published("250000000.00")]);
+    let (_, events) = scenario.when_ok(Command::RegisterCenter {
+        center: center(9),
+        name: name("Zhengzhou AI Computing Center"),
+        tier: FacilityTier::Other,
+        listing_basis: ListingBasis::PlanningLayout,
+        capacity: CenterCapacity {
+            intelligent_pflops: Some(300),
+            racks: Some(2_000),
+        },
+    });
+    assert!(matches!(&events[0], Event::CenterRegistered { capacity, .. } if capacity.racks == Some(2_000)));
+    assert_eq!(
+        scenario.state.center(&center(9)).expect("center").capacity.intelligent_pflops,
+        Some(300)
+    );
+}
+
+// ------------------------------------------------- rules not yet settled, and years
+
+#[test]
+fn a_policy_with_an_enterprise_payee_or_a_second_source_is_not_published() {
+    for name in ["reimbursement", "stacked"] {
+        let mut scenario = given(Vec::new());
+        let rejection = scenario.when_rejected(
+            Command::PublishPolicy {
+                policy: preset(name),
+            },
+            RejectionCode::ProgrammeRuleNotExecutable,
+        );
+        assert!(rejection.detail.contains("this build"), "{rejection}");
+    }
+}
+
+#[test]
+fn a_published_years_policy_stays_immutable_and_a_new_year_may_differ() {
+    let mut scenario = given(Vec::new());
+    scenario.when_ok(Command::PublishPolicy {
+        policy: preset("hangzhou-2024"),
+    });
+    // The same year again, now with Hangzhou 2025's rules: refused.
+    let changed = read_programme_file(
+        &std::fs::read_to_string(preset_file("hangzhou-2025"))
+            .expect("read")
+            .replace("year = 2025", "year = 2024"),
+    )
+    .expect("file")
+    .policy;
+    scenario.when_rejected(
+        Command::PublishPolicy { policy: changed },
+        RejectionCode::PolicyAlreadyPublished,
+    );
+    // The next year's policy may differ from the last.
+    scenario.when_ok(Command::PublishPolicy {
+        policy: preset("hangzhou-2025"),
+    });
+    let years: Vec<_> = scenario.state.policies().map(|policy| policy.year().get()).collect();
+    assert_eq!(years, vec![2024, 2025]);
+    assert!(scenario
+        .state
+        .policy(ProgrammeYear::new(2025).expect("year"))
+        .expect("2025")
+        .rules()
+        .small_enterprise_rate
+        .is_some());
+    assert!(scenario
+        .state
+        .policy(ProgrammeYear::new(2024).expect("year"))
+        .expect("2024")
+        .rules()
+        .is_hangzhou_2024());
+}
+
+// ------------------------------------------------------------------ properties
+
+/// One random step of a programme year.
+#[derive(Clone, Debug)]
+enum Step {
+    Approve {
+        enterprise: usize,
+        center: usize,
+        fee_fen: i64,
+        small: bool,
+        declared: bool,
+        days: i32,
+    },
+    Post {
+        pick: usize,
+        share: i64,
+    },
+    Reverse {
+        pick: usize,
+    },
+    Cancel {
+        pick: usize,
+    },
+    Settle,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0usize..4, 0usize..4, 1i64..80_000_000, any::<bool>(), prop::bool::weighted(0.9), 0i32..366)
+            .prop_map(|(enterprise, center, fee_fen, small, declared, days)| Step::Approve {
+                enterprise, center, fee_fen, small, declared, days
+            }),
+        6 => (any::<usize>(), 1i64..120).prop_map(|(pick, share)| Step::Post { pick, share }),
+        1 => any::<usize>().prop_map(|pick| Step::Reverse { pick }),
+        1 => any::<usize>().prop_map(|pick| Step::Cancel { pick }),
+        1 => Just(Step::Settle),
+    ]
+}
+
+/// Runs `steps` under `policy` over the pure state machine, checking the invariants
+/// after every command; returns how many commands were accepted.
+fn run_steps(policy: &ProgrammePolicy, steps: &[Step]) -> Result<usize, TestCaseError> {
+    let year = policy.year();
+    let first_day = Date::from_ymd(year.get() as i32, 1, 1).expect("date");
+    let mut state = LedgerState::new();
+    let mut clock = i64::from(first_day.days_since_epoch()) * 86_400_000;
+    let mut sink = Vec::new();
+    let mut accepted = 0;
+    let mut vouchers: Vec<(VoucherId, Uscc, Date)> = Vec::new();
+    let mut invoices: Vec<(Uscc, InvoiceNumber)> = Vec::new();
+    let mut commands = vec![Command::PublishPolicy {
+        policy: policy.clone(),
+    }];
+    for index in 0..4usize {
+        commands.push(Command::RegisterCenter {
+            center: center(index),
+            name: name(&format!("Center {index}")),
+            tier: FacilityTier::ALL[index % 3],
+            listing_basis: ListingBasis::PlanningLayout,
+            capacity: CenterCapacity {
+                intelligent_pflops: Some([150, 100, 99, 20][index]),
+                racks: Some([2_000, 10, 1_000, 999][index]),
+            },
+        });
+        commands.push(Command::RegisterEnterprise {
+            enterprise: enterprise(index),
+            name: name(&format!("Enterprise {index}")),
+        });
+    }
+    let mut run = |state: &mut LedgerState, command: Command, clock: &mut i64| {
+        *clock += 60_000;
+        sink.clear();
+        let result = state.execute(&Envelope::new(Timestamp(*clock), command), &mut sink);
+        let violations = state.check_invariants();
+        (result, violations)
+    };
+    for command in commands {
+        let (result, violations) = run(&mut state, command, &mut clock);
+        prop_assert!(result.is_ok(), "{:?}", result);
+        prop_assert!(violations.is_empty(), "{:#?}", violations);
+    }
+    for (number, step) in steps.iter().enumerate() {
+        let command = match step {
+            Step::Approve {
+                enterprise: enterprise_index,
+                center: center_index,
+                fee_fen,
+                small,
+                declared,
+                days,
+            } => {
+                let voucher = VoucherId::from_u128(number as u128 + 1);
+                let fee = Money::from_fen(*fee_fen).expect("fee");
+                let center_code = center(*center_index);
+                let term_end = first_day.plus_days(*days);
+                vouchers.push((voucher, center_code, term_end));
+                Command::ApproveVoucher(ApproveVoucher {
+                    voucher,
+                    year,
+                    enterprise: enterprise(*enterprise_index),
+                    center: center_code,
+                    contract_number: ContractNumber::parse(&format!("P-{number}"))
+                        .expect("contract"),
+                    contract_fee: fee,
+                    term_start: first_day,
+                    term_end,
+                    requested: fee,
+                    enterprise_class: if *small {
+                        EnterpriseClass::SmallOrMedium
+                    } else {
+                        EnterpriseClass::Standard
+                    },
+                    declarations: if *declared {
+                        Declarations::of(&Declaration::ALL)
+                    } else {
+                        Declarations::NONE
+                    },
+                })
+            }
+            Step::Post { pick, share } if !vouchers.is_empty() => {
+                let (voucher, center_code, _) = vouchers[pick % vouchers.len()];
+                let number = InvoiceNumber::parse(&format!("N{number}")).expect("number");
+                invoices.push((center_code, number.clone()));
+                Command::PostInvoice(PostInvoice {
+                    center: center_code,
+                    voucher,
+                    invoice_number: number,
+                    amount: Money::from_fen(share * 100_000).expect("amount"),
+                    issue_date: first_day,
+                    delivery_proof: DeliveryProof::parse("acceptance").expect("proof"),
+                })
+            }
+            Step::Reverse { pick } if !invoices.is_empty() => {
+                let (center_code, number) = invoices[pick % invoices.len()].clone();
+                Command::ReverseInvoice {
+                    center: center_code,
+                    invoice_number: number,
+                    reason: reason("credit note"),
+                }
+            }
+            Step::Cancel { pick } if !vouchers.is_empty() => Command::CancelVoucher {
+                voucher: vouchers[pick % vouchers.len()].0,
+                reason: reason("terminated"),
+            },
+            Step::Settle => Command::CreateSettlementRun {
+                run: SettlementRunId::from_u128(number as u128 + 1),
+                year,
+            },
+            _ => continue,
+        };
+        let (result, violations) = run(&mut state, command, &mut clock);
+        prop_assert!(violations.is_empty(), "after step {}: {:#?}", number, violations);
+        if result.is_ok() {
+            accepted += 1;
+        }
+    }
+    Ok(accepted)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_invariants_hold_under_every_preset_this_build_runs(
+        steps in prop::collection::vec(step(), 1..120)
+    ) {
+        for name in EXECUTABLE {
+            run_steps(&preset(name), &steps)?;
+        }
+    }
+}
+
+#[test]
+fn each_rule_is_exercised_by_the_random_programmes() {
+    // Not a property: a fixed walk that shows the generator reaches the new rules.
+    let steps: Vec<Step> = (0..40)
+        .map(|index| Step::Approve {
+            enterprise: index % 4,
+            center: index % 4,
+            fee_fen: 10_000_000 + index as i64,
+            small: index % 2 == 0,
+            declared: index % 5 != 0,
+            days: 364,
+        })
+        .collect();
+    for name in EXECUTABLE {
+        let accepted = run_steps(&preset(name), &steps).expect("invariants hold");
+        assert!(accepted > 0, "{name} accepted nothing");
+    }
+}
+
+// ------------------------------------------------------------------------ the demo
+
+fn small_demo(policy: Option<ProgrammePolicy>) -> DemoConfig {
+    DemoConfig {
+        seed: 13,
+        year: policy.as_ref().map_or(2026, |policy| policy.year().get()),
+        centers: 8,
+        enterprises: 80,
+        contracts: 300,
+        invoices: 3_000,
+        policy,
+    }
+}
+
+#[test]
+fn the_demo_runs_a_small_year_of_every_preset() {
+    for name in PRESETS {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let (mut ledger, _) =
+            Ledger::open(directory.path(), LedgerOptions::default()).expect("open");
+        let policy = preset(name);
+        let result = run_demo(&mut ledger, &small_demo(Some(policy.clone())), |_, _| {});
+        if !EXECUTABLE.contains(&name) {
+            match result {
+                Err(ToolError::Rejected { rejection, .. }) => {
+                    assert_eq!(rejection.code, RejectionCode::ProgrammeRuleNotExecutable)
+                }
+                other => panic!("{name}: expected a refused policy, got {other:?}"),
+            }
+            continue;
+        }
+        let tally = result.unwrap_or_else(|error| panic!("{name}: {error}"));
+        assert!(tally.invoices_posted > 0, "{name}");
+        let state = ledger.state();
+        assert!(state.year_closed(policy.year()), "{name}: the year closes");
+        let rules = policy.rules();
+        let rejected = |code| tally.rejections.get(&code).copied().unwrap_or(0);
+        if rules.eligibility.is_some() {
+            assert!(rejected(RejectionCode::CenterNotEligible) > 0, "{name}");
+        }
+        if !rules.required_declarations.is_empty() {
+            assert!(rejected(RejectionCode::DeclarationMissing) > 0, "{name}");
+        }
+        if rules.small_enterprise_rate.is_some() {
+            let small_rate = state
+                .vouchers_sorted()
+                .into_iter()
+                .filter(|voucher| voucher.terms.programme.rate_basis == RateBasis::SmallEnterprise)
+                .count();
+            assert!(small_rate > 0, "{name}: some small firms got the 50% rate");
+        }
+        drop(state);
+        ledger.close().expect("close");
+        let report = verify(directory.path()).expect("verify");
+        assert!(report.is_clean(), "{name}: {:?}", report.problems);
+    }
+}
