@@ -17,6 +17,7 @@
 //! | `index-v3-entry-{torn-tail,flipped-byte,bad-magic,unknown-version,absurd-length}.vlix` | `VLIX` v3 | the same, damaged |
 //! | `snapshot-v2-all-types.vlsn`               | snapshot `VLSN` v2      | the state after the v1 log (no longer read) |
 //! | `snapshot-v3-all-types.vlsn`               | snapshot `VLSN` v3      | the state after the v2 log  |
+//! | `log-v2-programme-extensions.records`      | records `VLEV` v2       | [`programme_extension_events`]: the programme extension (issue 13) |
 //!
 //! Provenance: `log-v1-all-types.records` is byte for byte what the writer before the
 //! storage restructure (commit 8eeeefa) produces for the same events, and
@@ -259,6 +260,12 @@ const FROZEN_FIXTURES: &[(&str, &str)] = &[
     (
         "snapshot-v3-all-types.vlsn",
         "6ad425a3f20be040b3ae60bb7fd0046bb39d3c314a1c25b16ca89b01312ddd60",
+    ),
+    // Record format v2 with the programme extension (issue 13): a policy with every new
+    // rule, centers with capacity figures, a small firm's voucher.
+    (
+        "log-v2-programme-extensions.records",
+        "6639853b5b09be93d2cb3ead0ceeed48a9f4fd598a6ff54a2702dc2dd1ce355f",
     ),
 ];
 
@@ -4427,8 +4434,7 @@ fn the_v1_all_types_log_replays_keeping_every_invariant_so_its_data_dir_opens() 
 /// small-enterprise rate with both declarations.
 fn programme_extension_events() -> Vec<SequencedEvent> {
     use voucher_ledger::domain::programme::{
-        CapacityEligibility, CapacityRequirement, ProgrammeRules, SecondSource,
-        SmallEnterpriseRate,
+        CapacityEligibility, CapacityRequirement, ProgrammeRules, SecondSource, SmallEnterpriseRate,
     };
     let year_2025 = ProgrammeYear::new(2025).expect("year");
     let policy = ProgrammePolicy::new(
@@ -4460,16 +4466,17 @@ fn programme_extension_events() -> Vec<SequencedEvent> {
         }),
     })
     .expect("rules");
-    let registered = |code: &str, pflops: Option<u32>, racks: Option<u32>| Event::CenterRegistered {
-        center: uscc(code),
-        name: legal_name("郑州人工智能计算中心"),
-        tier: FacilityTier::Domestic,
-        listing_basis: ListingBasis::PlanningLayout,
-        capacity: CenterCapacity {
-            intelligent_pflops: pflops,
-            racks,
-        },
-    };
+    let registered =
+        |code: &str, pflops: Option<u32>, racks: Option<u32>| Event::CenterRegistered {
+            center: uscc(code),
+            name: legal_name("郑州人工智能计算中心"),
+            tier: FacilityTier::Domestic,
+            listing_basis: ListingBasis::PlanningLayout,
+            capacity: CenterCapacity {
+                intelligent_pflops: pflops,
+                racks,
+            },
+        };
     let Event::VoucherApproved(mut small_firm) = approved(
         VOUCHER_1,
         year_2025,
@@ -4491,12 +4498,28 @@ fn programme_extension_events() -> Vec<SequencedEvent> {
         rate_basis: RateBasis::SmallEnterprise,
     };
     sequenced(vec![
-        (at("2025-01-01", 9, 0), bureau("r-1"), Event::PolicyPublished {
-            policy: Box::new(policy),
-        }),
-        (at("2025-01-02", 9, 0), bureau("r-2"), registered(CENTER_1, Some(120), Some(1_500))),
-        (at("2025-01-02", 9, 5), bureau("r-3"), registered(CENTER_2, Some(100), None)),
-        (at("2025-02-01", 10, 0), bureau("r-4"), Event::VoucherApproved(small_firm)),
+        (
+            at("2025-01-01", 9, 0),
+            bureau("r-1"),
+            Event::PolicyPublished {
+                policy: Box::new(policy),
+            },
+        ),
+        (
+            at("2025-01-02", 9, 0),
+            bureau("r-2"),
+            registered(CENTER_1, Some(120), Some(1_500)),
+        ),
+        (
+            at("2025-01-02", 9, 5),
+            bureau("r-3"),
+            registered(CENTER_2, Some(100), None),
+        ),
+        (
+            at("2025-02-01", 10, 0),
+            bureau("r-4"),
+            Event::VoucherApproved(small_firm),
+        ),
     ])
 }
 

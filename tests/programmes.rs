@@ -134,18 +134,51 @@ fn every_preset_loads_and_hangzhou_2024_is_todays_default() {
 #[test]
 fn policy_check_says_what_each_preset_means() {
     let expected: [(&str, &[&str]); 6] = [
-        ("hangzhou-2024", &["30%", "20%", "8000000.00", "Rate by facility"]),
+        (
+            "hangzhou-2024",
+            &["30%", "20%", "8000000.00", "Rate by facility"],
+        ),
         (
             "hangzhou-2025",
-            &["中小企业", "50%", "500000.00", "exactly 500000.00 still qualifies", "keep their rate"],
+            &[
+                "中小企业",
+                "50%",
+                "500000.00",
+                "exactly 500000.00 still qualifies",
+                "keep their rate",
+            ],
         ),
         (
             "beijing",
-            &["20% of each invoice", "2000000.00", "at most 365 days", "未享受其他市级算力补贴", "无关联关系"],
+            &[
+                "20% of each invoice",
+                "2000000.00",
+                "at most 365 days",
+                "未享受其他市级算力补贴",
+                "无关联关系",
+            ],
         ),
-        ("henan", &["≥ 100 PFLOPS", " or ", "≥ 1000 racks", "1000000.00"]),
-        ("reimbursement", &["the enterprise", "先支付后补贴", "PROGRAMME_RULE_NOT_EXECUTABLE"]),
-        ("stacked", &["Zhejiang Provincial", "10%", "40%", "PROGRAMME_RULE_NOT_EXECUTABLE"]),
+        (
+            "henan",
+            &["≥ 100 PFLOPS", " or ", "≥ 1000 racks", "1000000.00"],
+        ),
+        (
+            "reimbursement",
+            &[
+                "the enterprise",
+                "先支付后补贴",
+                "PROGRAMME_RULE_NOT_EXECUTABLE",
+            ],
+        ),
+        (
+            "stacked",
+            &[
+                "Zhejiang Provincial",
+                "10%",
+                "40%",
+                "PROGRAMME_RULE_NOT_EXECUTABLE",
+            ],
+        ),
     ];
     for (name, phrases) in expected {
         let words = describe(&load(&preset_file(name)).expect("loads"));
@@ -176,9 +209,14 @@ fn a_bad_programme_file_is_refused_naming_file_line_and_field() {
             "required_declarations",
         ),
         (
-            "year = 2025\ncontract_fee_ceiling = \"0.20\"\n[tier_rates]\nother = \"0.25\"\n",
-            ":4:",
+            "year = 2025\ncontract_fee_ceiling = \"0.20\"\n[tier_rates]\ndomestic = \"0.2\"\nmaas_multimodal = \"0.2\"\nother = \"0.25\"\n",
+            ":6:",
             "tier_rates.other",
+        ),
+        (
+            "year = 2025\ncontract_fee_ceiling = \"0.20\"\n",
+            "left out of the file",
+            "tier_rates.domestic",
         ),
         (
             "year = 2025\n[second_source]\nname = \"Province\"\nannual_pool = \"1.00\"\nrate = \"0.1\"\ncombined_ceiling = \"0.2\"\n",
@@ -190,7 +228,10 @@ fn a_bad_programme_file_is_refused_naming_file_line_and_field() {
         let path = directory.path().join(format!("bad-{index}.toml"));
         std::fs::write(&path, text).expect("write");
         let message = load(&path).expect_err("refused").to_string();
-        assert!(message.starts_with(&path.display().to_string()), "{message}");
+        assert!(
+            message.starts_with(&path.display().to_string()),
+            "{message}"
+        );
         assert!(message.contains(line), "{message}");
         assert!(message.contains(field), "{message}");
     }
@@ -235,18 +276,27 @@ fn a_small_firm_whose_year_totals_exactly_500000_gets_50_percent() {
 }
 
 #[test]
-fn the_contract_that_crosses_the_line_by_a_fen_gets_the_facility_rate_and_earlier_vouchers_keep_theirs() {
+fn the_contract_that_crosses_the_line_by_a_fen_gets_the_facility_rate_and_earlier_vouchers_keep_theirs(
+) {
     let mut scenario = hangzhou_2025();
     scenario.when_ok(small_firm(1, 1, "300000.00"));
     // 300,000.00 + 200,000.01 = 500,000.01: over the line.
     scenario.when_ok(small_firm(2, 1, "200000.01"));
     let crossing = approved_terms(&scenario, 2);
-    assert_eq!(crossing.rate.to_string(), "0.3", "center 1 is domestic: 30%");
+    assert_eq!(
+        crossing.rate.to_string(),
+        "0.3",
+        "center 1 is domestic: 30%"
+    );
     assert_eq!(crossing.ceiling.to_string(), "0.3");
     assert_eq!(crossing.programme.rate_basis, RateBasis::FacilityTier);
     assert_eq!(crossing.face_value, money("60000.00"));
     let earlier = approved_terms(&scenario, 1);
-    assert_eq!(earlier.rate.to_string(), "0.5", "approved before the line: kept");
+    assert_eq!(
+        earlier.rate.to_string(),
+        "0.5",
+        "approved before the line: kept"
+    );
     // And every later contract of the year stays above the line, however small.
     scenario.when_ok(small_firm(3, 1, "0.10"));
     assert_eq!(approved_terms(&scenario, 3).rate.to_string(), "0.3");
@@ -309,11 +359,18 @@ fn a_small_firm_voucher_redeems_up_to_its_50_percent_ceiling_to_the_fen() {
     let Reply::InvoiceOutcome(second) = reply else {
         panic!("{reply:?}")
     };
-    assert_eq!(second.subsidy, money("0.01"), "the last fen of the face value");
+    assert_eq!(
+        second.subsidy,
+        money("0.01"),
+        "the last fen of the face value"
+    );
     let voucher = scenario.state.voucher(&voucher_id(1)).expect("voucher");
     assert_eq!(voucher.subsidy_total, money("500.00"));
     assert_eq!(voucher.remaining, Money::ZERO);
-    scenario.when_rejected(post(1, 1, "INV-3", "0.01"), RejectionCode::ContractFeeExceeded);
+    scenario.when_rejected(
+        post(1, 1, "INV-3", "0.01"),
+        RejectionCode::ContractFeeExceeded,
+    );
     scenario.then_no_invariant_is_broken();
 }
 
@@ -323,7 +380,13 @@ fn a_retried_approval_must_repeat_its_class_and_declarations() {
     scenario.when_ok(small_firm(1, 1, "1000.00"));
     let (reply, events) = scenario.when_ok(small_firm(1, 1, "1000.00"));
     assert!(events.is_empty());
-    assert!(matches!(reply, Reply::VoucherApproved { duplicate: true, .. }));
+    assert!(matches!(
+        reply,
+        Reply::VoucherApproved {
+            duplicate: true,
+            ..
+        }
+    ));
     scenario.when_rejected(
         apply_for(
             1,
@@ -356,7 +419,10 @@ fn the_longest_term_is_allowed_to_the_day_and_one_day_more_is_refused() {
     };
     // 2026-01-01 ..= 2026-06-30 is 181 days.
     scenario.when_ok(with_end(1, "2026-06-30"));
-    let rejection = scenario.when_rejected(with_end(2, "2026-07-01"), RejectionCode::ContractTermInvalid);
+    let rejection = scenario.when_rejected(
+        with_end(2, "2026-07-01"),
+        RejectionCode::ContractTermInvalid,
+    );
     assert!(rejection.detail.contains("182 days"), "{rejection}");
 }
 
@@ -375,9 +441,19 @@ fn an_approval_without_a_required_declaration_is_refused_and_a_declared_one_reco
         apply_for(1, 1, 1, "1000.00", EnterpriseClass::Standard, only_one),
         RejectionCode::DeclarationMissing,
     );
-    assert!(rejection.detail.contains("suppliers_not_affiliated"), "{rejection}");
+    assert!(
+        rejection.detail.contains("suppliers_not_affiliated"),
+        "{rejection}"
+    );
     let both = Declarations::of(&Declaration::ALL);
-    scenario.when_ok(apply_for(1, 1, 1, "1000.00", EnterpriseClass::Standard, both));
+    scenario.when_ok(apply_for(
+        1,
+        1,
+        1,
+        "1000.00",
+        EnterpriseClass::Standard,
+        both,
+    ));
     assert_eq!(approved_terms(&scenario, 1).programme.declarations, both);
     scenario.then_no_invariant_is_broken();
 }
@@ -386,7 +462,14 @@ fn an_approval_without_a_required_declaration_is_refused_and_a_declared_one_reco
 fn declarations_beyond_what_is_required_are_recorded_too() {
     let mut scenario = given(programme());
     let both = Declarations::of(&Declaration::ALL);
-    scenario.when_ok(apply_for(1, 1, 1, "1000.00", EnterpriseClass::Standard, both));
+    scenario.when_ok(apply_for(
+        1,
+        1,
+        1,
+        "1000.00",
+        EnterpriseClass::Standard,
+        both,
+    ));
     assert_eq!(approved_terms(&scenario, 1).programme.declarations, both);
 }
 
@@ -442,9 +525,16 @@ fn a_center_registers_with_its_capacity() {
             racks: Some(2_000),
         },
     });
-    assert!(matches!(&events[0], Event::CenterRegistered { capacity, .. } if capacity.racks == Some(2_000)));
+    assert!(
+        matches!(&events[0], Event::CenterRegistered { capacity, .. } if capacity.racks == Some(2_000))
+    );
     assert_eq!(
-        scenario.state.center(&center(9)).expect("center").capacity.intelligent_pflops,
+        scenario
+            .state
+            .center(&center(9))
+            .expect("center")
+            .capacity
+            .intelligent_pflops,
         Some(300)
     );
 }
@@ -487,7 +577,11 @@ fn a_published_years_policy_stays_immutable_and_a_new_year_may_differ() {
     scenario.when_ok(Command::PublishPolicy {
         policy: preset("hangzhou-2025"),
     });
-    let years: Vec<_> = scenario.state.policies().map(|policy| policy.year().get()).collect();
+    let years: Vec<_> = scenario
+        .state
+        .policies()
+        .map(|policy| policy.year().get())
+        .collect();
     assert_eq!(years, vec![2024, 2025]);
     assert!(scenario
         .state
@@ -655,7 +749,12 @@ fn run_steps(policy: &ProgrammePolicy, steps: &[Step]) -> Result<usize, TestCase
             _ => continue,
         };
         let (result, violations) = run(&mut state, command, &mut clock);
-        prop_assert!(violations.is_empty(), "after step {}: {:#?}", number, violations);
+        prop_assert!(
+            violations.is_empty(),
+            "after step {}: {:#?}",
+            number,
+            violations
+        );
         if result.is_ok() {
             accepted += 1;
         }

@@ -615,7 +615,9 @@ pub fn declarations_to_proto(set: Declarations) -> Vec<i32> {
             Declaration::NoOtherMunicipalSubsidy => {
                 proto::Declaration::NoOtherMunicipalSubsidy as i32
             }
-            Declaration::SuppliersNotAffiliated => proto::Declaration::SuppliersNotAffiliated as i32,
+            Declaration::SuppliersNotAffiliated => {
+                proto::Declaration::SuppliersNotAffiliated as i32
+            }
         })
         .collect()
 }
@@ -670,18 +672,24 @@ fn rules_from_proto(policy: &proto::Policy) -> Result<ProgrammeRules, Status> {
     let max_term_days = match policy.max_term_days {
         None => None,
         Some(days) => Some(u16::try_from(days).map_err(|_| {
-            invalid_field("policy.max_term_days", format!("{days} is not a number of days"))
+            invalid_field(
+                "policy.max_term_days",
+                format!("{days} is not a number of days"),
+            )
         })?),
     };
-    let eligibility = policy.eligibility.as_ref().map(|eligibility| CapacityEligibility {
-        min_intelligent_pflops: eligibility.min_intelligent_pflops,
-        min_racks: eligibility.min_racks,
-        require: if eligibility.require_any {
-            CapacityRequirement::Any
-        } else {
-            CapacityRequirement::All
-        },
-    });
+    let eligibility = policy
+        .eligibility
+        .as_ref()
+        .map(|eligibility| CapacityEligibility {
+            min_intelligent_pflops: eligibility.min_intelligent_pflops,
+            min_racks: eligibility.min_racks,
+            require: if eligibility.require_any {
+                CapacityRequirement::Any
+            } else {
+                CapacityRequirement::All
+            },
+        });
     let payee = match proto::Payee::try_from(policy.payee) {
         Ok(proto::Payee::Unspecified | proto::Payee::Center) => Payee::Center,
         Ok(proto::Payee::Enterprise) => Payee::Enterprise,
@@ -721,12 +729,12 @@ fn rules_from_proto(policy: &proto::Policy) -> Result<ProgrammeRules, Status> {
 /// The rule fields of a proto policy (the rest of the message from `policy_to_proto`).
 fn rules_to_proto(rules: &ProgrammeRules) -> proto::Policy {
     proto::Policy {
-        small_enterprise_rate: rules
-            .small_enterprise_rate
-            .map(|small| proto::SmallEnterpriseRate {
+        small_enterprise_rate: rules.small_enterprise_rate.map(|small| {
+            proto::SmallEnterpriseRate {
                 rate: small.rate.to_string(),
                 cumulative_contract_limit: small.cumulative_contract_limit.to_string(),
-            }),
+            }
+        }),
         max_term_days: rules.max_term_days.map(u32::from),
         eligibility: rules
             .eligibility
@@ -740,12 +748,15 @@ fn rules_to_proto(rules: &ProgrammeRules) -> proto::Policy {
             Payee::Center => proto::Payee::Center as i32,
             Payee::Enterprise => proto::Payee::Enterprise as i32,
         },
-        second_source: rules.second_source.as_ref().map(|second| proto::SecondSource {
-            name: second.name.to_string(),
-            annual_pool: second.annual_pool.to_string(),
-            rate: second.rate.to_string(),
-            combined_ceiling: second.combined_ceiling.to_string(),
-        }),
+        second_source: rules
+            .second_source
+            .as_ref()
+            .map(|second| proto::SecondSource {
+                name: second.name.to_string(),
+                annual_pool: second.annual_pool.to_string(),
+                rate: second.rate.to_string(),
+                combined_ceiling: second.combined_ceiling.to_string(),
+            }),
         ..proto::Policy::default()
     }
 }

@@ -308,7 +308,9 @@ fn decode_programme_extension(
         return Err(unknown("image section", tag));
     }
     let missing = |what: &str, key: String| CodecError {
-        reason: format!("the programme extension names {what} {key}, which the image does not hold"),
+        reason: format!(
+            "the programme extension names {what} {key}, which the image does not hold"
+        ),
     };
     let count = reader.length(3)?;
     for _ in 0..count {

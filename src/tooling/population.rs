@@ -600,12 +600,12 @@ impl DemoYear {
         };
         // Drawn without the random source, so Hangzhou 2024's draws are what they were.
         let rules = self.population.policy.rules();
-        let enterprise_class =
-            if rules.small_enterprise_rate.is_some() && enterprise_index % 2 == 1 {
-                EnterpriseClass::SmallOrMedium
-            } else {
-                EnterpriseClass::Standard
-            };
+        let enterprise_class = if rules.small_enterprise_rate.is_some() && enterprise_index % 2 == 1
+        {
+            EnterpriseClass::SmallOrMedium
+        } else {
+            EnterpriseClass::Standard
+        };
         let declarations = if contract % 200 == 11 {
             Declarations::NONE
         } else {

@@ -16,7 +16,10 @@ fn percent(rate: crate::domain::money::Rate) -> String {
 
 /// A worked example: the face value of a voucher for `fee` at `rate` (rounded down).
 fn example(fee: Money, rate: crate::domain::money::Rate) -> String {
-    format!("a contract of {fee} gets at most {}", fee.times_rate_floor(rate))
+    format!(
+        "a contract of {fee} gets at most {}",
+        fee.times_rate_floor(rate)
+    )
 }
 
 /// One line per rule, in the order an official reads the measures.

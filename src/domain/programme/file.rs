@@ -139,7 +139,9 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 fn key_at(text: &str, offset: usize) -> String {
     let offset = offset.min(text.len());
     let line_start = text[..offset].rfind('\n').map_or(0, |newline| newline + 1);
-    let line_end = text[offset..].find('\n').map_or(text.len(), |end| offset + end);
+    let line_end = text[offset..]
+        .find('\n')
+        .map_or(text.len(), |end| offset + end);
     let line = &text[line_start..line_end];
     let key = line
         .split_once('=')
@@ -150,7 +152,12 @@ fn key_at(text: &str, offset: usize) -> String {
         .rev()
         .map(str::trim)
         .find(|candidate| candidate.starts_with('[') && candidate.ends_with(']'))
-        .map(|header| header.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+        .map(|header| {
+            header
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string()
+        });
     match (table, key.is_empty()) {
         (Some(table), false) => format!("{table}.{key}"),
         (Some(table), true) => table,
@@ -171,7 +178,12 @@ impl Spans<'_> {
         }
     }
 
-    fn error_at(&self, span: Option<Range<usize>>, field: &str, message: String) -> PolicyFileError {
+    fn error_at(
+        &self,
+        span: Option<Range<usize>>,
+        field: &str,
+        message: String,
+    ) -> PolicyFileError {
         let (line, column) = span.map_or((0, 0), |span| line_column(self.text, span.start));
         PolicyFileError {
             line,
@@ -197,6 +209,20 @@ impl Spans<'_> {
             })
             .copied();
         let span = field.and_then(|field| self.by_field.get(field).cloned());
+        if span.is_none() {
+            // The value was left out of the file: the Hangzhou 2024 default is refused.
+            let leaf = error.value.split(" = ").next().unwrap_or_default();
+            let named = if error.value.contains(" = ") {
+                format!("{}.{leaf}", error.field)
+            } else {
+                error.field.to_string()
+            };
+            let message = format!(
+                "{:?} {} (left out of the file, so the Hangzhou 2024 default applies: give it)",
+                error.value, error.reason
+            );
+            return self.error_at(None, &named, message);
+        }
         let message = format!("{:?} {}", error.value, error.reason);
         self.error_at(span, field.unwrap_or(error.field), message)
     }
@@ -207,8 +233,13 @@ impl Spans<'_> {
         value: &Spanned<String>,
         parse: impl Fn(&'static str, &str) -> Result<T, ValidationError>,
     ) -> Result<T, PolicyFileError> {
-        parse(field, value.get_ref())
-            .map_err(|error| self.error_at(Some(value.span()), field, format!("{:?} {}", error.value, error.reason)))
+        parse(field, value.get_ref()).map_err(|error| {
+            self.error_at(
+                Some(value.span()),
+                field,
+                format!("{:?} {}", error.value, error.reason),
+            )
+        })
     }
 
     fn optional<T>(
@@ -264,12 +295,22 @@ pub fn read_programme_file(text: &str) -> Result<ProgrammeFile, PolicyFileError>
     spans.note("tier_rates.maas_multimodal", &tiers.maas_multimodal);
     spans.note("tier_rates.other", &tiers.other);
 
-    let year = ProgrammeYear::new(*file.year.get_ref())
-        .map_err(|error| spans.error_at(Some(file.year.span()), "year", format!("{:?} {}", error.value, error.reason)))?;
+    let year = ProgrammeYear::new(*file.year.get_ref()).map_err(|error| {
+        spans.error_at(
+            Some(file.year.span()),
+            "year",
+            format!("{:?} {}", error.value, error.reason),
+        )
+    })?;
     let defaults = ProgrammePolicy::hangzhou_defaults(year);
     let policy = ProgrammePolicy::new(
         year,
-        spans.optional("annual_pool", &file.annual_pool, defaults.annual_pool(), Money::parse)?,
+        spans.optional(
+            "annual_pool",
+            &file.annual_pool,
+            defaults.annual_pool(),
+            Money::parse,
+        )?,
         spans.optional(
             "default_enterprise_cap",
             &file.default_enterprise_cap,
@@ -316,7 +357,9 @@ pub fn read_programme_file(text: &str) -> Result<ProgrammeFile, PolicyFileError>
         ..ProgrammeRules::default()
     };
     if let Some(small) = &file.small_enterprise_rate {
-        spans.by_field.insert("small_enterprise_rate.rate", small.rate.span());
+        spans
+            .by_field
+            .insert("small_enterprise_rate.rate", small.rate.span());
         spans.by_field.insert(
             "small_enterprise_rate.cumulative_contract_limit",
             small.cumulative_contract_limit.span(),
@@ -331,7 +374,10 @@ pub fn read_programme_file(text: &str) -> Result<ProgrammeFile, PolicyFileError>
         });
     }
     if let Some(eligibility) = &file.eligibility {
-        spans.note("eligibility.min_intelligent_pflops", &eligibility.min_intelligent_pflops);
+        spans.note(
+            "eligibility.min_intelligent_pflops",
+            &eligibility.min_intelligent_pflops,
+        );
         spans.note("eligibility.min_racks", &eligibility.min_racks);
         let require = match &eligibility.require {
             None => CapacityRequirement::All,
@@ -359,11 +405,8 @@ pub fn read_programme_file(text: &str) -> Result<ProgrammeFile, PolicyFileError>
     if let Some(declarations) = &file.required_declarations {
         let mut set = Declarations::NONE;
         for declaration in declarations {
-            set = set.with(spans.parsed(
-                "required_declarations",
-                declaration,
-                Declaration::parse,
-            )?);
+            set =
+                set.with(spans.parsed("required_declarations", declaration, Declaration::parse)?);
         }
         rules.required_declarations = set;
     }
@@ -371,14 +414,25 @@ pub fn read_programme_file(text: &str) -> Result<ProgrammeFile, PolicyFileError>
         rules.payee = spans.parsed("payee", payee, Payee::parse)?;
     }
     if let Some(second) = &file.second_source {
-        spans.by_field.insert("second_source.annual_pool", second.annual_pool.span());
-        spans.by_field.insert("second_source.rate", second.rate.span());
-        spans.by_field.insert("second_source.combined_ceiling", second.combined_ceiling.span());
+        spans
+            .by_field
+            .insert("second_source.annual_pool", second.annual_pool.span());
+        spans
+            .by_field
+            .insert("second_source.rate", second.rate.span());
+        spans.by_field.insert(
+            "second_source.combined_ceiling",
+            second.combined_ceiling.span(),
+        );
         rules.second_source = Some(SecondSource {
             name: spans.parsed("second_source.name", &second.name, |_, text| {
                 LegalName::parse(text)
             })?,
-            annual_pool: spans.parsed("second_source.annual_pool", &second.annual_pool, Money::parse)?,
+            annual_pool: spans.parsed(
+                "second_source.annual_pool",
+                &second.annual_pool,
+                Money::parse,
+            )?,
             rate: spans.parsed("second_source.rate", &second.rate, Rate::parse)?,
             combined_ceiling: spans.parsed(
                 "second_source.combined_ceiling",
@@ -387,7 +441,9 @@ pub fn read_programme_file(text: &str) -> Result<ProgrammeFile, PolicyFileError>
             )?,
         });
     }
-    let policy = policy.with_rules(rules).map_err(|error| spans.place(error))?;
+    let policy = policy
+        .with_rules(rules)
+        .map_err(|error| spans.place(error))?;
     let (name, title) = file
         .programme
         .map_or((None, None), |programme| (programme.name, programme.title));
@@ -428,15 +484,20 @@ mod tests {
     fn only_todays_keys_read_as_hangzhou_2024_rules() {
         let file = read_programme_file("year = 2026\n").expect("minimal");
         assert!(file.policy.rules().is_hangzhou_2024());
-        assert_eq!(file.policy, ProgrammePolicy::hangzhou_defaults(file.policy.year()));
+        assert_eq!(
+            file.policy,
+            ProgrammePolicy::hangzhou_defaults(file.policy.year())
+        );
     }
 
     #[test]
     fn a_rule_error_points_at_the_rule() {
-        let error = read_programme_file(
-            "year = 2025\nmax_term_days = 400\n",
-        )
-        .expect_err("too long");
-        assert_eq!((error.line, error.field.as_str()), (2, "max_term_days"), "{error}");
+        let error =
+            read_programme_file("year = 2025\nmax_term_days = 400\n").expect_err("too long");
+        assert_eq!(
+            (error.line, error.field.as_str()),
+            (2, "max_term_days"),
+            "{error}"
+        );
     }
 }

@@ -25,7 +25,8 @@ pub enum EnterpriseClass {
 }
 
 impl EnterpriseClass {
-    pub const ALL: [EnterpriseClass; 2] = [EnterpriseClass::Standard, EnterpriseClass::SmallOrMedium];
+    pub const ALL: [EnterpriseClass; 2] =
+        [EnterpriseClass::Standard, EnterpriseClass::SmallOrMedium];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -190,7 +191,11 @@ impl Payee {
         match text {
             "center" => Ok(Payee::Center),
             "enterprise" => Ok(Payee::Enterprise),
-            _ => Err(ValidationError::new(field, text, "must be center or enterprise")),
+            _ => Err(ValidationError::new(
+                field,
+                text,
+                "must be center or enterprise",
+            )),
         }
     }
 }
@@ -375,7 +380,10 @@ impl ProgrammeRules {
                 ));
             }
             for (field, threshold) in [
-                ("eligibility.min_intelligent_pflops", eligibility.min_intelligent_pflops),
+                (
+                    "eligibility.min_intelligent_pflops",
+                    eligibility.min_intelligent_pflops,
+                ),
                 ("eligibility.min_racks", eligibility.min_racks),
             ] {
                 if threshold == Some(0) {
@@ -400,7 +408,9 @@ impl ProgrammeRules {
             }
             let first_most = self
                 .small_enterprise_rate
-                .map_or(contract_fee_ceiling, |small| small.rate.max(contract_fee_ceiling));
+                .map_or(contract_fee_ceiling, |small| {
+                    small.rate.max(contract_fee_ceiling)
+                });
             if second.combined_ceiling < first_most {
                 return Err(ValidationError::new(
                     "second_source.combined_ceiling",

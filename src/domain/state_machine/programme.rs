@@ -41,7 +41,10 @@ impl LedgerState {
     }
 
     /// Refuses a policy whose rules this build records but does not yet settle.
-    pub(super) fn check_policy_executable(&self, policy: &ProgrammePolicy) -> Result<(), Rejection> {
+    pub(super) fn check_policy_executable(
+        &self,
+        policy: &ProgrammePolicy,
+    ) -> Result<(), Rejection> {
         let rules = policy.rules();
         if rules.payee == Payee::Enterprise {
             return reject(
@@ -75,7 +78,8 @@ impl LedgerState {
     ) -> Result<(), Rejection> {
         let rules = policy.rules();
         if let Some(most) = rules.max_term_days {
-            let days = approve.term_end.days_since_epoch() - approve.term_start.days_since_epoch() + 1;
+            let days =
+                approve.term_end.days_since_epoch() - approve.term_start.days_since_epoch() + 1;
             if days > i32::from(most) {
                 return reject(
                     RejectionCode::ContractTermInvalid,
@@ -102,9 +106,14 @@ impl LedgerState {
                 );
             }
         }
-        let missing = rules.required_declarations.missing_from(approve.declarations);
+        let missing = rules
+            .required_declarations
+            .missing_from(approve.declarations);
         if !missing.is_empty() {
-            let names: Vec<&str> = missing.iter().map(|declaration| declaration.name()).collect();
+            let names: Vec<&str> = missing
+                .iter()
+                .map(|declaration| declaration.name())
+                .collect();
             return reject(
                 RejectionCode::DeclarationMissing,
                 format!(
