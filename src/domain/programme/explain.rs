@@ -7,7 +7,7 @@ use crate::domain::policy::{FacilityTier, ProgrammePolicy};
 
 fn percent(rate: crate::domain::money::Rate) -> String {
     let basis_points = rate.basis_points();
-    if basis_points % 100 == 0 {
+    if basis_points.is_multiple_of(100) {
         format!("{}%", basis_points / 100)
     } else {
         format!("{}.{:02}%", basis_points / 100, basis_points % 100)
