@@ -11,6 +11,7 @@
 //!   snapshots, and the single writer thread ([`ledger::engine`]) behind a bounded queue.
 //! - [`api`]: the gRPC interface and its server; the only layer that sees proto types.
 //! - [`audit`]: the auditor's independent check of a data directory (`verify`).
+//! - [`export`]: the figures as CSV and XLSX files, and the year's audit package.
 //! - [`report`]: what a person reads (the programme-year summary).
 //! - [`cli`]: the `voucher-ledger` command line.
 //! - [`tooling`]: what serves development rather than the product: the population
@@ -21,6 +22,7 @@ pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod domain;
+pub mod export;
 pub mod ledger;
 pub mod limits;
 pub mod report;
