@@ -24,6 +24,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use crate::api::auth::{Authenticator, TokenEntry};
 use crate::api::proto::{
     ledger_service_server::LedgerServiceServer, programme_service_server::ProgrammeServiceServer,
+    reconciliation_service_server::ReconciliationServiceServer,
     redemption_service_server::RedemptionServiceServer,
     registry_service_server::RegistryServiceServer,
     settlement_service_server::SettlementServiceServer,
@@ -34,13 +35,14 @@ use crate::ledger::engine::{Engine, EngineConfig};
 use crate::ledger::{Ledger, LedgerOptions};
 
 /// The gRPC services the server offers, by their health-check names.
-const SERVICE_NAMES: [&str; 6] = [
+const SERVICE_NAMES: [&str; 7] = [
     "voucher.v1.ProgrammeService",
     "voucher.v1.RegistryService",
     "voucher.v1.VoucherService",
     "voucher.v1.RedemptionService",
     "voucher.v1.LedgerService",
     "voucher.v1.SettlementService",
+    "voucher.v1.ReconciliationService",
 ];
 
 /// The server's TOML config (see `config/server.toml`).
@@ -334,6 +336,9 @@ pub async fn run(
     health_reporter
         .set_serving::<SettlementServiceServer<Api>>()
         .await;
+    health_reporter
+        .set_serving::<ReconciliationServiceServer<Api>>()
+        .await;
     // Both reflection versions: grpcurl speaks v1, Python's grpcio and older tools v1alpha.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -426,7 +431,11 @@ pub async fn run(
         .add_service(VoucherServiceServer::new(api.clone()).max_decoding_message_size(small))
         .add_service(RedemptionServiceServer::new(api.clone()).max_decoding_message_size(large))
         .add_service(LedgerServiceServer::new(api.clone()).max_decoding_message_size(small))
-        .add_service(SettlementServiceServer::new(api).max_decoding_message_size(small));
+        .add_service(SettlementServiceServer::new(api.clone()).max_decoding_message_size(small))
+        .add_service(
+            ReconciliationServiceServer::new(api)
+                .max_decoding_message_size(crate::limits::RECONCILE_MESSAGE_BYTES),
+        );
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     let mut stopping_for_grace = stopping.clone();
     let stop = async move {

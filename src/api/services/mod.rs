@@ -3,6 +3,7 @@
 
 mod ledger;
 mod programme;
+mod reconciliation;
 mod redemption;
 mod registry;
 mod settlement;
