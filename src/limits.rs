@@ -75,6 +75,10 @@ pub const RECONCILIATION_FILE_BYTES_MAX: usize = 32 << 20;
 /// Most data rows a reconciliation imports (the header not counted); the report holds
 /// at most about this many lines. More: refused.
 pub const RECONCILIATION_ROWS_MAX: usize = 200_000;
+/// Columns of a spreadsheet a reconciliation reads; cells further right are not read (the
+/// import needs at most six columns), so a sheet naming a far cell cannot make the reader
+/// allocate a huge dense range.
+pub const RECONCILIATION_COLUMNS_MAX: usize = 256;
 /// Most ledger invoices one center reconciliation scans (every year of the center; the
 /// period is a filter on issue dates, not an index). More: refused, not truncated.
 pub const RECONCILIATION_LEDGER_INVOICES_MAX: usize = 2_000_000;

@@ -482,6 +482,19 @@ fn a_file_of_only_malformed_rows_is_refused_and_so_is_one_over_the_limits() {
     ));
 }
 
+#[test]
+fn a_sheet_naming_its_last_cell_is_read_cell_by_cell_not_as_a_dense_range() {
+    // Given an XLSX with one invoice row and a value in cell XFD1048576,
+    let bytes = fixture("far-cell.xlsx");
+    // when it is read, only the cells it holds are (a dense range would be 17 billion),
+    let file = reconcile::prepare(&bytes).expect("reads");
+    let (rows, errors) = reconcile::rows::invoice_rows(&file.table).expect("rows");
+    // then the invoice row is there, and the far cell is in no column the import reads.
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].invoice_number.as_str(), "INV-001");
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
 // ------------------------------------------------------------------- over gRPC
 
 fn client(server: &support::TestServer) -> ReconciliationServiceClient<tonic::transport::Channel> {

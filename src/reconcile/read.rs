@@ -21,6 +21,7 @@ use quick_xml::events::Event as XmlEvent;
 
 use super::grammar::Cell;
 use super::{FileEncoding, FileFormat, ReconcileError};
+use crate::limits::RECONCILIATION_COLUMNS_MAX;
 
 /// A table as read from a file: its first row is the header.
 #[derive(Clone, Debug)]
@@ -248,25 +249,86 @@ fn read_workbook(
     format: FileFormat,
     row_limit: usize,
 ) -> Result<Table, ReconcileError> {
-    let cursor = Cursor::new(bytes);
-    let range = match format {
-        FileFormat::Xls => {
-            let mut workbook = calamine::Xls::new(cursor).map_err(|error| {
-                ReconcileError::Malformed(format!("not a readable XLS workbook: {error}"))
-            })?;
-            first_sheet(&mut workbook)?
-        }
-        _ => {
-            let mut workbook = calamine::Xlsx::new(cursor).map_err(|error| {
-                ReconcileError::Malformed(format!("not a readable XLSX workbook: {error}"))
-            })?;
-            first_sheet(&mut workbook)?
-        }
+    match format {
+        FileFormat::Xls => read_xls(bytes, row_limit),
+        _ => read_xlsx(bytes, row_limit),
+    }
+}
+
+/// XLSX, streamed cell by cell: a dense range would allocate every cell between A1 and
+/// the farthest one, so a few bytes naming cell XFD1048576 could ask for gigabytes. Rows
+/// are bounded by `row_limit`, columns by [`RECONCILIATION_COLUMNS_MAX`] (cells to the
+/// right of it are not read: no column the import needs is that far).
+fn read_xlsx(bytes: &[u8], row_limit: usize) -> Result<Table, ReconcileError> {
+    let malformed = |error: calamine::XlsxError| {
+        ReconcileError::Malformed(format!("not a readable XLSX workbook: {error}"))
     };
+    let mut workbook = calamine::Xlsx::new(Cursor::new(bytes)).map_err(malformed)?;
+    let first = workbook
+        .sheet_names()
+        .first()
+        .cloned()
+        .ok_or_else(|| ReconcileError::Malformed("the workbook has no sheet".into()))?;
+    let mut reader = workbook.worksheet_cells_reader(&first).map_err(malformed)?;
+    let mut rows: Vec<TableRow> = Vec::new();
+    let mut current: Option<(u32, Vec<Cell>)> = None;
+    let finish = |row: Option<(u32, Vec<Cell>)>, rows: &mut Vec<TableRow>| {
+        if let Some((index, cells)) = row {
+            if cells.iter().all(Cell::is_blank) {
+                return Ok(());
+            }
+            if rows.len() >= row_limit {
+                return Err(too_many_rows(row_limit));
+            }
+            rows.push(TableRow {
+                line: index.saturating_add(1),
+                cells: Ok(cells),
+            });
+        }
+        Ok(())
+    };
+    while let Some(cell) = reader.next_cell().map_err(malformed)? {
+        let (row, column) = cell.get_position();
+        let Ok(column) = usize::try_from(column) else {
+            continue;
+        };
+        if column >= RECONCILIATION_COLUMNS_MAX {
+            continue;
+        }
+        if current.as_ref().is_none_or(|(index, _)| *index != row) {
+            finish(current.take(), &mut rows)?;
+            current = Some((row, Vec::new()));
+        }
+        if let Some((_, cells)) = current.as_mut() {
+            if cells.len() <= column {
+                cells.resize(column + 1, Cell::Empty);
+            }
+            cells[column] = cell_of_ref(cell.get_value());
+        }
+    }
+    finish(current.take(), &mut rows)?;
+    Ok(Table {
+        format: FileFormat::Xlsx,
+        encoding: FileEncoding::Binary,
+        rows,
+    })
+}
+
+/// XLS (BIFF8): at most 65,536 rows of 256 columns by the format itself, so its dense
+/// range is bounded.
+fn read_xls(bytes: &[u8], row_limit: usize) -> Result<Table, ReconcileError> {
+    let mut workbook = calamine::Xls::new(Cursor::new(bytes)).map_err(|error| {
+        ReconcileError::Malformed(format!("not a readable XLS workbook: {error}"))
+    })?;
+    let range = first_sheet(&mut workbook)?;
     let first_row = range.start().map_or(0, |(row, _)| row);
     let mut rows = Vec::new();
     for (index, row) in range.rows().enumerate() {
-        let cells: Vec<Cell> = row.iter().map(cell_of).collect();
+        let cells: Vec<Cell> = row
+            .iter()
+            .take(RECONCILIATION_COLUMNS_MAX)
+            .map(cell_of)
+            .collect();
         if cells.iter().all(Cell::is_blank) {
             continue;
         }
@@ -280,10 +342,25 @@ fn read_workbook(
         });
     }
     Ok(Table {
-        format,
+        format: FileFormat::Xls,
         encoding: FileEncoding::Binary,
         rows,
     })
+}
+
+fn cell_of_ref(data: &calamine::DataRef<'_>) -> Cell {
+    use calamine::DataRef;
+    match data {
+        DataRef::Empty => Cell::Empty,
+        DataRef::String(text) => Cell::Text(text.clone()),
+        DataRef::SharedString(text) => Cell::Text((*text).to_owned()),
+        DataRef::Int(integer) => Cell::Integer(*integer),
+        DataRef::Float(number) => Cell::Number(*number),
+        DataRef::DateTime(date) => Cell::Date(date.as_f64()),
+        DataRef::DateTimeIso(text) | DataRef::DurationIso(text) => Cell::Text(text.clone()),
+        DataRef::Bool(value) => Cell::Text(value.to_string()),
+        DataRef::Error(error) => Cell::Text(format!("#{error:?}")),
+    }
 }
 
 fn first_sheet<R, W>(workbook: &mut W) -> Result<calamine::Range<Data>, ReconcileError>
