@@ -67,6 +67,29 @@ pub const READ_WAIT_DEFAULT: Duration = Duration::from_secs(5);
 /// record.
 pub const RECORD_PAYLOAD_LIMIT: usize = 64 * 1024;
 
+// ------------------------------------------------------------------- reconciliation
+
+/// Largest file a reconciliation imports, in bytes: a year of a large center's invoices
+/// (200,000 rows of about 100 bytes) with room to spare. Larger: refused with its size.
+pub const RECONCILIATION_FILE_BYTES_MAX: usize = 32 << 20;
+/// Most data rows a reconciliation imports (the header not counted); the report holds
+/// at most about this many lines. More: refused.
+pub const RECONCILIATION_ROWS_MAX: usize = 200_000;
+/// Columns of a spreadsheet a reconciliation reads; cells further right are not read (the
+/// import needs at most six columns), so a sheet naming a far cell cannot make the reader
+/// allocate a huge dense range.
+pub const RECONCILIATION_COLUMNS_MAX: usize = 256;
+/// Most ledger invoices one center reconciliation scans (every year of the center; the
+/// period is a filter on issue dates, not an index). More: refused, not truncated.
+pub const RECONCILIATION_LEDGER_INVOICES_MAX: usize = 2_000_000;
+/// Longest file name recorded with a reconciliation, in bytes.
+pub const RECONCILIATION_FILE_NAME_MAX_BYTES: usize = 255;
+/// Largest request message of the two Reconcile calls: the largest file and its fields.
+pub const RECONCILE_MESSAGE_BYTES: usize = RECONCILIATION_FILE_BYTES_MAX + (64 << 10);
+/// Largest answer the CLI accepts from a Reconcile call: every row's report line with
+/// both sides' values (a few hundred bytes each).
+pub const RECONCILE_REPLY_BYTES_MAX: usize = 256 << 20;
+
 // --------------------------------------------------------------------------- the API
 
 /// Most events one `ReadEvents` call may ask for.
@@ -191,6 +214,11 @@ const _: () = assert!(
 const _: () = assert!(
     PUBLIC_MESSAGE_BYTES_DEFAULT + MAX_HEADER_LIST_BYTES_DEFAULT as usize
         <= PUBLIC_REQUEST_MEMORY_BYTES_DEFAULT
+);
+// A Reconcile call's file fits the shared request memory.
+const _: () = assert!(
+    RECONCILE_MESSAGE_BYTES + MAX_HEADER_LIST_BYTES_DEFAULT as usize
+        <= REQUEST_MEMORY_BYTES_DEFAULT
 );
 const _: () = assert!(READ_EVENTS_PAGE_BYTES_MIN <= READ_EVENTS_PAGE_BYTES_DEFAULT);
 const _: () = assert!(READ_EVENTS_PAGE_BYTES_DEFAULT <= READ_EVENTS_PAGE_BYTES_MAX);

@@ -9,6 +9,7 @@
 //! | `log-v1-all-types-{torn-tail,flipped-byte,bad-magic,unknown-version}.records` | records `VLEV` v1 | the same, one record damaged |
 //! | `log-v2-all-types.records`                 | records `VLEV` v2       | [`v2_events`] (all 19 types, with origins) |
 //! | `log-v2-all-types-{torn-tail,flipped-byte,bad-magic,unknown-version,absurd-length}.records` | records `VLEV` v2 | the same, one record damaged |
+//! | `log-v2-additions.records`                 | records `VLEV` v2       | [`v2_addition_events`]: event types added to v2 after its all-types log was frozen (20), chained after it |
 //! | `index-v1-entry.vlix`                      | index entry `VLIX` v1   | [`v1_index_entry`]          |
 //! | `index-v1-entry-absurd-length.vlix`        | index entry `VLIX` v1   | a length of 2^40 bytes      |
 //! | `index-v2-entry.vlix`                      | index entry `VLIX` v2   | [`v2_index_entry`]          |
@@ -16,7 +17,8 @@
 //! | `index-v3-entry.vlix`                      | index entry `VLIX` v3   | [`v3_index_entry`]          |
 //! | `index-v3-entry-{torn-tail,flipped-byte,bad-magic,unknown-version,absurd-length}.vlix` | `VLIX` v3 | the same, damaged |
 //! | `snapshot-v2-all-types.vlsn`               | snapshot `VLSN` v2      | the state after the v1 log (no longer read) |
-//! | `snapshot-v3-all-types.vlsn`               | snapshot `VLSN` v3      | the state after the v2 log  |
+//! | `snapshot-v3-all-types.vlsn`               | snapshot `VLSN` v3      | the state after the v2 log (no longer read) |
+//! | `snapshot-v4-all-types.vlsn`               | snapshot `VLSN` v4      | the state after the v2 log and its additions |
 //!
 //! Provenance: `log-v1-all-types.records` is byte for byte what the writer before the
 //! storage restructure (commit 8eeeefa) produces for the same events, and
@@ -255,10 +257,20 @@ const FROZEN_FIXTURES: &[(&str, &str)] = &[
         "snapshot-v2-all-types.vlsn",
         "d5cebc9c3dd123b06ac56cfe75685bba6dd32ce5a10ea4601b9360443fb8dbfe",
     ),
-    // Snapshot format v3: the state after the v2 all-types log.
+    // Snapshot format v3: the state after the v2 all-types log (refused since v4).
     (
         "snapshot-v3-all-types.vlsn",
         "6ad425a3f20be040b3ae60bb7fd0046bb39d3c314a1c25b16ca89b01312ddd60",
+    ),
+    // Record format v2, event types added after its all-types log: reconciliations (20).
+    (
+        "log-v2-additions.records",
+        "44822812779c8652fc9c86950d32c6ad3eda8357930bb61fe3464e3b3ce42927",
+    ),
+    // Snapshot format v4: the state after the v2 log and its additions (reconciliations).
+    (
+        "snapshot-v4-all-types.vlsn",
+        "9ad89d03d2517301f7ecfffee4ae1cccc4990c29f60c8feeecb79ddb2b95cfeb",
     ),
 ];
 
@@ -2027,7 +2039,7 @@ fn current_version_events() -> Vec<SequencedEvent> {
 /// The event types record format v1 carries.
 const V1_EVENT_TYPES: std::ops::RangeInclusive<u16> = 1..=11;
 /// How many event types there are; see [`pinned_type_number`].
-const EVENT_TYPES: u16 = 19;
+const EVENT_TYPES: u16 = 20;
 
 /// Every event type with the number its records carry, by an exhaustive match: a new
 /// `Event` variant stops this file from compiling until it is given its number here,
@@ -2053,6 +2065,7 @@ fn pinned_type_number(event: &Event) -> u16 {
         Event::ProgrammeYearClosed { .. } => 17,
         Event::PoolAdjusted { .. } => 18,
         Event::ClockConfirmed { .. } => 19,
+        Event::ReconciliationRecorded(_) => 20,
     }
 }
 
@@ -2631,7 +2644,7 @@ fn stored_order(
 
 #[test]
 fn every_event_type_keeps_its_number_and_the_fixtures_cover_them_all() {
-    let current: BTreeSet<u16> = current_version_events()
+    let current: BTreeSet<u16> = current_log_events()
         .iter()
         .map(|event| {
             assert_eq!(
@@ -3046,6 +3059,37 @@ fn v2_log_bytes() -> Vec<u8> {
     }
 }
 
+/// The committed additions to the v2 log; while first being written, what the current
+/// version encodes for them after the v2 log.
+fn v2_additions_bytes() -> Vec<u8> {
+    match try_read_fixture("log-v2-additions.records") {
+        Some(bytes) => bytes,
+        None if updating_fixtures() => encoded_additions(),
+        None => panic!("tests/fixtures/log-v2-additions.records is committed"),
+    }
+}
+
+/// The additions as the current record format frames them, chained after the v2 log.
+fn encoded_additions() -> Vec<u8> {
+    let whole = encode_log(&current_log_events());
+    let v2 = encode_log(&v2_events());
+    assert!(whole.starts_with(&v2));
+    whole[v2.len()..].to_vec()
+}
+
+/// The v2 log and its additions: the log of every event type the current format writes.
+fn current_log_bytes() -> Vec<u8> {
+    let mut log = v2_log_bytes();
+    log.extend_from_slice(&v2_additions_bytes());
+    log
+}
+
+fn current_log_events() -> Vec<SequencedEvent> {
+    let mut events = v2_events();
+    events.extend(v2_addition_events());
+    events
+}
+
 /// A log's last sequence, its chain hash and the state replay leaves: what a snapshot
 /// of it holds.
 fn snapshot_inputs(log: &[u8]) -> (u64, ChainHash, StateImage) {
@@ -3061,7 +3105,7 @@ fn current_snapshot_name() -> String {
 
 #[test]
 fn snapshot_fixture_of_the_current_version_decodes_to_the_replayed_image_byte_for_byte() {
-    let (sequence, chain, image) = snapshot_inputs(&v2_log_bytes());
+    let (sequence, chain, image) = snapshot_inputs(&current_log_bytes());
     // The image is complete: every kind of thing a snapshot holds is in it.
     assert_eq!(image.last_sequence, sequence);
     assert_eq!(image.policies.len(), 2);
@@ -3163,6 +3207,13 @@ fn snapshot_fixture_of_the_current_version_decodes_to_the_replayed_image_byte_fo
         image.legacy_settlements,
         vec![SettlementId::from_u128(SETTLEMENT_3)]
     );
+    let scopes: BTreeSet<&str> = image
+        .reconciliations
+        .iter()
+        .map(|record| record.reconciliation.scope.kind_name())
+        .collect();
+    assert_eq!(scopes, BTreeSet::from(["bank_payments", "center_invoices"]));
+    assert_eq!(image.reconciliations.len(), v2_addition_events().len());
 
     let name = current_snapshot_name();
     let encoded = encode_snapshot(sequence, &chain, &image);
@@ -3186,8 +3237,20 @@ fn snapshot_fixture_of_the_current_version_decodes_to_the_replayed_image_byte_fo
         stored.image, image,
         "{name} decodes to another state than replaying the v2 fixture log gives"
     );
-    // The image rebuilds the same projections.
-    assert!(LedgerState::from_image(stored.image).same_projections(&replay(&v2_events())));
+    // The image rebuilds the same projections, the re-import index too.
+    let rebuilt = LedgerState::from_image(stored.image);
+    assert!(rebuilt.same_projections(&replay(&current_log_events())));
+    for event in v2_addition_events() {
+        let Event::ReconciliationRecorded(recorded) = &event.event else {
+            continue;
+        };
+        assert_eq!(
+            rebuilt
+                .reconciliation_of(&recorded.digest, &recorded.scope)
+                .map(|record| record.sequence),
+            Some(event.sequence)
+        );
+    }
     assert!(
         encoded == committed,
         "the snapshot encoding changed but SNAPSHOT_FORMAT_VERSION is still \
@@ -3197,7 +3260,7 @@ fn snapshot_fixture_of_the_current_version_decodes_to_the_replayed_image_byte_fo
 
 #[test]
 fn snapshots_of_an_older_or_unknown_version_are_refused_so_the_log_is_replayed() {
-    let (sequence, _, _) = snapshot_inputs(&v2_log_bytes());
+    let (sequence, _, _) = snapshot_inputs(&current_log_bytes());
     let Some(current) = try_read_fixture(&current_snapshot_name()) else {
         assert!(
             updating_fixtures(),
@@ -3712,7 +3775,7 @@ fn absurd_length_fields_are_refused_without_allocating() {
         );
         return;
     };
-    let (sequence, _, _) = snapshot_inputs(&v2_log_bytes());
+    let (sequence, _, _) = snapshot_inputs(&current_log_bytes());
     let image_start = 56;
     let policies_count = image_start + 8 + 8;
     assert_eq!(
@@ -3739,8 +3802,8 @@ fn any_four_bytes_set_to_all_ones_are_refused_or_decoded_without_a_panic_or_a_la
     // Every 4-byte window of every v2 record's payload, of the v3 index entry and of the
     // v3 snapshot image, overwritten with 0xff (the largest length a u32 can claim), with
     // the record's chain hash and the snapshot's checksum made valid again so that the
-    // decoders themselves are what is tested.
-    let log = v2_log_bytes();
+    // decoders themselves are what is tested. The log's additions too.
+    let log = current_log_bytes();
     let decoded = decode_log(&log).expect("the v2 log reads");
     let mut previous = genesis_chain_hash();
     let mut failures = Vec::new();
@@ -4137,8 +4200,8 @@ fn a_migrated_data_dir_appends_v2_records_after_its_v1_records_and_verifies() {
 
 #[test]
 fn v2_log_with_current_index_and_snapshot_opens_from_the_snapshot_and_verifies() {
-    let log = v2_log_bytes();
-    let events = v2_events();
+    let log = current_log_bytes();
+    let events = current_log_events();
     let (sequence, chain, _) = snapshot_inputs(&log);
     let Some(snapshot) = try_read_fixture(&current_snapshot_name()) else {
         assert!(
@@ -4405,4 +4468,222 @@ fn the_v1_all_types_log_replays_keeping_every_invariant_so_its_data_dir_opens() 
         format_1_dir_verifies_migrates_and_verifies_again("log-v1-all-types.records", index);
     }
     v1_log_opens_from_a_v3_snapshot("log-v1-all-types.records", 2);
+}
+
+// ------------------------------------------------------------- additions to v2
+
+fn digest(byte: u8) -> FileDigest {
+    FileDigest([byte; 32])
+}
+
+fn counts(rows: u64, row_errors: u64, kinds: &[(DiscrepancyKind, u64)]) -> DiscrepancyCounts {
+    DiscrepancyCounts {
+        by_kind: kinds.to_vec(),
+        rows,
+        row_errors,
+    }
+}
+
+/// The reconciliations of `log-v2-additions.records`: every file format and encoding,
+/// both scopes, a center's own and the bureau's, and every discrepancy kind counted.
+fn reconciliations() -> Vec<(Timestamp, Origin, ReconciliationRecorded)> {
+    use DiscrepancyKind::*;
+    let recorded = |digest_byte: u8,
+                    name: &str,
+                    format: FileFormat,
+                    encoding: FileEncoding,
+                    scope: ReconciliationScope,
+                    counts: DiscrepancyCounts| ReconciliationRecorded {
+        digest: digest(digest_byte),
+        file_name: FileName::parse(name).expect("fixture file name"),
+        format,
+        encoding,
+        scope,
+        counts,
+    };
+    let center_half = |center: &str, from: &str, to: &str| ReconciliationScope::CenterInvoices {
+        center: uscc(center),
+        from: date(from),
+        to: date(to),
+    };
+    vec![
+        (
+            at("2027-03-15", 9, 0),
+            bureau("req-20270315-reconcile-c1"),
+            recorded(
+                0x11,
+                "杭州算力中心发票清单-2026上半年.csv",
+                FileFormat::Csv,
+                FileEncoding::Gb18030,
+                center_half(CENTER_1, "2026-01-01", "2026-06-30"),
+                counts(
+                    7,
+                    1,
+                    &[(Matched, 3), (InLedgerNotInFile, 2), (AmountMismatch, 1)],
+                ),
+            ),
+        ),
+        (
+            at("2027-03-15", 10, 30),
+            center_origin(CENTER_2, None),
+            recorded(
+                0x22,
+                "invoices-2026.xlsx",
+                FileFormat::Xlsx,
+                FileEncoding::Binary,
+                center_half(CENTER_2, "2026-01-01", "2026-12-31"),
+                counts(
+                    4,
+                    0,
+                    &[
+                        (Matched, 1),
+                        (InFileNotInLedger, 1),
+                        (SubsidyMismatch, 1),
+                        (ReversedButClaimed, 1),
+                        (DuplicateInFile, 1),
+                    ],
+                ),
+            ),
+        ),
+        (
+            at("2027-03-16", 9, 0),
+            bureau("req-20270316-reconcile-bank"),
+            recorded(
+                0x33,
+                "camt053-20270316.xml",
+                FileFormat::Camt053,
+                FileEncoding::Utf8,
+                ReconciliationScope::BankPayments { year: year_2026() },
+                counts(
+                    9,
+                    2,
+                    &[
+                        (Matched, 2),
+                        (AmountMismatch, 1),
+                        (PaymentWithoutStatement, 1),
+                        (StatementPaidTwice, 1),
+                        (StatementNotPaid, 1),
+                        (PayeeMismatch, 1),
+                        (ReturnedButPaid, 1),
+                    ],
+                ),
+            ),
+        ),
+        (
+            at("2027-03-16", 11, 0),
+            bureau("req-20270316-reconcile-bank-xls"),
+            recorded(
+                0x44,
+                "bank-2027.xls",
+                FileFormat::Xls,
+                FileEncoding::Binary,
+                ReconciliationScope::BankPayments { year: year_2027() },
+                counts(1, 0, &[(PaymentWithoutStatement, 1)]),
+            ),
+        ),
+        (
+            at("2027-03-17", 9, 0),
+            bureau("req-20270317-reconcile-c1-h2"),
+            recorded(
+                0x55,
+                "c1 2026H2 (UTF-8 BOM).csv",
+                FileFormat::Csv,
+                FileEncoding::Utf8Bom,
+                center_half(CENTER_1, "2026-07-01", "2026-12-31"),
+                counts(2, 2, &[(Matched, 2)]),
+            ),
+        ),
+    ]
+}
+
+/// The events of `log-v2-additions.records`, by hand: sequences after the v2 log's last.
+fn v2_addition_events() -> Vec<SequencedEvent> {
+    let first = v2_events().last().expect("v2 events").sequence + 1;
+    reconciliations()
+        .into_iter()
+        .enumerate()
+        .map(|(index, (at, origin, recorded))| SequencedEvent {
+            sequence: first + index as u64,
+            at,
+            origin,
+            event: Event::ReconciliationRecorded(Box::new(recorded)),
+        })
+        .collect()
+}
+
+#[test]
+fn v2_additions_are_what_the_state_machine_decides_and_a_reimport_appends_nothing() {
+    // Given the state after the v2 log,
+    let mut scenario = Scenario {
+        state: replay(&v2_events()),
+        events: Vec::new(),
+    };
+    // when each reconciliation is recorded, and the first one is sent again,
+    for (at, origin, recorded) in reconciliations() {
+        let reply = scenario.command(
+            at,
+            origin,
+            Command::RecordReconciliation(Box::new(recorded)),
+        );
+        assert!(matches!(
+            reply,
+            Reply::ReconciliationRecorded {
+                duplicate: false,
+                ..
+            }
+        ));
+    }
+    let (_, _, first) = reconciliations().remove(0);
+    let again = scenario.command(
+        at("2027-03-18", 9, 0),
+        bureau("req-20270318-reimport"),
+        Command::RecordReconciliation(Box::new(first)),
+    );
+    // then the events are the fixture's, and the repeat is answered with the original.
+    assert_same_events("the additions", &scenario.events, &v2_addition_events());
+    assert_eq!(
+        again,
+        Reply::ReconciliationRecorded {
+            sequence: v2_addition_events()[0].sequence,
+            duplicate: true
+        }
+    );
+    assert_eq!(scenario.state.check_invariants(), Vec::<String>::new());
+}
+
+#[test]
+fn v2_additions_fixture_decodes_and_is_encoded_byte_for_byte() {
+    let name = "log-v2-additions.records";
+    if updating_fixtures() {
+        write_fixture(name, &encoded_additions());
+    }
+    let committed = read_fixture(name);
+    // Read after the v2 log, as a data directory holds it: the chain goes on.
+    let decoded = decoded_events(&current_log_bytes());
+    assert_same_events(name, &decoded, &current_log_events());
+    let kinds: BTreeSet<DiscrepancyKind> = v2_addition_events()
+        .iter()
+        .flat_map(|event| match &event.event {
+            Event::ReconciliationRecorded(recorded) => recorded
+                .counts
+                .by_kind
+                .iter()
+                .map(|(kind, _)| *kind)
+                .collect::<Vec<_>>(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        DiscrepancyKind::ALL
+            .iter()
+            .copied()
+            .collect::<BTreeSet<_>>(),
+        "every discrepancy kind's number is in the fixture"
+    );
+    assert!(
+        committed == encoded_additions(),
+        "the record encoding of the additions changed but RECORD_FORMAT_VERSION is still \
+         {RECORD_FORMAT_VERSION}: bump it, add the new version's fixture and keep the old one"
+    );
 }

@@ -25,6 +25,7 @@ use crate::api::auth::{Authenticator, TokenEntry};
 use crate::api::proto::{
     export_service_server::ExportServiceServer, ledger_service_server::LedgerServiceServer,
     programme_service_server::ProgrammeServiceServer,
+    reconciliation_service_server::ReconciliationServiceServer,
     redemption_service_server::RedemptionServiceServer,
     registry_service_server::RegistryServiceServer,
     settlement_service_server::SettlementServiceServer,
@@ -35,7 +36,7 @@ use crate::ledger::engine::{Engine, EngineConfig};
 use crate::ledger::{Ledger, LedgerOptions};
 
 /// The gRPC services the server offers, by their health-check names.
-const SERVICE_NAMES: [&str; 7] = [
+const SERVICE_NAMES: [&str; 8] = [
     "voucher.v1.ProgrammeService",
     "voucher.v1.RegistryService",
     "voucher.v1.VoucherService",
@@ -43,6 +44,7 @@ const SERVICE_NAMES: [&str; 7] = [
     "voucher.v1.LedgerService",
     "voucher.v1.SettlementService",
     "voucher.v1.ExportService",
+    "voucher.v1.ReconciliationService",
 ];
 
 /// The server's TOML config (see `config/server.toml`).
@@ -339,6 +341,9 @@ pub async fn run(
     health_reporter
         .set_serving::<ExportServiceServer<Api>>()
         .await;
+    health_reporter
+        .set_serving::<ReconciliationServiceServer<Api>>()
+        .await;
     // Both reflection versions: grpcurl speaks v1, Python's grpcio and older tools v1alpha.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -432,7 +437,11 @@ pub async fn run(
         .add_service(RedemptionServiceServer::new(api.clone()).max_decoding_message_size(large))
         .add_service(LedgerServiceServer::new(api.clone()).max_decoding_message_size(small))
         .add_service(SettlementServiceServer::new(api.clone()).max_decoding_message_size(small))
-        .add_service(ExportServiceServer::new(api).max_decoding_message_size(small));
+        .add_service(ExportServiceServer::new(api.clone()).max_decoding_message_size(small))
+        .add_service(
+            ReconciliationServiceServer::new(api)
+                .max_decoding_message_size(crate::limits::RECONCILE_MESSAGE_BYTES),
+        );
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     let mut stopping_for_grace = stopping.clone();
     let stop = async move {

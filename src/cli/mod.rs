@@ -6,6 +6,7 @@
 mod demo;
 mod error;
 mod export;
+mod reconcile;
 mod serve;
 mod settlement;
 mod summary;
@@ -96,6 +97,9 @@ enum CliCommand {
     /// The finance bureau's work on a running server: settlement runs, statements,
     /// payments, returns, repayments, receivables, pool adjustments, the year close.
     Settlement(settlement::SettlementArgs),
+    /// Match a center's invoice list or the bank's payment file (CSV in UTF-8 or GBK,
+    /// XLSX, XLS, camt.053) with the ledger on a running server, and print the report.
+    Reconcile(reconcile::ReconcileArgs),
     /// Print the SM3 hash of a bearer token, for the `token_sm3` field of the config.
     TokenHash { token: String },
     /// Post invoices until killed, printing each acknowledged invoice (crash testing).
@@ -143,6 +147,7 @@ pub fn main() -> ExitCode {
         } => serve::run(data_dir, &listen, &config, &log_format, !no_sync),
         CliCommand::TokenHash { token } => Ok(token_hash::run(&token)),
         CliCommand::Settlement(arguments) => settlement::run(arguments),
+        CliCommand::Reconcile(arguments) => reconcile::run(arguments),
         CliCommand::Bench(settings) => load::run(settings).map_err(CliError::from),
         CliCommand::BenchRecovery(settings) => recovery::run(&settings).map_err(CliError::from),
         CliCommand::Torture(settings) => torture::run(&settings).map_err(CliError::from),

@@ -8,6 +8,7 @@ pub mod ids;
 pub mod money;
 pub mod origin;
 pub mod policy;
+pub mod reconciliation;
 pub mod rejection;
 pub mod state;
 pub mod state_machine;
@@ -25,6 +26,10 @@ pub use ids::{
 pub use money::{Money, Rate};
 pub use origin::{Origin, Principal, PrincipalRole, RequestId};
 pub use policy::{FacilityTier, ProgrammePolicy};
+pub use reconciliation::{
+    DiscrepancyCounts, DiscrepancyKind, FileDigest, FileEncoding, FileFormat, FileName,
+    ReconciliationRecord, ReconciliationRecorded, ReconciliationScope,
+};
 pub use rejection::{Rejection, RejectionCode};
 pub use state::{
     BankUse, CenterAccount, CenterYear, EnterpriseAccount, InvoiceCache, InvoiceEntry,

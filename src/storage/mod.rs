@@ -9,7 +9,7 @@
 //! | `payload_v2.rs` | record format v2's payloads: origin + event, field by field |
 //! | `payload_v1.rs` | record format v1's event payloads (read only; frozen shapes, bincode) |
 //! | `index.rs` | the invoice index key and its entries (`VLIX` v3; reads v1, v2) |
-//! | `snapshot.rs` | snapshot frames (`VLSN` v3) and the state image layout |
+//! | `snapshot.rs` | snapshot frames (`VLSN` v4) and the state image layout |
 //! | `store.rs` | RocksDB: column families, group commit, point and range reads |
 //! | `log.rs` | the one loop that reads the log back as checked events |
 //! | `package.rs` | the events file of an audit package (`VLPK` v1: the records as stored, framed) |

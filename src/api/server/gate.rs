@@ -75,6 +75,8 @@ pub struct GateConfig {
 }
 
 const POST_INVOICES: &str = "/voucher.v1.RedemptionService/PostInvoices";
+const RECONCILE_CENTER_INVOICES: &str = "/voucher.v1.ReconciliationService/ReconcileCenterInvoices";
+const RECONCILE_BANK_PAYMENTS: &str = "/voucher.v1.ReconciliationService/ReconcileBankPayments";
 
 /// How one method is gated.
 struct Rule {
@@ -184,6 +186,23 @@ impl Shared {
                 authenticated: true,
                 roles: Some((&[Role::Bureau, Role::Center], "post invoices")),
                 message_bytes: config.post_invoices_message_bytes,
+                body_timeout: true,
+            };
+        }
+        // A file upload: up to the reconciliation file limit, from those who may send one.
+        if path == RECONCILE_CENTER_INVOICES || path == RECONCILE_BANK_PAYMENTS {
+            let roles: (&'static [Role], &'static str) = if path == RECONCILE_CENTER_INVOICES {
+                (
+                    &[Role::Bureau, Role::Center],
+                    "reconcile a center's invoices",
+                )
+            } else {
+                (&[Role::Bureau], "reconcile bank payments")
+            };
+            return Rule {
+                authenticated: true,
+                roles: Some(roles),
+                message_bytes: crate::limits::RECONCILE_MESSAGE_BYTES,
                 body_timeout: true,
             };
         }

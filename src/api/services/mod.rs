@@ -4,6 +4,7 @@
 mod export;
 mod ledger;
 mod programme;
+mod reconciliation;
 mod redemption;
 mod registry;
 mod settlement;

@@ -20,6 +20,7 @@ mod image;
 mod invariants;
 mod invoice_cache;
 mod queries;
+mod reconciliation_queries;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -36,6 +37,7 @@ use super::ids::{
 };
 use super::money::Money;
 use super::policy::{FacilityTier, ProgrammePolicy};
+use super::reconciliation::{FileDigest, ReconciliationRecord, ReconciliationScope};
 
 /// What a year's pool (or an enterprise's cap for a year) is used for: face value held
 /// by approved vouchers, subsidy redeemed and standing, and subsidy clawed back from a
@@ -383,6 +385,10 @@ pub struct LedgerState {
     pub(super) invoices_redeemed: u64,
     /// Settlements recorded by format v1's `CenterSettled`.
     pub(super) legacy_settlements: BTreeSet<SettlementId>,
+    /// Recorded reconciliations by the sequence of their event, and the index that
+    /// recognises a re-import (derived: rebuilt from the records, not imaged).
+    pub(super) reconciliations: BTreeMap<u64, ReconciliationRecord>,
+    pub(super) reconciliation_index: BTreeMap<(FileDigest, ReconciliationScope), u64>,
 }
 
 impl LedgerState {
