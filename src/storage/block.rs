@@ -155,7 +155,7 @@ impl<'a> Iterator for SegmentRecords<'a> {
                 left,
             } => {
                 let sequence = *next;
-                let whole: &'a [u8] = *value;
+                let whole: &'a [u8] = value;
                 let rest: &'a [u8] = &whole[*offset..];
                 if *left == 0 {
                     if rest.is_empty() {

@@ -590,7 +590,7 @@ impl EventStore {
         while let Some(key) = iterator.key() {
             self.invoice_filter.insert(key);
             scanned += 1;
-            if scanned % 4_096 == 0 && self.invoice_filter.stopping() {
+            if scanned.is_multiple_of(4_096) && self.invoice_filter.stopping() {
                 return Ok(());
             }
             iterator.next();
