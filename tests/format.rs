@@ -19,6 +19,8 @@
 //! | `snapshot-v2-all-types.vlsn`               | snapshot `VLSN` v2      | the state after the v1 log (no longer read) |
 //! | `snapshot-v3-all-types.vlsn`               | snapshot `VLSN` v3      | the state after the v2 log (no longer read) |
 //! | `snapshot-v4-all-types.vlsn`               | snapshot `VLSN` v4      | the state after the v2 log and its additions |
+//! | `log-block-v1-all-types.vlbk`              | log block `VLBK` v1     | the v2 log's records in one block |
+//! | `log-block-v1-all-types-{unknown-version,first-sequence,count-short,count-long,torn-tail,flipped-byte,absurd-record-length}.vlbk` | `VLBK` v1 | the same, damaged |
 //!
 //! Provenance: `log-v1-all-types.records` is byte for byte what the writer before the
 //! storage restructure (commit 8eeeefa) produces for the same events, and
@@ -64,6 +66,10 @@ use sm3::{Digest, Sm3};
 use voucher_ledger::audit::verify;
 use voucher_ledger::domain::*;
 use voucher_ledger::ledger::{Ledger, LedgerOptions};
+use voucher_ledger::limits::{LOG_BLOCK_BYTES_TARGET, RECORD_PAYLOAD_LIMIT};
+use voucher_ledger::storage::block::{
+    block_of, BLOCK_FORMAT_VERSION, BLOCK_HEADER_LENGTH, BLOCK_MAGIC,
+};
 use voucher_ledger::storage::index::{
     decode_index_entry, encode_index_entry, invoice_key, INDEX_FORMAT_VERSION, INDEX_MAGIC,
 };
@@ -193,6 +199,40 @@ const FROZEN_FIXTURES: &[(&str, &str)] = &[
     (
         "log-v2-all-types.records",
         "5815f4ebc1ac9b409a83fa843b111ce49474a335c327569720288355e82609d4",
+    ),
+    // Log blocks VLBK v1 (data directory format 3): the v2 log's records in one block,
+    // and damaged copies.
+    (
+        "log-block-v1-all-types-absurd-record-length.vlbk",
+        "c272be340fba1afefcbedbe0c6caa6b49a048208a0ab8209004e1f3882e3147f",
+    ),
+    (
+        "log-block-v1-all-types-count-long.vlbk",
+        "8a9cb6919f6abc0e7068d1f9545a23205cbe68317626bb3beb4209cd03d77086",
+    ),
+    (
+        "log-block-v1-all-types-count-short.vlbk",
+        "85a8a3e72aeaef93a8e1015550c2fdfec0bb25ea6465f8a3d957f1c4856ec6a2",
+    ),
+    (
+        "log-block-v1-all-types-first-sequence.vlbk",
+        "01735a8c1cdbea3c9543638d4aaa604c363ba5aa80c57cea373bed8d09eb6a99",
+    ),
+    (
+        "log-block-v1-all-types-flipped-byte.vlbk",
+        "7b1ae0256d6cc8913a6c4ac20c1b5f4ac66d56e24c2b2eca6be0c38b95464d06",
+    ),
+    (
+        "log-block-v1-all-types-torn-tail.vlbk",
+        "7a10f89550dc5799d74f3d9d42dae841674dda2c89b6c00f672bdec95a5bef58",
+    ),
+    (
+        "log-block-v1-all-types-unknown-version.vlbk",
+        "6d2c8914f1de189eae4eb8251650ba0f9537f970cb68e41b1c2128fecb1fe9ba",
+    ),
+    (
+        "log-block-v1-all-types.vlbk",
+        "521aa9bc78c0dd7d433fc4b873bd454204fd1bd30838d3f98c6962556ccc040b",
     ),
     // Invoice index entries v1 (bincode) and v2, and damaged copies.
     (
@@ -3952,7 +3992,7 @@ fn format_1_dir_verifies_migrates_and_verifies_again(log_name: &str, index: Inde
     {
         let store = EventStore::open_read_only(directory.path()).expect("read-only");
         assert_eq!(store.format_version(), DATABASE_FORMAT_VERSION);
-        assert_eq!(store.format_version(), 2);
+        assert_eq!(store.format_version(), 3);
         assert!(store.has_invoice_order());
         assert_eq!(
             store.count_invoice_order().expect("count"),
@@ -3979,7 +4019,7 @@ fn format_1_dir_verifies_migrates_and_verifies_again(log_name: &str, index: Inde
         "{what}: {:?}",
         report.notes
     );
-    // A second open finds format 2 and nothing to migrate.
+    // A second open finds the current format and nothing to migrate.
     let (ledger, opened) = Ledger::open(directory.path(), ledger_options()).expect("reopen");
     assert_eq!(opened.events_replayed, events.len() as u64);
     assert!(ledger.state().same_projections(&replay(&events)));
@@ -4126,7 +4166,7 @@ fn a_migrated_data_dir_appends_v2_records_after_its_v1_records_and_verifies() {
     // to them, each with its origin.
     {
         let store = EventStore::open_read_only(directory.path()).expect("read-only");
-        assert_eq!(store.format_version(), 2);
+        assert_eq!(store.format_version(), 3);
         for event in &all {
             let record = store.record(event.sequence).expect("read").expect("stored");
             let version = if event.sequence <= v1_records {
@@ -4611,6 +4651,385 @@ fn v2_addition_events() -> Vec<SequencedEvent> {
         .collect()
 }
 
+// ------------------------------------------------------------------ log blocks (VLBK)
+//
+// Since data directory format 3 the ledger stores a batch's records as log blocks
+// (`storage::block`): `log-block-v1-all-types.vlbk` is one stored block value holding the
+// records of `log-v2-all-types.records`, byte for byte, under the key of its first
+// sequence. Its damaged copies are derived from it. A log may hold bare records (written
+// before format 3) followed by blocks.
+
+const BLOCK_FIXTURE: &str = "log-block-v1-all-types.vlbk";
+
+/// The stored values of the `events` family of a data directory, by key.
+fn stored_log_values(directory: &Path) -> Vec<(u64, Vec<u8>)> {
+    let db = rocksdb::DB::open_cf_for_read_only(
+        &rocksdb::Options::default(),
+        directory,
+        column_families(directory),
+        false,
+    )
+    .expect("read-only RocksDB");
+    let family = db.cf_handle("events").expect("events");
+    db.iterator_cf(family, rocksdb::IteratorMode::Start)
+        .map(|item| {
+            let (key, value) = item.expect("entry");
+            (
+                u64::from_be_bytes(key.as_ref().try_into().expect("8-byte key")),
+                value.to_vec(),
+            )
+        })
+        .collect()
+}
+
+/// The block the current store writes for the v2 all-types events.
+fn encode_block_log(events: &[SequencedEvent]) -> Vec<(u64, Vec<u8>)> {
+    let directory = tempfile::tempdir().expect("tempdir");
+    {
+        let store = EventStore::open(directory.path(), false).expect("open");
+        let mut batch = CommitBatch::default();
+        store
+            .put_events(&mut batch, events, genesis_chain_hash())
+            .expect("put events");
+        store.commit(batch).expect("commit");
+        store.flush().expect("flush");
+    }
+    stored_log_values(directory.path())
+}
+
+fn block_fixture_bytes() -> Option<Vec<u8>> {
+    match try_read_fixture(BLOCK_FIXTURE) {
+        Some(bytes) => Some(bytes),
+        None if updating_fixtures() => {
+            let encoded = encode_block_log(&v2_events());
+            write_fixture(BLOCK_FIXTURE, &encoded[0].1);
+            Some(encoded[0].1.clone())
+        }
+        None => None,
+    }
+}
+
+/// Every way of reading a data directory's log agrees with `events`: the whole log,
+/// from every sequence (as `ReadEvents` and subscriptions start), one record at a time,
+/// and the chain hash after each record (as snapshots are checked).
+fn assert_log_reads_from_everywhere(what: &str, directory: &Path, events: &[SequencedEvent]) {
+    let store = EventStore::open_read_only(directory).expect("read-only");
+    let mut chains = vec![genesis_chain_hash()];
+    let mut everything = Vec::new();
+    store
+        .read_log(1, genesis_chain_hash(), |logged| {
+            chains.push(logged.chain_hash);
+            everything.push(logged.into_sequenced());
+            ControlFlow::Continue(())
+        })
+        .unwrap_or_else(|error| panic!("{what}: the log reads: {error}"));
+    assert_same_events(what, &everything, events);
+    assert_eq!(
+        store.last_sequence().expect("last"),
+        Some(events.len() as u64)
+    );
+    for from in 1..=events.len() as u64 {
+        let previous = store.chain_hash_after(from - 1).expect("chain hash");
+        assert_eq!(
+            previous,
+            chains[from as usize - 1],
+            "{what}: chain after {}",
+            from - 1
+        );
+        let mut read = Vec::new();
+        store
+            .read_log(from, previous, |logged| {
+                read.push(logged.into_sequenced());
+                ControlFlow::Continue(())
+            })
+            .unwrap_or_else(|error| panic!("{what}: reading from {from}: {error}"));
+        assert_same_events(what, &read, &events[from as usize - 1..]);
+        let one = store
+            .read_event(from)
+            .expect("read one")
+            .expect("present")
+            .into_sequenced();
+        assert_eq!(one, events[from as usize - 1], "{what}: event {from}");
+        let record = store.record(from).expect("record").expect("stored");
+        assert!(
+            check_record(from, &record, &chains[from as usize - 1]).is_ok(),
+            "{what}: record {from} reads alone"
+        );
+    }
+    let past = events.len() as u64 + 1;
+    assert_eq!(store.record(past).expect("record"), None);
+    assert!(store.read_event(past).expect("read past the end").is_none());
+}
+
+#[test]
+fn current_block_version_stores_the_all_types_log_as_one_block_of_its_v2_records() {
+    let events = v2_events();
+    let stored = encode_block_log(&events);
+    assert_eq!(stored.len(), 1, "a batch below the block target is one key");
+    let (key, block) = &stored[0];
+    assert_eq!(*key, 1, "a block is stored under its first sequence");
+    // A block is a header and the records exactly as they were stored one per key.
+    let v2_log = v2_log_bytes();
+    let records: Vec<&[u8]> = split_log(&v2_log)
+        .into_iter()
+        .map(|(_, record)| record)
+        .collect();
+    assert_eq!(
+        block[..BLOCK_HEADER_LENGTH],
+        block_of(1, &records)[..BLOCK_HEADER_LENGTH]
+    );
+    assert_eq!(block[..], block_of(1, &records)[..]);
+    assert_eq!(block[..4], BLOCK_MAGIC);
+    assert_eq!(block[4..6], BLOCK_FORMAT_VERSION.to_le_bytes());
+    assert_eq!(block[8..16], 1u64.to_le_bytes());
+    assert_eq!(block[16..20], (events.len() as u32).to_le_bytes());
+    let Some(committed) = block_fixture_bytes() else {
+        panic!(
+            "block format is v{BLOCK_FORMAT_VERSION} and tests/fixtures/{BLOCK_FIXTURE} is missing \
+             (UPDATE_FIXTURES=1 cargo test --release --test format writes it)"
+        );
+    };
+    assert!(
+        *block == committed,
+        "the block encoding changed but BLOCK_FORMAT_VERSION is still {BLOCK_FORMAT_VERSION}: \
+         bump it, add the new version's fixture and keep a reader for the old one"
+    );
+}
+
+#[test]
+fn a_large_batch_is_cut_into_blocks_of_about_the_target_size() {
+    // 3,000 copies of the largest v2 event: each block but the last closes at the target.
+    let events = v2_events();
+    let largest = events
+        .iter()
+        .max_by_key(|event| encode_log(std::slice::from_ref(event)).len())
+        .expect("events")
+        .clone();
+    let many: Vec<SequencedEvent> = (1..=3_000u64)
+        .map(|sequence| SequencedEvent {
+            sequence,
+            ..largest.clone()
+        })
+        .collect();
+    let stored = encode_block_log(&many);
+    assert!(stored.len() > 1, "{} blocks", stored.len());
+    let mut next = 1u64;
+    for (index, (key, block)) in stored.iter().enumerate() {
+        assert_eq!(*key, next, "blocks are dense");
+        let count = u32::from_le_bytes(block[16..20].try_into().expect("4 bytes"));
+        next += u64::from(count);
+        if index + 1 < stored.len() {
+            assert!(
+                block.len() >= LOG_BLOCK_BYTES_TARGET,
+                "block {index} closed early"
+            );
+            assert!(
+                block.len() < LOG_BLOCK_BYTES_TARGET + RECORD_PAYLOAD_LIMIT + 100,
+                "block {index} ran on"
+            );
+        }
+    }
+    assert_eq!(next, 3_001);
+}
+
+/// What a data directory of format 3 holding `block` (and the v2 index, and optionally
+/// the current snapshot) must do: verify clean, read from everywhere, open.
+#[test]
+fn the_block_fixture_in_a_data_dir_verifies_reads_from_every_sequence_and_opens() {
+    let Some(block) = block_fixture_bytes() else {
+        panic!("tests/fixtures/{BLOCK_FIXTURE} is committed");
+    };
+    let events = v2_events();
+    let (sequence, chain, _) = snapshot_inputs(&v2_log_bytes());
+    for with_snapshot in [false, true] {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let mut raw = vec![RawValue {
+            family: "events",
+            key: 1u64.to_be_bytes().to_vec(),
+            value: block.clone(),
+        }];
+        if with_snapshot {
+            match try_read_fixture(&current_snapshot_name()) {
+                Some(snapshot) => raw.push(snapshot_value(sequence, snapshot)),
+                None => continue,
+            }
+        }
+        make_data_dir(
+            directory.path(),
+            &[],
+            &events,
+            DirFormat::Current,
+            IndexAs::Current,
+            &raw,
+        );
+        let report = verify(directory.path()).expect("verify runs");
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!(report.records_checked, events.len() as u64);
+        assert_eq!(
+            report.chain_head,
+            Some(chain),
+            "blocks chain as bare records"
+        );
+        if with_snapshot {
+            assert_eq!(report.snapshots_checked, vec![sequence]);
+        }
+        assert_log_reads_from_everywhere("the block fixture", directory.path(), &events);
+        let (ledger, opened) = Ledger::open(directory.path(), ledger_options()).expect("open");
+        assert_eq!(opened.snapshot_sequence, with_snapshot.then_some(sequence));
+        assert_eq!(ledger.chain_head(), chain);
+        assert!(ledger.state().same_projections(&replay(&events)));
+    }
+}
+
+#[test]
+fn a_format_2_log_of_bare_records_migrates_then_appends_blocks_and_reads_as_one_log() {
+    // A format 2 directory (bare v2 records, marker 2) is opened by this build: the marker
+    // becomes 3 without rewriting a record, new batches are written as blocks chained to
+    // the bare records, and every reader sees one log.
+    let log = v2_log_bytes();
+    let mut events = v2_events();
+    let bare = split_log(&log);
+    let directory = tempfile::tempdir().expect("tempdir");
+    let mut marker = DATABASE_MAGIC.to_vec();
+    marker.extend_from_slice(&2u16.to_le_bytes());
+    make_data_dir(
+        directory.path(),
+        &bare,
+        &events,
+        DirFormat::Current,
+        IndexAs::Current,
+        &[RawValue {
+            family: "default",
+            key: b"format".to_vec(),
+            value: marker,
+        }],
+    );
+    assert_eq!(
+        EventStore::open_read_only(directory.path())
+            .expect("read-only")
+            .format_version(),
+        2
+    );
+    let last_time = events.last().expect("events").at;
+    for round in 0..3i64 {
+        let (mut ledger, _) = Ledger::open(directory.path(), ledger_options()).expect("open");
+        // Batches of one and of several commands.
+        let envelopes: Vec<Envelope> = (0..=round * 3)
+            .map(|index| {
+                Envelope::from_origin(
+                    Timestamp(last_time.0 + 60_000 * (round * 10 + index + 1)),
+                    operator(),
+                    Command::ConfirmClock {
+                        reason: reason(&format!("clock checked, round {round} call {index}")),
+                    },
+                )
+            })
+            .collect();
+        for reply in ledger.submit(&envelopes).expect("submit") {
+            reply.expect("accepted");
+        }
+        events.extend(ledger.last_batch_events().iter().cloned());
+        ledger.close().expect("close");
+    }
+    let stored = stored_log_values(directory.path());
+    for (key, value) in &stored {
+        if *key <= bare.len() as u64 {
+            assert_eq!(
+                Some(value.as_slice()),
+                bare.iter()
+                    .find(|(sequence, _)| sequence == key)
+                    .map(|(_, record)| *record),
+                "bare record {key} is as it was"
+            );
+        } else {
+            assert_eq!(value[..4], BLOCK_MAGIC, "key {key} holds a block");
+        }
+    }
+    assert_eq!(stored.len(), bare.len() + 3, "one block per appended batch");
+    assert_eq!(
+        EventStore::open_read_only(directory.path())
+            .expect("read-only")
+            .format_version(),
+        DATABASE_FORMAT_VERSION
+    );
+    let report = verify(directory.path()).expect("verify runs");
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert_eq!(report.records_checked, events.len() as u64);
+    assert_log_reads_from_everywhere("bare records then blocks", directory.path(), &events);
+    let (ledger, _) = Ledger::open(directory.path(), ledger_options()).expect("reopen");
+    assert!(ledger.state().same_projections(&replay(&events)));
+}
+
+fn block_damage(change: impl Fn(&mut Vec<u8>) + 'static) -> Damage {
+    Box::new(change)
+}
+
+/// The damaged copies of the block fixture: name, the sequence each is refused at, the
+/// bytes.
+fn corrupt_blocks(committed: &[u8]) -> Vec<(String, u64, Vec<u8>)> {
+    let count = u64::from(u32::from_le_bytes(
+        committed[16..20].try_into().expect("4 bytes"),
+    ));
+    let set_count = |block: &mut Vec<u8>, value: u64| {
+        block[16..20].copy_from_slice(&(value as u32).to_le_bytes());
+    };
+    // Where record 3 starts: the lengths of records 1 and 2.
+    let v2_log = v2_log_bytes();
+    let records = split_log(&v2_log);
+    let third = BLOCK_HEADER_LENGTH + records[0].1.len() + records[1].1.len();
+    let damages: Vec<(&str, u64, Damage)> = vec![
+        (
+            "unknown-version",
+            1,
+            block_damage(|block: &mut Vec<u8>| {
+                block[4..6].copy_from_slice(&u16::MAX.to_le_bytes())
+            }),
+        ),
+        (
+            "first-sequence",
+            1,
+            block_damage(|block: &mut Vec<u8>| block[8..16].copy_from_slice(&2u64.to_le_bytes())),
+        ),
+        (
+            "count-short",
+            count,
+            block_damage(move |block: &mut Vec<u8>| set_count(block, count - 1)),
+        ),
+        (
+            "count-long",
+            count + 1,
+            block_damage(move |block: &mut Vec<u8>| set_count(block, count + 1)),
+        ),
+        (
+            "torn-tail",
+            count,
+            block_damage(|block: &mut Vec<u8>| block.truncate(block.len() - 5)),
+        ),
+        (
+            "flipped-byte",
+            3,
+            block_damage(move |block: &mut Vec<u8>| {
+                block[third + RECORD_HEADER_LENGTH + 2] ^= 0x01
+            }),
+        ),
+        (
+            "absurd-record-length",
+            3,
+            block_damage(move |block: &mut Vec<u8>| {
+                block[third + 24..third + 28].copy_from_slice(&u32::MAX.to_le_bytes())
+            }),
+        ),
+    ];
+    damages
+        .into_iter()
+        .map(|(suffix, bad, damage)| {
+            let mut bytes = committed.to_vec();
+            damage(&mut bytes);
+            (format!("log-block-v1-all-types-{suffix}.vlbk"), bad, bytes)
+        })
+        .collect()
+}
+
 #[test]
 fn v2_additions_are_what_the_state_machine_decides_and_a_reimport_appends_nothing() {
     // Given the state after the v2 log,
@@ -4686,4 +5105,57 @@ fn v2_additions_fixture_decodes_and_is_encoded_byte_for_byte() {
         "the record encoding of the additions changed but RECORD_FORMAT_VERSION is still \
          {RECORD_FORMAT_VERSION}: bump it, add the new version's fixture and keep the old one"
     );
+}
+
+#[test]
+fn damaged_blocks_in_a_data_dir_fail_verify_and_open_at_the_bad_sequence() {
+    let Some(committed) = block_fixture_bytes() else {
+        panic!("tests/fixtures/{BLOCK_FIXTURE} is committed");
+    };
+    let events = v2_events();
+    for (name, bad, derived) in corrupt_blocks(&committed) {
+        let damaged = derived_fixture(&name, &derived);
+        let directory = tempfile::tempdir().expect("tempdir");
+        make_data_dir(
+            directory.path(),
+            &[],
+            &events,
+            DirFormat::Current,
+            IndexAs::Current,
+            &[RawValue {
+                family: "events",
+                key: 1u64.to_be_bytes().to_vec(),
+                value: damaged,
+            }],
+        );
+        let (report, largest) =
+            largest_allocation(|| verify(directory.path()).expect("verify runs"));
+        assert!(
+            largest < ALLOCATION_ALLOWED,
+            "{name}: asked for {largest} bytes"
+        );
+        assert_eq!(
+            report.first_bad_sequence,
+            Some(bad),
+            "{name}: {:?}",
+            report.problems
+        );
+        assert!(
+            report.problems[0].starts_with(&format!("record {bad}:")),
+            "{name}: {:?}",
+            report.problems
+        );
+        assert_eq!(
+            report.records_checked,
+            bad - 1,
+            "{name}: the records before it read"
+        );
+        let error = Ledger::open(directory.path(), ledger_options())
+            .err()
+            .unwrap_or_else(|| panic!("{name}: a damaged log opened"));
+        assert!(
+            error.to_string().starts_with(&format!("record {bad}:")),
+            "{name}: {error}"
+        );
+    }
 }
