@@ -11,6 +11,7 @@
 //!   snapshots, and the single writer thread ([`ledger::engine`]) behind a bounded queue.
 //! - [`api`]: the gRPC interface and its server; the only layer that sees proto types.
 //! - [`audit`]: the auditor's independent check of a data directory (`verify`).
+//! - [`export`]: the figures as CSV and XLSX files, and the year's audit package.
 //! - [`reconcile`]: a center's invoice list or the bank's payment file (CSV in UTF-8 or
 //!   GB18030, XLSX, XLS, camt.053) matched with the ledger into a discrepancy report.
 //! - [`report`]: what a person reads (the programme-year summary).
@@ -23,6 +24,7 @@ pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod domain;
+pub mod export;
 pub mod ledger;
 pub mod limits;
 pub mod reconcile;

@@ -132,6 +132,32 @@ pub const STATUS_DETAILS_MAX_BYTES: usize = 4_096;
 pub const INVOICE_MESSAGE_MAX_BYTES: usize =
     3 + 6 * 3 + 18 + 36 + INVOICE_NUMBER_MAX_BYTES + 24 + 10 + DELIVERY_PROOF_MAX_BYTES;
 
+// ------------------------------------------------------------------------ the exports
+
+/// Most rows one exported table holds (statements, invoices of a period, receivables).
+/// An export is built in memory before it is sent or written (its size and hash lead the
+/// download), and an XLSX row costs rust_xlsxwriter a few hundred bytes, so this bounds
+/// one export to tens of megabytes; a larger one is refused with a message that says to
+/// narrow it (one center, a shorter period). Below Excel's 1,048,576 rows per sheet.
+pub const EXPORT_ROWS_MAX: usize = 200_000;
+/// Rows an export reads under the state's read lock at a time: the writer never waits
+/// for a whole export, only for one page.
+pub const EXPORT_PAGE_ROWS: usize = 1_000;
+/// Largest chunk of a streamed file download (gRPC `ExportService`): well under a
+/// client's default 4 MiB message limit, and small enough to pace a slow reader.
+pub const EXPORT_CHUNK_BYTES: usize = 64 << 10;
+/// Exports the server builds at the same time (each holds its file in memory, at most
+/// [`EXPORT_ROWS_MAX`] rows); further calls wait for a slot.
+pub const EXPORTS_CONCURRENT_MAX: usize = 2;
+/// Widest XLSX column, in characters: a long legal name or reason wraps past it rather
+/// than making the sheet unreadable.
+pub const XLSX_COLUMN_WIDTH_MAX: usize = 60;
+/// Largest amount, in fen, written as an XLSX number cell: 10^15 fen (10^13 yuan), the
+/// ledger's largest single amount. Up to it an amount has at most 15 significant digits
+/// and survives the trip through an IEEE double exactly (see
+/// `export::table::money_as_xlsx_number`); a larger total is refused in XLSX.
+pub const XLSX_MONEY_EXACT_MAX_FEN: i64 = 1_000_000_000_000_000;
+
 // ------------------------------------------------------------------------ the server
 
 /// Default: most open client connections; further ones wait in the listen backlog.
@@ -198,6 +224,14 @@ const _: () = assert!(READ_EVENTS_PAGE_BYTES_MIN <= READ_EVENTS_PAGE_BYTES_DEFAU
 const _: () = assert!(READ_EVENTS_PAGE_BYTES_DEFAULT <= READ_EVENTS_PAGE_BYTES_MAX);
 
 // ------------------------------------------------------- relations the code relies on
+
+// An exported table (plus its header row) fits one Excel sheet.
+const _: () = assert!(EXPORT_ROWS_MAX < 1_048_576);
+// Every single amount fits an XLSX money cell exactly, and the fen count itself is an
+// exact f64 (below 2^53).
+const _: () = assert!(MONEY_MAX_FEN <= XLSX_MONEY_EXACT_MAX_FEN);
+const _: () = assert!(XLSX_MONEY_EXACT_MAX_FEN < (1i64 << 53));
+const _: () = assert!(EXPORT_PAGE_ROWS <= EXPORT_ROWS_MAX);
 
 const _: () = assert!(EXPIRY_BATCH_LIMIT <= SUBMIT_BATCH_LIMIT);
 const _: () = assert!(READ_EVENTS_DEFAULT <= READ_EVENTS_LIMIT);

@@ -23,7 +23,8 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::api::auth::{Authenticator, TokenEntry};
 use crate::api::proto::{
-    ledger_service_server::LedgerServiceServer, programme_service_server::ProgrammeServiceServer,
+    export_service_server::ExportServiceServer, ledger_service_server::LedgerServiceServer,
+    programme_service_server::ProgrammeServiceServer,
     reconciliation_service_server::ReconciliationServiceServer,
     redemption_service_server::RedemptionServiceServer,
     registry_service_server::RegistryServiceServer,
@@ -35,13 +36,14 @@ use crate::ledger::engine::{Engine, EngineConfig};
 use crate::ledger::{Ledger, LedgerOptions};
 
 /// The gRPC services the server offers, by their health-check names.
-const SERVICE_NAMES: [&str; 7] = [
+const SERVICE_NAMES: [&str; 8] = [
     "voucher.v1.ProgrammeService",
     "voucher.v1.RegistryService",
     "voucher.v1.VoucherService",
     "voucher.v1.RedemptionService",
     "voucher.v1.LedgerService",
     "voucher.v1.SettlementService",
+    "voucher.v1.ExportService",
     "voucher.v1.ReconciliationService",
 ];
 
@@ -337,6 +339,9 @@ pub async fn run(
         .set_serving::<SettlementServiceServer<Api>>()
         .await;
     health_reporter
+        .set_serving::<ExportServiceServer<Api>>()
+        .await;
+    health_reporter
         .set_serving::<ReconciliationServiceServer<Api>>()
         .await;
     // Both reflection versions: grpcurl speaks v1, Python's grpcio and older tools v1alpha.
@@ -432,6 +437,7 @@ pub async fn run(
         .add_service(RedemptionServiceServer::new(api.clone()).max_decoding_message_size(large))
         .add_service(LedgerServiceServer::new(api.clone()).max_decoding_message_size(small))
         .add_service(SettlementServiceServer::new(api.clone()).max_decoding_message_size(small))
+        .add_service(ExportServiceServer::new(api.clone()).max_decoding_message_size(small))
         .add_service(
             ReconciliationServiceServer::new(api)
                 .max_decoding_message_size(crate::limits::RECONCILE_MESSAGE_BYTES),

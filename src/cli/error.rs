@@ -62,6 +62,19 @@ pub enum CliError {
     /// A development tool failed.
     #[error(transparent)]
     Tool(#[from] ToolError),
+    /// An export could not be built (the message names the table, row or argument).
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
+    /// An audit package could not be written or read (the message names the file).
+    #[error(transparent)]
+    Package(#[from] crate::export::package::PackageError),
+    /// A file could not be written.
+    #[error("writing {}: {source}", .path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl CliError {

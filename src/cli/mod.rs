@@ -5,12 +5,14 @@
 
 mod demo;
 mod error;
+mod export;
 mod reconcile;
 mod serve;
 mod settlement;
 mod summary;
 mod token_hash;
 mod verify;
+mod verify_package;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,11 +56,18 @@ enum CliCommand {
         no_sync: bool,
     },
     /// Check the hash chain and every record, rebuild the projections and compare them
-    /// with the stored snapshots and the invoice index. Exits 1 on any mismatch.
+    /// with the stored snapshots and the invoice index. Exits 1 on any mismatch. With
+    /// --package, check an audit package offline instead (see `export`).
     Verify {
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
+        /// An audit package directory written by `export`.
+        #[arg(long, conflicts_with = "data_dir")]
+        package: Option<PathBuf>,
     },
+    /// Write a year's audit package (--data-dir DIR --year Y --out PKG), or one export
+    /// as CSV or XLSX (statements, invoices, receivables).
+    Export(export::ExportArgs),
     /// Print the programme-year summary of DIR.
     Summary {
         #[arg(long, default_value = "./data")]
@@ -122,7 +131,12 @@ pub fn main() -> ExitCode {
             },
             !no_sync,
         ),
-        CliCommand::Verify { data_dir } => verify::run(&data_dir),
+        CliCommand::Verify {
+            package: Some(package),
+            ..
+        } => verify_package::run(&package),
+        CliCommand::Verify { data_dir, .. } => verify::run(&data_dir),
+        CliCommand::Export(arguments) => export::run(arguments),
         CliCommand::Summary { data_dir, year } => summary::run(&data_dir, year),
         CliCommand::Serve {
             data_dir,

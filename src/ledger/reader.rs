@@ -7,11 +7,15 @@
 //! engine's job (`EngineHandle::read`).
 
 use std::ops::ControlFlow;
+use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use super::LedgerError;
 use crate::domain::{InvoiceEntry, InvoiceNumber, LedgerState, ProgrammeYear, Uscc};
+use crate::limits::INVOICE_CACHE_DEFAULT;
+use crate::storage::record::genesis_chain_hash;
 use crate::storage::{EventStore, LogError, LogPosition, LoggedEvent, StoreError};
 
 #[derive(Clone)]
@@ -80,6 +84,35 @@ impl LedgerReader {
     ) -> Result<(), StoreError> {
         self.store
             .scan_invoice_order(center, year, from, until, visit)
+    }
+
+    /// Opens the data directory at `path` read only (a running server may hold it) and
+    /// rebuilds the projections as [`super::Ledger::open`] does: the newest valid
+    /// snapshot, the log after it (checked), the invariants. For offline tools (exports);
+    /// it sees the data as of the moment it opened.
+    pub fn open_read_only(path: &Path) -> Result<LedgerReader, LedgerError> {
+        let store = EventStore::open_read_only(path)?;
+        let mut start = (
+            LedgerState::with_bounded_invoice_cache(),
+            genesis_chain_hash(),
+        );
+        for sequence in store.snapshot_sequences()? {
+            // A snapshot that does not load is skipped, as on a writable open.
+            if let Ok(loaded) = super::load_snapshot(&store, sequence) {
+                start = loaded;
+                break;
+            }
+        }
+        let (mut state, chain_head) = start;
+        super::replay(&store, &mut state, chain_head, INVOICE_CACHE_DEFAULT)?;
+        if let Some(first) = state.check_invariants().first() {
+            return Err(LedgerError::Invariant(first.clone()));
+        }
+        state.invoice_cache_mut().clear(INVOICE_CACHE_DEFAULT);
+        Ok(LedgerReader::new(
+            Arc::new(store),
+            Arc::new(RwLock::new(state)),
+        ))
     }
 
     /// The sequence of the newest stored record.

@@ -12,12 +12,14 @@
 //! | `snapshot.rs` | snapshot frames (`VLSN` v4) and the state image layout |
 //! | `store.rs` | RocksDB: column families, group commit, point and range reads |
 //! | `log.rs` | the one loop that reads the log back as checked events |
+//! | `package.rs` | the events file of an audit package (`VLPK` v1: the records as stored, framed) |
 //! | `migrate.rs` | brings an older data directory up to the current format on first open |
 
 pub mod codec;
 pub mod index;
 pub mod log;
 mod migrate;
+pub mod package;
 mod payload_v1;
 mod payload_v2;
 pub mod record;

@@ -173,3 +173,13 @@ pub fn error_reason(status: &tonic::Status) -> Option<String> {
         .error_info()
         .map(|info| info.reason.clone())
 }
+
+// ---------------------------------------------------------------- exports (issue 10)
+
+use voucher_ledger::api::proto::export_service_client::ExportServiceClient;
+
+impl TestServer {
+    pub fn export(&self) -> ExportServiceClient<Channel> {
+        ExportServiceClient::new(self.channel.clone())
+    }
+}

@@ -1,6 +1,7 @@
 //! The gRPC services over one [`Api`] value: parse, authorise, submit, answer. One file
 //! per service; this one holds what they share.
 
+mod export;
 mod ledger;
 mod programme;
 mod reconciliation;

@@ -5,6 +5,7 @@
 //! - this file: the projected records (accounts, vouchers, usage) and [`LedgerState`];
 //! - [`fold`]: `LedgerState::apply`, the fold of one event, which never fails;
 //! - [`queries`]: read-only questions the state machine and the API ask;
+//! - [`export_queries`]: the paged walks the exports (`crate::export`) ask;
 //! - [`invariants`]: `check_invariants`, the promises every state keeps;
 //! - [`image`]: [`StateImage`], the projections as sorted plain data (what a snapshot
 //!   holds; `storage::snapshot` owns its byte layout);
@@ -13,6 +14,7 @@
 //! Maps that are only looked up use `FxHashMap` (fast, deterministic hashing); nothing is
 //! ever emitted in hash-map order: images and listings sort first.
 
+mod export_queries;
 mod fold;
 mod image;
 mod invariants;
