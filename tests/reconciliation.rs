@@ -369,6 +369,18 @@ fn center_invoice_lists_in_every_format_list_each_discrepancy_once_with_its_line
         assert!(String::from_utf8(csv)
             .expect("UTF-8")
             .contains("SUBSIDY_MISMATCH,INV-003"));
+        // The XLSX report has typed money cells: read back, the ledger's subsidy is 1500.
+        let xlsx = reconcile::report_csv::report_to_xlsx(&report, Timestamp(0)).expect("xlsx");
+        let mut book: calamine::Xlsx<_> =
+            calamine::Reader::new(std::io::Cursor::new(xlsx)).expect("readable XLSX");
+        let range = calamine::Reader::worksheet_range_at(&mut book, 0)
+            .expect("a sheet")
+            .expect("reads");
+        let subsidy_row = range
+            .rows()
+            .find(|row| row[0] == calamine::Data::String("SUBSIDY_MISMATCH".into()))
+            .expect("the subsidy line");
+        assert_eq!(subsidy_row[9], calamine::Data::Float(1500.0), "{name}");
     }
     ledger.close().expect("close");
 }
@@ -803,4 +815,37 @@ async fn reconciliations_over_grpc_are_recorded_recognised_on_reimport_and_survi
     let from_log: Vec<ReconciliationRecord> = replayed.reconciliations().cloned().collect();
     assert_eq!(from_snapshot.len(), 4);
     assert_eq!(from_snapshot, from_log);
+}
+
+/// A measurement, not a check (run with `--ignored --nocapture`): a file at the row limit
+/// (200,000 invoices) read, parsed and matched against as many ledger invoices.
+#[test]
+#[ignore]
+fn measure_a_file_at_the_row_limit() {
+    let rows = voucher_ledger::limits::RECONCILIATION_ROWS_MAX;
+    let mut text = String::from("发票号码,开票日期,金额,补贴\n");
+    let mut facts = Vec::with_capacity(rows);
+    for index in 0..rows {
+        text.push_str(&format!("INV-{index:08},2026-06-30,\"1,234.50\",370.35\n"));
+        facts.push(reconcile::LedgerInvoice {
+            invoice_number: common::invoice_number(&format!("INV-{index:08}")),
+            issue_date: common::date("2026-06-30"),
+            amount: common::money("1234.50"),
+            subsidy: common::money(if index % 10 == 0 { "370.34" } else { "370.35" }),
+            reversed: false,
+        });
+    }
+    let started = std::time::Instant::now();
+    let file = reconcile::prepare(text.as_bytes()).expect("reads");
+    let read = started.elapsed();
+    let report =
+        reconcile::reconcile_center_invoices(&file, center_scope(), &facts).expect("report");
+    let total = started.elapsed();
+    assert_eq!(report.lines.len(), rows);
+    println!(
+        "{rows} rows, {} bytes: read {:?}, read + parse + match {:?}",
+        text.len(),
+        read,
+        total
+    );
 }

@@ -1,6 +1,7 @@
 //! `voucher-ledger reconcile ...`: send a center's invoice list or the bank's payment
 //! file to a running server, print the discrepancy report, and optionally write it as
-//! CSV (UTF-8 with BOM). The file's format and encoding are detected by the server.
+//! CSV (UTF-8 with BOM) or XLSX, with the exports' table writer. The file's format and
+//! encoding are detected by the server.
 //!
 //! The bearer token comes from `--token` or `VOUCHER_LEDGER_TOKEN`; every call sends an
 //! `x-request-id`, so the recorded reconciliation names who sent it under which request.
@@ -17,8 +18,10 @@ use tonic::Request;
 use crate::api::proto;
 use crate::api::proto::reconciliation_service_client::ReconciliationServiceClient;
 use crate::cli::CliError;
+use crate::domain::{Date, Money, Timestamp};
+use crate::export::table::{write_csv, write_xlsx, Cell};
 use crate::limits::{RECONCILE_MESSAGE_BYTES, RECONCILE_REPLY_BYTES_MAX};
-use crate::reconcile::report_csv::{csv_bytes, row_error_row};
+use crate::reconcile::report_csv::{report_table, row_error_row};
 
 #[derive(Args)]
 pub struct ReconcileArgs {
@@ -40,8 +43,11 @@ pub struct ReconcileArgs {
     )]
     token: Option<String>,
     /// Also write the report as CSV (UTF-8 with BOM, opens in Excel) to this file.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, conflicts_with = "xlsx")]
     csv: Option<PathBuf>,
+    /// Also write the report as XLSX (money cells #,##0.00) to this file.
+    #[arg(long, global = true)]
+    xlsx: Option<PathBuf>,
     /// Print every line, matched ones too (by default only discrepancies).
     #[arg(long, global = true)]
     all: bool,
@@ -113,9 +119,24 @@ pub fn run(arguments: ReconcileArgs) -> Result<ExitCode, CliError> {
         .map_err(CliError::Runtime)?;
     let response = runtime.block_on(call(&arguments.target, &token, &arguments.kind))?;
     print!("{}", render(&response, arguments.all));
-    if let Some(path) = &arguments.csv {
-        let bytes = csv_bytes(&report_rows(&response))
-            .map_err(|error| CliError::Client(format!("writing the CSV: {error}")))?;
+    for (path, xlsx) in [(&arguments.csv, false), (&arguments.xlsx, true)] {
+        let Some(path) = path else { continue };
+        let table = report_table(report_rows(&response))
+            .map_err(|error| CliError::Client(format!("the report table: {error}")))?;
+        // The file records the reconciliation's own time, so the same answer gives the
+        // same bytes.
+        let recorded_at = Timestamp(
+            response
+                .recorded
+                .as_ref()
+                .map_or(0, |recorded| recorded.time_unix_ms),
+        );
+        let bytes = if xlsx {
+            write_xlsx(&table, recorded_at)
+        } else {
+            write_csv(&table)
+        }
+        .map_err(|error| CliError::Client(format!("writing {}: {error}", path.display())))?;
         std::fs::write(path, bytes)
             .map_err(|error| CliError::Client(format!("writing {}: {error}", path.display())))?;
         println!("report written to {}", path.display());
@@ -176,38 +197,54 @@ async fn call(
     Ok(response.into_inner())
 }
 
-/// The report's rows for the CSV, from the server's answer.
-fn report_rows(response: &proto::ReconciliationResponse) -> Vec<Vec<String>> {
-    let number = |value: u32| {
+/// The report's rows, typed, from the server's answer.
+fn report_rows(response: &proto::ReconciliationResponse) -> Vec<Vec<Cell>> {
+    let line = |value: u32| {
         if value == 0 {
-            String::new()
+            Cell::Empty
         } else {
-            value.to_string()
+            Cell::Count(u64::from(value))
         }
     };
-    let mut rows: Vec<Vec<String>> = response
+    // The server's values are canonical; one that does not parse is shown as text.
+    let money = |text: &str| match text {
+        "" => Cell::Empty,
+        _ => Money::parse("amount", text).map_or_else(|_| Cell::text(text), Cell::Money),
+    };
+    let date = |text: &str| match text {
+        "" => Cell::Empty,
+        _ => Date::parse("date", text).map_or_else(|_| Cell::text(text), Cell::Date),
+    };
+    let text = |text: &str| {
+        if text.is_empty() {
+            Cell::Empty
+        } else {
+            Cell::text(text)
+        }
+    };
+    let mut rows: Vec<Vec<Cell>> = response
         .lines
         .iter()
-        .map(|line| {
+        .map(|found| {
             vec![
-                line.kind.clone(),
-                line.reference.clone(),
-                number(line.file_line),
-                line.file_amount.clone(),
-                line.file_subsidy.clone(),
-                line.file_date.clone(),
-                line.file_payee.clone(),
-                number(line.first_line),
-                line.ledger_amount.clone(),
-                line.ledger_subsidy.clone(),
-                line.ledger_date.clone(),
-                if line.ledger_statement_id == 0 {
-                    String::new()
+                Cell::text(&found.kind),
+                Cell::text(&found.reference),
+                line(found.file_line),
+                money(&found.file_amount),
+                money(&found.file_subsidy),
+                date(&found.file_date),
+                text(&found.file_payee),
+                line(found.first_line),
+                money(&found.ledger_amount),
+                money(&found.ledger_subsidy),
+                date(&found.ledger_date),
+                if found.ledger_statement_id == 0 {
+                    Cell::Empty
                 } else {
-                    line.ledger_statement_id.to_string()
+                    Cell::Count(found.ledger_statement_id)
                 },
-                line.ledger_payee.clone(),
-                line.description.clone(),
+                text(&found.ledger_payee),
+                Cell::text(&found.description),
             ]
         })
         .collect();

@@ -7,7 +7,8 @@
 //! - [`rows`]: the header's columns, and each row typed or refused with its line number;
 //! - [`matching`]: the pure matcher, rows and ledger facts to report lines;
 //! - [`ledger_facts`]: the ledger's facts for a scope, read through `LedgerReader`;
-//! - [`report_csv`]: the report as CSV (UTF-8 with BOM, so Excel shows Chinese intact).
+//! - [`report_csv`]: the report as a table for the exports' writer: CSV (UTF-8 with BOM,
+//!   so Excel shows Chinese intact) or XLSX.
 //!
 //! Nothing here changes the ledger: the API records the outcome with
 //! `Command::RecordReconciliation` (who, when, the file's SM3 digest, counts per kind).

@@ -34,9 +34,22 @@ impl EventStore {
     pub fn scan_raw_records(
         &self,
         from: u64,
-        visit: impl FnMut(u64, &[u8]) -> bool,
+        mut visit: impl FnMut(u64, &[u8]) -> bool,
     ) -> Result<(), StoreError> {
-        self.scan_records(from.max(1), visit)
+        // Records are framed one by one inside the stored blocks; a damaged block ends the
+        // scan with its error, as every other reader of the log sees it.
+        let mut damaged = None;
+        self.scan_records(from.max(1), |item| match item {
+            Ok((sequence, record)) => visit(sequence, record),
+            Err(error) => {
+                damaged = Some(error);
+                false
+            }
+        })?;
+        match damaged {
+            Some(error) => Err(super::store::corrupt_log(error)),
+            None => Ok(()),
+        }
     }
 }
 

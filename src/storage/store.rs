@@ -789,7 +789,7 @@ fn corrupt_entry(key: &[u8], reason: &str) -> StoreError {
     }
 }
 
-fn corrupt_log(error: RecordError) -> StoreError {
+pub(super) fn corrupt_log(error: RecordError) -> StoreError {
     StoreError::Corrupt {
         what: "the event log".into(),
         reason: error.to_string(),
