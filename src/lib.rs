@@ -10,6 +10,7 @@
 //! - [`ledger`]: the durable ledger. Group commit of the state machine's events, recovery,
 //!   snapshots, and the single writer thread ([`ledger::engine`]) behind a bounded queue.
 //! - [`api`]: the gRPC interface and its server; the only layer that sees proto types.
+//! - [`ops`]: what an operator watches: Prometheus metrics.
 //! - [`audit`]: the auditor's independent check of a data directory (`verify`).
 //! - [`report`]: what a person reads (the programme-year summary).
 //! - [`cli`]: the `voucher-ledger` command line.
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod domain;
 pub mod ledger;
 pub mod limits;
+pub mod ops;
 pub mod report;
 pub mod storage;
 pub mod tooling;

@@ -7,6 +7,8 @@
 //!   of every reversed invoice as v3 with the sequence of its reversal (v1 and v2 entries
 //!   kept only that it was reversed, and whether it is settled depends on when); then
 //!   write the version 2 marker.
+//! - 2 → 3: the `checkpoints` family (signed checkpoints) is created empty by the open
+//!   itself; nothing is derived from the log, so only the marker is written.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;

@@ -10,10 +10,14 @@
 //! | `payload_v1.rs` | record format v1's event payloads (read only; frozen shapes, bincode) |
 //! | `index.rs` | the invoice index key and its entries (`VLIX` v3; reads v1, v2) |
 //! | `snapshot.rs` | snapshot frames (`VLSN` v3) and the state image layout |
+//! | `checkpoint.rs` | signed checkpoints (`VLCP` v1), the SM2 key files and the export file |
+//! | `backup.rs` | backup directories: their manifest, making one, restoring one |
 //! | `store.rs` | RocksDB: column families, group commit, point and range reads |
 //! | `log.rs` | the one loop that reads the log back as checked events |
 //! | `migrate.rs` | brings an older data directory up to the current format on first open |
 
+pub mod backup;
+pub mod checkpoint;
 pub mod codec;
 pub mod index;
 pub mod log;
