@@ -10,6 +10,7 @@
 //! - [`ledger`]: the durable ledger. Group commit of the state machine's events, recovery,
 //!   snapshots, and the single writer thread ([`ledger::engine`]) behind a bounded queue.
 //! - [`api`]: the gRPC interface and its server; the only layer that sees proto types.
+//! - [`ops`]: what an operator watches: Prometheus metrics.
 //! - [`audit`]: the auditor's independent check of a data directory (`verify`).
 //! - [`export`]: the figures as CSV and XLSX files, and the year's audit package.
 //! - [`reconcile`]: a center's invoice list or the bank's payment file (CSV in UTF-8 or
@@ -27,6 +28,7 @@ pub mod domain;
 pub mod export;
 pub mod ledger;
 pub mod limits;
+pub mod ops;
 pub mod reconcile;
 pub mod report;
 pub mod storage;

@@ -61,6 +61,14 @@ pub const QUEUE_JOBS_DEFAULT: usize = 16_384;
 /// Default: how long a reader waits for the writer to make what it read durable.
 pub const READ_WAIT_DEFAULT: Duration = Duration::from_secs(5);
 
+/// Default: events between signed checkpoints (`checkpoint_interval`). Records after the
+/// newest checkpoint are the only ones a truncation could drop unseen; a settlement run,
+/// a year close, a start with an unsigned tail and a stop are signed regardless.
+pub const CHECKPOINT_INTERVAL_DEFAULT: u64 = 10_000;
+/// Checkpoints waiting for the signing thread; when it is full the writer signs the head
+/// after its next batch instead (it never waits for the signer).
+pub const CHECKPOINT_QUEUE: usize = 64;
+
 // ----------------------------------------------------------------------- the storage
 
 /// No single event payload is larger than this; a bigger length field means a corrupt
@@ -108,6 +116,10 @@ pub const READ_EVENTS_DEFAULT: u32 = 1_000;
 pub const SUBSCRIBER_BUFFER: usize = 256;
 /// A subscriber that accepts nothing for this long is disconnected.
 pub const SUBSCRIBER_STALL_LIMIT: Duration = Duration::from_secs(60);
+/// Checkpoints one `ListCheckpoints` page returns when the caller names no limit.
+pub const CHECKPOINT_LIST_DEFAULT: u32 = 100;
+/// Most checkpoints one `ListCheckpoints` page returns.
+pub const CHECKPOINT_LIST_LIMIT: u32 = 1_000;
 /// Page size of List calls when the caller names none.
 pub const LIST_PAGE_DEFAULT: u32 = 100;
 /// Largest page size of List calls.
@@ -243,6 +255,7 @@ const _: () = assert!(EXPORT_PAGE_ROWS <= EXPORT_ROWS_MAX);
 
 const _: () = assert!(EXPIRY_BATCH_LIMIT <= SUBMIT_BATCH_LIMIT);
 const _: () = assert!(READ_EVENTS_DEFAULT <= READ_EVENTS_LIMIT);
+const _: () = assert!(CHECKPOINT_LIST_DEFAULT <= CHECKPOINT_LIST_LIMIT);
 const _: () = assert!(LIST_PAGE_DEFAULT <= LIST_PAGE_LIMIT);
 // A whole batch of new invoices fits the cache, so the prefetch of one batch is never
 // evicted before the batch is decided.

@@ -312,6 +312,32 @@ const FROZEN_FIXTURES: &[(&str, &str)] = &[
         "snapshot-v4-all-types.vlsn",
         "9ad89d03d2517301f7ecfffee4ae1cccc4990c29f60c8feeecb79ddb2b95cfeb",
     ),
+    // Signed checkpoint format v1 (issue 11): the checkpoint of the v2 all-types log's
+    // last record, its signer's public key, and four damaged copies.
+    (
+        "checkpoint-v1.vlcp",
+        "1bb8131cb9c407c6ea6e3d844c7a247e6fcdf1867b0795d5f3c0affb781f0ae8",
+    ),
+    (
+        "checkpoint-v1-signer.pub.pem",
+        "64b991c8cb7a547cb2bb1180b1be36fe8110a212e23e5f0ecb1b34f403216736",
+    ),
+    (
+        "checkpoint-v1-bad-magic.vlcp",
+        "0e37d3b9e671562ba5b15ce236b129c27b7b048b7ea9b3ab77091cda02051357",
+    ),
+    (
+        "checkpoint-v1-flipped-signature.vlcp",
+        "07f5ea557bba98259653ab2f02bc934f22536e41e65ddf5a2ba9fdda6ff8ce95",
+    ),
+    (
+        "checkpoint-v1-torn-tail.vlcp",
+        "e276dc505743c68097602b54da20a7e37dbdecbe139e18d1801868e9f2fe3e09",
+    ),
+    (
+        "checkpoint-v1-unknown-version.vlcp",
+        "fb243f14c312962926784d747d93fd63b84611ac4475a3d7ff217be10d5c945d",
+    ),
 ];
 
 fn fixture_path(name: &str) -> PathBuf {
@@ -3992,6 +4018,7 @@ fn format_1_dir_verifies_migrates_and_verifies_again(log_name: &str, index: Inde
     {
         let store = EventStore::open_read_only(directory.path()).expect("read-only");
         assert_eq!(store.format_version(), DATABASE_FORMAT_VERSION);
+        // 3 since issue 11 (the checkpoints family); the migration goes straight there.
         assert_eq!(store.format_version(), 3);
         assert!(store.has_invoice_order());
         assert_eq!(
@@ -5158,4 +5185,74 @@ fn damaged_blocks_in_a_data_dir_fail_verify_and_open_at_the_bad_sequence() {
             "{name}: {error}"
         );
     }
+}
+
+// ------------------------------------------------------ signed checkpoints (issue 11)
+
+use voucher_ledger::storage::checkpoint::{
+    generate_key_pair, Checkpoint, CheckpointSigner, TrustedKey, CHECKPOINT_FORMAT_VERSION,
+    CHECKPOINT_LENGTH,
+};
+
+/// The checkpoint of the v2 all-types log's last record, signed by a key made for the
+/// fixture (its public half is the next fixture; the private half was not kept).
+const CHECKPOINT_FIXTURE: &str = "checkpoint-v1.vlcp";
+const CHECKPOINT_SIGNER_FIXTURE: &str = "checkpoint-v1-signer.pub.pem";
+const CHECKPOINT_FIXTURE_SIGNED_AT: Timestamp = Timestamp(1_795_000_000_000);
+
+/// Checkpoint format v1 (`VLCP`): the fixture decodes to the v2 all-types log's last
+/// sequence and chain head, verifies under its signer's public key, and re-encodes byte
+/// for byte; damaged copies are refused (or, for a changed signature byte, decode but do
+/// not verify), naming what is wrong.
+#[test]
+fn checkpoint_fixture_decodes_verifies_and_re_encodes_byte_for_byte() {
+    assert_eq!(
+        CHECKPOINT_FORMAT_VERSION, 1,
+        "a new checkpoint format version needs its own fixture; keep the v1 one and its test"
+    );
+    let decoded = decode_log(&v2_log_bytes()).expect("the v2 fixture log reads");
+    let (last, head) = decoded.last().expect("records").clone();
+    if updating_fixtures() && try_read_fixture(CHECKPOINT_FIXTURE).is_none() {
+        let (private, public) = generate_key_pair().expect("key pair");
+        let signer = CheckpointSigner::from_pem(&private).expect("signer");
+        let checkpoint = signer
+            .sign(last.sequence, head, CHECKPOINT_FIXTURE_SIGNED_AT)
+            .expect("sign");
+        write_fixture(CHECKPOINT_SIGNER_FIXTURE, public.as_bytes());
+        write_fixture(CHECKPOINT_FIXTURE, &checkpoint.encode());
+    }
+    let bytes = read_fixture(CHECKPOINT_FIXTURE);
+    assert_eq!(bytes.len(), CHECKPOINT_LENGTH);
+    let public = String::from_utf8(read_fixture(CHECKPOINT_SIGNER_FIXTURE)).expect("PEM text");
+    let key = TrustedKey::from_pem(&public).expect("the signer's public key");
+    let checkpoint = Checkpoint::decode(&bytes).expect("the fixture decodes");
+    assert_eq!(checkpoint.sequence, last.sequence);
+    assert_eq!(checkpoint.chain_head, head);
+    assert_eq!(checkpoint.signed_at, CHECKPOINT_FIXTURE_SIGNED_AT);
+    assert_eq!(checkpoint.key_fingerprint, key.fingerprint());
+    assert_eq!(key.check(&checkpoint), Ok(()));
+    assert_eq!(
+        checkpoint.encode(),
+        bytes,
+        "v1 encodes its fixture byte for byte"
+    );
+
+    let mut bad_magic = bytes.clone();
+    bad_magic[0] = b'X';
+    let bad_magic = derived_fixture("checkpoint-v1-bad-magic.vlcp", &bad_magic);
+    let refused = Checkpoint::decode(&bad_magic).expect_err("bad magic");
+    assert!(refused.to_string().contains("bad magic"), "{refused}");
+    let mut unknown_version = bytes.clone();
+    unknown_version[4] = 0x63;
+    let unknown_version = derived_fixture("checkpoint-v1-unknown-version.vlcp", &unknown_version);
+    let refused = Checkpoint::decode(&unknown_version).expect_err("unknown version");
+    assert!(refused.to_string().contains("version 99"), "{refused}");
+    let torn = derived_fixture("checkpoint-v1-torn-tail.vlcp", &bytes[..bytes.len() - 7]);
+    let refused = Checkpoint::decode(&torn).expect_err("torn");
+    assert!(refused.to_string().contains("143 bytes"), "{refused}");
+    let mut flipped = bytes.clone();
+    flipped[CHECKPOINT_LENGTH - 5] ^= 0x10;
+    let flipped = derived_fixture("checkpoint-v1-flipped-signature.vlcp", &flipped);
+    let forged = Checkpoint::decode(&flipped).expect("a changed signature still decodes");
+    assert!(key.check(&forged).is_err(), "but it does not verify");
 }

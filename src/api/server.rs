@@ -14,6 +14,7 @@ pub mod gate;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -23,6 +24,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::api::auth::{Authenticator, TokenEntry};
 use crate::api::proto::{
+    checkpoint_service_server::CheckpointServiceServer,
     export_service_server::ExportServiceServer, ledger_service_server::LedgerServiceServer,
     programme_service_server::ProgrammeServiceServer,
     reconciliation_service_server::ReconciliationServiceServer,
@@ -32,11 +34,13 @@ use crate::api::proto::{
     voucher_service_server::VoucherServiceServer, FILE_DESCRIPTOR_SET,
 };
 use crate::api::services::Api;
-use crate::ledger::engine::{Engine, EngineConfig};
+use crate::ledger::engine::{BatchObserver, CheckpointPolicy, Engine, EngineConfig};
 use crate::ledger::{Ledger, LedgerOptions};
+use crate::ops::metrics::Metrics;
+use crate::storage::checkpoint::CheckpointSigner;
 
 /// The gRPC services the server offers, by their health-check names.
-const SERVICE_NAMES: [&str; 8] = [
+const SERVICE_NAMES: [&str; 9] = [
     "voucher.v1.ProgrammeService",
     "voucher.v1.RegistryService",
     "voucher.v1.VoucherService",
@@ -45,6 +49,7 @@ const SERVICE_NAMES: [&str; 8] = [
     "voucher.v1.SettlementService",
     "voucher.v1.ExportService",
     "voucher.v1.ReconciliationService",
+    "voucher.v1.CheckpointService",
 ];
 
 /// The server's TOML config (see `config/server.toml`).
@@ -108,6 +113,14 @@ pub struct ServerSection {
     pub subscriber_stall_ms: u64,
     /// Most bytes of events in one `ReadEvents` page.
     pub read_events_page_bytes: usize,
+    /// Events between signed checkpoints (when `checkpoint_key` is set).
+    pub checkpoint_interval: u64,
+    /// The bureau's SM2 private key (PKCS#8 PEM, `voucher-ledger keygen`) that signs
+    /// checkpoints; none: no checkpoints. Relative to the config file.
+    pub checkpoint_key: Option<PathBuf>,
+    /// The directory the `Backup` call writes backups under; none: it is refused.
+    /// Relative to the config file.
+    pub backup_dir: Option<PathBuf>,
 }
 
 impl Default for ServerSection {
@@ -135,6 +148,9 @@ impl Default for ServerSection {
             subscriber_stall_ms: SUBSCRIBER_STALL_MS_DEFAULT,
             read_events_page_bytes: READ_EVENTS_PAGE_BYTES_DEFAULT,
             expiry_clock_jump_limit_hours: EXPIRY_CLOCK_JUMP_LIMIT_HOURS_DEFAULT,
+            checkpoint_interval: CHECKPOINT_INTERVAL_DEFAULT,
+            checkpoint_key: None,
+            backup_dir: None,
         }
     }
 }
@@ -150,6 +166,7 @@ impl ServerSection {
             }
         };
         at_least("max_connections", self.max_connections as u64, 1)?;
+        at_least("checkpoint_interval", self.checkpoint_interval, 1)?;
         at_least("listen_backlog", u64::from(self.listen_backlog), 1)?;
         if self.listen_backlog > i32::MAX as u32 {
             return Err("server.listen_backlog: too large".into());
@@ -246,10 +263,19 @@ impl ServerConfig {
             .map_err(|error| format!("config {}: {error}", path.display()))?;
         let mut config: ServerConfig =
             toml::from_str(&text).map_err(|error| format!("config {}: {error}", path.display()))?;
-        // Relative TLS paths are relative to the config file.
-        if let (Some(tls), Some(base)) = (config.tls.as_mut(), path.parent()) {
-            tls.cert = base.join(&tls.cert);
-            tls.key = base.join(&tls.key);
+        // Relative TLS, key and backup paths are relative to the config file.
+        if let Some(base) = path.parent() {
+            if let Some(tls) = config.tls.as_mut() {
+                tls.cert = base.join(&tls.cert);
+                tls.key = base.join(&tls.key);
+            }
+            let section = &mut config.server;
+            for relative in [&mut section.checkpoint_key, &mut section.backup_dir]
+                .into_iter()
+                .flatten()
+            {
+                *relative = base.join(&*relative);
+            }
         }
         Ok(config)
     }
@@ -262,15 +288,46 @@ pub struct ServeSettings {
     pub sync: bool,
 }
 
+/// What the server may serve besides gRPC, and be told while it runs.
+#[derive(Default)]
+pub struct ServeExtras {
+    /// Serves `/metrics` (Prometheus) on this listener: the HTTP address.
+    pub http_listener: Option<TcpListener>,
+    /// Token lists to switch to while serving (`serve` sends the config's tokens here on
+    /// SIGHUP); connections stay open, a removed token is refused from its next call.
+    pub token_reloads: Option<tokio::sync::mpsc::Receiver<Vec<TokenEntry>>>,
+    /// The metrics to fill (a new set when none is given).
+    pub metrics: Option<Arc<Metrics>>,
+}
+
 /// Serves until `shutdown` completes, then shuts down gracefully.
 pub async fn run(
     listener: TcpListener,
     settings: ServeSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    run_with(listener, settings, ServeExtras::default(), shutdown).await
+}
+
+/// [`run`], with metrics over HTTP and token reloads.
+pub async fn run_with(
+    listener: TcpListener,
+    settings: ServeSettings,
+    extras: ServeExtras,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
     let config = settings.config;
     config.server.validate()?;
     let authenticator = Authenticator::new(&config.tokens)?;
+    let checkpoints = match &config.server.checkpoint_key {
+        Some(path) => Some(CheckpointPolicy {
+            signer: CheckpointSigner::from_pem_file(path)
+                .map_err(|error| format!("checkpoint_key: {error}"))?,
+            interval: config.server.checkpoint_interval,
+        }),
+        None => None,
+    };
+    let metrics = extras.metrics.unwrap_or_default();
     if config.tokens.is_empty() {
         tracing::warn!("no tokens configured: every call will be UNAUTHENTICATED");
     }
@@ -302,6 +359,8 @@ pub async fn run(
         ledger,
         EngineConfig {
             queue_commands: config.server.queue_commands,
+            checkpoints,
+            observer: Some(Arc::clone(&metrics) as Arc<dyn BatchObserver>),
             ..EngineConfig::default()
         },
     )
@@ -317,7 +376,9 @@ pub async fn run(
                 .expiry_clock_jump_limit_hours
                 .saturating_mul(3_600),
         )),
-    );
+    )
+    .with_backup_dir(config.server.backup_dir.clone());
+    metrics.attach(handle.clone(), api.subscriber_count());
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -343,6 +404,9 @@ pub async fn run(
         .await;
     health_reporter
         .set_serving::<ReconciliationServiceServer<Api>>()
+        .await;
+    health_reporter
+        .set_serving::<CheckpointServiceServer<Api>>()
         .await;
     // Both reflection versions: grpcurl speaks v1, Python's grpcio and older tools v1alpha.
     let reflection = || {
@@ -391,6 +455,19 @@ pub async fn run(
             idle: millis(section.idle_timeout_ms),
         },
     );
+    let token_reloader = extras.token_reloads.map(|mut reloads| {
+        let authenticator = authenticator.clone();
+        tokio::spawn(async move {
+            while let Some(tokens) = reloads.recv().await {
+                match authenticator.replace(&tokens) {
+                    Ok(count) => tracing::info!(tokens = count, "tokens reloaded"),
+                    Err(error) => {
+                        tracing::error!(%error, "tokens not reloaded: the previous ones stay in force")
+                    }
+                }
+            }
+        })
+    });
     let gate = gate::GateLayer::new(gate::GateConfig {
         authenticator,
         message_bytes: section.message_bytes,
@@ -439,9 +516,32 @@ pub async fn run(
         .add_service(SettlementServiceServer::new(api.clone()).max_decoding_message_size(small))
         .add_service(ExportServiceServer::new(api.clone()).max_decoding_message_size(small))
         .add_service(
-            ReconciliationServiceServer::new(api)
+            ReconciliationServiceServer::new(api.clone())
                 .max_decoding_message_size(crate::limits::RECONCILE_MESSAGE_BYTES),
-        );
+        )
+        .add_service(CheckpointServiceServer::new(api).max_decoding_message_size(small));
+    let http = match extras.http_listener {
+        Some(http_listener) => {
+            let http_address = http_listener
+                .local_addr()
+                .map_err(|error| error.to_string())?;
+            tracing::info!(address = %http_address, "serving /metrics over HTTP");
+            let mut stopping_for_http = stopping.clone();
+            let app = crate::ops::metrics::router(Arc::clone(&metrics));
+            Some(tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stopping_for_http.wait_for(|stopping| *stopping).await;
+                };
+                if let Err(error) = axum::serve(http_listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::error!(%error, "the HTTP server stopped");
+                }
+            }))
+        }
+        None => None,
+    };
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     let mut stopping_for_grace = stopping.clone();
     let stop = async move {
@@ -468,6 +568,12 @@ pub async fn run(
     };
     sweeper.abort();
     health_keeper.abort();
+    if let Some(reloader) = token_reloader {
+        reloader.abort();
+    }
+    if let Some(http) = http {
+        http.abort();
+    }
     tracing::info!("draining the writer and writing a final snapshot");
     engine.shutdown().await;
     tracing::info!("stopped");

@@ -3,10 +3,13 @@
 //! the development tools' bodies live in [`crate::tooling`], and only their arguments are
 //! named here.
 
+mod backup;
+mod checkpoints;
 mod demo;
 mod error;
 mod export;
 mod reconcile;
+mod keygen;
 mod serve;
 mod settlement;
 mod summary;
@@ -22,7 +25,7 @@ use clap::{Parser, Subcommand};
 pub use error::CliError;
 
 use crate::tooling::demo::DemoConfig;
-use crate::tooling::{load, recovery, torture};
+use crate::tooling::{load, recovery, soak, torture};
 
 #[derive(Parser)]
 #[command(
@@ -64,6 +67,39 @@ enum CliCommand {
         /// An audit package directory written by `export`.
         #[arg(long, conflicts_with = "data_dir")]
         package: Option<PathBuf>,
+        /// The bureau's public key (PEM): also check every signed checkpoint, that the
+        /// log has the signed chain head at each, and that it reaches the newest.
+        #[arg(long)]
+        trusted_key: Option<PathBuf>,
+        /// Checkpoints kept outside the server (`voucher-ledger checkpoints --out`),
+        /// checked with the stored ones.
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
+    },
+    /// Make an SM2 key pair for signing checkpoints (PEM files in DIR).
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Export the signed checkpoints of DIR to FILE (read-only; beside a live server too).
+    Checkpoints {
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// A consistent backup of DIR (served or not) into the new directory B.
+    Backup {
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore backup B into the new data directory NEW, and verify it.
+    Restore {
+        backup: PathBuf,
+        #[arg(long)]
+        data_dir: PathBuf,
     },
     /// Write a year's audit package (--data-dir DIR --year Y --out PKG), or one export
     /// as CSV or XLSX (statements, invoices, receivables).
@@ -81,6 +117,9 @@ enum CliCommand {
         data_dir: PathBuf,
         #[arg(long, default_value = "127.0.0.1:50051")]
         listen: String,
+        /// Serve Prometheus metrics at /metrics on this address (e.g. 127.0.0.1:8080).
+        #[arg(long)]
+        http: Option<String>,
         #[arg(long, default_value = "config/server.toml")]
         config: PathBuf,
         /// text or json (one JSON object per line, for log shippers)
@@ -105,6 +144,9 @@ enum CliCommand {
     /// Post invoices until killed, printing each acknowledged invoice (crash testing).
     #[command(hide = true)]
     Torture(torture::TortureSettings),
+    /// Serve under gRPC load, SIGKILL, restart, check, repeat (scripts/soak.sh).
+    #[command(hide = true)]
+    Soak(soak::SoakSettings),
 }
 
 /// Runs the command line. Exit codes: 0 done, 1 `verify` found a problem, 2 an error
@@ -135,22 +177,40 @@ pub fn main() -> ExitCode {
             package: Some(package),
             ..
         } => verify_package::run(&package),
-        CliCommand::Verify { data_dir, .. } => verify::run(&data_dir),
+        CliCommand::Verify {
+            data_dir,
+            trusted_key,
+            checkpoints,
+            ..
+        } => verify::run(&data_dir, trusted_key.as_deref(), checkpoints.as_deref()),
         CliCommand::Export(arguments) => export::run(arguments),
+        CliCommand::Keygen { out } => keygen::run(&out),
+        CliCommand::Checkpoints { data_dir, out } => checkpoints::run(&data_dir, &out),
+        CliCommand::Backup { data_dir, out } => backup::run_backup(&data_dir, &out),
+        CliCommand::Restore { backup, data_dir } => backup::run_restore(&backup, &data_dir),
         CliCommand::Summary { data_dir, year } => summary::run(&data_dir, year),
         CliCommand::Serve {
             data_dir,
             listen,
+            http,
             config,
             log_format,
             no_sync,
-        } => serve::run(data_dir, &listen, &config, &log_format, !no_sync),
+        } => serve::run(
+            data_dir,
+            &listen,
+            http.as_deref(),
+            &config,
+            &log_format,
+            !no_sync,
+        ),
         CliCommand::TokenHash { token } => Ok(token_hash::run(&token)),
         CliCommand::Settlement(arguments) => settlement::run(arguments),
         CliCommand::Reconcile(arguments) => reconcile::run(arguments),
         CliCommand::Bench(settings) => load::run(settings).map_err(CliError::from),
         CliCommand::BenchRecovery(settings) => recovery::run(&settings).map_err(CliError::from),
         CliCommand::Torture(settings) => torture::run(&settings).map_err(CliError::from),
+        CliCommand::Soak(settings) => soak::run(&settings).map_err(CliError::from),
     };
     result.unwrap_or_else(|error| {
         eprintln!("error: {}", with_causes(&error));

@@ -1,18 +1,21 @@
 //! `voucher-ledger serve`: the product. Loads the config, installs the log (text or
-//! JSON), binds the listen address, prints one machine-readable "listening on" line for
-//! scripts and tests that listen on port 0, and runs [`crate::api::server::run`] until
-//! SIGINT or SIGTERM, which stop it gracefully.
+//! JSON), binds the listen address (and `--http`, for `/metrics`), prints one
+//! machine-readable "listening on" line for scripts and tests that listen on port 0, and
+//! runs [`crate::api::server::run_with`] until SIGINT or SIGTERM, which stop it
+//! gracefully. SIGHUP reloads the config's tokens.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::api::server::{ServeSettings, ServerConfig};
+use crate::api::auth::TokenEntry;
+use crate::api::server::{ServeExtras, ServeSettings, ServerConfig};
 use crate::cli::CliError;
 
 pub fn run(
     data_dir: PathBuf,
     listen: &str,
+    http: Option<&str>,
     config_path: &Path,
     log_format: &str,
     sync: bool,
@@ -36,12 +39,34 @@ pub fn run(
             println!("voucher-ledger listening on {address}");
             let _ = std::io::stdout().flush();
         }
+        let http_listener = match http {
+            Some(address) => {
+                let http_listener =
+                    tokio::net::TcpListener::bind(address)
+                        .await
+                        .map_err(|source| CliError::Listen {
+                            address: address.to_string(),
+                            source,
+                        })?;
+                if let Ok(bound) = http_listener.local_addr() {
+                    println!("voucher-ledger http on {bound}");
+                    let _ = std::io::stdout().flush();
+                }
+                Some(http_listener)
+            }
+            None => None,
+        };
         let settings = ServeSettings {
             data_dir,
             config,
             sync,
         };
-        crate::api::server::run(listener, settings, shutdown_signal())
+        let extras = ServeExtras {
+            http_listener,
+            token_reloads: Some(reload_tokens_on_sighup(config_path.to_path_buf())),
+            metrics: None,
+        };
+        crate::api::server::run_with(listener, settings, extras, shutdown_signal())
             .await
             .map_err(CliError::Server)
     })?;
@@ -59,6 +84,43 @@ fn init_logging(format: &str) -> Result<(), CliError> {
         "text" => builder.try_init().map_err(CliError::Logging),
         other => Err(CliError::LogFormat(other.to_string())),
     }
+}
+
+/// On every SIGHUP, reads the config file again and sends its tokens to the server
+/// (which keeps its connections and the other settings; those need a restart).
+fn reload_tokens_on_sighup(config_path: PathBuf) -> tokio::sync::mpsc::Receiver<Vec<TokenEntry>> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(4);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Installed before serving starts, so a SIGHUP never finds the default action
+        // (which would end the process).
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangups) => {
+                tokio::spawn(async move {
+                    while hangups.recv().await.is_some() {
+                        match ServerConfig::load(&config_path) {
+                            Ok(config) => {
+                                tracing::info!(config = %config_path.display(), "SIGHUP: reloading the tokens");
+                                if sender.send(config.tokens).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err(error) => {
+                                tracing::error!(%error, "SIGHUP: the config does not load; the tokens stay as they were")
+                            }
+                        }
+                    }
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP: tokens are not reloadable")
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop((sender, config_path));
+    receiver
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -30,6 +30,7 @@ use crate::domain::{Command, Envelope, Event, InvoiceEntry, InvoiceNumber, Ledge
 use crate::domain::{ProgrammeYear, Rejection, Reply, SequencedEvent, StateImage, Uscc};
 pub use crate::limits::SUBMIT_BATCH_LIMIT;
 use crate::limits::{INVOICE_CACHE_DEFAULT, SNAPSHOTS_KEPT_DEFAULT, SNAPSHOT_INTERVAL_DEFAULT};
+use crate::storage::checkpoint::CheckpointSigner;
 use crate::storage::record::{genesis_chain_hash, ChainHash};
 use crate::storage::{CommitBatch, EventStore, LogError, LogPosition, RecordError, StoreError};
 
@@ -107,6 +108,8 @@ pub struct Ledger {
     invoice_filter_fill: Option<std::thread::JoinHandle<()>>,
     /// The size of the last group commit's write batch: the next one reserves as much.
     last_batch_bytes: usize,
+    /// How long the last batch's write (with its fsync) took.
+    last_write: Duration,
 }
 
 impl Ledger {
@@ -171,6 +174,7 @@ impl Ledger {
             order_updates: Vec::new(),
             invoice_filter_fill,
             last_batch_bytes: 0,
+            last_write: Duration::ZERO,
         };
         Ok((ledger, report))
     }
@@ -289,7 +293,10 @@ impl Ledger {
         if self.events.is_empty() {
             return Ok(());
         }
-        match self.write_events() {
+        let writing = Instant::now();
+        let written = self.write_events();
+        self.last_write = writing.elapsed();
+        match written {
             Ok(head) => {
                 self.chain_head = head;
             }
@@ -379,6 +386,39 @@ impl Ledger {
         Ok(wanted.into_iter().zip(found).collect())
     }
 
+    /// How long the last batch's write, with its fsync, took.
+    pub fn last_write_duration(&self) -> Duration {
+        self.last_write
+    }
+
+    /// The sequence of the newest snapshot taken (0: none yet).
+    pub fn last_snapshot_sequence(&self) -> u64 {
+        self.last_snapshot_sequence
+    }
+
+    /// The sequence of the newest signed checkpoint in the store (0: none).
+    pub fn newest_checkpoint_sequence(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .store
+            .newest_checkpoint()?
+            .map_or(0, |checkpoint| checkpoint.sequence))
+    }
+
+    /// What a checkpoint of the durable head needs: its sequence, its chain hash, and
+    /// the store to keep it in. Signed and stored by [`CheckpointJob::sign_and_store`]
+    /// off the writer's thread.
+    /// None once poisoned: the state is then ahead of the durable log.
+    pub fn checkpoint_job(&self) -> Option<CheckpointJob> {
+        if self.poisoned.is_some() {
+            return None;
+        }
+        Some(CheckpointJob {
+            sequence: self.state.read().last_sequence(),
+            chain_head: self.chain_head,
+            store: Arc::clone(&self.store),
+        })
+    }
+
     /// The events appended by the last successful batch.
     pub fn last_batch_events(&self) -> &[SequencedEvent] {
         &self.events
@@ -442,7 +482,35 @@ pub struct SnapshotJob {
     store: Arc<EventStore>,
 }
 
+/// A checkpoint due: the durable head to sign.
+pub struct CheckpointJob {
+    pub sequence: u64,
+    pub chain_head: ChainHash,
+    store: Arc<EventStore>,
+}
+
+impl CheckpointJob {
+    /// Signs the head with `signer` at `signed_at` and stores the checkpoint (synced).
+    pub fn sign_and_store(
+        self,
+        signer: &CheckpointSigner,
+        signed_at: crate::domain::Timestamp,
+    ) -> Result<(), String> {
+        let checkpoint = signer
+            .sign(self.sequence, self.chain_head, signed_at)
+            .map_err(|error| error.to_string())?;
+        self.store
+            .put_checkpoint(&checkpoint)
+            .map_err(|error| error.to_string())
+    }
+}
+
 impl SnapshotJob {
+    /// The sequence the snapshot is of.
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
     /// Encodes, frames (with its SM3 checksum), writes with fsync, and prunes old ones,
     /// in the store of the ledger that took it.
     pub fn write(self) -> Result<(), StoreError> {

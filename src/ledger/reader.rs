@@ -16,6 +16,8 @@ use super::LedgerError;
 use crate::domain::{InvoiceEntry, InvoiceNumber, LedgerState, ProgrammeYear, Uscc};
 use crate::limits::INVOICE_CACHE_DEFAULT;
 use crate::storage::record::genesis_chain_hash;
+use crate::storage::backup::{BackupError, BackupManifest};
+use crate::storage::checkpoint::Checkpoint;
 use crate::storage::{EventStore, LogError, LogPosition, LoggedEvent, StoreError};
 
 #[derive(Clone)]
@@ -113,6 +115,30 @@ impl LedgerReader {
             Arc::new(store),
             Arc::new(RwLock::new(state)),
         ))
+    }
+
+    /// Stored checkpoints from `from` on, at most `limit`.
+    pub fn checkpoints(&self, from: u64, limit: usize) -> Result<Vec<Checkpoint>, StoreError> {
+        self.store.checkpoints(from, limit)
+    }
+
+    /// The checkpoint of `sequence`, or the newest one for 0.
+    pub fn checkpoint(&self, sequence: u64) -> Result<Option<Checkpoint>, StoreError> {
+        if sequence == 0 {
+            self.store.newest_checkpoint()
+        } else {
+            self.store.checkpoint(sequence)
+        }
+    }
+
+    /// A consistent backup of the live store into `target` (RocksDB's checkpoint).
+    pub fn backup_to(&self, target: &std::path::Path) -> Result<BackupManifest, BackupError> {
+        crate::storage::backup::backup_live_store(&self.store, target)
+    }
+
+    /// RocksDB's figures that warn of trouble, read now (see `EventStore::rocksdb_figures`).
+    pub fn rocksdb_figures(&self) -> Vec<(&'static str, &'static str, u64)> {
+        self.store.rocksdb_figures()
     }
 
     /// The sequence of the newest stored record.

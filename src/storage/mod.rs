@@ -12,12 +12,16 @@
 //! | `invoice_filter.rs` | the in-memory filter that spares brand-new invoices the index lookup |
 //! | `index.rs` | the invoice index key and its entries (`VLIX` v3; reads v1, v2) |
 //! | `snapshot.rs` | snapshot frames (`VLSN` v4) and the state image layout |
+//! | `checkpoint.rs` | signed checkpoints (`VLCP` v1), the SM2 key files and the export file |
+//! | `backup.rs` | backup directories: their manifest, making one, restoring one |
 //! | `store.rs` | RocksDB: column families, group commit, point and range reads |
 //! | `log.rs` | the one loop that reads the log back as checked events |
 //! | `package.rs` | the events file of an audit package (`VLPK` v1: the records as stored, framed) |
 //! | `migrate.rs` | brings an older data directory up to the current format on first open |
 
 pub mod block;
+pub mod backup;
+pub mod checkpoint;
 pub mod codec;
 pub mod index;
 pub mod invoice_filter;

@@ -7,6 +7,7 @@
 //! | `invoices`    | center USCC (18 B) + invoice no.  | `VLIX` entry (`index.rs`)      |
 //! | `snapshots`   | sequence, u64 big-endian          | `VLSN` frame (`snapshot.rs`)   |
 //! | `invoice_order` | center + year + sequence (`index.rs`) | the invoice number        |
+//! | `checkpoints` | sequence, u64 big-endian          | `VLCP` signed checkpoint (`checkpoint.rs`) |
 //! | `default`     | `format`                          | `VLDB` + version               |
 //!
 //! A batch of records and index updates is one `WriteBatch`, written with one fsync
@@ -22,6 +23,7 @@ use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOp
 use super::block::{
     finish_block, segment_last_sequence, segment_records, start_block, LOG_BLOCK_BYTES_TARGET,
 };
+use super::checkpoint::Checkpoint;
 use super::index::{
     decode_index_entry, encode_index_entry, invoice_key, invoice_order_key, parse_invoice_key,
     parse_invoice_order_key,
@@ -32,11 +34,11 @@ use super::snapshot::{decode_snapshot, encode_snapshot, StoredSnapshot};
 use crate::domain::{InvoiceEntry, InvoiceNumber, ProgrammeYear, SequencedEvent, StateImage, Uscc};
 
 pub const DATABASE_MAGIC: [u8; 4] = *b"VLDB";
-/// Version 2 added the `invoice_order` family; a version 1 directory is migrated when it
-/// is first opened for writing (see `migrate.rs`) and read as it is by `verify`.
-/// Version 3 writes the log in blocks (`block.rs`); the bare records of a version 1 or 2
-/// log stay as they are and are read beside them, so moving to 3 rewrites nothing. The
-/// bump keeps builds that cannot read blocks from opening such a directory.
+/// Version 2 added the `invoice_order` family; version 3 writes the log in blocks
+/// (`block.rs`; the bare records of a version 1 or 2 log stay as they are and are read
+/// beside them) and adds the `checkpoints` family. An older directory is migrated when it
+/// is first opened for writing (see `migrate.rs`) and read as it is by `verify`. The bump
+/// keeps builds that cannot read blocks or do not know the new family from opening it.
 pub const DATABASE_FORMAT_VERSION: u16 = 3;
 pub const DATABASE_FORMAT_OLDEST_READ: u16 = 1;
 
@@ -44,6 +46,9 @@ const EVENTS: &str = "events";
 const INVOICES: &str = "invoices";
 const SNAPSHOTS: &str = "snapshots";
 const INVOICE_ORDER: &str = "invoice_order";
+const CHECKPOINTS: &str = "checkpoints";
+/// Every column family this build knows, in the order they are opened.
+const FAMILIES: [&str; 5] = [EVENTS, INVOICES, SNAPSHOTS, INVOICE_ORDER, CHECKPOINTS];
 const FORMAT_KEY: &[u8] = b"format";
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +131,7 @@ impl EventStore {
             ColumnFamilyDescriptor::new(INVOICES, invoices_options),
             ColumnFamilyDescriptor::new(SNAPSHOTS, Options::default()),
             ColumnFamilyDescriptor::new(INVOICE_ORDER, Options::default()),
+            ColumnFamilyDescriptor::new(CHECKPOINTS, Options::default()),
         ];
         let db = DB::open_cf_descriptors(&options, path, families)?;
         let mut store = EventStore {
@@ -153,7 +159,7 @@ impl EventStore {
         }
         let options = Options::default();
         let existing = DB::list_cf(&options, path)?;
-        let families: Vec<&str> = [EVENTS, INVOICES, SNAPSHOTS, INVOICE_ORDER]
+        let families: Vec<&str> = FAMILIES
             .into_iter()
             .filter(|family| existing.iter().any(|name| name == family))
             .collect();
@@ -780,6 +786,186 @@ impl EventStore {
         self.db.flush_wal(true)?;
         Ok(())
     }
+}
+
+impl EventStore {
+    // ------------------------------------------------------------------ checkpoints
+
+    /// Whether this directory has the checkpoints family (format 3 on; a format 1 or 2
+    /// directory opened read-only has none).
+    pub fn has_checkpoints(&self) -> bool {
+        self.db.cf_handle(CHECKPOINTS).is_some()
+    }
+
+    /// Stores a signed checkpoint (synced when the store syncs).
+    pub fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        let mut options = WriteOptions::default();
+        options.set_sync(self.sync);
+        self.db.put_cf_opt(
+            self.family(CHECKPOINTS)?,
+            checkpoint.sequence.to_be_bytes(),
+            checkpoint.encode(),
+            &options,
+        )?;
+        Ok(())
+    }
+
+    /// Stored checkpoints with sequence ≥ `from`, in order, at most `limit`. A value that
+    /// does not decode is an error naming its sequence.
+    pub fn checkpoints(&self, from: u64, limit: usize) -> Result<Vec<Checkpoint>, StoreError> {
+        if !self.has_checkpoints() {
+            return Ok(Vec::new());
+        }
+        let mut iterator = self.db.raw_iterator_cf(self.family(CHECKPOINTS)?);
+        iterator.seek(from.to_be_bytes());
+        let mut found = Vec::new();
+        while let (Some(key), Some(value)) = (iterator.key(), iterator.value()) {
+            if found.len() >= limit {
+                break;
+            }
+            found.push(decode_checkpoint(sequence_from_key(key)?, value)?);
+            iterator.next();
+        }
+        iterator.status()?;
+        Ok(found)
+    }
+
+    /// The checkpoint of `sequence`, if one was signed.
+    pub fn checkpoint(&self, sequence: u64) -> Result<Option<Checkpoint>, StoreError> {
+        if !self.has_checkpoints() {
+            return Ok(None);
+        }
+        match self
+            .db
+            .get_pinned_cf(self.family(CHECKPOINTS)?, sequence.to_be_bytes())?
+        {
+            Some(bytes) => Ok(Some(decode_checkpoint(sequence, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The newest stored checkpoint.
+    pub fn newest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        if !self.has_checkpoints() {
+            return Ok(None);
+        }
+        let mut iterator = self.db.raw_iterator_cf(self.family(CHECKPOINTS)?);
+        iterator.seek_to_last();
+        iterator.status()?;
+        match (iterator.key(), iterator.value()) {
+            (Some(key), Some(value)) => {
+                Ok(Some(decode_checkpoint(sequence_from_key(key)?, value)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Raw access for tamper tests: delete every stored checkpoint (what an insider
+    /// with the directory can do; only copies kept elsewhere reveal it).
+    pub fn delete_checkpoints_for_tests(&self) -> Result<(), StoreError> {
+        for checkpoint in self.checkpoints(0, usize::MAX)? {
+            self.db
+                .delete_cf(self.family(CHECKPOINTS)?, checkpoint.sequence.to_be_bytes())?;
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------------- backups
+
+    /// Writes a RocksDB checkpoint of this (open, writable) store into `target`, which
+    /// must not exist: the memtables are flushed and the table files hard-linked (copied
+    /// across filesystems). It holds exactly what had been written when it was made.
+    pub fn create_rocksdb_checkpoint(&self, target: &Path) -> Result<(), StoreError> {
+        let checkpoint = rocksdb::checkpoint::Checkpoint::new(&self.db)?;
+        checkpoint.create_checkpoint(target)?;
+        Ok(())
+    }
+
+    /// Copies every key of every family, and the format marker, into a new store at
+    /// `target` (a logical copy). For a read-only view of a live server's directory,
+    /// which RocksDB's own checkpoint cannot use (it must flush, a read-only instance
+    /// cannot): the view is fixed when it was opened, so the copy is consistent.
+    pub fn copy_into(&self, target: &Path) -> Result<(), StoreError> {
+        let copy = EventStore::open(target, false)?;
+        if copy.last_sequence()?.is_some() {
+            return Err(StoreError::Format {
+                path: copy.path.clone(),
+                reason: "already holds events; a copy needs an empty directory".into(),
+            });
+        }
+        for name in FAMILIES {
+            let Some(source) = self.db.cf_handle(name) else {
+                continue;
+            };
+            let family = copy.family(name)?;
+            let mut batch = WriteBatch::default();
+            for item in self.db.iterator_cf(source, IteratorMode::Start) {
+                let (key, value) = item?;
+                batch.put_cf(family, key, value);
+                if batch.len() >= COPY_BATCH_KEYS {
+                    copy.db.write(std::mem::take(&mut batch))?;
+                }
+            }
+            copy.db.write(batch)?;
+        }
+        if let Some(marker) = self.db.get(FORMAT_KEY)? {
+            copy.db.put(FORMAT_KEY, marker)?;
+        }
+        copy.db.flush_wal(true)?;
+        for name in FAMILIES {
+            copy.db.flush_cf(copy.family(name)?)?;
+        }
+        copy.db.flush()?;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------------- metrics
+
+    /// RocksDB's own figures that warn of trouble, read now, as (property, column family
+    /// or "" for the whole database, value). Unknown properties are left out.
+    pub fn rocksdb_figures(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut figures = Vec::with_capacity(16);
+        for property in [
+            "rocksdb.is-write-stopped",
+            "rocksdb.actual-delayed-write-rate",
+        ] {
+            if let Ok(Some(value)) = self.db.property_int_value(property) {
+                figures.push((property, "", value));
+            }
+        }
+        for name in FAMILIES {
+            let Some(family) = self.db.cf_handle(name) else {
+                continue;
+            };
+            for property in [
+                "rocksdb.estimate-pending-compaction-bytes",
+                "rocksdb.cur-size-all-mem-tables",
+                "rocksdb.live-sst-files-size",
+            ] {
+                if let Ok(Some(value)) = self.db.property_int_value_cf(family, property) {
+                    figures.push((property, name, value));
+                }
+            }
+        }
+        figures
+    }
+}
+
+/// Keys per write while copying a store.
+const COPY_BATCH_KEYS: usize = 65_536;
+
+fn decode_checkpoint(sequence: u64, bytes: &[u8]) -> Result<Checkpoint, StoreError> {
+    let checkpoint = Checkpoint::decode(bytes).map_err(|error| StoreError::Corrupt {
+        what: format!("checkpoint at sequence {sequence}"),
+        reason: error.reason,
+    })?;
+    if checkpoint.sequence != sequence {
+        return Err(StoreError::Corrupt {
+            what: format!("checkpoint at sequence {sequence}"),
+            reason: format!("it says it is of sequence {}", checkpoint.sequence),
+        });
+    }
+    Ok(checkpoint)
 }
 
 fn corrupt_entry(key: &[u8], reason: &str) -> StoreError {
