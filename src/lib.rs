@@ -10,8 +10,10 @@
 //! - [`ledger`]: the durable ledger. Group commit of the state machine's events, recovery,
 //!   snapshots, and the single writer thread ([`ledger::engine`]) behind a bounded queue.
 //! - [`api`]: the gRPC interface and its server; the only layer that sees proto types.
+//! - [`http`]: the server's HTTP side: the bureau's report page, sign-in and sessions.
 //! - [`audit`]: the auditor's independent check of a data directory (`verify`).
-//! - [`report`]: what a person reads (the programme-year summary).
+//! - [`report`]: what a person reads: the programme-year summary and the bureau's HTML
+//!   report with its charts.
 //! - [`cli`]: the `voucher-ledger` command line.
 //! - [`tooling`]: what serves development rather than the product: the population
 //!   generator, the demo year, load and recovery benchmarks, the crash-test writer.
@@ -21,6 +23,7 @@ pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod domain;
+pub mod http;
 pub mod ledger;
 pub mod limits;
 pub mod report;

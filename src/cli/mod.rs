@@ -5,6 +5,7 @@
 
 mod demo;
 mod error;
+mod report;
 mod serve;
 mod settlement;
 mod summary;
@@ -65,12 +66,25 @@ enum CliCommand {
         #[arg(long, default_value_t = 2026)]
         year: u32,
     },
+    /// Write the bureau's report of a programme year: one self-contained HTML page.
+    Report {
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 2026)]
+        year: u32,
+        #[arg(long, default_value = "report.html")]
+        out: PathBuf,
+    },
     /// Serve the gRPC API on an embedded RocksDB in DIR.
     Serve {
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
         #[arg(long, default_value = "127.0.0.1:50051")]
         listen: String,
+        /// Address of the live report page (HTTP); an empty string turns it off.
+        /// Default: the config's `server.http`, else 127.0.0.1:8080.
+        #[arg(long)]
+        http: Option<String>,
         #[arg(long, default_value = "config/server.toml")]
         config: PathBuf,
         /// text or json (one JSON object per line, for log shippers)
@@ -120,13 +134,26 @@ pub fn main() -> ExitCode {
         ),
         CliCommand::Verify { data_dir } => verify::run(&data_dir),
         CliCommand::Summary { data_dir, year } => summary::run(&data_dir, year),
+        CliCommand::Report {
+            data_dir,
+            year,
+            out,
+        } => report::run(&data_dir, year, &out),
         CliCommand::Serve {
             data_dir,
             listen,
+            http,
             config,
             log_format,
             no_sync,
-        } => serve::run(data_dir, &listen, &config, &log_format, !no_sync),
+        } => serve::run(
+            data_dir,
+            &listen,
+            http.as_deref(),
+            &config,
+            &log_format,
+            !no_sync,
+        ),
         CliCommand::TokenHash { token } => Ok(token_hash::run(&token)),
         CliCommand::Settlement(arguments) => settlement::run(arguments),
         CliCommand::Bench(settings) => load::run(settings).map_err(CliError::from),

@@ -1,7 +1,8 @@
 //! `voucher-ledger serve`: the product. Loads the config, installs the log (text or
 //! JSON), binds the listen address, prints one machine-readable "listening on" line for
-//! scripts and tests that listen on port 0, and runs [`crate::api::server::run`] until
-//! SIGINT or SIGTERM, which stop it gracefully.
+//! scripts and tests that listen on port 0, binds the report page's HTTP address (and
+//! prints it likewise), and runs [`crate::api::server::run`] until SIGINT or SIGTERM,
+//! which stop it gracefully.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use crate::cli::CliError;
 pub fn run(
     data_dir: PathBuf,
     listen: &str,
+    http: Option<&str>,
     config_path: &Path,
     log_format: &str,
     sync: bool,
@@ -36,16 +38,52 @@ pub fn run(
             println!("voucher-ledger listening on {address}");
             let _ = std::io::stdout().flush();
         }
+        let http_listener = bind_http(http, config.server.http.as_deref()).await?;
+        if let Some(address) = http_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+        {
+            println!("voucher-ledger report page on http://{address}/");
+            let _ = std::io::stdout().flush();
+        }
         let settings = ServeSettings {
             data_dir,
             config,
             sync,
+            http_listener,
         };
         crate::api::server::run(listener, settings, shutdown_signal())
             .await
             .map_err(CliError::Server)
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Binds the report page's address: `--http`, else the config's `server.http`, else
+/// the default. Empty: no page. An address that was asked for must bind; the default
+/// may be taken (another server, a test), which leaves the page off with a warning.
+async fn bind_http(
+    flag: Option<&str>,
+    configured: Option<&str>,
+) -> Result<Option<tokio::net::TcpListener>, CliError> {
+    let (address, asked) = match flag.or(configured) {
+        Some(address) => (address, true),
+        None => (crate::limits::HTTP_ADDRESS_DEFAULT, false),
+    };
+    if address.is_empty() {
+        return Ok(None);
+    }
+    match tokio::net::TcpListener::bind(address).await {
+        Ok(listener) => Ok(Some(listener)),
+        Err(source) if asked => Err(CliError::Listen {
+            address: address.to_string(),
+            source,
+        }),
+        Err(error) => {
+            tracing::warn!(%address, %error, "the report page is off: its default address is taken (set --http)");
+            Ok(None)
+        }
+    }
 }
 
 fn init_logging(format: &str) -> Result<(), CliError> {
