@@ -38,9 +38,8 @@ use crate::api::auth::{Authenticator, Role};
 use crate::domain::ProgrammeYear;
 use crate::ledger::engine::EngineHandle;
 use crate::limits::{
-    HTTP_CONNECTION_LIFETIME, HTTP_HEADER_READ_TIMEOUT, HTTP_MAX_CONNECTIONS,
-    HTTP_REQUEST_TIMEOUT, HTTP_SESSIONS_MAX, HTTP_SESSION_LIFETIME, HTTP_SIGNIN_BODY_BYTES,
-    HTTP_TLS_HANDSHAKE_TIMEOUT,
+    HTTP_CONNECTION_LIFETIME, HTTP_HEADER_READ_TIMEOUT, HTTP_MAX_CONNECTIONS, HTTP_REQUEST_TIMEOUT,
+    HTTP_SESSIONS_MAX, HTTP_SESSION_LIFETIME, HTTP_SIGNIN_BODY_BYTES, HTTP_TLS_HANDSHAKE_TIMEOUT,
 };
 use crate::report::html::{render, CONTENT_SECURITY_POLICY};
 use crate::report::series::{pool_series, PoolPoint};
@@ -117,8 +116,7 @@ pub fn router(state: HttpState) -> Router {
 /// Bounds every request's time and sets the headers every page needs: nothing may be
 /// fetched or framed, nothing cached, no referrer.
 async fn guard(request: Request, next: Next) -> Response {
-    let mut response = match tokio::time::timeout(HTTP_REQUEST_TIMEOUT, next.run(request)).await
-    {
+    let mut response = match tokio::time::timeout(HTTP_REQUEST_TIMEOUT, next.run(request)).await {
         Ok(response) => response,
         Err(_) => page(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -148,7 +146,10 @@ fn page(status: StatusCode, markup: Markup) -> Response {
 
 /// Who is asking: a bearer token in `authorization`, else the session cookie.
 enum Caller {
-    Known { name: String, role: Role },
+    Known {
+        name: String,
+        role: Role,
+    },
     /// An `authorization` header with an unknown or malformed token.
     BadToken,
     Nobody,
@@ -254,9 +255,9 @@ fn session_cookie(id: Option<&str>, secure: bool) -> HeaderValue {
 fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(path)
-            if path
-                .strip_prefix("/report/")
-                .is_some_and(|year| year.len() == 4 && year.bytes().all(|b| b.is_ascii_digit())) =>
+            if path.strip_prefix("/report/").is_some_and(|year| {
+                year.len() == 4 && year.bytes().all(|b| b.is_ascii_digit())
+            }) =>
         {
             path.to_string()
         }
@@ -305,7 +306,11 @@ async fn home(State(state): State<HttpState>, headers: HeaderMap) -> Response {
                 Some(year) => Redirect::to(&format!("/report/{year}")).into_response(),
                 None => page(
                     StatusCode::NOT_FOUND,
-                    pages::message("尚无年度", "No programme year", "No policy was published yet."),
+                    pages::message(
+                        "尚无年度",
+                        "No programme year",
+                        "No policy was published yet.",
+                    ),
                 ),
             }
         }
@@ -464,19 +469,19 @@ pub async fn serve_http(
             let served = async {
                 match tls {
                     None => {
-                        let connection = builder
-                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                        let connection =
+                            builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                         let _ = watcher.watch(connection).await;
                     }
                     Some(acceptor) => {
-                        let handshake =
-                            tokio::time::timeout(HTTP_TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                                .await;
+                        let handshake = tokio::time::timeout(
+                            HTTP_TLS_HANDSHAKE_TIMEOUT,
+                            acceptor.accept(stream),
+                        )
+                        .await;
                         if let Ok(Ok(stream)) = handshake {
-                            let connection = builder.serve_connection(
-                                hyper_util::rt::TokioIo::new(stream),
-                                service,
-                            );
+                            let connection = builder
+                                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                             let _ = watcher.watch(connection).await;
                         }
                     }
@@ -487,7 +492,10 @@ pub async fn serve_http(
         });
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             grace_seconds = grace.as_secs(),
             "http: grace period over, closing the remaining connections"
@@ -504,8 +512,8 @@ pub fn tls_acceptor(cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsAcceptor, Stri
     let certificates = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| format!("http tls certificate: {error}"))?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem)
-        .map_err(|error| format!("http tls key: {error}"))?;
+    let key =
+        PrivateKeyDer::from_pem_slice(key_pem).map_err(|error| format!("http tls key: {error}"))?;
     let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
         tokio_rustls::rustls::crypto::ring::default_provider(),
     ))

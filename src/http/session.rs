@@ -116,7 +116,10 @@ mod tests {
         let id = table.open(&bureau(), now);
         assert_eq!(id.len(), 64, "32 random bytes in hex");
         let found = table.find(&id, now).expect("open session");
-        assert_eq!((found.principal.as_str(), found.role), ("bureau", Role::Bureau));
+        assert_eq!(
+            (found.principal.as_str(), found.role),
+            ("bureau", Role::Bureau)
+        );
         assert!(table.find("not-an-id", now).is_none());
         assert!(table.find(&id, now + Duration::from_secs(61)).is_none());
         assert!(table.is_empty(), "the expired session was dropped");

@@ -71,14 +71,18 @@ fn axis_top(largest: f64) -> f64 {
     }
 }
 
-/// Shortens a label to `most` characters (the table beside the chart has it whole).
+/// Shortens a label to `most` characters, keeping its start and its end (names that
+/// differ only in a number at the end stay apart); the table has it whole.
 fn shorten(text: &str, most: usize) -> String {
-    if text.chars().count() <= most {
-        text.to_string()
-    } else {
-        let kept: String = text.chars().take(most.saturating_sub(1)).collect();
-        format!("{kept}…")
+    let count = text.chars().count();
+    if count <= most {
+        return text.to_string();
     }
+    let head = most / 2;
+    let tail = most.saturating_sub(head + 1);
+    let start: String = text.chars().take(head).collect();
+    let end: String = text.chars().skip(count - tail).collect();
+    format!("{start}…{end}")
 }
 
 /// Runs `draw` on an SVG canvas of `height` and returns the SVG text.
@@ -111,7 +115,9 @@ fn swatch(color: RGBColor) -> impl Fn((i32, i32)) -> Rectangle<(i32, i32)> {
 /// the face value released so far as a line.
 pub fn pool_use(points: &[PoolPoint]) -> Result<String, ChartError> {
     svg("pool-use", 440, |root| {
-        let first = points.first().map_or(0, |point| point.day.days_since_epoch());
+        let first = points
+            .first()
+            .map_or(0, |point| point.day.days_since_epoch());
         let last = points
             .last()
             .map_or(first + 1, |point| point.day.days_since_epoch())
@@ -285,10 +291,9 @@ fn vertical_bars(
             .y_label_area_size(80)
             .build_cartesian_2d((0..last).into_segmented(), 0.0..top)?;
         let column_of = |value: &SegmentValue<i32>| match value {
-            SegmentValue::CenterOf(index) | SegmentValue::Exact(index) => categories
-                .get(*index as usize)
-                .cloned()
-                .unwrap_or_default(),
+            SegmentValue::CenterOf(index) | SegmentValue::Exact(index) => {
+                categories.get(*index as usize).cloned().unwrap_or_default()
+            }
             SegmentValue::Last => String::new(),
         };
         chart
@@ -387,7 +392,7 @@ pub fn tier_label(tier: crate::domain::FacilityTier) -> &'static str {
 pub fn top_enterprises(rows: &[EnterpriseRow]) -> Result<String, ChartError> {
     let categories: Vec<String> = rows
         .iter()
-        .map(|row| shorten(row.name.as_str(), 22))
+        .map(|row| shorten(row.name.as_str(), 28))
         .collect();
     let parts = [
         Part {
@@ -422,7 +427,7 @@ pub fn centers_due_and_paid(rows: &[CenterRow], limit: usize) -> Result<String, 
     ordered.truncate(limit);
     let categories: Vec<String> = ordered
         .iter()
-        .map(|row| shorten(row.name.as_str(), 22))
+        .map(|row| shorten(row.name.as_str(), 28))
         .collect();
     let parts = [
         Part {
@@ -545,6 +550,10 @@ mod tests {
     #[test]
     fn long_labels_are_shortened_by_characters_not_bytes() {
         assert_eq!(shorten("杭州算力有限公司", 22), "杭州算力有限公司");
-        assert_eq!(shorten("一二三四五六", 4), "一二三…");
+        assert_eq!(shorten("一二三四五六", 4), "一二…六");
+        assert_eq!(
+            shorten("Zhejiang AI Enterprise 0123 Co., Ltd.", 28),
+            "Zhejiang AI En…123 Co., Ltd."
+        );
     }
 }

@@ -90,9 +90,7 @@ pub fn voucher_figures(state: &LedgerState, year: ProgrammeYear) -> VoucherFigur
         row.face_value = row.face_value.plus(voucher.terms.face_value);
         row.redeemed = row.redeemed.plus(voucher.subsidy_total);
         row.remaining = row.remaining.plus(voucher.remaining);
-        row.clawback_outstanding = row
-            .clawback_outstanding
-            .plus(voucher.clawback_outstanding);
+        row.clawback_outstanding = row.clawback_outstanding.plus(voucher.clawback_outstanding);
         row.released = row.released.plus(voucher.released);
     }
     VoucherFigures {
@@ -219,10 +217,7 @@ pub fn center_figures(state: &LedgerState, year: ProgrammeYear) -> CenterFigures
 }
 
 /// The year's statements in id (issue) order.
-fn year_statements(
-    state: &LedgerState,
-    year: ProgrammeYear,
-) -> Vec<&crate::domain::Statement> {
+fn year_statements(state: &LedgerState, year: ProgrammeYear) -> Vec<&crate::domain::Statement> {
     state
         .statements_page(None, usize::MAX, usize::MAX, |statement| {
             statement.year == year
@@ -258,13 +253,11 @@ pub fn settlement_figures(state: &LedgerState, year: ProgrammeYear) -> Option<Se
     let mut by_state: BTreeMap<&'static str, StatusRow> = BTreeMap::new();
     let (mut payments, mut returned) = (0usize, 0usize);
     for statement in &statements {
-        let row = by_state
-            .entry(statement.state.name())
-            .or_insert(StatusRow {
-                state: statement.state,
-                statements: 0,
-                net: Money::ZERO,
-            });
+        let row = by_state.entry(statement.state.name()).or_insert(StatusRow {
+            state: statement.state,
+            statements: 0,
+            net: Money::ZERO,
+        });
         row.statements += 1;
         row.net = row.net.plus(statement.net);
         payments += statement.payments.len();
@@ -341,11 +334,7 @@ impl ReportFigures {
             last_time: state.last_time(),
             pool: pool_figures(state, year)?,
             vouchers: voucher_figures(state, year),
-            top_enterprises: top_enterprises(
-                state,
-                year,
-                crate::limits::REPORT_TOP_ENTERPRISES,
-            ),
+            top_enterprises: top_enterprises(state, year, crate::limits::REPORT_TOP_ENTERPRISES),
             enterprises_registered: state.enterprises_sorted().len(),
             centers: center_figures(state, year),
             settlement: settlement_figures(state, year)?,
