@@ -111,6 +111,9 @@ fn swatch(color: RGBColor) -> impl Fn((i32, i32)) -> Rectangle<(i32, i32)> {
     move |(x, y)| Rectangle::new([(x, y - 6), (x + 12, y + 6)], color.filled())
 }
 
+/// One band of the pool chart: its legend label, colour, and its top at a point.
+type Band = (&'static str, RGBColor, fn(&PoolPoint) -> f64);
+
 /// Pool use over time: redeemed, receivable, held and free stacked up to the pool, and
 /// the face value released so far as a line.
 pub fn pool_use(points: &[PoolPoint]) -> Result<String, ChartError> {
@@ -146,7 +149,7 @@ pub fn pool_use(points: &[PoolPoint]) -> Result<String, ChartError> {
             .draw()?;
         // Stacked from the bottom: redeemed, receivable, held, free (their sum is the
         // pool). The tallest band is drawn first so each lower one covers its base.
-        let bands: [(&str, RGBColor, fn(&PoolPoint) -> f64); 4] = [
+        let bands: [Band; 4] = [
             ("空闲 Free", FREE, |point| {
                 wan(point.redeemed) + wan(point.receivable) + wan(point.held) + wan(point.free)
             }),
