@@ -15,7 +15,10 @@
 //! - [`export`]: the figures as CSV and XLSX files, and the year's audit package.
 //! - [`reconcile`]: a center's invoice list or the bank's payment file (CSV in UTF-8 or
 //!   GB18030, XLSX, XLS, camt.053) matched with the ledger into a discrepancy report.
-//! - [`report`]: what a person reads (the programme-year summary).
+//! - [`http`]: the server's HTTP side: the bureau's report page, sign-in and sessions,
+//!   and `/metrics`.
+//! - [`report`]: what a person reads: the programme-year summary and the bureau's HTML
+//!   report with its charts.
 //! - [`cli`]: the `voucher-ledger` command line.
 //! - [`tooling`]: what serves development rather than the product: the population
 //!   generator, the demo year, load and recovery benchmarks, the crash-test writer.
@@ -26,6 +29,7 @@ pub mod audit;
 pub mod cli;
 pub mod domain;
 pub mod export;
+pub mod http;
 pub mod ledger;
 pub mod limits;
 pub mod ops;

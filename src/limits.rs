@@ -222,6 +222,41 @@ pub const REQUEST_BODY_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// Default: milliseconds a subscriber may accept nothing before its stream is ended.
 pub const SUBSCRIBER_STALL_MS_DEFAULT: u64 = SUBSCRIBER_STALL_LIMIT.as_millis() as u64;
 
+// ------------------------------------------------- the bureau's report and its page
+
+/// Enterprises in the report's "top enterprises" chart and table.
+pub const REPORT_TOP_ENTERPRISES: usize = 20;
+/// Centers drawn in the report's "due and paid by center" chart (the most money
+/// first); the table below it lists every center. Keeps the chart readable and its
+/// height bounded with up to `CENTERS_MAX` centers.
+pub const REPORT_CHART_CENTERS_MAX: usize = 50;
+/// Most points of the pool-use series: a log spanning more days keeps every n-th day
+/// (weekly for a few years), so the chart stays small whatever the log's age.
+pub const REPORT_SERIES_POINTS_MAX: usize = 400;
+/// Invoices the report's replay of the log keeps before it empties its cache (as
+/// `verify` does): memory does not grow with the invoices.
+pub const REPORT_REPLAY_CACHE_LIMIT: usize = 65_536;
+/// Default address of the report's HTTP page (`--http`, `server.http`); empty: off.
+pub const HTTP_ADDRESS_DEFAULT: &str = "127.0.0.1:8080";
+/// Most open connections to the HTTP page; further ones wait in the listen backlog.
+pub const HTTP_MAX_CONNECTIONS: usize = 256;
+/// A client must send a request's headers within this, or its connection is closed
+/// (against clients that open a connection and trickle bytes).
+pub const HTTP_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest time one HTTP request may take to be answered (the report of a long log is
+/// rendered from a replay); then it is answered 503.
+pub const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest life of one HTTP connection, however busy: a browser simply reconnects.
+pub const HTTP_CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
+/// TLS handshake of a new HTTP connection (when `[tls]` is configured).
+pub const HTTP_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest sign-in form body (a token and where to go next); larger: 413.
+pub const HTTP_SIGNIN_BODY_BYTES: usize = 4_096;
+/// Most sessions held at once; a new sign-in past it drops the oldest session.
+pub const HTTP_SESSIONS_MAX: usize = 1_024;
+/// How long a session lasts after sign-in.
+pub const HTTP_SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3_600);
+
 // A full batch of the longest invoices fits one PostInvoices message.
 const _: () =
     assert!(SUBMIT_BATCH_LIMIT * INVOICE_MESSAGE_MAX_BYTES <= POST_INVOICES_MESSAGE_BYTES_DEFAULT);
@@ -264,3 +299,6 @@ const _: () = assert!(SUBMIT_BATCH_LIMIT <= INVOICE_CACHE_DEFAULT);
 const _: () = assert!(SUBMIT_BATCH_LIMIT <= QUEUE_COMMANDS_DEFAULT);
 // i64 fen: the sum of 2^13 maximal amounts must not overflow (a batch's totals).
 const _: () = assert!((MONEY_MAX_FEN as i128) * (SUBMIT_BATCH_LIMIT as i128) < i64::MAX as i128);
+// A default sign-in form (a token of a few hundred bytes) fits the body limit.
+const _: () = assert!(HTTP_SIGNIN_BODY_BYTES >= 1_024);
+const _: () = assert!(REPORT_SERIES_POINTS_MAX >= 2);

@@ -2634,6 +2634,7 @@ async fn tls_from_the_config_serves_encrypted_and_refuses_plaintext() {
         data_dir: data.path().to_path_buf(),
         config,
         sync: true,
+        http_listener: None,
     };
     let task = tokio::spawn(voucher_ledger::api::server::run(
         listener,

@@ -107,6 +107,7 @@ async fn the_exposition_passes_promtool_and_counts_what_was_posted() {
             data_dir: directory.path().to_path_buf(),
             config: test_config(ServerSection::default()),
             sync: true,
+            http_listener: None,
         },
         ServeExtras {
             http_listener: Some(http),

@@ -236,11 +236,14 @@ impl Authenticator {
             .strip_prefix("Bearer ")
             .or_else(|| text.strip_prefix("bearer "))
             .ok_or_else(|| Status::unauthenticated("authorization must be 'Bearer <token>'"))?;
-        let table = Arc::clone(&self.by_hash.read());
-        table
-            .get(&token_hash(token.trim()))
-            .cloned()
+        self.principal_for_token(token)
             .ok_or_else(|| Status::unauthenticated("unknown token"))
+    }
+
+    /// The caller a bearer token names, if it is known (also the report page's sign-in).
+    pub fn principal_for_token(&self, token: &str) -> Option<Principal> {
+        let table = Arc::clone(&self.by_hash.read());
+        table.get(&token_hash(token.trim())).cloned()
     }
 }
 

@@ -2,7 +2,8 @@
 //! engine, serves every service plus `grpc.health.v1` and reflection (`v1` and
 //! `v1alpha`), and on `shutdown` stops accepting, ends subscriptions, finishes in-flight
 //! calls, drains and syncs the engine and writes a final snapshot. Tests drive it on
-//! `127.0.0.1:0`.
+//! `127.0.0.1:0`. Given an HTTP listener, it also serves the live report page
+//! ([`crate::http`]) until the same shutdown.
 //!
 //! What a client can hold is bounded: connections ([`connection`]: `max_connections`,
 //! handshake and idle timeouts, HTTP/2 keepalive), calls per connection
@@ -121,6 +122,10 @@ pub struct ServerSection {
     /// The directory the `Backup` call writes backups under; none: it is refused.
     /// Relative to the config file.
     pub backup_dir: Option<PathBuf>,
+    /// Address of the live report page (HTTP); empty: off. Unset: 127.0.0.1:8080, and
+    /// if that address is taken the page is off with a warning. `serve --http` wins.
+    /// `serve` binds it; [`run`] serves the listener it is given.
+    pub http: Option<String>,
 }
 
 impl Default for ServerSection {
@@ -151,6 +156,7 @@ impl Default for ServerSection {
             checkpoint_interval: CHECKPOINT_INTERVAL_DEFAULT,
             checkpoint_key: None,
             backup_dir: None,
+            http: None,
         }
     }
 }
@@ -286,6 +292,9 @@ pub struct ServeSettings {
     pub config: ServerConfig,
     /// fsync every commit; false only for tests.
     pub sync: bool,
+    /// Where to serve the live report page ([`crate::http`]), already bound; `None`: no
+    /// page.
+    pub http_listener: Option<TcpListener>,
 }
 
 /// What the server may serve besides gRPC, and be told while it runs.
@@ -328,6 +337,7 @@ pub async fn run_with(
         None => None,
     };
     let metrics = extras.metrics.unwrap_or_default();
+    let http_authenticator = authenticator.clone();
     if config.tokens.is_empty() {
         tracing::warn!("no tokens configured: every call will be UNAUTHENTICATED");
     }
@@ -432,11 +442,15 @@ pub async fn run_with(
         .http2_max_header_list_size(section.max_header_list_bytes)
         .http2_keepalive_interval(Some(millis(section.keepalive_interval_ms)))
         .http2_keepalive_timeout(Some(millis(section.keepalive_timeout_ms)));
+    let mut http_tls = None;
     if let Some(tls) = &config.tls {
         let cert = std::fs::read(&tls.cert)
             .map_err(|error| format!("tls cert {}: {error}", tls.cert.display()))?;
         let key = std::fs::read(&tls.key)
             .map_err(|error| format!("tls key {}: {error}", tls.key.display()))?;
+        if settings.http_listener.is_some() {
+            http_tls = Some(crate::http::tls_acceptor(&cert, &key)?);
+        }
         builder = builder
             .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
             .map_err(|error| format!("tls: {error}"))?;
@@ -494,6 +508,40 @@ pub async fn run_with(
         api.clock_guard().alarm_watch(),
     ));
     tracing::info!(%address, "serving gRPC");
+
+    // The live report page, stopped with the rest and given the same grace.
+    let mut grpc_ended: Option<tokio::sync::oneshot::Sender<()>> = None;
+    let http_task = match settings.http_listener {
+        Some(listener) => {
+            let http_address = listener.local_addr().map_err(|error| error.to_string())?;
+            let secure = http_tls.is_some();
+            let router = crate::http::router(crate::http::HttpState::new(
+                handle.clone(),
+                http_authenticator,
+                secure,
+            ))
+            .merge(crate::ops::metrics::router(Arc::clone(&metrics)));
+            let mut http_stopping = stopping.clone();
+            let (ended, grpc_stopped) = tokio::sync::oneshot::channel::<()>();
+            grpc_ended = Some(ended);
+            // On shutdown, or if gRPC stops serving for any other reason.
+            let http_shutdown = async move {
+                tokio::select! {
+                    _ = http_stopping.wait_for(|stopping| *stopping) => {}
+                    _ = grpc_stopped => {}
+                }
+            };
+            tracing::info!(address = %http_address, tls = secure, "serving the report page over HTTP");
+            Some(tokio::spawn(crate::http::serve_http(
+                listener,
+                router,
+                http_tls,
+                Duration::from_secs(config.server.shutdown_grace_seconds),
+                http_shutdown,
+            )))
+        }
+        None => None,
+    };
 
     // The gate authenticates and bounds every call before its body is read; each
     // service's own decoding limit is only a backstop behind the gate's per-method one.
@@ -566,6 +614,14 @@ pub async fn run_with(
             Ok(())
         }
     };
+    drop(grpc_ended);
+    if let Some(task) = http_task {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "the report page stopped with an error"),
+            Err(error) => tracing::warn!(%error, "the report page's task failed"),
+        }
+    }
     sweeper.abort();
     health_keeper.abort();
     if let Some(reloader) = token_reloader {

@@ -59,6 +59,20 @@ pub enum CliError {
     /// A call to the server failed, or its arguments were wrong (the message says which).
     #[error("{0}")]
     Client(String),
+    /// The bureau's report of the data directory `path` could not be made.
+    #[error("report of {}: {source}", .path.display())]
+    Report {
+        path: PathBuf,
+        #[source]
+        source: crate::report::ReportError,
+    },
+    /// An output file could not be written.
+    #[error("writing {}: {source}", .path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// A development tool failed.
     #[error(transparent)]
     Tool(#[from] ToolError),

@@ -10,6 +10,7 @@ mod error;
 mod export;
 mod reconcile;
 mod keygen;
+mod report;
 mod serve;
 mod settlement;
 mod summary;
@@ -111,13 +112,23 @@ enum CliCommand {
         #[arg(long, default_value_t = 2026)]
         year: u32,
     },
+    /// Write the bureau's report of a programme year: one self-contained HTML page.
+    Report {
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 2026)]
+        year: u32,
+        #[arg(long, default_value = "report.html")]
+        out: PathBuf,
+    },
     /// Serve the gRPC API on an embedded RocksDB in DIR.
     Serve {
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
         #[arg(long, default_value = "127.0.0.1:50051")]
         listen: String,
-        /// Serve Prometheus metrics at /metrics on this address (e.g. 127.0.0.1:8080).
+        /// The HTTP address: the live report page and Prometheus `/metrics`; an empty
+        /// string turns it off. Default: the config's `server.http`, else 127.0.0.1:8080.
         #[arg(long)]
         http: Option<String>,
         #[arg(long, default_value = "config/server.toml")]
@@ -189,6 +200,11 @@ pub fn main() -> ExitCode {
         CliCommand::Backup { data_dir, out } => backup::run_backup(&data_dir, &out),
         CliCommand::Restore { backup, data_dir } => backup::run_restore(&backup, &data_dir),
         CliCommand::Summary { data_dir, year } => summary::run(&data_dir, year),
+        CliCommand::Report {
+            data_dir,
+            year,
+            out,
+        } => report::run(&data_dir, year, &out),
         CliCommand::Serve {
             data_dir,
             listen,

@@ -1,8 +1,8 @@
 //! `voucher-ledger serve`: the product. Loads the config, installs the log (text or
-//! JSON), binds the listen address (and `--http`, for `/metrics`), prints one
-//! machine-readable "listening on" line for scripts and tests that listen on port 0, and
-//! runs [`crate::api::server::run_with`] until SIGINT or SIGTERM, which stop it
-//! gracefully. SIGHUP reloads the config's tokens.
+//! JSON), binds the listen address, prints one machine-readable "listening on" line for
+//! scripts and tests that listen on port 0, binds the HTTP address (the report page and
+//! `/metrics`; printed likewise), and runs [`crate::api::server::run_with`] until SIGINT or
+//! SIGTERM, which stop it gracefully. SIGHUP reloads the config's tokens.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -39,30 +39,23 @@ pub fn run(
             println!("voucher-ledger listening on {address}");
             let _ = std::io::stdout().flush();
         }
-        let http_listener = match http {
-            Some(address) => {
-                let http_listener =
-                    tokio::net::TcpListener::bind(address)
-                        .await
-                        .map_err(|source| CliError::Listen {
-                            address: address.to_string(),
-                            source,
-                        })?;
-                if let Ok(bound) = http_listener.local_addr() {
-                    println!("voucher-ledger http on {bound}");
-                    let _ = std::io::stdout().flush();
-                }
-                Some(http_listener)
-            }
-            None => None,
-        };
+        let http_listener = bind_http(http, config.server.http.as_deref()).await?;
+        if let Some(address) = http_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+        {
+            println!("voucher-ledger report page on http://{address}/");
+            let _ = std::io::stdout().flush();
+        }
         let settings = ServeSettings {
             data_dir,
             config,
             sync,
+            http_listener,
         };
         let extras = ServeExtras {
-            http_listener,
+            // The one HTTP listener (settings.http_listener) serves /metrics too.
+            http_listener: None,
             token_reloads: Some(reload_tokens_on_sighup(config_path.to_path_buf())),
             metrics: None,
         };
@@ -71,6 +64,33 @@ pub fn run(
             .map_err(CliError::Server)
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Binds the report page's address: `--http`, else the config's `server.http`, else
+/// the default. Empty: no page. An address that was asked for must bind; the default
+/// may be taken (another server, a test), which leaves the page off with a warning.
+async fn bind_http(
+    flag: Option<&str>,
+    configured: Option<&str>,
+) -> Result<Option<tokio::net::TcpListener>, CliError> {
+    let (address, asked) = match flag.or(configured) {
+        Some(address) => (address, true),
+        None => (crate::limits::HTTP_ADDRESS_DEFAULT, false),
+    };
+    if address.is_empty() {
+        return Ok(None);
+    }
+    match tokio::net::TcpListener::bind(address).await {
+        Ok(listener) => Ok(Some(listener)),
+        Err(source) if asked => Err(CliError::Listen {
+            address: address.to_string(),
+            source,
+        }),
+        Err(error) => {
+            tracing::warn!(%address, %error, "the report page is off: its default address is taken (set --http)");
+            Ok(None)
+        }
+    }
 }
 
 fn init_logging(format: &str) -> Result<(), CliError> {

@@ -80,6 +80,7 @@ impl TestServer {
             data_dir: directory.path().to_path_buf(),
             config: test_config(section),
             sync: true,
+            http_listener: None,
         };
         let task = tokio::spawn(run(listener, settings, async move {
             let _ = receiver.await;
