@@ -280,8 +280,7 @@ pub fn settlement_figures(state: &LedgerState, year: ProgrammeYear) -> Option<Se
 /// found, by kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReconciliationFigures {
-    /// No reconciliation recorded for the year (today: the ledger does not record them
-    /// yet).
+    /// No reconciliation recorded for the year.
     NoneRecorded,
     Recorded {
         reconciliations: u64,
@@ -299,13 +298,65 @@ pub struct DiscrepancyCount {
     pub count: u64,
 }
 
-/// The data function of the report's reconciliation section, kept apart on purpose: the
-/// `ReconciliationRecorded` event (and whatever projection keeps its counts per
-/// discrepancy kind) is added on another branch, and is wired in here when the two
-/// meet. Until then every year answers "no reconciliation recorded yet".
+/// The report's reconciliation section: every reconciliation recorded for the year (bank
+/// files of the year, and center invoice lists whose period starts in it), with the
+/// discrepancies they found summed per kind (matched lines left out: they are not
+/// discrepancies).
 pub fn reconciliation_figures(state: &LedgerState, year: ProgrammeYear) -> ReconciliationFigures {
-    let _ = (state, year);
-    ReconciliationFigures::NoneRecorded
+    use crate::domain::reconciliation::{DiscrepancyKind, ReconciliationScope};
+    let mut reconciliations = 0u64;
+    let mut by_kind: BTreeMap<DiscrepancyKind, u64> = BTreeMap::new();
+    for record in state.reconciliations() {
+        let of_year = match &record.reconciliation.scope {
+            ReconciliationScope::BankPayments { year: recorded } => *recorded == year,
+            ReconciliationScope::CenterInvoices { from, .. } => {
+                i64::from(from.year_month_day().0) == i64::from(year.get())
+            }
+        };
+        if !of_year {
+            continue;
+        }
+        reconciliations += 1;
+        for (kind, count) in &record.reconciliation.counts.by_kind {
+            if *kind != DiscrepancyKind::Matched {
+                *by_kind.entry(*kind).or_default() += count;
+            }
+        }
+    }
+    if reconciliations == 0 {
+        return ReconciliationFigures::NoneRecorded;
+    }
+    let discrepancies = DiscrepancyKind::ALL
+        .iter()
+        .filter(|kind| **kind != DiscrepancyKind::Matched)
+        .map(|kind| DiscrepancyCount {
+            label_chinese: discrepancy_label_chinese(*kind).to_string(),
+            label_english: kind.name().to_lowercase().replace('_', " "),
+            count: by_kind.get(kind).copied().unwrap_or(0),
+        })
+        .collect();
+    ReconciliationFigures::Recorded {
+        reconciliations,
+        discrepancies,
+    }
+}
+
+fn discrepancy_label_chinese(kind: crate::domain::reconciliation::DiscrepancyKind) -> &'static str {
+    use crate::domain::reconciliation::DiscrepancyKind::*;
+    match kind {
+        Matched => "一致",
+        InLedgerNotInFile => "账有表无",
+        InFileNotInLedger => "表有账无",
+        AmountMismatch => "金额不符",
+        SubsidyMismatch => "补贴不符",
+        ReversedButClaimed => "已冲销仍申报",
+        PaymentWithoutStatement => "无结算单付款",
+        StatementPaidTwice => "重复付款",
+        StatementNotPaid => "结算单未付",
+        DuplicateInFile => "流水号重复",
+        PayeeMismatch => "收款方不符",
+        ReturnedButPaid => "已退回仍付款",
+    }
 }
 
 /// Everything the bureau's report shows but the pool's use over time, read in one go
