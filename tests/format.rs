@@ -4868,7 +4868,14 @@ fn the_block_fixture_in_a_data_dir_verifies_reads_from_every_sequence_and_opens(
     };
     let events = v2_events();
     let (sequence, chain, _) = snapshot_inputs(&v2_log_bytes());
-    for with_snapshot in [false, true] {
+    // The current snapshot fixture (`VLSN` v4) is the state after the v2 log *and* its
+    // additions (reconciliations), which this block does not hold. Restarts from snapshots
+    // over a log written in blocks are covered by tests/storage.rs
+    // (`restart_from_snapshot_equals_full_replay`). Only a snapshot of exactly this log is
+    // tried here.
+    let snapshot_matches_this_log = try_read_fixture(&current_snapshot_name())
+        .is_some_and(|_| v2_addition_events().is_empty());
+    for with_snapshot in [false, snapshot_matches_this_log] {
         let directory = tempfile::tempdir().expect("tempdir");
         let mut raw = vec![RawValue {
             family: "events",

@@ -82,13 +82,6 @@ pub enum CliError {
     /// An audit package could not be written or read (the message names the file).
     #[error(transparent)]
     Package(#[from] crate::export::package::PackageError),
-    /// A file could not be written.
-    #[error("writing {}: {source}", .path.display())]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 impl CliError {

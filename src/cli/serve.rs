@@ -34,19 +34,21 @@ pub fn run(
                 address: listen.to_string(),
                 source,
             })?;
-        // A machine-readable line for scripts and tests that listen on port 0.
-        if let Ok(address) = listener.local_addr() {
-            println!("voucher-ledger listening on {address}");
-            let _ = std::io::stdout().flush();
-        }
         let http_listener = bind_http(http, config.server.http.as_deref()).await?;
+        // Machine-readable lines for scripts and tests that listen on port 0. The gRPC line
+        // comes last: a reader may stop reading (and close the pipe) once it has it, so
+        // nothing is printed after it, and a closed pipe is never a reason to fail.
+        let mut out = std::io::stdout();
         if let Some(address) = http_listener
             .as_ref()
             .and_then(|listener| listener.local_addr().ok())
         {
-            println!("voucher-ledger report page on http://{address}/");
-            let _ = std::io::stdout().flush();
+            let _ = writeln!(out, "voucher-ledger report page on http://{address}/");
         }
+        if let Ok(address) = listener.local_addr() {
+            let _ = writeln!(out, "voucher-ledger listening on {address}");
+        }
+        let _ = out.flush();
         let settings = ServeSettings {
             data_dir,
             config,
