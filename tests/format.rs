@@ -4873,8 +4873,8 @@ fn the_block_fixture_in_a_data_dir_verifies_reads_from_every_sequence_and_opens(
     // over a log written in blocks are covered by tests/storage.rs
     // (`restart_from_snapshot_equals_full_replay`). Only a snapshot of exactly this log is
     // tried here.
-    let snapshot_matches_this_log = try_read_fixture(&current_snapshot_name())
-        .is_some_and(|_| v2_addition_events().is_empty());
+    let snapshot_matches_this_log =
+        try_read_fixture(&current_snapshot_name()).is_some_and(|_| v2_addition_events().is_empty());
     for with_snapshot in [false, snapshot_matches_this_log] {
         let directory = tempfile::tempdir().expect("tempdir");
         let mut raw = vec![RawValue {

@@ -25,9 +25,8 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::api::auth::{Authenticator, TokenEntry};
 use crate::api::proto::{
-    checkpoint_service_server::CheckpointServiceServer,
-    export_service_server::ExportServiceServer, ledger_service_server::LedgerServiceServer,
-    programme_service_server::ProgrammeServiceServer,
+    checkpoint_service_server::CheckpointServiceServer, export_service_server::ExportServiceServer,
+    ledger_service_server::LedgerServiceServer, programme_service_server::ProgrammeServiceServer,
     reconciliation_service_server::ReconciliationServiceServer,
     redemption_service_server::RedemptionServiceServer,
     registry_service_server::RegistryServiceServer,

@@ -15,9 +15,9 @@ use parking_lot::RwLock;
 use super::LedgerError;
 use crate::domain::{InvoiceEntry, InvoiceNumber, LedgerState, ProgrammeYear, Uscc};
 use crate::limits::INVOICE_CACHE_DEFAULT;
-use crate::storage::record::genesis_chain_hash;
 use crate::storage::backup::{BackupError, BackupManifest};
 use crate::storage::checkpoint::Checkpoint;
+use crate::storage::record::genesis_chain_hash;
 use crate::storage::{EventStore, LogError, LogPosition, LoggedEvent, StoreError};
 
 #[derive(Clone)]

@@ -19,8 +19,8 @@
 //! | `package.rs` | the events file of an audit package (`VLPK` v1: the records as stored, framed) |
 //! | `migrate.rs` | brings an older data directory up to the current format on first open |
 
-pub mod block;
 pub mod backup;
+pub mod block;
 pub mod checkpoint;
 pub mod codec;
 pub mod index;
