@@ -12,6 +12,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/voucher/v1/redemption.proto",
         "proto/voucher/v1/ledger.proto",
         "proto/voucher/v1/settlement.proto",
+        "proto/voucher/v1/export.proto",
+        "proto/voucher/v1/reconciliation.proto",
+        "proto/voucher/v1/checkpoints.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -65,11 +65,50 @@ pub const QUEUE_JOBS_DEFAULT: usize = 16_384;
 /// Default: how long a reader waits for the writer to make what it read durable.
 pub const READ_WAIT_DEFAULT: Duration = Duration::from_secs(5);
 
+/// Default: events between signed checkpoints (`checkpoint_interval`). Records after the
+/// newest checkpoint are the only ones a truncation could drop unseen; a settlement run,
+/// a year close, a start with an unsigned tail and a stop are signed regardless.
+pub const CHECKPOINT_INTERVAL_DEFAULT: u64 = 10_000;
+/// Checkpoints waiting for the signing thread; when it is full the writer signs the head
+/// after its next batch instead (it never waits for the signer).
+pub const CHECKPOINT_QUEUE: usize = 64;
+
 // ----------------------------------------------------------------------- the storage
 
 /// No single event payload is larger than this; a bigger length field means a corrupt
 /// record.
 pub const RECORD_PAYLOAD_LIMIT: usize = 64 * 1024;
+/// A batch's records are stored as log blocks of about this many bytes (a block is closed
+/// once it reaches it), so one key holds a few thousand records but reading one event
+/// never loads more than this plus one record. A batch of 8,189 redemptions is ~10 blocks.
+pub const LOG_BLOCK_BYTES_TARGET: usize = 256 * 1024;
+/// Memory of the in-memory filter of invoice keys (`storage::invoice_filter`), whatever
+/// the number of invoices: at 10 M invoices ~7% of brand-new ones are still looked up,
+/// at 1 M almost none; past 10 M it only answers "maybe" more often.
+pub const INVOICE_FILTER_BYTES: usize = 8 * 1024 * 1024;
+
+// ------------------------------------------------------------------- reconciliation
+
+/// Largest file a reconciliation imports, in bytes: a year of a large center's invoices
+/// (200,000 rows of about 100 bytes) with room to spare. Larger: refused with its size.
+pub const RECONCILIATION_FILE_BYTES_MAX: usize = 32 << 20;
+/// Most data rows a reconciliation imports (the header not counted); the report holds
+/// at most about this many lines. More: refused.
+pub const RECONCILIATION_ROWS_MAX: usize = 200_000;
+/// Columns of a spreadsheet a reconciliation reads; cells further right are not read (the
+/// import needs at most six columns), so a sheet naming a far cell cannot make the reader
+/// allocate a huge dense range.
+pub const RECONCILIATION_COLUMNS_MAX: usize = 256;
+/// Most ledger invoices one center reconciliation scans (every year of the center; the
+/// period is a filter on issue dates, not an index). More: refused, not truncated.
+pub const RECONCILIATION_LEDGER_INVOICES_MAX: usize = 2_000_000;
+/// Longest file name recorded with a reconciliation, in bytes.
+pub const RECONCILIATION_FILE_NAME_MAX_BYTES: usize = 255;
+/// Largest request message of the two Reconcile calls: the largest file and its fields.
+pub const RECONCILE_MESSAGE_BYTES: usize = RECONCILIATION_FILE_BYTES_MAX + (64 << 10);
+/// Largest answer the CLI accepts from a Reconcile call: every row's report line with
+/// both sides' values (a few hundred bytes each).
+pub const RECONCILE_REPLY_BYTES_MAX: usize = 256 << 20;
 
 // --------------------------------------------------------------------------- the API
 
@@ -81,6 +120,10 @@ pub const READ_EVENTS_DEFAULT: u32 = 1_000;
 pub const SUBSCRIBER_BUFFER: usize = 256;
 /// A subscriber that accepts nothing for this long is disconnected.
 pub const SUBSCRIBER_STALL_LIMIT: Duration = Duration::from_secs(60);
+/// Checkpoints one `ListCheckpoints` page returns when the caller names no limit.
+pub const CHECKPOINT_LIST_DEFAULT: u32 = 100;
+/// Most checkpoints one `ListCheckpoints` page returns.
+pub const CHECKPOINT_LIST_LIMIT: u32 = 1_000;
 /// Page size of List calls when the caller names none.
 pub const LIST_PAGE_DEFAULT: u32 = 100;
 /// Largest page size of List calls.
@@ -112,6 +155,32 @@ pub const STATUS_DETAILS_MAX_BYTES: usize = 4_096;
 /// (USCC 18, UUID 36, amount 24 with room to spare, date 10), with tags and lengths.
 pub const INVOICE_MESSAGE_MAX_BYTES: usize =
     3 + 6 * 3 + 18 + 36 + INVOICE_NUMBER_MAX_BYTES + 24 + 10 + DELIVERY_PROOF_MAX_BYTES;
+
+// ------------------------------------------------------------------------ the exports
+
+/// Most rows one exported table holds (statements, invoices of a period, receivables).
+/// An export is built in memory before it is sent or written (its size and hash lead the
+/// download), and an XLSX row costs rust_xlsxwriter a few hundred bytes, so this bounds
+/// one export to tens of megabytes; a larger one is refused with a message that says to
+/// narrow it (one center, a shorter period). Below Excel's 1,048,576 rows per sheet.
+pub const EXPORT_ROWS_MAX: usize = 200_000;
+/// Rows an export reads under the state's read lock at a time: the writer never waits
+/// for a whole export, only for one page.
+pub const EXPORT_PAGE_ROWS: usize = 1_000;
+/// Largest chunk of a streamed file download (gRPC `ExportService`): well under a
+/// client's default 4 MiB message limit, and small enough to pace a slow reader.
+pub const EXPORT_CHUNK_BYTES: usize = 64 << 10;
+/// Exports the server builds at the same time (each holds its file in memory, at most
+/// [`EXPORT_ROWS_MAX`] rows); further calls wait for a slot.
+pub const EXPORTS_CONCURRENT_MAX: usize = 2;
+/// Widest XLSX column, in characters: a long legal name or reason wraps past it rather
+/// than making the sheet unreadable.
+pub const XLSX_COLUMN_WIDTH_MAX: usize = 60;
+/// Largest amount, in fen, written as an XLSX number cell: 10^15 fen (10^13 yuan), the
+/// ledger's largest single amount. Up to it an amount has at most 15 significant digits
+/// and survives the trip through an IEEE double exactly (see
+/// `export::table::money_as_xlsx_number`); a larger total is refused in XLSX.
+pub const XLSX_MONEY_EXACT_MAX_FEN: i64 = 1_000_000_000_000_000;
 
 // ------------------------------------------------------------------------ the server
 
@@ -157,6 +226,41 @@ pub const REQUEST_BODY_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// Default: milliseconds a subscriber may accept nothing before its stream is ended.
 pub const SUBSCRIBER_STALL_MS_DEFAULT: u64 = SUBSCRIBER_STALL_LIMIT.as_millis() as u64;
 
+// ------------------------------------------------- the bureau's report and its page
+
+/// Enterprises in the report's "top enterprises" chart and table.
+pub const REPORT_TOP_ENTERPRISES: usize = 20;
+/// Centers drawn in the report's "due and paid by center" chart (the most money
+/// first); the table below it lists every center. Keeps the chart readable and its
+/// height bounded with up to `CENTERS_MAX` centers.
+pub const REPORT_CHART_CENTERS_MAX: usize = 50;
+/// Most points of the pool-use series: a log spanning more days keeps every n-th day
+/// (weekly for a few years), so the chart stays small whatever the log's age.
+pub const REPORT_SERIES_POINTS_MAX: usize = 400;
+/// Invoices the report's replay of the log keeps before it empties its cache (as
+/// `verify` does): memory does not grow with the invoices.
+pub const REPORT_REPLAY_CACHE_LIMIT: usize = 65_536;
+/// Default address of the report's HTTP page (`--http`, `server.http`); empty: off.
+pub const HTTP_ADDRESS_DEFAULT: &str = "127.0.0.1:8080";
+/// Most open connections to the HTTP page; further ones wait in the listen backlog.
+pub const HTTP_MAX_CONNECTIONS: usize = 256;
+/// A client must send a request's headers within this, or its connection is closed
+/// (against clients that open a connection and trickle bytes).
+pub const HTTP_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest time one HTTP request may take to be answered (the report of a long log is
+/// rendered from a replay); then it is answered 503.
+pub const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest life of one HTTP connection, however busy: a browser simply reconnects.
+pub const HTTP_CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
+/// TLS handshake of a new HTTP connection (when `[tls]` is configured).
+pub const HTTP_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest sign-in form body (a token and where to go next); larger: 413.
+pub const HTTP_SIGNIN_BODY_BYTES: usize = 4_096;
+/// Most sessions held at once; a new sign-in past it drops the oldest session.
+pub const HTTP_SESSIONS_MAX: usize = 1_024;
+/// How long a session lasts after sign-in.
+pub const HTTP_SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3_600);
+
 // A full batch of the longest invoices fits one PostInvoices message.
 const _: () =
     assert!(SUBMIT_BATCH_LIMIT * INVOICE_MESSAGE_MAX_BYTES <= POST_INVOICES_MESSAGE_BYTES_DEFAULT);
@@ -170,13 +274,27 @@ const _: () = assert!(
     PUBLIC_MESSAGE_BYTES_DEFAULT + MAX_HEADER_LIST_BYTES_DEFAULT as usize
         <= PUBLIC_REQUEST_MEMORY_BYTES_DEFAULT
 );
+// A Reconcile call's file fits the shared request memory.
+const _: () = assert!(
+    RECONCILE_MESSAGE_BYTES + MAX_HEADER_LIST_BYTES_DEFAULT as usize
+        <= REQUEST_MEMORY_BYTES_DEFAULT
+);
 const _: () = assert!(READ_EVENTS_PAGE_BYTES_MIN <= READ_EVENTS_PAGE_BYTES_DEFAULT);
 const _: () = assert!(READ_EVENTS_PAGE_BYTES_DEFAULT <= READ_EVENTS_PAGE_BYTES_MAX);
 
 // ------------------------------------------------------- relations the code relies on
 
+// An exported table (plus its header row) fits one Excel sheet.
+const _: () = assert!(EXPORT_ROWS_MAX < 1_048_576);
+// Every single amount fits an XLSX money cell exactly, and the fen count itself is an
+// exact f64 (below 2^53).
+const _: () = assert!(MONEY_MAX_FEN <= XLSX_MONEY_EXACT_MAX_FEN);
+const _: () = assert!(XLSX_MONEY_EXACT_MAX_FEN < (1i64 << 53));
+const _: () = assert!(EXPORT_PAGE_ROWS <= EXPORT_ROWS_MAX);
+
 const _: () = assert!(EXPIRY_BATCH_LIMIT <= SUBMIT_BATCH_LIMIT);
 const _: () = assert!(READ_EVENTS_DEFAULT <= READ_EVENTS_LIMIT);
+const _: () = assert!(CHECKPOINT_LIST_DEFAULT <= CHECKPOINT_LIST_LIMIT);
 const _: () = assert!(LIST_PAGE_DEFAULT <= LIST_PAGE_LIMIT);
 // A whole batch of new invoices fits the cache, so the prefetch of one batch is never
 // evicted before the batch is decided.
@@ -185,3 +303,6 @@ const _: () = assert!(SUBMIT_BATCH_LIMIT <= INVOICE_CACHE_DEFAULT);
 const _: () = assert!(SUBMIT_BATCH_LIMIT <= QUEUE_COMMANDS_DEFAULT);
 // i64 fen: the sum of 2^13 maximal amounts must not overflow (a batch's totals).
 const _: () = assert!((MONEY_MAX_FEN as i128) * (SUBMIT_BATCH_LIMIT as i128) < i64::MAX as i128);
+// A default sign-in form (a token of a few hundred bytes) fits the body limit.
+const _: () = assert!(HTTP_SIGNIN_BODY_BYTES >= 1_024);
+const _: () = assert!(REPORT_SERIES_POINTS_MAX >= 2);

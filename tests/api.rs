@@ -2639,6 +2639,7 @@ async fn tls_from_the_config_serves_encrypted_and_refuses_plaintext() {
         data_dir: data.path().to_path_buf(),
         config,
         sync: true,
+        http_listener: None,
     };
     let task = tokio::spawn(voucher_ledger::api::server::run(
         listener,

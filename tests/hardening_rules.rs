@@ -4,7 +4,6 @@
 //! (item 4), a reversed invoice reported as standing (item 5), running totals that wrapped
 //! on disk (item 8), and lenient parsing (item 9).
 
-#[allow(dead_code)]
 mod common;
 mod support;
 

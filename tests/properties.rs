@@ -1077,7 +1077,7 @@ impl Model {
                 prop_assert!(new_pool.in_fen() >= held + redeemed + receivable);
                 self.pools.insert(*year, new_pool.in_fen());
             }
-            Event::ClockConfirmed { .. } => {}
+            Event::ClockConfirmed { .. } | Event::ReconciliationRecorded(_) => {}
         }
         Ok(())
     }

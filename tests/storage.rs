@@ -266,6 +266,150 @@ fn rewriting_a_record_with_a_recomputed_hash_still_breaks_the_chain() {
     assert_eq!(first_bad, Some(7), "{problems:?}");
 }
 
+// --------------------------------------------------------------------- log blocks
+
+/// The keys of the `events` column family (each the first sequence of a stored block).
+fn stored_log_keys(path: &Path) -> Vec<u64> {
+    let options = rocksdb::Options::default();
+    let families = rocksdb::DB::list_cf(&options, path).expect("families");
+    let db = rocksdb::DB::open_cf_for_read_only(&options, path, families, false)
+        .expect("read-only RocksDB");
+    let family = db.cf_handle("events").expect("events");
+    db.iterator_cf(family, rocksdb::IteratorMode::Start)
+        .map(|item| {
+            let (key, _) = item.expect("entry");
+            u64::from_be_bytes(key.as_ref().try_into().expect("8-byte key"))
+        })
+        .collect()
+}
+
+#[test]
+fn each_batch_is_one_stored_block_and_every_event_reads_back_from_any_sequence() {
+    // Given a log written in batches of 50 commands, with snapshots falling inside blocks
+    let directory = tempfile::tempdir().expect("tempdir");
+    let filled = fill(directory.path(), 200, 37);
+    let last = filled.last_sequence();
+    // then each batch is stored under one key, the sequence of its first event
+    let keys = stored_log_keys(directory.path());
+    let batches = scenario_commands(200).len().div_ceil(50);
+    assert!(
+        keys.len() <= batches && keys.len() < last as usize / 10,
+        "{} keys for {last} events in {batches} batches",
+        keys.len()
+    );
+    assert_eq!(keys[0], 1);
+    // and the ledger reopens from a snapshot inside a block, equal to a full replay
+    let replayed = full_replay(directory.path());
+    let (ledger, opened) = Ledger::open(directory.path(), options(37)).expect("reopen");
+    let snapshot = opened.snapshot_sequence.expect("a snapshot");
+    assert!(
+        !keys.contains(&snapshot),
+        "snapshot {snapshot} is inside a block"
+    );
+    assert!(ledger.state().same_projections(&replayed));
+    // and reading from any sequence (first, inside, last of a block) gives the same
+    // events as reading everything
+    let reader = ledger.reader();
+    let mut everything = Vec::new();
+    reader
+        .read_events(1, |logged| {
+            everything.push(logged);
+            std::ops::ControlFlow::Continue(())
+        })
+        .expect("read all");
+    assert_eq!(everything.len() as u64, last);
+    for from in
+        (1..=last).filter(|from| from % 7 == 0 || keys.contains(from) || keys.contains(&(from + 1)))
+    {
+        let mut read = Vec::new();
+        reader
+            .read_events(from, |logged| {
+                read.push(logged);
+                if read.len() == 3 {
+                    std::ops::ControlFlow::Break(())
+                } else {
+                    std::ops::ControlFlow::Continue(())
+                }
+            })
+            .expect("read from the middle");
+        let expected: Vec<_> = everything[from as usize - 1..]
+            .iter()
+            .take(3)
+            .cloned()
+            .collect();
+        assert_eq!(read, expected, "reading from {from}");
+    }
+    assert_eq!(reader.stored_sequence().expect("stored"), last);
+    drop(reader);
+    drop(ledger);
+    assert!(verify(directory.path()).expect("verify").is_clean());
+}
+
+#[test]
+fn dropping_a_whole_block_is_detected_at_its_first_sequence() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    fill(directory.path(), 120, 1_000_000);
+    let keys = stored_log_keys(directory.path());
+    let dropped = keys[1];
+    {
+        let options = rocksdb::Options::default();
+        let families = rocksdb::DB::list_cf(&options, directory.path()).expect("families");
+        let db = rocksdb::DB::open_cf(&options, directory.path(), families).expect("RocksDB");
+        let family = db.cf_handle("events").expect("events");
+        db.delete_cf(family, dropped.to_be_bytes()).expect("delete");
+        db.flush_wal(true).expect("flush");
+    }
+    let report = verify(directory.path()).expect("verify runs");
+    assert_eq!(
+        report.first_bad_sequence,
+        Some(dropped),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        report.problems[0].contains("missing"),
+        "{:?}",
+        report.problems
+    );
+    assert!(Ledger::open(directory.path(), options(1_000_000)).is_err());
+}
+
+#[test]
+fn once_the_invoice_filter_is_filled_every_stored_invoice_is_still_found() {
+    // Given invoices written before a restart (so none is in memory)
+    let directory = tempfile::tempdir().expect("tempdir");
+    fill(directory.path(), 40, 1_000_000);
+    let (mut ledger, _) = Ledger::open(directory.path(), options(1_000_000)).expect("open");
+    // when the in-memory filter has been filled from the index (bounded wait)
+    let started = std::time::Instant::now();
+    while !ledger.invoice_filter_ready() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the invoice filter was not filled within 10 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    // then a repost of each stored invoice is answered from the index as a duplicate,
+    // and brand-new invoices in the same batch are redeemed
+    let at = 1_767_225_600_000 + 100_000;
+    let envelopes: Vec<Envelope> = (1..40)
+        .map(|number| post(1, 1, &format!("INV-{number}"), "100.01"))
+        .chain((0..10).map(|number| post(1, 1, &format!("NEW-{number}"), "100.01")))
+        .map(|command| Envelope::new(Timestamp(at), command))
+        .collect();
+    let replies = ledger.submit(&envelopes).expect("submit");
+    for (index, reply) in replies.into_iter().enumerate() {
+        match reply.expect("accepted") {
+            Reply::InvoiceOutcome(outcome) => {
+                assert_eq!(outcome.duplicate, index < 39, "reply {index}: {outcome:?}")
+            }
+            other => panic!("reply {index}: {other:?}"),
+        }
+    }
+    drop(ledger);
+    assert!(verify(directory.path()).expect("verify").is_clean());
+}
+
 // ------------------------------------------------------------------ format fixtures
 
 const FIXTURE: &str = "tests/fixtures/log-v1.records";

@@ -161,14 +161,31 @@ pub fn token_hash(token: &str) -> String {
 }
 
 /// Turns `authorization: Bearer <token>` into a [`Principal`]: in the server's gate
-/// (before a request body is read), or as a tonic interceptor.
+/// (before a request body is read), or as a tonic interceptor. Its clones share one token
+/// table, which [`Authenticator::replace`] swaps (SIGHUP reloads the config's tokens
+/// without dropping a connection; a removed token is refused from the next call on).
 #[derive(Clone)]
 pub struct Authenticator {
-    by_hash: Arc<HashMap<String, Principal>>,
+    by_hash: Arc<parking_lot::RwLock<Arc<HashMap<String, Principal>>>>,
 }
 
 impl Authenticator {
     pub fn new(entries: &[TokenEntry]) -> Result<Authenticator, String> {
+        Ok(Authenticator {
+            by_hash: Arc::new(parking_lot::RwLock::new(Arc::new(Self::table(entries)?))),
+        })
+    }
+
+    /// Switches every clone to the tokens of `entries`, or, if one is invalid, keeps
+    /// the current ones and says why. Returns how many tokens are in force.
+    pub fn replace(&self, entries: &[TokenEntry]) -> Result<usize, String> {
+        let table = Self::table(entries)?;
+        let count = table.len();
+        *self.by_hash.write() = Arc::new(table);
+        Ok(count)
+    }
+
+    fn table(entries: &[TokenEntry]) -> Result<HashMap<String, Principal>, String> {
         let mut by_hash = HashMap::new();
         for entry in entries {
             let subject = match entry.role {
@@ -198,9 +215,7 @@ impl Authenticator {
                 return Err(format!("token for {} is listed twice", entry.principal));
             }
         }
-        Ok(Authenticator {
-            by_hash: Arc::new(by_hash),
-        })
+        Ok(by_hash)
     }
 
     pub fn authenticate(&self, mut request: Request<()>) -> Result<Request<()>, Status> {
@@ -221,10 +236,14 @@ impl Authenticator {
             .strip_prefix("Bearer ")
             .or_else(|| text.strip_prefix("bearer "))
             .ok_or_else(|| Status::unauthenticated("authorization must be 'Bearer <token>'"))?;
-        self.by_hash
-            .get(&token_hash(token.trim()))
-            .cloned()
+        self.principal_for_token(token)
             .ok_or_else(|| Status::unauthenticated("unknown token"))
+    }
+
+    /// The caller a bearer token names, if it is known (also the report page's sign-in).
+    pub fn principal_for_token(&self, token: &str) -> Option<Principal> {
+        let table = Arc::clone(&self.by_hash.read());
+        table.get(&token_hash(token.trim())).cloned()
     }
 }
 

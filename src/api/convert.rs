@@ -514,6 +514,9 @@ pub fn event_to_proto(event: &SequencedEvent, chain_hash: &str) -> proto::EventR
         Event::ClockConfirmed { reason } => Payload::ClockConfirmed(proto::ClockConfirmed {
             reason: reason.to_string(),
         }),
+        Event::ReconciliationRecorded(recorded) => Payload::ReconciliationRecorded(
+            crate::api::convert_reconciliation::reconciliation_recorded_to_proto(recorded),
+        ),
     };
     proto::EventRecord {
         sequence: event.sequence,

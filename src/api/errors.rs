@@ -119,6 +119,8 @@ pub fn engine(error: EngineError) -> Status {
         EngineError::ShuttingDown => Status::unavailable(error.to_string()),
         EngineError::BatchTooLarge { .. } => Status::invalid_argument(error.to_string()),
         EngineError::ReadTimeout(_) => Status::unavailable(error.to_string()),
-        EngineError::Storage(_) => Status::internal(error.to_string()),
+        // The ledger stopped after a failed write (a full disk, a failing device): the
+        // call may be retried once an operator has fixed it and restarted the server.
+        EngineError::Storage(_) => Status::unavailable(error.to_string()),
     }
 }

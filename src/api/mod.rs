@@ -6,6 +6,7 @@
 //! | file | what it does |
 //! |---|---|
 //! | `convert.rs` | proto ⇄ domain: every request field parsed and validated, every reply built |
+//! | `convert_reconciliation.rs` | reconciliation records, report lines and row errors to proto |
 //! | `errors.rs` | the error model: rejections, validation and engine errors as gRPC statuses |
 //! | `auth.rs` | bearer tokens (SM3-hashed), roles, and who may do what |
 //! | `services/` | one file per gRPC service |
@@ -15,6 +16,7 @@
 
 pub mod auth;
 pub mod convert;
+pub mod convert_reconciliation;
 pub mod errors;
 pub mod health;
 pub mod server;

@@ -2,7 +2,8 @@
 //! engine, serves every service plus `grpc.health.v1` and reflection (`v1` and
 //! `v1alpha`), and on `shutdown` stops accepting, ends subscriptions, finishes in-flight
 //! calls, drains and syncs the engine and writes a final snapshot. Tests drive it on
-//! `127.0.0.1:0`.
+//! `127.0.0.1:0`. Given an HTTP listener, it also serves the live report page
+//! ([`crate::http`]) until the same shutdown.
 //!
 //! What a client can hold is bounded: connections ([`connection`]: `max_connections`,
 //! handshake and idle timeouts, HTTP/2 keepalive), calls per connection
@@ -14,6 +15,7 @@ pub mod gate;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -23,24 +25,31 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::api::auth::{Authenticator, TokenEntry};
 use crate::api::proto::{
+    checkpoint_service_server::CheckpointServiceServer, export_service_server::ExportServiceServer,
     ledger_service_server::LedgerServiceServer, programme_service_server::ProgrammeServiceServer,
+    reconciliation_service_server::ReconciliationServiceServer,
     redemption_service_server::RedemptionServiceServer,
     registry_service_server::RegistryServiceServer,
     settlement_service_server::SettlementServiceServer,
     voucher_service_server::VoucherServiceServer, FILE_DESCRIPTOR_SET,
 };
 use crate::api::services::Api;
-use crate::ledger::engine::{Engine, EngineConfig};
+use crate::ledger::engine::{BatchObserver, CheckpointPolicy, Engine, EngineConfig};
 use crate::ledger::{Ledger, LedgerOptions};
+use crate::ops::metrics::Metrics;
+use crate::storage::checkpoint::CheckpointSigner;
 
 /// The gRPC services the server offers, by their health-check names.
-const SERVICE_NAMES: [&str; 6] = [
+const SERVICE_NAMES: [&str; 9] = [
     "voucher.v1.ProgrammeService",
     "voucher.v1.RegistryService",
     "voucher.v1.VoucherService",
     "voucher.v1.RedemptionService",
     "voucher.v1.LedgerService",
     "voucher.v1.SettlementService",
+    "voucher.v1.ExportService",
+    "voucher.v1.ReconciliationService",
+    "voucher.v1.CheckpointService",
 ];
 
 /// The server's TOML config (see `config/server.toml`).
@@ -104,6 +113,18 @@ pub struct ServerSection {
     pub subscriber_stall_ms: u64,
     /// Most bytes of events in one `ReadEvents` page.
     pub read_events_page_bytes: usize,
+    /// Events between signed checkpoints (when `checkpoint_key` is set).
+    pub checkpoint_interval: u64,
+    /// The bureau's SM2 private key (PKCS#8 PEM, `voucher-ledger keygen`) that signs
+    /// checkpoints; none: no checkpoints. Relative to the config file.
+    pub checkpoint_key: Option<PathBuf>,
+    /// The directory the `Backup` call writes backups under; none: it is refused.
+    /// Relative to the config file.
+    pub backup_dir: Option<PathBuf>,
+    /// Address of the live report page (HTTP); empty: off. Unset: 127.0.0.1:8080, and
+    /// if that address is taken the page is off with a warning. `serve --http` wins.
+    /// `serve` binds it; [`run`] serves the listener it is given.
+    pub http: Option<String>,
 }
 
 impl Default for ServerSection {
@@ -131,6 +152,10 @@ impl Default for ServerSection {
             subscriber_stall_ms: SUBSCRIBER_STALL_MS_DEFAULT,
             read_events_page_bytes: READ_EVENTS_PAGE_BYTES_DEFAULT,
             expiry_clock_jump_limit_hours: EXPIRY_CLOCK_JUMP_LIMIT_HOURS_DEFAULT,
+            checkpoint_interval: CHECKPOINT_INTERVAL_DEFAULT,
+            checkpoint_key: None,
+            backup_dir: None,
+            http: None,
         }
     }
 }
@@ -146,6 +171,7 @@ impl ServerSection {
             }
         };
         at_least("max_connections", self.max_connections as u64, 1)?;
+        at_least("checkpoint_interval", self.checkpoint_interval, 1)?;
         at_least("listen_backlog", u64::from(self.listen_backlog), 1)?;
         if self.listen_backlog > i32::MAX as u32 {
             return Err("server.listen_backlog: too large".into());
@@ -242,10 +268,19 @@ impl ServerConfig {
             .map_err(|error| format!("config {}: {error}", path.display()))?;
         let mut config: ServerConfig =
             toml::from_str(&text).map_err(|error| format!("config {}: {error}", path.display()))?;
-        // Relative TLS paths are relative to the config file.
-        if let (Some(tls), Some(base)) = (config.tls.as_mut(), path.parent()) {
-            tls.cert = base.join(&tls.cert);
-            tls.key = base.join(&tls.key);
+        // Relative TLS, key and backup paths are relative to the config file.
+        if let Some(base) = path.parent() {
+            if let Some(tls) = config.tls.as_mut() {
+                tls.cert = base.join(&tls.cert);
+                tls.key = base.join(&tls.key);
+            }
+            let section = &mut config.server;
+            for relative in [&mut section.checkpoint_key, &mut section.backup_dir]
+                .into_iter()
+                .flatten()
+            {
+                *relative = base.join(&*relative);
+            }
         }
         Ok(config)
     }
@@ -256,6 +291,21 @@ pub struct ServeSettings {
     pub config: ServerConfig,
     /// fsync every commit; false only for tests.
     pub sync: bool,
+    /// Where to serve the live report page ([`crate::http`]), already bound; `None`: no
+    /// page.
+    pub http_listener: Option<TcpListener>,
+}
+
+/// What the server may serve besides gRPC, and be told while it runs.
+#[derive(Default)]
+pub struct ServeExtras {
+    /// Serves `/metrics` (Prometheus) on this listener: the HTTP address.
+    pub http_listener: Option<TcpListener>,
+    /// Token lists to switch to while serving (`serve` sends the config's tokens here on
+    /// SIGHUP); connections stay open, a removed token is refused from its next call.
+    pub token_reloads: Option<tokio::sync::mpsc::Receiver<Vec<TokenEntry>>>,
+    /// The metrics to fill (a new set when none is given).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// Serves until `shutdown` completes, then shuts down gracefully.
@@ -264,9 +314,29 @@ pub async fn run(
     settings: ServeSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    run_with(listener, settings, ServeExtras::default(), shutdown).await
+}
+
+/// [`run`], with metrics over HTTP and token reloads.
+pub async fn run_with(
+    listener: TcpListener,
+    settings: ServeSettings,
+    extras: ServeExtras,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
     let config = settings.config;
     config.server.validate()?;
     let authenticator = Authenticator::new(&config.tokens)?;
+    let checkpoints = match &config.server.checkpoint_key {
+        Some(path) => Some(CheckpointPolicy {
+            signer: CheckpointSigner::from_pem_file(path)
+                .map_err(|error| format!("checkpoint_key: {error}"))?,
+            interval: config.server.checkpoint_interval,
+        }),
+        None => None,
+    };
+    let metrics = extras.metrics.unwrap_or_default();
+    let http_authenticator = authenticator.clone();
     if config.tokens.is_empty() {
         tracing::warn!("no tokens configured: every call will be UNAUTHENTICATED");
     }
@@ -298,6 +368,8 @@ pub async fn run(
         ledger,
         EngineConfig {
             queue_commands: config.server.queue_commands,
+            checkpoints,
+            observer: Some(Arc::clone(&metrics) as Arc<dyn BatchObserver>),
             ..EngineConfig::default()
         },
     )
@@ -313,7 +385,9 @@ pub async fn run(
                 .expiry_clock_jump_limit_hours
                 .saturating_mul(3_600),
         )),
-    );
+    )
+    .with_backup_dir(config.server.backup_dir.clone());
+    metrics.attach(handle.clone(), api.subscriber_count());
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -333,6 +407,15 @@ pub async fn run(
         .await;
     health_reporter
         .set_serving::<SettlementServiceServer<Api>>()
+        .await;
+    health_reporter
+        .set_serving::<ExportServiceServer<Api>>()
+        .await;
+    health_reporter
+        .set_serving::<ReconciliationServiceServer<Api>>()
+        .await;
+    health_reporter
+        .set_serving::<CheckpointServiceServer<Api>>()
         .await;
     // Both reflection versions: grpcurl speaks v1, Python's grpcio and older tools v1alpha.
     let reflection = || {
@@ -358,11 +441,15 @@ pub async fn run(
         .http2_max_header_list_size(section.max_header_list_bytes)
         .http2_keepalive_interval(Some(millis(section.keepalive_interval_ms)))
         .http2_keepalive_timeout(Some(millis(section.keepalive_timeout_ms)));
+    let mut http_tls = None;
     if let Some(tls) = &config.tls {
         let cert = std::fs::read(&tls.cert)
             .map_err(|error| format!("tls cert {}: {error}", tls.cert.display()))?;
         let key = std::fs::read(&tls.key)
             .map_err(|error| format!("tls key {}: {error}", tls.key.display()))?;
+        if settings.http_listener.is_some() {
+            http_tls = Some(crate::http::tls_acceptor(&cert, &key)?);
+        }
         builder = builder
             .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
             .map_err(|error| format!("tls: {error}"))?;
@@ -381,6 +468,19 @@ pub async fn run(
             idle: millis(section.idle_timeout_ms),
         },
     );
+    let token_reloader = extras.token_reloads.map(|mut reloads| {
+        let authenticator = authenticator.clone();
+        tokio::spawn(async move {
+            while let Some(tokens) = reloads.recv().await {
+                match authenticator.replace(&tokens) {
+                    Ok(count) => tracing::info!(tokens = count, "tokens reloaded"),
+                    Err(error) => {
+                        tracing::error!(%error, "tokens not reloaded: the previous ones stay in force")
+                    }
+                }
+            }
+        })
+    });
     let gate = gate::GateLayer::new(gate::GateConfig {
         authenticator,
         message_bytes: section.message_bytes,
@@ -408,6 +508,40 @@ pub async fn run(
     ));
     tracing::info!(%address, "serving gRPC");
 
+    // The live report page, stopped with the rest and given the same grace.
+    let mut grpc_ended: Option<tokio::sync::oneshot::Sender<()>> = None;
+    let http_task = match settings.http_listener {
+        Some(listener) => {
+            let http_address = listener.local_addr().map_err(|error| error.to_string())?;
+            let secure = http_tls.is_some();
+            let router = crate::http::router(crate::http::HttpState::new(
+                handle.clone(),
+                http_authenticator,
+                secure,
+            ))
+            .merge(crate::ops::metrics::router(Arc::clone(&metrics)));
+            let mut http_stopping = stopping.clone();
+            let (ended, grpc_stopped) = tokio::sync::oneshot::channel::<()>();
+            grpc_ended = Some(ended);
+            // On shutdown, or if gRPC stops serving for any other reason.
+            let http_shutdown = async move {
+                tokio::select! {
+                    _ = http_stopping.wait_for(|stopping| *stopping) => {}
+                    _ = grpc_stopped => {}
+                }
+            };
+            tracing::info!(address = %http_address, tls = secure, "serving the report page over HTTP");
+            Some(tokio::spawn(crate::http::serve_http(
+                listener,
+                router,
+                http_tls,
+                Duration::from_secs(config.server.shutdown_grace_seconds),
+                http_shutdown,
+            )))
+        }
+        None => None,
+    };
+
     // The gate authenticates and bounds every call before its body is read; each
     // service's own decoding limit is only a backstop behind the gate's per-method one.
     let (small, large) = (
@@ -426,7 +560,35 @@ pub async fn run(
         .add_service(VoucherServiceServer::new(api.clone()).max_decoding_message_size(small))
         .add_service(RedemptionServiceServer::new(api.clone()).max_decoding_message_size(large))
         .add_service(LedgerServiceServer::new(api.clone()).max_decoding_message_size(small))
-        .add_service(SettlementServiceServer::new(api).max_decoding_message_size(small));
+        .add_service(SettlementServiceServer::new(api.clone()).max_decoding_message_size(small))
+        .add_service(ExportServiceServer::new(api.clone()).max_decoding_message_size(small))
+        .add_service(
+            ReconciliationServiceServer::new(api.clone())
+                .max_decoding_message_size(crate::limits::RECONCILE_MESSAGE_BYTES),
+        )
+        .add_service(CheckpointServiceServer::new(api).max_decoding_message_size(small));
+    let http = match extras.http_listener {
+        Some(http_listener) => {
+            let http_address = http_listener
+                .local_addr()
+                .map_err(|error| error.to_string())?;
+            tracing::info!(address = %http_address, "serving /metrics over HTTP");
+            let mut stopping_for_http = stopping.clone();
+            let app = crate::ops::metrics::router(Arc::clone(&metrics));
+            Some(tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stopping_for_http.wait_for(|stopping| *stopping).await;
+                };
+                if let Err(error) = axum::serve(http_listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::error!(%error, "the HTTP server stopped");
+                }
+            }))
+        }
+        None => None,
+    };
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     let mut stopping_for_grace = stopping.clone();
     let stop = async move {
@@ -451,8 +613,22 @@ pub async fn run(
             Ok(())
         }
     };
+    drop(grpc_ended);
+    if let Some(task) = http_task {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "the report page stopped with an error"),
+            Err(error) => tracing::warn!(%error, "the report page's task failed"),
+        }
+    }
     sweeper.abort();
     health_keeper.abort();
+    if let Some(reloader) = token_reloader {
+        reloader.abort();
+    }
+    if let Some(http) = http {
+        http.abort();
+    }
     tracing::info!("draining the writer and writing a final snapshot");
     engine.shutdown().await;
     tracing::info!("stopped");

@@ -3,4 +3,6 @@
 
 pub mod verify;
 
-pub use verify::{verify, verify_store, VerifyReport};
+pub use verify::{
+    verify, verify_store, verify_store_with, verify_with_checkpoints, CheckpointCheck, VerifyReport,
+};

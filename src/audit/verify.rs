@@ -18,12 +18,21 @@
 //! Together these prove the index holds exactly one entry per redeemed invoice, agreeing
 //! with the log: pass 1 shows each of the log's invoices is there and right, pass 2 that
 //! nothing else is.
+//!
+//! With a trusted public key ([`CheckpointCheck`]) it also checks signed checkpoints, the
+//! stored ones and those the auditor kept outside the server: every signature, that the
+//! log's chain hash at each checkpoint's sequence is the one signed (a log rewritten and
+//! re-hashed without the private key differs there), and that the log reaches the newest
+//! one (a truncated tail does not).
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 use std::path::Path;
 
+use std::collections::BTreeMap;
+
 use crate::domain::{Event, InvoiceEntry, InvoiceNumber, LedgerState, ProgrammeYear, Uscc};
+use crate::storage::checkpoint::{Checkpoint, TrustedKey};
 use crate::storage::record::{genesis_chain_hash, ChainHash};
 use crate::storage::{EventStore, LogError, StoreError};
 
@@ -44,6 +53,27 @@ pub struct VerifyReport {
     pub problems: Vec<String>,
     /// Findings that are not faults (e.g. a snapshot in an older format, not compared).
     pub notes: Vec<String>,
+    /// Signed checkpoints whose signature and head were checked.
+    pub checkpoints_checked: usize,
+    /// The newest checkpoint's sequence, when checkpoints were checked.
+    pub newest_checkpoint: Option<u64>,
+}
+
+/// What `verify --trusted-key` checks the log against.
+pub struct CheckpointCheck {
+    /// The bureau's public key.
+    pub key: TrustedKey,
+    /// Checkpoints kept outside the server (`--checkpoints FILE`), checked with the
+    /// stored ones.
+    pub external: Vec<Checkpoint>,
+    /// Where the external ones came from, for the report.
+    pub external_source: Option<String>,
+}
+
+/// One checkpoint to compare with the log: the head it signed and where it came from.
+struct Expected {
+    chain_head: ChainHash,
+    source: String,
 }
 
 impl VerifyReport {
@@ -55,6 +85,58 @@ impl VerifyReport {
 pub fn verify(path: &Path) -> Result<VerifyReport, StoreError> {
     let store = EventStore::open_read_only(path)?;
     verify_store(&store)
+}
+
+/// [`verify`], and the log against signed checkpoints.
+pub fn verify_with_checkpoints(
+    path: &Path,
+    checkpoints: &CheckpointCheck,
+) -> Result<VerifyReport, StoreError> {
+    let store = EventStore::open_read_only(path)?;
+    verify_store_with(&store, Some(checkpoints))
+}
+
+/// Checks every signature; returns the heads the log must have, by sequence, and the
+/// problems found.
+fn signed_heads(
+    store: &EventStore,
+    check: &CheckpointCheck,
+    report: &mut VerifyReport,
+) -> Result<BTreeMap<u64, Vec<Expected>>, StoreError> {
+    let mut expected: BTreeMap<u64, Vec<Expected>> = BTreeMap::new();
+    let stored = store.checkpoints(0, usize::MAX)?;
+    let external_source = check
+        .external_source
+        .clone()
+        .unwrap_or_else(|| "the export file".into());
+    let all = stored
+        .iter()
+        .map(|checkpoint| (checkpoint, "the data directory".to_string()))
+        .chain(
+            check
+                .external
+                .iter()
+                .map(|checkpoint| (checkpoint, external_source.clone())),
+        );
+    for (checkpoint, source) in all {
+        report.checkpoints_checked += 1;
+        if let Err(reason) = check.key.check(checkpoint) {
+            report.problems.push(format!(
+                "FORGED CHECKPOINT: checkpoint of sequence {} in {source}: {reason}",
+                checkpoint.sequence
+            ));
+            continue;
+        }
+        report.newest_checkpoint = report.newest_checkpoint.max(Some(checkpoint.sequence));
+        expected
+            .entry(checkpoint.sequence)
+            .or_default()
+            .push(Expected {
+                chain_head: checkpoint.chain_head,
+                source,
+            });
+    }
+    Ok(expected)
 }
 
 /// What the index must say about one invoice of the log.
@@ -186,7 +268,21 @@ fn check_entry(
 }
 
 pub fn verify_store(store: &EventStore) -> Result<VerifyReport, StoreError> {
+    verify_store_with(store, None)
+}
+
+/// [`verify_store`], and the log against signed checkpoints when `checkpoints` is given.
+pub fn verify_store_with(
+    store: &EventStore,
+    checkpoints: Option<&CheckpointCheck>,
+) -> Result<VerifyReport, StoreError> {
     let mut report = VerifyReport::default();
+    let expected_heads = match checkpoints {
+        Some(check) => signed_heads(store, check, &mut report)?,
+        None => BTreeMap::new(),
+    };
+    let mut rewritten: Vec<String> = Vec::new();
+    let mut first_rewritten: Option<u64> = None;
     let snapshot_sequences: BTreeSet<u64> = store.snapshot_sequences()?.into_iter().collect();
     let mut state = LedgerState::with_bounded_invoice_cache();
     let mut index = IndexChecker {
@@ -232,6 +328,17 @@ pub fn verify_store(store: &EventStore) -> Result<VerifyReport, StoreError> {
         if state.invoices_in_memory() > REPLAY_CACHE_LIMIT {
             state.invoice_cache_mut().clear(REPLAY_CACHE_LIMIT);
         }
+        if let Some(signed) = expected_heads.get(&logged.sequence) {
+            for expected in signed {
+                if expected.chain_head != logged.chain_hash {
+                    first_rewritten.get_or_insert(logged.sequence);
+                    rewritten.push(format!(
+                        "REWRITTEN LOG: the checkpoint of sequence {} in {} signed chain head {}, the log has {}: the log was changed after it was signed",
+                        logged.sequence, expected.source, expected.chain_head, logged.chain_hash
+                    ));
+                }
+            }
+        }
         if snapshot_sequences.contains(&logged.sequence) {
             match compare_snapshot(store, logged.sequence, &state, &logged.chain_hash) {
                 Ok(SnapshotComparison::Matched) => snapshots_checked.push(logged.sequence),
@@ -251,12 +358,39 @@ pub fn verify_store(store: &EventStore) -> Result<VerifyReport, StoreError> {
             report.records_checked = state.last_sequence();
             report.first_bad_sequence = Some(error.sequence());
             report.problems.push(error.to_string());
+            report.problems.append(&mut rewritten);
             return Ok(report);
         }
         Err(LogError::Store(error)) => return Err(error),
     };
     report.records_checked = position.last_sequence;
     report.chain_head = Some(position.chain_head);
+    if let Some(sequence) = first_rewritten {
+        report.first_bad_sequence.get_or_insert(sequence);
+    }
+    report.problems.append(&mut rewritten);
+    if let Some((&newest, signed)) = expected_heads.last_key_value() {
+        if newest > position.last_sequence {
+            let sources: Vec<&str> = signed
+                .iter()
+                .map(|expected| expected.source.as_str())
+                .collect();
+            report.problems.push(format!(
+                "TRUNCATED LOG: the log ends at sequence {}, but a checkpoint of sequence {newest} was signed (in {}): records {}..={newest} were dropped",
+                position.last_sequence,
+                sources.join(" and "),
+                position.last_sequence + 1
+            ));
+            report
+                .first_bad_sequence
+                .get_or_insert(position.last_sequence + 1);
+        }
+    }
+    if checkpoints.is_some() && position.last_sequence > 0 && report.newest_checkpoint.is_none() {
+        report.problems.push(
+            "NO CHECKPOINT: a trusted key was given but no checkpoint signed by it was found; the log cannot be shown unaltered".into(),
+        );
+    }
     report.problems.extend(snapshot_problems);
     for sequence in &snapshot_sequences {
         if *sequence > state.last_sequence() {

@@ -59,12 +59,32 @@ pub enum CliError {
     /// A call to the server failed, or its arguments were wrong (the message says which).
     #[error("{0}")]
     Client(String),
+    /// The bureau's report of the data directory `path` could not be made.
+    #[error("report of {}: {source}", .path.display())]
+    Report {
+        path: PathBuf,
+        #[source]
+        source: crate::report::ReportError,
+    },
+    /// An output file could not be written.
+    #[error("writing {}: {source}", .path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// A development tool failed.
     #[error(transparent)]
     Tool(#[from] ToolError),
     /// A programme file could not be read or is invalid: `path:line:column: field: why`.
     #[error("{}:{}", .path.display(), .detail)]
     Programme { path: PathBuf, detail: String },
+    /// An export could not be built (the message names the table, row or argument).
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
+    /// An audit package could not be written or read (the message names the file).
+    #[error(transparent)]
+    Package(#[from] crate::export::package::PackageError),
 }
 
 impl CliError {

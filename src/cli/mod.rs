@@ -3,14 +3,21 @@
 //! the development tools' bodies live in [`crate::tooling`], and only their arguments are
 //! named here.
 
+mod backup;
+mod checkpoints;
 mod demo;
 mod error;
+mod export;
+mod keygen;
 pub mod policy;
+mod reconcile;
+mod report;
 mod serve;
 mod settlement;
 mod summary;
 mod token_hash;
 mod verify;
+mod verify_package;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,7 +27,7 @@ use clap::{Parser, Subcommand};
 pub use error::CliError;
 
 use crate::tooling::demo::DemoConfig;
-use crate::tooling::{load, recovery, torture};
+use crate::tooling::{load, recovery, soak, torture};
 
 #[derive(Parser)]
 #[command(
@@ -63,11 +70,51 @@ enum CliCommand {
         action: PolicyAction,
     },
     /// Check the hash chain and every record, rebuild the projections and compare them
-    /// with the stored snapshots and the invoice index. Exits 1 on any mismatch.
+    /// with the stored snapshots and the invoice index. Exits 1 on any mismatch. With
+    /// --package, check an audit package offline instead (see `export`).
     Verify {
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
+        /// An audit package directory written by `export`.
+        #[arg(long, conflicts_with = "data_dir")]
+        package: Option<PathBuf>,
+        /// The bureau's public key (PEM): also check every signed checkpoint, that the
+        /// log has the signed chain head at each, and that it reaches the newest.
+        #[arg(long)]
+        trusted_key: Option<PathBuf>,
+        /// Checkpoints kept outside the server (`voucher-ledger checkpoints --out`),
+        /// checked with the stored ones.
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
     },
+    /// Make an SM2 key pair for signing checkpoints (PEM files in DIR).
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Export the signed checkpoints of DIR to FILE (read-only; beside a live server too).
+    Checkpoints {
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// A consistent backup of DIR (served or not) into the new directory B.
+    Backup {
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore backup B into the new data directory NEW, and verify it.
+    Restore {
+        backup: PathBuf,
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Write a year's audit package (--data-dir DIR --year Y --out PKG), or one export
+    /// as CSV or XLSX (statements, invoices, receivables).
+    Export(export::ExportArgs),
     /// Print the programme-year summary of DIR.
     Summary {
         #[arg(long, default_value = "./data")]
@@ -75,12 +122,25 @@ enum CliCommand {
         #[arg(long, default_value_t = 2026)]
         year: u32,
     },
+    /// Write the bureau's report of a programme year: one self-contained HTML page.
+    Report {
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 2026)]
+        year: u32,
+        #[arg(long, default_value = "report.html")]
+        out: PathBuf,
+    },
     /// Serve the gRPC API on an embedded RocksDB in DIR.
     Serve {
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
         #[arg(long, default_value = "127.0.0.1:50051")]
         listen: String,
+        /// The HTTP address: the live report page and Prometheus `/metrics`; an empty
+        /// string turns it off. Default: the config's `server.http`, else 127.0.0.1:8080.
+        #[arg(long)]
+        http: Option<String>,
         #[arg(long, default_value = "config/server.toml")]
         config: PathBuf,
         /// text or json (one JSON object per line, for log shippers)
@@ -97,11 +157,17 @@ enum CliCommand {
     /// The finance bureau's work on a running server: settlement runs, statements,
     /// payments, returns, repayments, receivables, pool adjustments, the year close.
     Settlement(settlement::SettlementArgs),
+    /// Match a center's invoice list or the bank's payment file (CSV in UTF-8 or GBK,
+    /// XLSX, XLS, camt.053) with the ledger on a running server, and print the report.
+    Reconcile(reconcile::ReconcileArgs),
     /// Print the SM3 hash of a bearer token, for the `token_sm3` field of the config.
     TokenHash { token: String },
     /// Post invoices until killed, printing each acknowledged invoice (crash testing).
     #[command(hide = true)]
     Torture(torture::TortureSettings),
+    /// Serve under gRPC load, SIGKILL, restart, check, repeat (scripts/soak.sh).
+    #[command(hide = true)]
+    Soak(soak::SoakSettings),
 }
 
 #[derive(Subcommand)]
@@ -144,20 +210,49 @@ pub fn main() -> ExitCode {
         CliCommand::Policy {
             action: PolicyAction::Check { file },
         } => policy::run_check(&file),
-        CliCommand::Verify { data_dir } => verify::run(&data_dir),
+        CliCommand::Verify {
+            package: Some(package),
+            ..
+        } => verify_package::run(&package),
+        CliCommand::Verify {
+            data_dir,
+            trusted_key,
+            checkpoints,
+            ..
+        } => verify::run(&data_dir, trusted_key.as_deref(), checkpoints.as_deref()),
+        CliCommand::Export(arguments) => export::run(arguments),
+        CliCommand::Keygen { out } => keygen::run(&out),
+        CliCommand::Checkpoints { data_dir, out } => checkpoints::run(&data_dir, &out),
+        CliCommand::Backup { data_dir, out } => backup::run_backup(&data_dir, &out),
+        CliCommand::Restore { backup, data_dir } => backup::run_restore(&backup, &data_dir),
         CliCommand::Summary { data_dir, year } => summary::run(&data_dir, year),
+        CliCommand::Report {
+            data_dir,
+            year,
+            out,
+        } => report::run(&data_dir, year, &out),
         CliCommand::Serve {
             data_dir,
             listen,
+            http,
             config,
             log_format,
             no_sync,
-        } => serve::run(data_dir, &listen, &config, &log_format, !no_sync),
+        } => serve::run(
+            data_dir,
+            &listen,
+            http.as_deref(),
+            &config,
+            &log_format,
+            !no_sync,
+        ),
         CliCommand::TokenHash { token } => Ok(token_hash::run(&token)),
         CliCommand::Settlement(arguments) => settlement::run(arguments),
+        CliCommand::Reconcile(arguments) => reconcile::run(arguments),
         CliCommand::Bench(settings) => load::run(settings).map_err(CliError::from),
         CliCommand::BenchRecovery(settings) => recovery::run(&settings).map_err(CliError::from),
         CliCommand::Torture(settings) => torture::run(&settings).map_err(CliError::from),
+        CliCommand::Soak(settings) => soak::run(&settings).map_err(CliError::from),
     };
     result.unwrap_or_else(|error| {
         eprintln!("error: {}", with_causes(&error));

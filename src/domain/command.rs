@@ -9,6 +9,7 @@ use super::money::Money;
 use super::origin::Origin;
 use super::policy::{FacilityTier, ProgrammePolicy};
 use super::programme::{CenterCapacity, Declarations, EnterpriseClass};
+use super::reconciliation::ReconciliationRecorded;
 
 /// Why a center is listed, and so allowed to redeem at all.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -141,6 +142,9 @@ pub enum Command {
     ConfirmClock {
         reason: Reason,
     },
+    /// Record a reconciliation's outcome. The same file (digest) with the same scope is
+    /// recorded once: a repeat is answered with the original record.
+    RecordReconciliation(Box<ReconciliationRecorded>),
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -225,6 +229,7 @@ impl Command {
             Command::CloseProgrammeYear { .. } => "CloseProgrammeYear",
             Command::AdjustPool { .. } => "AdjustPool",
             Command::ConfirmClock { .. } => "ConfirmClock",
+            Command::RecordReconciliation(_) => "RecordReconciliation",
         }
     }
 }

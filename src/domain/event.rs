@@ -12,6 +12,7 @@ use super::ids::{
 use super::money::{Money, Rate};
 use super::policy::{FacilityTier, ProgrammePolicy};
 use super::programme::{ApprovalTerms, CenterCapacity};
+use super::reconciliation::ReconciliationRecorded;
 
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Event {
@@ -114,6 +115,9 @@ pub enum Event {
     ClockConfirmed {
         reason: Reason,
     },
+    /// A file was reconciled with the ledger (who and when: this record's origin and
+    /// time). Boxed: rare, and larger than the events on the hot path.
+    ReconciliationRecorded(Box<ReconciliationRecorded>),
 }
 
 /// One center's statement in a settlement run. Its id is this event's own sequence.
@@ -231,6 +235,7 @@ impl Event {
             Event::ProgrammeYearClosed { .. } => 17,
             Event::PoolAdjusted { .. } => 18,
             Event::ClockConfirmed { .. } => 19,
+            Event::ReconciliationRecorded(_) => 20,
         }
     }
 
@@ -255,6 +260,7 @@ impl Event {
             Event::ProgrammeYearClosed { .. } => "ProgrammeYearClosed",
             Event::PoolAdjusted { .. } => "PoolAdjusted",
             Event::ClockConfirmed { .. } => "ClockConfirmed",
+            Event::ReconciliationRecorded(_) => "ReconciliationRecorded",
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod money;
 pub mod origin;
 pub mod policy;
 pub mod programme;
+pub mod reconciliation;
 pub mod rejection;
 pub mod state;
 pub mod state_machine;
@@ -29,6 +30,10 @@ pub use policy::{FacilityTier, ProgrammePolicy};
 pub use programme::{
     ApprovalTerms, CenterCapacity, Declaration, Declarations, EnterpriseClass, Payee,
     ProgrammeRules, RateBasis,
+};
+pub use reconciliation::{
+    DiscrepancyCounts, DiscrepancyKind, FileDigest, FileEncoding, FileFormat, FileName,
+    ReconciliationRecord, ReconciliationRecorded, ReconciliationScope,
 };
 pub use rejection::{Rejection, RejectionCode};
 pub use state::{

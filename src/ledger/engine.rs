@@ -14,16 +14,19 @@
 //! read lock, then wait until the writer reports that the sequence they saw is durable,
 //! so a reply never shows a state that a crash could take back.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::domain::{Command, Envelope, LedgerState, Origin, Rejection, Reply, Timestamp};
-use crate::ledger::{Ledger, LedgerReader, SnapshotJob, SUBMIT_BATCH_LIMIT};
-use crate::limits::{QUEUE_COMMANDS_DEFAULT, QUEUE_JOBS_DEFAULT, READ_WAIT_DEFAULT};
+use crate::domain::{Command, Envelope, Event, LedgerState, Origin, Rejection, Reply, Timestamp};
+use crate::ledger::{CheckpointJob, Ledger, LedgerReader, SnapshotJob, SUBMIT_BATCH_LIMIT};
+use crate::limits::{
+    CHECKPOINT_QUEUE, QUEUE_COMMANDS_DEFAULT, QUEUE_JOBS_DEFAULT, READ_WAIT_DEFAULT,
+};
+use crate::storage::checkpoint::CheckpointSigner;
 
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -35,6 +38,10 @@ pub struct EngineConfig {
     pub batch_commands: usize,
     /// How long a reader waits for the writer to make what it read durable.
     pub read_wait: Duration,
+    /// Signed checkpoints: none without a key.
+    pub checkpoints: Option<CheckpointPolicy>,
+    /// Told about every batch (metrics).
+    pub observer: Option<Arc<dyn BatchObserver>>,
 }
 
 impl Default for EngineConfig {
@@ -44,8 +51,96 @@ impl Default for EngineConfig {
             queue_jobs: QUEUE_JOBS_DEFAULT,
             batch_commands: SUBMIT_BATCH_LIMIT,
             read_wait: READ_WAIT_DEFAULT,
+            checkpoints: None,
+            observer: None,
         }
     }
+}
+
+impl std::fmt::Debug for dyn BatchObserver {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("BatchObserver")
+    }
+}
+
+/// When the writer has the durable head signed: every `interval` events, after every
+/// batch with a settlement run or a year close, when it starts with an unsigned tail and
+/// when it stops. Signing and storing happen on their own thread, after the batch's
+/// replies were sent, so they never delay an acknowledgement.
+#[derive(Clone, Debug)]
+pub struct CheckpointPolicy {
+    pub signer: CheckpointSigner,
+    pub interval: u64,
+}
+
+/// What one batch did, counted by the writer for [`BatchObserver`]: commands by name and
+/// outcome, rejections by code, sizes and times.
+#[derive(Debug, Default)]
+pub struct BatchReport {
+    /// (command name, accepted, rejected), one entry per name in the batch.
+    pub commands: Vec<(&'static str, u64, u64)>,
+    /// (rejection name, count).
+    pub rejections: Vec<(&'static str, u64)>,
+    pub events: u64,
+    /// From taking the batch off the queue until its replies were sent.
+    pub commit: Duration,
+    /// The write with its fsync.
+    pub write: Duration,
+}
+
+impl BatchReport {
+    fn clear(&mut self) {
+        self.commands.clear();
+        self.rejections.clear();
+        self.events = 0;
+    }
+
+    fn count(&mut self, envelopes: &[Envelope], replies: &[Result<Reply, Rejection>]) {
+        for (envelope, reply) in envelopes.iter().zip(replies) {
+            let name = envelope.command.name();
+            let position = match self.commands.iter().position(|entry| entry.0 == name) {
+                Some(position) => position,
+                None => {
+                    self.commands.push((name, 0, 0));
+                    self.commands.len() - 1
+                }
+            };
+            match reply {
+                Ok(_) => self.commands[position].1 += 1,
+                Err(rejection) => {
+                    self.commands[position].2 += 1;
+                    let reason = rejection.code.name();
+                    match self.rejections.iter_mut().find(|entry| entry.0 == reason) {
+                        Some(entry) => entry.1 += 1,
+                        None => self.rejections.push((reason, 1)),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Metrics' view of the writer, called on its thread once per batch: keep it cheap.
+pub trait BatchObserver: Send + Sync {
+    /// A batch was written and answered.
+    fn batch_committed(&self, report: &BatchReport);
+    /// A batch's write failed (the ledger is poisoned).
+    fn batch_failed(&self, commands: usize);
+}
+
+/// Figures the writer keeps for readers (metrics, health): atomics, set off the hot path.
+#[derive(Debug, Default)]
+pub struct EngineStatus {
+    /// Sequence of the newest snapshot written (0: none since start).
+    pub snapshot_sequence: AtomicU64,
+    /// When it was written, ms since the epoch (0: none since start).
+    pub snapshot_written_ms: AtomicI64,
+    /// Sequence of the newest checkpoint signed and stored.
+    pub checkpoint_sequence: AtomicU64,
+    pub checkpoints_signed: AtomicU64,
+    pub checkpoint_failures: AtomicU64,
+    /// Whether the writer stopped after a failed write.
+    pub poisoned: AtomicBool,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -83,6 +178,7 @@ pub struct EngineHandle {
     committed: watch::Receiver<u64>,
     /// Why the writer stopped accepting work (a failed write), once it has.
     failure: watch::Receiver<Option<String>>,
+    status: Arc<EngineStatus>,
 }
 
 /// The engine's owner: holds the writer thread so it can be shut down and joined.
@@ -99,13 +195,24 @@ impl Engine {
         let (committed_sender, committed) = watch::channel(committed_sequence);
         let (failure_sender, failure) = watch::channel(None);
         let queued_commands = Arc::new(AtomicUsize::new(0));
+        let status = Arc::new(EngineStatus::default());
+        status
+            .snapshot_sequence
+            .store(ledger.last_snapshot_sequence(), Ordering::Relaxed);
         let handle = EngineHandle {
             sender,
             queued_commands: Arc::clone(&queued_commands),
-            config: config.clone(),
+            // Without the observer and the signer: the metrics hold a handle, and a
+            // handle holding the metrics would keep the store open forever (a cycle).
+            config: EngineConfig {
+                checkpoints: None,
+                observer: None,
+                ..config.clone()
+            },
             reader: ledger.reader(),
             committed,
             failure,
+            status: Arc::clone(&status),
         };
         let writer = std::thread::Builder::new()
             .name("ledger-writer".into())
@@ -117,6 +224,7 @@ impl Engine {
                     failure_sender,
                     queued_commands,
                     config,
+                    status,
                 )
             })
             .map_err(|error| EngineError::Storage(format!("cannot start the writer: {error}")))?;
@@ -161,6 +269,7 @@ fn writer_loop(
     failure: watch::Sender<Option<String>>,
     queued_commands: Arc<AtomicUsize>,
     config: EngineConfig,
+    status: Arc<EngineStatus>,
 ) {
     let batch_limit = config.batch_commands.clamp(1, SUBMIT_BATCH_LIMIT);
     let mut carried: Option<Job> = None;
@@ -168,15 +277,29 @@ fn writer_loop(
     let mut replies: Vec<Result<Reply, Rejection>> = Vec::with_capacity(batch_limit);
     let mut waiting: Vec<(usize, oneshot::Sender<JobReply>)> = Vec::new();
     let (snapshots, snapshot_jobs) = std::sync::mpsc::sync_channel::<SnapshotJob>(1);
+    let snapshot_status = Arc::clone(&status);
     let snapshot_writer = std::thread::Builder::new()
         .name("ledger-snapshots".into())
         .spawn(move || {
             for job in snapshot_jobs {
-                if let Err(error) = job.write() {
-                    tracing::warn!(%error, "writing a snapshot failed; the next restart replays more");
+                let sequence = job.sequence();
+                match job.write() {
+                    Ok(()) => {
+                        snapshot_status
+                            .snapshot_sequence
+                            .store(sequence, Ordering::Relaxed);
+                        snapshot_status
+                            .snapshot_written_ms
+                            .store(now_ms(), Ordering::Relaxed);
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "writing a snapshot failed; the next restart replays more")
+                    }
                 }
             }
         });
+    let mut checkpoints = Checkpoints::start(&ledger, config.checkpoints.clone(), &status);
+    let mut report = BatchReport::default();
     let mut shutting_down = false;
     while !shutting_down {
         let first = match carried.take() {
@@ -228,10 +351,15 @@ fn writer_loop(
         if envelopes.is_empty() {
             continue;
         }
+        let started = Instant::now();
         let outcome = ledger.commit_batch(&envelopes, &mut replies);
         match outcome {
             Ok(()) => {
                 let _ = committed.send(ledger.state().last_sequence());
+                if config.observer.is_some() {
+                    report.clear();
+                    report.count(&envelopes, &replies);
+                }
                 let mut results = replies.drain(..);
                 for (count, reply) in waiting.drain(..) {
                     let mine: Vec<_> = results.by_ref().take(count).collect();
@@ -245,9 +373,28 @@ fn writer_loop(
                         tracing::debug!("previous snapshot still being written; skipped one");
                     }
                 }
+                if let Some(checkpoints) = checkpoints.as_mut() {
+                    let settled = ledger.last_batch_events().iter().any(|event| {
+                        matches!(
+                            event.event,
+                            Event::SettlementRunCreated { .. } | Event::ProgrammeYearClosed { .. }
+                        )
+                    });
+                    checkpoints.after_batch(&ledger, settled);
+                }
+                if let Some(observer) = &config.observer {
+                    report.events = ledger.last_batch_events().len() as u64;
+                    report.commit = started.elapsed();
+                    report.write = ledger.last_write_duration();
+                    observer.batch_committed(&report);
+                }
             }
             Err(error) => {
                 tracing::error!(%error, "group commit failed; the ledger refuses further writes until restarted");
+                status.poisoned.store(true, Ordering::Relaxed);
+                if let Some(observer) = &config.observer {
+                    observer.batch_failed(envelopes.len());
+                }
                 let _ = failure.send(Some(error.to_string()));
                 for (_, reply) in waiting.drain(..) {
                     let _ = reply.send(Err(EngineError::Storage(error.to_string())));
@@ -270,12 +417,153 @@ fn writer_loop(
     if let Some(Job::Commands { reply, .. }) = carried {
         let _ = reply.send(Err(EngineError::ShuttingDown));
     }
+    // The last checkpoint covers everything written before the stop.
+    if let Some(checkpoints) = checkpoints.take() {
+        checkpoints.finish(&ledger);
+    }
     if let Err(error) = ledger.close() {
         tracing::error!(%error, "closing the ledger failed");
     }
 }
 
+/// The writer's side of signed checkpoints: decides when one is due and hands the head
+/// to the signing thread.
+struct Checkpoints {
+    interval: u64,
+    /// The sequence of the newest checkpoint handed to the signer (or found stored).
+    last: u64,
+    /// A checkpoint was due but the signer's queue was full: send one after the next batch.
+    owed: bool,
+    jobs: Option<std::sync::mpsc::SyncSender<CheckpointJob>>,
+    signer_thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpoints {
+    /// Starts the signing thread, and has the tail signed if the log is ahead of the
+    /// newest stored checkpoint (a crash, or a key configured on an existing ledger).
+    fn start(
+        ledger: &Ledger,
+        policy: Option<CheckpointPolicy>,
+        status: &Arc<EngineStatus>,
+    ) -> Option<Checkpoints> {
+        let Some(policy) = policy else {
+            tracing::info!("no checkpoint_key configured: no signed checkpoints");
+            return None;
+        };
+        let last = match ledger.newest_checkpoint_sequence() {
+            Ok(last) => last,
+            Err(error) => {
+                tracing::error!(%error, "reading the newest checkpoint failed; signing from the start");
+                0
+            }
+        };
+        status.checkpoint_sequence.store(last, Ordering::Relaxed);
+        let (jobs, received) = std::sync::mpsc::sync_channel::<CheckpointJob>(CHECKPOINT_QUEUE);
+        let signer = policy.signer.clone();
+        let signer_status = Arc::clone(status);
+        let signer_thread = std::thread::Builder::new()
+            .name("ledger-checkpoints".into())
+            .spawn(move || {
+                for job in received {
+                    let sequence = job.sequence;
+                    match job.sign_and_store(&signer, Timestamp(now_ms())) {
+                        Ok(()) => {
+                            signer_status
+                                .checkpoint_sequence
+                                .fetch_max(sequence, Ordering::Relaxed);
+                            signer_status
+                                .checkpoints_signed
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(error) => {
+                            signer_status
+                                .checkpoint_failures
+                                .fetch_add(1, Ordering::Relaxed);
+                            tracing::error!(sequence, %error, "signing or storing a checkpoint failed");
+                        }
+                    }
+                }
+            });
+        let signer_thread = match signer_thread {
+            Ok(thread) => thread,
+            Err(error) => {
+                tracing::error!(%error, "cannot start the checkpoint signer: no signed checkpoints");
+                return None;
+            }
+        };
+        tracing::info!(
+            interval = policy.interval,
+            key = %hex::encode(policy.signer.fingerprint()),
+            newest = last,
+            "signing checkpoints"
+        );
+        let mut checkpoints = Checkpoints {
+            interval: policy.interval.max(1),
+            last,
+            owed: false,
+            jobs: Some(jobs),
+            signer_thread: Some(signer_thread),
+        };
+        if ledger.state().last_sequence() > last {
+            checkpoints.send(ledger);
+        }
+        Some(checkpoints)
+    }
+
+    fn after_batch(&mut self, ledger: &Ledger, settled: bool) {
+        let sequence = ledger.state().last_sequence();
+        if settled || self.owed || sequence.saturating_sub(self.last) >= self.interval {
+            self.send(ledger);
+        }
+    }
+
+    fn send(&mut self, ledger: &Ledger) {
+        let Some(job) = ledger.checkpoint_job() else {
+            return;
+        };
+        let sequence = job.sequence;
+        if sequence <= self.last {
+            self.owed = false;
+            return;
+        }
+        let Some(jobs) = &self.jobs else {
+            return;
+        };
+        match jobs.try_send(job) {
+            Ok(()) => {
+                self.last = sequence;
+                self.owed = false;
+            }
+            Err(_) => {
+                tracing::debug!(
+                    sequence,
+                    "checkpoint signer busy; signing after the next batch"
+                );
+                self.owed = true;
+            }
+        }
+    }
+
+    /// Signs the head as the writer stops, and waits for the signer to finish.
+    fn finish(mut self, ledger: &Ledger) {
+        if ledger.state().last_sequence() > self.last {
+            if let (Some(job), Some(jobs)) = (ledger.checkpoint_job(), &self.jobs) {
+                let _ = jobs.send(job);
+            }
+        }
+        self.jobs = None;
+        if let Some(thread) = self.signer_thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 impl EngineHandle {
+    /// The writer's figures (snapshots, checkpoints, poisoned), for metrics.
+    pub fn status(&self) -> &EngineStatus {
+        &self.status
+    }
+
     /// Submits commands from `origin` as one job; answers once they are durable. Fails
     /// at once with `Overloaded` when the queue is full.
     pub async fn submit(&self, origin: Origin, commands: Vec<Command>) -> JobReply {

@@ -2,7 +2,8 @@
 //! commit in between.
 //!
 //! `Ledger::submit` takes a batch of envelopes. Before deciding, it prefetches from the
-//! store's invoice index every invoice the batch names (I/O before). The state machine
+//! store's invoice index every invoice the batch names (I/O before; brand-new invoices
+//! are answered by the store's in-memory filter without a lookup once it is filled). The state machine
 //! then decides each envelope (a later one sees the effects of an earlier one) without
 //! I/O. The resulting events are framed and chained once and written, with the
 //! invoice-index updates, as one `WriteBatch` with one fsync (I/O after); only then are
@@ -29,7 +30,8 @@ use crate::domain::{Command, Envelope, Event, InvoiceEntry, InvoiceNumber, Ledge
 use crate::domain::{ProgrammeYear, Rejection, Reply, SequencedEvent, StateImage, Uscc};
 pub use crate::limits::SUBMIT_BATCH_LIMIT;
 use crate::limits::{INVOICE_CACHE_DEFAULT, SNAPSHOTS_KEPT_DEFAULT, SNAPSHOT_INTERVAL_DEFAULT};
-use crate::storage::record::{encode_record, genesis_chain_hash, ChainHash};
+use crate::storage::checkpoint::CheckpointSigner;
+use crate::storage::record::{genesis_chain_hash, ChainHash};
 use crate::storage::{CommitBatch, EventStore, LogError, LogPosition, RecordError, StoreError};
 
 #[derive(Clone, Debug)]
@@ -101,8 +103,13 @@ pub struct Ledger {
     index_updates: Vec<(Uscc, InvoiceNumber, InvoiceEntry)>,
     /// The invoices the current batch redeemed, by center, year and sequence.
     order_updates: Vec<(Uscc, ProgrammeYear, u64, InvoiceNumber)>,
-    payload_scratch: Vec<u8>,
-    record_scratch: Vec<u8>,
+    /// The thread filling the store's in-memory invoice filter after opening; stopped
+    /// and joined when the ledger is dropped, so the store closes with it.
+    invoice_filter_fill: Option<std::thread::JoinHandle<()>>,
+    /// The size of the last group commit's write batch: the next one reserves as much.
+    last_batch_bytes: usize,
+    /// How long the last batch's write (with its fsync) took.
+    last_write: Duration,
 }
 
 impl Ledger {
@@ -142,8 +149,21 @@ impl Ledger {
             last_sequence: state.last_sequence(),
             elapsed: started.elapsed(),
         };
+        let store = Arc::new(store);
+        let filling = Arc::clone(&store);
+        let invoice_filter_fill = std::thread::Builder::new()
+            .name("invoice-filter".into())
+            .spawn(move || {
+                if let Err(error) = filling.fill_invoice_filter() {
+                    tracing::warn!(%error, "filling the invoice filter failed; every invoice is looked up");
+                }
+            })
+            .map_err(|error| {
+                tracing::warn!(%error, "no thread for the invoice filter; every invoice is looked up");
+            })
+            .ok();
         let ledger = Ledger {
-            store: Arc::new(store),
+            store,
             last_snapshot_sequence: snapshot_sequence.unwrap_or(0),
             state: Arc::new(RwLock::new(state)),
             chain_head: position.chain_head,
@@ -152,8 +172,9 @@ impl Ledger {
             events: Vec::with_capacity(SUBMIT_BATCH_LIMIT),
             index_updates: Vec::new(),
             order_updates: Vec::new(),
-            payload_scratch: Vec::with_capacity(512),
-            record_scratch: Vec::with_capacity(1024),
+            invoice_filter_fill,
+            last_batch_bytes: 0,
+            last_write: Duration::ZERO,
         };
         Ok((ledger, report))
     }
@@ -171,6 +192,12 @@ impl Ledger {
 
     pub fn chain_head(&self) -> ChainHash {
         self.chain_head
+    }
+
+    /// Whether brand-new invoices already skip the index lookup (the store's in-memory
+    /// filter has been filled from the index since opening).
+    pub fn invoice_filter_ready(&self) -> bool {
+        self.store.invoice_filter_complete()
     }
 
     pub fn options(&self) -> &LedgerOptions {
@@ -266,7 +293,10 @@ impl Ledger {
         if self.events.is_empty() {
             return Ok(());
         }
-        match self.write_events() {
+        let writing = Instant::now();
+        let written = self.write_events();
+        self.last_write = writing.elapsed();
+        match written {
             Ok(head) => {
                 self.chain_head = head;
             }
@@ -351,9 +381,42 @@ impl Ledger {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let found = self.store.invoices(&wanted)?;
+        let found = self.store.prefetch_invoices(&wanted)?;
         assert_eq!(found.len(), wanted.len());
         Ok(wanted.into_iter().zip(found).collect())
+    }
+
+    /// How long the last batch's write, with its fsync, took.
+    pub fn last_write_duration(&self) -> Duration {
+        self.last_write
+    }
+
+    /// The sequence of the newest snapshot taken (0: none yet).
+    pub fn last_snapshot_sequence(&self) -> u64 {
+        self.last_snapshot_sequence
+    }
+
+    /// The sequence of the newest signed checkpoint in the store (0: none).
+    pub fn newest_checkpoint_sequence(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .store
+            .newest_checkpoint()?
+            .map_or(0, |checkpoint| checkpoint.sequence))
+    }
+
+    /// What a checkpoint of the durable head needs: its sequence, its chain hash, and
+    /// the store to keep it in. Signed and stored by [`CheckpointJob::sign_and_store`]
+    /// off the writer's thread.
+    /// None once poisoned: the state is then ahead of the durable log.
+    pub fn checkpoint_job(&self) -> Option<CheckpointJob> {
+        if self.poisoned.is_some() {
+            return None;
+        }
+        Some(CheckpointJob {
+            sequence: self.state.read().last_sequence(),
+            chain_head: self.chain_head,
+            store: Arc::clone(&self.store),
+        })
     }
 
     /// The events appended by the last successful batch.
@@ -362,20 +425,10 @@ impl Ledger {
     }
 
     fn write_events(&mut self) -> Result<ChainHash, StoreError> {
-        let mut batch = CommitBatch::default();
-        let mut head = self.chain_head;
-        for event in &self.events {
-            self.record_scratch.clear();
-            head = encode_record(
-                event,
-                &head,
-                &mut self.payload_scratch,
-                &mut self.record_scratch,
-            )
-            .map_err(StoreError::Encode)?;
-            self.store
-                .put_record(&mut batch, event.sequence, &self.record_scratch)?;
-        }
+        let mut batch = CommitBatch::with_capacity(self.last_batch_bytes);
+        let head = self
+            .store
+            .put_events(&mut batch, &self.events, self.chain_head)?;
         for (center, invoice_number, entry) in &self.index_updates {
             self.store
                 .put_invoice(&mut batch, center, invoice_number, entry)?;
@@ -384,6 +437,7 @@ impl Ledger {
             self.store
                 .put_invoice_order(&mut batch, center, *year, *sequence, invoice_number)?;
         }
+        self.last_batch_bytes = batch.size_in_bytes();
         self.store.commit(batch)?;
         Ok(head)
     }
@@ -406,6 +460,15 @@ impl Ledger {
     }
 }
 
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        self.store.stop_invoice_filter();
+        if let Some(filling) = self.invoice_filter_fill.take() {
+            let _ = filling.join();
+        }
+    }
+}
+
 /// An invoice read from the store's index before a batch: its key and its entry, or
 /// `None` when the index has none.
 type PrefetchedInvoice = ((Uscc, InvoiceNumber), Option<InvoiceEntry>);
@@ -419,7 +482,35 @@ pub struct SnapshotJob {
     store: Arc<EventStore>,
 }
 
+/// A checkpoint due: the durable head to sign.
+pub struct CheckpointJob {
+    pub sequence: u64,
+    pub chain_head: ChainHash,
+    store: Arc<EventStore>,
+}
+
+impl CheckpointJob {
+    /// Signs the head with `signer` at `signed_at` and stores the checkpoint (synced).
+    pub fn sign_and_store(
+        self,
+        signer: &CheckpointSigner,
+        signed_at: crate::domain::Timestamp,
+    ) -> Result<(), String> {
+        let checkpoint = signer
+            .sign(self.sequence, self.chain_head, signed_at)
+            .map_err(|error| error.to_string())?;
+        self.store
+            .put_checkpoint(&checkpoint)
+            .map_err(|error| error.to_string())
+    }
+}
+
 impl SnapshotJob {
+    /// The sequence the snapshot is of.
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
     /// Encodes, frames (with its SM3 checksum), writes with fsync, and prunes old ones,
     /// in the store of the ledger that took it.
     pub fn write(self) -> Result<(), StoreError> {

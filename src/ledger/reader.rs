@@ -7,11 +7,17 @@
 //! engine's job (`EngineHandle::read`).
 
 use std::ops::ControlFlow;
+use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use super::LedgerError;
 use crate::domain::{InvoiceEntry, InvoiceNumber, LedgerState, ProgrammeYear, Uscc};
+use crate::limits::INVOICE_CACHE_DEFAULT;
+use crate::storage::backup::{BackupError, BackupManifest};
+use crate::storage::checkpoint::Checkpoint;
+use crate::storage::record::genesis_chain_hash;
 use crate::storage::{EventStore, LogError, LogPosition, LoggedEvent, StoreError};
 
 #[derive(Clone)]
@@ -80,6 +86,59 @@ impl LedgerReader {
     ) -> Result<(), StoreError> {
         self.store
             .scan_invoice_order(center, year, from, until, visit)
+    }
+
+    /// Opens the data directory at `path` read only (a running server may hold it) and
+    /// rebuilds the projections as [`super::Ledger::open`] does: the newest valid
+    /// snapshot, the log after it (checked), the invariants. For offline tools (exports);
+    /// it sees the data as of the moment it opened.
+    pub fn open_read_only(path: &Path) -> Result<LedgerReader, LedgerError> {
+        let store = EventStore::open_read_only(path)?;
+        let mut start = (
+            LedgerState::with_bounded_invoice_cache(),
+            genesis_chain_hash(),
+        );
+        for sequence in store.snapshot_sequences()? {
+            // A snapshot that does not load is skipped, as on a writable open.
+            if let Ok(loaded) = super::load_snapshot(&store, sequence) {
+                start = loaded;
+                break;
+            }
+        }
+        let (mut state, chain_head) = start;
+        super::replay(&store, &mut state, chain_head, INVOICE_CACHE_DEFAULT)?;
+        if let Some(first) = state.check_invariants().first() {
+            return Err(LedgerError::Invariant(first.clone()));
+        }
+        state.invoice_cache_mut().clear(INVOICE_CACHE_DEFAULT);
+        Ok(LedgerReader::new(
+            Arc::new(store),
+            Arc::new(RwLock::new(state)),
+        ))
+    }
+
+    /// Stored checkpoints from `from` on, at most `limit`.
+    pub fn checkpoints(&self, from: u64, limit: usize) -> Result<Vec<Checkpoint>, StoreError> {
+        self.store.checkpoints(from, limit)
+    }
+
+    /// The checkpoint of `sequence`, or the newest one for 0.
+    pub fn checkpoint(&self, sequence: u64) -> Result<Option<Checkpoint>, StoreError> {
+        if sequence == 0 {
+            self.store.newest_checkpoint()
+        } else {
+            self.store.checkpoint(sequence)
+        }
+    }
+
+    /// A consistent backup of the live store into `target` (RocksDB's checkpoint).
+    pub fn backup_to(&self, target: &std::path::Path) -> Result<BackupManifest, BackupError> {
+        crate::storage::backup::backup_live_store(&self.store, target)
+    }
+
+    /// RocksDB's figures that warn of trouble, read now (see `EventStore::rocksdb_figures`).
+    pub fn rocksdb_figures(&self) -> Vec<(&'static str, &'static str, u64)> {
+        self.store.rocksdb_figures()
     }
 
     /// The sequence of the newest stored record.

@@ -1,13 +1,14 @@
 //! The programme-year summary: pool use, vouchers by tier, top enterprises, and what each
 //! computing center was redeemed, is due, owes back and was paid. Plain text for a
-//! terminal; amounts with thousands separators.
+//! terminal; amounts with thousands separators. The figures come from [`super::figures`],
+//! which the HTML report prints as well.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::domain::{
-    FacilityTier, LedgerState, Money, ProgrammeYear, StatementState, VoucherStatus,
+use super::figures::{
+    center_figures, pool_figures, settlement_figures, top_enterprises, voucher_figures,
 };
+use crate::domain::{LedgerState, Money, ProgrammeYear, VoucherStatus};
 
 /// Formats an amount with thousands separators: 250,000,000.00.
 pub fn format_yuan(amount: Money) -> String {
@@ -27,70 +28,47 @@ pub fn format_yuan(amount: Money) -> String {
 /// `appendix` goes before the closing log line (the demo puts its tally there).
 pub fn summarize(state: &LedgerState, year: ProgrammeYear, appendix: Option<&str>) -> String {
     let mut out = String::new();
-    let Some(policy) = state.policy(year) else {
+    let Some(pool) = pool_figures(state, year) else {
         return format!("no policy published for {year}\n");
     };
-    let pool = state.pool_usage(year);
-    let pool_size = state.pool(year).unwrap_or(policy.annual_pool());
-    let released = state
-        .vouchers_sorted()
-        .iter()
-        .filter(|voucher| voucher.terms.year == year)
-        .fold(Money::ZERO, |sum, voucher| sum.plus(voucher.released));
     let _ = writeln!(
         out,
         "Programme year {year}: pool {}{}",
-        format_yuan(pool_size),
-        if state.year_closed(year) {
-            " (closed)"
-        } else {
-            ""
-        }
+        format_yuan(pool.pool),
+        if pool.closed { " (closed)" } else { "" }
     );
     let _ = writeln!(
         out,
         "  approved, not yet redeemed (held) {:>20}",
-        format_yuan(pool.held)
+        format_yuan(pool.usage.held)
     );
     let _ = writeln!(
         out,
         "  redeemed                          {:>20}",
-        format_yuan(pool.redeemed)
+        format_yuan(pool.usage.redeemed)
     );
     let _ = writeln!(
         out,
         "  owed back by centers (receivable) {:>20}",
-        format_yuan(pool.receivable)
+        format_yuan(pool.usage.receivable)
     );
     let _ = writeln!(
         out,
         "  free                              {:>20}",
-        format_yuan(pool.free_under(pool_size))
+        format_yuan(pool.free)
     );
     let _ = writeln!(
         out,
         "  (released from expired or cancelled vouchers: {})",
-        format_yuan(released)
+        format_yuan(pool.released)
     );
 
-    let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut by_tier: BTreeMap<FacilityTier, (usize, Money, Money)> = BTreeMap::new();
-    for voucher in state.vouchers_sorted() {
-        if voucher.terms.year != year {
-            continue;
-        }
-        *by_status.entry(voucher.status.name()).or_default() += 1;
-        let tier = by_tier
-            .entry(voucher.terms.tier)
-            .or_insert((0, Money::ZERO, Money::ZERO));
-        tier.0 += 1;
-        tier.1 = tier.1.plus(voucher.terms.face_value);
-        tier.2 = tier.2.plus(voucher.subsidy_total);
-    }
+    let vouchers = voucher_figures(state, year);
     let _ = writeln!(
         out,
         "\nVouchers: {}",
-        by_status
+        vouchers
+            .by_status
             .iter()
             .map(|(status, count)| format!("{count} {status}"))
             .collect::<Vec<_>>()
@@ -101,46 +79,31 @@ pub fn summarize(state: &LedgerState, year: ProgrammeYear, appendix: Option<&str
         "  {:<16} {:>8} {:>20} {:>20}",
         "tier", "vouchers", "face value", "redeemed"
     );
-    for (tier, (count, face, redeemed)) in &by_tier {
+    for row in &vouchers.by_tier {
         let _ = writeln!(
             out,
             "  {:<16} {:>8} {:>20} {:>20}",
-            tier.name(),
-            count,
-            format_yuan(*face),
-            format_yuan(*redeemed)
+            row.tier.name(),
+            row.vouchers,
+            format_yuan(row.face_value),
+            format_yuan(row.redeemed)
         );
     }
 
-    let mut enterprises: Vec<_> = state
-        .enterprises_sorted()
-        .into_iter()
-        .map(|account| (state.enterprise_usage(&account.enterprise, year), account))
-        .collect();
-    enterprises.sort_by(|left, right| {
-        right
-            .0
-            .redeemed
-            .cmp(&left.0.redeemed)
-            .then(left.1.enterprise.cmp(&right.1.enterprise))
-    });
     let _ = writeln!(out, "\nTop enterprises by subsidy redeemed in {year}:");
     let _ = writeln!(
         out,
         "  {:<18} {:>16} {:>16} {:>16}",
         "USCC", "cap", "redeemed", "held"
     );
-    for (usage, account) in enterprises.iter().take(10) {
-        let cap = state
-            .enterprise_cap(&account.enterprise, year)
-            .unwrap_or(Money::ZERO);
+    for row in top_enterprises(state, year, 10) {
         let _ = writeln!(
             out,
             "  {:<18} {:>16} {:>16} {:>16}",
-            account.enterprise,
-            format_yuan(cap),
-            format_yuan(usage.redeemed),
-            format_yuan(usage.held)
+            row.enterprise,
+            format_yuan(row.cap),
+            format_yuan(row.usage.redeemed),
+            format_yuan(row.usage.held)
         );
     }
 
@@ -174,99 +137,57 @@ fn centers_section(out: &mut String, state: &LedgerState, year: ProgrammeYear) {
         "  {:<18} {:<16} {:<10} {:>16} {:>14} {:>14} {:>14} {:>16}",
         "USCC", "tier", "status", "redeemed", "unsettled", "due (stmts)", "owed back", "paid"
     );
-    let mut totals = [Money::ZERO; 5];
-    for account in state.centers() {
-        let books = state.center_year(&account.center, year);
-        let standing = books.map_or(Money::ZERO, |books| {
-            books
-                .granted
-                .saturating_minus(books.reversed_unsettled)
-                .saturating_minus(books.clawed_back)
-        });
-        let due = state
-            .statements_page(None, usize::MAX, usize::MAX, |statement| {
-                statement.center == account.center
-                    && statement.year == year
-                    && statement.state != StatementState::Paid
-            })
-            .0
-            .iter()
-            .fold(Money::ZERO, |sum, statement| sum.plus(statement.net));
-        let row = [
-            standing,
-            books.map_or(Money::ZERO, |books| books.unsettled),
-            due,
-            books.map_or(Money::ZERO, |books| books.outstanding()),
-            books.map_or(Money::ZERO, |books| books.paid),
-        ];
-        for (total, amount) in totals.iter_mut().zip(row) {
-            *total = total.plus(amount);
-        }
+    let centers = center_figures(state, year);
+    for row in &centers.rows {
         let _ = writeln!(
             out,
             "  {:<18} {:<16} {:<10} {:>16} {:>14} {:>14} {:>14} {:>16}",
-            account.center,
-            account.tier.name(),
-            account.status.name(),
-            format_yuan(row[0]),
-            format_yuan(row[1]),
-            format_yuan(row[2]),
-            format_yuan(row[3]),
-            format_yuan(row[4])
+            row.center,
+            row.tier.name(),
+            row.status.name(),
+            format_yuan(row.standing),
+            format_yuan(row.unsettled),
+            format_yuan(row.due),
+            format_yuan(row.outstanding),
+            format_yuan(row.paid)
         );
     }
+    let total = centers.total;
     let _ = writeln!(
         out,
         "  {:<18} {:<16} {:<10} {:>16} {:>14} {:>14} {:>14} {:>16}",
         "all centers",
         "",
         "",
-        format_yuan(totals[0]),
-        format_yuan(totals[1]),
-        format_yuan(totals[2]),
-        format_yuan(totals[3]),
-        format_yuan(totals[4])
+        format_yuan(total.standing),
+        format_yuan(total.unsettled),
+        format_yuan(total.due),
+        format_yuan(total.outstanding),
+        format_yuan(total.paid)
     );
 }
 
 /// Settlement runs with their statements by state, payments and returns, and where
 /// every fen of the year's subsidy is.
 fn settlement_section(out: &mut String, state: &LedgerState, year: ProgrammeYear) {
-    let Some(book) = state.year(year) else {
+    let Some(settlement) = settlement_figures(state, year) else {
         return;
     };
-    let statements = state
-        .statements_page(None, usize::MAX, usize::MAX, |statement| {
-            statement.year == year
-        })
-        .0;
-    let mut by_state: BTreeMap<&str, (usize, Money)> = BTreeMap::new();
-    let (mut payments, mut returned) = (0usize, 0usize);
-    for statement in &statements {
-        let entry = by_state
-            .entry(statement.state.name())
-            .or_insert((0, Money::ZERO));
-        entry.0 += 1;
-        entry.1 = entry.1.plus(statement.net);
-        payments += statement.payments.len();
-        returned += statement
-            .payments
-            .iter()
-            .filter(|payment| payment.returned.is_some())
-            .count();
-    }
     let _ = writeln!(
         out,
-        "\nSettlement {year}: {} statements, {payments} payments ({returned} returned by the bank)",
-        statements.len()
+        "\nSettlement {year}: {} statements, {} payments ({} returned by the bank)",
+        settlement.statements, settlement.payments, settlement.returned
     );
-    for (name, (count, net)) in &by_state {
+    for row in &settlement.by_state {
         let _ = writeln!(
             out,
-            "  {name:<10} {count:>6} statements, net {:>18}",
-            format_yuan(*net)
+            "  {:<10} {:>6} statements, net {:>18}",
+            row.state.name(),
+            row.statements,
+            format_yuan(row.net)
         );
     }
+    let book = &settlement.book;
     let _ = writeln!(out, "Where the year's subsidy is:");
     for (label, amount) in [
         ("granted by redemptions", book.granted),

@@ -4,6 +4,9 @@
 //! [`EventStore::read_log`], which checks, for every record in order: that no sequence
 //! number is missing, the frame (magic, version, lengths), the link of the SM3 chain to
 //! the record before, and that the payload decodes into the event type the frame names.
+//! Whether the records are stored in log blocks or one per key (older directories, or
+//! the older part of a log) makes no difference here: the store hands them over one by
+//! one, each with the sequence its place in the log gives it.
 
 use std::ops::ControlFlow;
 
@@ -81,7 +84,14 @@ impl EventStore {
             chain_head: previous,
         };
         let mut failure: Option<RecordError> = None;
-        self.scan_records(from, |sequence, bytes| {
+        self.scan_records(from, |item| {
+            let (sequence, bytes) = match item {
+                Ok(record) => record,
+                Err(error) => {
+                    failure = Some(error);
+                    return false;
+                }
+            };
             let expected = position.last_sequence + 1;
             if sequence != expected {
                 failure = Some(RecordError::Missing {

@@ -7,6 +7,9 @@
 //!   of every reversed invoice as v3 with the sequence of its reversal (v1 and v2 entries
 //!   kept only that it was reversed, and whether it is settled depends on when); then
 //!   write the version 2 marker.
+//! - 2 → 3: nothing to rebuild: format 3 stores new records in log blocks (the bare
+//!   records already stored are read beside them) and has the `checkpoints` family, which
+//!   the open itself creates empty. Only the version 3 marker is written.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;

@@ -6,18 +6,28 @@
 //! |---|---|
 //! | `codec.rs` | the explicit field-by-field codec storage's own formats use |
 //! | `record.rs` | the record frame (`VLEV`) and the SM3 hash chain |
+//! | `block.rs` | log blocks (`VLBK` v1): a batch's records under one key |
 //! | `payload_v2.rs` | record format v2's payloads: origin + event, field by field |
 //! | `payload_v1.rs` | record format v1's event payloads (read only; frozen shapes, bincode) |
+//! | `invoice_filter.rs` | the in-memory filter that spares brand-new invoices the index lookup |
 //! | `index.rs` | the invoice index key and its entries (`VLIX` v3; reads v1, v2) |
-//! | `snapshot.rs` | snapshot frames (`VLSN` v3) and the state image layout |
+//! | `snapshot.rs` | snapshot frames (`VLSN` v4) and the state image layout |
+//! | `checkpoint.rs` | signed checkpoints (`VLCP` v1), the SM2 key files and the export file |
+//! | `backup.rs` | backup directories: their manifest, making one, restoring one |
 //! | `store.rs` | RocksDB: column families, group commit, point and range reads |
 //! | `log.rs` | the one loop that reads the log back as checked events |
+//! | `package.rs` | the events file of an audit package (`VLPK` v1: the records as stored, framed) |
 //! | `migrate.rs` | brings an older data directory up to the current format on first open |
 
+pub mod backup;
+pub mod block;
+pub mod checkpoint;
 pub mod codec;
 pub mod index;
+pub mod invoice_filter;
 pub mod log;
 mod migrate;
+pub mod package;
 mod payload_v1;
 mod payload_v2;
 pub mod record;

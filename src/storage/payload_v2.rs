@@ -34,9 +34,10 @@ use crate::domain::programme::{
     EnterpriseClass, Payee, ProgrammeRules, RateBasis, SecondSource, SmallEnterpriseRate,
 };
 use crate::domain::{
-    BankReference, CenterStatus, Event, FacilityTier, InvoiceRedeemed, InvoiceReversed,
-    ListingBasis, Origin, Principal, PrincipalRole, ProgrammePolicy, ReleaseCause, RequestId,
-    StatementId, StatementIssued, VoucherApproved,
+    BankReference, CenterStatus, DiscrepancyCounts, DiscrepancyKind, Event, FacilityTier,
+    FileDigest, FileEncoding, FileFormat, FileName, InvoiceRedeemed, InvoiceReversed, ListingBasis,
+    Origin, Principal, PrincipalRole, ProgrammePolicy, ReconciliationRecorded, ReconciliationScope,
+    ReleaseCause, RequestId, StatementId, StatementIssued, VoucherApproved,
 };
 
 fn fail(reason: impl Into<String>) -> CodecError {
@@ -579,7 +580,132 @@ pub fn encode(origin: &Origin, event: &Event, out: &mut Vec<u8>) {
             writer.text(reason.as_str());
         }
         Event::ClockConfirmed { reason } => writer.text(reason.as_str()),
+        Event::ReconciliationRecorded(recorded) => encode_reconciliation(writer, recorded),
     }
+}
+
+// --------------------------------------------------------------- reconciliations
+
+fn file_format_byte(format: FileFormat) -> u8 {
+    match format {
+        FileFormat::Csv => 0,
+        FileFormat::Xlsx => 1,
+        FileFormat::Xls => 2,
+        FileFormat::Camt053 => 3,
+    }
+}
+
+fn file_format_from(byte: u8) -> Result<FileFormat, CodecError> {
+    match byte {
+        0 => Ok(FileFormat::Csv),
+        1 => Ok(FileFormat::Xlsx),
+        2 => Ok(FileFormat::Xls),
+        3 => Ok(FileFormat::Camt053),
+        other => Err(fail(format!("{other} is not a known file format"))),
+    }
+}
+
+fn file_encoding_byte(encoding: FileEncoding) -> u8 {
+    match encoding {
+        FileEncoding::Utf8 => 0,
+        FileEncoding::Utf8Bom => 1,
+        FileEncoding::Gb18030 => 2,
+        FileEncoding::Binary => 3,
+    }
+}
+
+fn file_encoding_from(byte: u8) -> Result<FileEncoding, CodecError> {
+    match byte {
+        0 => Ok(FileEncoding::Utf8),
+        1 => Ok(FileEncoding::Utf8Bom),
+        2 => Ok(FileEncoding::Gb18030),
+        3 => Ok(FileEncoding::Binary),
+        other => Err(fail(format!("{other} is not a known file encoding"))),
+    }
+}
+
+/// ```text
+/// digest 32 bytes | file name (text) | format u8 (0 csv, 1 xlsx, 2 xls, 3 camt.053)
+/// | encoding u8 (0 UTF-8, 1 UTF-8 with BOM, 2 GB18030, 3 binary)
+/// | scope u8: 0 center invoices, then uscc | from date | to date; 1 bank payments, then year
+/// | rows u64 | row errors u64 | kinds (u32 count) of: kind u8 | count u64
+/// ```
+///
+/// Kinds are written in increasing order with non-zero counts (the decoder refuses
+/// anything else, so every value has one encoding).
+pub(super) fn encode_reconciliation(writer: &mut Writer<'_>, recorded: &ReconciliationRecorded) {
+    writer.bytes(&recorded.digest.0);
+    writer.text(recorded.file_name.as_str());
+    writer.u8(file_format_byte(recorded.format));
+    writer.u8(file_encoding_byte(recorded.encoding));
+    match &recorded.scope {
+        ReconciliationScope::CenterInvoices { center, from, to } => {
+            writer.u8(0);
+            writer.uscc(center);
+            writer.date(*from);
+            writer.date(*to);
+        }
+        ReconciliationScope::BankPayments { year } => {
+            writer.u8(1);
+            writer.year(*year);
+        }
+    }
+    writer.u64(recorded.counts.rows);
+    writer.u64(recorded.counts.row_errors);
+    writer.length(recorded.counts.by_kind.len());
+    for (kind, count) in &recorded.counts.by_kind {
+        writer.u8(kind.number());
+        writer.u64(*count);
+    }
+}
+
+pub(super) fn decode_reconciliation(
+    reader: &mut Reader<'_>,
+) -> Result<ReconciliationRecorded, CodecError> {
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(reader.take(32)?);
+    let file_name = FileName::parse(reader.text()?).map_err(|error| fail(error.to_string()))?;
+    let format = file_format_from(reader.u8()?)?;
+    let encoding = file_encoding_from(reader.u8()?)?;
+    let scope = match reader.u8()? {
+        0 => ReconciliationScope::CenterInvoices {
+            center: reader.uscc()?,
+            from: reader.date()?,
+            to: reader.date()?,
+        },
+        1 => ReconciliationScope::BankPayments {
+            year: reader.year()?,
+        },
+        other => return Err(fail(format!("{other} is not a known reconciliation scope"))),
+    };
+    let rows = reader.u64()?;
+    let row_errors = reader.u64()?;
+    let kinds = reader.length(9)?;
+    let mut by_kind: Vec<(DiscrepancyKind, u64)> = Vec::with_capacity(kinds);
+    for _ in 0..kinds {
+        let number = reader.u8()?;
+        let kind = DiscrepancyKind::from_number(number)
+            .ok_or_else(|| fail(format!("{number} is not a known discrepancy kind")))?;
+        let count = reader.u64()?;
+        if count == 0 || by_kind.last().is_some_and(|(last, _)| *last >= kind) {
+            return Err(fail(
+                "discrepancy counts must be non-zero and in increasing kind order",
+            ));
+        }
+        by_kind.push((kind, count));
+    }
+    Ok(ReconciliationRecorded {
+        digest: FileDigest(digest),
+        file_name,
+        format,
+        encoding,
+        scope,
+        counts: DiscrepancyCounts {
+            by_kind,
+            rows,
+            row_errors,
+        },
+    })
 }
 
 // ------------------------------------------------------------------------- decoding
@@ -717,6 +843,7 @@ pub fn decode(event_type: u16, payload: &[u8]) -> Result<(Origin, Event), CodecE
         19 => Event::ClockConfirmed {
             reason: reader.reason()?,
         },
+        20 => Event::ReconciliationRecorded(Box::new(decode_reconciliation(reader)?)),
         other => return Err(fail(format!("{other} is not a known event type"))),
     };
     reader.finish()?;

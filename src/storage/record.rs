@@ -89,6 +89,9 @@ pub enum RecordError {
         declared: u16,
         decoded: u16,
     },
+    /// The log block (`block.rs`) that holds, or should hold, this record is damaged.
+    #[error("record {sequence}: its log block is damaged: {reason}")]
+    BadBlock { sequence: u64, reason: String },
 }
 
 impl RecordError {
@@ -100,7 +103,8 @@ impl RecordError {
             | RecordError::LengthMismatch { sequence, .. }
             | RecordError::ChainBroken { sequence }
             | RecordError::BadPayload { sequence, .. }
-            | RecordError::TypeMismatch { sequence, .. } => *sequence,
+            | RecordError::TypeMismatch { sequence, .. }
+            | RecordError::BadBlock { sequence, .. } => *sequence,
             RecordError::SequenceMismatch { key, .. } => *key,
             RecordError::Missing { sequence, .. } => *sequence,
         }

@@ -5,7 +5,7 @@
 //! ```text
 //! offset  size  field
 //!      0     4  magic            b"VLSN"
-//!      4     2  format version   3 (little-endian)
+//!      4     2  format version   4 (little-endian)
 //!      6     2  reserved         0
 //!      8     8  sequence         of the last event the image includes
 //!     16    32  chain hash       of that event
@@ -14,29 +14,31 @@
 //!   56+N    32  SM3 of bytes 0..56+N
 //! ```
 //!
-//! Image, version 3: the fields of [`StateImage`] written one by one with
+//! Image, version 4: the fields of [`StateImage`] written one by one with
 //! `storage::codec`, in the order of [`encode_image`]; every amount as i128 fen, since
-//! running totals may outgrow i64. Older images (v1: bincode of the
-//! domain's own structs; v2: before settlement statements) are not read: a snapshot is
-//! only a shortcut, so an older one is skipped and the log is replayed instead.
+//! running totals may outgrow i64; last, the recorded reconciliations (sequence, time,
+//! and the event's payload layout, see `payload_v2`). Older images (v1: bincode of the
+//! domain's own structs; v2: before settlement statements; v3: before reconciliations)
+//! are not read: a snapshot is only a shortcut, so an older one is skipped and the log is
+//! replayed instead.
 
 use super::codec::{CodecError, Reader, Writer};
 use super::payload_v2::{
     center_status_byte, center_status_from, decode_approval_terms, decode_capacity, decode_policy,
-    decode_rules, decode_voucher_terms, encode_approval_terms, encode_capacity, encode_policy,
-    encode_rules, encode_voucher_terms, listing_byte, listing_from, tier_byte, tier_from,
-    PROGRAMME_EXTENSION_TAG,
+    decode_reconciliation, decode_rules, decode_voucher_terms, encode_approval_terms,
+    encode_capacity, encode_policy, encode_reconciliation, encode_rules, encode_voucher_terms,
+    listing_byte, listing_from, tier_byte, tier_from, PROGRAMME_EXTENSION_TAG,
 };
 use super::record::{sm3_digest, ChainHash};
 use crate::domain::state::CapOverride;
 use crate::domain::{
     BankReference, BankUse, CenterAccount, CenterYear, EnterpriseAccount, PaymentRecord,
-    ReceivableItem, SettlementRun, StateImage, Statement, StatementId, StatementState, Usage,
-    Voucher, VoucherStatus, YearBook,
+    ReceivableItem, ReconciliationRecord, SettlementRun, StateImage, Statement, StatementId,
+    StatementState, Usage, Voucher, VoucherStatus, YearBook,
 };
 
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"VLSN";
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 3;
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 4;
 const HEADER_LENGTH: usize = 4 + 2 + 2 + 8 + 32 + 8;
 const DIGEST_LENGTH: usize = 32;
 
@@ -245,6 +247,12 @@ pub fn encode_image(image: &StateImage, out: &mut Vec<u8>) {
     for settlement in &image.legacy_settlements {
         writer.settlement_id(settlement);
     }
+    writer.length(image.reconciliations.len());
+    for record in &image.reconciliations {
+        writer.u64(record.sequence);
+        writer.timestamp(record.at);
+        encode_reconciliation(writer, &record.reconciliation);
+    }
     encode_programme_extension(writer, image);
 }
 
@@ -404,6 +412,13 @@ pub fn decode_image(bytes: &[u8]) -> Result<StateImage, CodecError> {
         })?,
         invoices_redeemed: reader.u64()?,
         legacy_settlements: items(reader, 16, |reader| reader.settlement_id())?,
+        reconciliations: items(reader, 60, |reader| {
+            Ok(ReconciliationRecord {
+                sequence: reader.u64()?,
+                at: reader.timestamp()?,
+                reconciliation: decode_reconciliation(reader)?,
+            })
+        })?,
     };
     let mut image = image;
     decode_programme_extension(reader, &mut image)?;

@@ -3,38 +3,52 @@
 //!
 //! | column family | key                               | value                          |
 //! |---------------|-----------------------------------|--------------------------------|
-//! | `events`      | sequence, u64 big-endian          | a framed record (`record.rs`)  |
+//! | `events`      | first sequence, u64 big-endian    | a log block of records (`block.rs`); before format 3, one framed record (`record.rs`) |
 //! | `invoices`    | center USCC (18 B) + invoice no.  | `VLIX` entry (`index.rs`)      |
 //! | `snapshots`   | sequence, u64 big-endian          | `VLSN` frame (`snapshot.rs`)   |
 //! | `invoice_order` | center + year + sequence (`index.rs`) | the invoice number        |
+//! | `checkpoints` | sequence, u64 big-endian          | `VLCP` signed checkpoint (`checkpoint.rs`) |
 //! | `default`     | `format`                          | `VLDB` + version               |
 //!
 //! A batch of records and index updates is one `WriteBatch`, written with one fsync
-//! (when `sync` is on): that is the group commit. The store never interprets events; the
+//! (when `sync` is on): that is the group commit. The batch's records go into a few log
+//! blocks (one key each), not one key per record; reads find the block holding a sequence
+//! by seeking for the key at or before it. The store never interprets events; the
 //! ledger (`crate::ledger`) decides what to write.
 
 use std::path::Path;
 
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 
+use super::block::{
+    finish_block, segment_last_sequence, segment_records, start_block, LOG_BLOCK_BYTES_TARGET,
+};
+use super::checkpoint::Checkpoint;
 use super::index::{
     decode_index_entry, encode_index_entry, invoice_key, invoice_order_key, parse_invoice_key,
     parse_invoice_order_key,
 };
-use super::record::ChainHash;
+use super::invoice_filter::{InvoiceFilter, INVOICE_FILTER_BYTES};
+use super::record::{encode_record, ChainHash, RecordError};
 use super::snapshot::{decode_snapshot, encode_snapshot, StoredSnapshot};
-use crate::domain::{InvoiceEntry, InvoiceNumber, ProgrammeYear, StateImage, Uscc};
+use crate::domain::{InvoiceEntry, InvoiceNumber, ProgrammeYear, SequencedEvent, StateImage, Uscc};
 
 pub const DATABASE_MAGIC: [u8; 4] = *b"VLDB";
-/// Version 2 added the `invoice_order` family; a version 1 directory is migrated when it
-/// is first opened for writing (see `migrate.rs`) and read as it is by `verify`.
-pub const DATABASE_FORMAT_VERSION: u16 = 2;
+/// Version 2 added the `invoice_order` family; version 3 writes the log in blocks
+/// (`block.rs`; the bare records of a version 1 or 2 log stay as they are and are read
+/// beside them) and adds the `checkpoints` family. An older directory is migrated when it
+/// is first opened for writing (see `migrate.rs`) and read as it is by `verify`. The bump
+/// keeps builds that cannot read blocks or do not know the new family from opening it.
+pub const DATABASE_FORMAT_VERSION: u16 = 3;
 pub const DATABASE_FORMAT_OLDEST_READ: u16 = 1;
 
 const EVENTS: &str = "events";
 const INVOICES: &str = "invoices";
 const SNAPSHOTS: &str = "snapshots";
 const INVOICE_ORDER: &str = "invoice_order";
+const CHECKPOINTS: &str = "checkpoints";
+/// Every column family this build knows, in the order they are opened.
+const FAMILIES: [&str; 5] = [EVENTS, INVOICES, SNAPSHOTS, INVOICE_ORDER, CHECKPOINTS];
 const FORMAT_KEY: &[u8] = b"format";
 
 #[derive(Debug, thiserror::Error)]
@@ -56,11 +70,27 @@ pub enum StoreError {
 pub struct CommitBatch {
     batch: WriteBatch,
     scratch: Vec<u8>,
+    payload_scratch: Vec<u8>,
+    block: Vec<u8>,
 }
 
 impl CommitBatch {
+    /// A batch with room for `bytes` of writes, so RocksDB's buffer is not grown (and
+    /// copied, and its fresh pages faulted in) several times while a large batch fills.
+    pub fn with_capacity(bytes: usize) -> CommitBatch {
+        CommitBatch {
+            batch: WriteBatch::with_capacity_bytes(bytes),
+            ..CommitBatch::default()
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.batch.is_empty()
+    }
+
+    /// The bytes the batch holds so far.
+    pub fn size_in_bytes(&self) -> usize {
+        self.batch.size_in_bytes()
     }
 }
 
@@ -70,6 +100,8 @@ pub struct EventStore {
     path: String,
     /// The data directory's format version (older ones are read; see `migrate.rs`).
     format_version: u16,
+    /// Which invoice keys may be in the index (complete once `fill_invoice_filter` ran).
+    invoice_filter: InvoiceFilter,
 }
 
 impl EventStore {
@@ -99,6 +131,7 @@ impl EventStore {
             ColumnFamilyDescriptor::new(INVOICES, invoices_options),
             ColumnFamilyDescriptor::new(SNAPSHOTS, Options::default()),
             ColumnFamilyDescriptor::new(INVOICE_ORDER, Options::default()),
+            ColumnFamilyDescriptor::new(CHECKPOINTS, Options::default()),
         ];
         let db = DB::open_cf_descriptors(&options, path, families)?;
         let mut store = EventStore {
@@ -106,6 +139,7 @@ impl EventStore {
             sync,
             path: path.display().to_string(),
             format_version: DATABASE_FORMAT_VERSION,
+            invoice_filter: InvoiceFilter::new(INVOICE_FILTER_BYTES),
         };
         store.format_version = store.check_or_write_format()?;
         if store.format_version < DATABASE_FORMAT_VERSION {
@@ -125,7 +159,7 @@ impl EventStore {
         }
         let options = Options::default();
         let existing = DB::list_cf(&options, path)?;
-        let families: Vec<&str> = [EVENTS, INVOICES, SNAPSHOTS, INVOICE_ORDER]
+        let families: Vec<&str> = FAMILIES
             .into_iter()
             .filter(|family| existing.iter().any(|name| name == family))
             .collect();
@@ -135,6 +169,8 @@ impl EventStore {
             sync: false,
             path: path.display().to_string(),
             format_version: DATABASE_FORMAT_VERSION,
+            // Never filled: a read-only store always looks up.
+            invoice_filter: InvoiceFilter::new(0),
         };
         store.format_version = match store.db.get(FORMAT_KEY)? {
             Some(found) => store.parse_format_marker(&found)?,
@@ -215,6 +251,63 @@ impl EventStore {
         })
     }
 
+    /// Frames `events` (dense, in order, following the record whose chain hash is
+    /// `previous`) and adds them to the batch as log blocks. Returns the chain hash after
+    /// the last one.
+    pub fn put_events(
+        &self,
+        batch: &mut CommitBatch,
+        events: &[SequencedEvent],
+        previous: ChainHash,
+    ) -> Result<ChainHash, StoreError> {
+        let family = self.family(EVENTS)?;
+        let mut head = previous;
+        let mut block_start: Option<(u64, u32)> = None;
+        batch.block.clear();
+        if events.len() > 1 {
+            batch
+                .block
+                .reserve(LOG_BLOCK_BYTES_TARGET + super::record::RECORD_PAYLOAD_LIMIT);
+        }
+        for event in events {
+            let (first, count) = match block_start {
+                Some(open) => open,
+                None => {
+                    start_block(&mut batch.block, event.sequence);
+                    (event.sequence, 0)
+                }
+            };
+            if event.sequence != first + u64::from(count) {
+                return Err(StoreError::Encode(format!(
+                    "event {} does not follow event {} in its block",
+                    event.sequence,
+                    first + u64::from(count) - 1
+                )));
+            }
+            head = encode_record(event, &head, &mut batch.payload_scratch, &mut batch.block)
+                .map_err(StoreError::Encode)?;
+            block_start = Some((first, count + 1));
+            if batch.block.len() >= LOG_BLOCK_BYTES_TARGET {
+                finish_block(&mut batch.block, count + 1);
+                batch
+                    .batch
+                    .put_cf(family, first.to_be_bytes(), &batch.block);
+                batch.block.clear();
+                block_start = None;
+            }
+        }
+        if let Some((first, count)) = block_start {
+            finish_block(&mut batch.block, count);
+            batch
+                .batch
+                .put_cf(family, first.to_be_bytes(), &batch.block);
+            batch.block.clear();
+        }
+        Ok(head)
+    }
+
+    /// Adds one framed record under its own key, as data directories before format 3
+    /// stored every record: for tests and fixtures of such directories (and mixed logs).
     pub fn put_record(
         &self,
         batch: &mut CommitBatch,
@@ -237,9 +330,10 @@ impl EventStore {
         let family = self.family(INVOICES)?;
         batch.scratch.clear();
         encode_index_entry(entry, &mut batch.scratch);
-        batch
-            .batch
-            .put_cf(family, invoice_key(center, invoice_number), &batch.scratch);
+        let key = invoice_key(center, invoice_number);
+        // Before the batch is committed, so the filter never calls a stored key absent.
+        self.invoice_filter.insert(&key);
+        batch.batch.put_cf(family, key, &batch.scratch);
         Ok(())
     }
 
@@ -345,25 +439,49 @@ impl EventStore {
         let mut iterator = self.db.raw_iterator_cf(family);
         iterator.seek_to_last();
         iterator.status()?;
-        match iterator.key() {
-            Some(key) => Ok(Some(sequence_from_key(key)?)),
-            None => Ok(None),
+        match (iterator.key(), iterator.value()) {
+            (Some(key), Some(value)) => {
+                let first = sequence_from_key(key)?;
+                Ok(Some(
+                    segment_last_sequence(first, value).map_err(corrupt_log)?,
+                ))
+            }
+            _ => Ok(None),
         }
     }
 
-    /// Visits records with sequence ≥ `from` in order, as (key sequence, bytes), until
-    /// `visit` returns false. Raw: `log.rs` is the one reader that interprets them.
+    /// Visits records with sequence ≥ `from` in order, as (the sequence their place in
+    /// the log gives them, bytes), until `visit` returns false; a damaged block is passed
+    /// on as an error naming the first sequence it cannot deliver, and ends the scan.
+    /// Raw: `log.rs` is the one reader that interprets the records.
     pub(super) fn scan_records(
         &self,
         from: u64,
-        mut visit: impl FnMut(u64, &[u8]) -> bool,
+        mut visit: impl FnMut(Result<(u64, &[u8]), RecordError>) -> bool,
     ) -> Result<(), StoreError> {
         let family = self.family(EVENTS)?;
         let mut iterator = self.db.raw_iterator_cf(family);
-        iterator.seek(from.to_be_bytes());
-        while let (Some(key), Some(value)) = (iterator.key(), iterator.value()) {
-            if !visit(sequence_from_key(key)?, value) {
-                break;
+        // The segment holding `from` starts at or before it.
+        iterator.seek_for_prev(from.to_be_bytes());
+        if !iterator.valid() {
+            iterator.status()?;
+            iterator.seek(from.to_be_bytes());
+        }
+        'segments: while let (Some(key), Some(value)) = (iterator.key(), iterator.value()) {
+            let first = sequence_from_key(key)?;
+            for item in segment_records(first, value) {
+                match item {
+                    Ok((sequence, _)) if sequence < from => continue,
+                    Ok(record) => {
+                        if !visit(Ok(record)) {
+                            break 'segments;
+                        }
+                    }
+                    Err(error) => {
+                        visit(Err(error));
+                        break 'segments;
+                    }
+                }
             }
             iterator.next();
         }
@@ -371,10 +489,31 @@ impl EventStore {
         Ok(())
     }
 
+    /// The segment (first sequence, stored value) that holds `sequence`, if stored.
+    fn segment_holding(&self, sequence: u64) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let family = self.family(EVENTS)?;
+        let mut iterator = self.db.raw_iterator_cf(family);
+        iterator.seek_for_prev(sequence.to_be_bytes());
+        iterator.status()?;
+        match (iterator.key(), iterator.value()) {
+            (Some(key), Some(value)) => Ok(Some((sequence_from_key(key)?, value.to_vec()))),
+            _ => Ok(None),
+        }
+    }
+
+    /// The bytes of record `sequence` (its frame, as `record.rs` reads it), if stored.
     pub fn record(&self, sequence: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .db
-            .get_cf(self.family(EVENTS)?, sequence.to_be_bytes())?)
+        let family = self.family(EVENTS)?;
+        let mut iterator = self.db.raw_iterator_cf(family);
+        iterator.seek_for_prev(sequence.to_be_bytes());
+        iterator.status()?;
+        let (Some(key), Some(value)) = (iterator.key(), iterator.value()) else {
+            return Ok(None);
+        };
+        let first = sequence_from_key(key)?;
+        Ok(super::block::find_record(first, value, sequence)
+            .map_err(corrupt_log)?
+            .map(|range| value[range].to_vec()))
     }
 
     /// An invoice's index entry, if the index has one.
@@ -411,6 +550,73 @@ impl EventStore {
             }
         }
         Ok(entries)
+    }
+
+    /// The writer's prefetch: as [`EventStore::invoices`], but invoices the in-memory
+    /// filter knows to be absent are answered `None` without asking RocksDB. Only for
+    /// the thread that writes the index (it sees its own insertions into the filter).
+    pub fn prefetch_invoices(
+        &self,
+        wanted: &[(Uscc, InvoiceNumber)],
+    ) -> Result<Vec<Option<InvoiceEntry>>, StoreError> {
+        let family = self.family(INVOICES)?;
+        let mut entries: Vec<Option<InvoiceEntry>> = vec![None; wanted.len()];
+        let mut places = Vec::new();
+        let mut keys = Vec::new();
+        for (place, (center, number)) in wanted.iter().enumerate() {
+            let key = invoice_key(center, number);
+            if self.invoice_filter.may_contain(&key) {
+                places.push(place);
+                keys.push(key);
+            }
+        }
+        if keys.is_empty() {
+            return Ok(entries);
+        }
+        for ((place, key), found) in places
+            .into_iter()
+            .zip(&keys)
+            .zip(self.db.batched_multi_get_cf(family, &keys, false))
+        {
+            if let Some(bytes) = found? {
+                entries[place] = Some(decode_entry(key, &bytes)?);
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Fills the in-memory invoice filter with every key of the index, then marks it
+    /// complete (unless [`EventStore::stop_invoice_filter`] stopped it first). Run once,
+    /// on a thread of its own, after opening; lookups work meanwhile, without the filter.
+    pub fn fill_invoice_filter(&self) -> Result<(), StoreError> {
+        let family = self.family(INVOICES)?;
+        let mut iterator = self.db.raw_iterator_cf(family);
+        iterator.seek_to_first();
+        let mut scanned = 0u64;
+        while let Some(key) = iterator.key() {
+            self.invoice_filter.insert(key);
+            scanned += 1;
+            if scanned.is_multiple_of(4_096) && self.invoice_filter.stopping() {
+                return Ok(());
+            }
+            iterator.next();
+        }
+        iterator.status()?;
+        if !self.invoice_filter.stopping() {
+            self.invoice_filter.mark_complete();
+        }
+        Ok(())
+    }
+
+    /// Stops a running [`EventStore::fill_invoice_filter`] (the ledger is closing).
+    pub fn stop_invoice_filter(&self) {
+        self.invoice_filter.stop();
+    }
+
+    /// Whether the in-memory invoice filter is complete (brand-new invoices skip the
+    /// index lookup).
+    pub fn invoice_filter_complete(&self) -> bool {
+        self.invoice_filter.is_complete()
     }
 
     /// Visits every invoice index entry in key order (center, then invoice number). An
@@ -499,17 +705,80 @@ impl EventStore {
         Ok(())
     }
 
-    /// Raw access for tamper tests and repair tools: overwrite or delete a record.
+    /// Raw access for tamper tests and repair tools: overwrite or delete a record, where
+    /// it is stored (a bare record's key, or its place in a block). Deleting a record from
+    /// a block cuts the block in two around it, as if it had never been written.
     pub fn overwrite_record_for_tests(
         &self,
         sequence: u64,
         bytes: Option<&[u8]>,
     ) -> Result<(), StoreError> {
         let family = self.family(EVENTS)?;
-        match bytes {
-            Some(bytes) => self.db.put_cf(family, sequence.to_be_bytes(), bytes)?,
-            None => self.db.delete_cf(family, sequence.to_be_bytes())?,
+        let Some((first, value)) = self.segment_holding(sequence)? else {
+            if let Some(bytes) = bytes {
+                self.db.put_cf(family, sequence.to_be_bytes(), bytes)?;
+            }
+            return Ok(());
+        };
+        if !super::block::is_block(&value) {
+            match (first == sequence, bytes) {
+                (_, Some(bytes)) => self.db.put_cf(family, sequence.to_be_bytes(), bytes)?,
+                (true, None) => self.db.delete_cf(family, sequence.to_be_bytes())?,
+                (false, None) => {}
+            }
+            return Ok(());
         }
+        let records: Vec<(u64, &[u8])> = segment_records(first, &value)
+            .collect::<Result<_, _>>()
+            .map_err(corrupt_log)?;
+        if !records.iter().any(|(found, _)| *found == sequence) {
+            if let Some(bytes) = bytes {
+                self.db.put_cf(family, sequence.to_be_bytes(), bytes)?;
+            }
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        match bytes {
+            Some(bytes) => {
+                let replaced: Vec<&[u8]> = records
+                    .iter()
+                    .map(|(found, record)| if *found == sequence { bytes } else { *record })
+                    .collect();
+                batch.put_cf(
+                    family,
+                    first.to_be_bytes(),
+                    super::block::block_of(first, &replaced),
+                );
+            }
+            None => {
+                let before: Vec<&[u8]> = records
+                    .iter()
+                    .filter(|(found, _)| *found < sequence)
+                    .map(|(_, record)| *record)
+                    .collect();
+                let after: Vec<&[u8]> = records
+                    .iter()
+                    .filter(|(found, _)| *found > sequence)
+                    .map(|(_, record)| *record)
+                    .collect();
+                batch.delete_cf(family, first.to_be_bytes());
+                if !before.is_empty() {
+                    batch.put_cf(
+                        family,
+                        first.to_be_bytes(),
+                        super::block::block_of(first, &before),
+                    );
+                }
+                if !after.is_empty() {
+                    batch.put_cf(
+                        family,
+                        (sequence + 1).to_be_bytes(),
+                        super::block::block_of(sequence + 1, &after),
+                    );
+                }
+            }
+        }
+        self.db.write(batch)?;
         Ok(())
     }
 
@@ -519,10 +788,197 @@ impl EventStore {
     }
 }
 
+impl EventStore {
+    // ------------------------------------------------------------------ checkpoints
+
+    /// Whether this directory has the checkpoints family (format 3 on; a format 1 or 2
+    /// directory opened read-only has none).
+    pub fn has_checkpoints(&self) -> bool {
+        self.db.cf_handle(CHECKPOINTS).is_some()
+    }
+
+    /// Stores a signed checkpoint (synced when the store syncs).
+    pub fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        let mut options = WriteOptions::default();
+        options.set_sync(self.sync);
+        self.db.put_cf_opt(
+            self.family(CHECKPOINTS)?,
+            checkpoint.sequence.to_be_bytes(),
+            checkpoint.encode(),
+            &options,
+        )?;
+        Ok(())
+    }
+
+    /// Stored checkpoints with sequence ≥ `from`, in order, at most `limit`. A value that
+    /// does not decode is an error naming its sequence.
+    pub fn checkpoints(&self, from: u64, limit: usize) -> Result<Vec<Checkpoint>, StoreError> {
+        if !self.has_checkpoints() {
+            return Ok(Vec::new());
+        }
+        let mut iterator = self.db.raw_iterator_cf(self.family(CHECKPOINTS)?);
+        iterator.seek(from.to_be_bytes());
+        let mut found = Vec::new();
+        while let (Some(key), Some(value)) = (iterator.key(), iterator.value()) {
+            if found.len() >= limit {
+                break;
+            }
+            found.push(decode_checkpoint(sequence_from_key(key)?, value)?);
+            iterator.next();
+        }
+        iterator.status()?;
+        Ok(found)
+    }
+
+    /// The checkpoint of `sequence`, if one was signed.
+    pub fn checkpoint(&self, sequence: u64) -> Result<Option<Checkpoint>, StoreError> {
+        if !self.has_checkpoints() {
+            return Ok(None);
+        }
+        match self
+            .db
+            .get_pinned_cf(self.family(CHECKPOINTS)?, sequence.to_be_bytes())?
+        {
+            Some(bytes) => Ok(Some(decode_checkpoint(sequence, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The newest stored checkpoint.
+    pub fn newest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        if !self.has_checkpoints() {
+            return Ok(None);
+        }
+        let mut iterator = self.db.raw_iterator_cf(self.family(CHECKPOINTS)?);
+        iterator.seek_to_last();
+        iterator.status()?;
+        match (iterator.key(), iterator.value()) {
+            (Some(key), Some(value)) => {
+                Ok(Some(decode_checkpoint(sequence_from_key(key)?, value)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Raw access for tamper tests: delete every stored checkpoint (what an insider
+    /// with the directory can do; only copies kept elsewhere reveal it).
+    pub fn delete_checkpoints_for_tests(&self) -> Result<(), StoreError> {
+        for checkpoint in self.checkpoints(0, usize::MAX)? {
+            self.db
+                .delete_cf(self.family(CHECKPOINTS)?, checkpoint.sequence.to_be_bytes())?;
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------------- backups
+
+    /// Writes a RocksDB checkpoint of this (open, writable) store into `target`, which
+    /// must not exist: the memtables are flushed and the table files hard-linked (copied
+    /// across filesystems). It holds exactly what had been written when it was made.
+    pub fn create_rocksdb_checkpoint(&self, target: &Path) -> Result<(), StoreError> {
+        let checkpoint = rocksdb::checkpoint::Checkpoint::new(&self.db)?;
+        checkpoint.create_checkpoint(target)?;
+        Ok(())
+    }
+
+    /// Copies every key of every family, and the format marker, into a new store at
+    /// `target` (a logical copy). For a read-only view of a live server's directory,
+    /// which RocksDB's own checkpoint cannot use (it must flush, a read-only instance
+    /// cannot): the view is fixed when it was opened, so the copy is consistent.
+    pub fn copy_into(&self, target: &Path) -> Result<(), StoreError> {
+        let copy = EventStore::open(target, false)?;
+        if copy.last_sequence()?.is_some() {
+            return Err(StoreError::Format {
+                path: copy.path.clone(),
+                reason: "already holds events; a copy needs an empty directory".into(),
+            });
+        }
+        for name in FAMILIES {
+            let Some(source) = self.db.cf_handle(name) else {
+                continue;
+            };
+            let family = copy.family(name)?;
+            let mut batch = WriteBatch::default();
+            for item in self.db.iterator_cf(source, IteratorMode::Start) {
+                let (key, value) = item?;
+                batch.put_cf(family, key, value);
+                if batch.len() >= COPY_BATCH_KEYS {
+                    copy.db.write(std::mem::take(&mut batch))?;
+                }
+            }
+            copy.db.write(batch)?;
+        }
+        if let Some(marker) = self.db.get(FORMAT_KEY)? {
+            copy.db.put(FORMAT_KEY, marker)?;
+        }
+        copy.db.flush_wal(true)?;
+        for name in FAMILIES {
+            copy.db.flush_cf(copy.family(name)?)?;
+        }
+        copy.db.flush()?;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------------- metrics
+
+    /// RocksDB's own figures that warn of trouble, read now, as (property, column family
+    /// or "" for the whole database, value). Unknown properties are left out.
+    pub fn rocksdb_figures(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut figures = Vec::with_capacity(16);
+        for property in [
+            "rocksdb.is-write-stopped",
+            "rocksdb.actual-delayed-write-rate",
+        ] {
+            if let Ok(Some(value)) = self.db.property_int_value(property) {
+                figures.push((property, "", value));
+            }
+        }
+        for name in FAMILIES {
+            let Some(family) = self.db.cf_handle(name) else {
+                continue;
+            };
+            for property in [
+                "rocksdb.estimate-pending-compaction-bytes",
+                "rocksdb.cur-size-all-mem-tables",
+                "rocksdb.live-sst-files-size",
+            ] {
+                if let Ok(Some(value)) = self.db.property_int_value_cf(family, property) {
+                    figures.push((property, name, value));
+                }
+            }
+        }
+        figures
+    }
+}
+
+/// Keys per write while copying a store.
+const COPY_BATCH_KEYS: usize = 65_536;
+
+fn decode_checkpoint(sequence: u64, bytes: &[u8]) -> Result<Checkpoint, StoreError> {
+    let checkpoint = Checkpoint::decode(bytes).map_err(|error| StoreError::Corrupt {
+        what: format!("checkpoint at sequence {sequence}"),
+        reason: error.reason,
+    })?;
+    if checkpoint.sequence != sequence {
+        return Err(StoreError::Corrupt {
+            what: format!("checkpoint at sequence {sequence}"),
+            reason: format!("it says it is of sequence {}", checkpoint.sequence),
+        });
+    }
+    Ok(checkpoint)
+}
+
 fn corrupt_entry(key: &[u8], reason: &str) -> StoreError {
     StoreError::Corrupt {
         what: format!("invoice index entry {}", String::from_utf8_lossy(key)),
         reason: reason.to_string(),
+    }
+}
+
+pub(super) fn corrupt_log(error: RecordError) -> StoreError {
+    StoreError::Corrupt {
+        what: "the event log".into(),
+        reason: error.to_string(),
     }
 }
 

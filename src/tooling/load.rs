@@ -83,7 +83,7 @@ pub fn run(settings: LoadSettings) -> Result<ExitCode, ToolError> {
 }
 
 /// The `authorization` header's value for `token`, checked once before any call.
-fn bearer(token: &str) -> Result<MetadataValue<Ascii>, ToolError> {
+pub(crate) fn bearer(token: &str) -> Result<MetadataValue<Ascii>, ToolError> {
     format!("Bearer {token}")
         .parse()
         .map_err(|_| ToolError::Setting {
@@ -93,7 +93,7 @@ fn bearer(token: &str) -> Result<MetadataValue<Ascii>, ToolError> {
         })
 }
 
-fn authed<T>(bearer: &MetadataValue<Ascii>, message: T) -> Request<T> {
+pub(crate) fn authed<T>(bearer: &MetadataValue<Ascii>, message: T) -> Request<T> {
     let mut request = Request::new(message);
     request
         .metadata_mut()
@@ -101,7 +101,7 @@ fn authed<T>(bearer: &MetadataValue<Ascii>, message: T) -> Request<T> {
     request
 }
 
-fn to_proto_invoice(invoice: &PostInvoice) -> proto::Invoice {
+pub(crate) fn to_proto_invoice(invoice: &PostInvoice) -> proto::Invoice {
     proto::Invoice {
         center: invoice.center.to_string(),
         voucher_id: invoice.voucher.to_string(),
@@ -115,7 +115,7 @@ fn to_proto_invoice(invoice: &PostInvoice) -> proto::Invoice {
 
 /// Registers the population over gRPC in three waves (policy; centers and enterprises;
 /// vouchers), at most 64 calls in flight. ALREADY_EXISTS means a previous run seeded it.
-async fn seed_over_grpc(
+pub(crate) async fn seed_over_grpc(
     channel: &Channel,
     bearer: &MetadataValue<Ascii>,
     population: &Population,

@@ -8,6 +8,8 @@
 //! - [`load`]: the gRPC load generator (`voucher-ledger bench`);
 //! - [`recovery`]: the restart benchmark (`voucher-ledger bench-recovery`);
 //! - [`torture`]: the crash test's writer (hidden `voucher-ledger torture`);
+//! - [`soak`]: SIGKILL and restart of a served ledger under gRPC load, checked after each
+//!   kill (hidden `voucher-ledger soak`, `scripts/soak.sh`, `tests/crash.rs`);
 //! - [`ToolError`]: their errors.
 
 pub mod demo;
@@ -15,6 +17,7 @@ pub mod error;
 pub mod load;
 pub mod population;
 pub mod recovery;
+pub mod soak;
 pub mod torture;
 
 pub use error::ToolError;

@@ -80,6 +80,7 @@ impl TestServer {
             data_dir: directory.path().to_path_buf(),
             config: test_config(section),
             sync: true,
+            http_listener: None,
         };
         let task = tokio::spawn(run(listener, settings, async move {
             let _ = receiver.await;
@@ -172,4 +173,14 @@ pub fn error_reason(status: &tonic::Status) -> Option<String> {
     tonic_types::StatusExt::get_error_details(status)
         .error_info()
         .map(|info| info.reason.clone())
+}
+
+// ---------------------------------------------------------------- exports (issue 10)
+
+use voucher_ledger::api::proto::export_service_client::ExportServiceClient;
+
+impl TestServer {
+    pub fn export(&self) -> ExportServiceClient<Channel> {
+        ExportServiceClient::new(self.channel.clone())
+    }
 }

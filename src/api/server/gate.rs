@@ -12,6 +12,10 @@
 //!   5-byte gRPC prefix, before its bytes are read (RESOURCE_EXHAUSTED otherwise);
 //! - gives a request body a bounded time to arrive (DEADLINE_EXCEEDED otherwise);
 //! - puts the [`CallSettings`] the services read in the request's extensions;
+//! - gives every call a request id (the client's `x-request-id`, or a new UUID when it
+//!   sent none or an unusable one), echoes it in the response's `x-request-id` header,
+//!   runs the call inside a `request` span with the id, the principal and the method, and
+//!   logs one line per call with them, the gRPC status and the time taken;
 //! - and on the way out gives request-decoding failures their gRPC codes (a message that
 //!   is no protobuf: INVALID_ARGUMENT, not INTERNAL; one over the limit:
 //!   RESOURCE_EXHAUSTED, not OUT_OF_RANGE) and caps status messages and details.
@@ -75,6 +79,8 @@ pub struct GateConfig {
 }
 
 const POST_INVOICES: &str = "/voucher.v1.RedemptionService/PostInvoices";
+const RECONCILE_CENTER_INVOICES: &str = "/voucher.v1.ReconciliationService/ReconcileCenterInvoices";
+const RECONCILE_BANK_PAYMENTS: &str = "/voucher.v1.ReconciliationService/ReconcileBankPayments";
 
 /// How one method is gated.
 struct Rule {
@@ -187,6 +193,23 @@ impl Shared {
                 body_timeout: true,
             };
         }
+        // A file upload: up to the reconciliation file limit, from those who may send one.
+        if path == RECONCILE_CENTER_INVOICES || path == RECONCILE_BANK_PAYMENTS {
+            let roles: (&'static [Role], &'static str) = if path == RECONCILE_CENTER_INVOICES {
+                (
+                    &[Role::Bureau, Role::Center],
+                    "reconcile a center's invoices",
+                )
+            } else {
+                (&[Role::Bureau], "reconcile bank payments")
+            };
+            return Rule {
+                authenticated: true,
+                roles: Some(roles),
+                message_bytes: crate::limits::RECONCILE_MESSAGE_BYTES,
+                body_timeout: true,
+            };
+        }
         Rule {
             authenticated: true,
             roles: None,
@@ -222,6 +245,8 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        let started = std::time::Instant::now();
+        let request_id = request_id_of(request.headers());
         let shared = &self.shared;
         let extensions = request.extensions();
         let connection = extensions
@@ -251,11 +276,30 @@ where
                     request.extensions_mut().insert(principal);
                 }
                 Err(status) => {
-                    let response = finish(status.into_http(), call);
+                    let mut response = finish(status.into_http(), call);
+                    let caller = AccessLog {
+                        request_id,
+                        principal: "-".into(),
+                        method: Arc::from(request.uri().path()),
+                        started,
+                    };
+                    caller.respond(&mut response);
                     return Box::pin(std::future::ready(Ok(response)));
                 }
             }
         }
+        let access = AccessLog {
+            principal: request
+                .extensions()
+                .get::<crate::api::auth::Principal>()
+                .map_or_else(
+                    || "anonymous".to_string(),
+                    |principal| format!("{}:{}", principal.role.name(), principal.name),
+                ),
+            request_id,
+            method: Arc::from(request.uri().path()),
+            started,
+        };
         let path: Arc<str> = Arc::from(request.uri().path());
         let budget = if rule.authenticated {
             &shared.budget
@@ -272,7 +316,8 @@ where
         match budget.take(&path, header_bytes) {
             Ok(permit) => call.permits.lock().extend(permit),
             Err(status) => {
-                let response = finish(status.into_http(), call);
+                let mut response = finish(status.into_http(), call);
+                access.respond(&mut response);
                 return Box::pin(std::future::ready(Ok(response)));
             }
         }
@@ -300,11 +345,75 @@ where
                 failed: false,
             })
         });
-        let response = self.inner.call(request);
-        Box::pin(async move {
-            let response = response.await?;
-            Ok(finish(response, call))
+        let span = tracing::info_span!(
+            "request",
+            request_id = %access.request_id,
+            principal = %access.principal,
+            method = %access.method,
+        );
+        let response = {
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let response = response.await?;
+                let mut response = finish(response, call);
+                access.respond(&mut response);
+                Ok(response)
+            },
+            span,
+        ))
+    }
+}
+
+/// Longest request id taken from a client, in bytes (as the log's origins keep it).
+const REQUEST_ID_MAX_BYTES: usize = crate::domain::origin::REQUEST_ID_MAX_BYTES;
+
+/// The client's `x-request-id` if it is one the log could record (visible ASCII, at most
+/// 128 bytes), else a new UUID.
+fn request_id_of(headers: &HeaderMap) -> Arc<str> {
+    headers
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|text| {
+            !text.is_empty()
+                && text.len() <= REQUEST_ID_MAX_BYTES
+                && text.bytes().all(|byte| byte.is_ascii_graphic())
         })
+        .map_or_else(|| Arc::from(uuid::Uuid::new_v4().to_string()), Arc::from)
+}
+
+/// One call as the access log sees it.
+struct AccessLog {
+    request_id: Arc<str>,
+    principal: String,
+    method: Arc<str>,
+    started: std::time::Instant,
+}
+
+impl AccessLog {
+    /// Echoes the request id in the response and logs the call's line. The status is the
+    /// one in the response's headers (a trailers-only answer: every error tonic sends
+    /// before a message); a response that streams messages is logged as OK here.
+    fn respond(&self, response: &mut http::Response<Body>) {
+        if let Ok(value) = HeaderValue::from_str(&self.request_id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        let status = response
+            .headers()
+            .get("grpc-status")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| text.parse::<i32>().ok())
+            .map_or(tonic::Code::Ok, tonic::Code::from_i32);
+        tracing::info!(
+            request_id = %self.request_id,
+            principal = %self.principal,
+            method = %self.method,
+            grpc_status = ?status,
+            elapsed_us = self.started.elapsed().as_micros() as u64,
+            "call"
+        );
     }
 }
 

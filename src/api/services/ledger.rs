@@ -96,7 +96,9 @@ impl LedgerService for Api {
         let (sender, receiver) = mpsc::channel(SUBSCRIBER_BUFFER);
         let (end_sender, end_receiver) = oneshot::channel();
         let api = self.clone();
+        let counted = SubscriberCounted::new(self.subscriber_count());
         tokio::spawn(async move {
+            let _counted = counted;
             let mut committed = api.engine.committed_watch();
             let mut shutdown = api.shutdown.clone();
             loop {
@@ -156,6 +158,22 @@ impl LedgerService for Api {
             next: from,
             done: false,
         })))
+    }
+}
+
+/// Counts a subscription as open for as long as its task runs (metrics).
+struct SubscriberCounted(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl SubscriberCounted {
+    fn new(count: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> SubscriberCounted {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        SubscriberCounted(count)
+    }
+}
+
+impl Drop for SubscriberCounted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

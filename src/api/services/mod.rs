@@ -1,8 +1,11 @@
 //! The gRPC services over one [`Api`] value: parse, authorise, submit, answer. One file
 //! per service; this one holds what they share.
 
+mod checkpoints;
+mod export;
 mod ledger;
 mod programme;
+mod reconciliation;
 mod redemption;
 mod registry;
 mod settlement;
@@ -23,9 +26,9 @@ use super::convert::{
 use super::errors::{engine as engine_error, invalid_field, rejected};
 use super::proto;
 use super::proto::{
-    ledger_service_server::LedgerService, programme_service_server::ProgrammeService,
-    redemption_service_server::RedemptionService, registry_service_server::RegistryService,
-    voucher_service_server::VoucherService,
+    checkpoint_service_server::CheckpointService, ledger_service_server::LedgerService,
+    programme_service_server::ProgrammeService, redemption_service_server::RedemptionService,
+    registry_service_server::RegistryService, voucher_service_server::VoucherService,
 };
 use super::sweeper::ClockGuard;
 use crate::domain::{
@@ -67,6 +70,10 @@ pub struct Api {
     engine: EngineHandle,
     shutdown: watch::Receiver<bool>,
     clock: Arc<ClockGuard>,
+    /// Where the `Backup` call writes (from the config); none: backups refused.
+    backup_dir: Option<Arc<std::path::PathBuf>>,
+    /// Open event subscriptions, for metrics.
+    subscribers: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Api {
@@ -79,7 +86,20 @@ impl Api {
             engine,
             shutdown,
             clock,
+            backup_dir: None,
+            subscribers: Arc::default(),
         }
+    }
+
+    /// Lets the `Backup` call write under `backup_dir`.
+    pub fn with_backup_dir(mut self, backup_dir: Option<std::path::PathBuf>) -> Api {
+        self.backup_dir = backup_dir.map(Arc::new);
+        self
+    }
+
+    /// The count of open event subscriptions (shared, live).
+    pub fn subscriber_count(&self) -> Arc<std::sync::atomic::AtomicUsize> {
+        Arc::clone(&self.subscribers)
     }
 
     /// The expiry sweep's clock guard, which `ConfirmClock` clears.

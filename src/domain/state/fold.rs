@@ -17,6 +17,7 @@ use crate::domain::event::{
 };
 use crate::domain::ids::{ProgrammeYear, StatementId, Timestamp, Uscc, VoucherId};
 use crate::domain::money::Money;
+use crate::domain::reconciliation::ReconciliationRecord;
 
 impl Usage {
     fn hold(&mut self, amount: Money) {
@@ -237,6 +238,20 @@ impl LedgerState {
                 self.years.entry(*year).or_default().pool = *new_pool;
             }
             Event::ClockConfirmed { .. } => {}
+            Event::ReconciliationRecorded(recorded) => {
+                // The first record of a file and scope stays the one a re-import finds.
+                self.reconciliation_index
+                    .entry((recorded.digest, recorded.scope))
+                    .or_insert(sequence);
+                self.reconciliations.insert(
+                    sequence,
+                    ReconciliationRecord {
+                        sequence,
+                        at,
+                        reconciliation: (**recorded).clone(),
+                    },
+                );
+            }
         }
     }
 

@@ -11,6 +11,7 @@ use super::{BankUse, CenterAccount, CenterYear, EnterpriseAccount, InvoiceCache,
 use super::{SettlementRun, Statement, Voucher, VoucherStatus, YearBook};
 use crate::domain::ids::{BankReference, ProgrammeYear, SettlementId, Timestamp, Uscc};
 use crate::domain::policy::ProgrammePolicy;
+use crate::domain::reconciliation::ReconciliationRecord;
 
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct StateImage {
@@ -39,6 +40,8 @@ pub struct StateImage {
     pub invoices_redeemed: u64,
     /// In order.
     pub legacy_settlements: Vec<SettlementId>,
+    /// In sequence order.
+    pub reconciliations: Vec<ReconciliationRecord>,
 }
 
 impl LedgerState {
@@ -70,6 +73,7 @@ impl LedgerState {
                 .collect(),
             invoices_redeemed: self.invoices_redeemed,
             legacy_settlements: self.legacy_settlements.iter().copied().collect(),
+            reconciliations: self.reconciliations.values().cloned().collect(),
         }
     }
 
@@ -132,6 +136,14 @@ impl LedgerState {
         state.bank_references = image.bank_references.into_iter().collect();
         state.invoices_redeemed = image.invoices_redeemed;
         state.legacy_settlements = image.legacy_settlements.into_iter().collect();
+        for record in image.reconciliations {
+            let recorded = &record.reconciliation;
+            state
+                .reconciliation_index
+                .entry((recorded.digest, recorded.scope))
+                .or_insert(record.sequence);
+            state.reconciliations.insert(record.sequence, record);
+        }
         state
     }
 }

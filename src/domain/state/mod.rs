@@ -5,6 +5,7 @@
 //! - this file: the projected records (accounts, vouchers, usage) and [`LedgerState`];
 //! - [`fold`]: `LedgerState::apply`, the fold of one event, which never fails;
 //! - [`queries`]: read-only questions the state machine and the API ask;
+//! - [`export_queries`]: the paged walks the exports (`crate::export`) ask;
 //! - [`invariants`]: `check_invariants`, the promises every state keeps;
 //! - [`image`]: [`StateImage`], the projections as sorted plain data (what a snapshot
 //!   holds; `storage::snapshot` owns its byte layout);
@@ -13,11 +14,13 @@
 //! Maps that are only looked up use `FxHashMap` (fast, deterministic hashing); nothing is
 //! ever emitted in hash-map order: images and listings sort first.
 
+mod export_queries;
 mod fold;
 mod image;
 mod invariants;
 mod invoice_cache;
 mod queries;
+mod reconciliation_queries;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -35,6 +38,7 @@ use super::ids::{
 use super::money::Money;
 use super::policy::{FacilityTier, ProgrammePolicy};
 use super::programme::CenterCapacity;
+use super::reconciliation::{FileDigest, ReconciliationRecord, ReconciliationScope};
 
 /// What a year's pool (or an enterprise's cap for a year) is used for: face value held
 /// by approved vouchers, subsidy redeemed and standing, and subsidy clawed back from a
@@ -384,6 +388,10 @@ pub struct LedgerState {
     pub(super) invoices_redeemed: u64,
     /// Settlements recorded by format v1's `CenterSettled`.
     pub(super) legacy_settlements: BTreeSet<SettlementId>,
+    /// Recorded reconciliations by the sequence of their event, and the index that
+    /// recognises a re-import (derived: rebuilt from the records, not imaged).
+    pub(super) reconciliations: BTreeMap<u64, ReconciliationRecord>,
+    pub(super) reconciliation_index: BTreeMap<(FileDigest, ReconciliationScope), u64>,
 }
 
 impl LedgerState {

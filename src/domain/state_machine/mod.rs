@@ -15,6 +15,7 @@
 //! | `settlement.rs` | settlement runs and statements, payments and returns, repayments, year close |
 
 mod programme;
+mod reconciliation;
 mod redemption;
 mod registry;
 mod settlement;
@@ -124,6 +125,12 @@ pub enum Reply {
     ClockConfirmed {
         sequence: u64,
     },
+    /// A reconciliation was recorded (or, with `duplicate`, the same file and scope had
+    /// been: `sequence` is the original record's).
+    ReconciliationRecorded {
+        sequence: u64,
+        duplicate: bool,
+    },
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -178,7 +185,8 @@ impl Reply {
             | Reply::RepaymentRecorded { sequence, .. }
             | Reply::ProgrammeYearClosed { sequence, .. }
             | Reply::PoolAdjusted { sequence, .. }
-            | Reply::ClockConfirmed { sequence } => *sequence,
+            | Reply::ClockConfirmed { sequence }
+            | Reply::ReconciliationRecorded { sequence, .. } => *sequence,
             Reply::VouchersExpired { last_sequence, .. } => *last_sequence,
             Reply::InvoiceOutcome(outcome) => outcome.sequence,
             Reply::InvoiceReversed(outcome) => outcome.sequence,
@@ -348,6 +356,7 @@ impl LedgerState {
                 },
                 |sequence| Reply::ClockConfirmed { sequence },
             )),
+            Command::RecordReconciliation(recorded) => self.decide_reconciliation(recorded),
         }
     }
 

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Where the server's CPU goes on the gRPC PostInvoices path: `perf record` of every thread
+# of `voucher-ledger serve` (fsync on, fresh data directory) while `voucher-ledger bench`
+# posts INVOICES invoices from 1 connection in batches of 8,189; then the top symbols
+# (self time) and the share of each thread.
+#
+#   benches/profile.sh [INVOICES]        (default 1,000,000; needs `perf`)
+#
+# Writes perf.data and the reports under $SCRATCH (default /var/tmp/voucher-ledger-profile).
+# Proportions are meaningful on a busy machine; absolute times are not.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+invoices="${1:-1000000}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/voucher-ledger-target}"
+scratch="${SCRATCH:-/var/tmp/voucher-ledger-profile}"
+port="${PORT:-50188}"
+command -v perf >/dev/null || { echo "error: perf is not installed" >&2; exit 2; }
+cargo build --release --locked --quiet --bin voucher-ledger
+bin="$CARGO_TARGET_DIR/release/voucher-ledger"
+rm -rf "$scratch"; mkdir -p "$scratch"
+"$bin" serve --data-dir "$scratch/data" --listen "127.0.0.1:$port" --config config/server.toml \
+    > "$scratch/serve.log" 2>&1 &
+server=$!
+trap 'kill -TERM $server 2>/dev/null || true' EXIT
+for _ in $(seq 300); do grep -q "listening on" "$scratch/serve.log" && break; sleep 0.1; done
+sleep 0.5
+# Self time needs no call graph; PERF_CALLGRAPH=1 adds DWARF stacks (large perf.data).
+graph=()
+[ "${PERF_CALLGRAPH:-0}" = 1 ] && graph=(--call-graph dwarf,8192)
+perf record -F 999 "${graph[@]}" -p "$server" -o "$scratch/perf.data" 2> "$scratch/perf.log" &
+recorder=$!
+sleep 0.5
+"$bin" bench --target "127.0.0.1:$port" --invoices "$invoices" --connections 1 --batch 8189 \
+    --unary-rate 0 | tee "$scratch/bench.txt"
+kill -INT "$recorder"; wait "$recorder" || true
+kill -TERM "$server"; wait "$server" || true
+trap - EXIT
+perf report -i "$scratch/perf.data" --no-children --sort symbol --percent-limit 0.7 --stdio \
+    2>/dev/null | grep -v '^$' | grep -E '^ +[0-9]' > "$scratch/top-symbols.txt" || true
+perf report -i "$scratch/perf.data" --no-children --sort comm --stdio 2>/dev/null |
+    grep -E '^ +[0-9]' > "$scratch/threads.txt" || true
+echo "== threads (share of samples)"; cat "$scratch/threads.txt"
+echo "== top symbols (self)"; head -40 "$scratch/top-symbols.txt"
+echo "(full data: $scratch/perf.data; flame graph: perf script -i … | stackcollapse | flamegraph)"
