@@ -474,7 +474,8 @@ fn check(
         // A rejected item must not be in the log; set apart, the rest of the batch must
         // be all there (acknowledged) or all there or all absent (cut off by the kill).
         // `rejected` is in ascending order: the positions were enumerated in order.
-        let is_rejected = |position: usize| batch.rejected.binary_search(&(position as u32)).is_ok();
+        let is_rejected =
+            |position: usize| batch.rejected.binary_search(&(position as u32)).is_ok();
         let mut present = 0u64;
         for (position, count) in members.iter().enumerate() {
             match (is_rejected(position), *count > 0) {
