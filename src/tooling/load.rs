@@ -53,6 +53,11 @@ pub struct LoadSettings {
     pub unary_rate: u64,
     #[arg(long, default_value_t = 10)]
     pub unary_seconds: u64,
+    /// Clients calling `ListVouchers` (an enterprise's vouchers, pages of 100) in a
+    /// loop while the unary phase runs, each pausing 2 ms between calls: the read load
+    /// under which issue 12 states the unary p99 goal (0: no read load).
+    #[arg(long, default_value_t = 0)]
+    pub list_clients: usize,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
@@ -344,6 +349,12 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, ToolError> {
     if settings.unary_rate > 0 && settings.unary_seconds > 0 {
         let total = settings.unary_rate * settings.unary_seconds;
         let interval = Duration::from_secs_f64(1.0 / settings.unary_rate as f64);
+        let list_load = ListLoad::start(
+            &channels,
+            &bearer,
+            &population.enterprise_codes(),
+            settings.list_clients,
+        );
         let mut stream =
             InvoiceStream::new(population, settings.seed + 999, run_base + 900_000_000)?;
         let in_flight_limit = Arc::new(tokio::sync::Semaphore::new(4_096));
@@ -377,6 +388,7 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, ToolError> {
             }
         }
         let achieved = latencies.len() as f64 / unary_start.elapsed().as_secs_f64();
+        let list_report = list_load.stop().await?;
         let (p50, p99, p999, max) = percentiles(&mut latencies);
         report.push_str(&format!(
             "PostInvoice unary at {} calls/s offered for {} s: {} calls ({achieved:.0}/s achieved), {failures} failed, {shed} shed\n  latency ms: p50 {p50:.3}  p99 {p99:.3}  p999 {p999:.3}  max {max:.3}\n",
@@ -384,6 +396,83 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, ToolError> {
             settings.unary_seconds,
             latencies.len()
         ));
+        report.push_str(&list_report);
     }
     Ok(report)
+}
+
+/// Concurrent `ListVouchers` callers running beside the unary phase.
+struct ListLoad {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    clients: tokio::task::JoinSet<Result<Vec<Duration>, ToolError>>,
+}
+
+impl ListLoad {
+    /// Most calls one list client makes, whatever the phase's length.
+    const CALL_LIMIT: usize = 1_000_000;
+
+    fn start(
+        channels: &[Channel],
+        bearer: &MetadataValue<Ascii>,
+        enterprises: &[crate::domain::Uscc],
+        count: usize,
+    ) -> ListLoad {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut clients = tokio::task::JoinSet::new();
+        for index in 0..count {
+            let (Some(channel), Some(enterprise)) = (
+                channels.get(index % channels.len().max(1)),
+                enterprises.get(index % enterprises.len().max(1)),
+            ) else {
+                break;
+            };
+            let mut client =
+                proto::voucher_service_client::VoucherServiceClient::new(channel.clone())
+                    .max_decoding_message_size(64 << 20);
+            let (stop, bearer, owner) = (
+                Arc::clone(&stop),
+                bearer.clone(),
+                proto::list_vouchers_request::Owner::Enterprise(enterprise.to_string()),
+            );
+            clients.spawn(async move {
+                let mut latencies = Vec::new();
+                while !stop.load(Ordering::Relaxed) && latencies.len() < Self::CALL_LIMIT {
+                    let sent = Instant::now();
+                    client
+                        .list_vouchers(authed(
+                            &bearer,
+                            proto::ListVouchersRequest {
+                                owner: Some(owner.clone()),
+                                page_size: 100,
+                                page_token: String::new(),
+                            },
+                        ))
+                        .await
+                        .map_err(ToolError::rpc("ListVouchers"))?;
+                    latencies.push(sent.elapsed());
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Ok(latencies)
+            });
+        }
+        ListLoad { stop, clients }
+    }
+
+    /// Stops the callers and says what they did (empty when there were none).
+    async fn stop(mut self) -> Result<String, ToolError> {
+        self.stop.store(true, Ordering::Relaxed);
+        let count = self.clients.len();
+        let mut latencies = Vec::new();
+        while let Some(done) = self.clients.join_next().await {
+            latencies.extend(done??);
+        }
+        if count == 0 {
+            return Ok(String::new());
+        }
+        let calls = latencies.len();
+        let (p50, p99, _, max) = percentiles(&mut latencies);
+        Ok(format!(
+            "  beside it: {count} ListVouchers clients made {calls} calls (pages of 100), latency ms p50 {p50:.3}  p99 {p99:.3}  max {max:.3}\n"
+        ))
+    }
 }
