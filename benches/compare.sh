@@ -5,13 +5,18 @@
 # --baseline). Only ratios from one run mean anything: this machine's speed moves by 2×
 # from day to day.
 #
-#   benches/compare.sh [--rounds N] [--baseline COMMIT] [--no-engine] [--time-limit S] SIZE...
+#   benches/compare.sh [--rounds N] [--baseline COMMIT] [--no-engine] [--no-unary]
+#                      [--recovery EVENTS] [--time-limit S] SIZE...
 #
 #   SIZE           invoices (and transfers) per run: 1M, 10M, 50M or a plain number
 #   --rounds N     interleaved rounds (default 2)
 #   --baseline C   also build commit C (a git worktree) and run its gRPC and engine
 #                  benchmarks right after the current build's, printing new / old
 #   --no-engine    skip the engine and state-machine benchmarks
+#   --no-unary     skip the unary step: PostInvoice at 2,000/s for 10 s after 100,000
+#                  invoices, alone and (current build only) beside 8 ListVouchers clients
+#   --recovery N   once per build after the rounds: fill a log to N events through the
+#                  library, leave it as a crash would, time restart to SERVING and its RSS
 #   --time-limit S stop starting new steps after S seconds (default 5400); each step is
 #                  also killed past what is left
 #
@@ -28,23 +33,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-rounds=2
-baseline=""
-engine=1
-time_limit=5400
-sizes=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --rounds) rounds="$2"; shift 2 ;;
-    --baseline) baseline="$2"; shift 2 ;;
-    --no-engine) engine=0; shift ;;
-    --time-limit) time_limit="$2"; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
-    *) sizes+=("$1"); shift ;;
-  esac
-done
-[ ${#sizes[@]} -gt 0 ] || sizes=(1M 10M)
-
 count_of() {
   case "$1" in
     *[Mm]) echo $(( ${1%[Mm]} * 1000000 )) ;;
@@ -53,6 +41,27 @@ count_of() {
     *) echo "$1" ;;
   esac
 }
+rounds=2
+baseline=""
+engine=1
+unary=1
+recovery=0
+time_limit=5400
+sizes=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) rounds="$2"; shift 2 ;;
+    --baseline) baseline="$2"; shift 2 ;;
+    --no-engine) engine=0; shift ;;
+    --no-unary) unary=0; shift ;;
+    --recovery) recovery="$(count_of "$2")"; shift 2 ;;
+    --time-limit) time_limit="$2"; shift 2 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    *) sizes+=("$1"); shift ;;
+  esac
+done
+[ ${#sizes[@]} -gt 0 ] || sizes=(1M 10M)
+
 counts=()
 for size in "${sizes[@]}"; do counts+=("$(count_of "$size")"); done
 
@@ -227,6 +236,49 @@ run_engine() {
   fi
 }
 
+# Unary PostInvoice at 2,000/s for 10 s after 100,000 batched invoices, with $4 clients
+# listing vouchers beside it (issue 12's goal: p99 ≤ 2 ms with that read load).
+run_unary() {
+  local round="$1" build="$2" listers="$3" bin="$scratch/bin-$2" directory="$scratch/unary-$2" log="$scratch/serve.log"
+  rm -rf "$directory"
+  "$bin/voucher-ledger" serve --data-dir "$directory" --listen "127.0.0.1:$port" \
+      --config "$bin/server.toml" > "$log" 2>&1 &
+  local server=$! waited=0
+  until grep -q "listening on" "$log" 2>/dev/null; do
+    sleep 0.1; waited=$((waited + 1))
+    if [ "$waited" -gt 300 ] || ! kill -0 "$server" 2>/dev/null; then
+      echo "serve did not start:"; tail -5 "$log"; kill "$server" 2>/dev/null || true; return 0
+    fi
+  done
+  sleep 0.5
+  local extra=() output p99 lists
+  [ "$listers" -gt 0 ] && extra=(--list-clients "$listers")
+  output=$(timeout "$(remaining)" "$bin/voucher-ledger" bench --target "127.0.0.1:$port" \
+      --invoices 100000 --connections 4 --batch 4096 --unary-rate 2000 --unary-seconds 10 \
+      "${extra[@]}" 2>&1) || true
+  kill -TERM "$server"; wait "$server" 2>/dev/null || true
+  rm -rf "$directory"
+  p99=$(echo "$output" | sed -n '/PostInvoice unary/,$p' | sed -n 's/.*latency ms: p50 [0-9.]*  p99 \([0-9.]*\).*/\1/p' | head -1)
+  lists=$(echo "$output" | sed -n 's/.*ListVouchers clients made \([0-9]*\) calls.*/\1/p')
+  if [ -z "$p99" ]; then echo "unary step ($build, $listers listers) failed:"; echo "$output" | tail -5; return 0; fi
+  echo "round $round  $build  unary PostInvoice at 2,000/s: p99 $p99 ms  ($listers ListVouchers clients${lists:+, $lists list calls})"
+  record "$round" 0 "unary-$build" "2000/s+${listers}-listers" "2000" "$p99" "" ""
+}
+
+# Restart after a crash with $2 events in the log: time to SERVING and RSS.
+run_recovery() {
+  local build="$1" events="$2" bin="$scratch/bin-$1" directory="$scratch/recovery-$1" output
+  rm -rf "$directory"
+  output=$(cd "$bin" && timeout "$(remaining)" ./voucher-ledger bench-recovery --data-dir "$directory" \
+      --events "$events" --config server.toml --crash 2>/dev/null) || true
+  rm -rf "$directory"
+  local seconds rss
+  seconds=$(echo "$output" | sed -n 's/.*serving \([0-9.]*\) s after start.*/\1/p')
+  rss=$(echo "$output" | sed -n 's/.*RSS \([0-9]*\) MiB.*/\1/p')
+  echo "$build  restart after a crash with $events events: ${seconds:-?} s to SERVING, RSS ${rss:-?} MiB  ($(echo "$output" | head -1))"
+  [ -n "$seconds" ] && record 1 0 "restart-$build" "$events-events" "$rss" "$(awk -v s="$seconds" 'BEGIN {print s * 1000}')" "" ""
+}
+
 step() {
   if out_of_time; then echo "(time limit: skipped $*)"; return 0; fi
   if [ "$(free_gb)" -lt "$min_free_gb" ]; then echo "(less than $min_free_gb GiB free: skipped $*)"; return 0; fi
@@ -248,7 +300,15 @@ for round in $(seq "$rounds"); do
       step run_grpc "$round" "$count" "$build" 4 4096
     done
   done
+  if [ "$unary" = 1 ]; then
+    for build in "${builds[@]}"; do step run_unary "$round" "$build" 0; done
+    step run_unary "$round" new 8
+  fi
 done
+if [ "$recovery" -gt 0 ]; then
+  echo "== restart after a crash"
+  for build in "${builds[@]}"; do step run_recovery "$build" "$recovery"; done
+fi
 
 # ------------------------------------------------------------------------- summary
 echo "== summary (each ratio pairs figures of the same round; min–max over rounds)"
@@ -298,7 +358,7 @@ for count in counts:
 benchmarks = sorted(key for key in by if key[0] == 0)
 if benchmarks:
     print()
-    print("| benchmark | build | rate /s | batch p99 ms |")
+    print("| benchmark | build | rate /s (restart: RSS MiB) | batch p99 ms (unary: call p99; restart: ms to SERVING) |")
     print("|---|---|--:|--:|")
     for key in benchmarks:
         runs = by[key]
