@@ -20,7 +20,9 @@
 #   --time-limit S stop starting new steps after S seconds (default 5400); each step is
 #                  also killed past what is left
 #
-# Environment: CARGO_TARGET_DIR (the warm release target), TB_DIR (default
+# Environment: CARGO_TARGET_DIR (the warm release target; the baseline builds in
+# BASELINE_TARGET_DIR, default CARGO_TARGET_DIR-baseline, made on first use as a
+# hard-linked copy of it), TB_DIR (default
 # ../tb or /work/tb: a clone of tigerbeetle; built with ../shared/peers/tigerbeetle/build.sh
 # when its binary is missing), ZIG_VENV (default beside TB_DIR: zigvenv), SHARED_DIR
 # (default ../shared), SCRATCH (default /var/tmp/voucher-ledger-compare), PORT (50177),
@@ -95,13 +97,13 @@ fi
 # Copies a build's server binary and benchmark executables into $2, so that a second
 # build in the same target directory cannot replace them under a running step.
 build_into() {
-  local source="$1" into="$2"
+  local source="$1" into="$2" target="$3"
   mkdir -p "$into"
-  (cd "$source" && cargo build --release --locked --quiet --bin voucher-ledger)
-  cp "$CARGO_TARGET_DIR/release/voucher-ledger" "$into/voucher-ledger"
+  (cd "$source" && CARGO_TARGET_DIR="$target" cargo build --release --locked --quiet --bin voucher-ledger)
+  cp "$target/release/voucher-ledger" "$into/voucher-ledger"
   cp "$source/config/server.toml" "$into/server.toml"
   if [ "$engine" = 1 ]; then
-    (cd "$source" && cargo bench --locked --no-run --message-format=json \
+    (cd "$source" && CARGO_TARGET_DIR="$target" cargo bench --locked --no-run --message-format=json \
         --bench engine --bench state_machine 2>/dev/null) |
       python3 -c '
 import json, sys
@@ -122,7 +124,7 @@ for line in sys.stdin:
 }
 
 builds=(new)
-build_into "$repo" "$scratch/bin-new"
+build_into "$repo" "$scratch/bin-new" "$CARGO_TARGET_DIR"
 if [ -n "$baseline" ]; then
   builds+=(old)
   baseline_tree="$scratch/baseline-src"
@@ -131,7 +133,23 @@ if [ -n "$baseline" ]; then
   else
     git -C "$baseline_tree" checkout -q --detach "$baseline"
   fi
-  build_into "$baseline_tree" "$scratch/bin-old"
+  # The baseline builds in its own target directory: cargo gives the build script's
+  # output (the generated protos) the same directory in every checkout, so one target
+  # shared by two trees would compile each against the other's protos. A hard-linked
+  # copy of the warm target costs no disk and no cold RocksDB build; its lock file and
+  # this crate's build-script outputs are made private.
+  baseline_target="${BASELINE_TARGET_DIR:-$CARGO_TARGET_DIR-baseline}"
+  if [ ! -d "$baseline_target" ]; then
+    cp -al "$CARGO_TARGET_DIR" "$baseline_target"
+    rm -f "$baseline_target/release/.cargo-lock"
+    for out in "$baseline_target"/release/build/voucher-ledger-* "$baseline_target"/release/.fingerprint/voucher-ledger-*; do
+      [ -d "$out" ] || continue
+      cp -r "$out" "$out.private" && rm -rf "$out" && mv "$out.private" "$out"
+    done
+    # The copied build script was compiled from the other tree's build.rs: rebuild it.
+    touch "$baseline_tree/build.rs"
+  fi
+  build_into "$baseline_tree" "$scratch/bin-old" "$baseline_target"
 fi
 
 echo "== machine"
