@@ -100,6 +100,7 @@ fn invoice(center: usize, voucher: &str, number: &str, amount: &str, issued: Dat
         issue_date: issued.to_string(),
         delivery_proof: format!("acceptance/{number}"),
         invoice_code: String::new(),
+        payment_proof: String::new(),
     }
 }
 
@@ -1309,6 +1310,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
             offset: "0.00".into(),
             repaid: "0.00".into(),
             outstanding: "1500.00".into(),
+            payee_kind: Payee::Center as i32,
         }]
     );
     assert_eq!(receivables(&server, CENTER_1, Some(1), y).await, owed);
@@ -1459,6 +1461,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
             offset: "300.00".into(),
             repaid: "0.00".into(),
             outstanding: "600.00".into(),
+            payee_kind: Payee::Center as i32,
         }]
     );
     assert_eq!(center_account(&server, 3).await.clawback_owed, "600.00");
@@ -1485,6 +1488,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
             offset: "1500.00".into(),
             repaid: "0.00".into(),
             outstanding: "0.00".into(),
+            payee_kind: Payee::Center as i32,
         }]
     );
     let v1_now = voucher(&server, V1).await;
@@ -1587,6 +1591,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
             offset: "0.00".into(),
             repaid: "913.57".into(),
             outstanding: "0.00".into(),
+            payee_kind: Payee::Center as i32,
         }]
     );
     assert_eq!(voucher(&server, V2).await.released, "913.57");
@@ -1648,6 +1653,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
             state: state as i32,
             page_size,
             page_token: String::new(),
+            payee: String::new(),
         }
     };
     let unspecified = StatementState::Unspecified;
