@@ -815,21 +815,7 @@ fn a_reimbursement_policy_is_published_and_a_second_source_is_not() {
     assert!(rejection.detail.contains("this build"), "{rejection}");
 }
 
-// ------------------------------------------------- rules not yet settled, and years
-
-#[test]
-fn a_policy_with_a_second_source_is_not_published() {
-    for name in ["stacked"] {
-        let mut scenario = given(Vec::new());
-        let rejection = scenario.when_rejected(
-            Command::PublishPolicy {
-                policy: preset(name),
-            },
-            RejectionCode::ProgrammeRuleNotExecutable,
-        );
-        assert!(rejection.detail.contains("this build"), "{rejection}");
-    }
-}
+// ------------------------------------------------------------------ years
 
 #[test]
 fn a_published_years_policy_stays_immutable_and_a_new_year_may_differ() {
