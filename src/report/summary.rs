@@ -51,9 +51,14 @@ pub fn summarize(state: &LedgerState, year: ProgrammeYear, appendix: Option<&str
         "  redeemed                          {:>20}",
         format_yuan(pool.usage.redeemed)
     );
+    // Who owes clawbacks back: the payees (enterprises in a reimbursement year).
+    let owed_back = match state.payee_kind(year) {
+        Payee::Center => "owed back by centers (receivable)",
+        Payee::Enterprise => "owed back by enterprises (recv.)",
+    };
     let _ = writeln!(
         out,
-        "  owed back by centers (receivable) {:>20}",
+        "  {owed_back:<33} {:>20}",
         format_yuan(pool.usage.receivable)
     );
     let _ = writeln!(
