@@ -33,9 +33,17 @@ pub const LEGAL_NAME_MAX_BYTES: usize = 200;
 pub const REASON_MAX_BYTES: usize = 500;
 /// Longest bank reference, in bytes.
 pub const BANK_REFERENCE_MAX_BYTES: usize = 64;
+/// Longest proof of payment (a bank reference or payment voucher number) on an invoice of
+/// a reimbursement year.
+pub const PAYMENT_PROOF_MAX_BYTES: usize = 64;
 /// Most computing centers a programme registers: a settlement run issues at most one
 /// statement per center, so this bounds the events one run appends.
 pub const CENTERS_MAX: usize = 4_096;
+/// Most statements one settlement run issues. A center-payee year has at most
+/// [`CENTERS_MAX`] payees; a reimbursement year pays enterprises, which are not bounded,
+/// so a run settles the first this many payees (USCC order) and the rest wait for the
+/// next run (their cutoff is then that run's).
+pub const STATEMENTS_PER_RUN_MAX: usize = CENTERS_MAX;
 /// Most active vouchers one center may hold: delisting releases them all in one
 /// command, so this bounds the events one delisting appends.
 pub const ACTIVE_VOUCHERS_PER_CENTER_MAX: usize = 65_536;
@@ -152,9 +160,17 @@ pub const STATUS_MESSAGE_MAX_BYTES: usize = 1_024;
 /// message remain).
 pub const STATUS_DETAILS_MAX_BYTES: usize = 4_096;
 /// The longest `Invoice` message the API accepts, encoded: every field at its longest
-/// (USCC 18, UUID 36, amount 24 with room to spare, date 10), with tags and lengths.
-pub const INVOICE_MESSAGE_MAX_BYTES: usize =
-    3 + 6 * 3 + 18 + 36 + INVOICE_NUMBER_MAX_BYTES + 24 + 10 + DELIVERY_PROOF_MAX_BYTES;
+/// (USCC 18, UUID 36, amount 24 with room to spare, date 10, a proof of payment), with
+/// tags and lengths.
+pub const INVOICE_MESSAGE_MAX_BYTES: usize = 3
+    + 7 * 3
+    + 18
+    + 36
+    + INVOICE_NUMBER_MAX_BYTES
+    + 24
+    + 10
+    + DELIVERY_PROOF_MAX_BYTES
+    + PAYMENT_PROOF_MAX_BYTES;
 
 // ------------------------------------------------------------------------ the exports
 

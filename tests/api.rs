@@ -26,6 +26,7 @@ fn invoice(center: usize, voucher_id: &str, number: &str, amount: &str) -> Invoi
         issue_date: "2026-06-30".into(),
         delivery_proof: format!("acceptance/{number}"),
         invoice_code: String::new(),
+        payment_proof: String::new(),
     }
 }
 

@@ -86,6 +86,7 @@ fn invoices(voucher_id: &str, batch: usize, size: usize) -> Vec<proto::Invoice> 
             issue_date: "2026-06-30".into(),
             delivery_proof: "acceptance/backup".into(),
             invoice_code: String::new(),
+            payment_proof: String::new(),
         })
         .collect()
 }

@@ -74,6 +74,7 @@ async fn post(
                 issue_date: issue_date.to_string(),
                 delivery_proof: format!("验收单/{number}"),
                 invoice_code: String::new(),
+                payment_proof: String::new(),
             },
         ))
         .await

@@ -95,6 +95,7 @@ fn invoices(voucher_id: &str, prefix: &str, batch: usize, size: usize) -> Vec<In
             // Long proofs fill the disk sooner.
             delivery_proof: format!("acceptance/{}", "x".repeat(200)),
             invoice_code: String::new(),
+            payment_proof: String::new(),
         })
         .collect()
 }

@@ -22,6 +22,7 @@
 //! | `log-block-v1-all-types.vlbk`              | log block `VLBK` v1     | the v2 log's records in one block |
 //! | `log-block-v1-all-types-{unknown-version,first-sequence,count-short,count-long,torn-tail,flipped-byte,absurd-record-length}.vlbk` | `VLBK` v1 | the same, damaged |
 //! | `log-v2-programme-extensions.records`      | records `VLEV` v2       | [`programme_extension_events`]: the programme extension (issue 13) |
+//! | `log-v2-reimbursement.records`             | records `VLEV` v2       | [`reimbursement_events`]: a redemption's proof of payment (issue 13, enterprise payee) |
 //!
 //! Provenance: `log-v1-all-types.records` is byte for byte what the writer before the
 //! storage restructure (commit 8eeeefa) produces for the same events, and
@@ -309,6 +310,12 @@ const FROZEN_FIXTURES: &[(&str, &str)] = &[
         "log-v2-programme-extensions.records",
         "6639853b5b09be93d2cb3ead0ceeed48a9f4fd598a6ff54a2702dc2dd1ce355f",
     ),
+    // Record format v2 with a redemption's extension (issue 13, enterprise payee): a
+    // reimbursement year whose invoices carry the enterprise's proof of payment.
+    (
+        "log-v2-reimbursement.records",
+        "30b3657bd26fdc37ed7a18fdd07f7c2953e59370692f020a0daf453c80d2a63e",
+    ),
     // Record format v2, event types added after its all-types log: reconciliations (20).
     (
         "log-v2-additions.records",
@@ -566,6 +573,7 @@ fn redeemed(
         issue_date: date(issued),
         delivery_proof: proof(delivery_proof),
         subsidy: money(subsidy),
+        payment_proof: None,
     })
 }
 
@@ -1036,6 +1044,7 @@ fn post(
         amount: money(amount),
         issue_date: date(issued),
         delivery_proof: proof(delivery_proof),
+        payment_proof: None,
     })
 }
 
@@ -5406,6 +5415,229 @@ fn programme_extension_fixture_decodes_to_its_events_and_encodes_byte_for_byte()
     rechain(&mut records);
     let error = decode_log(&join_log(&records, &BTreeMap::new())).expect_err("unknown tag");
     assert!(error.to_string().contains("record 2"), "{error}");
+}
+
+/// `log-v2-reimbursement.records`: a reimbursement year (issue 13, enterprise payee)
+/// as the state machine writes it: the policy (payee = enterprise, nothing else beyond
+/// Hangzhou 2024), a center and an enterprise, a voucher, two invoices carrying the
+/// enterprise's proof of payment in the redemption's extension (tag 3), a settlement run
+/// whose statement pays the enterprise, and its payment. Checked against the commands
+/// that produce it.
+fn reimbursement_events() -> Vec<SequencedEvent> {
+    use voucher_ledger::domain::programme::ProgrammeRules;
+    let year_2025 = ProgrammeYear::new(2025).expect("year");
+    let policy = ProgrammePolicy::new(
+        year_2025,
+        money("100000000.00"),
+        money("5000000.00"),
+        rate(3000),
+        [rate(3000), rate(3000), rate(2000)],
+    )
+    .expect("policy")
+    .with_rules(ProgrammeRules {
+        payee: Payee::Enterprise,
+        ..ProgrammeRules::default()
+    })
+    .expect("rules");
+    let with_proof = |event: Event, proof: &str| {
+        let Event::InvoiceRedeemed(mut redemption) = event else {
+            unreachable!("a redemption")
+        };
+        redemption.payment_proof = Some(PaymentProof::parse(proof).expect("proof"));
+        Event::InvoiceRedeemed(redemption)
+    };
+    sequenced(vec![
+        (
+            at("2025-01-01", 9, 0),
+            bureau("re-1"),
+            Event::PolicyPublished {
+                policy: Box::new(policy),
+            },
+        ),
+        (
+            at("2025-01-02", 9, 0),
+            bureau("re-2"),
+            Event::CenterRegistered {
+                center: uscc(CENTER_1),
+                name: legal_name("杭州人工智能计算中心"),
+                tier: FacilityTier::Domestic,
+                listing_basis: ListingBasis::PlanningLayout,
+                capacity: CenterCapacity::default(),
+            },
+        ),
+        (
+            at("2025-01-02", 9, 1),
+            bureau("re-3"),
+            Event::EnterpriseRegistered {
+                enterprise: uscc(ENTERPRISE_1),
+                name: legal_name("杭州深度求索人工智能基础技术研究有限公司"),
+            },
+        ),
+        (
+            at("2025-02-01", 10, 0),
+            bureau("re-4"),
+            approved(
+                VOUCHER_1,
+                year_2025,
+                (ENTERPRISE_1, CENTER_1),
+                "RE-2025-0001",
+                "100000.00",
+                ("2025-02-01", "2026-01-31"),
+                "2026-04-01",
+                (FacilityTier::Domestic, 3000),
+                "100000.00",
+                "30000.00",
+            ),
+        ),
+        (
+            at("2025-03-05", 11, 0),
+            center_origin(CENTER_1, Some("inv-re-1")),
+            with_proof(
+                redeemed(
+                    VOUCHER_1,
+                    CENTER_1,
+                    "25330000000000000101",
+                    "10000.03",
+                    "2025-03-01",
+                    "acceptance/2025/03",
+                    "3000.00",
+                ),
+                "ICBC-20250304-000117",
+            ),
+        ),
+        (
+            at("2025-03-06", 11, 0),
+            center_origin(CENTER_1, Some("inv-re-2")),
+            with_proof(
+                redeemed(
+                    VOUCHER_1,
+                    CENTER_1,
+                    "25330000000000000102",
+                    "5000.00",
+                    "2025-03-02",
+                    "acceptance/2025/03",
+                    "1500.00",
+                ),
+                "付款凭证-0042",
+            ),
+        ),
+        (
+            at("2025-04-01", 9, 0),
+            bureau("re-run"),
+            Event::SettlementRunCreated {
+                run: run_id(RUN_1),
+                year: year_2025,
+            },
+        ),
+        (
+            at("2025-04-01", 9, 0),
+            bureau("re-run"),
+            statement(
+                RUN_1,
+                ENTERPRISE_1,
+                year_2025,
+                7,
+                2,
+                "4500.00",
+                "0.00",
+                "4500.00",
+            ),
+        ),
+        (
+            at("2025-04-02", 9, 0),
+            bureau("re-pay"),
+            Event::PaymentConfirmed {
+                statement: StatementId(8),
+                bank_reference: BankReference::parse("BUREAU-RE-2025-0001").expect("reference"),
+                amount: money("4500.00"),
+                value_date: date("2025-04-02"),
+            },
+        ),
+    ])
+}
+
+#[test]
+fn reimbursement_fixture_decodes_to_its_events_and_the_state_machine_writes_them() {
+    let name = "log-v2-reimbursement.records";
+    let events = reimbursement_events();
+    let encoded = encode_log(&events);
+    if updating_fixtures() {
+        write_fixture(name, &encoded);
+    }
+    let committed = read_fixture(name);
+    assert!(
+        committed == encoded,
+        "a reimbursement year encodes otherwise than tests/fixtures/{name}"
+    );
+    assert_same_events("reimbursement", &decoded_events(&committed), &events);
+    // The proof of payment is in the redemption's extension: tag 3, flag 1, the text.
+    let records = split_log(&committed);
+    let (_, redemption) = records[4];
+    let proof = "ICBC-20250304-000117".as_bytes();
+    let mut tail = vec![3u8, 1];
+    tail.extend_from_slice(&(proof.len() as u32).to_le_bytes());
+    tail.extend_from_slice(proof);
+    let body = &redemption[..redemption.len() - CHAIN_HASH_LENGTH];
+    assert!(
+        body.ends_with(&tail),
+        "the extension ends the redemption's payload"
+    );
+    // The same events are what the state machine decides from the commands.
+    let mut state = LedgerState::new();
+    let mut written = Vec::new();
+    for event in &events {
+        let command = match &event.event {
+            Event::PolicyPublished { policy } => Command::PublishPolicy {
+                policy: (**policy).clone(),
+            },
+            Event::InvoiceRedeemed(redemption) => Command::PostInvoice(PostInvoice {
+                center: redemption.center,
+                voucher: redemption.voucher,
+                invoice_number: redemption.invoice_number.clone(),
+                amount: redemption.amount,
+                issue_date: redemption.issue_date,
+                delivery_proof: redemption.delivery_proof.clone(),
+                payment_proof: redemption.payment_proof.clone(),
+            }),
+            Event::SettlementRunCreated { run, year } => Command::CreateSettlementRun {
+                run: *run,
+                year: *year,
+            },
+            Event::PaymentConfirmed {
+                statement,
+                bank_reference,
+                amount,
+                value_date,
+            } => Command::ConfirmPayment {
+                statement: *statement,
+                bank_reference: bank_reference.clone(),
+                amount: *amount,
+                value_date: *value_date,
+            },
+            // Registrations and the approval are applied as given (their commands are
+            // pinned by the other fixtures); the statement comes with its run.
+            Event::StatementIssued(_) => continue,
+            other => {
+                state.apply(event.sequence, event.at, other);
+                written.push(event.event.clone());
+                continue;
+            }
+        };
+        let envelope = Envelope::from_origin(event.at, event.origin.clone(), command);
+        let mut sink = Vec::new();
+        state.execute(&envelope, &mut sink).expect("accepted");
+        written.extend(sink.into_iter().map(|sequenced| sequenced.event));
+    }
+    let expected: Vec<Event> = events.iter().map(|event| event.event.clone()).collect();
+    assert_eq!(written, expected);
+    assert!(state.check_invariants().is_empty());
+    let statement = state.statement(&StatementId(8)).expect("statement");
+    assert_eq!(
+        statement.center,
+        uscc(ENTERPRISE_1),
+        "the enterprise is paid"
+    );
+    assert_eq!(statement.state, StatementState::Paid);
 }
 
 #[test]

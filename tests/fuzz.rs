@@ -447,6 +447,7 @@ fn proto_to_domain_converters_never_panic_and_round_trip_what_they_accept() {
                         issue_date: piece(4),
                         delivery_proof: piece(5),
                         invoice_code: piece(6),
+                        payment_proof: String::new(),
                     });
                 }
                 16 | 17 => {

@@ -94,6 +94,7 @@ fn invoice(center: usize, voucher_id: &str, number: &str, proof: &str) -> Invoic
         issue_date: "2026-06-30".into(),
         delivery_proof: proof.to_string(),
         invoice_code: String::new(),
+        payment_proof: String::new(),
     }
 }
 

@@ -41,6 +41,7 @@ fn invoice(center: usize, voucher_id: &str, number: &str, amount: &str) -> Invoi
         issue_date: "2026-06-30".into(),
         delivery_proof: format!("acceptance/{number}"),
         invoice_code: String::new(),
+        payment_proof: String::new(),
     }
 }
 
@@ -471,6 +472,7 @@ async fn running_totals_past_i64_fen_survive_snapshot_and_restart() {
                 amount: most,
                 issue_date: Date::parse("issue", "2026-06-30").expect("date"),
                 delivery_proof: DeliveryProof::parse("proof").expect("proof"),
+                payment_proof: None,
             }));
             commands.push(Command::ReverseInvoice {
                 center: common::center(1),

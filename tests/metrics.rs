@@ -84,6 +84,7 @@ fn invoice(voucher_id: &str, number: &str, amount: &str) -> Invoice {
         issue_date: "2026-06-30".into(),
         delivery_proof: "acceptance/metrics".into(),
         invoice_code: String::new(),
+        payment_proof: String::new(),
     }
 }
 

@@ -30,7 +30,13 @@ const PRESETS: [&str; 6] = [
 ];
 
 /// The presets this build publishes and runs (the others are refused at publication).
-const EXECUTABLE: [&str; 4] = ["hangzhou-2024", "hangzhou-2025", "beijing", "henan"];
+const EXECUTABLE: [&str; 5] = [
+    "hangzhou-2024",
+    "hangzhou-2025",
+    "beijing",
+    "henan",
+    "reimbursement",
+];
 
 fn preset_file(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(preset_path(name))
@@ -167,7 +173,8 @@ fn policy_check_says_what_each_preset_means() {
             &[
                 "the enterprise",
                 "先支付后补贴",
-                "PROGRAMME_RULE_NOT_EXECUTABLE",
+                "PAYMENT_PROOF_MISSING",
+                "one statement per enterprise",
             ],
         ),
         (
@@ -539,21 +546,276 @@ fn a_center_registers_with_its_capacity() {
     );
 }
 
-// ------------------------------------------------- rules not yet settled, and years
+// ------------------------------------------- the enterprise as payee (reimbursement)
+
+const REIMBURSEMENT_RULES: &str = "year = 2026\npayee = \"enterprise\"\n";
+
+/// A reimbursement year: centers 1 (domestic, 30%) and 2 (other, 20%), enterprises 1 and
+/// 2; enterprise 1 holds vouchers 1 (center 1) and 2 (center 2), enterprise 2 voucher 3
+/// (center 1), each for a contract of 10,000.00.
+fn reimbursement() -> Scenario {
+    let mut scenario = given(vec![
+        published(policy_from(REIMBURSEMENT_RULES)),
+        center_registered(1, FacilityTier::Domestic),
+        center_registered(2, FacilityTier::Other),
+        enterprise_registered(1),
+        enterprise_registered(2),
+    ]);
+    scenario.when_ok(approve(1, 1, 1, "10000.00", "10000.00"));
+    scenario.when_ok(approve(2, 1, 2, "10000.00", "10000.00"));
+    scenario.when_ok(approve(3, 2, 1, "10000.00", "10000.00"));
+    scenario
+}
+
+/// `post` with the enterprise's proof of payment.
+fn paid_post(center_index: usize, voucher: u128, number: &str, amount: &str) -> Command {
+    let Command::PostInvoice(mut invoice) = post(center_index, voucher, number, amount) else {
+        unreachable!("an invoice")
+    };
+    invoice.payment_proof = Some(PaymentProof::parse(&format!("PAID-{number}")).expect("proof"));
+    Command::PostInvoice(invoice)
+}
+
+fn run_of(scenario: &mut Scenario, run: u128) -> Vec<Statement> {
+    let (reply, _) = scenario.when_ok_as(
+        bureau(),
+        Command::CreateSettlementRun {
+            run: SettlementRunId::from_u128(run),
+            year: year(),
+        },
+    );
+    let Reply::SettlementRunCreated(outcome) = reply else {
+        panic!("{reply:?}")
+    };
+    outcome
+        .statements
+        .iter()
+        .map(|id| scenario.state.statement(id).expect("statement").clone())
+        .collect()
+}
 
 #[test]
-fn a_policy_with_an_enterprise_payee_or_a_second_source_is_not_published() {
-    for name in ["reimbursement", "stacked"] {
-        let mut scenario = given(Vec::new());
-        let rejection = scenario.when_rejected(
-            Command::PublishPolicy {
-                policy: preset(name),
-            },
-            RejectionCode::ProgrammeRuleNotExecutable,
-        );
-        assert!(rejection.detail.contains("this build"), "{rejection}");
-    }
+fn an_invoice_of_a_reimbursement_year_without_proof_of_payment_is_refused() {
+    let mut scenario = reimbursement();
+    // Given a reimbursement year, when a center posts an invoice without the enterprise's
+    // proof of payment, then it is refused with PAYMENT_PROOF_MISSING (51), naming it.
+    let rejection = scenario.when_rejected(
+        post(1, 1, "INV-1", "1000.00"),
+        RejectionCode::PaymentProofMissing,
+    );
+    assert_eq!(RejectionCode::PaymentProofMissing.code(), 51);
+    assert!(rejection.detail.contains("INV-1"), "{rejection}");
+    assert!(
+        rejection.detail.contains(&enterprise(1).to_string()),
+        "{rejection}"
+    );
+    // With the proof it is redeemed, and the proof is recorded on the redemption.
+    let (reply, events) = scenario.when_ok(paid_post(1, 1, "INV-1", "1000.00"));
+    let Reply::InvoiceOutcome(outcome) = reply else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(outcome.subsidy, money("300.00"));
+    let [Event::InvoiceRedeemed(redeemed)] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(
+        redeemed
+            .payment_proof
+            .as_ref()
+            .map(|proof| proof.to_string()),
+        Some("PAID-INV-1".to_string())
+    );
+    // A retry is recognised by the invoice's content, whatever proof it carries.
+    let (reply, events) = scenario.when_ok(post(1, 1, "INV-1", "1000.00"));
+    assert!(events.is_empty());
+    assert!(matches!(
+        reply,
+        Reply::InvoiceOutcome(InvoiceOutcome {
+            duplicate: true,
+            ..
+        })
+    ));
+    scenario.then_no_invariant_is_broken();
 }
+
+#[test]
+fn a_center_payee_year_takes_an_invoice_with_or_without_a_proof() {
+    let mut scenario = given(programme());
+    scenario.when_ok(approve(1, 1, 1, "10000.00", "10000.00"));
+    let (_, events) = scenario.when_ok(post(1, 1, "INV-1", "100.00"));
+    assert!(
+        matches!(&events[0], Event::InvoiceRedeemed(redeemed) if redeemed.payment_proof.is_none())
+    );
+    scenario.when_ok(paid_post(1, 1, "INV-2", "100.00"));
+    assert_eq!(scenario.state.payee_kind(year()), Payee::Center);
+}
+
+#[test]
+fn a_reimbursement_year_settles_one_statement_per_enterprise_and_pays_it() {
+    let mut scenario = reimbursement();
+    // Given invoices of enterprise 1 at two centers and of enterprise 2 at one,
+    scenario.when_ok(paid_post(1, 1, "A-1", "1000.00")); // 300.00
+    scenario.when_ok(paid_post(2, 2, "B-1", "1000.01")); // 200.00 (⌊200.002⌋)
+    scenario.when_ok(paid_post(1, 3, "A-2", "500.00")); // 150.00
+                                                        // when the bureau runs the settlement,
+    let statements = run_of(&mut scenario, 1);
+    // then there is one statement per enterprise, whatever centers it bought from.
+    let by_payee: Vec<(Uscc, Money, u64)> = statements
+        .iter()
+        .map(|statement| (statement.center, statement.gross, statement.invoices))
+        .collect();
+    assert_eq!(
+        by_payee,
+        vec![
+            (enterprise(1), money("500.00"), 2),
+            (enterprise(2), money("150.00"), 1),
+        ]
+    );
+    assert_eq!(scenario.state.payee_kind(year()), Payee::Enterprise);
+    assert!(
+        scenario.state.center_year(&center(1), year()).is_none(),
+        "no center is owed anything in a reimbursement year"
+    );
+    let books = scenario
+        .state
+        .payee_year(&enterprise(1), year())
+        .expect("books");
+    assert_eq!(books.settled, money("500.00"));
+    assert_eq!(books.unsettled, Money::ZERO);
+    // And paying enterprise 1's statement pays the enterprise, not a center.
+    let first = &statements[0];
+    scenario.when_ok_as(
+        bureau(),
+        Command::ConfirmPayment {
+            statement: first.id,
+            bank_reference: BankReference::parse("BUREAU-PAY-1").expect("reference"),
+            amount: money("500.00"),
+            value_date: scenario.now().date(),
+        },
+    );
+    let paid = scenario.state.statement(&first.id).expect("statement");
+    assert_eq!(paid.state, StatementState::Paid);
+    assert_eq!(
+        scenario
+            .state
+            .payee_year(&enterprise(1), year())
+            .expect("books")
+            .paid,
+        money("500.00")
+    );
+    assert_eq!(
+        scenario.state.year(year()).expect("book").paid,
+        money("500.00")
+    );
+    for index in [1, 2] {
+        assert_eq!(
+            scenario
+                .state
+                .center(&center(index))
+                .expect("center")
+                .paid_total,
+            Money::ZERO
+        );
+    }
+    // An invoice settled for the enterprise is settled, at whichever center it was posted.
+    let entry = scenario
+        .state
+        .invoice(&center(2), &invoice_number("B-1"))
+        .expect("invoice")
+        .clone();
+    assert_eq!(
+        scenario
+            .state
+            .invoice_settlement(&center(2), year(), &entry),
+        Some(Some(first.id))
+    );
+    scenario.then_no_invariant_is_broken();
+}
+
+#[test]
+fn a_clawback_in_a_reimbursement_year_is_owed_by_the_enterprise() {
+    let mut scenario = reimbursement();
+    scenario.when_ok(paid_post(1, 1, "A-1", "1000.00")); // 300.00
+    scenario.when_ok(paid_post(2, 2, "B-1", "1000.00")); // 200.00
+    let statements = run_of(&mut scenario, 1);
+    assert_eq!(statements.len(), 1);
+    // Given a settled invoice, when the bureau reverses it,
+    let (reply, _) = scenario.when_ok_as(bureau(), reverse(2, "B-1"));
+    let Reply::InvoiceReversed(reversed) = reply else {
+        panic!("{reply:?}")
+    };
+    assert!(reversed.clawback);
+    // then enterprise 1 owes the subsidy back; pool and cap stay used until recovered.
+    let books = scenario
+        .state
+        .payee_year(&enterprise(1), year())
+        .expect("books");
+    assert_eq!(books.outstanding(), money("200.00"));
+    assert_eq!(books.receivables[0].enterprise, enterprise(1));
+    assert_eq!(
+        scenario.state.pool_usage(year()).receivable,
+        money("200.00")
+    );
+    assert_eq!(scenario.state.center_outstanding(&center(2)), Money::ZERO);
+    scenario.then_no_invariant_is_broken();
+    // A center cannot repay what an enterprise owes.
+    scenario.when_rejected(
+        Command::RecordRepayment {
+            center: center(2),
+            year: year(),
+            amount: money("50.00"),
+            bank_reference: BankReference::parse("REPAY-C").expect("reference"),
+            value_date: date("2026-01-01"),
+        },
+        RejectionCode::EnterpriseNotFound,
+    );
+    // The next statement of enterprise 1 offsets part of it,
+    scenario.when_ok(paid_post(1, 1, "A-2", "500.00")); // 150.00
+    let statements = run_of(&mut scenario, 2);
+    assert_eq!(statements.len(), 1);
+    assert_eq!(statements[0].center, enterprise(1));
+    assert_eq!(statements[0].clawback_offset, money("150.00"));
+    assert_eq!(statements[0].net, Money::ZERO);
+    // and the enterprise repays the rest.
+    scenario.when_ok_as(
+        bureau(),
+        Command::RecordRepayment {
+            center: enterprise(1),
+            year: year(),
+            amount: money("50.00"),
+            bank_reference: BankReference::parse("REPAY-E1").expect("reference"),
+            value_date: scenario.now().date(),
+        },
+    );
+    let books = scenario
+        .state
+        .payee_year(&enterprise(1), year())
+        .expect("books");
+    assert_eq!(books.outstanding(), Money::ZERO);
+    assert_eq!(books.offset, money("150.00"));
+    assert_eq!(books.repaid, money("50.00"));
+    assert_eq!(scenario.state.pool_usage(year()).receivable, Money::ZERO);
+    let voucher = scenario.state.voucher(&voucher_id(2)).expect("voucher");
+    assert_eq!(voucher.released, money("200.00"));
+    scenario.then_no_invariant_is_broken();
+}
+
+#[test]
+fn a_reimbursement_policy_is_published_and_a_second_source_is_not() {
+    let mut scenario = given(Vec::new());
+    scenario.when_ok(Command::PublishPolicy {
+        policy: preset("reimbursement"),
+    });
+    let rejection = scenario.when_rejected(
+        Command::PublishPolicy {
+            policy: preset("stacked"),
+        },
+        RejectionCode::ProgrammeRuleNotExecutable,
+    );
+    assert!(rejection.detail.contains("this build"), "{rejection}");
+}
+
+// ------------------------------------------------------------------ years
 
 #[test]
 fn a_published_years_policy_stays_immutable_and_a_new_year_may_differ() {
@@ -622,6 +884,12 @@ enum Step {
         pick: usize,
     },
     Settle,
+    /// Pay the oldest statement with something due.
+    Pay,
+    /// Repay a share of the first receivable outstanding.
+    Repay {
+        share: i64,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -634,6 +902,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => any::<usize>().prop_map(|pick| Step::Reverse { pick }),
         1 => any::<usize>().prop_map(|pick| Step::Cancel { pick }),
         1 => Just(Step::Settle),
+        1 => Just(Step::Pay),
+        1 => (1i64..=100).prop_map(|share| Step::Repay { share }),
     ]
 }
 
@@ -719,6 +989,7 @@ fn run_steps(policy: &ProgrammePolicy, steps: &[Step]) -> Result<usize, TestCase
             }
             Step::Post { pick, share } if !vouchers.is_empty() => {
                 let (voucher, center_code, _) = vouchers[pick % vouchers.len()];
+                let proof = PaymentProof::parse(&format!("PV-{number}")).expect("proof");
                 let number = InvoiceNumber::parse(&format!("N{number}")).expect("number");
                 invoices.push((center_code, number.clone()));
                 Command::PostInvoice(PostInvoice {
@@ -728,6 +999,9 @@ fn run_steps(policy: &ProgrammePolicy, steps: &[Step]) -> Result<usize, TestCase
                     amount: Money::from_fen(share * 100_000).expect("amount"),
                     issue_date: first_day,
                     delivery_proof: DeliveryProof::parse("acceptance").expect("proof"),
+                    // Mostly with a proof of payment: a reimbursement year refuses the
+                    // others (PAYMENT_PROOF_MISSING), a center-payee year records it.
+                    payment_proof: (share % 7 != 0).then_some(proof),
                 })
             }
             Step::Reverse { pick } if !invoices.is_empty() => {
@@ -746,6 +1020,40 @@ fn run_steps(policy: &ProgrammePolicy, steps: &[Step]) -> Result<usize, TestCase
                 run: SettlementRunId::from_u128(number as u128 + 1),
                 year,
             },
+            Step::Pay => {
+                let (due, _) = state.statements_page(None, 1, usize::MAX, |statement| {
+                    statement.state != StatementState::Paid && !statement.net.is_zero()
+                });
+                let Some(statement) = due.first() else {
+                    continue;
+                };
+                Command::ConfirmPayment {
+                    statement: statement.id,
+                    bank_reference: BankReference::parse(&format!("PAY-{number}"))
+                        .expect("reference"),
+                    amount: statement.net,
+                    value_date: Timestamp(clock).date(),
+                }
+            }
+            Step::Repay { share } => {
+                // The payee that owes: a center, or an enterprise in a reimbursement year.
+                let owing = state
+                    .center_years()
+                    .find(|(_, books)| !books.outstanding().is_zero())
+                    .map(|((payee, _), books)| (*payee, books.outstanding()));
+                let Some((payee, outstanding)) = owing else {
+                    continue;
+                };
+                let amount = (outstanding.to_fen().expect("fen") * share / 100).max(1);
+                Command::RecordRepayment {
+                    center: payee,
+                    year,
+                    amount: Money::from_fen(amount).expect("amount"),
+                    bank_reference: BankReference::parse(&format!("REPAY-{number}"))
+                        .expect("reference"),
+                    value_date: Timestamp(clock).date(),
+                }
+            }
             _ => continue,
         };
         let (result, violations) = run(&mut state, command, &mut clock);
@@ -836,6 +1144,25 @@ fn the_demo_runs_a_small_year_of_every_preset() {
         }
         if !rules.required_declarations.is_empty() {
             assert!(rejected(RejectionCode::DeclarationMissing) > 0, "{name}");
+        }
+        if rules.payee == Payee::Enterprise {
+            // Reimbursement: invoices without a proof are refused, and every statement
+            // pays an enterprise; the first quarters' are paid.
+            assert!(rejected(RejectionCode::PaymentProofMissing) > 0, "{name}");
+            let (statements, _) =
+                state.statements_page(None, usize::MAX, usize::MAX, |statement| {
+                    statement.year == policy.year()
+                });
+            assert!(!statements.is_empty(), "{name}");
+            assert!(statements
+                .iter()
+                .all(|statement| state.enterprise(&statement.center).is_some()
+                    && state.center(&statement.center).is_none()));
+            assert!(statements.iter().any(|statement| {
+                statement.state == StatementState::Paid && !statement.net.is_zero()
+            }));
+            let book = state.year(policy.year()).expect("book");
+            assert!(!book.paid.is_zero(), "{name}: enterprises were paid");
         }
         if rules.small_enterprise_rate.is_some() {
             let small_rate = state

@@ -1770,6 +1770,7 @@ impl Harness {
                     amount: fen(terms.contract_fee.in_fen() * i64::from(*twentieths) / 20),
                     issue_date,
                     delivery_proof: DeliveryProof::parse("acceptance report").expect("proof"),
+                    payment_proof: None,
                 };
                 let key = (post.center, post.invoice_number.clone());
                 let expect = match model.invoices.get(&key) {
@@ -1818,6 +1819,7 @@ impl Harness {
                         },
                         issue_date: existing.issue_date,
                         delivery_proof: existing.proof.clone(),
+                        payment_proof: None,
                     };
                     let expect = if *conflict {
                         Expect::Rejected(RejectionCode::InvoiceConflict)

@@ -42,6 +42,7 @@ fn post_on(center: usize, voucher: u128, number: &str, amount: &str, issued: &st
         amount: common::money(amount),
         issue_date: common::date(issued),
         delivery_proof: DeliveryProof::parse("acceptance/2026").expect("proof"),
+        payment_proof: None,
     })
 }
 

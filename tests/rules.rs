@@ -860,7 +860,7 @@ fn triggered_settlement_codes() -> BTreeSet<RejectionCode> {
 /// later); their given/when/then tests are in `tests/programmes.rs`.
 fn triggered_programme_codes() -> BTreeSet<RejectionCode> {
     use voucher_ledger::domain::programme::{
-        CapacityEligibility, CapacityRequirement, Declarations, Payee, ProgrammeRules,
+        CapacityEligibility, CapacityRequirement, Declarations, Payee, ProgrammeRules, SecondSource,
     };
     let mut seen = BTreeSet::new();
     let rules = |rules: ProgrammeRules| {
@@ -868,13 +868,32 @@ fn triggered_programme_codes() -> BTreeSet<RejectionCode> {
             .with_rules(rules)
             .expect("rules")
     };
+    // A second funding source is recorded but not yet run.
     let mut scenario = given(Vec::new());
     seen.extend(code_of(scenario.when(Command::PublishPolicy {
         policy: rules(ProgrammeRules {
-            payee: Payee::Enterprise,
+            second_source: Some(SecondSource {
+                name: name("Provincial voucher"),
+                annual_pool: money("1000000.00"),
+                rate: Rate::parse("rate", "0.10").expect("rate"),
+                combined_ceiling: Rate::parse("rate", "0.40").expect("rate"),
+            }),
             ..ProgrammeRules::default()
         }),
     })));
+    // A reimbursement year: an invoice needs the enterprise's proof of payment.
+    let mut events = programme();
+    events[0] = Event::PolicyPublished {
+        policy: Box::new(rules(ProgrammeRules {
+            payee: Payee::Enterprise,
+            ..ProgrammeRules::default()
+        })),
+    };
+    let mut reimbursement = given(events);
+    reimbursement
+        .when(approve(1, 1, 1, "1000.00", "1000.00"))
+        .expect("approved");
+    seen.extend(code_of(reimbursement.when(post(1, 1, "INV-1", "100.00"))));
     let mut events = programme();
     events[0] = Event::PolicyPublished {
         policy: Box::new(rules(ProgrammeRules {

@@ -100,6 +100,7 @@ fn invoice(center: usize, voucher: &str, number: &str, amount: &str, issued: Dat
         issue_date: issued.to_string(),
         delivery_proof: format!("acceptance/{number}"),
         invoice_code: String::new(),
+        payment_proof: String::new(),
     }
 }
 
@@ -1309,6 +1310,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
             offset: "0.00".into(),
             repaid: "0.00".into(),
             outstanding: "1500.00".into(),
+            payee_kind: Payee::Center as i32,
         }]
     );
     assert_eq!(receivables(&server, CENTER_1, Some(1), y).await, owed);
@@ -1459,6 +1461,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
             offset: "300.00".into(),
             repaid: "0.00".into(),
             outstanding: "600.00".into(),
+            payee_kind: Payee::Center as i32,
         }]
     );
     assert_eq!(center_account(&server, 3).await.clawback_owed, "600.00");
@@ -1485,6 +1488,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
             offset: "1500.00".into(),
             repaid: "0.00".into(),
             outstanding: "0.00".into(),
+            payee_kind: Payee::Center as i32,
         }]
     );
     let v1_now = voucher(&server, V1).await;
@@ -1587,6 +1591,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
             offset: "0.00".into(),
             repaid: "913.57".into(),
             outstanding: "0.00".into(),
+            payee_kind: Payee::Center as i32,
         }]
     );
     assert_eq!(voucher(&server, V2).await.released, "913.57");
@@ -1648,6 +1653,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
             state: state as i32,
             page_size,
             page_token: String::new(),
+            payee: String::new(),
         }
     };
     let unspecified = StatementState::Unspecified;
@@ -2433,4 +2439,218 @@ async fn at_type(server: &TestServer, sequence: u64) -> String {
         .events
         .remove(0)
         .r#type
+}
+
+// ------------------------------------------------- a reimbursement year (issue 13)
+
+/// A reimbursement year over gRPC: the policy pays the enterprise; an invoice without
+/// the enterprise's proof of payment is refused (PAYMENT_PROOF_MISSING); with one, the
+/// enterprise pays the center the whole amount; the run issues one statement per
+/// enterprise, which shows its payee (kind and USCC) and which the enterprise, not the
+/// center, may read; paying it pays the enterprise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reimbursement_year_states_and_pays_its_payee_the_enterprise_over_grpc() {
+    let today = today();
+    let (this_year, _, _) = today.year_month_day();
+    let y = this_year as u32;
+    let server = TestServer::start().await;
+    server
+        .programme()
+        .publish_policy(authed(
+            BUREAU,
+            PublishPolicyRequest {
+                source: Some(publish_policy_request::Source::Policy(Policy {
+                    year: y,
+                    payee: Payee::Enterprise as i32,
+                    ..Default::default()
+                })),
+            },
+        ))
+        .await
+        .expect("a reimbursement policy is published");
+    server
+        .registry()
+        .register_center(authed(
+            BUREAU,
+            RegisterCenterRequest {
+                uscc: center_code(1),
+                name: CENTER_NAMES[0].into(),
+                tier: FacilityTier::Domestic as i32,
+                listing_basis: ListingBasis::PlanningLayout as i32,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("center");
+    for index in [1, 2] {
+        server
+            .registry()
+            .register_enterprise(authed(
+                BUREAU,
+                RegisterEnterpriseRequest {
+                    uscc: enterprise_code(index),
+                    name: format!("Enterprise {index}"),
+                },
+            ))
+            .await
+            .expect("enterprise");
+    }
+    const R1: &str = "5a0c7e21-3b44-4f9d-8e12-7c6b5a4d0001";
+    const R2: &str = "5a0c7e21-3b44-4f9d-8e12-7c6b5a4d0002";
+    let term = (today, today.plus_days(30));
+    for (voucher, enterprise, contract) in [(R1, 1, "RE-001"), (R2, 2, "RE-002")] {
+        server
+            .vouchers()
+            .approve_voucher(authed(
+                BUREAU,
+                approve(
+                    voucher,
+                    this_year,
+                    (enterprise, 1),
+                    contract,
+                    ("10000.00", "10000.00"),
+                    term,
+                ),
+            ))
+            .await
+            .expect("approve");
+    }
+    // Without a proof of payment: refused, with the stable code.
+    let status = refused(
+        server
+            .redemption()
+            .post_invoice(authed(
+                CENTER_1,
+                invoice(1, R1, "RE-INV-1", "1000.00", today),
+            ))
+            .await,
+        Code::FailedPrecondition,
+        "PAYMENT_PROOF_MISSING",
+    );
+    assert!(status.message().contains("RE-INV-1"), "{status:?}");
+    // A proof that is not an identifier is malformed.
+    invalid(
+        server
+            .redemption()
+            .post_invoice(authed(
+                CENTER_1,
+                Invoice {
+                    payment_proof: "bank\u{0}ref".into(),
+                    ..invoice(1, R1, "RE-INV-1", "1000.00", today)
+                },
+            ))
+            .await,
+        "payment_proof",
+    );
+    let with_proof = |voucher: &str, number: &str, amount: &str| Invoice {
+        payment_proof: format!("ICBC-{number}"),
+        ..invoice(1, voucher, number, amount, today)
+    };
+    let answer = post_one(&server, CENTER_1, with_proof(R1, "RE-INV-1", "1000.00")).await;
+    assert_eq!(
+        (answer.subsidy.as_str(), answer.enterprise_pays.as_str()),
+        ("300.00", "1000.00"),
+        "reimbursement: the enterprise pays the center in full"
+    );
+    post_one(&server, CENTER_1, with_proof(R2, "RE-INV-2", "500.00")).await;
+    let run = server
+        .settlement()
+        .create_settlement_run(authed(
+            BUREAU,
+            CreateSettlementRunRequest {
+                run_id: "5a0c7e21-3b44-4f9d-8e12-7c6b5a4d00ff".into(),
+                year: y,
+            },
+        ))
+        .await
+        .expect("run")
+        .into_inner();
+    let payees: Vec<(i32, String, String, String, String)> = run
+        .statements
+        .iter()
+        .map(|statement| {
+            (
+                statement.payee_kind,
+                statement.payee.clone(),
+                statement.payee_name.clone(),
+                statement.center.clone(),
+                statement.net_due.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        payees,
+        vec![
+            (
+                Payee::Enterprise as i32,
+                enterprise_code(1),
+                "Enterprise 1".to_string(),
+                String::new(),
+                "300.00".to_string()
+            ),
+            (
+                Payee::Enterprise as i32,
+                enterprise_code(2),
+                "Enterprise 2".to_string(),
+                String::new(),
+                "150.00".to_string()
+            ),
+        ]
+    );
+    let first = run.statements[0].statement_id;
+    // The enterprise reads and lists its own statement; the center and the other
+    // enterprise do not see it.
+    assert_eq!(
+        statement(&server, ENTERPRISE_1, first).await.payee,
+        enterprise_code(1)
+    );
+    for stranger in [CENTER_1, ENTERPRISE_2] {
+        code_of(
+            server
+                .settlement()
+                .get_statement(authed(
+                    stranger,
+                    GetStatementRequest {
+                        statement_id: first,
+                    },
+                ))
+                .await,
+            Code::NotFound,
+            "another payee's statement",
+        );
+    }
+    let own = all_statements(
+        &server,
+        ENTERPRISE_1,
+        ListStatementsRequest {
+            payee: enterprise_code(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(ids(&own), vec![first]);
+    assert!(
+        all_statements(
+            &server,
+            CENTER_1,
+            ListStatementsRequest {
+                center: center_code(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .is_empty(),
+        "a center is paid nothing in a reimbursement year"
+    );
+    let paid = pay(&server, first, "BUREAU-RE-1", "300.00", today)
+        .await
+        .expect("pay")
+        .into_inner()
+        .statement
+        .expect("statement");
+    assert_eq!(paid.state, StatementState::Paid as i32);
+    assert_eq!(paid.payee, enterprise_code(1));
+    let figures = year_figures(&server, y).await.figures.expect("figures");
+    assert_eq!(figures.paid, "300.00");
+    server.stop().await;
 }

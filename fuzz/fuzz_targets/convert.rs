@@ -45,6 +45,7 @@ fuzz_target!(|input: &[u8]| {
                 issue_date: piece(4),
                 delivery_proof: piece(5),
                 invoice_code: piece(6),
+                payment_proof: String::new(),
             });
         }
         6 => {

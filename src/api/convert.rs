@@ -12,9 +12,9 @@ use crate::domain::programme::{
 use crate::domain::state::{CenterAccount, EnterpriseAccount};
 use crate::domain::{
     BankReference, CenterStatus, ContractNumber, Date, DeliveryProof, Event, FacilityTier,
-    InvoiceNumber, LedgerState, LegalName, ListingBasis, Money, PostInvoice, ProgrammePolicy,
-    ProgrammeYear, Rate, Reason, SequencedEvent, SettlementRunId, Statement, StatementId,
-    StatementState, Uscc, ValidationError, Voucher, VoucherId, VoucherStatus,
+    InvoiceNumber, LedgerState, LegalName, ListingBasis, Money, PaymentProof, PostInvoice,
+    ProgrammePolicy, ProgrammeYear, Rate, Reason, SequencedEvent, SettlementRunId, Statement,
+    StatementId, StatementState, Uscc, ValidationError, Voucher, VoucherId, VoucherStatus,
 };
 
 fn renamed(field: &'static str, mut error: ValidationError) -> Status {
@@ -152,7 +152,34 @@ pub fn invoice(invoice: &proto::Invoice) -> Result<PostInvoice, Status> {
         issue_date: date("issue_date", &invoice.issue_date)?,
         delivery_proof: DeliveryProof::parse(&invoice.delivery_proof)
             .map_err(|error| renamed("delivery_proof", error))?,
+        payment_proof: if invoice.payment_proof.is_empty() {
+            None
+        } else {
+            Some(
+                PaymentProof::parse(&invoice.payment_proof)
+                    .map_err(|error| renamed("payment_proof", error))?,
+            )
+        },
     })
+}
+
+/// What the enterprise pays the center for an invoice: the amount minus the subsidy
+/// (discount at the point of sale), or all of it in a reimbursement year (the bureau
+/// pays the enterprise the subsidy); nothing once the invoice is reversed (void).
+pub fn enterprise_pays(payee: Payee, amount: Money, subsidy: Money, reversed: bool) -> Money {
+    match (reversed, payee) {
+        (true, _) => Money::ZERO,
+        (false, Payee::Center) => amount.saturating_minus(subsidy),
+        (false, Payee::Enterprise) => amount,
+    }
+}
+
+/// The proto form of who a year's statements pay.
+pub fn payee_to_proto(payee: Payee) -> i32 {
+    match payee {
+        Payee::Center => proto::Payee::Center as i32,
+        Payee::Enterprise => proto::Payee::Enterprise as i32,
+    }
 }
 
 pub fn policy_from_proto(policy: &proto::Policy) -> Result<ProgrammePolicy, Status> {
@@ -409,6 +436,11 @@ pub fn event_to_proto(event: &SequencedEvent, chain_hash: &str) -> proto::EventR
             issue_date: redeemed.issue_date.to_string(),
             delivery_proof: redeemed.delivery_proof.to_string(),
             subsidy: redeemed.subsidy.to_string(),
+            payment_proof: redeemed
+                .payment_proof
+                .as_ref()
+                .map(|proof| proof.to_string())
+                .unwrap_or_default(),
         }),
         Event::InvoiceReversed(reversed) => Payload::InvoiceReversed(proto::InvoiceReversed {
             voucher_id: reversed.voucher.to_string(),
@@ -543,17 +575,32 @@ pub fn statement_state_to_proto(state: StatementState) -> i32 {
     }
 }
 
-/// A statement as the API shows it, with its center's name from `state`.
+/// A statement as the API shows it, with its payee's kind and name from `state`. A
+/// reimbursement year's statement pays an enterprise: its center fields stay empty.
 pub fn statement_to_proto(state: &LedgerState, statement: &Statement) -> proto::Statement {
     let current = statement.current_payment();
+    let payee_kind = state.payee_kind(statement.year);
+    let payee_name = match payee_kind {
+        Payee::Center => state
+            .center(&statement.center)
+            .map(|account| account.name.to_string()),
+        Payee::Enterprise => state
+            .enterprise(&statement.center)
+            .map(|account| account.name.to_string()),
+    }
+    .unwrap_or_default();
+    let (center, center_name) = match payee_kind {
+        Payee::Center => (statement.center.to_string(), payee_name.clone()),
+        Payee::Enterprise => (String::new(), String::new()),
+    };
     proto::Statement {
         statement_id: statement.id.0,
         run_id: statement.run.to_string(),
-        center: statement.center.to_string(),
-        center_name: state
-            .center(&statement.center)
-            .map(|account| account.name.to_string())
-            .unwrap_or_default(),
+        center,
+        center_name,
+        payee_kind: payee_to_proto(payee_kind),
+        payee: statement.center.to_string(),
+        payee_name,
         year: statement.year.get(),
         cutoff_sequence: statement.cutoff,
         invoices: statement.invoices,

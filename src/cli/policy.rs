@@ -64,9 +64,9 @@ pub fn describe(file: &ProgrammeFile) -> String {
         out.push('\n');
     }
     let rules = file.policy.rules();
-    if rules.payee != crate::domain::Payee::Center || rules.second_source.is_some() {
+    if rules.second_source.is_some() {
         out.push_str(
-            "  NOTE: this build records these rules but does not yet settle an enterprise payee or a second funding source; PublishPolicy refuses the file (PROGRAMME_RULE_NOT_EXECUTABLE).\n",
+            "  NOTE: this build records a second funding source but does not yet hold or settle its pool; PublishPolicy refuses the file (PROGRAMME_RULE_NOT_EXECUTABLE).\n",
         );
     }
     out

@@ -53,6 +53,9 @@ enum SettlementAction {
         year: u32,
         #[arg(long, default_value = "")]
         center: String,
+        /// The payee's USCC: a center, or an enterprise in a reimbursement year.
+        #[arg(long, default_value = "")]
+        payee: String,
         /// open, paid or returned
         #[arg(long)]
         state: Option<String>,
@@ -156,8 +159,8 @@ fn statement_table(statements: &[proto::Statement]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:>10}  {:<18}  {:>4}  {:>8}  {:>16}  {:>14}  {:>16}  {:<8}  bank reference",
-        "statement", "center", "year", "invoices", "gross", "offset", "net due", "state"
+        "{:>10}  {:<10}  {:<18}  {:>4}  {:>8}  {:>16}  {:>14}  {:>16}  {:<8}  bank reference",
+        "statement", "payee", "USCC", "year", "invoices", "gross", "offset", "net due", "state"
     );
     for statement in statements {
         let state = match proto::StatementState::try_from(statement.state) {
@@ -166,11 +169,17 @@ fn statement_table(statements: &[proto::Statement]) -> String {
             Ok(proto::StatementState::Returned) => "returned",
             _ => "?",
         };
+        // Who is paid: the center, or the enterprise in a reimbursement year.
+        let kind = match proto::Payee::try_from(statement.payee_kind) {
+            Ok(proto::Payee::Enterprise) => "enterprise",
+            _ => "center",
+        };
         let _ = writeln!(
             out,
-            "{:>10}  {:<18}  {:>4}  {:>8}  {:>16}  {:>14}  {:>16}  {:<8}  {}",
+            "{:>10}  {:<10}  {:<18}  {:>4}  {:>8}  {:>16}  {:>14}  {:>16}  {:<8}  {}",
             statement.statement_id,
-            statement.center,
+            kind,
+            statement.payee,
             statement.year,
             statement.invoices,
             statement.gross_subsidy,
@@ -248,6 +257,7 @@ async fn call(server: &str, caller: Caller, action: SettlementAction) -> Result<
         SettlementAction::Statements {
             year,
             center,
+            payee,
             state,
         } => {
             let state = state_filter(state.as_deref())?;
@@ -262,6 +272,7 @@ async fn call(server: &str, caller: Caller, action: SettlementAction) -> Result<
                         state,
                         page_size: 1_000,
                         page_token: page_token.clone(),
+                        payee: payee.clone(),
                     })?)
                     .await
                     .map_err(status("ListStatements"))?

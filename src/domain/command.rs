@@ -2,8 +2,8 @@
 //! validated (the types' constructors did it), so the state machine only applies rules.
 
 use super::ids::{
-    BankReference, ContractNumber, Date, DeliveryProof, InvoiceNumber, LegalName, ProgrammeYear,
-    Reason, SettlementRunId, StatementId, Timestamp, Uscc, VoucherId,
+    BankReference, ContractNumber, Date, DeliveryProof, InvoiceNumber, LegalName, PaymentProof,
+    ProgrammeYear, Reason, SettlementRunId, StatementId, Timestamp, Uscc, VoucherId,
 };
 use super::money::Money;
 use super::origin::Origin;
@@ -172,10 +172,14 @@ pub struct PostInvoice {
     pub voucher: VoucherId,
     pub invoice_number: InvoiceNumber,
     /// The gross invoiced amount, before the voucher: the enterprise pays the center
-    /// this minus the subsidy, and the bureau pays the center the subsidy.
+    /// this minus the subsidy, and the bureau pays the center the subsidy (in a
+    /// reimbursement year the enterprise pays all of it and the bureau pays it the subsidy).
     pub amount: Money,
     pub issue_date: Date,
     pub delivery_proof: DeliveryProof,
+    /// The enterprise's proof that it paid the invoice in full: required when the year's
+    /// payee is the enterprise (reimbursement), recorded on the redemption when given.
+    pub payment_proof: Option<PaymentProof>,
 }
 
 /// A command with the time it was accepted for processing and who sent it. Time comes

@@ -6,8 +6,8 @@
 
 use super::command::{CenterStatus, ListingBasis};
 use super::ids::{
-    BankReference, ContractNumber, Date, DeliveryProof, InvoiceNumber, LegalName, ProgrammeYear,
-    Reason, SettlementId, SettlementRunId, StatementId, Uscc, VoucherId,
+    BankReference, ContractNumber, Date, DeliveryProof, InvoiceNumber, LegalName, PaymentProof,
+    ProgrammeYear, Reason, SettlementId, SettlementRunId, StatementId, Uscc, VoucherId,
 };
 use super::money::{Money, Rate};
 use super::policy::{FacilityTier, ProgrammePolicy};
@@ -94,7 +94,8 @@ pub enum Event {
         amount: Money,
         reason: Reason,
     },
-    /// A center repaid receivables of a year; recovered first-in, first-out.
+    /// A payee repaid receivables of a year; recovered first-in, first-out. `center` is
+    /// the payee (the enterprise in a reimbursement year, as on statements).
     RepaymentRecorded {
         center: Uscc,
         year: ProgrammeYear,
@@ -120,10 +121,13 @@ pub enum Event {
     ReconciliationRecorded(Box<ReconciliationRecorded>),
 }
 
-/// One center's statement in a settlement run. Its id is this event's own sequence.
+/// One payee's statement in a settlement run. Its id is this event's own sequence.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct StatementIssued {
     pub run: SettlementRunId,
+    /// The payee: the center, or in a reimbursement year (`payee = "enterprise"`) the
+    /// enterprise. Which of the two follows from the year's policy; the field keeps its
+    /// name and its bytes (a USCC) so older records read unchanged.
     pub center: Uscc,
     pub year: ProgrammeYear,
     /// The run's event: the statement holds the center's redemptions of `year` with a
@@ -171,6 +175,9 @@ pub struct InvoiceRedeemed {
     pub issue_date: Date,
     pub delivery_proof: DeliveryProof,
     pub subsidy: Money,
+    /// The enterprise's proof of payment (always present in a reimbursement year; `None`
+    /// in records written before it existed and when none was given).
+    pub payment_proof: Option<PaymentProof>,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]

@@ -314,6 +314,12 @@ canonical_identifier!(
     /// canonical form, so the same reference typed twice is recognised.
     BankReference, "bank_reference", crate::limits::BANK_REFERENCE_MAX_BYTES
 );
+canonical_identifier!(
+    /// An enterprise's proof that it paid an invoice in full (a bank reference, a payment
+    /// voucher number): required on every invoice of a reimbursement year, recorded on
+    /// its redemption; compared in its canonical form.
+    PaymentProof, "payment_proof", crate::limits::PAYMENT_PROOF_MAX_BYTES
+);
 text_identifier!(
     /// A human name of a center or enterprise.
     LegalName, "name", crate::limits::LEGAL_NAME_MAX_BYTES

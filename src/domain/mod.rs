@@ -21,8 +21,8 @@ pub use event::{
     Event, InvoiceRedeemed, InvoiceReversed, ReleaseCause, StatementIssued, VoucherApproved,
 };
 pub use ids::{
-    BankReference, ContractNumber, Date, DeliveryProof, InvoiceNumber, LegalName, ProgrammeYear,
-    Reason, SettlementId, SettlementRunId, StatementId, Timestamp, Uscc, VoucherId,
+    BankReference, ContractNumber, Date, DeliveryProof, InvoiceNumber, LegalName, PaymentProof,
+    ProgrammeYear, Reason, SettlementId, SettlementRunId, StatementId, Timestamp, Uscc, VoucherId,
 };
 pub use money::{Money, Rate};
 pub use origin::{Origin, Principal, PrincipalRole, RequestId};

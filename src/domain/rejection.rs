@@ -132,9 +132,12 @@ rejections! {
     CenterNotEligible = 48, "CENTER_NOT_ELIGIBLE";
     /// The approval lacks a declaration the programme requires.
     DeclarationMissing = 49, "DECLARATION_MISSING";
-    /// The policy uses a rule this build records but cannot yet settle (an enterprise
-    /// payee, a second funding source).
+    /// The policy uses a rule this build records but cannot yet settle (a second
+    /// funding source; an enterprise payee before issue 13's second step).
     ProgrammeRuleNotExecutable = 50, "PROGRAMME_RULE_NOT_EXECUTABLE";
+    /// An invoice of a reimbursement year (the enterprise is the payee) without the
+    /// enterprise's proof of payment.
+    PaymentProofMissing = 51, "PAYMENT_PROOF_MISSING";
 }
 
 /// A refused command: the stable code plus a sentence naming the values involved.

@@ -134,10 +134,15 @@ pub const INVOICE_COLUMNS: [Column; 15] = [
     Column::new("交付凭证", "delivery_proof"),
 ];
 
+/// The payee's name: a center's, or in a reimbursement year (where statements and
+/// receivables name the enterprise) the enterprise's.
 fn center_name(state: &LedgerState, center: &Uscc) -> Cell {
-    state
-        .center(center)
-        .map_or(Cell::Empty, |account| Cell::text(&account.name))
+    match state.center(center) {
+        Some(account) => Cell::text(&account.name),
+        None => state
+            .enterprise(center)
+            .map_or(Cell::Empty, |account| Cell::text(&account.name)),
+    }
 }
 
 fn optional_count(value: Option<u64>) -> Cell {

@@ -8,7 +8,11 @@ use std::fmt::Write as _;
 use super::figures::{
     center_figures, pool_figures, settlement_figures, top_enterprises, voucher_figures,
 };
-use crate::domain::{LedgerState, Money, ProgrammeYear, VoucherStatus};
+use std::collections::BTreeMap;
+
+use crate::domain::{
+    LedgerState, Money, Payee, ProgrammeYear, StatementState, Uscc, VoucherStatus,
+};
 
 /// Formats an amount with thousands separators: 250,000,000.00.
 pub fn format_yuan(amount: Money) -> String {
@@ -47,9 +51,14 @@ pub fn summarize(state: &LedgerState, year: ProgrammeYear, appendix: Option<&str
         "  redeemed                          {:>20}",
         format_yuan(pool.usage.redeemed)
     );
+    // Who owes clawbacks back: the payees (enterprises in a reimbursement year).
+    let owed_back = match state.payee_kind(year) {
+        Payee::Center => "owed back by centers (receivable)",
+        Payee::Enterprise => "owed back by enterprises (recv.)",
+    };
     let _ = writeln!(
         out,
-        "  owed back by centers (receivable) {:>20}",
+        "  {owed_back:<33} {:>20}",
         format_yuan(pool.usage.receivable)
     );
     let _ = writeln!(
@@ -108,6 +117,9 @@ pub fn summarize(state: &LedgerState, year: ProgrammeYear, appendix: Option<&str
     }
 
     centers_section(&mut out, state, year);
+    if state.payee_kind(year) == Payee::Enterprise {
+        payees_section(&mut out, state, year);
+    }
     settlement_section(&mut out, state, year);
 
     if let Some(appendix) = appendix {
@@ -167,6 +179,78 @@ fn centers_section(out: &mut String, state: &LedgerState, year: ProgrammeYear) {
     );
 }
 
+/// Enterprises the most settled for, in a reimbursement year: the bureau pays them, so
+/// the centers' table above shows no money owed to centers.
+const PAYEES_SHOWN: usize = 20;
+
+/// A reimbursement year's payees: per enterprise, settled, due on statements not yet
+/// paid, owed back and paid (the most settled first, then USCC order).
+fn payees_section(out: &mut String, state: &LedgerState, year: ProgrammeYear) {
+    let mut due: BTreeMap<Uscc, Money> = BTreeMap::new();
+    let (statements, _) = state.statements_page(None, usize::MAX, usize::MAX, |statement| {
+        statement.year == year && statement.state != StatementState::Paid
+    });
+    for statement in statements {
+        let entry = due.entry(statement.center).or_insert(Money::ZERO);
+        *entry = entry.plus(statement.net);
+    }
+    let mut rows: Vec<(Uscc, Money, Money, Money, Money)> = state
+        .center_years()
+        .filter(|((_, books_year), _)| *books_year == year)
+        .map(|((payee, _), books)| {
+            (
+                *payee,
+                books.settled,
+                due.get(payee).copied().unwrap_or(Money::ZERO),
+                books.outstanding(),
+                books.paid,
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nEnterprises paid (reimbursement, 先支付后补贴), {year}: {} with redemptions",
+        rows.len()
+    );
+    rows.sort_by(|left, right| right.1.cmp(&left.1).then(left.0.cmp(&right.0)));
+    let _ = writeln!(
+        out,
+        "  {:<18} {:>16} {:>14} {:>14} {:>16}",
+        "USCC", "settled", "due (stmts)", "owed back", "paid"
+    );
+    for (payee, settled, due, owed, paid) in rows.iter().take(PAYEES_SHOWN) {
+        let _ = writeln!(
+            out,
+            "  {:<18} {:>16} {:>14} {:>14} {:>16}",
+            payee,
+            format_yuan(*settled),
+            format_yuan(*due),
+            format_yuan(*owed),
+            format_yuan(*paid)
+        );
+    }
+    let total = rows.iter().fold(
+        (Money::ZERO, Money::ZERO, Money::ZERO, Money::ZERO),
+        |sum, row| {
+            (
+                sum.0.plus(row.1),
+                sum.1.plus(row.2),
+                sum.2.plus(row.3),
+                sum.3.plus(row.4),
+            )
+        },
+    );
+    let _ = writeln!(
+        out,
+        "  {:<18} {:>16} {:>14} {:>14} {:>16}",
+        "all enterprises",
+        format_yuan(total.0),
+        format_yuan(total.1),
+        format_yuan(total.2),
+        format_yuan(total.3)
+    );
+}
+
 /// Settlement runs with their statements by state, payments and returns, and where
 /// every fen of the year's subsidy is.
 fn settlement_section(out: &mut String, state: &LedgerState, year: ProgrammeYear) {
@@ -188,6 +272,17 @@ fn settlement_section(out: &mut String, state: &LedgerState, year: ProgrammeYear
         );
     }
     let book = &settlement.book;
+    // Who is paid, and so who repays: the centers, or the enterprises (reimbursement).
+    let (repaid_by, paid_to) = match state.payee_kind(year) {
+        Payee::Center => (
+            "    of which repaid by centers",
+            "paid to centers (net, after returns)",
+        ),
+        Payee::Enterprise => (
+            "    of which repaid by enterprises",
+            "paid to enterprises (net, after returns)",
+        ),
+    };
     let _ = writeln!(out, "Where the year's subsidy is:");
     for (label, amount) in [
         ("granted by redemptions", book.granted),
@@ -197,9 +292,9 @@ fn settlement_section(out: &mut String, state: &LedgerState, year: ProgrammeYear
         ("  in paid statements", book.standing_paid),
         ("  clawed back", book.clawed_back),
         ("    of which offset against statements", book.offset),
-        ("    of which repaid by centers", book.repaid),
+        (repaid_by, book.repaid),
         ("    of which still owed", book.outstanding()),
-        ("paid to centers (net, after returns)", book.paid),
+        (paid_to, book.paid),
     ] {
         let _ = writeln!(out, "  {label:<40} {:>20}", format_yuan(amount));
     }

@@ -303,6 +303,7 @@ fn from_v1(event: EventV1<'_>) -> Result<Event, CodecError> {
             issue_date: Date::from_days_since_epoch(redeemed.issue_date),
             delivery_proof: DeliveryProof::from_stored(&redeemed.delivery_proof)?,
             subsidy: money(redeemed.subsidy)?,
+            payment_proof: None,
         }),
         EventV1::InvoiceReversed(reversed) => Event::InvoiceReversed(InvoiceReversed {
             voucher: voucher_id(reversed.voucher)?,

@@ -12,9 +12,10 @@
 //! Every field a type has is written; nothing is optional except where an `u8` flag says
 //! so (a release's reason). `tests/fixtures/` pins every type's bytes.
 //!
-//! **Programme extension** (types 1, 2 and 7; see `docs/programmes.md`): after the fields
-//! above, a record may carry the tag byte [`PROGRAMME_EXTENSION_TAG`] and the programme's
-//! fields (a policy's rules, a center's capacity, a voucher's approval terms). It is
+//! **Programme extension** (types 1, 2, 7 and 8; see `docs/programmes.md`): after the
+//! fields above, a record may carry the tag byte [`PROGRAMME_EXTENSION_TAG`] and the
+//! programme's fields (a policy's rules, a center's capacity, a voucher's approval terms,
+//! a redemption's proof of payment). It is
 //! written only when they differ from the default, so a Hangzhou 2024 record is byte for
 //! byte what it was, and a payload without it (every v1/v2 record) reads as the default.
 //!
@@ -26,6 +27,7 @@
 //! capacity = option u32 PFLOPS | option u32 racks        (option = u8 0/1, then the value)
 //! terms    = u8 class (0 standard, 1 small or medium) | u8 declaration bits
 //!            | u8 rate basis (0 facility tier, 1 small enterprise)
+//! redeemed = option(text payment proof)        (a reimbursement year's proof of payment)
 //! ```
 
 use super::codec::{CodecError, Reader, Writer};
@@ -36,8 +38,8 @@ use crate::domain::programme::{
 use crate::domain::{
     BankReference, CenterStatus, DiscrepancyCounts, DiscrepancyKind, Event, FacilityTier,
     FileDigest, FileEncoding, FileFormat, FileName, InvoiceRedeemed, InvoiceReversed, ListingBasis,
-    Origin, Principal, PrincipalRole, ProgrammePolicy, ReconciliationRecorded, ReconciliationScope,
-    ReleaseCause, RequestId, StatementId, StatementIssued, VoucherApproved,
+    Origin, PaymentProof, Principal, PrincipalRole, ProgrammePolicy, ReconciliationRecorded,
+    ReconciliationScope, ReleaseCause, RequestId, StatementId, StatementIssued, VoucherApproved,
 };
 
 fn fail(reason: impl Into<String>) -> CodecError {
@@ -321,6 +323,23 @@ pub(super) fn decode_approval_terms(reader: &mut Reader<'_>) -> Result<ApprovalT
     })
 }
 
+/// A redemption's extension: the proof of payment. Written only when there is one, so
+/// a redemption of a center-payee year is byte for byte what it was. Its own option flag
+/// leaves room for later fields (a second source's subsidy) after it.
+pub(super) fn encode_redemption_extension(writer: &mut Writer<'_>, proof: &PaymentProof) {
+    writer.u8(1);
+    writer.text(proof.as_typed());
+}
+
+pub(super) fn decode_redemption_extension(
+    reader: &mut Reader<'_>,
+) -> Result<Option<PaymentProof>, CodecError> {
+    if !read_flag(reader)? {
+        return Ok(None);
+    }
+    Ok(Some(PaymentProof::from_stored(reader.text()?)?))
+}
+
 /// Reads the programme extension if the payload has one: `None` at the payload's end (a
 /// record without it), the tag and then `decode` otherwise.
 fn extension<T>(
@@ -476,6 +495,10 @@ pub fn encode(origin: &Origin, event: &Event, out: &mut Vec<u8>) {
             writer.date(redeemed.issue_date);
             writer.text(redeemed.delivery_proof.as_str());
             writer.money(redeemed.subsidy);
+            if let Some(proof) = &redeemed.payment_proof {
+                writer.u8(PROGRAMME_EXTENSION_TAG);
+                encode_redemption_extension(writer, proof);
+            }
         }
         Event::InvoiceReversed(reversed) => {
             writer.voucher_id(&reversed.voucher);
@@ -769,6 +792,7 @@ pub fn decode(event_type: u16, payload: &[u8]) -> Result<(Origin, Event), CodecE
             issue_date: reader.date()?,
             delivery_proof: reader.delivery_proof()?,
             subsidy: reader.money()?,
+            payment_proof: extension(reader, decode_redemption_extension)?.flatten(),
         }),
         9 => Event::InvoiceReversed(InvoiceReversed {
             voucher: reader.voucher_id()?,

@@ -327,6 +327,8 @@ pub fn run_demo(
         let flaws = InvoiceFlaws {
             wrong_center: roll < 90,
             after_term: (90..95).contains(&roll),
+            // Only a reimbursement year asks for a proof of payment to leave out.
+            no_payment_proof: (95..150).contains(&roll),
         };
         let invoice = draws.draw_invoice(&mut rng, &driver.approved, flaws)?;
         driver.tally.invoices_posted += 1;

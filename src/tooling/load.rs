@@ -115,6 +115,11 @@ pub(crate) fn to_proto_invoice(invoice: &PostInvoice) -> proto::Invoice {
         issue_date: invoice.issue_date.to_string(),
         delivery_proof: invoice.delivery_proof.to_string(),
         invoice_code: String::new(),
+        payment_proof: invoice
+            .payment_proof
+            .as_ref()
+            .map(|proof| proof.to_string())
+            .unwrap_or_default(),
     }
 }
 

@@ -23,11 +23,11 @@
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::domain::programme::{CenterCapacity, Declarations, EnterpriseClass};
+use crate::domain::programme::{CenterCapacity, Declarations, EnterpriseClass, Payee};
 use crate::domain::{
     ApproveVoucher, Command, ContractNumber, Date, DeliveryProof, Event, FacilityTier,
-    InvoiceNumber, LegalName, ListingBasis, Money, PostInvoice, ProgrammePolicy, ProgrammeYear,
-    Rate, Uscc, ValidationError, VoucherId,
+    InvoiceNumber, LegalName, ListingBasis, Money, PaymentProof, PostInvoice, ProgrammePolicy,
+    ProgrammeYear, Rate, Uscc, ValidationError, VoucherId,
 };
 
 // ---------------------------------------------------------------------- identifiers
@@ -415,6 +415,10 @@ impl InvoiceStream {
             amount: Money::from_fen(self.rng.random_range(1_000..1_000_000))?,
             issue_date: voucher.term_start.plus_days(30),
             delivery_proof: self.proof.clone(),
+            payment_proof: match self.population.policy.rules().payee {
+                Payee::Center => None,
+                Payee::Enterprise => Some(PaymentProof::parse(&format!("PV{number:012}"))?),
+            },
         })
     }
 
@@ -440,6 +444,9 @@ pub struct InvoiceFlaws {
     pub wrong_center: bool,
     /// Issued three days after the contract term (`INVOICE_OUTSIDE_TERM`).
     pub after_term: bool,
+    /// Posted without the enterprise's proof of payment in a reimbursement year
+    /// (`PAYMENT_PROOF_MISSING`); a center-payee year never has one to leave out.
+    pub no_payment_proof: bool,
 }
 
 /// The demo's programme year: Hangzhou's registrations under the default policy, its
@@ -674,6 +681,17 @@ impl DemoYear {
             amount: Money::from_fen(amount_fen)?,
             issue_date,
             delivery_proof: DeliveryProof::parse(&format!("acceptance/{center_index}/{number}"))?,
+            // Reimbursement: the enterprise's bank reference for paying the center in full
+            // (drawn from no random number, so a center-payee year's draws are unchanged).
+            payment_proof: match self.population.policy.rules().payee {
+                Payee::Enterprise if !flaws.no_payment_proof => {
+                    Some(PaymentProof::parse(&format!(
+                        "PV{}-{center_index:02}-{number:010}",
+                        self.population.year()
+                    ))?)
+                }
+                _ => None,
+            },
         })
     }
 }
@@ -719,6 +737,7 @@ mod tests {
             let flaws = InvoiceFlaws {
                 wrong_center: false,
                 after_term: false,
+                no_payment_proof: false,
             };
             let invoice = year.draw_invoice(&mut rng, &plans, flaws).unwrap();
             (plans.last().unwrap().approve.clone(), invoice)

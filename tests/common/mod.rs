@@ -133,6 +133,7 @@ pub fn post(center_index: usize, voucher: u128, number: &str, amount: &str) -> C
         amount: money(amount),
         issue_date: date("2026-06-30"),
         delivery_proof: DeliveryProof::parse("acceptance/2026/06").expect("proof"),
+        payment_proof: None,
     })
 }
 

@@ -1,20 +1,23 @@
 //! `RedemptionService`: centers post invoices (one or a batch), reverse and read them.
 
 use super::*;
+use crate::domain::{LedgerState, Payee, VoucherId};
 
-/// The answer to an invoice of gross `amount`: the subsidy the bureau pays the center
-/// and what the enterprise pays it (the rest; nothing once the invoice is reversed).
-fn outcome_to_proto(reply: &Reply, amount: Money) -> proto::PostInvoiceResponse {
+/// The answer to an invoice of gross `amount`: the subsidy the bureau pays the payee
+/// and what the enterprise pays the center (the rest, or all of it in a reimbursement
+/// year; nothing once the invoice is reversed).
+fn outcome_to_proto(reply: &Reply, amount: Money, payee: Payee) -> proto::PostInvoiceResponse {
     match reply {
         Reply::InvoiceOutcome(outcome) => proto::PostInvoiceResponse {
             subsidy: outcome.subsidy.to_string(),
             sequence: outcome.sequence,
             duplicate: outcome.duplicate,
-            enterprise_pays: if outcome.reversed {
-                Money::ZERO
-            } else {
-                amount.saturating_minus(outcome.subsidy)
-            }
+            enterprise_pays: convert::enterprise_pays(
+                payee,
+                amount,
+                outcome.subsidy,
+                outcome.reversed,
+            )
             .to_string(),
             reversed: outcome.reversed,
         },
@@ -30,6 +33,19 @@ fn outcome_to_proto(reply: &Reply, amount: Money) -> proto::PostInvoiceResponse 
     }
 }
 
+/// Who is paid for each voucher's invoices (the center for an unknown voucher: its
+/// invoice was refused, and the answer carries no amounts that depend on it).
+fn payees_of(state: &LedgerState, vouchers: &[VoucherId]) -> Vec<Payee> {
+    vouchers
+        .iter()
+        .map(|voucher| {
+            state
+                .voucher(voucher)
+                .map_or(Payee::Center, |found| state.payee_kind(found.terms.year))
+        })
+        .collect()
+}
+
 #[tonic::async_trait]
 impl RedemptionService for Api {
     async fn post_invoice(
@@ -38,11 +54,13 @@ impl RedemptionService for Api {
     ) -> Result<Response<proto::PostInvoiceResponse>, Status> {
         let invoice = convert::invoice(request.get_ref())?;
         principal(&request)?.require_center_writer(&invoice.center, "post invoices")?;
-        let amount = invoice.amount;
+        let (amount, voucher) = (invoice.amount, invoice.voucher);
         let reply = self
             .execute(origin_of(&request)?, Command::PostInvoice(invoice))
             .await?;
-        Ok(Response::new(outcome_to_proto(&reply, amount)))
+        let (payees, _) = self.read(|state| payees_of(state, &[voucher])).await?;
+        let payee = payees.first().copied().unwrap_or_default();
+        Ok(Response::new(outcome_to_proto(&reply, amount, payee)))
     }
 
     async fn post_invoices(
@@ -66,6 +84,7 @@ impl RedemptionService for Api {
         let mut results: Vec<Option<proto::InvoiceResult>> = Vec::with_capacity(items.len());
         let mut commands = Vec::with_capacity(items.len());
         let mut amounts = Vec::with_capacity(items.len());
+        let mut vouchers = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
             match convert::invoice(item) {
                 Ok(invoice) => {
@@ -79,6 +98,7 @@ impl RedemptionService for Api {
                             ))
                         })?;
                     amounts.push(invoice.amount);
+                    vouchers.push(invoice.voucher);
                     commands.push(Command::PostInvoice(invoice));
                     results.push(None);
                 }
@@ -98,18 +118,19 @@ impl RedemptionService for Api {
                 .await
                 .map_err(engine_error)?
         };
+        let (payees, _) = self.read(|state| payees_of(state, &vouchers)).await?;
         let mut last_sequence = 0;
-        let mut replies = replies.into_iter().zip(amounts);
+        let mut replies = replies.into_iter().zip(amounts.into_iter().zip(payees));
         let results = results
             .into_iter()
             .map(|slot| match slot {
                 Some(invalid) => invalid,
                 None => {
                     let result = match replies.next() {
-                        Some((Ok(reply), amount)) => {
+                        Some((Ok(reply), (amount, payee))) => {
                             last_sequence = last_sequence.max(reply.last_sequence());
                             proto::invoice_result::Result::Accepted(outcome_to_proto(
-                                &reply, amount,
+                                &reply, amount, payee,
                             ))
                         }
                         Some((Err(rejection), _)) => {
@@ -185,10 +206,15 @@ impl RedemptionService for Api {
             .map_err(engine_error)?;
         let entry = entry
             .ok_or_else(|| Status::not_found(format!("center {center} has no invoice {number}")))?;
-        let (settlement, _) = self
+        let ((settlement, payee), _) = self
             .read(|state| {
-                let year = state.voucher(&entry.voucher)?.terms.year;
-                state.invoice_settlement(&center, year, &entry)
+                let Some(year) = state.voucher(&entry.voucher).map(|found| found.terms.year) else {
+                    return (None, Payee::Center);
+                };
+                (
+                    state.invoice_settlement(&center, year, &entry),
+                    state.payee_kind(year),
+                )
             })
             .await?;
         Ok(Response::new(proto::GetInvoiceResponse {
@@ -203,11 +229,12 @@ impl RedemptionService for Api {
             reversed: entry.is_reversed(),
             settled: settlement.is_some(),
             statement_id: settlement.flatten().map_or(0, |statement| statement.0),
-            enterprise_pays: if entry.is_reversed() {
-                Money::ZERO
-            } else {
-                entry.amount.saturating_minus(entry.subsidy)
-            }
+            enterprise_pays: convert::enterprise_pays(
+                payee,
+                entry.amount,
+                entry.subsidy,
+                entry.is_reversed(),
+            )
             .to_string(),
         }))
     }

@@ -14,7 +14,7 @@ use crate::api::auth::Principal as Caller;
 use crate::api::convert::statement_to_proto;
 use crate::api::proto::settlement_service_server::SettlementService;
 use crate::domain::{
-    FacilityTier, InvoiceNumber, LedgerState, ProgrammeYear, Statement, StatementId,
+    FacilityTier, InvoiceNumber, LedgerState, Payee, ProgrammeYear, Statement, StatementId,
     StatementState, Uscc,
 };
 
@@ -46,6 +46,17 @@ fn page_token(field: &'static str, text: &str) -> Result<Option<u64>, Status> {
 /// May `caller` read `center`'s settlement data?
 fn may_read_center(caller: &Caller, center: &Uscc) -> bool {
     caller.require_center_reader(center, "read").is_ok()
+}
+
+/// May `caller` read `statement`? Its payee may (the center, or in a reimbursement year
+/// the enterprise), and the bureau and auditors.
+fn may_read_statement(caller: &Caller, state: &LedgerState, statement: &Statement) -> bool {
+    match state.payee_kind(statement.year) {
+        Payee::Center => may_read_center(caller, &statement.center),
+        Payee::Enterprise => caller
+            .require_enterprise_reader(&statement.center, "read")
+            .is_ok(),
+    }
 }
 
 fn statement_not_found(statement: StatementId) -> Status {
@@ -317,7 +328,7 @@ impl SettlementService for Api {
             .read(|state| {
                 state
                     .statement(&statement)
-                    .filter(|found| may_read_center(&caller, &found.center))
+                    .filter(|found| may_read_statement(&caller, state, found))
                     .map(|found| statement_to_proto(state, found))
             })
             .await?;
@@ -339,16 +350,37 @@ impl SettlementService for Api {
         } else {
             Some(convert::uscc("center", &body.center)?)
         };
-        match (&center, caller.subject) {
-            (Some(center), _) => caller.require_center_reader(center, "list statements")?,
-            (None, _) if matches!(caller.role, Role::Bureau | Role::Auditor) => {}
-            (None, _) if matches!(caller.role, Role::Center) => {
+        let payee = if body.payee.is_empty() {
+            None
+        } else {
+            Some(convert::uscc("payee", &body.payee)?)
+        };
+        match (&center, &payee, caller.subject) {
+            (Some(center), _, _) => caller.require_center_reader(center, "list statements")?,
+            // A payee reads its own statements: a center's, or an enterprise's (the kind
+            // of each statement is checked below).
+            (None, Some(payee), _) => {
+                if caller
+                    .require_center_reader(payee, "list statements")
+                    .is_err()
+                {
+                    caller.require_enterprise_reader(payee, "list statements")?;
+                }
+            }
+            (None, None, _) if matches!(caller.role, Role::Bureau | Role::Auditor) => {}
+            (None, None, _) if matches!(caller.role, Role::Center) => {
                 return Err(invalid_field(
                     "center",
                     "a center lists its own statements: give its USCC",
                 ))
             }
-            (None, _) => {
+            (None, None, _) if matches!(caller.role, Role::Enterprise) => {
+                return Err(invalid_field(
+                    "payee",
+                    "an enterprise lists its own statements: give its USCC",
+                ))
+            }
+            (None, None, _) => {
                 return Err(Status::permission_denied(format!(
                     "{} may not list statements",
                     caller.name
@@ -368,8 +400,11 @@ impl SettlementService for Api {
         let state_filter = convert::statement_state("state", body.state)?;
         let limit = page_size(body.page_size)?;
         let after = page_token("page_token", &body.page_token)?.map(StatementId);
-        let keep = |statement: &Statement| {
-            center.is_none_or(|center| statement.center == center)
+        let keep = |state: &LedgerState, statement: &Statement| {
+            let kind = state.payee_kind(statement.year);
+            center.is_none_or(|center| statement.center == center && kind == Payee::Center)
+                && payee.is_none_or(|payee| statement.center == payee)
+                && may_read_statement(&caller, state, statement)
                 && year.is_none_or(|year| statement.year == year)
                 && run.is_none_or(|run| statement.run == run)
                 && state_filter.is_none_or(|wanted: StatementState| statement.state == wanted)
@@ -377,7 +412,9 @@ impl SettlementService for Api {
         let ((statements, next), as_of) = self
             .read(|state| {
                 let (page, stopped_at) =
-                    state.statements_page(after, limit, STATEMENT_SCAN_LIMIT, keep);
+                    state.statements_page(after, limit, STATEMENT_SCAN_LIMIT, |statement| {
+                        keep(state, statement)
+                    });
                 let next = stopped_at.or_else(|| {
                     (page.len() == limit)
                         .then(|| page.last().map(|statement| statement.id))
@@ -438,17 +475,24 @@ impl SettlementService for Api {
         };
         let reader = self.engine.reader();
         let (last_cutoff, as_of) = self
-            .read(|state| {
-                state
-                    .center_year(&center, year)
-                    .map_or(0, |books| books.last_cutoff())
+            .read(|state| match state.payee_kind(year) {
+                Payee::Center => Some(
+                    state
+                        .center_year(&center, year)
+                        .map_or(0, |books| books.last_cutoff()),
+                ),
+                // Each enterprise is settled at its own cutoffs: no one cutoff splits
+                // the center's invoices, so the scan filters invoice by invoice.
+                Payee::Enterprise => None,
             })
             .await?;
         // Settled invoices all lie before the last cutoff; unsettled ones after it.
-        let (from, until) = match settled_filter {
-            proto::SettledFilter::Settled => (after + 1, last_cutoff),
-            proto::SettledFilter::Unsettled => ((after + 1).max(last_cutoff), u64::MAX),
-            proto::SettledFilter::Any => (after + 1, u64::MAX),
+        let (from, until) = match (settled_filter, last_cutoff) {
+            (proto::SettledFilter::Settled, Some(last_cutoff)) => (after + 1, last_cutoff),
+            (proto::SettledFilter::Unsettled, Some(last_cutoff)) => {
+                ((after + 1).max(last_cutoff), u64::MAX)
+            }
+            _ => (after + 1, u64::MAX),
         };
         let scan_budget = limit.saturating_mul(INVOICE_SCAN_FACTOR);
         let mut candidates: Vec<(u64, InvoiceNumber)> = Vec::new();
@@ -510,11 +554,12 @@ impl SettlementService for Api {
                         year: year.get(),
                         amount: entry.amount.to_string(),
                         subsidy: entry.subsidy.to_string(),
-                        enterprise_pays: if entry.is_reversed() {
-                            Money::ZERO
-                        } else {
-                            entry.amount.saturating_minus(entry.subsidy)
-                        }
+                        enterprise_pays: convert::enterprise_pays(
+                            state.payee_kind(year),
+                            entry.amount,
+                            entry.subsidy,
+                            entry.is_reversed(),
+                        )
                         .to_string(),
                         issue_date: entry.issue_date.to_string(),
                         sequence: entry.sequence,
@@ -552,7 +597,15 @@ impl SettlementService for Api {
             Some(convert::uscc("center", &body.center)?)
         };
         match &center {
-            Some(center) => caller.require_center_reader(center, "list receivables")?,
+            Some(center) => {
+                // The payee's own: a center, or an enterprise of a reimbursement year.
+                if caller
+                    .require_center_reader(center, "list receivables")
+                    .is_err()
+                {
+                    caller.require_enterprise_reader(center, "list receivables")?;
+                }
+            }
             None => caller.require_reader_of_everything("list every center's receivables")?,
         }
         let year = if body.year == 0 {
@@ -568,6 +621,11 @@ impl SettlementService for Api {
                         center.is_none_or(|center| *books_center == center)
                             && year.is_none_or(|year| *books_year == year)
                             && !books.clawed_back.is_zero()
+                            && (matches!(caller.role, Role::Bureau | Role::Auditor)
+                                || match state.payee_kind(*books_year) {
+                                    Payee::Center => caller.role == Role::Center,
+                                    Payee::Enterprise => caller.role == Role::Enterprise,
+                                })
                     })
                     .map(|((books_center, books_year), books)| proto::Receivable {
                         center: books_center.to_string(),
@@ -576,6 +634,7 @@ impl SettlementService for Api {
                         offset: books.offset.to_string(),
                         repaid: books.repaid.to_string(),
                         outstanding: books.outstanding().to_string(),
+                        payee_kind: convert::payee_to_proto(state.payee_kind(*books_year)),
                     })
                     .collect::<Vec<_>>()
             })

@@ -95,7 +95,7 @@ pub fn explain(policy: &ProgrammePolicy) -> Vec<String> {
     }
     lines.push(match rules.payee {
         Payee::Center => "Who is paid (补贴对象): the computing center, by settlement statement; the enterprise pays the invoice minus the subsidy (discount at the point of sale, 直接抵扣).".to_string(),
-        Payee::Enterprise => "Who is paid (补贴对象): the enterprise, which pays the invoice in full and claims with proof of payment (先支付后补贴); one statement per enterprise.".to_string(),
+        Payee::Enterprise => "Who is paid (补贴对象): the enterprise, which pays the invoice in full and claims with proof of payment (先支付后补贴): every invoice must carry the proof (PAYMENT_PROOF_MISSING without it); one statement per enterprise, and clawbacks are owed by the enterprise.".to_string(),
     });
     if let Some(second) = &rules.second_source {
         lines.push(format!(

@@ -17,6 +17,7 @@ use crate::domain::event::{
 };
 use crate::domain::ids::{ProgrammeYear, StatementId, Timestamp, Uscc, VoucherId};
 use crate::domain::money::Money;
+use crate::domain::programme::Payee;
 use crate::domain::reconciliation::ReconciliationRecord;
 
 impl Usage {
@@ -301,6 +302,12 @@ impl LedgerState {
 
     fn apply_invoice_redeemed(&mut self, sequence: u64, redeemed: &InvoiceRedeemed) {
         let subsidy = redeemed.subsidy;
+        // The books the redemption goes into: its payee's (the center, or the enterprise
+        // in a reimbursement year).
+        let payee = self
+            .vouchers
+            .get(&redeemed.voucher)
+            .map_or(redeemed.center, |voucher| self.payee_of(&voucher.terms));
         self.invoices_redeemed += 1;
         if let Some(center) = self.centers.get_mut(&redeemed.center) {
             center.redeemed_total = center.redeemed_total.plus(subsidy);
@@ -322,10 +329,7 @@ impl LedgerState {
                     .or_default()
                     .redeem_from_hold(subsidy);
             }
-            let books = self
-                .center_years
-                .entry((redeemed.center, year))
-                .or_default();
+            let books = self.center_years.entry((payee, year)).or_default();
             books.granted = books.granted.plus(subsidy);
             books.granted_count += 1;
             books.unsettled = books.unsettled.plus(subsidy);
@@ -355,6 +359,10 @@ impl LedgerState {
         if let Some(center) = self.centers.get_mut(&reversed.center) {
             center.reversed_total = center.reversed_total.plus(subsidy);
         }
+        let payee = self
+            .vouchers
+            .get(&reversed.voucher)
+            .map_or(reversed.center, |voucher| self.payee_of(&voucher.terms));
         let Some(voucher) = self.vouchers.get_mut(&reversed.voucher) else {
             return;
         };
@@ -378,10 +386,7 @@ impl LedgerState {
             .get_mut(&enterprise)
             .map(|account| account.usage_by_year.entry(year).or_default());
         let book = self.years.entry(year).or_default();
-        let books = self
-            .center_years
-            .entry((reversed.center, year))
-            .or_default();
+        let books = self.center_years.entry((payee, year)).or_default();
         if reversed.clawback {
             if legacy_clawback {
                 book.usage.unredeem(subsidy, true);
@@ -535,17 +540,20 @@ impl LedgerState {
     }
 
     /// Moves a statement's standing subsidy between open and paid, and counts the cash.
+    /// `payee` is the statement's; a center's account counts what it was paid (an
+    /// enterprise payee's cash is in its books only).
     fn pay(
         &mut self,
-        center: Uscc,
+        payee: Uscc,
         year: ProgrammeYear,
         amount: Money,
         standing: Money,
         paid: bool,
     ) {
+        let center_paid = self.payee_kind(year) == Payee::Center;
         let book = self.years.entry(year).or_default();
-        let books = self.center_years.entry((center, year)).or_default();
-        let account = self.centers.get_mut(&center);
+        let books = self.center_years.entry((payee, year)).or_default();
+        let account = self.centers.get_mut(&payee).filter(|_| center_paid);
         if paid {
             book.standing_open = book.standing_open.saturating_minus(standing);
             book.standing_paid = book.standing_paid.plus(standing);
@@ -565,7 +573,7 @@ impl LedgerState {
         }
     }
 
-    /// Recovers `amount` of a center's receivables of `year`, oldest first: each fen
+    /// Recovers `amount` of a payee's receivables of `year`, oldest first: each fen
     /// recovered frees its enterprise's cap and the pool, and counts as released from
     /// the voucher it was clawed back from.
     fn recover(&mut self, center: Uscc, year: ProgrammeYear, amount: Money, how: Recovery) {

@@ -1,12 +1,14 @@
 //! `check_invariants`: the promises every state keeps, checked after every replay, by
 //! `verify`, and after every command in the property tests. ARCHITECTURE.md states them;
-//! the numbers below refer to its list.
+//! the numbers below refer to its list. "Center" there reads "payee": the center, or in
+//! a reimbursement year the enterprise (the books are keyed by the payee).
 
 use std::collections::BTreeMap;
 
 use super::{LedgerState, StatementState, Usage, YearBook};
 use crate::domain::ids::ProgrammeYear;
 use crate::domain::money::Money;
+use crate::domain::programme::Payee;
 
 fn sum(amounts: impl IntoIterator<Item = Money>) -> Money {
     amounts.into_iter().fold(Money::ZERO, Money::plus)
@@ -89,7 +91,22 @@ impl LedgerState {
                 .map(|item| item.outstanding));
             let entry = holding.entry(*year).or_insert(Money::ZERO);
             *entry = entry.plus(held);
-            let place = format!("center {center} {year}");
+            let kind = self.payee_kind(*year);
+            let place = format!("{} {center} {year}", kind.name());
+            // A reimbursement year's books are an enterprise's: it owes only clawbacks of
+            // its own vouchers.
+            if kind == Payee::Enterprise {
+                if let Some(item) = books
+                    .receivables
+                    .iter()
+                    .find(|item| item.enterprise != *center)
+                {
+                    violations.push(format!(
+                        "{place}: owes a clawback of voucher {} of enterprise {}",
+                        item.voucher, item.enterprise
+                    ));
+                }
+            }
             if books.granted
                 != books
                     .reversed_unsettled
@@ -206,7 +223,7 @@ impl LedgerState {
             ] {
                 if expected != found {
                     violations.push(format!(
-                        "year {year}: {what} {expected} differs from the sum over centers {found}"
+                        "year {year}: {what} {expected} differs from the sum over payees {found}"
                     ));
                 }
             }

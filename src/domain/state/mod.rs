@@ -93,7 +93,9 @@ pub struct ReceivableItem {
     pub holds_pool: bool,
 }
 
-/// One center's books for one programme year.
+/// One payee's books for one programme year: the center's (today), or in a reimbursement
+/// year (`payee = "enterprise"`) the enterprise's. The year's policy says which, so a
+/// (USCC, year) key is never both. The name stays from when only centers were paid.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct CenterYear {
     /// Gross subsidy of every redemption, and how many.
@@ -181,6 +183,8 @@ pub struct PaymentRecord {
 pub struct Statement {
     pub id: StatementId,
     pub run: SettlementRunId,
+    /// The payee: the center, or the enterprise in a reimbursement year (see
+    /// [`LedgerState::payee_kind`]).
     pub center: Uscc,
     pub year: ProgrammeYear,
     pub issued_at: Timestamp,
@@ -227,6 +231,7 @@ pub enum BankUse {
         statement: StatementId,
     },
     Repayment {
+        /// The payee that repaid (a center, or an enterprise in a reimbursement year).
         center: Uscc,
         year: ProgrammeYear,
         amount: Money,
@@ -364,6 +369,7 @@ pub struct LedgerState {
     pub(super) policies: BTreeMap<ProgrammeYear, ProgrammePolicy>,
     pub(super) years: BTreeMap<ProgrammeYear, YearBook>,
     pub(super) centers: BTreeMap<Uscc, CenterAccount>,
+    /// Books per payee and year (see [`CenterYear`]).
     pub(super) center_years: BTreeMap<(Uscc, ProgrammeYear), CenterYear>,
     pub(super) enterprises: FxHashMap<Uscc, EnterpriseAccount>,
     pub(super) related_parties: BTreeSet<(Uscc, Uscc)>,

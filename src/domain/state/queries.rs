@@ -8,12 +8,14 @@ use super::{
     CenterAccount, CenterYear, EnterpriseAccount, InvoiceEntry, LedgerState, SettlementRun,
     Statement, Usage, Voucher, YearBook,
 };
+use crate::domain::event::VoucherApproved;
 use crate::domain::ids::{
     BankReference, ContractNumber, InvoiceNumber, ProgrammeYear, SettlementId, SettlementRunId,
     StatementId, Timestamp, Uscc, VoucherId,
 };
 use crate::domain::money::Money;
 use crate::domain::policy::ProgrammePolicy;
+use crate::domain::programme::Payee;
 use crate::domain::state::BankUse;
 
 impl LedgerState {
@@ -72,23 +74,51 @@ impl LedgerState {
         self.centers.values()
     }
 
-    /// A center's books for a year.
+    /// Who the bureau pays for `year`'s redemptions: the center (today's programmes, and
+    /// a year without a policy) or the enterprise (reimbursement).
+    pub fn payee_kind(&self, year: ProgrammeYear) -> Payee {
+        self.policies
+            .get(&year)
+            .map_or(Payee::Center, |policy| policy.rules().payee)
+    }
+
+    /// The payee of a voucher's redemptions: whose books ([`CenterYear`]), statements and
+    /// receivables they go into.
+    pub fn payee_of(&self, terms: &VoucherApproved) -> Uscc {
+        match self.payee_kind(terms.year) {
+            Payee::Center => terms.center,
+            Payee::Enterprise => terms.enterprise,
+        }
+    }
+
+    /// A payee's books for a year (a center's, or an enterprise's in a reimbursement year).
+    pub fn payee_year(&self, payee: &Uscc, year: ProgrammeYear) -> Option<&CenterYear> {
+        self.center_years.get(&(*payee, year))
+    }
+
+    /// A center's books for a year (`None` for a reimbursement year: the enterprise is paid).
     pub fn center_year(&self, center: &Uscc, year: ProgrammeYear) -> Option<&CenterYear> {
+        if self.payee_kind(year) != Payee::Center {
+            return None;
+        }
         self.center_years.get(&(*center, year))
     }
 
-    /// Every center-year's books, in (center, year) order.
+    /// Every payee-year's books, in (payee, year) order; the payee is a center unless
+    /// the year is a reimbursement year ([`LedgerState::payee_kind`]).
     pub fn center_years(&self) -> impl Iterator<Item = (&(Uscc, ProgrammeYear), &CenterYear)> {
         self.center_years.iter()
     }
 
-    /// A center's books of every year, in year order.
+    /// A center's books of every year, in year order (reimbursement years, whose books
+    /// are the enterprises', left out).
     pub fn center_years_of(
         &self,
         center: &Uscc,
     ) -> impl Iterator<Item = (ProgrammeYear, &CenterYear)> {
         self.center_years
             .range((*center, ProgrammeYear::MIN)..=(*center, ProgrammeYear::MAX))
+            .filter(|((_, year), _)| self.payee_kind(*year) == Payee::Center)
             .map(|((_, year), books)| (*year, books))
     }
 
@@ -109,7 +139,9 @@ impl LedgerState {
         self.statements
             .values()
             .filter(|statement| {
-                statement.center == *center && statement.state != super::StatementState::Paid
+                statement.center == *center
+                    && statement.state != super::StatementState::Paid
+                    && self.payee_kind(statement.year) == Payee::Center
             })
             .fold(Money::ZERO, |sum, statement| sum.plus(statement.net))
     }
@@ -236,16 +268,21 @@ impl LedgerState {
 
     /// Whether an invoice of `center` on a voucher of `year` is in a statement, and which
     /// (`None` inside `Some` for a format-v1 settlement). It is when a settlement's cutoff
-    /// came after its redemption and it was not reversed before that cutoff.
+    /// came after its redemption and it was not reversed before that cutoff. The payee's
+    /// books decide: the center's, or the voucher's enterprise's in a reimbursement year.
     pub fn invoice_settlement(
         &self,
         center: &Uscc,
         year: ProgrammeYear,
         entry: &InvoiceEntry,
     ) -> Option<Option<StatementId>> {
+        let payee = match self.payee_kind(year) {
+            Payee::Center => *center,
+            Payee::Enterprise => self.vouchers.get(&entry.voucher)?.terms.enterprise,
+        };
         let (cutoff, statement) = self
             .center_years
-            .get(&(*center, year))?
+            .get(&(payee, year))?
             .settlement_of(entry.sequence)?;
         match entry.reversed_at {
             Some(reversed_at) if reversed_at < cutoff => None,

@@ -6,15 +6,16 @@
 //! - the longest contract term;
 //! - capacity thresholds a center must meet (≥, judged on its registered figures);
 //! - declarations an approval must carry;
-//! - rules this build records but cannot yet settle (an enterprise payee, a second
-//!   funding source) make a policy unpublishable, rather than publishable and ignored.
+//! - a rule this build records but cannot yet settle (a second funding source) makes a
+//!   policy unpublishable, rather than publishable and ignored. (An enterprise payee is
+//!   settled: see `redemption.rs` and `settlement.rs`.)
 
 use super::reject;
 use crate::domain::command::ApproveVoucher;
 use crate::domain::ids::{ProgrammeYear, Uscc, VoucherId};
 use crate::domain::money::{Money, Rate};
 use crate::domain::policy::ProgrammePolicy;
-use crate::domain::programme::{ApprovalTerms, EnterpriseClass, Payee, RateBasis};
+use crate::domain::programme::{ApprovalTerms, EnterpriseClass, RateBasis};
 use crate::domain::rejection::{Rejection, RejectionCode};
 use crate::domain::state::{CenterAccount, LedgerState};
 
@@ -46,15 +47,6 @@ impl LedgerState {
         policy: &ProgrammePolicy,
     ) -> Result<(), Rejection> {
         let rules = policy.rules();
-        if rules.payee == Payee::Enterprise {
-            return reject(
-                RejectionCode::ProgrammeRuleNotExecutable,
-                format!(
-                    "the {} policy pays the enterprise (reimbursement); this build settles statements to centers only",
-                    policy.year()
-                ),
-            );
-        }
         if let Some(second) = &rules.second_source {
             return reject(
                 RejectionCode::ProgrammeRuleNotExecutable,

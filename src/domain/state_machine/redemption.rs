@@ -9,10 +9,14 @@
 //! - the same invoice number (canonical form) again with the same content answers the
 //!   original outcome, before any other rule (a retry after a suspension still gets it);
 //!   with other content it is a conflict; if it was reversed since, the answer says so
-//!   and the subsidy that stands is 0.00;
+//!   and the subsidy that stands is 0.00. The content compared is what the invoice index
+//!   keeps (voucher, amount, issue date, delivery proof); a proof of payment is evidence
+//!   recorded once, with the redemption, so a retry is answered whatever proof it carries;
+//! - in a reimbursement year (the enterprise is the payee) every invoice carries the
+//!   enterprise's proof of payment (`PAYMENT_PROOF_MISSING` without one);
 //! - a reversal before the invoice is in a statement takes the subsidy back (to the
-//!   voucher if it is active, else to cap and pool); after, it is a clawback: the center
-//!   owes it back, and cap and pool are freed only when it is recovered. Only the bureau
+//!   voucher if it is active, else to cap and pool); after, it is a clawback: the payee
+//!   (center, or enterprise in a reimbursement year) owes it back, and cap and pool are freed only when it is recovered. Only the bureau
 //!   may reverse a settled invoice.
 
 use super::{reject, Decision, InvoiceOutcome, Reply, ReversalOutcome};
@@ -21,6 +25,7 @@ use crate::domain::event::{Event, InvoiceRedeemed, InvoiceReversed};
 use crate::domain::ids::{InvoiceNumber, Reason, Timestamp, Uscc};
 use crate::domain::money::Money;
 use crate::domain::origin::PrincipalRole;
+use crate::domain::programme::Payee;
 use crate::domain::rejection::{Rejection, RejectionCode};
 use crate::domain::state::{InvoiceEntry, InvoiceLookup, LedgerState, VoucherStatus};
 
@@ -101,6 +106,16 @@ impl LedgerState {
                 format!("voucher {} is {}", post.voucher, voucher.status.name()),
             );
         }
+        // Reimbursement: the bureau pays the enterprise only for what it shows it paid.
+        if self.payee_kind(terms.year) == Payee::Enterprise && post.payment_proof.is_none() {
+            return reject(
+                RejectionCode::PaymentProofMissing,
+                format!(
+                    "invoice {} of center {} has no proof of payment; the {} programme reimburses enterprise {} and needs the proof (bank reference or payment voucher number) of every invoice",
+                    post.invoice_number, post.center, terms.year, terms.enterprise
+                ),
+            );
+        }
         if post.issue_date < terms.term_start || post.issue_date > terms.term_end {
             return reject(
                 RejectionCode::InvoiceDateOutsideTerm,
@@ -161,6 +176,7 @@ impl LedgerState {
             issue_date: post.issue_date,
             delivery_proof: post.delivery_proof.clone(),
             subsidy,
+            payment_proof: post.payment_proof.clone(),
         }))
     }
 

@@ -1,9 +1,13 @@
-//! Settlement rules: what the finance bureau owes each center and how it is paid.
+//! Settlement rules: what the finance bureau owes each payee and how it is paid.
+//!
+//! The payee is the center, or in a reimbursement year (`payee = "enterprise"`) the
+//! voucher's enterprise; every rule below reads "center" as "payee".
 //!
 //! - A settlement run cuts a programme year off at its own event: every redemption of
 //!   the year before it, not yet in a statement and not reversed, goes into exactly one
-//!   statement, one per center with anything to settle (in USCC order). A run id used
-//!   again for the same year answers the original run.
+//!   statement, one per payee with anything to settle (in USCC order; at most
+//!   `STATEMENTS_PER_RUN_MAX`, the rest wait for the next run). A run id used again for
+//!   the same year answers the original run.
 //! - A statement's net is its gross subsidy minus the center's receivables of that year
 //!   that it recovers (oldest first); never below zero: what it cannot absorb stays
 //!   outstanding. A statement with nothing to pay is paid at once.
@@ -22,9 +26,10 @@ use crate::domain::ids::{
     BankReference, Date, ProgrammeYear, Reason, SettlementRunId, StatementId, Timestamp, Uscc,
 };
 use crate::domain::money::Money;
+use crate::domain::programme::Payee;
 use crate::domain::rejection::{Rejection, RejectionCode};
 use crate::domain::state::{BankUse, LedgerState, StatementState};
-use crate::limits::{CENTERS_MAX, EXPIRY_BATCH_LIMIT};
+use crate::limits::{EXPIRY_BATCH_LIMIT, STATEMENTS_PER_RUN_MAX};
 
 impl LedgerState {
     pub(super) fn decide_settlement_run(
@@ -59,6 +64,10 @@ impl LedgerState {
             if *books_year != year || (books.unsettled_count == 0 && books.unsettled.is_zero()) {
                 continue;
             }
+            // Enterprise payees are not bounded in number; the rest wait for the next run.
+            if events.len() > STATEMENTS_PER_RUN_MAX {
+                break;
+            }
             let gross = books.unsettled;
             let clawback_offset = gross.min(books.outstanding());
             events.push(Event::StatementIssued(Box::new(StatementIssued {
@@ -75,10 +84,12 @@ impl LedgerState {
         if events.len() == 1 {
             return reject(
                 RejectionCode::NothingToSettle,
-                format!("no center has a redemption of {year} to settle"),
+                format!(
+                    "no {} has a redemption of {year} to settle",
+                    self.payee_kind(year).name()
+                ),
             );
         }
-        assert!(events.len() <= CENTERS_MAX + 1);
         let run = *run;
         Ok(Decision::Append {
             events,
@@ -112,8 +123,10 @@ impl LedgerState {
                     match used {
                         BankUse::Payment { statement } =>
                             format!("a payment of statement {statement}"),
-                        BankUse::Repayment { center, year, .. } =>
-                            format!("a repayment by center {center} for {year}"),
+                        BankUse::Repayment { center, year, .. } => format!(
+                            "a repayment by {} {center} for {year}",
+                            self.payee_kind(*year).name()
+                        ),
                     }
                 ),
             ),
@@ -253,10 +266,18 @@ impl LedgerState {
         value_date: Date,
         at: Timestamp,
     ) -> Result<Decision, Rejection> {
-        self.existing_center(center)?;
-        self.existing_policy(year)?;
+        let policy = self.existing_policy(year)?;
+        // The payee repays: a center, or in a reimbursement year an enterprise.
+        match policy.rules().payee {
+            Payee::Center => {
+                self.existing_center(center)?;
+            }
+            Payee::Enterprise => {
+                self.existing_enterprise(center)?;
+            }
+        }
         let outstanding = self
-            .center_year(center, year)
+            .payee_year(center, year)
             .map_or(Money::ZERO, |books| books.outstanding());
         let repeat = self.fresh_reference(bank_reference, |used| {
             matches!(used, BankUse::Repayment { center: used_center, year: used_year, amount: used_amount, value_date: used_date, .. }
@@ -280,7 +301,8 @@ impl LedgerState {
             return reject(
                 RejectionCode::RepaymentExceedsReceivable,
                 format!(
-                    "repayment {amount} by center {center} for {year} must be above zero and at most what it owes: {outstanding}"
+                    "repayment {amount} by {} {center} for {year} must be above zero and at most what it owes: {outstanding}",
+                    self.payee_kind(year).name()
                 ),
             );
         }
