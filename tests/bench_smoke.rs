@@ -25,6 +25,7 @@ async fn the_load_generator_posts_every_invoice_it_claims() {
         vouchers: 20,
         unary_rate: 200,
         unary_seconds: 1,
+        list_clients: 2,
         seed: 3,
     })
     .await
@@ -35,6 +36,15 @@ async fn the_load_generator_posts_every_invoice_it_claims() {
     );
     assert!(report.contains("200 calls"), "{report}");
     assert!(report.contains("0 failed"), "{report}");
+    // The read load ran beside the unary phase and answered (each lister calls at least once).
+    let list_calls: u64 = report
+        .split("ListVouchers clients made ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|calls| calls.parse().ok())
+        .unwrap_or_else(|| panic!("no list load line in {report}"));
+    assert!(report.contains("2 ListVouchers clients"), "{report}");
+    assert!(list_calls >= 2, "{report}");
     // Running it again seeds nothing new and posts fresh invoice numbers.
     let again = run_load(LoadSettings {
         target: server.address.clone(),
@@ -47,6 +57,7 @@ async fn the_load_generator_posts_every_invoice_it_claims() {
         vouchers: 20,
         unary_rate: 0,
         unary_seconds: 0,
+        list_clients: 0,
         seed: 4,
     })
     .await
