@@ -185,22 +185,28 @@ cpu_ticks() {
   echo $(( ${12} + ${13} ))
 }
 
-declare -A seed_ticks
-run_grpc() {
-  local round="$1" count="$2" build="$3" connections="$4" batch="$5"
-  local bin="$scratch/bin-$build" directory="$scratch/grpc-$build" log="$scratch/serve.log"
+# Starts `serve` of build $1 on a fresh data directory $2; sets `server` to its pid and
+# returns 1 (printing the log's tail) if it does not listen within 30 s.
+start_server() {
+  local bin="$scratch/bin-$1" directory="$2" log="$scratch/serve.log" waited=0
   rm -rf "$directory"
   "$bin/voucher-ledger" serve --data-dir "$directory" --listen "127.0.0.1:$port" \
       --config "$bin/server.toml" > "$log" 2>&1 &
-  local server=$!
-  local waited=0
+  server=$!
   until grep -q "listening on" "$log" 2>/dev/null; do
     sleep 0.1; waited=$((waited + 1))
     if [ "$waited" -gt 300 ] || ! kill -0 "$server" 2>/dev/null; then
-      echo "serve did not start:"; tail -5 "$log"; kill "$server" 2>/dev/null || true; return 0
+      echo "serve did not start:"; tail -5 "$log"; kill "$server" 2>/dev/null || true; return 1
     fi
   done
   sleep 0.5
+}
+
+declare -A seed_ticks
+run_grpc() {
+  local round="$1" count="$2" build="$3" connections="$4" batch="$5"
+  local bin="$scratch/bin-$build" directory="$scratch/grpc-$build" server
+  start_server "$build" "$directory" || return 0
   local before output client_cpu after TIMEFORMAT='%U %S'
   before=$(cpu_ticks "$server")
   client_cpu=$( { time timeout "$(remaining)" "$bin/voucher-ledger" bench --target "127.0.0.1:$port" \
@@ -257,18 +263,8 @@ run_engine() {
 # Unary PostInvoice at 2,000/s for 10 s after 100,000 batched invoices, with $4 clients
 # listing vouchers beside it (issue 12's goal: p99 ≤ 2 ms with that read load).
 run_unary() {
-  local round="$1" build="$2" listers="$3" bin="$scratch/bin-$2" directory="$scratch/unary-$2" log="$scratch/serve.log"
-  rm -rf "$directory"
-  "$bin/voucher-ledger" serve --data-dir "$directory" --listen "127.0.0.1:$port" \
-      --config "$bin/server.toml" > "$log" 2>&1 &
-  local server=$! waited=0
-  until grep -q "listening on" "$log" 2>/dev/null; do
-    sleep 0.1; waited=$((waited + 1))
-    if [ "$waited" -gt 300 ] || ! kill -0 "$server" 2>/dev/null; then
-      echo "serve did not start:"; tail -5 "$log"; kill "$server" 2>/dev/null || true; return 0
-    fi
-  done
-  sleep 0.5
+  local round="$1" build="$2" listers="$3" bin="$scratch/bin-$2" directory="$scratch/unary-$2" server
+  start_server "$build" "$directory" || return 0
   local extra=() output p99 lists
   [ "$listers" -gt 0 ] && extra=(--list-clients "$listers")
   output=$(timeout "$(remaining)" "$bin/voucher-ledger" bench --target "127.0.0.1:$port" \

@@ -26,54 +26,7 @@ async fn seed(server: &TestServer) -> String {
         .publish_policy(authed(BUREAU, policy))
         .await
         .expect("policy");
-    server
-        .registry()
-        .register_center(authed(
-            BUREAU,
-            RegisterCenterRequest {
-                uscc: center_code(1),
-                name: "Center 1".into(),
-                tier: FacilityTier::Domestic as i32,
-                listing_basis: ListingBasis::PlanningLayout as i32,
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("center");
-    server
-        .registry()
-        .register_enterprise(authed(
-            BUREAU,
-            RegisterEnterpriseRequest {
-                uscc: enterprise_code(1),
-                name: "Enterprise 1".into(),
-            },
-        ))
-        .await
-        .expect("enterprise");
-    server
-        .vouchers()
-        .approve_voucher(authed(
-            BUREAU,
-            ApproveVoucherRequest {
-                voucher_id: String::new(),
-                year: 2026,
-                enterprise: enterprise_code(1),
-                center: center_code(1),
-                contract_number: "C-BACKUP".into(),
-                contract_fee: "1000000.00".into(),
-                term_start: "2026-01-01".into(),
-                term_end: "2026-12-31".into(),
-                requested: "300000.00".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("voucher")
-        .into_inner()
-        .voucher
-        .expect("voucher body")
-        .voucher_id
+    register_pair_and_approve(&server.channel, "C-BACKUP", "1000000.00", "300000.00").await
 }
 
 fn invoices(voucher_id: &str, batch: usize, size: usize) -> Vec<proto::Invoice> {

@@ -36,52 +36,7 @@ async fn seed(channel: &Channel) -> String {
         .publish_policy(authed(BUREAU, policy()))
         .await
         .expect("policy");
-    let mut registry = registry_service_client::RegistryServiceClient::new(channel.clone());
-    registry
-        .register_center(authed(
-            BUREAU,
-            RegisterCenterRequest {
-                uscc: center_code(1),
-                name: "Center 1".into(),
-                tier: FacilityTier::Domestic as i32,
-                listing_basis: ListingBasis::PlanningLayout as i32,
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("center");
-    registry
-        .register_enterprise(authed(
-            BUREAU,
-            RegisterEnterpriseRequest {
-                uscc: enterprise_code(1),
-                name: "Enterprise 1".into(),
-            },
-        ))
-        .await
-        .expect("enterprise");
-    voucher_service_client::VoucherServiceClient::new(channel.clone())
-        .approve_voucher(authed(
-            BUREAU,
-            ApproveVoucherRequest {
-                voucher_id: String::new(),
-                year: 2026,
-                enterprise: enterprise_code(1),
-                center: center_code(1),
-                contract_number: "C-FAULTS".into(),
-                contract_fee: "20000000.00".into(),
-                term_start: "2026-01-01".into(),
-                term_end: "2026-12-31".into(),
-                requested: "6000000.00".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("voucher")
-        .into_inner()
-        .voucher
-        .expect("voucher")
-        .voucher_id
+    register_pair_and_approve(channel, "C-FAULTS", "20000000.00", "6000000.00").await
 }
 
 fn invoices(voucher_id: &str, prefix: &str, batch: usize, size: usize) -> Vec<Invoice> {

@@ -134,52 +134,8 @@ async fn the_exposition_passes_promtool_and_counts_what_was_posted() {
         .publish_policy(authed_with_id(BUREAU, "metrics-policy-1", policy))
         .await
         .expect("policy");
-    let mut registry = registry_service_client::RegistryServiceClient::new(channel.clone());
-    registry
-        .register_center(authed(
-            BUREAU,
-            RegisterCenterRequest {
-                uscc: center_code(1),
-                name: "Center 1".into(),
-                tier: FacilityTier::Domestic as i32,
-                listing_basis: ListingBasis::PlanningLayout as i32,
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("center");
-    registry
-        .register_enterprise(authed(
-            BUREAU,
-            RegisterEnterpriseRequest {
-                uscc: enterprise_code(1),
-                name: "Enterprise 1".into(),
-            },
-        ))
-        .await
-        .expect("enterprise");
-    let voucher_id = voucher_service_client::VoucherServiceClient::new(channel.clone())
-        .approve_voucher(authed(
-            BUREAU,
-            ApproveVoucherRequest {
-                voucher_id: String::new(),
-                year: 2026,
-                enterprise: enterprise_code(1),
-                center: center_code(1),
-                contract_number: "C-METRICS".into(),
-                contract_fee: "100000.00".into(),
-                term_start: "2026-01-01".into(),
-                term_end: "2026-12-31".into(),
-                requested: "30000.00".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("voucher")
-        .into_inner()
-        .voucher
-        .expect("voucher")
-        .voucher_id;
+    let voucher_id =
+        register_pair_and_approve(&channel, "C-METRICS", "100000.00", "30000.00").await;
     // ... and a center posts 3 batches of 40 invoices, reposts the first batch (40
     // duplicates, answered as accepted), 5 conflicting reposts, and 7 unary invoices
     let mut redemption = redemption_service_client::RedemptionServiceClient::new(channel.clone());

@@ -184,3 +184,64 @@ impl TestServer {
         ExportServiceClient::new(self.channel.clone())
     }
 }
+
+/// Registers center 1 (domestic tier) and enterprise 1, then approves one 2026 voucher
+/// between them for `contract_number`, over `channel` as the bureau; returns its id.
+/// The seeding several server tests share before they post invoices.
+pub async fn register_pair_and_approve(
+    channel: &Channel,
+    contract_number: &str,
+    contract_fee: &str,
+    requested: &str,
+) -> String {
+    use voucher_ledger::api::proto::{
+        ApproveVoucherRequest, FacilityTier, ListingBasis, RegisterCenterRequest,
+        RegisterEnterpriseRequest,
+    };
+    let mut registry = RegistryServiceClient::new(channel.clone());
+    registry
+        .register_center(authed(
+            BUREAU,
+            RegisterCenterRequest {
+                uscc: center_code(1),
+                name: "Center 1".into(),
+                tier: FacilityTier::Domestic as i32,
+                listing_basis: ListingBasis::PlanningLayout as i32,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("center");
+    registry
+        .register_enterprise(authed(
+            BUREAU,
+            RegisterEnterpriseRequest {
+                uscc: enterprise_code(1),
+                name: "Enterprise 1".into(),
+            },
+        ))
+        .await
+        .expect("enterprise");
+    VoucherServiceClient::new(channel.clone())
+        .approve_voucher(authed(
+            BUREAU,
+            ApproveVoucherRequest {
+                voucher_id: String::new(),
+                year: 2026,
+                enterprise: enterprise_code(1),
+                center: center_code(1),
+                contract_number: contract_number.into(),
+                contract_fee: contract_fee.into(),
+                term_start: "2026-01-01".into(),
+                term_end: "2026-12-31".into(),
+                requested: requested.into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("voucher")
+        .into_inner()
+        .voucher
+        .expect("voucher body")
+        .voucher_id
+}
