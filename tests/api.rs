@@ -1468,6 +1468,7 @@ async fn settlement_rows_change_nothing(
             amount: amount.into(),
             bank_reference: reference.into(),
             value_date: date.into(),
+            ..Default::default()
         };
         call(async move {
             server

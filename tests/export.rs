@@ -288,6 +288,7 @@ async fn seed(server: &TestServer) -> Scenario {
                 amount: "250.00".into(),
                 bank_reference: "ICBC-2026-0002".into(),
                 value_date: today.to_string(),
+                ..Default::default()
             },
         ))
         .await

@@ -23,6 +23,8 @@
 //! | `log-block-v1-all-types-{unknown-version,first-sequence,count-short,count-long,torn-tail,flipped-byte,absurd-record-length}.vlbk` | `VLBK` v1 | the same, damaged |
 //! | `log-v2-programme-extensions.records`      | records `VLEV` v2       | [`programme_extension_events`]: the programme extension (issue 13) |
 //! | `log-v2-reimbursement.records`             | records `VLEV` v2       | [`reimbursement_events`]: a redemption's proof of payment (issue 13, enterprise payee) |
+//! | `log-v2-stacked.records`                   | records `VLEV` v2       | [`stacked_events`]: a second funding source's fields (issue 13, stacked funding) |
+//! | `index-v4-entry.vlix`                      | index entry `VLIX` v4   | [`v4_index_entry`]: with a second source's subsidy |
 //!
 //! Provenance: `log-v1-all-types.records` is byte for byte what the writer before the
 //! storage restructure (commit 8eeeefa) produces for the same events, and
@@ -316,6 +318,18 @@ const FROZEN_FIXTURES: &[(&str, &str)] = &[
         "log-v2-reimbursement.records",
         "30b3657bd26fdc37ed7a18fdd07f7c2953e59370692f020a0daf453c80d2a63e",
     ),
+    // Record format v2 with stacked funding's fields (issue 13): a second face value,
+    // second subsidies on a redemption and a reversal, the second source's statement and
+    // a repayment to it.
+    (
+        "log-v2-stacked.records",
+        "dc006713add2dca10cbee279f68349c4431a8b29798ed9d0c1096614319c687f",
+    ),
+    // Invoice index entry v4 (issue 13, stacked funding): a second source's subsidy.
+    (
+        "index-v4-entry.vlix",
+        "d6855cbae4bcb54793a5c1adca5e8806978522faae495d866737e3698e0c5926",
+    ),
     // Record format v2, event types added after its all-types log: reconciliations (20).
     (
         "log-v2-additions.records",
@@ -574,6 +588,7 @@ fn redeemed(
         delivery_proof: proof(delivery_proof),
         subsidy: money(subsidy),
         payment_proof: None,
+        second_subsidy: Money::ZERO,
     })
 }
 
@@ -598,6 +613,7 @@ fn reversed(
         clawback,
         returned_to_voucher,
         reason: reason(why),
+        second_subsidy: Money::ZERO,
     })
 }
 
@@ -646,6 +662,7 @@ fn statement(
         gross: money(gross),
         clawback_offset: money(clawback_offset),
         net: money(net),
+        source: FundingSource::Primary,
     }))
 }
 
@@ -2117,6 +2134,7 @@ fn v2_events() -> Vec<SequencedEvent> {
                 amount: money("5000.00"),
                 bank_reference: bank_reference("CCB-REPAY-20270301"),
                 value_date: date("2027-02-28"),
+                source: FundingSource::Primary,
             },
         ),
     ])
@@ -2225,6 +2243,7 @@ fn v1_index_entry() -> (Uscc, InvoiceNumber, InvoiceEntry, OlderIndexFields) {
             issue_date: date("2026-02-20"),
             delivery_proof: proof("usage report 2026-02"),
             subsidy: money("3000.00"),
+            second_subsidy: Money::ZERO,
             sequence: 14,
             reversed_at: Some(0),
         },
@@ -2247,6 +2266,7 @@ fn v2_index_entry() -> (Uscc, InvoiceNumber, InvoiceEntry, OlderIndexFields) {
             issue_date: date("2026-03-10"),
             delivery_proof: proof("验收单 2026-03"),
             subsidy: money("9999.99"),
+            second_subsidy: Money::ZERO,
             sequence: 16,
             reversed_at: None,
         },
@@ -2269,8 +2289,23 @@ fn v3_index_entry() -> (Uscc, InvoiceNumber, InvoiceEntry) {
             issue_date: date("2026-07-09"),
             delivery_proof: proof("验收单 2026-07"),
             subsidy: money("15000.00"),
+            second_subsidy: Money::ZERO,
             sequence: V3_INDEX_SEQUENCE,
             reversed_at: Some(V3_INDEX_REVERSED_AT),
+        },
+    )
+}
+
+/// The v4 fixture's entry: v3's with a stacked second source's subsidy (v4 is written
+/// only for such an entry; every other entry is still written as v3).
+fn v4_index_entry() -> (Uscc, InvoiceNumber, InvoiceEntry) {
+    let (center, number, entry) = v3_index_entry();
+    (
+        center,
+        number,
+        InvoiceEntry {
+            second_subsidy: money("5000.00"),
+            ..entry
         },
     )
 }
@@ -2287,7 +2322,8 @@ fn index_fixture_entry(version: u16) -> (Uscc, InvoiceNumber, InvoiceEntry) {
             let (center, number, entry, _) = v2_index_entry();
             (center, number, entry)
         }
-        _ => v3_index_entry(),
+        3 => v3_index_entry(),
+        _ => v4_index_entry(),
     }
 }
 
@@ -3093,11 +3129,27 @@ fn index_entry_fixtures_of_every_readable_version_decode_to_their_entries() {
             .unwrap_or_else(|error| panic!("{name} no longer decodes: {}", error.reason));
         assert_eq!(decoded, index_fixture_entry(version).2, "{name}");
     }
-    // The v3 fixture is what the layout in `storage::index` says, written by hand.
+    // The v3 fixture is what the layout in `storage::index` says, written by hand, and
+    // an entry without a second subsidy is still written as v3.
     let (_, _, v3_entry) = v3_index_entry();
     if let Some(committed) = try_read_fixture("index-v3-entry.vlix") {
         assert_eq!(committed, index_entry_v3_bytes(&v3_entry));
+        let mut encoded = Vec::new();
+        encode_index_entry(&v3_entry, &mut encoded);
+        assert_eq!(encoded, committed, "a single-source entry is written as v3");
     }
+    // v4: v3's fields, then the second subsidy (i64 fen).
+    let (_, _, v4_entry) = v4_index_entry();
+    let mut v4 = index_entry_v3_bytes(&v4_entry);
+    v4[4..6].copy_from_slice(&4u16.to_le_bytes());
+    v4.extend_from_slice(&fen(v4_entry.second_subsidy).to_le_bytes());
+    assert_eq!(read_fixture("index-v4-entry.vlix"), v4);
+    // A v4 entry with a second subsidy of 0.00 is refused (one encoding per entry).
+    let mut zero = index_entry_v3_bytes(&v3_entry);
+    zero[4..6].copy_from_slice(&4u16.to_le_bytes());
+    zero.extend_from_slice(&0i64.to_le_bytes());
+    let error = decode_index_entry(&zero).expect_err("a zero second subsidy in v4");
+    assert!(error.reason.contains("second subsidy"), "{}", error.reason);
     // The entries are the ones the fixture logs leave in the index (older formats kept
     // only that an entry was reversed).
     let from_v1_log = index_entries(&v1_events());
@@ -4277,10 +4329,11 @@ fn a_migrated_data_dir_appends_v2_records_after_its_v1_records_and_verifies() {
     assert_eq!(
         raw_versions,
         BTreeMap::from([
-            ("INV-0".to_string(), INDEX_FORMAT_VERSION),
-            ("INV-1".to_string(), INDEX_FORMAT_VERSION),
+            // v3: the entries have no second source's subsidy (v4 is only for those).
+            ("INV-0".to_string(), 3),
+            ("INV-1".to_string(), 3),
             ("INV-2".to_string(), 2),
-            ("INV-3".to_string(), INDEX_FORMAT_VERSION),
+            ("INV-3".to_string(), 3),
         ])
     );
     let report = verify(directory.path()).expect("verify runs");
@@ -5362,6 +5415,7 @@ fn programme_extension_events() -> Vec<SequencedEvent> {
         enterprise_class: EnterpriseClass::SmallOrMedium,
         declarations: Declarations::of(&Declaration::ALL),
         rate_basis: RateBasis::SmallEnterprise,
+        second_face_value: Money::ZERO,
     };
     sequenced(vec![
         (
@@ -5675,4 +5729,231 @@ fn a_snapshot_keeps_the_programme_extension() {
         stored.image.vouchers[0].terms.programme.rate_basis,
         RateBasis::SmallEnterprise
     );
+}
+
+// ------------------------------------------------------------- stacked funding (issue 13)
+
+/// `log-v2-stacked.records`: a stacked-funding year (issue 13, second source) as the
+/// state machine writes it from commands: the policy with its second source, an approval
+/// holding a second share, two redemptions with both subsidies, a run with the second
+/// source's statement beside the programme's, the province's payment, a clawback of both
+/// subsidies, and a repayment to the second source. Every new trailing field is in it.
+fn stacked_events() -> Vec<SequencedEvent> {
+    use voucher_ledger::domain::programme::{ProgrammeRules, SecondSource};
+    let year_2025 = ProgrammeYear::new(2025).expect("year");
+    let policy = ProgrammePolicy::new(
+        year_2025,
+        money("100000000.00"),
+        money("5000000.00"),
+        rate(3000),
+        [rate(3000), rate(3000), rate(2000)],
+    )
+    .expect("policy")
+    .with_rules(ProgrammeRules {
+        second_source: Some(SecondSource {
+            name: legal_name("浙江省算力券"),
+            annual_pool: money("20000000.00"),
+            rate: rate(1000),
+            combined_ceiling: rate(3500),
+        }),
+        ..ProgrammeRules::default()
+    })
+    .expect("rules");
+    let invoice = |number: &str, amount: &str| {
+        Command::PostInvoice(PostInvoice {
+            center: uscc(CENTER_1),
+            voucher: voucher(VOUCHER_1),
+            invoice_number: invoice_number(number),
+            amount: money(amount),
+            issue_date: date("2025-03-01"),
+            delivery_proof: proof("acceptance/2025/03"),
+            payment_proof: None,
+        })
+    };
+    let commands = vec![
+        (
+            at("2025-01-01", 9, 0),
+            bureau("st-1"),
+            Command::PublishPolicy { policy },
+        ),
+        (
+            at("2025-01-02", 9, 0),
+            bureau("st-2"),
+            Command::RegisterCenter {
+                center: uscc(CENTER_1),
+                name: legal_name("杭州人工智能计算中心"),
+                tier: FacilityTier::Domestic,
+                listing_basis: ListingBasis::PlanningLayout,
+                capacity: CenterCapacity::default(),
+            },
+        ),
+        (
+            at("2025-01-02", 9, 1),
+            bureau("st-3"),
+            Command::RegisterEnterprise {
+                enterprise: uscc(ENTERPRISE_1),
+                name: legal_name("杭州深度求索人工智能基础技术研究有限公司"),
+            },
+        ),
+        (
+            at("2025-02-01", 10, 0),
+            bureau("st-4"),
+            Command::ApproveVoucher(ApproveVoucher {
+                voucher: voucher(VOUCHER_1),
+                year: year_2025,
+                enterprise: uscc(ENTERPRISE_1),
+                center: uscc(CENTER_1),
+                contract_number: ContractNumber::parse("ST-2025-0001").expect("contract"),
+                contract_fee: money("100000.01"),
+                term_start: date("2025-02-01"),
+                term_end: date("2026-01-31"),
+                requested: money("100000.01"),
+                enterprise_class: EnterpriseClass::Standard,
+                declarations: Declarations::NONE,
+            }),
+        ),
+        (
+            at("2025-03-05", 11, 0),
+            center_origin(CENTER_1, Some("inv-st-1")),
+            invoice("25330000000000000201", "10000.03"),
+        ),
+        (
+            at("2025-03-06", 11, 0),
+            center_origin(CENTER_1, Some("inv-st-2")),
+            invoice("25330000000000000202", "5000.00"),
+        ),
+        (
+            at("2025-04-01", 9, 0),
+            bureau("st-run"),
+            Command::CreateSettlementRun {
+                run: run_id(RUN_1),
+                year: year_2025,
+            },
+        ),
+        (
+            at("2025-04-02", 9, 0),
+            bureau("st-pay"),
+            Command::ConfirmPayment {
+                statement: StatementId(9),
+                bank_reference: BankReference::parse("ZJ-PROV-2025-0001").expect("reference"),
+                amount: money("1500.00"),
+                value_date: date("2025-04-02"),
+            },
+        ),
+        (
+            at("2025-05-01", 9, 0),
+            bureau("st-rev"),
+            Command::ReverseInvoice {
+                center: uscc(CENTER_1),
+                invoice_number: invoice_number("25330000000000000202"),
+                reason: reason("红字发票"),
+            },
+        ),
+        (
+            at("2025-05-02", 9, 0),
+            bureau("st-repay"),
+            Command::RecordSecondSourceRepayment {
+                center: uscc(CENTER_1),
+                year: year_2025,
+                amount: money("500.00"),
+                bank_reference: BankReference::parse("ZJ-REPAY-2025-0001").expect("reference"),
+                value_date: date("2025-05-02"),
+            },
+        ),
+    ];
+    let mut state = LedgerState::new();
+    let mut events = Vec::new();
+    for (time, origin, command) in commands {
+        let name = command.name();
+        state
+            .execute(&Envelope::from_origin(time, origin, command), &mut events)
+            .unwrap_or_else(|rejection| panic!("{name}: {rejection}"));
+    }
+    assert_eq!(state.check_invariants(), Vec::<String>::new());
+    events
+}
+
+#[test]
+fn stacked_fixture_pins_every_second_source_field() {
+    let name = "log-v2-stacked.records";
+    let events = stacked_events();
+    // What the state machine decided, in words: 35% combined, 30% city, 10% province.
+    let kinds: Vec<u16> = events
+        .iter()
+        .map(|event| event.event.type_number())
+        .collect();
+    assert_eq!(kinds, vec![1, 2, 4, 7, 8, 8, 12, 13, 13, 14, 9, 16]);
+    let Event::VoucherApproved(approved) = &events[3].event else {
+        unreachable!()
+    };
+    // ⌊30% × 100,000.01⌋ = 30,000.00; ⌊35%⌋ = 35,000.00; so 5,000.00 for the province.
+    assert_eq!(approved.face_value, money("30000.00"));
+    assert_eq!(approved.programme.second_face_value, money("5000.00"));
+    let Event::InvoiceRedeemed(first) = &events[4].event else {
+        unreachable!()
+    };
+    assert_eq!(
+        (first.subsidy, first.second_subsidy),
+        (money("3000.00"), money("1000.00"))
+    );
+    let Event::StatementIssued(second_statement) = &events[8].event else {
+        unreachable!()
+    };
+    assert_eq!(second_statement.source, FundingSource::Second);
+    assert_eq!(second_statement.gross, money("1500.00"));
+    let encoded = encode_log(&events);
+    if updating_fixtures() {
+        write_fixture(name, &encoded);
+    }
+    let committed = read_fixture(name);
+    assert!(
+        committed == encoded,
+        "a stacked-funding year encodes otherwise than tests/fixtures/{name}"
+    );
+    assert_same_events("stacked", &decoded_events(&committed), &events);
+    // Each new field ends its payload, after the programme extension's tag (3).
+    let records = split_log(&committed);
+    let body = |index: usize| {
+        let record = records[index].1;
+        &record[..record.len() - CHAIN_HASH_LENGTH]
+    };
+    let fen_bytes = |amount: &str| fen(money(amount)).to_le_bytes().to_vec();
+    // The approval: tag, the three terms bytes (standard, no declarations, tier rate),
+    // then the second face value.
+    let mut tail = vec![3u8, 0, 0, 0];
+    tail.extend(fen_bytes("5000.00"));
+    assert!(body(3).ends_with(&tail), "the approval's second face value");
+    // A redemption: tag, no proof of payment (0), the second subsidy.
+    let mut tail = vec![3u8, 0];
+    tail.extend(fen_bytes("1000.00"));
+    assert!(body(4).ends_with(&tail), "the redemption's second subsidy");
+    // The programme's statement has no extension; the second source's ends in 3, 1.
+    assert!(!body(7).ends_with(&[3u8, 1]));
+    assert!(
+        body(8).ends_with(&[3u8, 1]),
+        "the second source's statement"
+    );
+    // The reversal: tag, the second subsidy taken back.
+    let mut tail = vec![3u8];
+    tail.extend(fen_bytes("500.00"));
+    assert!(body(10).ends_with(&tail), "the reversal's second subsidy");
+    // The repayment to the second source: tag, 1.
+    assert!(body(11).ends_with(&[3u8, 1]), "the repayment's source");
+    // A written zero or a funding source byte other than 1 is refused: one encoding each.
+    let mut records_owned: Vec<(u64, Vec<u8>)> = records
+        .iter()
+        .map(|(sequence, record)| (*sequence, record.to_vec()))
+        .collect();
+    let body_end = records_owned[11].1.len() - CHAIN_HASH_LENGTH;
+    records_owned[11].1[body_end - 1] = 0;
+    rechain(&mut records_owned);
+    let mut chain = genesis_chain_hash();
+    for (sequence, record) in &records_owned[..11] {
+        chain = check_record(*sequence, record, &chain)
+            .expect("frame")
+            .chain_hash;
+    }
+    let checked = check_record(12, &records_owned[11].1, &chain).expect("the frame");
+    let error = checked.decode_with_origin().expect_err("source byte 0");
+    assert!(error.to_string().contains("funding source"), "{error}");
 }

@@ -17,7 +17,6 @@ use voucher_ledger::domain::programme::{read_programme_file, RateBasis};
 use voucher_ledger::domain::*;
 use voucher_ledger::ledger::{Ledger, LedgerOptions};
 use voucher_ledger::tooling::demo::{run_demo, DemoConfig};
-use voucher_ledger::tooling::ToolError;
 
 /// Every preset, by name.
 const PRESETS: [&str; 6] = [
@@ -27,15 +26,6 @@ const PRESETS: [&str; 6] = [
     "henan",
     "reimbursement",
     "stacked",
-];
-
-/// The presets this build publishes and runs (the others are refused at publication).
-const EXECUTABLE: [&str; 5] = [
-    "hangzhou-2024",
-    "hangzhou-2025",
-    "beijing",
-    "henan",
-    "reimbursement",
 ];
 
 fn preset_file(name: &str) -> PathBuf {
@@ -179,12 +169,7 @@ fn policy_check_says_what_each_preset_means() {
         ),
         (
             "stacked",
-            &[
-                "Zhejiang Provincial",
-                "10%",
-                "40%",
-                "PROGRAMME_RULE_NOT_EXECUTABLE",
-            ],
+            &["Zhejiang Provincial", "10%", "40%", "second statement"],
         ),
     ];
     for (name, phrases) in expected {
@@ -801,18 +786,14 @@ fn a_clawback_in_a_reimbursement_year_is_owed_by_the_enterprise() {
 }
 
 #[test]
-fn a_reimbursement_policy_is_published_and_a_second_source_is_not() {
-    let mut scenario = given(Vec::new());
-    scenario.when_ok(Command::PublishPolicy {
-        policy: preset("reimbursement"),
-    });
-    let rejection = scenario.when_rejected(
-        Command::PublishPolicy {
-            policy: preset("stacked"),
-        },
-        RejectionCode::ProgrammeRuleNotExecutable,
-    );
-    assert!(rejection.detail.contains("this build"), "{rejection}");
+fn every_preset_is_published() {
+    for name in PRESETS {
+        let mut scenario = given(Vec::new());
+        scenario.when_ok(Command::PublishPolicy {
+            policy: preset(name),
+        });
+        scenario.then_no_invariant_is_broken();
+    }
 }
 
 // ------------------------------------------------------------------ years
@@ -1036,22 +1017,45 @@ fn run_steps(policy: &ProgrammePolicy, steps: &[Step]) -> Result<usize, TestCase
                 }
             }
             Step::Repay { share } => {
-                // The payee that owes: a center, or an enterprise in a reimbursement year.
-                let owing = state
-                    .center_years()
-                    .find(|(_, books)| !books.outstanding().is_zero())
-                    .map(|((payee, _), books)| (*payee, books.outstanding()));
+                // The payee that owes: a center, or an enterprise in a reimbursement year;
+                // on odd shares, what it owes a stacked second source.
+                let to_second = share % 2 == 1;
+                let owing = if to_second {
+                    state
+                        .second_center_years()
+                        .find(|(_, books)| !books.outstanding().is_zero())
+                        .map(|((payee, _), books)| (*payee, books.outstanding()))
+                } else {
+                    state
+                        .center_years()
+                        .find(|(_, books)| !books.outstanding().is_zero())
+                        .map(|((payee, _), books)| (*payee, books.outstanding()))
+                };
                 let Some((payee, outstanding)) = owing else {
                     continue;
                 };
-                let amount = (outstanding.to_fen().expect("fen") * share / 100).max(1);
-                Command::RecordRepayment {
-                    center: payee,
-                    year,
-                    amount: Money::from_fen(amount).expect("amount"),
-                    bank_reference: BankReference::parse(&format!("REPAY-{number}"))
-                        .expect("reference"),
-                    value_date: Timestamp(clock).date(),
+                let amount =
+                    Money::from_fen((outstanding.to_fen().expect("fen") * share / 100).max(1))
+                        .expect("amount");
+                let bank_reference =
+                    BankReference::parse(&format!("REPAY-{number}")).expect("reference");
+                let value_date = Timestamp(clock).date();
+                if to_second {
+                    Command::RecordSecondSourceRepayment {
+                        center: payee,
+                        year,
+                        amount,
+                        bank_reference,
+                        value_date,
+                    }
+                } else {
+                    Command::RecordRepayment {
+                        center: payee,
+                        year,
+                        amount,
+                        bank_reference,
+                        value_date,
+                    }
                 }
             }
             _ => continue,
@@ -1077,7 +1081,7 @@ proptest! {
     fn the_invariants_hold_under_every_preset_this_build_runs(
         steps in prop::collection::vec(step(), 1..120)
     ) {
-        for name in EXECUTABLE {
+        for name in PRESETS {
             run_steps(&preset(name), &steps)?;
         }
     }
@@ -1096,7 +1100,7 @@ fn each_rule_is_exercised_by_the_random_programmes() {
             days: 364,
         })
         .collect();
-    for name in EXECUTABLE {
+    for name in PRESETS {
         let accepted = run_steps(&preset(name), &steps).expect("invariants hold");
         assert!(accepted > 0, "{name} accepted nothing");
     }
@@ -1124,15 +1128,6 @@ fn the_demo_runs_a_small_year_of_every_preset() {
             Ledger::open(directory.path(), LedgerOptions::default()).expect("open");
         let policy = preset(name);
         let result = run_demo(&mut ledger, &small_demo(Some(policy.clone())), |_, _| {});
-        if !EXECUTABLE.contains(&name) {
-            match result {
-                Err(ToolError::Rejected { rejection, .. }) => {
-                    assert_eq!(rejection.code, RejectionCode::ProgrammeRuleNotExecutable)
-                }
-                other => panic!("{name}: expected a refused policy, got {other:?}"),
-            }
-            continue;
-        }
         let tally = result.unwrap_or_else(|error| panic!("{name}: {error}"));
         assert!(tally.invoices_posted > 0, "{name}");
         let state = ledger.state();
@@ -1172,9 +1167,440 @@ fn the_demo_runs_a_small_year_of_every_preset() {
                 .count();
             assert!(small_rate > 0, "{name}: some small firms got the 50% rate");
         }
+        if rules.second_source.is_some() {
+            // Stacked funding: vouchers hold second shares, runs issue the second
+            // source's statements beside the programme's, and the province paid some.
+            assert!(state
+                .vouchers_sorted()
+                .iter()
+                .any(|voucher| !voucher.second.subsidy_total.is_zero()));
+            let (statements, _) =
+                state.statements_page(None, usize::MAX, usize::MAX, |statement| {
+                    statement.source == FundingSource::Second
+                });
+            assert!(!statements.is_empty(), "{name}: second statements");
+            let second = state.second_year(policy.year()).expect("second book");
+            assert!(!second.paid.is_zero(), "{name}: the second source paid");
+            // Clawbacks of second subsidies were owed to it and recovered (offset by its
+            // later statements, or repaid).
+            assert!(!second.clawed_back.is_zero(), "{name}: {second:?}");
+            assert!(
+                !second.offset.plus(second.repaid).is_zero(),
+                "{name}: {second:?}"
+            );
+            // A snapshot's image of a stacked year reads back as the same state.
+            let image = state.to_image();
+            let mut bytes = Vec::new();
+            voucher_ledger::storage::snapshot::encode_image(&image, &mut bytes);
+            let read = voucher_ledger::storage::snapshot::decode_image(&bytes).expect("image");
+            assert_eq!(read, image, "{name}: the image round-trips");
+        }
         drop(state);
         ledger.close().expect("close");
         let report = verify(directory.path()).expect("verify");
         assert!(report.is_clean(), "{name}: {:?}", report.problems);
     }
+}
+
+// ------------------------------------------------------ stacked funding (second source)
+
+/// A 2026 programme stacking a provincial voucher: 10% from a pool of `second_pool`,
+/// both together at most `combined` of a contract's fee; city tier rates 30/30/20%.
+fn stacked_rules(second_pool: &str, combined: &str) -> String {
+    format!(
+        "year = 2026\n[second_source]\nname = \"Provincial Voucher\"\nannual_pool = \"{second_pool}\"\nrate = \"0.10\"\ncombined_ceiling = \"{combined}\"\n"
+    )
+}
+
+/// A stacked year: centers 1 (domestic, 30%) and 2 (other, 20%), enterprises 1 and 2.
+fn stacked(second_pool: &str, combined: &str) -> Scenario {
+    given(vec![
+        published(policy_from(&stacked_rules(second_pool, combined))),
+        center_registered(1, FacilityTier::Domestic),
+        center_registered(2, FacilityTier::Other),
+        enterprise_registered(1),
+        enterprise_registered(2),
+    ])
+}
+
+fn second_share(scenario: &Scenario, voucher: u128) -> (Money, VoucherShare) {
+    let found = scenario
+        .state
+        .voucher(&voucher_id(voucher))
+        .expect("voucher");
+    (found.terms.programme.second_face_value, found.second)
+}
+
+fn second_pool_usage(scenario: &Scenario) -> Usage {
+    scenario
+        .state
+        .second_year(year())
+        .expect("second book")
+        .usage
+}
+
+/// Posts an invoice; returns (subsidy, second subsidy) of its answer.
+fn post_both(scenario: &mut Scenario, command: Command) -> (Money, Money) {
+    let (reply, _) = scenario.when_ok(command);
+    let (outcome, second) = reply.invoice_outcome().expect("an invoice outcome");
+    (outcome.subsidy, second)
+}
+
+#[test]
+fn a_stacked_voucher_holds_a_second_share_and_an_invoice_earns_both_subsidies() {
+    let mut scenario = stacked("50000000.00", "0.40");
+    assert_eq!(
+        scenario
+            .state
+            .second_year(year())
+            .expect("second book")
+            .pool,
+        money("50000000.00")
+    );
+    // Given a stacked year, when a voucher is approved for a 10,000.00 contract,
+    let (reply, events) = scenario.when_ok(approve(1, 1, 1, "10000.00", "10000.00"));
+    let Reply::VoucherApproved { face_value, .. } = reply else {
+        panic!("{reply:?}")
+    };
+    // then it holds 3,000.00 on the city's pool and the enterprise's cap, and 1,000.00
+    // (10%) on the second pool, recorded on the approval.
+    assert_eq!(face_value, money("3000.00"));
+    let [Event::VoucherApproved(approved)] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(approved.programme.second_face_value, money("1000.00"));
+    assert_eq!(second_pool_usage(&scenario).held, money("1000.00"));
+    assert_eq!(
+        scenario.state.enterprise_usage(&enterprise(1), year()).held,
+        money("3000.00")
+    );
+    // When an invoice of 1,000.01 is posted, it earns ⌊30%⌋ = 300.00 and ⌊10%⌋ = 100.00,
+    // both recorded on the redemption.
+    let (reply, events) = scenario.when_ok(post(1, 1, "INV-1", "1000.01"));
+    assert_eq!(
+        reply,
+        Reply::StackedInvoiceOutcome {
+            outcome: InvoiceOutcome {
+                subsidy: money("300.00"),
+                sequence: scenario.state.last_sequence(),
+                duplicate: false,
+                reversed: false,
+            },
+            second_subsidy: money("100.00"),
+        }
+    );
+    let [Event::InvoiceRedeemed(redeemed)] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(
+        (redeemed.subsidy, redeemed.second_subsidy),
+        (money("300.00"), money("100.00"))
+    );
+    let (face, share) = second_share(&scenario, 1);
+    assert_eq!(face, money("1000.00"));
+    assert_eq!(share.remaining, money("900.00"));
+    assert_eq!(share.subsidy_total, money("100.00"));
+    assert_eq!(second_pool_usage(&scenario).redeemed, money("100.00"));
+    // A retry answers both subsidies again and changes nothing.
+    assert_eq!(
+        post_both(&mut scenario, post(1, 1, "INV-1", "1000.01")),
+        (money("300.00"), money("100.00"))
+    );
+    scenario.then_no_invariant_is_broken();
+}
+
+#[test]
+fn the_combined_ceiling_is_reached_to_the_fen_and_the_second_share_is_the_one_cut() {
+    // Combined ceiling 35% < 30% + 10%: the second share is cut to 5% of the fee.
+    let mut scenario = stacked("50000000.00", "0.35");
+    scenario.when_ok(approve(1, 1, 1, "1000000.01", "1000000.01"));
+    let (face, share) = second_share(&scenario, 1);
+    let voucher = scenario.state.voucher(&voucher_id(1)).expect("voucher");
+    // ⌊30% × 1,000,000.01⌋ = 300,000.00; ⌊35% × fee⌋ = 350,000.00; so 50,000.00 is left
+    // for the second source, not ⌊10% × fee⌋ = 100,000.00.
+    assert_eq!(voucher.terms.face_value, money("300000.00"));
+    assert_eq!(face, money("50000.00"));
+    assert_eq!(share.remaining, money("50000.00"));
+    // The first invoice uses the whole second share (its 10% is exactly 50,000.00),
+    assert_eq!(
+        post_both(&mut scenario, post(1, 1, "INV-1", "500000.00")),
+        (money("150000.00"), money("50000.00"))
+    );
+    // the second earns only the city's subsidy, and the fee is invoiced in full:
+    let (reply, _) = scenario.when_ok(post(1, 1, "INV-2", "500000.01"));
+    assert!(matches!(reply, Reply::InvoiceOutcome(_)), "{reply:?}");
+    assert_eq!(
+        reply.invoice_outcome().map(|(outcome, _)| outcome.subsidy),
+        Some(money("150000.00"))
+    );
+    // both sources together: exactly ⌊35% × 1,000,000.01⌋ = 350,000.00, to the fen.
+    let voucher = scenario.state.voucher(&voucher_id(1)).expect("voucher");
+    assert_eq!(voucher.combined_subsidy(), money("350000.00"));
+    assert_eq!(voucher.invoiced_total, money("1000000.01"));
+    // Nothing is left of either share: a further invoice is refused as exhausted... the
+    // fee is used up first.
+    scenario.when_rejected(
+        post(1, 1, "INV-3", "0.01"),
+        RejectionCode::ContractFeeExceeded,
+    );
+    scenario.then_no_invariant_is_broken();
+}
+
+#[test]
+fn a_voucher_is_exhausted_only_when_both_shares_are() {
+    let mut scenario = stacked("50000000.00", "0.40");
+    // A voucher requesting 100.00 of the city: its second share is still 10% of the fee.
+    scenario.when_ok(approve(1, 1, 1, "10000.00", "100.00"));
+    assert_eq!(second_share(&scenario, 1).0, money("1000.00"));
+    assert_eq!(
+        post_both(&mut scenario, post(1, 1, "INV-1", "1000.00")),
+        (money("100.00"), money("100.00"))
+    );
+    // The city's share is used up; the second source still pays its 10%.
+    assert_eq!(
+        post_both(&mut scenario, post(1, 1, "INV-2", "1000.00")),
+        (Money::ZERO, money("100.00"))
+    );
+    scenario.then_no_invariant_is_broken();
+}
+
+#[test]
+fn a_second_pool_that_runs_dry_lowers_the_top_up_never_the_city_voucher() {
+    // The second pool holds 1,500.00: enough for one and a half 1,000.00 shares.
+    let mut scenario = stacked("1500.00", "0.40");
+    scenario.when_ok(approve(1, 1, 1, "10000.00", "10000.00"));
+    scenario.when_ok(approve(2, 1, 1, "10000.00", "10000.00"));
+    scenario.when_ok(approve(3, 2, 1, "10000.00", "10000.00"));
+    assert_eq!(second_share(&scenario, 1).0, money("1000.00"));
+    assert_eq!(second_share(&scenario, 2).0, money("500.00"));
+    assert_eq!(second_share(&scenario, 3).0, Money::ZERO);
+    // The city's vouchers are whole.
+    for voucher in 1..=3 {
+        assert_eq!(
+            scenario
+                .state
+                .voucher(&voucher_id(voucher))
+                .expect("voucher")
+                .terms
+                .face_value,
+            money("3000.00")
+        );
+    }
+    assert_eq!(second_pool_usage(&scenario).held, money("1500.00"));
+    // An invoice on the voucher without a second share is answered as in any year.
+    let (reply, _) = scenario.when_ok(post(1, 3, "INV-3", "1000.00"));
+    assert!(matches!(reply, Reply::InvoiceOutcome(_)), "{reply:?}");
+    // Cancelling voucher 1 gives its second share back to the second pool.
+    scenario.when_ok(Command::CancelVoucher {
+        voucher: voucher_id(1),
+        reason: reason("withdrawn"),
+    });
+    assert_eq!(second_share(&scenario, 1).1.released, money("1000.00"));
+    assert_eq!(second_pool_usage(&scenario).held, money("500.00"));
+    scenario.when_ok(approve(4, 2, 1, "10000.00", "10000.00"));
+    assert_eq!(second_share(&scenario, 4).0, money("1000.00"));
+    scenario.then_no_invariant_is_broken();
+}
+
+#[test]
+fn a_run_issues_each_payee_a_second_statement_and_each_funder_pays_its_own() {
+    let mut scenario = stacked("50000000.00", "0.40");
+    scenario.when_ok(approve(1, 1, 1, "10000.00", "10000.00"));
+    scenario.when_ok(approve(2, 2, 2, "10000.00", "10000.00"));
+    post_both(&mut scenario, post(1, 1, "A-1", "1000.00")); // 300.00 + 100.00
+    post_both(&mut scenario, post(1, 1, "A-2", "2000.00")); // 600.00 + 200.00
+    post_both(&mut scenario, post(2, 2, "B-1", "1000.00")); // 200.00 + 100.00
+                                                            // Given three redemptions at two centers, when a run is created,
+    let statements = run_of(&mut scenario, 1);
+    // then each center gets the programme's statement and the second source's, at the
+    // same cutoff.
+    let summary: Vec<_> = statements
+        .iter()
+        .map(|statement| {
+            (
+                statement.center,
+                statement.source,
+                statement.invoices,
+                statement.gross,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (center(1), FundingSource::Primary, 2, money("900.00")),
+            (center(1), FundingSource::Second, 2, money("300.00")),
+            (center(2), FundingSource::Primary, 1, money("200.00")),
+            (center(2), FundingSource::Second, 1, money("100.00")),
+        ]
+    );
+    assert!(statements
+        .iter()
+        .all(|statement| statement.cutoff == statements[0].cutoff));
+    // Each statement is paid by its own funder, with its own bank reference.
+    for (index, statement) in statements.iter().enumerate() {
+        scenario.when_ok_as(
+            bureau(),
+            Command::ConfirmPayment {
+                statement: statement.id,
+                bank_reference: BankReference::parse(&format!("PAY-{index}")).expect("ref"),
+                amount: statement.net,
+                value_date: scenario.now().date(),
+            },
+        );
+    }
+    assert_eq!(
+        scenario.state.year(year()).expect("book").paid,
+        money("1100.00")
+    );
+    assert_eq!(
+        scenario.state.second_year(year()).expect("book").paid,
+        money("400.00")
+    );
+    // A center's account counts what the bureau paid it; the province paid the rest.
+    assert_eq!(
+        scenario
+            .state
+            .center(&center(1))
+            .expect("center")
+            .paid_total,
+        money("900.00")
+    );
+    assert_eq!(
+        scenario
+            .state
+            .source_payee_year(FundingSource::Second, &center(1), year())
+            .expect("books")
+            .paid,
+        money("300.00")
+    );
+    scenario.then_no_invariant_is_broken();
+}
+
+#[test]
+fn a_reversal_takes_back_both_subsidies_and_a_clawback_is_owed_to_each_source() {
+    let mut scenario = stacked("50000000.00", "0.40");
+    scenario.when_ok(approve(1, 1, 1, "10000.00", "10000.00"));
+    post_both(&mut scenario, post(1, 1, "A-1", "1000.00")); // 300.00 + 100.00
+    post_both(&mut scenario, post(1, 1, "A-2", "1000.00")); // 300.00 + 100.00
+                                                            // Unsettled: both subsidies go back to their shares of the active voucher.
+    let (reply, events) = scenario.when_ok(reverse(1, "A-2"));
+    let (outcome, second) = reply.reversal_outcome().expect("a reversal");
+    assert_eq!(
+        (outcome.subsidy, second),
+        (money("300.00"), money("100.00"))
+    );
+    assert!(!outcome.clawback && outcome.returned_to_voucher);
+    let [Event::InvoiceReversed(reversed)] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(reversed.second_subsidy, money("100.00"));
+    assert_eq!(second_share(&scenario, 1).1.remaining, money("900.00"));
+    // Settled, then reversed by the bureau: a clawback owed to each source.
+    let statements = run_of(&mut scenario, 1);
+    assert_eq!(statements.len(), 2);
+    let (reply, _) = scenario.when_ok_as(bureau(), reverse(1, "A-1"));
+    let (outcome, second) = reply.reversal_outcome().expect("a reversal");
+    assert!(outcome.clawback);
+    assert_eq!(
+        (outcome.subsidy, second),
+        (money("300.00"), money("100.00"))
+    );
+    let owed = |scenario: &Scenario, source| {
+        scenario
+            .state
+            .source_payee_year(source, &center(1), year())
+            .expect("books")
+            .outstanding()
+    };
+    assert_eq!(owed(&scenario, FundingSource::Primary), money("300.00"));
+    assert_eq!(owed(&scenario, FundingSource::Second), money("100.00"));
+    for statement in &statements {
+        let now = scenario.state.statement(&statement.id).expect("statement");
+        let expected = match statement.source {
+            FundingSource::Primary => money("300.00"),
+            FundingSource::Second => money("100.00"),
+        };
+        assert_eq!(now.clawed_back, expected);
+    }
+    assert_eq!(second_pool_usage(&scenario).receivable, money("100.00"));
+    assert_eq!(
+        second_share(&scenario, 1).1.clawback_outstanding,
+        money("100.00")
+    );
+    scenario.then_no_invariant_is_broken();
+    // The next run offsets each source's receivable against that source's statement.
+    post_both(&mut scenario, post(1, 1, "A-3", "500.00")); // 150.00 + 50.00
+    let statements = run_of(&mut scenario, 2);
+    let offsets: Vec<_> = statements
+        .iter()
+        .map(|statement| (statement.source, statement.clawback_offset, statement.net))
+        .collect();
+    assert_eq!(
+        offsets,
+        vec![
+            (FundingSource::Primary, money("150.00"), Money::ZERO),
+            (FundingSource::Second, money("50.00"), Money::ZERO),
+        ]
+    );
+    // The center repays the second source the rest; not more than it owes it.
+    let repay = |amount: &str, reference: &str| Command::RecordSecondSourceRepayment {
+        center: center(1),
+        year: year(),
+        amount: money(amount),
+        bank_reference: BankReference::parse(reference).expect("reference"),
+        value_date: date("2026-01-01"),
+    };
+    scenario.when_rejected_as(
+        bureau(),
+        repay("50.01", "PROV-REPAY-1"),
+        RejectionCode::RepaymentExceedsReceivable,
+    );
+    scenario.when_ok_as(bureau(), repay("50.00", "PROV-REPAY-1"));
+    assert_eq!(owed(&scenario, FundingSource::Second), Money::ZERO);
+    assert_eq!(owed(&scenario, FundingSource::Primary), money("150.00"));
+    let (_, share) = second_share(&scenario, 1);
+    assert_eq!(share.clawback_outstanding, Money::ZERO);
+    assert_eq!(second_pool_usage(&scenario).receivable, Money::ZERO);
+    // The same bank reference again is the same repayment (answered, nothing appended).
+    let (_, events) = scenario.when_ok_as(bureau(), repay("50.00", "PROV-REPAY-1"));
+    assert!(events.is_empty());
+    scenario.then_no_invariant_is_broken();
+}
+
+#[test]
+fn a_second_source_repayment_in_a_year_without_one_is_refused() {
+    let mut scenario = given(programme());
+    let rejection = scenario.when_rejected_as(
+        bureau(),
+        Command::RecordSecondSourceRepayment {
+            center: center(1),
+            year: year(),
+            amount: money("1.00"),
+            bank_reference: BankReference::parse("PROV-1").expect("reference"),
+            value_date: date("2026-01-01"),
+        },
+        RejectionCode::RepaymentExceedsReceivable,
+    );
+    assert!(
+        rejection.detail.contains("no second funding source"),
+        "{rejection}"
+    );
+}
+
+#[test]
+fn closing_a_stacked_year_releases_both_shares() {
+    let mut scenario = stacked("50000000.00", "0.40");
+    scenario.when_ok(approve(1, 1, 1, "10000.00", "10000.00"));
+    post_both(&mut scenario, post(1, 1, "A-1", "1000.00"));
+    scenario.advance_to(at_date("2027-03-02"));
+    scenario.when_ok_as(bureau(), Command::CloseProgrammeYear { year: year() });
+    let (_, share) = second_share(&scenario, 1);
+    assert_eq!(share.remaining, Money::ZERO);
+    assert_eq!(share.released, money("900.00"));
+    let book = scenario.state.second_year(year()).expect("book");
+    assert_eq!(book.usage.held, Money::ZERO);
+    assert_eq!(book.usage.redeemed, money("100.00"));
+    assert_eq!(book.released, money("900.00"));
+    scenario.then_no_invariant_is_broken();
 }

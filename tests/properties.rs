@@ -1029,7 +1029,10 @@ impl Model {
                 amount,
                 bank_reference,
                 value_date,
+                source,
             } => {
+                // The model keeps the programme's own books only (no stacked policy here).
+                prop_assert_eq!(*source, FundingSource::Primary);
                 prop_assert!(
                     !self.bank.contains_key(bank_reference),
                     "bank reference {} used twice",

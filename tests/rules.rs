@@ -860,7 +860,7 @@ fn triggered_settlement_codes() -> BTreeSet<RejectionCode> {
 /// later); their given/when/then tests are in `tests/programmes.rs`.
 fn triggered_programme_codes() -> BTreeSet<RejectionCode> {
     use voucher_ledger::domain::programme::{
-        CapacityEligibility, CapacityRequirement, Declarations, Payee, ProgrammeRules, SecondSource,
+        CapacityEligibility, CapacityRequirement, Declarations, Payee, ProgrammeRules,
     };
     let mut seen = BTreeSet::new();
     let rules = |rules: ProgrammeRules| {
@@ -868,19 +868,6 @@ fn triggered_programme_codes() -> BTreeSet<RejectionCode> {
             .with_rules(rules)
             .expect("rules")
     };
-    // A second funding source is recorded but not yet run.
-    let mut scenario = given(Vec::new());
-    seen.extend(code_of(scenario.when(Command::PublishPolicy {
-        policy: rules(ProgrammeRules {
-            second_source: Some(SecondSource {
-                name: name("Provincial voucher"),
-                annual_pool: money("1000000.00"),
-                rate: Rate::parse("rate", "0.10").expect("rate"),
-                combined_ceiling: Rate::parse("rate", "0.40").expect("rate"),
-            }),
-            ..ProgrammeRules::default()
-        }),
-    })));
     // A reimbursement year: an invoice needs the enterprise's proof of payment.
     let mut events = programme();
     events[0] = Event::PolicyPublished {

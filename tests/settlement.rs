@@ -1180,6 +1180,7 @@ fn repayments_recover_receivables_oldest_first_and_free_cap_and_pool_only_then()
             amount: money("100.00"),
             bank_reference: bank("REPAY-1"),
             value_date: date("2026-01-01"),
+            source: FundingSource::Primary,
         }]
     );
     assert_eq!(
@@ -1367,6 +1368,7 @@ fn a_settlement_run_cuts_off_at_its_own_event() {
                 gross: money("900.00"),
                 clawback_offset: Money::ZERO,
                 net: money("900.00"),
+                source: FundingSource::Primary,
             })),
         ]
     );

@@ -1311,6 +1311,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
             repaid: "0.00".into(),
             outstanding: "1500.00".into(),
             payee_kind: Payee::Center as i32,
+            funding_source: FundingSource::Primary as i32,
         }]
     );
     assert_eq!(receivables(&server, CENTER_1, Some(1), y).await, owed);
@@ -1462,6 +1463,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
             repaid: "0.00".into(),
             outstanding: "600.00".into(),
             payee_kind: Payee::Center as i32,
+            funding_source: FundingSource::Primary as i32,
         }]
     );
     assert_eq!(center_account(&server, 3).await.clawback_owed, "600.00");
@@ -1489,6 +1491,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
             repaid: "0.00".into(),
             outstanding: "0.00".into(),
             payee_kind: Payee::Center as i32,
+            funding_source: FundingSource::Primary as i32,
         }]
     );
     let v1_now = voucher(&server, V1).await;
@@ -1532,6 +1535,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
         amount: amount.into(),
         bank_reference: reference.into(),
         value_date: today.to_string(),
+        ..Default::default()
     };
     refused(
         server
@@ -1592,6 +1596,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
             repaid: "913.57".into(),
             outstanding: "0.00".into(),
             payee_kind: Payee::Center as i32,
+            funding_source: FundingSource::Primary as i32,
         }]
     );
     assert_eq!(voucher(&server, V2).await.released, "913.57");
@@ -2321,6 +2326,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
                 amount: yuan(owed),
                 bank_reference: "REPAY-C3-001".into(),
                 value_date: today.to_string(),
+                ..Default::default()
             },
         ))
         .await

@@ -7,7 +7,8 @@ use super::errors::{invalid, invalid_field};
 use super::proto;
 use crate::domain::programme::{
     CapacityEligibility, CapacityRequirement, CenterCapacity, Declaration, Declarations,
-    EnterpriseClass, Payee, ProgrammeRules, RateBasis, SecondSource, SmallEnterpriseRate,
+    EnterpriseClass, FundingSource, Payee, ProgrammeRules, RateBasis, SecondSource,
+    SmallEnterpriseRate,
 };
 use crate::domain::state::{CenterAccount, EnterpriseAccount};
 use crate::domain::{
@@ -171,6 +172,27 @@ pub fn enterprise_pays(payee: Payee, amount: Money, subsidy: Money, reversed: bo
         (true, _) => Money::ZERO,
         (false, Payee::Center) => amount.saturating_minus(subsidy),
         (false, Payee::Enterprise) => amount,
+    }
+}
+
+/// The proto form of a funding source.
+pub fn funding_source_to_proto(source: FundingSource) -> i32 {
+    match source {
+        FundingSource::Primary => proto::FundingSource::Primary as i32,
+        FundingSource::Second => proto::FundingSource::Second as i32,
+    }
+}
+
+/// A request's funding source: unspecified is the programme's own.
+pub fn funding_source(field: &'static str, value: i32) -> Result<FundingSource, Status> {
+    match proto::FundingSource::try_from(value) {
+        Ok(proto::FundingSource::Unspecified | proto::FundingSource::Primary) => {
+            Ok(FundingSource::Primary)
+        }
+        Ok(proto::FundingSource::Second) => Ok(FundingSource::Second),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "{field}: {value} is not a funding source (1 primary, 2 second)"
+        ))),
     }
 }
 
@@ -348,6 +370,9 @@ pub fn voucher_to_proto(voucher: &Voucher) -> proto::Voucher {
         enterprise_class: enterprise_class_to_proto(terms.programme.enterprise_class),
         declarations: declarations_to_proto(terms.programme.declarations),
         rate_basis: rate_basis_to_proto(terms.programme.rate_basis),
+        second_face_value: terms.programme.second_face_value.to_string(),
+        second_remaining: voucher.second.remaining.to_string(),
+        second_redeemed: voucher.second.subsidy_total.to_string(),
         ceiling: terms.ceiling.to_string(),
     }
 }
@@ -427,6 +452,7 @@ pub fn event_to_proto(event: &SequencedEvent, chain_hash: &str) -> proto::EventR
             enterprise_class: enterprise_class_to_proto(approved.programme.enterprise_class),
             declarations: declarations_to_proto(approved.programme.declarations),
             rate_basis: rate_basis_to_proto(approved.programme.rate_basis),
+            second_face_value: approved.programme.second_face_value.to_string(),
         }),
         Event::InvoiceRedeemed(redeemed) => Payload::InvoiceRedeemed(proto::InvoiceRedeemed {
             voucher_id: redeemed.voucher.to_string(),
@@ -441,6 +467,7 @@ pub fn event_to_proto(event: &SequencedEvent, chain_hash: &str) -> proto::EventR
                 .as_ref()
                 .map(|proof| proof.to_string())
                 .unwrap_or_default(),
+            second_subsidy: redeemed.second_subsidy.to_string(),
         }),
         Event::InvoiceReversed(reversed) => Payload::InvoiceReversed(proto::InvoiceReversed {
             voucher_id: reversed.voucher.to_string(),
@@ -452,6 +479,7 @@ pub fn event_to_proto(event: &SequencedEvent, chain_hash: &str) -> proto::EventR
             returned_to_voucher: reversed.returned_to_voucher,
             reason: reversed.reason.to_string(),
             redeemed_sequence: reversed.redeemed_sequence,
+            second_subsidy: reversed.second_subsidy.to_string(),
         }),
         Event::VoucherReleased {
             voucher,
@@ -493,6 +521,7 @@ pub fn event_to_proto(event: &SequencedEvent, chain_hash: &str) -> proto::EventR
             gross_subsidy: issued.gross.to_string(),
             clawback_offset: issued.clawback_offset.to_string(),
             net_due: issued.net.to_string(),
+            funding_source: funding_source_to_proto(issued.source),
         }),
         Event::PaymentConfirmed {
             statement,
@@ -522,12 +551,14 @@ pub fn event_to_proto(event: &SequencedEvent, chain_hash: &str) -> proto::EventR
             amount,
             bank_reference,
             value_date,
+            source,
         } => Payload::RepaymentRecorded(proto::RepaymentRecorded {
             center: center.to_string(),
             year: year.get(),
             amount: amount.to_string(),
             bank_reference: bank_reference.to_string(),
             value_date: value_date.to_string(),
+            funding_source: funding_source_to_proto(*source),
         }),
         Event::ProgrammeYearClosed { year } => {
             Payload::ProgrammeYearClosed(proto::ProgrammeYearClosed { year: year.get() })
@@ -593,9 +624,19 @@ pub fn statement_to_proto(state: &LedgerState, statement: &Statement) -> proto::
         Payee::Center => (statement.center.to_string(), payee_name.clone()),
         Payee::Enterprise => (String::new(), String::new()),
     };
+    let funder = match statement.source {
+        FundingSource::Primary => String::new(),
+        FundingSource::Second => state
+            .policy(statement.year)
+            .and_then(|policy| policy.rules().second_source.as_ref())
+            .map(|second| second.name.to_string())
+            .unwrap_or_default(),
+    };
     proto::Statement {
         statement_id: statement.id.0,
         run_id: statement.run.to_string(),
+        funding_source: funding_source_to_proto(statement.source),
+        funder,
         center,
         center_name,
         payee_kind: payee_to_proto(payee_kind),

@@ -63,12 +63,6 @@ pub fn describe(file: &ProgrammeFile) -> String {
         out.push_str(&line);
         out.push('\n');
     }
-    let rules = file.policy.rules();
-    if rules.second_source.is_some() {
-        out.push_str(
-            "  NOTE: this build records a second funding source but does not yet hold or settle its pool; PublishPolicy refuses the file (PROGRAMME_RULE_NOT_EXECUTABLE).\n",
-        );
-    }
     out
 }
 

@@ -19,6 +19,7 @@ use crate::api::proto;
 use crate::api::proto::programme_service_client::ProgrammeServiceClient;
 use crate::api::proto::settlement_service_client::SettlementServiceClient;
 use crate::cli::CliError;
+use crate::domain::FundingSource;
 
 #[derive(Args)]
 pub struct SettlementArgs {
@@ -92,6 +93,10 @@ enum SettlementAction {
         bank_reference: String,
         #[arg(long)]
         value_date: String,
+        /// Whose receivables: `primary` (the programme's own) or `second` (a stacked
+        /// second source's).
+        #[arg(long, default_value = "primary")]
+        source: String,
     },
     /// Outstanding receivables (clawbacks) per center and year.
     Receivables {
@@ -188,6 +193,14 @@ fn statement_table(statements: &[proto::Statement]) -> String {
             state,
             statement.bank_reference
         );
+        // A stacked second source's statement says who pays it.
+        if statement.funding_source == proto::FundingSource::Second as i32 {
+            let _ = writeln!(
+                out,
+                "{:>10}  paid by the second source: {}",
+                "", statement.funder
+            );
+        }
     }
     out
 }
@@ -325,7 +338,12 @@ async fn call(server: &str, caller: Caller, action: SettlementAction) -> Result<
             amount,
             bank_reference,
             value_date,
+            source,
         } => {
+            let funding_source = match FundingSource::parse("--source", &source)? {
+                FundingSource::Primary => proto::FundingSource::Primary,
+                FundingSource::Second => proto::FundingSource::Second,
+            };
             let answer = settlement
                 .record_repayment(caller.request(proto::RecordRepaymentRequest {
                     center,
@@ -333,6 +351,7 @@ async fn call(server: &str, caller: Caller, action: SettlementAction) -> Result<
                     amount,
                     bank_reference,
                     value_date,
+                    funding_source: funding_source as i32,
                 })?)
                 .await
                 .map_err(status("RecordRepayment"))?

@@ -128,6 +128,16 @@ pub enum Command {
         bank_reference: BankReference,
         value_date: Date,
     },
+    /// Record a payee's repayment of receivables owed to a year's stacked second source
+    /// (clawbacks of the second subsidy), recovered first-in, first-out like
+    /// `RecordRepayment`'s.
+    RecordSecondSourceRepayment {
+        center: Uscc,
+        year: ProgrammeYear,
+        amount: Money,
+        bank_reference: BankReference,
+        value_date: Date,
+    },
     /// Close a programme year once every voucher is past its redemption window.
     CloseProgrammeYear {
         year: ProgrammeYear,
@@ -230,6 +240,7 @@ impl Command {
             Command::ConfirmPayment { .. } => "ConfirmPayment",
             Command::RecordPaymentReturned { .. } => "RecordPaymentReturned",
             Command::RecordRepayment { .. } => "RecordRepayment",
+            Command::RecordSecondSourceRepayment { .. } => "RecordSecondSourceRepayment",
             Command::CloseProgrammeYear { .. } => "CloseProgrammeYear",
             Command::AdjustPool { .. } => "AdjustPool",
             Command::ConfirmClock { .. } => "ConfirmClock",

@@ -11,7 +11,7 @@ use super::ids::{
 };
 use super::money::{Money, Rate};
 use super::policy::{FacilityTier, ProgrammePolicy};
-use super::programme::{ApprovalTerms, CenterCapacity};
+use super::programme::{ApprovalTerms, CenterCapacity, FundingSource};
 use super::reconciliation::ReconciliationRecorded;
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -102,6 +102,9 @@ pub enum Event {
         amount: Money,
         bank_reference: BankReference,
         value_date: Date,
+        /// Whose receivables it repays: the programme's own (every record before stacked
+        /// funding) or the second source's.
+        source: FundingSource,
     },
     ProgrammeYearClosed {
         year: ProgrammeYear,
@@ -141,6 +144,10 @@ pub struct StatementIssued {
     pub clawback_offset: Money,
     /// `gross - clawback_offset`: what the bureau pays.
     pub net: Money,
+    /// Who pays it: the programme's own pool, or (stacked funding) the second source,
+    /// whose statement holds the same redemptions' second subsidy. A run issues both to
+    /// a payee at the same cutoff.
+    pub source: FundingSource,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -178,6 +185,9 @@ pub struct InvoiceRedeemed {
     /// The enterprise's proof of payment (always present in a reimbursement year; `None`
     /// in records written before it existed and when none was given).
     pub payment_proof: Option<PaymentProof>,
+    /// The second source's subsidy on the same invoice (stacked funding): ⌊rate₂ ×
+    /// amount⌋, at most what is left of the voucher's second share. Zero without one.
+    pub second_subsidy: Money,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -198,6 +208,10 @@ pub struct InvoiceReversed {
     /// to cap and pool; a clawback waits for recovery).
     pub returned_to_voucher: bool,
     pub reason: Reason,
+    /// The second source's subsidy taken back with it (stacked funding), the same way:
+    /// a clawback owed to the second source, or back to the voucher's second share, or
+    /// to the second pool. Zero without one.
+    pub second_subsidy: Money,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

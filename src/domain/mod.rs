@@ -28,8 +28,8 @@ pub use money::{Money, Rate};
 pub use origin::{Origin, Principal, PrincipalRole, RequestId};
 pub use policy::{FacilityTier, ProgrammePolicy};
 pub use programme::{
-    ApprovalTerms, CenterCapacity, Declaration, Declarations, EnterpriseClass, Payee,
-    ProgrammeRules, RateBasis,
+    ApprovalTerms, CenterCapacity, Declaration, Declarations, EnterpriseClass, FundingSource,
+    Payee, ProgrammeRules, RateBasis,
 };
 pub use reconciliation::{
     DiscrepancyCounts, DiscrepancyKind, FileDigest, FileEncoding, FileFormat, FileName,
@@ -39,7 +39,7 @@ pub use rejection::{Rejection, RejectionCode};
 pub use state::{
     BankUse, CenterAccount, CenterYear, EnterpriseAccount, InvoiceCache, InvoiceEntry,
     InvoiceLookup, LedgerState, PaymentRecord, ReceivableItem, SettlementRun, StateImage,
-    Statement, StatementState, Usage, Voucher, VoucherStatus, YearBook,
+    Statement, StatementState, Usage, Voucher, VoucherShare, VoucherStatus, YearBook,
 };
 pub use state_machine::{InvoiceOutcome, Reply, ReversalOutcome, RunOutcome, SequencedEvent};
 pub use validation::ValidationError;

@@ -20,7 +20,10 @@ macro_rules! rejections {
 
             /// Codes no command can produce any more (their command was replaced); kept
             /// so the numbers are never reused.
-            pub const RETIRED: &'static [RejectionCode] = &[RejectionCode::SettlementAlreadyRecorded];
+            pub const RETIRED: &'static [RejectionCode] = &[
+                RejectionCode::SettlementAlreadyRecorded,
+                RejectionCode::ProgrammeRuleNotExecutable,
+            ];
 
             /// The stable name, e.g. `ENTERPRISE_CAP_EXCEEDED`.
             pub fn name(self) -> &'static str {
@@ -132,8 +135,9 @@ rejections! {
     CenterNotEligible = 48, "CENTER_NOT_ELIGIBLE";
     /// The approval lacks a declaration the programme requires.
     DeclarationMissing = 49, "DECLARATION_MISSING";
-    /// The policy uses a rule this build records but cannot yet settle (a second
-    /// funding source; an enterprise payee before issue 13's second step).
+    /// Retired: a policy used a rule the build recorded but could not yet settle (an
+    /// enterprise payee, then a second funding source, until issue 13 ran both). Every
+    /// rule a programme file can state is executed now.
     ProgrammeRuleNotExecutable = 50, "PROGRAMME_RULE_NOT_EXECUTABLE";
     /// An invoice of a reimbursement year (the enterprise is the payee) without the
     /// enterprise's proof of payment.

@@ -49,9 +49,13 @@ const CENTER_USCC: Column = Column::new("算力中心统一社会信用代码", 
 const CENTER_NAME: Column = Column::new("算力中心名称", "center_name");
 const YEAR: Column = Column::new("年度", "year");
 const STATEMENT_ID: Column = Column::new("结算单号", "statement_id");
+/// Last in the statements and payments exports (added with stacked funding, after every
+/// older column, so a reader by position still finds those): `primary` (the programme's
+/// own pool) or `second` (a stacked second source, which pays its own statements).
+const FUNDING_SOURCE: Column = Column::new("资金来源", "funding_source");
 
 /// The columns of the statements export.
-pub const STATEMENT_COLUMNS: [Column; 16] = [
+pub const STATEMENT_COLUMNS: [Column; 17] = [
     STATEMENT_ID,
     Column::new("结算批次", "run_id"),
     YEAR,
@@ -68,10 +72,11 @@ pub const STATEMENT_COLUMNS: [Column; 16] = [
     Column::new("付款流水号", "payment_reference"),
     Column::new("付款金额", "paid_amount"),
     Column::new("付款起息日", "payment_value_date"),
+    FUNDING_SOURCE,
 ];
 
 /// The columns of the payments export (statement payments and repayments).
-pub const PAYMENT_COLUMNS: [Column; 11] = [
+pub const PAYMENT_COLUMNS: [Column; 12] = [
     Column::new("序号", "sequence"),
     Column::new("类型", "kind"),
     STATEMENT_ID,
@@ -83,6 +88,7 @@ pub const PAYMENT_COLUMNS: [Column; 11] = [
     Column::new("起息日", "value_date"),
     Column::new("退回序号", "returned_sequence"),
     Column::new("退回原因", "return_reason"),
+    FUNDING_SOURCE,
 ];
 
 /// The columns of the receivables export.
@@ -168,6 +174,7 @@ fn statement_row(state: &LedgerState, statement: &Statement) -> Vec<Cell> {
         current.map_or(Cell::Empty, |payment| Cell::text(&payment.bank_reference)),
         current.map_or(Cell::Empty, |payment| Cell::Money(payment.amount)),
         current.map_or(Cell::Empty, |payment| Cell::Date(payment.value_date)),
+        Cell::text(statement.source.name()),
     ]
 }
 
@@ -258,6 +265,7 @@ pub fn payments(
                         .returned
                         .as_ref()
                         .map_or(Cell::Empty, |(reason, _)| Cell::text(reason)),
+                    Cell::text(statement.source.name()),
                 ],
             ));
         }
@@ -277,6 +285,7 @@ pub fn payments(
                     amount,
                     value_date,
                     sequence,
+                    source: funding_source,
                 } = used
                 else {
                     continue;
@@ -301,6 +310,7 @@ pub fn payments(
                         Cell::Date(*value_date),
                         Cell::Empty,
                         Cell::Empty,
+                        Cell::text(funding_source.name()),
                     ],
                 ));
             }

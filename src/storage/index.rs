@@ -4,13 +4,19 @@
 //!
 //! Key: the center's USCC (18 ASCII bytes) followed by the invoice number's UTF-8 bytes.
 //!
-//! Value, version 3 (written now):
+//! Value, version 3 (written for every invoice without a second source's subsidy):
 //!
 //! ```text
 //! magic "VLIX" | version u16 = 3 | voucher uuid 16 | amount i64 fen | issue date i32
 //! | delivery proof (u32 length + UTF-8) | subsidy i64 fen | sequence u64
 //! | reversed at u64 (the InvoiceReversed event's sequence; 0: not reversed)
 //! ```
+//!
+//! Version 4 (an invoice of a stacked-funding year with a second source's subsidy, so a
+//! reversal takes both parts back without reading the log): version 3's fields, then
+//! `second subsidy i64 fen` (never zero: a zero is written as version 3). Writing version 3
+//! whenever it says everything keeps the index of a year without a second source byte for
+//! byte what it was.
 //!
 //! Read only: version 2 (the same up to the sequence, then a u32 settlement epoch, which
 //! settlement statements replaced, and a reversed flag u8) and version 1 (the magic and version, then bincode of
@@ -19,10 +25,13 @@
 
 use super::codec::{CodecError, Reader, Writer};
 use super::payload_v1;
-use crate::domain::{InvoiceEntry, InvoiceNumber, ProgrammeYear, Uscc};
+use crate::domain::{InvoiceEntry, InvoiceNumber, Money, ProgrammeYear, Uscc};
 
 pub const INDEX_MAGIC: [u8; 4] = *b"VLIX";
-pub const INDEX_FORMAT_VERSION: u16 = 3;
+/// The newest version, written when an entry has a second source's subsidy.
+pub const INDEX_FORMAT_VERSION: u16 = 4;
+/// The version written when it says everything (no second subsidy).
+const INDEX_FORMAT_VERSION_SINGLE_SOURCE: u16 = 3;
 const USCC_LENGTH: usize = 18;
 
 /// The index key of an invoice.
@@ -80,8 +89,13 @@ pub fn parse_invoice_order_key(key: &[u8]) -> Result<(Uscc, ProgrammeYear, u64),
 /// Encodes an index value in the current version.
 pub fn encode_index_entry(entry: &InvoiceEntry, out: &mut Vec<u8>) {
     let mut writer = Writer::new(out);
+    let stacked = !entry.second_subsidy.is_zero();
     writer.bytes(&INDEX_MAGIC);
-    writer.u16(INDEX_FORMAT_VERSION);
+    writer.u16(if stacked {
+        INDEX_FORMAT_VERSION
+    } else {
+        INDEX_FORMAT_VERSION_SINGLE_SOURCE
+    });
     writer.voucher_id(&entry.voucher);
     writer.money(entry.amount);
     writer.date(entry.issue_date);
@@ -89,6 +103,9 @@ pub fn encode_index_entry(entry: &InvoiceEntry, out: &mut Vec<u8>) {
     writer.money(entry.subsidy);
     writer.u64(entry.sequence);
     writer.u64(entry.reversed_at.unwrap_or(0));
+    if stacked {
+        writer.money(entry.second_subsidy);
+    }
 }
 
 /// Decodes an index value of any version this build reads.
@@ -101,7 +118,7 @@ pub fn decode_index_entry(bytes: &[u8]) -> Result<InvoiceEntry, CodecError> {
     }
     match reader.u16()? {
         1 => payload_v1::decode_index_entry(&bytes[6..]),
-        version @ (2 | 3) => {
+        version @ (2..=4) => {
             let voucher = reader.voucher_id()?;
             let amount = reader.money()?;
             let issue_date = reader.date()?;
@@ -118,6 +135,7 @@ pub fn decode_index_entry(bytes: &[u8]) -> Result<InvoiceEntry, CodecError> {
                 issue_date,
                 delivery_proof,
                 subsidy,
+                second_subsidy: Money::ZERO,
                 sequence,
                 reversed_at: if version == 2 {
                     // Version 2 kept only whether it was reversed.
@@ -125,6 +143,20 @@ pub fn decode_index_entry(bytes: &[u8]) -> Result<InvoiceEntry, CodecError> {
                 } else {
                     Some(reader.u64()?).filter(|sequence| *sequence != 0)
                 },
+            };
+            let entry = if version == 4 {
+                let second_subsidy = reader.money()?;
+                if second_subsidy.is_zero() {
+                    return Err(CodecError {
+                        reason: "a version 4 invoice index entry with a second subsidy of 0.00 (written as version 3)".into(),
+                    });
+                }
+                InvoiceEntry {
+                    second_subsidy,
+                    ..entry
+                }
+            } else {
+                entry
             };
             reader.finish()?;
             Ok(entry)

@@ -304,6 +304,7 @@ fn from_v1(event: EventV1<'_>) -> Result<Event, CodecError> {
             delivery_proof: DeliveryProof::from_stored(&redeemed.delivery_proof)?,
             subsidy: money(redeemed.subsidy)?,
             payment_proof: None,
+            second_subsidy: Money::ZERO,
         }),
         EventV1::InvoiceReversed(reversed) => Event::InvoiceReversed(InvoiceReversed {
             voucher: voucher_id(reversed.voucher)?,
@@ -316,6 +317,7 @@ fn from_v1(event: EventV1<'_>) -> Result<Event, CodecError> {
             clawback: reversed.clawback,
             returned_to_voucher: reversed.returned_to_voucher,
             reason: Reason::from_stored(&reversed.reason)?,
+            second_subsidy: Money::ZERO,
         }),
         EventV1::VoucherReleased {
             voucher,
@@ -400,6 +402,7 @@ pub(super) fn decode_index_entry(bytes: &[u8]) -> Result<crate::domain::InvoiceE
         issue_date: Date::from_days_since_epoch(entry.issue_date),
         delivery_proof: DeliveryProof::from_stored(&entry.delivery_proof)?,
         subsidy: money(entry.subsidy)?,
+        second_subsidy: Money::ZERO,
         sequence: entry.sequence,
         // Format v1 kept only whether it was reversed, not when.
         reversed_at: entry.reversed.then_some(0),

@@ -12,10 +12,11 @@
 //! Every field a type has is written; nothing is optional except where an `u8` flag says
 //! so (a release's reason). `tests/fixtures/` pins every type's bytes.
 //!
-//! **Programme extension** (types 1, 2, 7 and 8; see `docs/programmes.md`): after the
-//! fields above, a record may carry the tag byte [`PROGRAMME_EXTENSION_TAG`] and the
-//! programme's fields (a policy's rules, a center's capacity, a voucher's approval terms,
-//! a redemption's proof of payment). It is
+//! **Programme extension** (types 1, 2, 7, 8, 9, 13 and 16; see `docs/programmes.md`):
+//! after the fields above, a record may carry the tag byte [`PROGRAMME_EXTENSION_TAG`]
+//! and the programme's fields (a policy's rules, a center's capacity, a voucher's
+//! approval terms, a redemption's proof of payment and second subsidy, a reversal's second
+//! subsidy, the funding source of a statement or a repayment). It is
 //! written only when they differ from the default, so a Hangzhou 2024 record is byte for
 //! byte what it was, and a payload without it (every v1/v2 record) reads as the default.
 //!
@@ -27,18 +28,27 @@
 //! capacity = option u32 PFLOPS | option u32 racks        (option = u8 0/1, then the value)
 //! terms    = u8 class (0 standard, 1 small or medium) | u8 declaration bits
 //!            | u8 rate basis (0 facility tier, 1 small enterprise)
+//!            [| money second face value]      (stacked funding; absent when zero)
 //! redeemed = option(text payment proof)        (a reimbursement year's proof of payment)
+//!            [| money second subsidy]          (stacked funding; absent when zero)
+//! reversed = money second subsidy              (types 9; never zero)
+//! source   = u8 1 (the second source)          (types 13 and 16; absent: the programme's)
 //! ```
+//!
+//! A trailing field in brackets is read when the payload has bytes left; a value that
+//! would be written by leaving it out (zero, the programme's own source) is refused, so
+//! every event has one encoding.
 
 use super::codec::{CodecError, Reader, Writer};
 use crate::domain::programme::{
     ApprovalTerms, CapacityEligibility, CapacityRequirement, CenterCapacity, Declarations,
-    EnterpriseClass, Payee, ProgrammeRules, RateBasis, SecondSource, SmallEnterpriseRate,
+    EnterpriseClass, FundingSource, Payee, ProgrammeRules, RateBasis, SecondSource,
+    SmallEnterpriseRate,
 };
 use crate::domain::{
     BankReference, CenterStatus, DiscrepancyCounts, DiscrepancyKind, Event, FacilityTier,
     FileDigest, FileEncoding, FileFormat, FileName, InvoiceRedeemed, InvoiceReversed, ListingBasis,
-    Origin, PaymentProof, Principal, PrincipalRole, ProgrammePolicy, ReconciliationRecorded,
+    Money, Origin, PaymentProof, Principal, PrincipalRole, ProgrammePolicy, ReconciliationRecorded,
     ReconciliationScope, ReleaseCause, RequestId, StatementId, StatementIssued, VoucherApproved,
 };
 
@@ -320,24 +330,79 @@ pub(super) fn decode_approval_terms(reader: &mut Reader<'_>) -> Result<ApprovalT
             1 => RateBasis::SmallEnterprise,
             other => return Err(fail(format!("{other} is not a rate basis"))),
         },
+        // Not part of these three bytes: a record's trailing field, an image's stacked
+        // section.
+        second_face_value: Money::ZERO,
     })
 }
 
-/// A redemption's extension: the proof of payment. Written only when there is one, so
-/// a redemption of a center-payee year is byte for byte what it was. Its own option flag
-/// leaves room for later fields (a second source's subsidy) after it.
-pub(super) fn encode_redemption_extension(writer: &mut Writer<'_>, proof: &PaymentProof) {
-    writer.u8(1);
-    writer.text(proof.as_typed());
+/// A redemption's extension: the proof of payment, then the second source's subsidy
+/// when there is one. Written only when either is there, so a redemption of a
+/// center-payee year without a second source is byte for byte what it was.
+pub(super) fn encode_redemption_extension(
+    writer: &mut Writer<'_>,
+    proof: Option<&PaymentProof>,
+    second_subsidy: Money,
+) {
+    match proof {
+        Some(proof) => {
+            writer.u8(1);
+            writer.text(proof.as_typed());
+        }
+        None => writer.u8(0),
+    }
+    if !second_subsidy.is_zero() {
+        writer.money(second_subsidy);
+    }
 }
 
 pub(super) fn decode_redemption_extension(
     reader: &mut Reader<'_>,
-) -> Result<Option<PaymentProof>, CodecError> {
-    if !read_flag(reader)? {
-        return Ok(None);
+) -> Result<(Option<PaymentProof>, Money), CodecError> {
+    let proof = if read_flag(reader)? {
+        Some(PaymentProof::from_stored(reader.text()?)?)
+    } else {
+        None
+    };
+    Ok((proof, trailing_second_amount(reader)?))
+}
+
+/// A stacked second source's amount at the payload's end: zero when absent; a written
+/// zero is refused (it is written by leaving it out).
+fn trailing_second_amount(reader: &mut Reader<'_>) -> Result<Money, CodecError> {
+    if reader.at_end() {
+        return Ok(Money::ZERO);
     }
-    Ok(Some(PaymentProof::from_stored(reader.text()?)?))
+    nonzero_second_amount(reader)
+}
+
+fn nonzero_second_amount(reader: &mut Reader<'_>) -> Result<Money, CodecError> {
+    let amount = reader.money()?;
+    if amount.is_zero() {
+        return Err(fail(
+            "a second source's amount of 0.00 is written by leaving it out",
+        ));
+    }
+    Ok(amount)
+}
+
+/// The funding source of a statement or repayment in its extension: only the second
+/// source is written (the programme's own is the record without the extension).
+fn decode_second_source(reader: &mut Reader<'_>) -> Result<FundingSource, CodecError> {
+    match reader.u8()? {
+        1 => Ok(FundingSource::Second),
+        other => Err(fail(format!(
+            "{other} is not a funding source byte (1: the second source; the programme's own is written by leaving the extension out)"
+        ))),
+    }
+}
+
+/// Writes the extension naming the second source, if `source` is it.
+fn encode_source_extension(writer: &mut Writer<'_>, source: FundingSource) {
+    if source == FundingSource::Second {
+        writer.u8(PROGRAMME_EXTENSION_TAG);
+        writer.u8(1);
+    }
 }
 
 /// Reads the programme extension if the payload has one: `None` at the payload's end (a
@@ -485,6 +550,9 @@ pub fn encode(origin: &Origin, event: &Event, out: &mut Vec<u8>) {
             if !approved.programme.is_default() {
                 writer.u8(PROGRAMME_EXTENSION_TAG);
                 encode_approval_terms(writer, &approved.programme);
+                if !approved.programme.second_face_value.is_zero() {
+                    writer.money(approved.programme.second_face_value);
+                }
             }
         }
         Event::InvoiceRedeemed(redeemed) => {
@@ -495,9 +563,13 @@ pub fn encode(origin: &Origin, event: &Event, out: &mut Vec<u8>) {
             writer.date(redeemed.issue_date);
             writer.text(redeemed.delivery_proof.as_str());
             writer.money(redeemed.subsidy);
-            if let Some(proof) = &redeemed.payment_proof {
+            if redeemed.payment_proof.is_some() || !redeemed.second_subsidy.is_zero() {
                 writer.u8(PROGRAMME_EXTENSION_TAG);
-                encode_redemption_extension(writer, proof);
+                encode_redemption_extension(
+                    writer,
+                    redeemed.payment_proof.as_ref(),
+                    redeemed.second_subsidy,
+                );
             }
         }
         Event::InvoiceReversed(reversed) => {
@@ -510,6 +582,10 @@ pub fn encode(origin: &Origin, event: &Event, out: &mut Vec<u8>) {
             writer.bool(reversed.clawback);
             writer.bool(reversed.returned_to_voucher);
             writer.text(reversed.reason.as_str());
+            if !reversed.second_subsidy.is_zero() {
+                writer.u8(PROGRAMME_EXTENSION_TAG);
+                writer.money(reversed.second_subsidy);
+            }
         }
         Event::VoucherReleased {
             voucher,
@@ -554,6 +630,7 @@ pub fn encode(origin: &Origin, event: &Event, out: &mut Vec<u8>) {
             writer.money(issued.gross);
             writer.money(issued.clawback_offset);
             writer.money(issued.net);
+            encode_source_extension(writer, issued.source);
         }
         Event::PaymentConfirmed {
             statement,
@@ -583,12 +660,14 @@ pub fn encode(origin: &Origin, event: &Event, out: &mut Vec<u8>) {
             amount,
             bank_reference,
             value_date,
+            source,
         } => {
             writer.uscc(center);
             writer.year(*year);
             writer.money(*amount);
             writer.text(bank_reference.as_typed());
             writer.date(*value_date);
+            encode_source_extension(writer, *source);
         }
         Event::ProgrammeYearClosed { year } => writer.year(*year),
         Event::PoolAdjusted {
@@ -779,21 +858,34 @@ pub fn decode(event_type: u16, payload: &[u8]) -> Result<(Origin, Event), CodecE
         },
         7 => {
             let mut approved = decode_voucher_terms(reader)?;
-            if let Some(terms) = extension(reader, decode_approval_terms)? {
+            let terms = extension(reader, |reader| {
+                let mut terms = decode_approval_terms(reader)?;
+                terms.second_face_value = trailing_second_amount(reader)?;
+                Ok(terms)
+            })?;
+            if let Some(terms) = terms {
                 approved.programme = terms;
             }
             Event::VoucherApproved(Box::new(approved))
         }
-        8 => Event::InvoiceRedeemed(InvoiceRedeemed {
-            voucher: reader.voucher_id()?,
-            center: reader.uscc()?,
-            invoice_number: reader.invoice_number()?,
-            amount: reader.money()?,
-            issue_date: reader.date()?,
-            delivery_proof: reader.delivery_proof()?,
-            subsidy: reader.money()?,
-            payment_proof: extension(reader, decode_redemption_extension)?.flatten(),
-        }),
+        8 => {
+            let mut redeemed = InvoiceRedeemed {
+                voucher: reader.voucher_id()?,
+                center: reader.uscc()?,
+                invoice_number: reader.invoice_number()?,
+                amount: reader.money()?,
+                issue_date: reader.date()?,
+                delivery_proof: reader.delivery_proof()?,
+                subsidy: reader.money()?,
+                payment_proof: None,
+                second_subsidy: Money::ZERO,
+            };
+            if let Some((proof, second)) = extension(reader, decode_redemption_extension)? {
+                redeemed.payment_proof = proof;
+                redeemed.second_subsidy = second;
+            }
+            Event::InvoiceRedeemed(redeemed)
+        }
         9 => Event::InvoiceReversed(InvoiceReversed {
             voucher: reader.voucher_id()?,
             center: reader.uscc()?,
@@ -804,6 +896,7 @@ pub fn decode(event_type: u16, payload: &[u8]) -> Result<(Origin, Event), CodecE
             clawback: reader.bool()?,
             returned_to_voucher: reader.bool()?,
             reason: reader.reason()?,
+            second_subsidy: extension(reader, nonzero_second_amount)?.unwrap_or(Money::ZERO),
         }),
         10 => Event::VoucherReleased {
             voucher: reader.voucher_id()?,
@@ -835,6 +928,7 @@ pub fn decode(event_type: u16, payload: &[u8]) -> Result<(Origin, Event), CodecE
             gross: reader.money()?,
             clawback_offset: reader.money()?,
             net: reader.money()?,
+            source: extension(reader, decode_second_source)?.unwrap_or_default(),
         })),
         14 => Event::PaymentConfirmed {
             statement: StatementId(reader.u64()?),
@@ -854,6 +948,7 @@ pub fn decode(event_type: u16, payload: &[u8]) -> Result<(Origin, Event), CodecE
             amount: reader.money()?,
             bank_reference: bank_reference(reader)?,
             value_date: reader.date()?,
+            source: extension(reader, decode_second_source)?.unwrap_or_default(),
         },
         17 => Event::ProgrammeYearClosed {
             year: reader.year()?,

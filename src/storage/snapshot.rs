@@ -17,7 +17,9 @@
 //! Image, version 4: the fields of [`StateImage`] written one by one with
 //! `storage::codec`, in the order of [`encode_image`]; every amount as i128 fen, since
 //! running totals may outgrow i64; last, the recorded reconciliations (sequence, time,
-//! and the event's payload layout, see `payload_v2`). Older images (v1: bincode of the
+//! and the event's payload layout, see `payload_v2`); then two optional sections, each
+//! written only when it holds anything: the programme extension (tag 3) and the
+//! stacked-funding section (tag 4). Older images (v1: bincode of the
 //! domain's own structs; v2: before settlement statements; v3: before reconciliations)
 //! are not read: a snapshot is only a shortcut, so an older one is skipped and the log is
 //! replayed instead.
@@ -31,14 +33,17 @@ use super::payload_v2::{
 };
 use super::record::{sm3_digest, ChainHash};
 use crate::domain::state::CapOverride;
+use crate::domain::FundingSource;
 use crate::domain::{
     BankReference, BankUse, CenterAccount, CenterYear, EnterpriseAccount, PaymentRecord,
     ReceivableItem, ReconciliationRecord, SettlementRun, StateImage, Statement, StatementId,
-    StatementState, Usage, Voucher, VoucherStatus, YearBook,
+    StatementState, Usage, Voucher, VoucherShare, VoucherStatus, YearBook,
 };
 
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"VLSN";
 pub const SNAPSHOT_FORMAT_VERSION: u16 = 4;
+/// The tag of the image's stacked-funding section (after the programme extension's 3).
+const STACKED_SECTION_TAG: u8 = 4;
 const HEADER_LENGTH: usize = 4 + 2 + 2 + 8 + 32 + 8;
 const DIGEST_LENGTH: usize = 32;
 
@@ -232,6 +237,8 @@ pub fn encode_image(image: &StateImage, out: &mut Vec<u8>) {
                 amount,
                 value_date,
                 sequence,
+                // In the stacked section.
+                source: _,
             } => {
                 writer.u8(1);
                 writer.uscc(center);
@@ -254,6 +261,7 @@ pub fn encode_image(image: &StateImage, out: &mut Vec<u8>) {
         encode_reconciliation(writer, &record.reconciliation);
     }
     encode_programme_extension(writer, image);
+    encode_stacked_section(writer, image);
 }
 
 /// The programme extension of an image (see `docs/programmes.md`): the rules of policies
@@ -302,24 +310,163 @@ fn encode_programme_extension(writer: &mut Writer<'_>, image: &StateImage) {
     }
 }
 
-/// Reads the programme extension, if present, into `image`. Every entry must name a
-/// policy, center or voucher the image holds.
+/// The tag of the next trailing section, `None` at the image's end.
+fn next_section(reader: &mut Reader<'_>) -> Result<Option<u8>, CodecError> {
+    if reader.at_end() {
+        return Ok(None);
+    }
+    Ok(Some(reader.u8()?))
+}
+
+fn missing_entry(section: &str, what: &str, key: String) -> CodecError {
+    CodecError {
+        reason: format!("the {section} names {what} {key}, which the image does not hold"),
+    }
+}
+
+/// The stacked-funding section of an image: a second source's books, each voucher's
+/// second share, and which statements and repayments are the second source's. Written
+/// only when a policy has a second source, so every other image is byte for byte what
+/// it was.
+///
+/// ```text
+/// stacked = tag u8 (4) | count, (year, year book)* | count, (uscc, year, payee books)*
+///           | count, (voucher id, money second face value, remaining, subsidy,
+///                     released, clawbacks outstanding)*          (non-zero shares only)
+///           | count, statement id*          (the second source's statements)
+///           | count, bank reference (text)* (repayments to the second source)
+/// ```
+fn encode_stacked_section(writer: &mut Writer<'_>, image: &StateImage) {
+    if image.second_years.is_empty() && image.second_center_years.is_empty() {
+        return;
+    }
+    writer.u8(STACKED_SECTION_TAG);
+    writer.length(image.second_years.len());
+    for (year, book) in &image.second_years {
+        writer.year(*year);
+        encode_year_book(writer, book);
+    }
+    writer.length(image.second_center_years.len());
+    for ((payee, year), books) in &image.second_center_years {
+        writer.uscc(payee);
+        writer.year(*year);
+        encode_center_year(writer, books);
+    }
+    let shares: Vec<&Voucher> = image
+        .vouchers
+        .iter()
+        .filter(|voucher| {
+            !voucher.terms.programme.second_face_value.is_zero() || !voucher.second.is_zero()
+        })
+        .collect();
+    writer.length(shares.len());
+    for voucher in shares {
+        writer.voucher_id(&voucher.terms.voucher);
+        writer.money_total(voucher.terms.programme.second_face_value);
+        writer.money_total(voucher.second.remaining);
+        writer.money_total(voucher.second.subsidy_total);
+        writer.money_total(voucher.second.released);
+        writer.money_total(voucher.second.clawback_outstanding);
+    }
+    let statements: Vec<StatementId> = image
+        .statements
+        .iter()
+        .filter(|statement| statement.source == FundingSource::Second)
+        .map(|statement| statement.id)
+        .collect();
+    writer.length(statements.len());
+    for id in statements {
+        writer.u64(id.0);
+    }
+    let repayments: Vec<&BankReference> = image
+        .bank_references
+        .iter()
+        .filter(|(_, used)| {
+            matches!(used, BankUse::Repayment { source, .. } if *source == FundingSource::Second)
+        })
+        .map(|(reference, _)| reference)
+        .collect();
+    writer.length(repayments.len());
+    for reference in repayments {
+        writer.text(reference.as_typed());
+    }
+}
+
+/// Reads the stacked section into `image`. Every entry must name a voucher, statement
+/// or repayment the image holds.
+fn decode_stacked_section(
+    reader: &mut Reader<'_>,
+    image: &mut StateImage,
+) -> Result<(), CodecError> {
+    const SECTION: &str = "stacked-funding section";
+    image.second_years = items(reader, 2, |reader| {
+        Ok((reader.year()?, decode_year_book(reader)?))
+    })?;
+    image.second_center_years = items(reader, 20, |reader| {
+        Ok((
+            (reader.uscc()?, reader.year()?),
+            decode_center_year(reader)?,
+        ))
+    })?;
+    let positions: std::collections::BTreeMap<_, usize> = image
+        .vouchers
+        .iter()
+        .enumerate()
+        .map(|(position, voucher)| (voucher.terms.voucher, position))
+        .collect();
+    let count = reader.length(16)?;
+    for _ in 0..count {
+        let voucher_id = reader.voucher_id()?;
+        let position = *positions
+            .get(&voucher_id)
+            .ok_or_else(|| missing_entry(SECTION, "voucher", voucher_id.to_string()))?;
+        let voucher = &mut image.vouchers[position];
+        voucher.terms.programme.second_face_value = reader.money_total()?;
+        voucher.second = VoucherShare {
+            remaining: reader.money_total()?,
+            subsidy_total: reader.money_total()?,
+            released: reader.money_total()?,
+            clawback_outstanding: reader.money_total()?,
+        };
+    }
+    let count = reader.length(8)?;
+    for _ in 0..count {
+        let id = StatementId(reader.u64()?);
+        let position = image
+            .statements
+            .binary_search_by_key(&id, |statement| statement.id)
+            .map_err(|_| missing_entry(SECTION, "statement", id.to_string()))?;
+        image.statements[position].source = FundingSource::Second;
+    }
+    let count = reader.length(4)?;
+    for _ in 0..count {
+        let reference = BankReference::from_stored(reader.text()?)?;
+        let used = image
+            .bank_references
+            .binary_search_by(|(stored, _)| stored.cmp(&reference))
+            .ok()
+            .map(|position| &mut image.bank_references[position].1);
+        match used {
+            Some(BankUse::Repayment { source, .. }) => *source = FundingSource::Second,
+            _ => {
+                return Err(missing_entry(
+                    SECTION,
+                    "the repayment with bank reference",
+                    reference.to_string(),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the programme extension (its tag already read) into `image`. Every entry must
+/// name a policy, center or voucher the image holds.
 fn decode_programme_extension(
     reader: &mut Reader<'_>,
     image: &mut StateImage,
 ) -> Result<(), CodecError> {
-    if reader.at_end() {
-        return Ok(());
-    }
-    let tag = reader.u8()?;
-    if tag != PROGRAMME_EXTENSION_TAG {
-        return Err(unknown("image section", tag));
-    }
-    let missing = |what: &str, key: String| CodecError {
-        reason: format!(
-            "the programme extension names {what} {key}, which the image does not hold"
-        ),
-    };
+    let missing = |what: &str, key: String| missing_entry("programme extension", what, key);
     let count = reader.length(3)?;
     for _ in 0..count {
         let year = reader.year()?;
@@ -405,6 +552,8 @@ pub fn decode_image(bytes: &[u8]) -> Result<StateImage, CodecError> {
                     amount: reader.money_total()?,
                     value_date: reader.date()?,
                     sequence: reader.u64()?,
+                    // Filled from the stacked section, if any.
+                    source: FundingSource::Primary,
                 },
                 other => return Err(unknown("bank reference use", other)),
             };
@@ -419,9 +568,23 @@ pub fn decode_image(bytes: &[u8]) -> Result<StateImage, CodecError> {
                 reconciliation: decode_reconciliation(reader)?,
             })
         })?,
+        second_years: Vec::new(),
+        second_center_years: Vec::new(),
     };
     let mut image = image;
-    decode_programme_extension(reader, &mut image)?;
+    // The optional trailing sections, each at most once and in this order.
+    let mut tag = next_section(reader)?;
+    if tag == Some(PROGRAMME_EXTENSION_TAG) {
+        decode_programme_extension(reader, &mut image)?;
+        tag = next_section(reader)?;
+    }
+    if tag == Some(STACKED_SECTION_TAG) {
+        decode_stacked_section(reader, &mut image)?;
+        tag = next_section(reader)?;
+    }
+    if let Some(tag) = tag {
+        return Err(unknown("image section", tag));
+    }
     reader.finish()?;
     Ok(image)
 }
@@ -627,6 +790,8 @@ fn decode_voucher(reader: &mut Reader<'_>) -> Result<Voucher, CodecError> {
         released: reader.money_total()?,
         clawback_outstanding: reader.money_total()?,
         invoice_count: reader.u32()?,
+        // Filled from the stacked section, if any.
+        second: VoucherShare::default(),
     })
 }
 
@@ -665,6 +830,8 @@ fn decode_statement(reader: &mut Reader<'_>) -> Result<Statement, CodecError> {
     Ok(Statement {
         id: StatementId(reader.u64()?),
         run: reader.settlement_run_id()?,
+        // Filled from the stacked section, if any.
+        source: FundingSource::Primary,
         center: reader.uscc()?,
         year: reader.year()?,
         issued_at: reader.timestamp()?,

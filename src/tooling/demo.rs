@@ -18,8 +18,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::domain::{
-    BankReference, CenterStatus, Command, Date, Envelope, Money, Origin, PostInvoice, Principal,
-    PrincipalRole, ProgrammePolicy, ProgrammeYear, Reason, Rejection, RejectionCode, Reply,
+    BankReference, CenterStatus, CenterYear, Command, Date, Envelope, Money, Origin, PostInvoice,
+    Principal, PrincipalRole, ProgrammePolicy, ProgrammeYear, Reason, Rejection, RejectionCode,
     SettlementRunId, StatementId, Timestamp, Uscc,
 };
 use crate::ledger::{Ledger, SUBMIT_BATCH_LIMIT};
@@ -145,7 +145,11 @@ impl Driver<'_> {
         for ((reply, plan), invoice) in replies.into_iter().zip(plans).zip(invoices) {
             self.tally.commands += 1;
             match reply {
-                Ok(Reply::InvoiceOutcome(outcome)) if outcome.duplicate => {
+                Ok(reply)
+                    if reply
+                        .invoice_outcome()
+                        .is_some_and(|(outcome, _)| outcome.duplicate) =>
+                {
                     self.tally.duplicates += 1
                 }
                 Ok(_) => {
@@ -416,28 +420,43 @@ fn settle_quarter(
         }
     }
     driver.flush()?;
-    let owing = {
-        let state = driver.ledger.state();
-        let found = state
-            .center_years()
-            .filter(|((_, books_year), books)| {
-                *books_year == year && !books.outstanding().is_zero()
-            })
+    // The first payee owing clawbacks repays half, to the programme and (stacked
+    // funding) to the second source.
+    fn first_owing<'a>(
+        mut books: impl Iterator<Item = (&'a (Uscc, ProgrammeYear), &'a CenterYear)>,
+        year: ProgrammeYear,
+    ) -> Option<(Uscc, Money)> {
+        books
+            .find(|((_, books_year), books)| *books_year == year && !books.outstanding().is_zero())
             .map(|((center, _), books)| (*center, books.outstanding()))
-            .next();
-        found
+    }
+    let (owing, owing_second) = {
+        let state = driver.ledger.state();
+        (
+            first_owing(state.center_years(), year),
+            first_owing(state.second_center_years(), year),
+        )
     };
+    let half = |owed: Money| Money::from_fen((owed.to_fen().unwrap_or(0) / 2).max(1));
     if let Some((center, outstanding)) = owing {
-        let half = Money::from_fen((outstanding.to_fen().unwrap_or(0) / 2).max(1))?;
         driver.send(Command::RecordRepayment {
             center,
             year,
-            amount: half,
+            amount: half(outstanding)?,
             bank_reference: reference("CLAWBACK", quarter, 0)?,
             value_date: today,
         })?;
-        driver.flush()?;
     }
+    if let Some((center, outstanding)) = owing_second {
+        driver.send(Command::RecordSecondSourceRepayment {
+            center,
+            year,
+            amount: half(outstanding)?,
+            bank_reference: reference("CLAWBACK2-", quarter, 0)?,
+            value_date: today,
+        })?;
+    }
+    driver.flush()?;
     Ok(())
 }
 

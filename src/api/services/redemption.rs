@@ -7,28 +7,31 @@ use crate::domain::{LedgerState, Payee, VoucherId};
 /// and what the enterprise pays the center (the rest, or all of it in a reimbursement
 /// year; nothing once the invoice is reversed).
 fn outcome_to_proto(reply: &Reply, amount: Money, payee: Payee) -> proto::PostInvoiceResponse {
-    match reply {
-        Reply::InvoiceOutcome(outcome) => proto::PostInvoiceResponse {
+    match reply.invoice_outcome() {
+        Some((outcome, second_subsidy)) => proto::PostInvoiceResponse {
             subsidy: outcome.subsidy.to_string(),
             sequence: outcome.sequence,
             duplicate: outcome.duplicate,
+            // A point-of-sale discount covers both sources' subsidy.
             enterprise_pays: convert::enterprise_pays(
                 payee,
                 amount,
-                outcome.subsidy,
+                outcome.subsidy.plus(second_subsidy),
                 outcome.reversed,
             )
             .to_string(),
             reversed: outcome.reversed,
+            second_subsidy: second_subsidy.to_string(),
         },
-        // A PostInvoice is always answered with an InvoiceOutcome; anything else would
+        // A PostInvoice is always answered with an invoice outcome; anything else would
         // be a bug, answered with its sequence and no subsidy rather than a panic.
-        other => proto::PostInvoiceResponse {
+        None => proto::PostInvoiceResponse {
             subsidy: String::new(),
-            sequence: other.last_sequence(),
+            sequence: reply.last_sequence(),
             duplicate: false,
             enterprise_pays: String::new(),
             reversed: false,
+            second_subsidy: String::new(),
         },
     }
 }
@@ -171,7 +174,7 @@ impl RedemptionService for Api {
             reason: convert::reason("reason", &body.reason)?,
         };
         let reply = self.execute(origin_of(&request)?, command).await?;
-        let Reply::InvoiceReversed(reversed) = reply else {
+        let Some((reversed, second_subsidy)) = reply.reversal_outcome() else {
             return Err(Status::internal(format!(
                 "a reversal was answered with {reply:?}"
             )));
@@ -181,6 +184,7 @@ impl RedemptionService for Api {
             clawback: reversed.clawback,
             returned_to_voucher: reversed.returned_to_voucher,
             sequence: reversed.sequence,
+            second_subsidy: second_subsidy.to_string(),
         }))
     }
 
@@ -232,10 +236,11 @@ impl RedemptionService for Api {
             enterprise_pays: convert::enterprise_pays(
                 payee,
                 entry.amount,
-                entry.subsidy,
+                entry.subsidy.plus(entry.second_subsidy),
                 entry.is_reversed(),
             )
             .to_string(),
+            second_subsidy: entry.second_subsidy.to_string(),
         }))
     }
 }

@@ -14,8 +14,8 @@ use crate::api::auth::Principal as Caller;
 use crate::api::convert::statement_to_proto;
 use crate::api::proto::settlement_service_server::SettlementService;
 use crate::domain::{
-    FacilityTier, InvoiceNumber, LedgerState, Payee, ProgrammeYear, Statement, StatementId,
-    StatementState, Uscc,
+    FacilityTier, FundingSource, InvoiceNumber, LedgerState, Payee, ProgrammeYear, Statement,
+    StatementId, StatementState, Uscc, YearBook,
 };
 
 /// Statements one `ListStatements` page looks at, at most, whatever its filters.
@@ -63,12 +63,12 @@ fn statement_not_found(statement: StatementId) -> Status {
     Status::not_found(format!("there is no statement {}", statement.0))
 }
 
-fn year_figures(state: &LedgerState, year: ProgrammeYear) -> Option<proto::YearFiguresResponse> {
-    let book = state.year(year)?;
+/// One funding source's figures for a year from its book (`closed` is the year's).
+fn book_figures(year: ProgrammeYear, closed: bool, book: &YearBook) -> proto::YearFigures {
     let usage = book.usage;
-    let figures = proto::YearFigures {
+    proto::YearFigures {
         year: year.get(),
-        closed: book.closed.is_some(),
+        closed,
         pool: book.pool.to_string(),
         approved: book.approved.to_string(),
         held: usage.held.to_string(),
@@ -78,7 +78,21 @@ fn year_figures(state: &LedgerState, year: ProgrammeYear) -> Option<proto::YearF
         paid: book.paid.to_string(),
         receivables_outstanding: book.outstanding().to_string(),
         free: usage.free_under(book.pool).to_string(),
-    };
+    }
+}
+
+fn year_figures(state: &LedgerState, year: ProgrammeYear) -> Option<proto::YearFiguresResponse> {
+    let book = state.year(year)?;
+    let closed = book.closed.is_some();
+    let figures = book_figures(year, closed, book);
+    let second_source = state
+        .second_year(year)
+        .map(|second| book_figures(year, closed, second));
+    let second_source_name = state
+        .policy(year)
+        .and_then(|policy| policy.rules().second_source.as_ref())
+        .map(|second| second.name.to_string())
+        .unwrap_or_default();
     let mut tiers: Vec<(FacilityTier, u64, Money, Money, Money)> = FacilityTier::ALL
         .iter()
         .map(|tier| (*tier, 0, Money::ZERO, Money::ZERO, Money::ZERO))
@@ -126,6 +140,8 @@ fn year_figures(state: &LedgerState, year: ProgrammeYear) -> Option<proto::YearF
         .collect();
     Some(proto::YearFiguresResponse {
         figures: Some(figures),
+        second_source,
+        second_source_name,
         tiers: tiers
             .into_iter()
             .map(
@@ -287,12 +303,28 @@ impl SettlementService for Api {
     ) -> Result<Response<proto::RepaymentResponse>, Status> {
         principal(&request)?.require_bureau("record repayments")?;
         let body = request.get_ref();
-        let command = Command::RecordRepayment {
-            center: convert::uscc("center", &body.center)?,
-            year: convert::year("year", body.year)?,
-            amount: convert::positive_money("amount", &body.amount)?,
-            bank_reference: convert::bank_reference("bank_reference", &body.bank_reference)?,
-            value_date: convert::date("value_date", &body.value_date)?,
+        let (center, year, amount, bank_reference, value_date) = (
+            convert::uscc("center", &body.center)?,
+            convert::year("year", body.year)?,
+            convert::positive_money("amount", &body.amount)?,
+            convert::bank_reference("bank_reference", &body.bank_reference)?,
+            convert::date("value_date", &body.value_date)?,
+        );
+        let command = match convert::funding_source("funding_source", body.funding_source)? {
+            FundingSource::Primary => Command::RecordRepayment {
+                center,
+                year,
+                amount,
+                bank_reference,
+                value_date,
+            },
+            FundingSource::Second => Command::RecordSecondSourceRepayment {
+                center,
+                year,
+                amount,
+                bank_reference,
+                value_date,
+            },
         };
         let reply = self.execute(origin_of(&request)?, command).await?;
         let Reply::RepaymentRecorded {
@@ -557,7 +589,7 @@ impl SettlementService for Api {
                         enterprise_pays: convert::enterprise_pays(
                             state.payee_kind(year),
                             entry.amount,
-                            entry.subsidy,
+                            entry.subsidy.plus(entry.second_subsidy),
                             entry.is_reversed(),
                         )
                         .to_string(),
@@ -615,9 +647,15 @@ impl SettlementService for Api {
         };
         let (receivables, as_of) = self
             .read(|state| {
-                state
+                let primary = state
                     .center_years()
-                    .filter(|((books_center, books_year), books)| {
+                    .map(|(key, books)| (FundingSource::Primary, key, books));
+                let second = state
+                    .second_center_years()
+                    .map(|(key, books)| (FundingSource::Second, key, books));
+                primary
+                    .chain(second)
+                    .filter(|(_, (books_center, books_year), books)| {
                         center.is_none_or(|center| *books_center == center)
                             && year.is_none_or(|year| *books_year == year)
                             && !books.clawed_back.is_zero()
@@ -627,15 +665,18 @@ impl SettlementService for Api {
                                     Payee::Enterprise => caller.role == Role::Enterprise,
                                 })
                     })
-                    .map(|((books_center, books_year), books)| proto::Receivable {
-                        center: books_center.to_string(),
-                        year: books_year.get(),
-                        clawed_back: books.clawed_back.to_string(),
-                        offset: books.offset.to_string(),
-                        repaid: books.repaid.to_string(),
-                        outstanding: books.outstanding().to_string(),
-                        payee_kind: convert::payee_to_proto(state.payee_kind(*books_year)),
-                    })
+                    .map(
+                        |(source, (books_center, books_year), books)| proto::Receivable {
+                            funding_source: convert::funding_source_to_proto(source),
+                            center: books_center.to_string(),
+                            year: books_year.get(),
+                            clawed_back: books.clawed_back.to_string(),
+                            offset: books.offset.to_string(),
+                            repaid: books.repaid.to_string(),
+                            outstanding: books.outstanding().to_string(),
+                            payee_kind: convert::payee_to_proto(state.payee_kind(*books_year)),
+                        },
+                    )
                     .collect::<Vec<_>>()
             })
             .await?;

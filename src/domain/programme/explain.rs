@@ -105,6 +105,11 @@ pub fn explain(policy: &ProgrammePolicy) -> Vec<String> {
             second.annual_pool,
             percent(second.combined_ceiling)
         ));
+        lines.push(format!(
+            "  How it runs: each voucher also holds a second share on {name}'s pool, {rate} of the fee cut to the combined ceiling less the voucher's own face value, and to what that pool has left (a pool that ran dry lowers the top-up, never the city's voucher); each invoice earns {rate} of its amount from the share until it is used up; a settlement run issues each payee a second statement for it (same cutoff), which {name} pays; clawbacks of it are owed to {name} and repaid to it.",
+            name = second.name,
+            rate = percent(second.rate),
+        ));
     }
     lines.push(format!(
         "Invoices (发票): issued inside the term, posted until {} days after it ends; subsidies are rounded down to the fen.",

@@ -15,6 +15,6 @@ pub use explain::explain;
 pub use file::{read_programme_file, PolicyFileError, ProgrammeFile};
 pub use rules::{
     ApprovalTerms, CapacityEligibility, CapacityRequirement, CenterCapacity, Declaration,
-    Declarations, EnterpriseClass, Payee, ProgrammeRules, RateBasis, SecondSource,
+    Declarations, EnterpriseClass, FundingSource, Payee, ProgrammeRules, RateBasis, SecondSource,
     SmallEnterpriseRate,
 };

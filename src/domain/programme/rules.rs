@@ -315,6 +315,39 @@ impl CapacityEligibility {
     }
 }
 
+/// Which funder a figure belongs to: the programme's own pool (the city's voucher), or a
+/// policy's second source (stacked funding). Each has its own pool, statements,
+/// payments and receivables; both are recorded on the same redemption.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+pub enum FundingSource {
+    #[default]
+    Primary,
+    Second,
+}
+
+impl FundingSource {
+    pub const ALL: [FundingSource; 2] = [FundingSource::Primary, FundingSource::Second];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FundingSource::Primary => "primary",
+            FundingSource::Second => "second",
+        }
+    }
+
+    pub fn parse(field: &'static str, text: &str) -> Result<FundingSource, ValidationError> {
+        match text {
+            "" | "primary" => Ok(FundingSource::Primary),
+            "second" => Ok(FundingSource::Second),
+            _ => Err(ValidationError::new(
+                field,
+                text,
+                "must be primary (the programme's own pool) or second (the stacked source)",
+            )),
+        }
+    }
+}
+
 /// A second funder (a provincial or national voucher) covering a further share of the
 /// same contracts from its own pool.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -437,6 +470,10 @@ pub struct ApprovalTerms {
     pub enterprise_class: EnterpriseClass,
     pub declarations: Declarations,
     pub rate_basis: RateBasis,
+    /// The second source's share of the voucher (stacked funding), held on the second
+    /// pool: `min(⌊rate₂ × fee⌋, ⌊combined ceiling × fee⌋ − face value, second pool free)`.
+    /// Zero without a second source, and when its pool had nothing left.
+    pub second_face_value: Money,
 }
 
 impl ApprovalTerms {

@@ -8,16 +8,16 @@
 
 use std::collections::BTreeMap;
 
-use super::{BankUse, CapOverride, CenterAccount, EnterpriseAccount, InvoiceEntry};
+use super::{BankUse, CapOverride, CenterAccount, CenterYear, EnterpriseAccount, InvoiceEntry};
 use super::{LedgerState, PaymentRecord, ReceivableItem, SettlementRun, Statement};
-use super::{StatementState, Usage, Voucher, VoucherStatus};
+use super::{StatementState, Usage, Voucher, VoucherShare, VoucherStatus, YearBook};
 use crate::domain::command::CenterStatus;
 use crate::domain::event::{
     Event, InvoiceRedeemed, InvoiceReversed, ReleaseCause, StatementIssued, VoucherApproved,
 };
 use crate::domain::ids::{ProgrammeYear, StatementId, Timestamp, Uscc, VoucherId};
 use crate::domain::money::Money;
-use crate::domain::programme::Payee;
+use crate::domain::programme::{FundingSource, Payee};
 use crate::domain::reconciliation::ReconciliationRecord;
 
 impl Usage {
@@ -54,6 +54,91 @@ impl Usage {
     }
 }
 
+/// A year's books and its payee-year books, for one funding source.
+type SourceBooks<'a> = (
+    &'a mut BTreeMap<ProgrammeYear, YearBook>,
+    &'a mut BTreeMap<(Uscc, ProgrammeYear), CenterYear>,
+);
+
+/// A redemption granted: into the source's pool usage and figures, and its payee's books.
+fn grant(book: &mut YearBook, books: &mut CenterYear, subsidy: Money) {
+    book.usage.redeem_from_hold(subsidy);
+    book.granted = book.granted.plus(subsidy);
+    book.unsettled = book.unsettled.plus(subsidy);
+    books.granted = books.granted.plus(subsidy);
+    books.granted_count += 1;
+    books.unsettled = books.unsettled.plus(subsidy);
+    books.unsettled_count += 1;
+}
+
+/// What a reversal says about every source's part of it.
+struct ReversedPart {
+    sequence: u64,
+    redeemed_sequence: u64,
+    voucher: VoucherId,
+    enterprise: Uscc,
+    clawback: bool,
+    returned_to_voucher: bool,
+    /// Format v1 set both flags for a settled invoice on an active voucher: the subsidy
+    /// went back to the voucher at once and the center owed it as well.
+    legacy_clawback: bool,
+}
+
+/// A reversal's `subsidy` taken out of one source's books: a clawback (a receivable of
+/// the payee; the statement that holds the invoice stands for less) or, unsettled, back
+/// to the voucher's hold or freed.
+fn reverse_in_books(
+    book: &mut YearBook,
+    books: &mut CenterYear,
+    statements: &mut BTreeMap<StatementId, Statement>,
+    part: &ReversedPart,
+    subsidy: Money,
+) {
+    if part.clawback {
+        if part.legacy_clawback {
+            book.usage.unredeem(subsidy, true);
+        } else {
+            book.usage.claw_back(subsidy);
+        }
+        book.clawed_back = book.clawed_back.plus(subsidy);
+        books.clawed_back = books.clawed_back.plus(subsidy);
+        books.receivables.push_back(ReceivableItem {
+            reversal: part.sequence,
+            voucher: part.voucher,
+            enterprise: part.enterprise,
+            outstanding: subsidy,
+            holds_pool: !part.legacy_clawback,
+        });
+        let paid = match books.settlement_of(part.redeemed_sequence) {
+            Some((_, Some(statement))) => match statements.get_mut(&statement) {
+                Some(found) => {
+                    found.clawed_back = found.clawed_back.plus(subsidy);
+                    found.state == StatementState::Paid
+                }
+                None => true,
+            },
+            // Settled by format v1's CenterSettled, which paid at once.
+            _ => true,
+        };
+        if paid {
+            book.standing_paid = book.standing_paid.saturating_minus(subsidy);
+        } else {
+            book.standing_open = book.standing_open.saturating_minus(subsidy);
+        }
+    } else {
+        book.usage.unredeem(subsidy, part.returned_to_voucher);
+        if !part.returned_to_voucher {
+            book.released = book.released.plus(subsidy);
+        }
+        book.unsettled = book.unsettled.saturating_minus(subsidy);
+        book.reversed_unsettled = book.reversed_unsettled.plus(subsidy);
+        books.unsettled = books.unsettled.saturating_minus(subsidy);
+        books.unsettled_count = books.unsettled_count.saturating_sub(1);
+        books.reversed_unsettled = books.reversed_unsettled.plus(subsidy);
+        books.reversed_unsettled_count += 1;
+    }
+}
+
 /// How a receivable was recovered.
 #[derive(Clone, Copy)]
 enum Recovery {
@@ -75,6 +160,9 @@ impl LedgerState {
             Event::PolicyPublished { policy } => {
                 self.policies.insert(policy.year(), (**policy).clone());
                 self.years.entry(policy.year()).or_default().pool = policy.annual_pool();
+                if let Some(second) = &policy.rules().second_source {
+                    self.second_years.entry(policy.year()).or_default().pool = second.annual_pool;
+                }
             }
             Event::CenterRegistered {
                 center,
@@ -189,8 +277,9 @@ impl LedgerState {
                     returned: None,
                 });
                 found.state = StatementState::Paid;
-                let (center, year, standing) = (found.center, found.year, found.standing());
-                self.pay(center, year, *amount, standing, true);
+                let (center, year, standing, source) =
+                    (found.center, found.year, found.standing(), found.source);
+                self.pay(source, center, year, *amount, standing, true);
             }
             Event::PaymentReturned {
                 statement,
@@ -210,8 +299,9 @@ impl LedgerState {
                     payment.returned = Some((reason.clone(), sequence));
                 }
                 found.state = StatementState::Returned;
-                let (center, year, standing) = (found.center, found.year, found.standing());
-                self.pay(center, year, *amount, standing, false);
+                let (center, year, standing, source) =
+                    (found.center, found.year, found.standing(), found.source);
+                self.pay(source, center, year, *amount, standing, false);
             }
             Event::RepaymentRecorded {
                 center,
@@ -219,6 +309,7 @@ impl LedgerState {
                 amount,
                 bank_reference,
                 value_date,
+                source,
             } => {
                 self.bank_references.insert(
                     bank_reference.clone(),
@@ -228,9 +319,10 @@ impl LedgerState {
                         amount: *amount,
                         value_date: *value_date,
                         sequence,
+                        source: *source,
                     },
                 );
-                self.recover(*center, *year, *amount, Recovery::Repaid);
+                self.recover(*source, *center, *year, *amount, Recovery::Repaid);
             }
             Event::ProgrammeYearClosed { year } => {
                 self.years.entry(*year).or_default().closed = Some(sequence);
@@ -256,8 +348,22 @@ impl LedgerState {
         }
     }
 
+    /// The books of a funding source: its year books and its payee-year books.
+    fn source_books_mut(&mut self, source: FundingSource) -> SourceBooks<'_> {
+        match source {
+            FundingSource::Primary => (&mut self.years, &mut self.center_years),
+            FundingSource::Second => (&mut self.second_years, &mut self.second_center_years),
+        }
+    }
+
     fn apply_voucher_approved(&mut self, sequence: u64, approved: &VoucherApproved) {
         let face = approved.face_value;
+        let second_face = approved.programme.second_face_value;
+        if !second_face.is_zero() {
+            let book = self.second_years.entry(approved.year).or_default();
+            book.usage.hold(second_face);
+            book.approved = book.approved.plus(second_face);
+        }
         let year = self.years.entry(approved.year).or_default();
         year.usage.hold(face);
         year.approved = year.approved.plus(face);
@@ -296,6 +402,10 @@ impl LedgerState {
                 released: Money::ZERO,
                 clawback_outstanding: Money::ZERO,
                 invoice_count: 0,
+                second: VoucherShare {
+                    remaining: second_face,
+                    ..VoucherShare::default()
+                },
             },
         );
     }
@@ -318,10 +428,6 @@ impl LedgerState {
             voucher.invoiced_total = voucher.invoiced_total.plus(redeemed.amount);
             voucher.invoice_count += 1;
             let (year, enterprise) = (voucher.terms.year, voucher.terms.enterprise);
-            let book = self.years.entry(year).or_default();
-            book.usage.redeem_from_hold(subsidy);
-            book.granted = book.granted.plus(subsidy);
-            book.unsettled = book.unsettled.plus(subsidy);
             if let Some(account) = self.enterprises.get_mut(&enterprise) {
                 account
                     .usage_by_year
@@ -329,11 +435,23 @@ impl LedgerState {
                     .or_default()
                     .redeem_from_hold(subsidy);
             }
-            let books = self.center_years.entry((payee, year)).or_default();
-            books.granted = books.granted.plus(subsidy);
-            books.granted_count += 1;
-            books.unsettled = books.unsettled.plus(subsidy);
-            books.unsettled_count += 1;
+            grant(
+                self.years.entry(year).or_default(),
+                self.center_years.entry((payee, year)).or_default(),
+                subsidy,
+            );
+            // The second source's part, in its own books (only a redemption that has
+            // one is counted there).
+            let second = redeemed.second_subsidy;
+            if !second.is_zero() {
+                voucher.second.remaining = voucher.second.remaining.saturating_minus(second);
+                voucher.second.subsidy_total = voucher.second.subsidy_total.plus(second);
+                grant(
+                    self.second_years.entry(year).or_default(),
+                    self.second_center_years.entry((payee, year)).or_default(),
+                    second,
+                );
+            }
         }
         self.invoice_cache.insert(
             redeemed.center,
@@ -344,6 +462,7 @@ impl LedgerState {
                 issue_date: redeemed.issue_date,
                 delivery_proof: redeemed.delivery_proof.clone(),
                 subsidy,
+                second_subsidy: redeemed.second_subsidy,
                 sequence,
                 reversed_at: None,
             },
@@ -381,64 +500,53 @@ impl LedgerState {
         } else {
             voucher.released = voucher.released.plus(subsidy);
         }
-        let enterprise_usage = self
-            .enterprises
-            .get_mut(&enterprise)
-            .map(|account| account.usage_by_year.entry(year).or_default());
-        let book = self.years.entry(year).or_default();
-        let books = self.center_years.entry((payee, year)).or_default();
-        if reversed.clawback {
-            if legacy_clawback {
-                book.usage.unredeem(subsidy, true);
-                if let Some(usage) = enterprise_usage {
-                    usage.unredeem(subsidy, true);
-                }
+        let second = reversed.second_subsidy;
+        if !second.is_zero() {
+            let share = &mut voucher.second;
+            share.subsidy_total = share.subsidy_total.saturating_minus(second);
+            if reversed.clawback {
+                share.clawback_outstanding = share.clawback_outstanding.plus(second);
+            } else if reversed.returned_to_voucher {
+                share.remaining = share.remaining.plus(second);
             } else {
-                book.usage.claw_back(subsidy);
-                if let Some(usage) = enterprise_usage {
-                    usage.claw_back(subsidy);
-                }
+                share.released = share.released.plus(second);
             }
-            book.clawed_back = book.clawed_back.plus(subsidy);
-            books.clawed_back = books.clawed_back.plus(subsidy);
-            books.receivables.push_back(ReceivableItem {
-                reversal: sequence,
-                voucher: reversed.voucher,
-                enterprise,
-                outstanding: subsidy,
-                holds_pool: !legacy_clawback,
-            });
-            // The statement that holds the invoice now stands for less.
-            let paid = match books.settlement_of(reversed.redeemed_sequence) {
-                Some((_, Some(statement))) => match self.statements.get_mut(&statement) {
-                    Some(found) => {
-                        found.clawed_back = found.clawed_back.plus(subsidy);
-                        found.state == StatementState::Paid
-                    }
-                    None => true,
-                },
-                // Settled by format v1's CenterSettled, which paid at once.
-                _ => true,
-            };
-            if paid {
-                book.standing_paid = book.standing_paid.saturating_minus(subsidy);
-            } else {
-                book.standing_open = book.standing_open.saturating_minus(subsidy);
-            }
-        } else {
-            book.usage.unredeem(subsidy, reversed.returned_to_voucher);
-            if let Some(usage) = enterprise_usage {
+        }
+        // The enterprise's cap is the programme's own: only the first source uses it.
+        if let Some(account) = self.enterprises.get_mut(&enterprise) {
+            let usage = account.usage_by_year.entry(year).or_default();
+            if !reversed.clawback {
                 usage.unredeem(subsidy, reversed.returned_to_voucher);
+            } else if legacy_clawback {
+                usage.unredeem(subsidy, true);
+            } else {
+                usage.claw_back(subsidy);
             }
-            if !reversed.returned_to_voucher {
-                book.released = book.released.plus(subsidy);
-            }
-            book.unsettled = book.unsettled.saturating_minus(subsidy);
-            book.reversed_unsettled = book.reversed_unsettled.plus(subsidy);
-            books.unsettled = books.unsettled.saturating_minus(subsidy);
-            books.unsettled_count = books.unsettled_count.saturating_sub(1);
-            books.reversed_unsettled = books.reversed_unsettled.plus(subsidy);
-            books.reversed_unsettled_count += 1;
+        }
+        let part = ReversedPart {
+            sequence,
+            redeemed_sequence: reversed.redeemed_sequence,
+            voucher: reversed.voucher,
+            enterprise,
+            clawback: reversed.clawback,
+            returned_to_voucher: reversed.returned_to_voucher,
+            legacy_clawback,
+        };
+        reverse_in_books(
+            self.years.entry(year).or_default(),
+            self.center_years.entry((payee, year)).or_default(),
+            &mut self.statements,
+            &part,
+            subsidy,
+        );
+        if !second.is_zero() {
+            reverse_in_books(
+                self.second_years.entry(year).or_default(),
+                self.second_center_years.entry((payee, year)).or_default(),
+                &mut self.statements,
+                &part,
+                second,
+            );
         }
     }
 
@@ -458,6 +566,10 @@ impl LedgerState {
         };
         voucher.remaining = voucher.remaining.saturating_minus(released);
         voucher.released = voucher.released.plus(released);
+        // A release ends the voucher: the second source's share goes back with it.
+        let second_released = voucher.second.remaining;
+        voucher.second.remaining = Money::ZERO;
+        voucher.second.released = voucher.second.released.plus(second_released);
         self.active_by_window_end
             .remove(&(voucher.terms.redemption_window_end, voucher_id));
         if self
@@ -482,13 +594,18 @@ impl LedgerState {
                 .or_default()
                 .release_hold(released);
         }
+        if !second_released.is_zero() {
+            let book = self.second_years.entry(year).or_default();
+            book.usage.release_hold(second_released);
+            book.released = book.released.plus(second_released);
+        }
     }
 
     fn apply_statement_issued(&mut self, sequence: u64, at: Timestamp, issued: &StatementIssued) {
         let id = StatementId(sequence);
         let paid_at_once = issued.net.is_zero();
-        let books = self
-            .center_years
+        let (years, center_years) = self.source_books_mut(issued.source);
+        let books = center_years
             .entry((issued.center, issued.year))
             .or_default();
         let previous_cutoff = books.last_cutoff();
@@ -497,7 +614,7 @@ impl LedgerState {
         books.settled = books.settled.plus(issued.gross);
         books.settled_count += issued.invoices;
         books.settlements.push((issued.cutoff, Some(id)));
-        let book = self.years.entry(issued.year).or_default();
+        let book = years.entry(issued.year).or_default();
         book.unsettled = book.unsettled.saturating_minus(issued.gross);
         book.settled = book.settled.plus(issued.gross);
         if paid_at_once {
@@ -513,6 +630,7 @@ impl LedgerState {
             Statement {
                 id,
                 run: issued.run,
+                source: issued.source,
                 center: issued.center,
                 year: issued.year,
                 issued_at: at,
@@ -532,6 +650,7 @@ impl LedgerState {
             },
         );
         self.recover(
+            issued.source,
             issued.center,
             issued.year,
             issued.clawback_offset,
@@ -540,19 +659,25 @@ impl LedgerState {
     }
 
     /// Moves a statement's standing subsidy between open and paid, and counts the cash.
-    /// `payee` is the statement's; a center's account counts what it was paid (an
-    /// enterprise payee's cash is in its books only).
+    /// `payee` is the statement's; a center's account counts what the bureau paid it (an
+    /// enterprise payee's cash, and a second source's, are in the books only).
     fn pay(
         &mut self,
+        source: FundingSource,
         payee: Uscc,
         year: ProgrammeYear,
         amount: Money,
         standing: Money,
         paid: bool,
     ) {
-        let center_paid = self.payee_kind(year) == Payee::Center;
-        let book = self.years.entry(year).or_default();
-        let books = self.center_years.entry((payee, year)).or_default();
+        let center_paid =
+            self.payee_kind(year) == Payee::Center && source == FundingSource::Primary;
+        let (years, center_years) = match source {
+            FundingSource::Primary => (&mut self.years, &mut self.center_years),
+            FundingSource::Second => (&mut self.second_years, &mut self.second_center_years),
+        };
+        let book = years.entry(year).or_default();
+        let books = center_years.entry((payee, year)).or_default();
         let account = self.centers.get_mut(&payee).filter(|_| center_paid);
         if paid {
             book.standing_open = book.standing_open.saturating_minus(standing);
@@ -573,14 +698,28 @@ impl LedgerState {
         }
     }
 
-    /// Recovers `amount` of a payee's receivables of `year`, oldest first: each fen
-    /// recovered frees its enterprise's cap and the pool, and counts as released from
-    /// the voucher it was clawed back from.
-    fn recover(&mut self, center: Uscc, year: ProgrammeYear, amount: Money, how: Recovery) {
+    /// Recovers `amount` of a payee's receivables of `year` owed to `source`, oldest
+    /// first: each fen recovered frees the source's pool (and, for the programme's own,
+    /// the enterprise's cap), and counts as released from the voucher (or its second
+    /// share) it was clawed back from.
+    fn recover(
+        &mut self,
+        source: FundingSource,
+        center: Uscc,
+        year: ProgrammeYear,
+        amount: Money,
+        how: Recovery,
+    ) {
         if amount.is_zero() {
             return;
         }
-        let books = self.center_years.entry((center, year)).or_default();
+        // Field by field (not `source_books_mut`): the loop below also updates the
+        // enterprises and vouchers.
+        let (years, center_years) = match source {
+            FundingSource::Primary => (&mut self.years, &mut self.center_years),
+            FundingSource::Second => (&mut self.second_years, &mut self.second_center_years),
+        };
+        let books = center_years.entry((center, year)).or_default();
         match how {
             Recovery::Offset => books.offset = books.offset.plus(amount),
             Recovery::Repaid => books.repaid = books.repaid.plus(amount),
@@ -599,7 +738,7 @@ impl LedgerState {
                 books.receivables.pop_front();
             }
         }
-        let book = self.years.entry(year).or_default();
+        let book = years.entry(year).or_default();
         match how {
             Recovery::Offset => book.offset = book.offset.plus(amount),
             Recovery::Repaid => book.repaid = book.repaid.plus(amount),
@@ -611,12 +750,25 @@ impl LedgerState {
             }
             book.usage.recover(take);
             book.released = book.released.plus(take);
-            if let Some(account) = self.enterprises.get_mut(&enterprise) {
-                account.usage_by_year.entry(year).or_default().recover(take);
+            if source == FundingSource::Primary {
+                if let Some(account) = self.enterprises.get_mut(&enterprise) {
+                    account.usage_by_year.entry(year).or_default().recover(take);
+                }
             }
             if let Some(found) = self.vouchers.get_mut(&voucher) {
-                found.clawback_outstanding = found.clawback_outstanding.saturating_minus(take);
-                found.released = found.released.plus(take);
+                match source {
+                    FundingSource::Primary => {
+                        found.clawback_outstanding =
+                            found.clawback_outstanding.saturating_minus(take);
+                        found.released = found.released.plus(take);
+                    }
+                    FundingSource::Second => {
+                        let share = &mut found.second;
+                        share.clawback_outstanding =
+                            share.clawback_outstanding.saturating_minus(take);
+                        share.released = share.released.plus(take);
+                    }
+                }
             }
         }
     }
@@ -657,7 +809,13 @@ impl LedgerState {
             book.settled = book.settled.plus(gross);
             book.standing_paid = book.standing_paid.plus(gross);
             book.paid = book.paid.plus(net);
-            self.recover(center, year, offset, Recovery::Offset);
+            self.recover(
+                FundingSource::Primary,
+                center,
+                year,
+                offset,
+                Recovery::Offset,
+            );
         }
         if let Some(account) = self.centers.get_mut(&center) {
             account.paid_total = account.paid_total.plus(paid);

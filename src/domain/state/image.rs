@@ -42,6 +42,10 @@ pub struct StateImage {
     pub legacy_settlements: Vec<SettlementId>,
     /// In sequence order.
     pub reconciliations: Vec<ReconciliationRecord>,
+    /// A stacked second source's books (empty unless a policy has one): in year order,
+    /// and in (payee, year) order.
+    pub second_years: Vec<(ProgrammeYear, YearBook)>,
+    pub second_center_years: Vec<((Uscc, ProgrammeYear), CenterYear)>,
 }
 
 impl LedgerState {
@@ -74,6 +78,16 @@ impl LedgerState {
             invoices_redeemed: self.invoices_redeemed,
             legacy_settlements: self.legacy_settlements.iter().copied().collect(),
             reconciliations: self.reconciliations.values().cloned().collect(),
+            second_years: self
+                .second_years
+                .iter()
+                .map(|(year, book)| (*year, book.clone()))
+                .collect(),
+            second_center_years: self
+                .second_center_years
+                .iter()
+                .map(|(key, books)| (*key, books.clone()))
+                .collect(),
         }
     }
 
@@ -98,6 +112,8 @@ impl LedgerState {
             .map(|account| (account.center, account))
             .collect();
         state.center_years = image.center_years.into_iter().collect();
+        state.second_years = image.second_years.into_iter().collect();
+        state.second_center_years = image.second_center_years.into_iter().collect();
         state.enterprises = image
             .enterprises
             .into_iter()

@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use super::{LedgerState, StatementState, Usage, YearBook};
-use crate::domain::ids::ProgrammeYear;
+use super::{CenterYear, LedgerState, StatementState, Usage, Voucher, YearBook};
+use crate::domain::ids::{ProgrammeYear, Uscc};
 use crate::domain::money::Money;
-use crate::domain::programme::Payee;
+use crate::domain::programme::{FundingSource, Payee};
 
 fn sum(amounts: impl IntoIterator<Item = Money>) -> Money {
     amounts.into_iter().fold(Money::ZERO, Money::plus)
@@ -25,9 +25,28 @@ impl LedgerState {
         violations
     }
 
-    /// 1–2. Pool = free + held + redeemed + receivables, for every year; each enterprise
-    /// within its cap; the pool's usage is the sum over enterprises.
+    /// 1–2. Pool = free + held + redeemed + receivables, for every year and every
+    /// source; each enterprise within its cap; the programme pool's usage is the sum over
+    /// enterprises (a second source has no per-enterprise cap).
     fn check_pools_and_caps(&self, violations: &mut Vec<String>) {
+        for (year, book) in &self.second_years {
+            let usage = book.usage;
+            let has_second = self
+                .policies
+                .get(year)
+                .is_some_and(|policy| policy.rules().second_source.is_some());
+            if !has_second && !usage.used().is_zero() {
+                violations.push(format!(
+                    "second source {year}: usage without a policy that has a second source"
+                ));
+            }
+            if usage.used() > book.pool {
+                violations.push(format!(
+                    "second source pool {year}: held {} + redeemed {} + receivable {} exceeds the pool {}",
+                    usage.held, usage.redeemed, usage.receivable, book.pool
+                ));
+            }
+        }
         for (year, book) in &self.years {
             let usage = book.usage;
             if !self.policies.contains_key(year) && !usage.used().is_zero() {
@@ -75,15 +94,41 @@ impl LedgerState {
         }
     }
 
+    /// 3–4, for the programme's own books and a stacked second source's alike.
+    fn check_money_is_conserved(&self, violations: &mut Vec<String>) {
+        self.check_source_conserved(
+            FundingSource::Primary,
+            &self.years,
+            &self.center_years,
+            violations,
+        );
+        self.check_source_conserved(
+            FundingSource::Second,
+            &self.second_years,
+            &self.second_center_years,
+            violations,
+        );
+    }
+
     /// 3–4. Every fen of subsidy granted is in exactly one of: reversed before
     /// settlement, unsettled, an open statement, a paid statement, or clawed back; and
     /// every clawback is outstanding, offset or repaid. Per center-year, redemptions are
     /// counted once: granted = reversed before settlement + unsettled + settled.
-    fn check_money_is_conserved(&self, violations: &mut Vec<String>) {
+    fn check_source_conserved(
+        &self,
+        source: FundingSource,
+        years: &BTreeMap<ProgrammeYear, YearBook>,
+        center_years: &BTreeMap<(Uscc, ProgrammeYear), CenterYear>,
+        violations: &mut Vec<String>,
+    ) {
+        let label = match source {
+            FundingSource::Primary => "",
+            FundingSource::Second => "second source: ",
+        };
         let mut totals: BTreeMap<ProgrammeYear, YearBook> = BTreeMap::new();
         // Receivables that keep the pool used (all but format-v1 ones), per year.
         let mut holding: BTreeMap<ProgrammeYear, Money> = BTreeMap::new();
-        for ((center, year), books) in &self.center_years {
+        for ((center, year), books) in center_years {
             let held = sum(books
                 .receivables
                 .iter()
@@ -92,7 +137,7 @@ impl LedgerState {
             let entry = holding.entry(*year).or_insert(Money::ZERO);
             *entry = entry.plus(held);
             let kind = self.payee_kind(*year);
-            let place = format!("{} {center} {year}", kind.name());
+            let place = format!("{label}{} {center} {year}", kind.name());
             // A reimbursement year's books are an enterprise's: it owes only clawbacks of
             // its own vouchers.
             if kind == Payee::Enterprise {
@@ -145,11 +190,22 @@ impl LedgerState {
                     "{place}: settlement cutoffs are not increasing, so a redemption could be in two statements"
                 ));
             }
-            let statements_gross = sum(books
+            let statements: Vec<_> = books
                 .settlements
                 .iter()
                 .filter_map(|(_, statement)| statement.and_then(|id| self.statements.get(&id)))
-                .map(|statement| statement.gross));
+                .collect();
+            if let Some(other) = statements
+                .iter()
+                .find(|statement| statement.source != source)
+            {
+                violations.push(format!(
+                    "{place}: holds statement {} of the {} source",
+                    other.id,
+                    other.source.name()
+                ));
+            }
+            let statements_gross = sum(statements.iter().map(|statement| statement.gross));
             let legacy = books
                 .settlements
                 .iter()
@@ -170,7 +226,7 @@ impl LedgerState {
             total.repaid = total.repaid.plus(books.repaid);
             total.paid = total.paid.plus(books.paid);
         }
-        for (year, book) in &self.years {
+        for (year, book) in years {
             let total = totals.remove(year).unwrap_or_default();
             let buckets = book
                 .reversed_unsettled
@@ -180,20 +236,20 @@ impl LedgerState {
                 .plus(book.clawed_back);
             if book.granted != buckets {
                 violations.push(format!(
-                    "year {year}: granted {} differs from reversed before settlement {} + unsettled {} + open statements {} + paid statements {} + clawed back {}",
+                    "{label}year {year}: granted {} differs from reversed before settlement {} + unsettled {} + open statements {} + paid statements {} + clawed back {}",
                     book.granted, book.reversed_unsettled, book.unsettled, book.standing_open, book.standing_paid, book.clawed_back
                 ));
             }
             if book.offset.plus(book.repaid) > book.clawed_back {
                 violations.push(format!(
-                    "year {year}: offset {} + repaid {} exceed clawed back {}",
+                    "{label}year {year}: offset {} + repaid {} exceed clawed back {}",
                     book.offset, book.repaid, book.clawed_back
                 ));
             }
             let held = holding.get(year).copied().unwrap_or(Money::ZERO);
             if book.usage.receivable != held || held > book.outstanding() {
                 violations.push(format!(
-                    "year {year}: the pool's receivable {} differs from the receivables that hold it {held} (outstanding: clawed back {} - offset {} - repaid {})",
+                    "{label}year {year}: the pool's receivable {} differs from the receivables that hold it {held} (outstanding: clawed back {} - offset {} - repaid {})",
                     book.usage.receivable, book.clawed_back, book.offset, book.repaid
                 ));
             }
@@ -203,7 +259,7 @@ impl LedgerState {
                 .plus(book.standing_paid);
             if book.usage.redeemed != standing {
                 violations.push(format!(
-                    "year {year}: the pool's redeemed {} differs from the subsidy that stands {standing}",
+                    "{label}year {year}: the pool's redeemed {} differs from the subsidy that stands {standing}",
                     book.usage.redeemed
                 ));
             }
@@ -223,7 +279,7 @@ impl LedgerState {
             ] {
                 if expected != found {
                     violations.push(format!(
-                        "year {year}: {what} {expected} differs from the sum over payees {found}"
+                        "{label}year {year}: {what} {expected} differs from the sum over payees {found}"
                     ));
                 }
             }
@@ -246,6 +302,24 @@ impl LedgerState {
                 violations.push(format!(
                     "statement {id}: clawed back {} exceeds its gross {}",
                     statement.clawed_back, statement.gross
+                ));
+            }
+            // Stacked funding: the second source's statement goes with the programme's
+            // statement of the same payee, run and cutoff.
+            if statement.source == FundingSource::Second
+                && !self.runs.get(&statement.run).is_some_and(|run| {
+                    run.statements.iter().any(|other| {
+                        self.statements.get(other).is_some_and(|other| {
+                            other.source == FundingSource::Primary
+                                && other.center == statement.center
+                                && other.cutoff == statement.cutoff
+                        })
+                    })
+                })
+            {
+                violations.push(format!(
+                    "statement {id}: the second source's statement has no statement of the programme for payee {} in run {}",
+                    statement.center, statement.run
                 ));
             }
             let paid_by = statement.current_payment().map(|payment| payment.amount);
@@ -282,6 +356,7 @@ impl LedgerState {
                     terms.voucher, voucher.invoiced_total, terms.contract_fee
                 ));
             }
+            self.check_second_share(voucher, violations);
             if voucher.accounted() != terms.face_value {
                 violations.push(format!(
                     "voucher {}: remaining {} + subsidy {} + clawbacks {} + released {} differs from face value {}",
@@ -293,6 +368,51 @@ impl LedgerState {
                     terms.face_value
                 ));
             }
+        }
+    }
+
+    /// Stacked funding (invariant 6 for the second share): second face value = remaining
+    /// + subsidy standing + clawbacks outstanding + released; both sources' subsidy within
+    /// the combined ceiling × fee; a second share only where the policy has a source.
+    fn check_second_share(&self, voucher: &Voucher, violations: &mut Vec<String>) {
+        let terms = &voucher.terms;
+        let second_face = terms.programme.second_face_value;
+        if voucher.second.accounted() != second_face {
+            violations.push(format!(
+                "voucher {}: second share remaining {} + subsidy {} + clawbacks {} + released {} differs from its second face value {second_face}",
+                terms.voucher,
+                voucher.second.remaining,
+                voucher.second.subsidy_total,
+                voucher.second.clawback_outstanding,
+                voucher.second.released
+            ));
+        }
+        let second = self
+            .policies
+            .get(&terms.year)
+            .and_then(|policy| policy.rules().second_source.as_ref());
+        match second {
+            None if !second_face.is_zero() => violations.push(format!(
+                "voucher {}: a second share of {second_face} in {}, whose policy has no second source",
+                terms.voucher, terms.year
+            )),
+            Some(second) => {
+                let ceiling = terms.contract_fee.times_rate_floor(second.combined_ceiling);
+                if terms.face_value.plus(second_face) > ceiling
+                    || voucher.combined_subsidy() > ceiling
+                {
+                    violations.push(format!(
+                        "voucher {}: face value {} + second share {second_face} (subsidy {} + {}) exceed the combined ceiling {} x fee {} = {ceiling}",
+                        terms.voucher,
+                        terms.face_value,
+                        voucher.subsidy_total,
+                        voucher.second.subsidy_total,
+                        second.combined_ceiling,
+                        terms.contract_fee
+                    ));
+                }
+            }
+            None => {}
         }
     }
 }

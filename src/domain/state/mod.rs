@@ -37,7 +37,7 @@ use super::ids::{
 };
 use super::money::Money;
 use super::policy::{FacilityTier, ProgrammePolicy};
-use super::programme::CenterCapacity;
+use super::programme::{CenterCapacity, FundingSource};
 use super::reconciliation::{FileDigest, ReconciliationRecord, ReconciliationScope};
 
 /// What a year's pool (or an enterprise's cap for a year) is used for: face value held
@@ -183,6 +183,8 @@ pub struct PaymentRecord {
 pub struct Statement {
     pub id: StatementId,
     pub run: SettlementRunId,
+    /// Who pays it: the programme's pool, or a stacked second source.
+    pub source: FundingSource,
     /// The payee: the center, or the enterprise in a reimbursement year (see
     /// [`LedgerState::payee_kind`]).
     pub center: Uscc,
@@ -237,6 +239,7 @@ pub enum BankUse {
         amount: Money,
         value_date: Date,
         sequence: u64,
+        source: FundingSource,
     },
 }
 
@@ -326,6 +329,9 @@ pub struct Voucher {
     /// Subsidy of its settled invoices reversed and not yet recovered from the center.
     pub clawback_outstanding: Money,
     pub invoice_count: u32,
+    /// The second source's share (stacked funding; all zero without one). Its face value
+    /// is `terms.programme.second_face_value`.
+    pub second: VoucherShare,
 }
 
 impl Voucher {
@@ -335,6 +341,35 @@ impl Voucher {
             .plus(self.subsidy_total)
             .plus(self.clawback_outstanding)
             .plus(self.released)
+    }
+
+    /// The combined subsidy of both sources that stands on this contract.
+    pub fn combined_subsidy(&self) -> Money {
+        self.subsidy_total.plus(self.second.subsidy_total)
+    }
+}
+
+/// A voucher's share from a stacked second source, kept in the same four places as its
+/// own face value: second face value = remaining + subsidy standing + clawbacks
+/// outstanding + released.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct VoucherShare {
+    pub remaining: Money,
+    pub subsidy_total: Money,
+    pub released: Money,
+    pub clawback_outstanding: Money,
+}
+
+impl VoucherShare {
+    pub fn accounted(&self) -> Money {
+        self.remaining
+            .plus(self.subsidy_total)
+            .plus(self.clawback_outstanding)
+            .plus(self.released)
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == VoucherShare::default()
     }
 }
 
@@ -348,6 +383,8 @@ pub struct InvoiceEntry {
     pub issue_date: Date,
     pub delivery_proof: DeliveryProof,
     pub subsidy: Money,
+    /// The second source's subsidy (stacked funding; zero without one).
+    pub second_subsidy: Money,
     /// Sequence number of the `InvoiceRedeemed` event.
     pub sequence: u64,
     /// Sequence number of the `InvoiceReversed` event, once reversed (0 when an older
@@ -371,6 +408,11 @@ pub struct LedgerState {
     pub(super) centers: BTreeMap<Uscc, CenterAccount>,
     /// Books per payee and year (see [`CenterYear`]).
     pub(super) center_years: BTreeMap<(Uscc, ProgrammeYear), CenterYear>,
+    /// A stacked second source's books (stacked funding): its pool per year and its
+    /// books per payee and year, the same records as the programme's own. Empty unless a
+    /// year's policy has a second source.
+    pub(super) second_years: BTreeMap<ProgrammeYear, YearBook>,
+    pub(super) second_center_years: BTreeMap<(Uscc, ProgrammeYear), CenterYear>,
     pub(super) enterprises: FxHashMap<Uscc, EnterpriseAccount>,
     pub(super) related_parties: BTreeSet<(Uscc, Uscc)>,
     pub(super) vouchers: FxHashMap<VoucherId, Voucher>,

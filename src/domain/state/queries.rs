@@ -15,7 +15,7 @@ use crate::domain::ids::{
 };
 use crate::domain::money::Money;
 use crate::domain::policy::ProgrammePolicy;
-use crate::domain::programme::Payee;
+use crate::domain::programme::{FundingSource, Payee};
 use crate::domain::state::BankUse;
 
 impl LedgerState {
@@ -94,6 +94,38 @@ impl LedgerState {
     /// A payee's books for a year (a center's, or an enterprise's in a reimbursement year).
     pub fn payee_year(&self, payee: &Uscc, year: ProgrammeYear) -> Option<&CenterYear> {
         self.center_years.get(&(*payee, year))
+    }
+
+    /// A funding source's books of a payee for a year: [`LedgerState::payee_year`] for the
+    /// programme's own, the stacked second source's otherwise.
+    pub fn source_payee_year(
+        &self,
+        source: FundingSource,
+        payee: &Uscc,
+        year: ProgrammeYear,
+    ) -> Option<&CenterYear> {
+        match source {
+            FundingSource::Primary => self.center_years.get(&(*payee, year)),
+            FundingSource::Second => self.second_center_years.get(&(*payee, year)),
+        }
+    }
+
+    /// A stacked second source's year books (its pool and where every fen of it is), if
+    /// the year's policy has one.
+    pub fn second_year(&self, year: ProgrammeYear) -> Option<&YearBook> {
+        self.second_years.get(&year)
+    }
+
+    /// Every year with a second source's books, in order.
+    pub fn second_years(&self) -> impl Iterator<Item = (&ProgrammeYear, &YearBook)> {
+        self.second_years.iter()
+    }
+
+    /// The second source's books per payee and year, in (payee, year) order.
+    pub fn second_center_years(
+        &self,
+    ) -> impl Iterator<Item = (&(Uscc, ProgrammeYear), &CenterYear)> {
+        self.second_center_years.iter()
     }
 
     /// A center's books for a year (`None` for a reimbursement year: the enterprise is paid).

@@ -26,6 +26,7 @@ use super::event::Event;
 use super::ids::{ProgrammeYear, SettlementRunId, StatementId, Timestamp, Uscc, VoucherId};
 use super::money::Money;
 use super::origin::Origin;
+use super::programme::FundingSource;
 use super::rejection::{Rejection, RejectionCode};
 use super::state::LedgerState;
 
@@ -88,7 +89,19 @@ pub enum Reply {
     /// An invoice was redeemed (or, with `duplicate`, had been posted before with the
     /// same content, and nothing changed).
     InvoiceOutcome(InvoiceOutcome),
+    /// Stacked funding: an invoice whose second source's subsidy is not zero (every
+    /// other invoice is answered with `InvoiceOutcome`, so a year without a second
+    /// source answers exactly as before): the outcome, and the second subsidy that stands.
+    StackedInvoiceOutcome {
+        outcome: InvoiceOutcome,
+        second_subsidy: Money,
+    },
     InvoiceReversed(ReversalOutcome),
+    /// Stacked funding: a reversal that also took back a second source's subsidy.
+    StackedInvoiceReversed {
+        outcome: ReversalOutcome,
+        second_subsidy: Money,
+    },
     SettlementRunCreated(RunOutcome),
     PaymentConfirmed {
         statement: StatementId,
@@ -168,6 +181,56 @@ pub struct RunOutcome {
 }
 
 impl Reply {
+    /// An invoice's answer: `StackedInvoiceOutcome` when a second source's subsidy stands
+    /// on it, `InvoiceOutcome` otherwise.
+    pub fn invoice(outcome: InvoiceOutcome, second_subsidy: Money) -> Reply {
+        if second_subsidy.is_zero() {
+            Reply::InvoiceOutcome(outcome)
+        } else {
+            Reply::StackedInvoiceOutcome {
+                outcome,
+                second_subsidy,
+            }
+        }
+    }
+
+    /// A reversal's answer, the same way.
+    pub fn reversal(outcome: ReversalOutcome, second_subsidy: Money) -> Reply {
+        if second_subsidy.is_zero() {
+            Reply::InvoiceReversed(outcome)
+        } else {
+            Reply::StackedInvoiceReversed {
+                outcome,
+                second_subsidy,
+            }
+        }
+    }
+
+    /// An invoice's outcome and its second source's subsidy (zero when none), whichever
+    /// of the two invoice answers this is.
+    pub fn invoice_outcome(&self) -> Option<(&InvoiceOutcome, Money)> {
+        match self {
+            Reply::InvoiceOutcome(outcome) => Some((outcome, Money::ZERO)),
+            Reply::StackedInvoiceOutcome {
+                outcome,
+                second_subsidy,
+            } => Some((outcome, *second_subsidy)),
+            _ => None,
+        }
+    }
+
+    /// A reversal's outcome and the second source's subsidy it took back.
+    pub fn reversal_outcome(&self) -> Option<(&ReversalOutcome, Money)> {
+        match self {
+            Reply::InvoiceReversed(outcome) => Some((outcome, Money::ZERO)),
+            Reply::StackedInvoiceReversed {
+                outcome,
+                second_subsidy,
+            } => Some((outcome, *second_subsidy)),
+            _ => None,
+        }
+    }
+
     /// The sequence of the last event the command appended (for an idempotent repeat,
     /// the original event; for an empty expiry sweep, the sequence before it).
     pub fn last_sequence(&self) -> u64 {
@@ -188,8 +251,12 @@ impl Reply {
             | Reply::ClockConfirmed { sequence }
             | Reply::ReconciliationRecorded { sequence, .. } => *sequence,
             Reply::VouchersExpired { last_sequence, .. } => *last_sequence,
-            Reply::InvoiceOutcome(outcome) => outcome.sequence,
-            Reply::InvoiceReversed(outcome) => outcome.sequence,
+            Reply::InvoiceOutcome(outcome) | Reply::StackedInvoiceOutcome { outcome, .. } => {
+                outcome.sequence
+            }
+            Reply::InvoiceReversed(outcome) | Reply::StackedInvoiceReversed { outcome, .. } => {
+                outcome.sequence
+            }
             Reply::SettlementRunCreated(outcome) => outcome.sequence,
         }
     }
@@ -239,16 +306,19 @@ impl LedgerState {
         // The hot path: one invoice, one event, no allocation beyond the event itself.
         if let Command::PostInvoice(post) = &envelope.command {
             return Ok(match self.decide_post_invoice(post, envelope.at)? {
-                redemption::InvoiceDecision::Duplicate(outcome) => Reply::InvoiceOutcome(outcome),
+                redemption::InvoiceDecision::Duplicate(outcome, second) => {
+                    Reply::invoice(outcome, second)
+                }
                 redemption::InvoiceDecision::Redeem(redeemed) => {
-                    let subsidy = redeemed.subsidy;
+                    let (subsidy, second_subsidy) = (redeemed.subsidy, redeemed.second_subsidy);
                     let sequence = self.push(envelope, Event::InvoiceRedeemed(redeemed), sink);
-                    Reply::InvoiceOutcome(InvoiceOutcome {
+                    let outcome = InvoiceOutcome {
                         subsidy,
                         sequence,
                         duplicate: false,
                         reversed: false,
-                    })
+                    };
+                    Reply::invoice(outcome, second_subsidy)
                 }
             });
         }
@@ -310,18 +380,19 @@ impl LedgerState {
             Command::ExpireVouchers => Ok(self.decide_expiry(at)),
             // `execute` takes the direct path for invoices; this arm decides the same.
             Command::PostInvoice(post) => Ok(match self.decide_post_invoice(post, at)? {
-                redemption::InvoiceDecision::Duplicate(outcome) => {
-                    Decision::Answer(Reply::InvoiceOutcome(outcome))
+                redemption::InvoiceDecision::Duplicate(outcome, second) => {
+                    Decision::Answer(Reply::invoice(outcome, second))
                 }
                 redemption::InvoiceDecision::Redeem(redeemed) => {
-                    let subsidy = redeemed.subsidy;
+                    let (subsidy, second_subsidy) = (redeemed.subsidy, redeemed.second_subsidy);
                     Decision::one(Event::InvoiceRedeemed(redeemed), move |sequence| {
-                        Reply::InvoiceOutcome(InvoiceOutcome {
+                        let outcome = InvoiceOutcome {
                             subsidy,
                             sequence,
                             duplicate: false,
                             reversed: false,
-                        })
+                        };
+                        Reply::invoice(outcome, second_subsidy)
                     })
                 }
             }),
@@ -348,7 +419,30 @@ impl LedgerState {
                 amount,
                 bank_reference,
                 value_date,
-            } => self.decide_repayment(center, *year, *amount, bank_reference, *value_date, at),
+            } => self.decide_repayment(
+                FundingSource::Primary,
+                center,
+                *year,
+                *amount,
+                bank_reference,
+                *value_date,
+                at,
+            ),
+            Command::RecordSecondSourceRepayment {
+                center,
+                year,
+                amount,
+                bank_reference,
+                value_date,
+            } => self.decide_repayment(
+                FundingSource::Second,
+                center,
+                *year,
+                *amount,
+                bank_reference,
+                *value_date,
+                at,
+            ),
             Command::CloseProgrammeYear { year } => self.decide_close(*year, at),
             Command::ConfirmClock { reason } => Ok(Decision::one(
                 Event::ClockConfirmed {

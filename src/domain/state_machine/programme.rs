@@ -5,10 +5,11 @@
 //!   small-enterprise rate; above: the tier rate; earlier vouchers keep theirs);
 //! - the longest contract term;
 //! - capacity thresholds a center must meet (≥, judged on its registered figures);
-//! - declarations an approval must carry;
-//! - a rule this build records but cannot yet settle (a second funding source) makes a
-//!   policy unpublishable, rather than publishable and ignored. (An enterprise payee is
-//!   settled: see `redemption.rs` and `settlement.rs`.)
+//! - declarations an approval must carry.
+//!
+//! An enterprise payee is applied in `redemption.rs` and `settlement.rs`; a second
+//! funding source (stacked funding) in `vouchers.rs` (its share of the face value),
+//! `redemption.rs` (its subsidy) and `settlement.rs` (its statements).
 
 use super::reject;
 use crate::domain::command::ApproveVoucher;
@@ -39,25 +40,6 @@ impl LedgerState {
             .fold(Money::ZERO, |total, voucher| {
                 total.plus(voucher.terms.contract_fee)
             })
-    }
-
-    /// Refuses a policy whose rules this build records but does not yet settle.
-    pub(super) fn check_policy_executable(
-        &self,
-        policy: &ProgrammePolicy,
-    ) -> Result<(), Rejection> {
-        let rules = policy.rules();
-        if let Some(second) = &rules.second_source {
-            return reject(
-                RejectionCode::ProgrammeRuleNotExecutable,
-                format!(
-                    "the {} policy stacks a second funding source ({}); this build does not yet hold or settle a second pool",
-                    policy.year(),
-                    second.name
-                ),
-            );
-        }
-        Ok(())
     }
 
     /// The programme's approval rules beyond today's: term length, center capacity,
@@ -118,6 +100,31 @@ impl LedgerState {
         Ok(())
     }
 
+    /// The second source's share of a voucher (stacked funding): its rate on the fee, cut
+    /// so both shares together stay within the combined ceiling (to the fen: the second
+    /// is the one cut), and at most what the second pool has left. A second pool that ran
+    /// dry reduces the top-up, never the programme's own voucher. Zero without a second
+    /// source.
+    pub(super) fn second_share(
+        &self,
+        policy: &ProgrammePolicy,
+        fee: Money,
+        face_value: Money,
+    ) -> Money {
+        let Some(second) = &policy.rules().second_source else {
+            return Money::ZERO;
+        };
+        let by_rate = fee.times_rate_floor(second.rate);
+        let under_ceiling = fee
+            .times_rate_floor(second.combined_ceiling)
+            .saturating_minus(face_value);
+        let pool_free = self
+            .second_years
+            .get(&policy.year())
+            .map_or(Money::ZERO, |book| book.usage.free_under(book.pool));
+        by_rate.min(under_ceiling).min(pool_free)
+    }
+
     /// The rate and ceiling for an approval: the small-enterprise rate while the
     /// enterprise's cumulative contract total, this contract included, is at most the
     /// line; else the center's tier rate and the policy's ceiling.
@@ -131,6 +138,8 @@ impl LedgerState {
             enterprise_class: approve.enterprise_class,
             declarations: approve.declarations,
             rate_basis: RateBasis::FacilityTier,
+            // Decided with the face value, in `decide_approve`.
+            second_face_value: Money::ZERO,
         };
         let standard = ApprovedRate {
             rate: policy.rate_for(center.tier),

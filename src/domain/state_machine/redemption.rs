@@ -3,6 +3,9 @@
 //! - subsidy = ⌊rate × invoiced amount⌋ to the fen, at most what is left of the face
 //!   value; the invoiced total stays within the contract fee and the subsidy total within
 //!   ceiling × fee;
+//! - with a stacked second source, the same invoice also earns ⌊rate₂ × amount⌋ from it,
+//!   at most what is left of the voucher's second share; both together stay within the
+//!   combined ceiling × fee; a voucher is exhausted only when both shares are;
 //! - an invoice issued inside the contract term may be posted until the end of the
 //!   voucher's redemption window (term end + grace days), judged by the command's time,
 //!   so whether it is accepted never depends on when the expiry sweep ran;
@@ -16,8 +19,10 @@
 //!   enterprise's proof of payment (`PAYMENT_PROOF_MISSING` without one);
 //! - a reversal before the invoice is in a statement takes the subsidy back (to the
 //!   voucher if it is active, else to cap and pool); after, it is a clawback: the payee
-//!   (center, or enterprise in a reimbursement year) owes it back, and cap and pool are freed only when it is recovered. Only the bureau
-//!   may reverse a settled invoice.
+//!   (center, or enterprise in a reimbursement year) owes it back, and cap and pool are
+//!   freed only when it is recovered. Only the bureau may reverse a settled invoice. A
+//!   second source's subsidy is reversed with it the same way (both parts of an invoice
+//!   are settled by the same run).
 
 use super::{reject, Decision, InvoiceOutcome, Reply, ReversalOutcome};
 use crate::domain::command::{CenterStatus, Envelope, PostInvoice};
@@ -27,10 +32,11 @@ use crate::domain::money::Money;
 use crate::domain::origin::PrincipalRole;
 use crate::domain::programme::Payee;
 use crate::domain::rejection::{Rejection, RejectionCode};
-use crate::domain::state::{InvoiceEntry, InvoiceLookup, LedgerState, VoucherStatus};
+use crate::domain::state::{InvoiceEntry, InvoiceLookup, LedgerState, Voucher, VoucherStatus};
 
 pub(super) enum InvoiceDecision {
-    Duplicate(InvoiceOutcome),
+    /// The original outcome, and the second source's subsidy that stands on it.
+    Duplicate(InvoiceOutcome, Money),
     Redeem(InvoiceRedeemed),
 }
 
@@ -70,16 +76,20 @@ impl LedgerState {
                     ),
                 );
             }
-            return Ok(InvoiceDecision::Duplicate(InvoiceOutcome {
-                subsidy: if entry.is_reversed() {
-                    Money::ZERO
-                } else {
-                    entry.subsidy
+            let (subsidy, second_subsidy) = if entry.is_reversed() {
+                (Money::ZERO, Money::ZERO)
+            } else {
+                (entry.subsidy, entry.second_subsidy)
+            };
+            return Ok(InvoiceDecision::Duplicate(
+                InvoiceOutcome {
+                    subsidy,
+                    sequence: entry.sequence,
+                    duplicate: true,
+                    reversed: entry.is_reversed(),
                 },
-                sequence: entry.sequence,
-                duplicate: true,
-                reversed: entry.is_reversed(),
-            }));
+                second_subsidy,
+            ));
         }
         if center.status != CenterStatus::Active {
             return reject(
@@ -147,7 +157,7 @@ impl LedgerState {
                 ),
             );
         }
-        if voucher.remaining.is_zero() {
+        if voucher.remaining.is_zero() && voucher.second.remaining.is_zero() {
             return reject(
                 RejectionCode::VoucherExhausted,
                 format!("voucher {} has no face value left", post.voucher),
@@ -168,6 +178,7 @@ impl LedgerState {
                 ),
             );
         }
+        let second_subsidy = self.second_subsidy(post, voucher, subsidy_total)?;
         Ok(InvoiceDecision::Redeem(InvoiceRedeemed {
             voucher: post.voucher,
             center: post.center,
@@ -177,7 +188,48 @@ impl LedgerState {
             delivery_proof: post.delivery_proof.clone(),
             subsidy,
             payment_proof: post.payment_proof.clone(),
+            second_subsidy,
         }))
+    }
+
+    /// Stacked funding: the second source's subsidy on an invoice, ⌊rate₂ × amount⌋ at
+    /// most what is left of the voucher's second share. The share was cut at approval so
+    /// both sources stay within the combined ceiling; checked again here, to the fen.
+    fn second_subsidy(
+        &self,
+        post: &PostInvoice,
+        voucher: &Voucher,
+        first_total: Money,
+    ) -> Result<Money, Rejection> {
+        // The hot path of a year without a second source stops here.
+        if voucher.second.remaining.is_zero() {
+            return Ok(Money::ZERO);
+        }
+        let terms = &voucher.terms;
+        let Some(second) = self
+            .policy(terms.year)
+            .and_then(|policy| policy.rules().second_source.as_ref())
+        else {
+            return Ok(Money::ZERO);
+        };
+        let second_subsidy = post
+            .amount
+            .times_rate_floor(second.rate)
+            .min(voucher.second.remaining);
+        let combined = first_total
+            .plus(voucher.second.subsidy_total)
+            .plus(second_subsidy);
+        let ceiling = terms.contract_fee.times_rate_floor(second.combined_ceiling);
+        if combined > ceiling {
+            return reject(
+                RejectionCode::ContractCeilingExceeded,
+                format!(
+                    "both sources' subsidy would be {combined}, above the combined ceiling {} x contract fee {} = {ceiling}",
+                    second.combined_ceiling, terms.contract_fee
+                ),
+            );
+        }
+        Ok(second_subsidy)
     }
 
     pub(super) fn decide_reversal(
@@ -217,7 +269,7 @@ impl LedgerState {
             );
         }
         let returned_to_voucher = !settled && voucher.status == VoucherStatus::Active;
-        let (subsidy, clawback) = (entry.subsidy, settled);
+        let (subsidy, second_subsidy, clawback) = (entry.subsidy, entry.second_subsidy, settled);
         Ok(Decision::one(
             Event::InvoiceReversed(InvoiceReversed {
                 voucher: entry.voucher,
@@ -229,14 +281,18 @@ impl LedgerState {
                 clawback,
                 returned_to_voucher,
                 reason: reason.clone(),
+                second_subsidy,
             }),
             move |sequence| {
-                Reply::InvoiceReversed(ReversalOutcome {
-                    subsidy,
-                    clawback,
-                    returned_to_voucher,
-                    sequence,
-                })
+                Reply::reversal(
+                    ReversalOutcome {
+                        subsidy,
+                        clawback,
+                        returned_to_voucher,
+                        sequence,
+                    },
+                    second_subsidy,
+                )
             },
         ))
     }

@@ -20,7 +20,6 @@ impl LedgerState {
         &self,
         policy: &ProgrammePolicy,
     ) -> Result<Decision, Rejection> {
-        self.check_policy_executable(policy)?;
         if self.policies.contains_key(&policy.year()) {
             return reject(
                 RejectionCode::PolicyAlreadyPublished,

@@ -16,6 +16,10 @@
 //!   payment reopens it. A bank reference is used once, across payments and repayments.
 //! - A repayment recovers a center's receivables of a year, oldest first, and never more
 //!   than it owes.
+//! - Stacked funding: a run issues each payee a second statement for the second source's
+//!   subsidy of the same redemptions (same cutoff), offset by the receivables owed to the
+//!   second source; it is paid and returned like any statement, by its own funder. A
+//!   repayment names the source it repays.
 //! - A year closes once every voucher of it is past its redemption window; the close
 //!   releases what is left and from then on refuses approvals, invoices and reversals for
 //!   that year. Settling, paying and repaying go on.
@@ -26,9 +30,9 @@ use crate::domain::ids::{
     BankReference, Date, ProgrammeYear, Reason, SettlementRunId, StatementId, Timestamp, Uscc,
 };
 use crate::domain::money::Money;
-use crate::domain::programme::Payee;
+use crate::domain::programme::{FundingSource, Payee};
 use crate::domain::rejection::{Rejection, RejectionCode};
-use crate::domain::state::{BankUse, LedgerState, StatementState};
+use crate::domain::state::{BankUse, CenterYear, LedgerState, StatementState};
 use crate::limits::{EXPIRY_BATCH_LIMIT, STATEMENTS_PER_RUN_MAX};
 
 impl LedgerState {
@@ -60,26 +64,40 @@ impl LedgerState {
         // The run's own event gets the next sequence: it is the cutoff.
         let cutoff = self.last_sequence + 1;
         let mut events = vec![Event::SettlementRunCreated { run: *run, year }];
-        for ((center, books_year), books) in &self.center_years {
-            if *books_year != year || (books.unsettled_count == 0 && books.unsettled.is_zero()) {
+        let pending = |books: &&CenterYear| books.unsettled_count > 0 || !books.unsettled.is_zero();
+        for ((payee, books_year), books) in &self.center_years {
+            if *books_year != year || !pending(&books) {
                 continue;
             }
+            // Stacked funding: the second source's statement for the same payee, at the
+            // same cutoff, so both parts of every invoice are settled together. Every
+            // redemption is in the programme's books, so a payee with anything unsettled
+            // for the second source has it here as well.
+            let second = self
+                .second_center_years
+                .get(&(*payee, year))
+                .filter(pending);
             // Enterprise payees are not bounded in number; the rest wait for the next run.
-            if events.len() > STATEMENTS_PER_RUN_MAX {
+            if events.len() + usize::from(second.is_some()) > STATEMENTS_PER_RUN_MAX {
                 break;
             }
-            let gross = books.unsettled;
-            let clawback_offset = gross.min(books.outstanding());
-            events.push(Event::StatementIssued(Box::new(StatementIssued {
-                run: *run,
-                center: *center,
-                year,
-                cutoff,
-                invoices: books.unsettled_count,
-                gross,
-                clawback_offset,
-                net: gross.saturating_minus(clawback_offset),
-            })));
+            for (source, books) in std::iter::once((FundingSource::Primary, books))
+                .chain(second.map(|second| (FundingSource::Second, second)))
+            {
+                let gross = books.unsettled;
+                let clawback_offset = gross.min(books.outstanding());
+                events.push(Event::StatementIssued(Box::new(StatementIssued {
+                    run: *run,
+                    center: *payee,
+                    year,
+                    cutoff,
+                    invoices: books.unsettled_count,
+                    gross,
+                    clawback_offset,
+                    net: gross.saturating_minus(clawback_offset),
+                    source,
+                })));
+            }
         }
         if events.len() == 1 {
             return reject(
@@ -257,8 +275,10 @@ impl LedgerState {
         ))
     }
 
+    #[allow(clippy::too_many_arguments)] // the command's fields, one by one
     pub(super) fn decide_repayment(
         &self,
+        source: FundingSource,
         center: &Uscc,
         year: ProgrammeYear,
         amount: Money,
@@ -276,12 +296,18 @@ impl LedgerState {
                 self.existing_enterprise(center)?;
             }
         }
+        if source == FundingSource::Second && policy.rules().second_source.is_none() {
+            return reject(
+                RejectionCode::RepaymentExceedsReceivable,
+                format!("the {year} programme has no second funding source to repay"),
+            );
+        }
         let outstanding = self
-            .payee_year(center, year)
+            .source_payee_year(source, center, year)
             .map_or(Money::ZERO, |books| books.outstanding());
         let repeat = self.fresh_reference(bank_reference, |used| {
-            matches!(used, BankUse::Repayment { center: used_center, year: used_year, amount: used_amount, value_date: used_date, .. }
-                if used_center == center && *used_year == year && *used_amount == amount && *used_date == value_date)
+            matches!(used, BankUse::Repayment { center: used_center, year: used_year, amount: used_amount, value_date: used_date, source: used_source, .. }
+                if used_center == center && *used_year == year && *used_amount == amount && *used_date == value_date && *used_source == source)
         })?;
         if repeat {
             let sequence = match self.bank_reference(bank_reference) {
@@ -301,8 +327,9 @@ impl LedgerState {
             return reject(
                 RejectionCode::RepaymentExceedsReceivable,
                 format!(
-                    "repayment {amount} by {} {center} for {year} must be above zero and at most what it owes: {outstanding}",
-                    self.payee_kind(year).name()
+                    "repayment {amount} by {} {center} for {year} ({} source) must be above zero and at most what it owes: {outstanding}",
+                    self.payee_kind(year).name(),
+                    source.name()
                 ),
             );
         }
@@ -321,6 +348,7 @@ impl LedgerState {
                 amount,
                 bank_reference: bank_reference.clone(),
                 value_date,
+                source,
             },
             move |sequence| Reply::RepaymentRecorded {
                 center,

@@ -1,4 +1,5 @@
-//! Voucher rules: approval holds face value on the enterprise's cap and the year's pool;
+//! Voucher rules: approval holds face value on the enterprise's cap and the year's pool
+//! (and, with a stacked second source, the second share on the second pool);
 //! a voucher belongs to the programme year its contract term starts in; one voucher per
 //! contract (numbers compared in canonical form); a voucher whose redemption window is
 //! already over when it would be approved is refused; retrying an approval with the same
@@ -11,6 +12,7 @@ use crate::domain::command::{ApproveVoucher, CenterStatus};
 use crate::domain::event::{Event, ReleaseCause, VoucherApproved};
 use crate::domain::ids::{Reason, Timestamp, VoucherId};
 use crate::domain::money::Money;
+use crate::domain::programme::ApprovalTerms;
 use crate::domain::rejection::{Rejection, RejectionCode};
 use crate::domain::state::{LedgerState, Voucher, VoucherStatus};
 use crate::limits::{ACTIVE_VOUCHERS_PER_CENTER_MAX, EXPIRY_BATCH_LIMIT};
@@ -167,6 +169,8 @@ impl LedgerState {
                 ),
             );
         }
+        // Stacked funding: the second source's share, held on its own pool.
+        let second_face_value = self.second_share(policy, approve.contract_fee, face_value);
         let approved = VoucherApproved {
             voucher: approve.voucher,
             year: approve.year,
@@ -182,7 +186,10 @@ impl LedgerState {
             ceiling: approved_rate.ceiling,
             requested: approve.requested,
             face_value,
-            programme: approved_rate.terms,
+            programme: ApprovalTerms {
+                second_face_value,
+                ..approved_rate.terms
+            },
         };
         let voucher = approve.voucher;
         Ok(Decision::one(
