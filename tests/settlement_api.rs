@@ -2660,3 +2660,226 @@ async fn a_reimbursement_year_states_and_pays_its_payee_the_enterprise_over_grpc
     assert_eq!(figures.paid, "300.00");
     server.stop().await;
 }
+
+// --------------------------------------------------- a stacked-funding year (issue 13)
+
+/// Stacked funding over gRPC: a policy with a provincial second source (10%, combined
+/// 35%) is published; a voucher shows its second share; an invoice's answer carries both
+/// subsidies and the enterprise pays the rest; the run issues the second source's
+/// statement beside the programme's, each paid on its own; a settled invoice reversed is
+/// owed back to each source, and the center repays the province by `funding_source`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stacked_year_pays_both_sources_statements_and_recovers_each_over_grpc() {
+    let today = today();
+    let (this_year, _, _) = today.year_month_day();
+    let y = this_year as u32;
+    let server = TestServer::start().await;
+    server
+        .programme()
+        .publish_policy(authed(
+            BUREAU,
+            PublishPolicyRequest {
+                source: Some(publish_policy_request::Source::Policy(Policy {
+                    year: y,
+                    second_source: Some(SecondSource {
+                        name: "浙江省算力券".into(),
+                        annual_pool: "50000000.00".into(),
+                        rate: "0.10".into(),
+                        combined_ceiling: "0.35".into(),
+                    }),
+                    ..Default::default()
+                })),
+            },
+        ))
+        .await
+        .expect("a stacked policy is published");
+    server
+        .registry()
+        .register_center(authed(
+            BUREAU,
+            RegisterCenterRequest {
+                uscc: center_code(1),
+                name: CENTER_NAMES[0].into(),
+                tier: FacilityTier::Domestic as i32,
+                listing_basis: ListingBasis::PlanningLayout as i32,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("center");
+    server
+        .registry()
+        .register_enterprise(authed(
+            BUREAU,
+            RegisterEnterpriseRequest {
+                uscc: enterprise_code(1),
+                name: "Enterprise 1".into(),
+            },
+        ))
+        .await
+        .expect("enterprise");
+    const S1: &str = "5a0c7e21-3b44-4f9d-8e12-7c6b5a4d0101";
+    let approved = server
+        .vouchers()
+        .approve_voucher(authed(
+            BUREAU,
+            approve(
+                S1,
+                this_year,
+                (1, 1),
+                "ST-001",
+                ("100000.01", "100000.01"),
+                (today, today.plus_days(30)),
+            ),
+        ))
+        .await
+        .expect("approve")
+        .into_inner()
+        .voucher
+        .expect("voucher");
+    // 30% of the fee for the city; the province's 10% cut to 35% - 30% = 5,000.00.
+    assert_eq!(approved.face_value, "30000.00");
+    assert_eq!(approved.second_face_value, "5000.00");
+    let answer = post_one(
+        &server,
+        CENTER_1,
+        invoice(1, S1, "ST-INV-1", "10000.00", today),
+    )
+    .await;
+    assert_eq!(
+        (
+            answer.subsidy.as_str(),
+            answer.second_subsidy.as_str(),
+            answer.enterprise_pays.as_str()
+        ),
+        ("3000.00", "1000.00", "6000.00"),
+        "both subsidies, and the enterprise pays the rest"
+    );
+    post_one(
+        &server,
+        CENTER_1,
+        invoice(1, S1, "ST-INV-2", "5000.00", today),
+    )
+    .await;
+    let run = server
+        .settlement()
+        .create_settlement_run(authed(
+            BUREAU,
+            CreateSettlementRunRequest {
+                run_id: "7b1d2c3e-4f50-4a61-8b72-9c8d7e6f0101".into(),
+                year: y,
+            },
+        ))
+        .await
+        .expect("run")
+        .into_inner();
+    let shown: Vec<(i32, String, String)> = run
+        .statements
+        .iter()
+        .map(|statement| {
+            (
+                statement.funding_source,
+                statement.gross_subsidy.clone(),
+                statement.funder.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            (
+                FundingSource::Primary as i32,
+                "4500.00".into(),
+                String::new()
+            ),
+            (
+                FundingSource::Second as i32,
+                "1500.00".into(),
+                "浙江省算力券".into()
+            ),
+        ]
+    );
+    assert_eq!(
+        run.gross_subsidy, "4500.00",
+        "the run's totals are the city's"
+    );
+    for (statement, reference) in run.statements.iter().zip(["CITY-PAY-1", "PROV-PAY-1"]) {
+        pay(
+            &server,
+            statement.statement_id,
+            reference,
+            &statement.net_due,
+            today,
+        )
+        .await
+        .expect("paid by its own funder");
+    }
+    let figures = year_figures(&server, y).await;
+    assert_eq!(figures.figures.expect("figures").paid, "4500.00");
+    assert_eq!(figures.second_source_name, "浙江省算力券");
+    let second = figures.second_source.expect("second source figures");
+    assert_eq!(
+        (second.paid.as_str(), second.pool.as_str()),
+        ("1500.00", "50000000.00")
+    );
+    // A settled invoice reversed: owed back to each source.
+    let reversed = server
+        .redemption()
+        .reverse_invoice(authed(
+            BUREAU,
+            ReverseInvoiceRequest {
+                center: center_code(1),
+                invoice_number: "ST-INV-2".into(),
+                reason: "红字发票".into(),
+            },
+        ))
+        .await
+        .expect("reversal")
+        .into_inner();
+    assert!(reversed.clawback);
+    assert_eq!(
+        (reversed.subsidy.as_str(), reversed.second_subsidy.as_str()),
+        ("1500.00", "500.00")
+    );
+    let owed: BTreeMap<i32, String> = server
+        .settlement()
+        .list_receivables(authed(BUREAU, ListReceivablesRequest::default()))
+        .await
+        .expect("receivables")
+        .into_inner()
+        .receivables
+        .into_iter()
+        .map(|receivable| (receivable.funding_source, receivable.outstanding))
+        .collect();
+    assert_eq!(
+        owed,
+        BTreeMap::from([
+            (FundingSource::Primary as i32, "1500.00".to_string()),
+            (FundingSource::Second as i32, "500.00".to_string()),
+        ])
+    );
+    let repaid = server
+        .settlement()
+        .record_repayment(authed(
+            BUREAU,
+            RecordRepaymentRequest {
+                center: center_code(1),
+                year: y,
+                amount: "500.00".into(),
+                bank_reference: "PROV-REPAY-1".into(),
+                value_date: today.to_string(),
+                funding_source: FundingSource::Second as i32,
+            },
+        ))
+        .await
+        .expect("repaid to the province")
+        .into_inner();
+    assert_eq!(repaid.outstanding, "0.00");
+    let owed_to_city = receivables(&server, BUREAU, Some(1), y).await;
+    assert!(owed_to_city
+        .iter()
+        .any(
+            |receivable| receivable.funding_source == FundingSource::Primary as i32
+                && receivable.outstanding == "1500.00"
+        ));
+}

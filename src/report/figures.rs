@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use crate::domain::{
-    CenterStatus, FacilityTier, LedgerState, LegalName, Money, ProgrammeYear, StatementState,
-    Timestamp, Usage, Uscc, YearBook,
+    CenterStatus, FacilityTier, FundingSource, LedgerState, LegalName, Money, ProgrammeYear,
+    StatementState, Timestamp, Usage, Uscc, YearBook,
 };
 
 /// A year's pool and where it is, as `summary` prints it.
@@ -217,10 +217,12 @@ pub fn center_figures(state: &LedgerState, year: ProgrammeYear) -> CenterFigures
 }
 
 /// The year's statements in id (issue) order.
+/// The year's statements the bureau pays (a stacked second source's statements are paid
+/// by their own funder and shown in its section).
 fn year_statements(state: &LedgerState, year: ProgrammeYear) -> Vec<&crate::domain::Statement> {
     state
         .statements_page(None, usize::MAX, usize::MAX, |statement| {
-            statement.year == year
+            statement.year == year && statement.source == FundingSource::Primary
         })
         .0
 }

@@ -71,6 +71,7 @@ pub fn summarize(state: &LedgerState, year: ProgrammeYear, appendix: Option<&str
         "  (released from expired or cancelled vouchers: {})",
         format_yuan(pool.released)
     );
+    second_source_section(&mut out, state, year);
 
     let vouchers = voucher_figures(state, year);
     let _ = writeln!(
@@ -142,6 +143,34 @@ pub fn summarize(state: &LedgerState, year: ProgrammeYear, appendix: Option<&str
 
 /// Per center: subsidy that stands, not yet settled, due on open statements, owed back,
 /// paid.
+/// Stacked funding: the second source's pool and where it is, and what it paid.
+fn second_source_section(out: &mut String, state: &LedgerState, year: ProgrammeYear) {
+    let (Some(book), Some(second)) = (
+        state.second_year(year),
+        state
+            .policy(year)
+            .and_then(|policy| policy.rules().second_source.as_ref()),
+    ) else {
+        return;
+    };
+    let usage = book.usage;
+    let _ = writeln!(
+        out,
+        "\nSecond source {}: pool {}",
+        second.name,
+        format_yuan(book.pool)
+    );
+    for (what, amount) in [
+        ("held by vouchers' second shares", usage.held),
+        ("redeemed", usage.redeemed),
+        ("owed back to it (receivable)", usage.receivable),
+        ("free", usage.free_under(book.pool)),
+        ("paid by it to payees", book.paid),
+    ] {
+        let _ = writeln!(out, "  {what:<33} {:>20}", format_yuan(amount));
+    }
+}
+
 fn centers_section(out: &mut String, state: &LedgerState, year: ProgrammeYear) {
     let _ = writeln!(out, "\nComputing centers, {year}:");
     let _ = writeln!(

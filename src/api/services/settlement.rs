@@ -228,9 +228,12 @@ impl SettlementService for Api {
                     .collect::<Vec<_>>()
             })
             .await?;
+        // The run's totals are the programme's own statements'; a stacked second source's
+        // statements are listed (with their funding source) but paid by another funder.
         let total = |field: fn(&proto::Statement) -> &str| {
             statements
                 .iter()
+                .filter(|statement| statement.funding_source != proto::FundingSource::Second as i32)
                 .filter_map(|statement| Money::parse("total", field(statement)).ok())
                 .fold(Money::ZERO, Money::plus)
                 .to_string()

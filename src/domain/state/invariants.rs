@@ -371,9 +371,10 @@ impl LedgerState {
         }
     }
 
-    /// Stacked funding (invariant 6 for the second share): second face value = remaining
-    /// + subsidy standing + clawbacks outstanding + released; both sources' subsidy within
-    /// the combined ceiling × fee; a second share only where the policy has a source.
+    /// Stacked funding (invariant 6 for the second share): second face value equals
+    /// remaining, subsidy standing, clawbacks outstanding and released together; both
+    /// sources' subsidy within the combined ceiling × fee; a second share only where the
+    /// policy has a second source.
     fn check_second_share(&self, voucher: &Voucher, violations: &mut Vec<String>) {
         let terms = &voucher.terms;
         let second_face = terms.programme.second_face_value;
