@@ -40,10 +40,12 @@ pub const PAYMENT_PROOF_MAX_BYTES: usize = 64;
 /// statement per center, so this bounds the events one run appends.
 pub const CENTERS_MAX: usize = 4_096;
 /// Most statements one settlement run issues. A center-payee year has at most
-/// [`CENTERS_MAX`] payees; a reimbursement year pays enterprises, which are not bounded,
-/// so a run settles the first this many payees (USCC order) and the rest wait for the
-/// next run (their cutoff is then that run's).
-pub const STATEMENTS_PER_RUN_MAX: usize = CENTERS_MAX;
+/// [`CENTERS_MAX`] payees, each with the programme's statement and, in a stacked-funding
+/// year, the second source's: one run settles them all. A reimbursement year pays
+/// enterprises, which are not bounded, so a run settles the first payees (USCC order, both
+/// statements of a payee or neither) and the rest wait for the next run (their cutoff is
+/// then that run's).
+pub const STATEMENTS_PER_RUN_MAX: usize = 2 * CENTERS_MAX;
 /// Most active vouchers one center may hold: delisting releases them all in one
 /// command, so this bounds the events one delisting appends.
 pub const ACTIVE_VOUCHERS_PER_CENTER_MAX: usize = 65_536;

@@ -5956,4 +5956,21 @@ fn stacked_fixture_pins_every_second_source_field() {
     let checked = check_record(12, &records_owned[11].1, &chain).expect("the frame");
     let error = checked.decode_with_origin().expect_err("source byte 0");
     assert!(error.to_string().contains("funding source"), "{error}");
+    // A redemption whose second subsidy is written as 0.00 (left out when zero).
+    let mut records_owned: Vec<(u64, Vec<u8>)> = records
+        .iter()
+        .map(|(sequence, record)| (*sequence, record.to_vec()))
+        .collect();
+    let body_end = records_owned[4].1.len() - CHAIN_HASH_LENGTH;
+    records_owned[4].1[body_end - 8..body_end].copy_from_slice(&0i64.to_le_bytes());
+    rechain(&mut records_owned);
+    let mut chain = genesis_chain_hash();
+    for (sequence, record) in &records_owned[..4] {
+        chain = check_record(*sequence, record, &chain)
+            .expect("frame")
+            .chain_hash;
+    }
+    let checked = check_record(5, &records_owned[4].1, &chain).expect("the frame");
+    let error = checked.decode_with_origin().expect_err("a written zero");
+    assert!(error.to_string().contains("leaving it out"), "{error}");
 }

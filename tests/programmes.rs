@@ -1108,6 +1108,58 @@ fn each_rule_is_exercised_by_the_random_programmes() {
 
 // ------------------------------------------------------------------------ the demo
 
+/// The bureau's HTML report of a demo year: a reimbursement year has the enterprises'
+/// table (one row per payee, totals equal to the books), a stacked year the second
+/// source's section (its figures equal to its book); other years have neither.
+fn report_shows_payees_and_second_source(ledger: &Ledger, policy: &ProgrammePolicy, name: &str) {
+    use voucher_ledger::report::{html::Page, report_html};
+    let year = policy.year();
+    let page = report_html(&ledger.reader(), year, Page::File).expect("report");
+    let fen_of = |id: &str| -> Option<String> {
+        let at = page.find(&format!("id=\"{id}\""))?;
+        let rest = &page[at..];
+        let start = rest.find("data-fen=\"")? + "data-fen=\"".len();
+        Some(rest[start..start + rest[start..].find('"')?].to_string())
+    };
+    let state = ledger.state();
+    let rules = policy.rules();
+    assert_eq!(
+        page.contains("id=\"payee-table\""),
+        rules.payee == Payee::Enterprise,
+        "{name}"
+    );
+    if rules.payee == Payee::Enterprise {
+        let payees = state
+            .center_years()
+            .filter(|((_, books_year), _)| *books_year == year)
+            .count();
+        let table = &page[page.find("id=\"payee-table\"").expect("table")..];
+        let table = &table[..table.find("</table>").expect("table end")];
+        assert_eq!(table.matches("<tr data-uscc=").count(), payees, "{name}");
+        let paid = state.year(year).expect("book").paid;
+        assert_eq!(
+            fen_of("payees-total-paid"),
+            Some(paid.to_fen_wide().to_string()),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        page.contains("id=\"second-source\""),
+        rules.second_source.is_some(),
+        "{name}"
+    );
+    if let Some(book) = state.second_year(year) {
+        assert_eq!(
+            fen_of("second-paid"),
+            Some(book.paid.to_fen_wide().to_string())
+        );
+        assert_eq!(
+            fen_of("second-redeemed"),
+            Some(book.usage.redeemed.to_fen_wide().to_string())
+        );
+    }
+}
+
 fn small_demo(policy: Option<ProgrammePolicy>) -> DemoConfig {
     DemoConfig {
         seed: 13,
@@ -1196,7 +1248,14 @@ fn the_demo_runs_a_small_year_of_every_preset() {
             assert_eq!(read, image, "{name}: the image round-trips");
         }
         drop(state);
+        report_shows_payees_and_second_source(&ledger, &policy, name);
+        let image = ledger.state().to_image();
         ledger.close().expect("close");
+        // Reopened from the snapshot the close wrote: the same projections.
+        let (reopened, _) =
+            Ledger::open(directory.path(), LedgerOptions::default()).expect("reopen");
+        assert_eq!(reopened.state().to_image(), image, "{name}: reopened");
+        reopened.close().expect("close");
         let report = verify(directory.path()).expect("verify");
         assert!(report.is_clean(), "{name}: {:?}", report.problems);
     }
@@ -1360,6 +1419,105 @@ fn a_voucher_is_exhausted_only_when_both_shares_are() {
     assert_eq!(
         post_both(&mut scenario, post(1, 1, "INV-2", "1000.00")),
         (Money::ZERO, money("100.00"))
+    );
+    scenario.then_no_invariant_is_broken();
+    // With both shares used up before the fee is, the voucher is exhausted: combined
+    // ceiling 30%, a city voucher of 2,500.00 on a 10,000.00 contract leaves 500.00 for
+    // the second source.
+    let mut scenario = stacked("50000000.00", "0.30");
+    scenario.when_ok(approve(1, 1, 1, "10000.00", "2500.00"));
+    assert_eq!(second_share(&scenario, 1).0, money("500.00"));
+    assert_eq!(
+        post_both(&mut scenario, post(1, 1, "INV-1", "5000.00")),
+        (money("1500.00"), money("500.00"))
+    );
+    assert_eq!(
+        post_both(&mut scenario, post(1, 1, "INV-2", "3500.00")),
+        (money("1000.00"), Money::ZERO)
+    );
+    // 8,500.00 of 10,000.00 invoiced, nothing left of either share: refused.
+    scenario.when_rejected(post(1, 1, "INV-3", "1.00"), RejectionCode::VoucherExhausted);
+    let voucher = scenario.state.voucher(&voucher_id(1)).expect("voucher");
+    assert_eq!(voucher.combined_subsidy(), money("3000.00"));
+    scenario.then_no_invariant_is_broken();
+}
+
+#[test]
+fn an_unsettled_reversal_on_a_cancelled_voucher_frees_both_pools() {
+    let mut scenario = stacked("50000000.00", "0.40");
+    scenario.when_ok(approve(1, 1, 1, "10000.00", "10000.00"));
+    post_both(&mut scenario, post(1, 1, "A-1", "1000.00")); // 300.00 + 100.00
+    scenario.when_ok(Command::CancelVoucher {
+        voucher: voucher_id(1),
+        reason: reason("contract terminated"),
+    });
+    // Given a cancelled voucher, when its unsettled invoice is reversed, then neither
+    // subsidy goes back to the voucher: both are released to their pools.
+    let (reply, _) = scenario.when_ok(reverse(1, "A-1"));
+    let (outcome, second) = reply.reversal_outcome().expect("a reversal");
+    assert!(!outcome.returned_to_voucher && !outcome.clawback);
+    assert_eq!(second, money("100.00"));
+    let (_, share) = second_share(&scenario, 1);
+    assert_eq!(share.remaining, Money::ZERO);
+    assert_eq!(share.released, money("1000.00"));
+    let book = scenario.state.second_year(year()).expect("book");
+    assert_eq!(book.usage.used(), Money::ZERO);
+    assert_eq!(book.released, money("1000.00"));
+    scenario.then_no_invariant_is_broken();
+}
+
+#[test]
+fn a_returned_payment_of_the_second_sources_statement_reopens_only_it() {
+    let mut scenario = stacked("50000000.00", "0.40");
+    scenario.when_ok(approve(1, 1, 1, "10000.00", "10000.00"));
+    post_both(&mut scenario, post(1, 1, "A-1", "1000.00"));
+    let statements = run_of(&mut scenario, 1);
+    let second = statements
+        .iter()
+        .find(|statement| statement.source == FundingSource::Second)
+        .expect("the second source's statement");
+    let reference = BankReference::parse("PROV-PAY-1").expect("reference");
+    scenario.when_ok_as(
+        bureau(),
+        Command::ConfirmPayment {
+            statement: second.id,
+            bank_reference: reference.clone(),
+            amount: money("100.00"),
+            value_date: scenario.now().date(),
+        },
+    );
+    assert_eq!(
+        scenario.state.second_year(year()).expect("book").paid,
+        money("100.00")
+    );
+    scenario.when_ok_as(
+        bureau(),
+        Command::RecordPaymentReturned {
+            statement: second.id,
+            bank_reference: reference,
+            reason: reason("account closed"),
+        },
+    );
+    let book = scenario.state.second_year(year()).expect("book");
+    assert_eq!(book.paid, Money::ZERO);
+    assert_eq!(book.standing_open, money("100.00"));
+    assert_eq!(
+        scenario
+            .state
+            .statement(&second.id)
+            .expect("statement")
+            .state,
+        StatementState::Returned
+    );
+    // The programme's statement and books are untouched.
+    assert_eq!(scenario.state.year(year()).expect("book").paid, Money::ZERO);
+    assert_eq!(
+        scenario
+            .state
+            .statement(&statements[0].id)
+            .expect("statement")
+            .state,
+        StatementState::Open
     );
     scenario.then_no_invariant_is_broken();
 }

@@ -122,7 +122,7 @@ pub const YEAR_FIGURE_COLUMNS: [Column; 14] = [
 ];
 
 /// The columns of the invoices export.
-pub const INVOICE_COLUMNS: [Column; 15] = [
+pub const INVOICE_COLUMNS: [Column; 16] = [
     Column::new("发票号码", "invoice_number"),
     Column::new("开票日期", "issue_date"),
     CENTER_USCC,
@@ -138,6 +138,8 @@ pub const INVOICE_COLUMNS: [Column; 15] = [
     Column::new("状态", "status"),
     STATEMENT_ID,
     Column::new("交付凭证", "delivery_proof"),
+    // Last, added with stacked funding: the second source's subsidy (0.00 without one).
+    Column::new("叠加补贴", "second_subsidy"),
 ];
 
 /// The payee's name: a center's, or in a reimbursement year (where statements and
@@ -531,15 +533,23 @@ pub fn invoices(reader: &LedgerReader, period: InvoicePeriod) -> Result<Figures,
                         Cell::Count(u64::from(year.get())),
                         Cell::Money(entry.amount),
                         Cell::Money(entry.subsidy),
+                        // A point-of-sale discount covers both sources' subsidy; in a
+                        // reimbursement year the enterprise pays the whole amount (as the
+                        // API's `enterprise_pays` says).
                         Cell::Money(if reversed {
                             crate::domain::Money::ZERO
+                        } else if state.payee_kind(year) == crate::domain::Payee::Enterprise {
+                            entry.amount
                         } else {
-                            entry.amount.saturating_minus(entry.subsidy)
+                            entry
+                                .amount
+                                .saturating_minus(entry.subsidy.plus(entry.second_subsidy))
                         }),
                         Cell::Count(entry.sequence),
                         Cell::text(status),
                         optional_count(settlement.flatten().map(|statement| statement.0)),
                         Cell::text(&entry.delivery_proof),
+                        Cell::Money(entry.second_subsidy),
                     ]);
                 }
                 rows

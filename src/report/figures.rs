@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use crate::domain::{
-    CenterStatus, FacilityTier, FundingSource, LedgerState, LegalName, Money, ProgrammeYear,
+    CenterStatus, FacilityTier, FundingSource, LedgerState, LegalName, Money, Payee, ProgrammeYear,
     StatementState, Timestamp, Usage, Uscc, YearBook,
 };
 
@@ -227,6 +227,111 @@ fn year_statements(state: &LedgerState, year: ProgrammeYear) -> Vec<&crate::doma
         .0
 }
 
+/// One payee of a reimbursement year (the enterprise the bureau pays): what was settled
+/// for it, what is due on its statements not yet paid, what it owes back, and what it
+/// was paid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayeeRow {
+    pub payee: Uscc,
+    pub name: Option<LegalName>,
+    pub settled: Money,
+    pub due: Money,
+    pub outstanding: Money,
+    pub paid: Money,
+}
+
+/// What a reimbursement year's payees add up to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PayeeTotals {
+    pub settled: Money,
+    pub due: Money,
+    pub outstanding: Money,
+    pub paid: Money,
+}
+
+/// A reimbursement year's payees, the most settled first (then USCC order), and totals.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayeeFigures {
+    pub rows: Vec<PayeeRow>,
+    pub total: PayeeTotals,
+}
+
+/// `None` for a year that pays centers (the centers' table says it all).
+pub fn payee_figures(state: &LedgerState, year: ProgrammeYear) -> Option<PayeeFigures> {
+    if state.payee_kind(year) != Payee::Enterprise {
+        return None;
+    }
+    let mut due: BTreeMap<Uscc, Money> = BTreeMap::new();
+    for statement in year_statements(state, year) {
+        if statement.state != StatementState::Paid {
+            let entry = due.entry(statement.center).or_insert(Money::ZERO);
+            *entry = entry.plus(statement.net);
+        }
+    }
+    let mut rows: Vec<PayeeRow> = state
+        .center_years()
+        .filter(|((_, books_year), _)| *books_year == year)
+        .map(|((payee, _), books)| PayeeRow {
+            payee: *payee,
+            name: state.enterprise(payee).map(|account| account.name.clone()),
+            settled: books.settled,
+            due: due.get(payee).copied().unwrap_or(Money::ZERO),
+            outstanding: books.outstanding(),
+            paid: books.paid,
+        })
+        .collect();
+    rows.sort_by(|left, right| {
+        right
+            .settled
+            .cmp(&left.settled)
+            .then(left.payee.cmp(&right.payee))
+    });
+    let total = rows
+        .iter()
+        .fold(PayeeTotals::default(), |sum, row| PayeeTotals {
+            settled: sum.settled.plus(row.settled),
+            due: sum.due.plus(row.due),
+            outstanding: sum.outstanding.plus(row.outstanding),
+            paid: sum.paid.plus(row.paid),
+        });
+    Some(PayeeFigures { rows, total })
+}
+
+/// A stacked second source's year (docs/programmes.md): its name, its book (pool and
+/// where every fen is) and its statements by state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecondSourceFigures {
+    pub name: LegalName,
+    pub book: YearBook,
+    pub by_state: Vec<StatusRow>,
+}
+
+pub fn second_source_figures(
+    state: &LedgerState,
+    year: ProgrammeYear,
+) -> Option<SecondSourceFigures> {
+    let second = state.policy(year)?.rules().second_source.as_ref()?;
+    let book = state.second_year(year)?;
+    let (statements, _) = state.statements_page(None, usize::MAX, usize::MAX, |statement| {
+        statement.year == year && statement.source == FundingSource::Second
+    });
+    let mut by_state: BTreeMap<&'static str, StatusRow> = BTreeMap::new();
+    for statement in statements {
+        let row = by_state.entry(statement.state.name()).or_insert(StatusRow {
+            state: statement.state,
+            statements: 0,
+            net: Money::ZERO,
+        });
+        row.statements += 1;
+        row.net = row.net.plus(statement.net);
+    }
+    Some(SecondSourceFigures {
+        name: second.name.clone(),
+        book: book.clone(),
+        by_state: by_state.into_values().collect(),
+    })
+}
+
 /// Statements of one state: how many and their net.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StatusRow {
@@ -376,6 +481,10 @@ pub struct ReportFigures {
     pub centers: CenterFigures,
     pub settlement: SettlementFigures,
     pub reconciliation: ReconciliationFigures,
+    /// A reimbursement year's payees and their totals (`None` when centers are paid).
+    pub payees: Option<PayeeFigures>,
+    /// A stacked second source's year, if the policy has one.
+    pub second_source: Option<SecondSourceFigures>,
 }
 
 impl ReportFigures {
@@ -392,6 +501,8 @@ impl ReportFigures {
             centers: center_figures(state, year),
             settlement: settlement_figures(state, year)?,
             reconciliation: reconciliation_figures(state, year),
+            payees: payee_figures(state, year),
+            second_source: second_source_figures(state, year),
         })
     }
 }

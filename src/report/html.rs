@@ -359,6 +359,64 @@ pub fn render(
                     }
                 }
 
+                @if let Some(payees) = &figures.payees {
+                    // A reimbursement year pays enterprises: the centers' table above
+                    // shows no money owed to centers, this one shows who is owed.
+                    section id="payees" {
+                        h2 { "各企业应付与已付(先支付后补贴)Amount due and paid by enterprise (reimbursement)" }
+                        details open {
+                            summary { (payees.rows.len()) " 家企业 " (payees.rows.len()) " enterprises" }
+                            table id="payee-table" {
+                                thead { tr {
+                                    th { "企业 Enterprise" } th.amount { "已结算 Settled" } th.amount { "应付 Due" }
+                                    th.amount { "应退回 Owed back" } th.amount { "已支付 Paid" }
+                                } }
+                                tbody {
+                                    @for row in &payees.rows {
+                                        tr data-uscc=(row.payee) {
+                                            td {
+                                                @if let Some(name) = &row.name { (name.as_str()) br; }
+                                                small { (row.payee) }
+                                            }
+                                            (amount_cell(None, row.settled))
+                                            (amount_cell(None, row.due))
+                                            (amount_cell(None, row.outstanding))
+                                            (amount_cell(None, row.paid))
+                                        }
+                                    }
+                                    tr.total {
+                                        td { "合计 All enterprises" }
+                                        (amount_cell(Some("payees-total-settled"), payees.total.settled))
+                                        (amount_cell(Some("payees-total-due"), payees.total.due))
+                                        (amount_cell(Some("payees-total-outstanding"), payees.total.outstanding))
+                                        (amount_cell(Some("payees-total-paid"), payees.total.paid))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+
+                @if let Some(second) = &figures.second_source {
+                    section id="second-source" {
+                        h2 { "叠加资金来源 Second funding source: " (second.name.as_str()) }
+                        table.totals id="second-source-totals" {
+                            thead { tr { th { "项目 Item" } th.amount { "金额(元) Amount, yuan" } } }
+                            tbody {
+                                tr { td { "资金池 Pool" } (amount_cell(Some("second-pool"), second.book.pool)) }
+                                tr { td { "券占用 Held by vouchers' second shares" } (amount_cell(Some("second-held"), second.book.usage.held)) }
+                                tr { td { "已兑付 Redeemed" } (amount_cell(Some("second-redeemed"), second.book.usage.redeemed)) }
+                                tr { td { "应收追回 Owed back to it" } (amount_cell(Some("second-receivable"), second.book.usage.receivable)) }
+                                tr { td { "可用余额 Free" } (amount_cell(Some("second-free"), second.book.usage.free_under(second.book.pool))) }
+                                tr { td { "已支付 Paid by it" } (amount_cell(Some("second-paid"), second.book.paid)) }
+                                @for row in &second.by_state {
+                                    tr { td { "结算单 Statements " (row.state.name()) " (" (row.statements) ")" } (amount_cell(None, row.net)) }
+                                }
+                            }
+                        }
+                    }
+                }
+
                 section id="settlement" {
                     h2 { "结算状态 Settlement status" }
                     figure.chart id="chart-settlement-status" {

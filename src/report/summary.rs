@@ -6,13 +6,11 @@
 use std::fmt::Write as _;
 
 use super::figures::{
-    center_figures, pool_figures, settlement_figures, top_enterprises, voucher_figures,
+    center_figures, payee_figures, pool_figures, second_source_figures, settlement_figures,
+    top_enterprises, voucher_figures,
 };
-use std::collections::BTreeMap;
 
-use crate::domain::{
-    LedgerState, Money, Payee, ProgrammeYear, StatementState, Uscc, VoucherStatus,
-};
+use crate::domain::{LedgerState, Money, Payee, ProgrammeYear, VoucherStatus};
 
 /// Formats an amount with thousands separators: 250,000,000.00.
 pub fn format_yuan(amount: Money) -> String {
@@ -145,15 +143,10 @@ pub fn summarize(state: &LedgerState, year: ProgrammeYear, appendix: Option<&str
 /// paid.
 /// Stacked funding: the second source's pool and where it is, and what it paid.
 fn second_source_section(out: &mut String, state: &LedgerState, year: ProgrammeYear) {
-    let (Some(book), Some(second)) = (
-        state.second_year(year),
-        state
-            .policy(year)
-            .and_then(|policy| policy.rules().second_source.as_ref()),
-    ) else {
+    let Some(second) = second_source_figures(state, year) else {
         return;
     };
-    let usage = book.usage;
+    let (book, usage) = (&second.book, second.book.usage);
     let _ = writeln!(
         out,
         "\nSecond source {}: pool {}",
@@ -215,68 +208,39 @@ const PAYEES_SHOWN: usize = 20;
 /// A reimbursement year's payees: per enterprise, settled, due on statements not yet
 /// paid, owed back and paid (the most settled first, then USCC order).
 fn payees_section(out: &mut String, state: &LedgerState, year: ProgrammeYear) {
-    let mut due: BTreeMap<Uscc, Money> = BTreeMap::new();
-    let (statements, _) = state.statements_page(None, usize::MAX, usize::MAX, |statement| {
-        statement.year == year && statement.state != StatementState::Paid
-    });
-    for statement in statements {
-        let entry = due.entry(statement.center).or_insert(Money::ZERO);
-        *entry = entry.plus(statement.net);
-    }
-    let mut rows: Vec<(Uscc, Money, Money, Money, Money)> = state
-        .center_years()
-        .filter(|((_, books_year), _)| *books_year == year)
-        .map(|((payee, _), books)| {
-            (
-                *payee,
-                books.settled,
-                due.get(payee).copied().unwrap_or(Money::ZERO),
-                books.outstanding(),
-                books.paid,
-            )
-        })
-        .collect();
+    let Some(payees) = payee_figures(state, year) else {
+        return;
+    };
     let _ = writeln!(
         out,
         "\nEnterprises paid (reimbursement, 先支付后补贴), {year}: {} with redemptions",
-        rows.len()
+        payees.rows.len()
     );
-    rows.sort_by(|left, right| right.1.cmp(&left.1).then(left.0.cmp(&right.0)));
     let _ = writeln!(
         out,
         "  {:<18} {:>16} {:>14} {:>14} {:>16}",
         "USCC", "settled", "due (stmts)", "owed back", "paid"
     );
-    for (payee, settled, due, owed, paid) in rows.iter().take(PAYEES_SHOWN) {
+    for row in payees.rows.iter().take(PAYEES_SHOWN) {
         let _ = writeln!(
             out,
             "  {:<18} {:>16} {:>14} {:>14} {:>16}",
-            payee,
-            format_yuan(*settled),
-            format_yuan(*due),
-            format_yuan(*owed),
-            format_yuan(*paid)
+            row.payee,
+            format_yuan(row.settled),
+            format_yuan(row.due),
+            format_yuan(row.outstanding),
+            format_yuan(row.paid)
         );
     }
-    let total = rows.iter().fold(
-        (Money::ZERO, Money::ZERO, Money::ZERO, Money::ZERO),
-        |sum, row| {
-            (
-                sum.0.plus(row.1),
-                sum.1.plus(row.2),
-                sum.2.plus(row.3),
-                sum.3.plus(row.4),
-            )
-        },
-    );
+    let total = payees.total;
     let _ = writeln!(
         out,
         "  {:<18} {:>16} {:>14} {:>14} {:>16}",
         "all enterprises",
-        format_yuan(total.0),
-        format_yuan(total.1),
-        format_yuan(total.2),
-        format_yuan(total.3)
+        format_yuan(total.settled),
+        format_yuan(total.due),
+        format_yuan(total.outstanding),
+        format_yuan(total.paid)
     );
 }
 

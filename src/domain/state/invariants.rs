@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::{CenterYear, LedgerState, StatementState, Usage, Voucher, YearBook};
-use crate::domain::ids::{ProgrammeYear, Uscc};
+use crate::domain::ids::{ProgrammeYear, StatementId, Uscc};
 use crate::domain::money::Money;
 use crate::domain::programme::{FundingSource, Payee};
 
@@ -29,6 +29,33 @@ impl LedgerState {
     /// source; each enterprise within its cap; the programme pool's usage is the sum over
     /// enterprises (a second source has no per-enterprise cap).
     fn check_pools_and_caps(&self, violations: &mut Vec<String>) {
+        // The second pool's usage is the sum of the vouchers' second shares (held:
+        // remaining, redeemed: subsidy standing, receivable: clawbacks outstanding), as
+        // the programme pool's is the sum over enterprises.
+        let mut shares: BTreeMap<ProgrammeYear, Usage> = BTreeMap::new();
+        for voucher in self.vouchers.values() {
+            if voucher.second.is_zero() {
+                continue;
+            }
+            let total = shares.entry(voucher.terms.year).or_default();
+            total.held = total.held.plus(voucher.second.remaining);
+            total.redeemed = total.redeemed.plus(voucher.second.subsidy_total);
+            total.receivable = total.receivable.plus(voucher.second.clawback_outstanding);
+        }
+        for (year, book) in &self.second_years {
+            let expected = shares.remove(year).unwrap_or_default();
+            if expected != book.usage {
+                violations.push(format!(
+                    "second source pool {year}: {:?} differs from the sum over vouchers' second shares {expected:?}",
+                    book.usage
+                ));
+            }
+        }
+        for (year, total) in shares {
+            violations.push(format!(
+                "vouchers' second shares use {total:?} of {year}, which has no second books"
+            ));
+        }
         for (year, book) in &self.second_years {
             let usage = book.usage;
             let has_second = self
@@ -306,16 +333,17 @@ impl LedgerState {
             }
             // Stacked funding: the second source's statement goes with the programme's
             // statement of the same payee, run and cutoff.
+            // A run appends it right after the programme's statement (ids are sequences).
             if statement.source == FundingSource::Second
-                && !self.runs.get(&statement.run).is_some_and(|run| {
-                    run.statements.iter().any(|other| {
-                        self.statements.get(other).is_some_and(|other| {
-                            other.source == FundingSource::Primary
-                                && other.center == statement.center
-                                && other.cutoff == statement.cutoff
-                        })
+                && !self
+                    .statements
+                    .get(&StatementId(id.0.saturating_sub(1)))
+                    .is_some_and(|other| {
+                        other.source == FundingSource::Primary
+                            && other.run == statement.run
+                            && other.center == statement.center
+                            && other.cutoff == statement.cutoff
                     })
-                })
             {
                 violations.push(format!(
                     "statement {id}: the second source's statement has no statement of the programme for payee {} in run {}",

@@ -173,6 +173,7 @@ impl LedgerState {
             .filter(|statement| {
                 statement.center == *center
                     && statement.state != super::StatementState::Paid
+                    && statement.source == FundingSource::Primary
                     && self.payee_kind(statement.year) == Payee::Center
             })
             .fold(Money::ZERO, |sum, statement| sum.plus(statement.net))

@@ -5,6 +5,7 @@ use std::ops::Bound;
 
 use super::{LedgerState, Statement};
 use crate::domain::ids::ProgrammeYear;
+use crate::domain::programme::FundingSource;
 use crate::domain::reconciliation::{FileDigest, ReconciliationRecord, ReconciliationScope};
 
 impl LedgerState {
@@ -58,10 +59,12 @@ impl LedgerState {
         self.reconciliations.values()
     }
 
-    /// The statements of a programme year, in id order.
+    /// The bureau's statements of a programme year, in id order.
     pub fn statements_of_year(&self, year: ProgrammeYear) -> impl Iterator<Item = &Statement> {
-        self.statements
-            .values()
-            .filter(move |statement| statement.year == year)
+        // The bureau's statements: a stacked second source's are paid from its funder's
+        // account, not in the bureau's bank statement.
+        self.statements.values().filter(move |statement| {
+            statement.year == year && statement.source == FundingSource::Primary
+        })
     }
 }

@@ -194,7 +194,9 @@ impl LedgerState {
 
     /// Stacked funding: the second source's subsidy on an invoice, ⌊rate₂ × amount⌋ at
     /// most what is left of the voucher's second share. The share was cut at approval so
-    /// both sources stay within the combined ceiling; checked again here, to the fen.
+    /// both sources stay within the combined ceiling, and each subsidy is within its
+    /// share, so the check below cannot refuse today: it is the promise stated where the
+    /// money is decided, and would catch a later change to the approval rule.
     fn second_subsidy(
         &self,
         post: &PostInvoice,
