@@ -75,7 +75,9 @@ use voucher_ledger::storage::block::{
     block_of, BLOCK_FORMAT_VERSION, BLOCK_HEADER_LENGTH, BLOCK_MAGIC,
 };
 use voucher_ledger::storage::index::{
-    decode_index_entry, encode_index_entry, invoice_key, INDEX_FORMAT_VERSION, INDEX_MAGIC,
+    decode_index_entry, decode_invoice_order_value, encode_index_entry, encode_invoice_order_group,
+    invoice_key, invoice_order_key, INDEX_FORMAT_VERSION, INDEX_MAGIC,
+    INVOICE_ORDER_FORMAT_VERSION, INVOICE_ORDER_MAGIC,
 };
 use voucher_ledger::storage::record::{
     check_record, encode_record, genesis_chain_hash, ChainHash, RecordError, CHAIN_HASH_LENGTH,
@@ -4096,8 +4098,9 @@ fn format_1_dir_verifies_migrates_and_verifies_again(log_name: &str, index: Inde
     {
         let store = EventStore::open_read_only(directory.path()).expect("read-only");
         assert_eq!(store.format_version(), DATABASE_FORMAT_VERSION);
-        // 3 since issue 11 (the checkpoints family); the migration goes straight there.
-        assert_eq!(store.format_version(), 3);
+        // 3 since issue 11 (the checkpoints family), 4 since issue 12 (invoice order
+        // groups); the migration goes straight there.
+        assert_eq!(store.format_version(), 4);
         assert!(store.has_invoice_order());
         assert_eq!(
             store.count_invoice_order().expect("count"),
@@ -4271,7 +4274,7 @@ fn a_migrated_data_dir_appends_v2_records_after_its_v1_records_and_verifies() {
     // to them, each with its origin.
     {
         let store = EventStore::open_read_only(directory.path()).expect("read-only");
-        assert_eq!(store.format_version(), 3);
+        assert_eq!(store.format_version(), 4);
         for event in &all {
             let record = store.record(event.sequence).expect("read").expect("stored");
             let version = if event.sequence <= v1_records {
@@ -5973,4 +5976,212 @@ fn stacked_fixture_pins_every_second_source_field() {
     let checked = check_record(5, &records_owned[4].1, &chain).expect("the frame");
     let error = checked.decode_with_origin().expect_err("a written zero");
     assert!(error.to_string().contains("leaving it out"), "{error}");
+}
+
+// ------------------------------------------------------- invoice order groups (issue 12)
+
+/// The center and year of the invoice order tests.
+fn order_center_and_year() -> (Uscc, ProgrammeYear) {
+    (uscc(CENTER_1), ProgrammeYear::new(2025).expect("year"))
+}
+
+#[test]
+fn invoice_order_group_v2_is_encoded_byte_for_byte_and_v1_values_still_decode() {
+    let mut bytes = Vec::new();
+    encode_invoice_order_group([(7u64, "INV-1"), (9, "INV-2")].into_iter(), &mut bytes);
+    let expected: Vec<u8> = [
+        &INVOICE_ORDER_MAGIC[..],
+        &INVOICE_ORDER_FORMAT_VERSION.to_le_bytes(),
+        &2u32.to_le_bytes(),
+        &7u64.to_le_bytes(),
+        &5u32.to_le_bytes(),
+        b"INV-1",
+        &9u64.to_le_bytes(),
+        &5u32.to_le_bytes(),
+        b"INV-2",
+    ]
+    .concat();
+    assert_eq!(bytes, expected);
+    assert_eq!(
+        &bytes[..6],
+        b"VLIO\x02\x00",
+        "magic and version 2 are pinned"
+    );
+    assert_eq!(
+        decode_invoice_order_value(7, &bytes).expect("v2 decodes"),
+        vec![(7, invoice_number("INV-1")), (9, invoice_number("INV-2"))]
+    );
+    // Version 1: the bare number, even one that starts like the magic.
+    for number in ["INV-1", "VLIO-7"] {
+        assert_eq!(
+            decode_invoice_order_value(3, number.as_bytes()).expect("v1 decodes"),
+            vec![(3, invoice_number(number))]
+        );
+    }
+}
+
+#[test]
+fn corrupt_invoice_order_values_are_refused_with_a_reason() {
+    let mut good = Vec::new();
+    encode_invoice_order_group([(7u64, "INV-1"), (9, "INV-2")].into_iter(), &mut good);
+    let mut unknown_version = good.clone();
+    unknown_version[4] = 9;
+    let mut truncated = good.clone();
+    truncated.pop();
+    let mut empty = Vec::new();
+    encode_invoice_order_group(std::iter::empty(), &mut empty);
+    let mut absurd_count = good.clone();
+    absurd_count[6..10].copy_from_slice(&u32::MAX.to_le_bytes());
+    for (what, key_sequence, bytes, reason) in [
+        (
+            "unknown version",
+            7,
+            unknown_version,
+            "unknown invoice order format version 9",
+        ),
+        ("truncated", 7, truncated, "cannot fit in the 4 bytes left"),
+        ("empty group", 7, empty, "holds no invoice"),
+        (
+            "first sequence is not the key's",
+            6,
+            good.clone(),
+            "out of order",
+        ),
+        ("absurd count", 7, absurd_count, "cannot fit"),
+        ("v1 not text", 7, vec![0xff, 0xfe], "not valid text"),
+    ] {
+        let error = decode_invoice_order_value(key_sequence, &bytes)
+            .expect_err(what)
+            .to_string();
+        assert!(error.contains(reason), "{what}: {error}");
+    }
+}
+
+#[test]
+fn invoice_order_groups_and_single_entries_read_as_one_order_from_any_sequence() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let (center, year) = order_center_and_year();
+    {
+        let store = EventStore::open(directory.path(), false).expect("open");
+        let mut batch = CommitBatch::default();
+        // Single entries (v1, as format 2 and 3 wrote them), then two groups.
+        for (sequence, number) in [(2u64, "A-2"), (4, "A-4")] {
+            store
+                .put_invoice_order(&mut batch, &center, year, sequence, &invoice_number(number))
+                .expect("put v1");
+        }
+        store
+            .put_invoice_order_group(
+                &mut batch,
+                &center,
+                year,
+                [(10u64, "B-10"), (12, "B-12"), (15, "B-15")].into_iter(),
+            )
+            .expect("put group");
+        store
+            .put_invoice_order_group(&mut batch, &center, year, [(20u64, "C-20")].into_iter())
+            .expect("put group");
+        store.commit(batch).expect("commit");
+    }
+    let store = EventStore::open_read_only(directory.path()).expect("read-only");
+    let all: Vec<(u64, &str)> = vec![
+        (2, "A-2"),
+        (4, "A-4"),
+        (10, "B-10"),
+        (12, "B-12"),
+        (15, "B-15"),
+        (20, "C-20"),
+    ];
+    assert_eq!(
+        store.count_invoice_order().expect("count"),
+        all.len() as u64
+    );
+    for from in 0..22u64 {
+        for until in from..23u64 {
+            let mut found = Vec::new();
+            store
+                .scan_invoice_order(&center, year, from, until, |sequence, number| {
+                    found.push((sequence, number.as_str().to_string()));
+                    ControlFlow::Continue(())
+                })
+                .expect("scan");
+            let expected: Vec<(u64, String)> = all
+                .iter()
+                .filter(|(sequence, _)| (from..until).contains(sequence))
+                .map(|(sequence, number)| (*sequence, number.to_string()))
+                .collect();
+            assert_eq!(found, expected, "from {from} until {until}");
+        }
+    }
+    // A scan stops where the visitor breaks, inside a group too.
+    let mut first_two = Vec::new();
+    store
+        .scan_invoice_order(&center, year, 11, u64::MAX, |sequence, _| {
+            first_two.push(sequence);
+            if first_two.len() == 2 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .expect("scan");
+    assert_eq!(first_two, vec![12, 15]);
+    // Another year of the same center sees nothing of these.
+    let other_year = ProgrammeYear::new(2026).expect("year");
+    store
+        .scan_invoice_order(&center, other_year, 0, u64::MAX, |sequence, _| {
+            panic!("year 2026 holds no invoice, found {sequence}")
+        })
+        .expect("scan");
+    let keys: Vec<(Uscc, ProgrammeYear, u64)> = (0..22u64)
+        .map(|sequence| (center, year, sequence))
+        .chain([(center, other_year, 12)])
+        .collect();
+    let found = store.invoice_order_entries(&keys).expect("entries");
+    for ((_, asked_year, sequence), stored) in keys.iter().zip(found) {
+        let expected = all
+            .iter()
+            .find(|(at, _)| at == sequence && *asked_year == year)
+            .map(|(_, number)| number.to_string());
+        assert_eq!(stored, expected, "sequence {sequence} of {asked_year}");
+    }
+}
+
+#[test]
+fn a_corrupt_invoice_order_group_in_a_data_dir_is_refused_naming_its_key() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let (center, year) = order_center_and_year();
+    drop(EventStore::open(directory.path(), false).expect("open"));
+    let mut value = Vec::new();
+    encode_invoice_order_group([(30u64, "D-30")].into_iter(), &mut value);
+    value[4] = 7;
+    write_raw(
+        directory.path(),
+        &[RawValue {
+            family: "invoice_order",
+            key: invoice_order_key(&center, year, 30),
+            value,
+        }],
+    );
+    let store = EventStore::open_read_only(directory.path()).expect("read-only");
+    let error = store
+        .scan_invoice_order(&center, year, 0, u64::MAX, |_, _| ControlFlow::Continue(()))
+        .expect_err("a corrupt group is refused")
+        .to_string();
+    assert!(
+        error.contains(&format!(
+            "invoice order entry of center {CENTER_1} year 2025 at sequence 30"
+        )) && error.contains("unknown invoice order format version 7"),
+        "{error}"
+    );
+    let error = store
+        .count_invoice_order()
+        .expect_err("count refuses it")
+        .to_string();
+    assert!(error.contains("at sequence 30"), "{error}");
+    let error = store
+        .invoice_order_entries(&[(center, year, 30)])
+        .expect_err("lookup refuses it")
+        .to_string();
+    assert!(error.contains("at sequence 30"), "{error}");
 }

@@ -22,16 +22,31 @@
 //! settlement statements replaced, and a reversed flag u8) and version 1 (the magic and version, then bincode of
 //! the frozen v1 shape in `payload_v1`). The key is the center and the invoice number's
 //! canonical form, so spellings of one number share one entry.
+//!
+//! Invoice order (family `invoice_order`): key [`invoice_order_key`] (center, year, the
+//! first sequence the value holds); value, version 2 (written now), one per center, year
+//! and group commit, so a batch adds one key per center-year instead of one per invoice:
+//!
+//! ```text
+//! magic "VLIO" | version u16 = 2 | count u32 | count × (sequence u64 | number: u32 length + UTF-8)
+//! ```
+//!
+//! with the sequences strictly increasing and the first equal to the key's. Read too:
+//! version 1 (format 2 and 3 directories), no magic, the bare invoice number of the one
+//! redemption at the key's sequence. The two cannot be confused: an invoice number holds
+//! no control character, and the version's first byte after the magic is one.
 
 use super::codec::{CodecError, Reader, Writer};
 use super::payload_v1;
-use crate::domain::{InvoiceEntry, InvoiceNumber, Money, ProgrammeYear, Uscc};
+use crate::domain::{Date, InvoiceEntry, InvoiceNumber, Money, ProgrammeYear, Uscc, VoucherId};
 
 pub const INDEX_MAGIC: [u8; 4] = *b"VLIX";
 /// The newest version, written when an entry has a second source's subsidy.
 pub const INDEX_FORMAT_VERSION: u16 = 4;
 /// The version written when it says everything (no second subsidy).
 const INDEX_FORMAT_VERSION_SINGLE_SOURCE: u16 = 3;
+pub const INVOICE_ORDER_MAGIC: [u8; 4] = *b"VLIO";
+pub const INVOICE_ORDER_FORMAT_VERSION: u16 = 2;
 const USCC_LENGTH: usize = 18;
 
 /// The index key of an invoice.
@@ -40,6 +55,14 @@ pub fn invoice_key(center: &Uscc, invoice_number: &InvoiceNumber) -> Vec<u8> {
     key.extend_from_slice(center.as_bytes());
     key.extend_from_slice(invoice_number.as_str().as_bytes());
     key
+}
+
+/// Writes the index key of an invoice into `key` (emptied first), so a caller reusing
+/// one buffer allocates no key per invoice.
+pub fn invoice_key_into(center: &Uscc, invoice_number: &InvoiceNumber, key: &mut Vec<u8>) {
+    key.clear();
+    key.extend_from_slice(center.as_bytes());
+    key.extend_from_slice(invoice_number.as_str().as_bytes());
 }
 
 /// The center and invoice number an index key names.
@@ -86,25 +109,127 @@ pub fn parse_invoice_order_key(key: &[u8]) -> Result<(Uscc, ProgrammeYear, u64),
     ))
 }
 
+/// Encodes an invoice order value in the current version: a center-year's redemptions
+/// of one group commit, as (sequence, invoice number) in increasing sequence order. Its
+/// key is [`invoice_order_key`] with the first sequence.
+pub fn encode_invoice_order_group<'a>(
+    entries: impl ExactSizeIterator<Item = (u64, &'a str)>,
+    out: &mut Vec<u8>,
+) {
+    let mut writer = Writer::new(out);
+    writer.bytes(&INVOICE_ORDER_MAGIC);
+    writer.u16(INVOICE_ORDER_FORMAT_VERSION);
+    writer.length(entries.len());
+    for (sequence, number) in entries {
+        writer.u64(sequence);
+        writer.text(number);
+    }
+}
+
+/// Decodes an invoice order value of either version stored under the key whose sequence
+/// is `key_sequence`: the (sequence, invoice number) pairs it holds, in order.
+pub fn decode_invoice_order_value(
+    key_sequence: u64,
+    bytes: &[u8],
+) -> Result<Vec<(u64, InvoiceNumber)>, CodecError> {
+    let versioned = bytes.len() > INVOICE_ORDER_MAGIC.len()
+        && bytes[..4] == INVOICE_ORDER_MAGIC
+        && bytes[4] < 0x20;
+    if !versioned {
+        // Version 1: the bare invoice number of the redemption at the key's sequence.
+        let number = std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|text| InvoiceNumber::from_stored(text).ok())
+            .ok_or_else(|| CodecError {
+                reason: "the invoice number (invoice order value v1) is not valid text".into(),
+            })?;
+        return Ok(vec![(key_sequence, number)]);
+    }
+    let mut reader = Reader::new(bytes);
+    reader.take(4)?;
+    match reader.u16()? {
+        INVOICE_ORDER_FORMAT_VERSION => {
+            // Each entry is at least a sequence and a length.
+            let count = reader.length(12)?;
+            if count == 0 {
+                return Err(CodecError {
+                    reason: "an invoice order group holds no invoice".into(),
+                });
+            }
+            let mut entries = Vec::with_capacity(count);
+            for _ in 0..count {
+                let sequence = reader.u64()?;
+                let expected_order = match entries.last() {
+                    None => sequence == key_sequence,
+                    Some((previous, _)) => sequence > *previous,
+                };
+                if !expected_order {
+                    return Err(CodecError {
+                        reason: format!(
+                            "invoice order group at sequence {key_sequence}: sequence {sequence} is out of order"
+                        ),
+                    });
+                }
+                entries.push((sequence, reader.invoice_number()?));
+            }
+            reader.finish()?;
+            Ok(entries)
+        }
+        version => Err(CodecError {
+            reason: format!("unknown invoice order format version {version}"),
+        }),
+    }
+}
+
 /// Encodes an index value in the current version.
 pub fn encode_index_entry(entry: &InvoiceEntry, out: &mut Vec<u8>) {
+    encode_index_fields(
+        IndexFields {
+            voucher: &entry.voucher,
+            amount: entry.amount,
+            issue_date: entry.issue_date,
+            delivery_proof: entry.delivery_proof.as_str(),
+            subsidy: entry.subsidy,
+            second_subsidy: entry.second_subsidy,
+            sequence: entry.sequence,
+            reversed_at: entry.reversed_at,
+        },
+        out,
+    );
+}
+
+/// An index entry's fields, borrowed: the writer encodes a new redemption's entry
+/// straight from its event, without building (and cloning into) an [`InvoiceEntry`].
+pub struct IndexFields<'a> {
+    pub voucher: &'a VoucherId,
+    pub amount: Money,
+    pub issue_date: Date,
+    pub delivery_proof: &'a str,
+    pub subsidy: Money,
+    pub second_subsidy: Money,
+    pub sequence: u64,
+    pub reversed_at: Option<u64>,
+}
+
+/// Encodes an index value in the current version from borrowed fields.
+pub fn encode_index_fields(fields: IndexFields<'_>, out: &mut Vec<u8>) {
     let mut writer = Writer::new(out);
-    let stacked = !entry.second_subsidy.is_zero();
+    let stacked = !fields.second_subsidy.is_zero();
     writer.bytes(&INDEX_MAGIC);
     writer.u16(if stacked {
         INDEX_FORMAT_VERSION
     } else {
         INDEX_FORMAT_VERSION_SINGLE_SOURCE
     });
-    writer.voucher_id(&entry.voucher);
-    writer.money(entry.amount);
-    writer.date(entry.issue_date);
-    writer.text(entry.delivery_proof.as_str());
-    writer.money(entry.subsidy);
-    writer.u64(entry.sequence);
-    writer.u64(entry.reversed_at.unwrap_or(0));
+    writer.voucher_id(fields.voucher);
+    writer.money(fields.amount);
+    writer.date(fields.issue_date);
+    writer.text(fields.delivery_proof);
+    writer.money(fields.subsidy);
+    writer.u64(fields.sequence);
+    writer.u64(fields.reversed_at.unwrap_or(0));
     if stacked {
-        writer.money(entry.second_subsidy);
+        writer.money(fields.second_subsidy);
     }
 }
 

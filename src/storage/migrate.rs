@@ -10,6 +10,8 @@
 //! - 2 → 3: nothing to rebuild: format 3 stores new records in log blocks (the bare
 //!   records already stored are read beside them) and has the `checkpoints` family, which
 //!   the open itself creates empty. Only the version 3 marker is written.
+//! - 3 → 4: nothing to rebuild: format 4 writes the invoice order in groups (`index.rs`;
+//!   the single entries already stored are read beside them). Only the marker is written.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;

@@ -6,7 +6,7 @@
 //! | `events`      | first sequence, u64 big-endian    | a log block of records (`block.rs`); before format 3, one framed record (`record.rs`) |
 //! | `invoices`    | center USCC (18 B) + invoice no.  | `VLIX` entry (`index.rs`)      |
 //! | `snapshots`   | sequence, u64 big-endian          | `VLSN` frame (`snapshot.rs`)   |
-//! | `invoice_order` | center + year + sequence (`index.rs`) | the invoice number        |
+//! | `invoice_order` | center + year + first sequence (`index.rs`) | `VLIO` group: a center-year's redemptions of one batch; before format 4, one bare invoice number |
 //! | `checkpoints` | sequence, u64 big-endian          | `VLCP` signed checkpoint (`checkpoint.rs`) |
 //! | `default`     | `format`                          | `VLDB` + version               |
 //!
@@ -16,6 +16,7 @@
 //! by seeking for the key at or before it. The store never interprets events; the
 //! ledger (`crate::ledger`) decides what to write.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
@@ -25,13 +26,16 @@ use super::block::{
 };
 use super::checkpoint::Checkpoint;
 use super::index::{
-    decode_index_entry, encode_index_entry, invoice_key, invoice_order_key, parse_invoice_key,
-    parse_invoice_order_key,
+    decode_index_entry, decode_invoice_order_value, encode_index_entry, encode_index_fields,
+    encode_invoice_order_group, invoice_key, invoice_key_into, invoice_order_key,
+    parse_invoice_key, parse_invoice_order_key, IndexFields,
 };
 use super::invoice_filter::{InvoiceFilter, INVOICE_FILTER_BYTES};
 use super::record::{encode_record, ChainHash, RecordError};
 use super::snapshot::{decode_snapshot, encode_snapshot, StoredSnapshot};
-use crate::domain::{InvoiceEntry, InvoiceNumber, ProgrammeYear, SequencedEvent, StateImage, Uscc};
+use crate::domain::{
+    InvoiceEntry, InvoiceNumber, InvoiceRedeemed, ProgrammeYear, SequencedEvent, StateImage, Uscc,
+};
 
 pub const DATABASE_MAGIC: [u8; 4] = *b"VLDB";
 /// Version 2 added the `invoice_order` family; version 3 writes the log in blocks
@@ -39,7 +43,11 @@ pub const DATABASE_MAGIC: [u8; 4] = *b"VLDB";
 /// beside them) and adds the `checkpoints` family. An older directory is migrated when it
 /// is first opened for writing (see `migrate.rs`) and read as it is by `verify`. The bump
 /// keeps builds that cannot read blocks or do not know the new family from opening it.
-pub const DATABASE_FORMAT_VERSION: u16 = 3;
+/// Version 4 writes the invoice order as one `VLIO` group per center, year and batch
+/// (`index.rs`; the single entries of a version 2 or 3 directory are read beside them);
+/// nothing is rebuilt, the bump only keeps older builds, which would take a group for a
+/// corrupt invoice number, from opening it.
+pub const DATABASE_FORMAT_VERSION: u16 = 4;
 pub const DATABASE_FORMAT_OLDEST_READ: u16 = 1;
 
 const EVENTS: &str = "events";
@@ -65,11 +73,16 @@ pub enum StoreError {
     Poisoned(String),
 }
 
+/// An invoice order group read back: its key and its (sequence, number) entries.
+type DecodedOrderGroup = (Vec<u8>, Vec<(u64, InvoiceNumber)>);
+
 /// Writes accumulated for one group commit.
 #[derive(Default)]
 pub struct CommitBatch {
     batch: WriteBatch,
     scratch: Vec<u8>,
+    /// A key being built (RocksDB copies it into the batch).
+    key: Vec<u8>,
     payload_scratch: Vec<u8>,
     block: Vec<u8>,
 }
@@ -337,7 +350,65 @@ impl EventStore {
         Ok(())
     }
 
-    /// Adds an invoice's place in its center's order for a year (for paged listings).
+    /// Adds the index entry of an invoice redeemed by the event at `sequence`, encoded
+    /// straight from the event (the same bytes as [`EventStore::put_invoice`] of the entry
+    /// the fold makes of it). A reversal later in the same batch puts the key again, and
+    /// the later put wins.
+    pub fn put_redeemed_invoice(
+        &self,
+        batch: &mut CommitBatch,
+        sequence: u64,
+        redeemed: &InvoiceRedeemed,
+    ) -> Result<(), StoreError> {
+        let family = self.family(INVOICES)?;
+        batch.scratch.clear();
+        encode_index_fields(
+            IndexFields {
+                voucher: &redeemed.voucher,
+                amount: redeemed.amount,
+                issue_date: redeemed.issue_date,
+                delivery_proof: redeemed.delivery_proof.as_str(),
+                subsidy: redeemed.subsidy,
+                second_subsidy: redeemed.second_subsidy,
+                sequence,
+                reversed_at: None,
+            },
+            &mut batch.scratch,
+        );
+        invoice_key_into(&redeemed.center, &redeemed.invoice_number, &mut batch.key);
+        // Before the batch is committed, so the filter never calls a stored key absent.
+        self.invoice_filter.insert(&batch.key);
+        batch.batch.put_cf(family, &batch.key, &batch.scratch);
+        Ok(())
+    }
+
+    /// Adds a center-year's redemptions of one batch to the invoice order as one group
+    /// (`VLIO` v2), under the first one's sequence: `entries` are (sequence, number) in
+    /// increasing sequence order, all after any sequence already in the order index.
+    pub fn put_invoice_order_group<'a>(
+        &self,
+        batch: &mut CommitBatch,
+        center: &Uscc,
+        year: ProgrammeYear,
+        entries: impl ExactSizeIterator<Item = (u64, &'a str)> + Clone,
+    ) -> Result<(), StoreError> {
+        let Some((first, _)) = entries.clone().next() else {
+            return Ok(());
+        };
+        let family = self.family(INVOICE_ORDER)?;
+        batch.scratch.clear();
+        encode_invoice_order_group(entries, &mut batch.scratch);
+        batch.batch.put_cf(
+            family,
+            invoice_order_key(center, year, first),
+            &batch.scratch,
+        );
+        Ok(())
+    }
+
+    /// Adds one invoice's place in its center's order for a year as a single entry (`VLIO`
+    /// v1, the bare number, as format 2 and 3 directories hold them): for the migration
+    /// from format 1 and for fixtures of such directories.
     pub fn put_invoice_order(
         &self,
         batch: &mut CommitBatch,
@@ -373,20 +444,33 @@ impl EventStore {
     ) -> Result<(), StoreError> {
         let family = self.family(INVOICE_ORDER)?;
         let mut iterator = self.db.raw_iterator_cf(family);
+        let start = invoice_order_key(center, year, from);
         let end = invoice_order_key(center, year, until);
-        iterator.seek(invoice_order_key(center, year, from));
+        // A group is keyed by its first sequence, so the one holding `from` may start
+        // before it: begin at the center-year's last key at or before `from`.
+        let prefix = &start[..start.len() - 8];
+        iterator.seek_for_prev(&start);
+        if !iterator.key().is_some_and(|key| key.starts_with(prefix)) {
+            iterator.seek(&start);
+        }
         while let (Some(key), Some(value)) = (iterator.key(), iterator.value()) {
             if key >= end.as_slice() {
                 break;
             }
-            let (_, _, sequence) =
-                parse_invoice_order_key(key).map_err(|error| corrupt_entry(key, &error.reason))?;
-            let number = std::str::from_utf8(value)
-                .ok()
-                .and_then(|text| InvoiceNumber::from_stored(text).ok())
-                .ok_or_else(|| corrupt_entry(key, "the invoice number is not valid text"))?;
-            if visit(sequence, number).is_break() {
-                break;
+            let (_, _, first) =
+                parse_invoice_order_key(key).map_err(|error| corrupt_order(key, &error.reason))?;
+            let entries = decode_invoice_order_value(first, value)
+                .map_err(|error| corrupt_order(key, &error.reason))?;
+            for (sequence, number) in entries {
+                if sequence < from {
+                    continue;
+                }
+                if sequence >= until {
+                    return Ok(());
+                }
+                if visit(sequence, number).is_break() {
+                    return Ok(());
+                }
             }
             iterator.next();
         }
@@ -395,32 +479,64 @@ impl EventStore {
     }
 
     /// Looks up whether the order index holds these (center, year, sequence) keys, and
-    /// the invoice numbers it holds for them.
+    /// the invoice numbers it holds for them. Each is found in the group at or before
+    /// its sequence; a group is decoded once for all the keys in a row that fall in it.
     pub fn invoice_order_entries(
         &self,
         keys: &[(Uscc, ProgrammeYear, u64)],
     ) -> Result<Vec<Option<String>>, StoreError> {
         let family = self.family(INVOICE_ORDER)?;
-        let encoded: Vec<Vec<u8>> = keys
-            .iter()
-            .map(|(center, year, sequence)| invoice_order_key(center, *year, *sequence))
-            .collect();
-        self.db
-            .batched_multi_get_cf(family, &encoded, false)
-            .into_iter()
-            .map(|found| Ok(found?.map(|bytes| String::from_utf8_lossy(&bytes).into_owned())))
-            .collect()
+        let mut iterator = self.db.raw_iterator_cf(family);
+        // The last group decoded per center-year: its key and its entries.
+        let mut groups: HashMap<(Uscc, ProgrammeYear), DecodedOrderGroup> = HashMap::new();
+        let mut found = Vec::with_capacity(keys.len());
+        for (center, year, sequence) in keys {
+            let wanted = invoice_order_key(center, *year, *sequence);
+            let cached = groups.get(&(*center, *year)).is_some_and(|(key, entries)| {
+                key.as_slice() <= wanted.as_slice()
+                    && entries.last().is_some_and(|(last, _)| last >= sequence)
+            });
+            if !cached {
+                iterator.seek_for_prev(&wanted);
+                iterator.status()?;
+                let prefix = &wanted[..wanted.len() - 8];
+                match (iterator.key(), iterator.value()) {
+                    (Some(key), Some(value)) if key.starts_with(prefix) => {
+                        let (_, _, first) = parse_invoice_order_key(key)
+                            .map_err(|error| corrupt_order(key, &error.reason))?;
+                        let entries = decode_invoice_order_value(first, value)
+                            .map_err(|error| corrupt_order(key, &error.reason))?;
+                        groups.insert((*center, *year), (key.to_vec(), entries));
+                    }
+                    _ => {
+                        groups.remove(&(*center, *year));
+                    }
+                }
+            }
+            let number = groups.get(&(*center, *year)).and_then(|(_, entries)| {
+                entries
+                    .binary_search_by_key(sequence, |(at, _)| *at)
+                    .ok()
+                    .map(|place| entries[place].1.as_str().to_string())
+            });
+            found.push(number);
+        }
+        Ok(found)
     }
 
-    /// Counts the entries of the order index.
+    /// Counts the entries of the order index (every group's invoices).
     pub fn count_invoice_order(&self) -> Result<u64, StoreError> {
         let mut count = 0;
         for item in self
             .db
             .iterator_cf(self.family(INVOICE_ORDER)?, IteratorMode::Start)
         {
-            item?;
-            count += 1;
+            let (key, value) = item?;
+            let (_, _, first) = parse_invoice_order_key(&key)
+                .map_err(|error| corrupt_order(&key, &error.reason))?;
+            let entries = decode_invoice_order_value(first, &value)
+                .map_err(|error| corrupt_order(&key, &error.reason))?;
+            count += entries.len() as u64;
         }
         Ok(count)
     }
@@ -563,11 +679,13 @@ impl EventStore {
         let mut entries: Vec<Option<InvoiceEntry>> = vec![None; wanted.len()];
         let mut places = Vec::new();
         let mut keys = Vec::new();
+        // One buffer for every key the filter rules out (most of them, for new invoices).
+        let mut key = Vec::new();
         for (place, (center, number)) in wanted.iter().enumerate() {
-            let key = invoice_key(center, number);
+            invoice_key_into(center, number, &mut key);
             if self.invoice_filter.may_contain(&key) {
                 places.push(place);
-                keys.push(key);
+                keys.push(key.clone());
             }
         }
         if keys.is_empty() {
@@ -966,6 +1084,21 @@ fn decode_checkpoint(sequence: u64, bytes: &[u8]) -> Result<Checkpoint, StoreErr
         });
     }
     Ok(checkpoint)
+}
+
+/// A value of the invoice order that does not decode, named by its key's center, year and
+/// first sequence (or by the key's bytes when the key itself is broken).
+fn corrupt_order(key: &[u8], reason: &str) -> StoreError {
+    let what = match parse_invoice_order_key(key) {
+        Ok((center, year, sequence)) => {
+            format!("invoice order entry of center {center} year {year} at sequence {sequence}")
+        }
+        Err(_) => format!("invoice order key {key:02x?}"),
+    };
+    StoreError::Corrupt {
+        what,
+        reason: reason.to_string(),
+    }
 }
 
 fn corrupt_entry(key: &[u8], reason: &str) -> StoreError {

@@ -455,7 +455,7 @@ impl LedgerState {
         }
         self.invoice_cache.insert(
             redeemed.center,
-            redeemed.invoice_number.clone(),
+            &redeemed.invoice_number,
             InvoiceEntry {
                 voucher: redeemed.voucher,
                 amount: redeemed.amount,

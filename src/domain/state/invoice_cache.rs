@@ -111,9 +111,20 @@ impl InvoiceCache {
         self.map.entry((center, number)).or_insert(entry);
     }
 
-    /// The fold's insert of a newly redeemed invoice.
-    pub(super) fn insert(&mut self, center: Uscc, number: InvoiceNumber, entry: InvoiceEntry) {
-        self.map.insert((center, number), Some(entry));
+    /// The fold's insert of a newly redeemed invoice. In a bounded cache the key is
+    /// already there (prefetched as known absent), so the slot is filled in place and
+    /// no owned key is built (and dropped again) for it.
+    pub(super) fn insert(&mut self, center: Uscc, number: &InvoiceNumber, entry: InvoiceEntry) {
+        let key = InvoiceKeyRef {
+            center: &center,
+            number: number.as_str(),
+        };
+        match self.map.get_mut(&key) {
+            Some(slot) => *slot = Some(entry),
+            None => {
+                self.map.insert((center, number.clone()), Some(entry));
+            }
+        }
     }
 
     /// The fold's update of an existing invoice (a reversal); absent keys are ignored,
