@@ -2474,33 +2474,7 @@ async fn a_reimbursement_year_states_and_pays_its_payee_the_enterprise_over_grpc
         ))
         .await
         .expect("a reimbursement policy is published");
-    server
-        .registry()
-        .register_center(authed(
-            BUREAU,
-            RegisterCenterRequest {
-                uscc: center_code(1),
-                name: CENTER_NAMES[0].into(),
-                tier: FacilityTier::Domestic as i32,
-                listing_basis: ListingBasis::PlanningLayout as i32,
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("center");
-    for index in [1, 2] {
-        server
-            .registry()
-            .register_enterprise(authed(
-                BUREAU,
-                RegisterEnterpriseRequest {
-                    uscc: enterprise_code(index),
-                    name: format!("Enterprise {index}"),
-                },
-            ))
-            .await
-            .expect("enterprise");
-    }
+    register_center_and_enterprises(&server.channel, CENTER_NAMES[0], 2).await;
     const R1: &str = "5a0c7e21-3b44-4f9d-8e12-7c6b5a4d0001";
     const R2: &str = "5a0c7e21-3b44-4f9d-8e12-7c6b5a4d0002";
     let term = (today, today.plus_days(30));
@@ -2693,31 +2667,7 @@ async fn a_stacked_year_pays_both_sources_statements_and_recovers_each_over_grpc
         ))
         .await
         .expect("a stacked policy is published");
-    server
-        .registry()
-        .register_center(authed(
-            BUREAU,
-            RegisterCenterRequest {
-                uscc: center_code(1),
-                name: CENTER_NAMES[0].into(),
-                tier: FacilityTier::Domestic as i32,
-                listing_basis: ListingBasis::PlanningLayout as i32,
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("center");
-    server
-        .registry()
-        .register_enterprise(authed(
-            BUREAU,
-            RegisterEnterpriseRequest {
-                uscc: enterprise_code(1),
-                name: "Enterprise 1".into(),
-            },
-        ))
-        .await
-        .expect("enterprise");
+    register_center_and_enterprises(&server.channel, CENTER_NAMES[0], 1).await;
     const S1: &str = "5a0c7e21-3b44-4f9d-8e12-7c6b5a4d0101";
     let approved = server
         .vouchers()

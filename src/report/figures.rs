@@ -234,19 +234,27 @@ fn year_statements(state: &LedgerState, year: ProgrammeYear) -> Vec<&crate::doma
 pub struct PayeeRow {
     pub payee: Uscc,
     pub name: Option<LegalName>,
-    pub settled: Money,
-    pub due: Money,
-    pub outstanding: Money,
-    pub paid: Money,
+    pub totals: PayeeTotals,
 }
 
-/// What a reimbursement year's payees add up to.
+/// A reimbursement year's payee's figures, or what they add up to.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PayeeTotals {
     pub settled: Money,
     pub due: Money,
     pub outstanding: Money,
     pub paid: Money,
+}
+
+impl PayeeTotals {
+    fn plus(self, other: PayeeTotals) -> PayeeTotals {
+        PayeeTotals {
+            settled: self.settled.plus(other.settled),
+            due: self.due.plus(other.due),
+            outstanding: self.outstanding.plus(other.outstanding),
+            paid: self.paid.plus(other.paid),
+        }
+    }
 }
 
 /// A reimbursement year's payees, the most settled first (then USCC order), and totals.
@@ -274,26 +282,24 @@ pub fn payee_figures(state: &LedgerState, year: ProgrammeYear) -> Option<PayeeFi
         .map(|((payee, _), books)| PayeeRow {
             payee: *payee,
             name: state.enterprise(payee).map(|account| account.name.clone()),
-            settled: books.settled,
-            due: due.get(payee).copied().unwrap_or(Money::ZERO),
-            outstanding: books.outstanding(),
-            paid: books.paid,
+            totals: PayeeTotals {
+                settled: books.settled,
+                due: due.get(payee).copied().unwrap_or(Money::ZERO),
+                outstanding: books.outstanding(),
+                paid: books.paid,
+            },
         })
         .collect();
     rows.sort_by(|left, right| {
         right
+            .totals
             .settled
-            .cmp(&left.settled)
+            .cmp(&left.totals.settled)
             .then(left.payee.cmp(&right.payee))
     });
     let total = rows
         .iter()
-        .fold(PayeeTotals::default(), |sum, row| PayeeTotals {
-            settled: sum.settled.plus(row.settled),
-            due: sum.due.plus(row.due),
-            outstanding: sum.outstanding.plus(row.outstanding),
-            paid: sum.paid.plus(row.paid),
-        });
+        .fold(PayeeTotals::default(), |sum, row| sum.plus(row.totals));
     Some(PayeeFigures { rows, total })
 }
 

@@ -378,10 +378,10 @@ pub fn render(
                                                 @if let Some(name) = &row.name { (name.as_str()) br; }
                                                 small { (row.payee) }
                                             }
-                                            (amount_cell(None, row.settled))
-                                            (amount_cell(None, row.due))
-                                            (amount_cell(None, row.outstanding))
-                                            (amount_cell(None, row.paid))
+                                            (amount_cell(None, row.totals.settled))
+                                            (amount_cell(None, row.totals.due))
+                                            (amount_cell(None, row.totals.outstanding))
+                                            (amount_cell(None, row.totals.paid))
                                         }
                                     }
                                     tr.total {

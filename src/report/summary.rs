@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use super::figures::{
     center_figures, payee_figures, pool_figures, second_source_figures, settlement_figures,
-    top_enterprises, voucher_figures,
+    top_enterprises, voucher_figures, PayeeTotals,
 };
 
 use crate::domain::{LedgerState, Money, Payee, ProgrammeYear, VoucherStatus};
@@ -222,25 +222,21 @@ fn payees_section(out: &mut String, state: &LedgerState, year: ProgrammeYear) {
         "USCC", "settled", "due (stmts)", "owed back", "paid"
     );
     for row in payees.rows.iter().take(PAYEES_SHOWN) {
-        let _ = writeln!(
-            out,
-            "  {:<18} {:>16} {:>14} {:>14} {:>16}",
-            row.payee,
-            format_yuan(row.settled),
-            format_yuan(row.due),
-            format_yuan(row.outstanding),
-            format_yuan(row.paid)
-        );
+        payee_line(out, &row.payee.to_string(), row.totals);
     }
-    let total = payees.total;
+    payee_line(out, "all enterprises", payees.total);
+}
+
+/// One line of the payees' table: settled, due, owed back, paid.
+fn payee_line(out: &mut String, label: &str, totals: PayeeTotals) {
     let _ = writeln!(
         out,
         "  {:<18} {:>16} {:>14} {:>14} {:>16}",
-        "all enterprises",
-        format_yuan(total.settled),
-        format_yuan(total.due),
-        format_yuan(total.outstanding),
-        format_yuan(total.paid)
+        label,
+        format_yuan(totals.settled),
+        format_yuan(totals.due),
+        format_yuan(totals.outstanding),
+        format_yuan(totals.paid)
     );
 }
 

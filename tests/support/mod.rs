@@ -188,15 +188,15 @@ impl TestServer {
 /// Registers center 1 (domestic tier) and enterprise 1, then approves one 2026 voucher
 /// between them for `contract_number`, over `channel` as the bureau; returns its id.
 /// The seeding several server tests share before they post invoices.
-pub async fn register_pair_and_approve(
+/// Registers center 1 (domestic, planning layout) as `center_name` and enterprises
+/// 1..=`enterprises` ("Enterprise {index}"), as the bureau.
+pub async fn register_center_and_enterprises(
     channel: &Channel,
-    contract_number: &str,
-    contract_fee: &str,
-    requested: &str,
-) -> String {
+    center_name: &str,
+    enterprises: usize,
+) {
     use voucher_ledger::api::proto::{
-        ApproveVoucherRequest, FacilityTier, ListingBasis, RegisterCenterRequest,
-        RegisterEnterpriseRequest,
+        FacilityTier, ListingBasis, RegisterCenterRequest, RegisterEnterpriseRequest,
     };
     let mut registry = RegistryServiceClient::new(channel.clone());
     registry
@@ -204,7 +204,7 @@ pub async fn register_pair_and_approve(
             BUREAU,
             RegisterCenterRequest {
                 uscc: center_code(1),
-                name: "Center 1".into(),
+                name: center_name.into(),
                 tier: FacilityTier::Domestic as i32,
                 listing_basis: ListingBasis::PlanningLayout as i32,
                 ..Default::default()
@@ -212,16 +212,28 @@ pub async fn register_pair_and_approve(
         ))
         .await
         .expect("center");
-    registry
-        .register_enterprise(authed(
-            BUREAU,
-            RegisterEnterpriseRequest {
-                uscc: enterprise_code(1),
-                name: "Enterprise 1".into(),
-            },
-        ))
-        .await
-        .expect("enterprise");
+    for index in 1..=enterprises {
+        registry
+            .register_enterprise(authed(
+                BUREAU,
+                RegisterEnterpriseRequest {
+                    uscc: enterprise_code(index),
+                    name: format!("Enterprise {index}"),
+                },
+            ))
+            .await
+            .expect("enterprise");
+    }
+}
+
+pub async fn register_pair_and_approve(
+    channel: &Channel,
+    contract_number: &str,
+    contract_fee: &str,
+    requested: &str,
+) -> String {
+    use voucher_ledger::api::proto::ApproveVoucherRequest;
+    register_center_and_enterprises(channel, "Center 1", 1).await;
     VoucherServiceClient::new(channel.clone())
         .approve_voucher(authed(
             BUREAU,
