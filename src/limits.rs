@@ -67,6 +67,8 @@ pub const SNAPSHOTS_KEPT_DEFAULT: usize = 2;
 /// Default: invoices the writer keeps in memory between batches; past it the cache is
 /// emptied (the store's invoice index is the durable copy).
 pub const INVOICE_CACHE_DEFAULT: usize = 65_536;
+/// The most an operator may configure (`server.invoice_cache`): about 2 GiB of entries.
+pub const INVOICE_CACHE_MAX: usize = 8 << 20;
 
 /// Default: most commands waiting for the writer; beyond it submissions are refused.
 pub const QUEUE_COMMANDS_DEFAULT: usize = 131_072;

@@ -606,3 +606,71 @@ fn an_evicted_invoice_is_prefetched_so_the_ledger_decides_as_the_pure_state_mach
     let report = verify(directory.path()).expect("verify");
     assert!(report.is_clean(), "{:?}", report.problems);
 }
+
+#[test]
+fn a_large_batch_encoded_beside_the_writer_is_stored_as_single_commands_are() {
+    // Given the same commands committed twice: as one batch of more than 3,000 (its
+    // records encoded by the encoder thread while the writer decides, in chunks) and one
+    // command per batch (encoded by the writer itself)
+    let envelopes = scenario_commands(3_000);
+    let registrations = registration_commands().len() + 1;
+    let retry = Envelope::new(
+        envelopes[registrations + 9].at,
+        envelopes[registrations + 5].command.clone(),
+    );
+    let large = tempfile::tempdir().expect("tempdir");
+    let single = tempfile::tempdir().expect("tempdir");
+    let large_head = {
+        let (mut ledger, _) = Ledger::open(large.path(), options(1_000_000)).expect("open");
+        for reply in ledger.submit(&envelopes[..registrations]).expect("submit") {
+            reply.expect("accepted");
+        }
+        // The big batch also holds a retry, and the reversal of its own first invoice:
+        // the reversal's index entry must win over the redemption's.
+        let mut batch = envelopes[registrations..].to_vec();
+        batch.insert(10, retry.clone());
+        assert!(batch.len() > 3_000);
+        for reply in ledger.submit(&batch).expect("submit the large batch") {
+            reply.expect("accepted");
+        }
+        ledger.chain_head()
+    };
+    let single_head = {
+        let (mut ledger, _) = Ledger::open(single.path(), options(1_000_000)).expect("open");
+        let mut batch = envelopes.clone();
+        batch.insert(registrations + 10, retry.clone());
+        for envelope in batch {
+            ledger.submit(&[envelope]).expect("submit")[0]
+                .clone()
+                .expect("accepted");
+        }
+        ledger.chain_head()
+    };
+    // then both logs end at the same chain head and verify
+    assert_eq!(large_head, single_head);
+    assert!(verify(large.path()).expect("verify").is_clean());
+    assert!(verify(single.path()).expect("verify").is_clean());
+    // and reopened (an empty invoice cache), the large batch's index answers from the
+    // store: the reversed invoice as reversed, the last one with its subsidy
+    assert!(full_replay(large.path()).same_projections(&full_replay(single.path())));
+    let (ledger, _) = Ledger::open(large.path(), options(1_000_000)).expect("reopen");
+    let reader = ledger.reader();
+    let (first, _) = reader
+        .invoice(&center(1), &invoice_number("INV-0"))
+        .expect("read the index");
+    assert!(first.expect("INV-0 is indexed").is_reversed());
+    let (last, _) = reader
+        .invoice(&center(1), &invoice_number("INV-2999"))
+        .expect("read the index");
+    let last = last.expect("INV-2999 is indexed");
+    assert!(!last.is_reversed());
+    assert!(last.subsidy > Money::ZERO);
+    drop(reader);
+    drop(ledger);
+    let (ledger, _) = Ledger::open(single.path(), options(1_000_000)).expect("reopen");
+    let (same, _) = ledger
+        .reader()
+        .invoice(&center(1), &invoice_number("INV-2999"))
+        .expect("read the index");
+    assert_eq!(same, Some(last));
+}

@@ -76,6 +76,10 @@ pub struct ServerSection {
     pub queue_commands: usize,
     /// Events between snapshots.
     pub snapshot_interval: u64,
+    /// Invoices the writer keeps in memory between batches (found and known absent)
+    /// before it empties its cache; older ones are read back from the invoice index.
+    /// At least one batch (8,192): every invoice of a batch is held while it is decided.
+    pub invoice_cache: usize,
     /// Seconds between expiry sweeps (vouchers whose term ended are released).
     pub expiry_sweep_seconds: u64,
     /// After SIGTERM, how long in-flight calls and streams may take before the remaining
@@ -135,6 +139,7 @@ impl Default for ServerSection {
             listen_backlog: LISTEN_BACKLOG_DEFAULT,
             queue_commands: QUEUE_COMMANDS_DEFAULT,
             snapshot_interval: SNAPSHOT_INTERVAL_DEFAULT,
+            invoice_cache: INVOICE_CACHE_DEFAULT,
             expiry_sweep_seconds: EXPIRY_SWEEP_SECONDS_DEFAULT,
             shutdown_grace_seconds: SHUTDOWN_GRACE_SECONDS_DEFAULT,
             max_concurrent_streams: MAX_CONCURRENT_STREAMS_DEFAULT,
@@ -172,6 +177,18 @@ impl ServerSection {
         };
         at_least("max_connections", self.max_connections as u64, 1)?;
         at_least("checkpoint_interval", self.checkpoint_interval, 1)?;
+        at_least(
+            "invoice_cache",
+            self.invoice_cache as u64,
+            crate::ledger::SUBMIT_BATCH_LIMIT as u64,
+        )?;
+        if self.invoice_cache > crate::limits::INVOICE_CACHE_MAX {
+            return Err(format!(
+                "server.invoice_cache = {}: must be at most {}",
+                self.invoice_cache,
+                crate::limits::INVOICE_CACHE_MAX
+            ));
+        }
         at_least("listen_backlog", u64::from(self.listen_backlog), 1)?;
         if self.listen_backlog > i32::MAX as u32 {
             return Err("server.listen_backlog: too large".into());
@@ -346,6 +363,7 @@ pub async fn run_with(
     let options = LedgerOptions {
         sync: settings.sync,
         snapshot_interval: config.server.snapshot_interval,
+        invoice_cache_limit: config.server.invoice_cache,
         ..LedgerOptions::default()
     };
     let data_dir = settings.data_dir.clone();

@@ -14,6 +14,7 @@
 //! Readers on other threads use a [`LedgerReader`]: the projections under a read lock,
 //! invoices (cache, then index) and the log, never the store or the lock directly.
 
+mod encoder;
 pub mod engine;
 mod reader;
 
@@ -26,9 +27,7 @@ use parking_lot::{RwLock, RwLockReadGuard};
 
 pub use reader::LedgerReader;
 
-use crate::domain::{
-    Command, Envelope, Event, InvoiceEntry, InvoiceNumber, InvoiceRedeemed, LedgerState,
-};
+use crate::domain::{Command, Envelope, Event, InvoiceEntry, InvoiceNumber, LedgerState};
 use crate::domain::{ProgrammeYear, Rejection, Reply, SequencedEvent, StateImage, Uscc};
 pub use crate::limits::SUBMIT_BATCH_LIMIT;
 use crate::limits::{INVOICE_CACHE_DEFAULT, SNAPSHOTS_KEPT_DEFAULT, SNAPSHOT_INTERVAL_DEFAULT};
@@ -114,6 +113,9 @@ pub struct Ledger {
     last_batch_bytes: usize,
     /// How long the last batch's write (with its fsync) took.
     last_write: Duration,
+    /// Encodes a large batch's records while the writer decides the rest of it; started
+    /// with the first large batch.
+    encoder: Option<encoder::RecordEncoder>,
 }
 
 impl Ledger {
@@ -179,6 +181,7 @@ impl Ledger {
             invoice_filter_fill,
             last_batch_bytes: 0,
             last_write: Duration::ZERO,
+            encoder: None,
         };
         Ok((ledger, report))
     }
@@ -248,6 +251,18 @@ impl Ledger {
         self.index_updates.clear();
         self.order_updates.clear();
         let prefetched = self.prefetch_invoices(envelopes)?;
+        // A large batch's records are encoded beside the writer while it decides.
+        let encoder = if envelopes.len() >= encoder::ENCODE_IN_PARALLEL_FROM {
+            if self.encoder.is_none() {
+                self.encoder = Some(encoder::RecordEncoder::start(Arc::clone(&self.store))?);
+            }
+            self.encoder.as_ref()
+        } else {
+            None
+        };
+        if let Some(encoder) = encoder {
+            encoder.begin(self.chain_head, self.last_batch_bytes)?;
+        }
         {
             let mut state = self.state.write();
             let cache = state.invoice_cache_mut();
@@ -255,14 +270,65 @@ impl Ledger {
                 cache.prefetched(center, invoice_number, entry);
             }
             let replies_before = replies.len();
-            for envelope in envelopes {
-                replies.push(state.execute(envelope, &mut self.events));
+            match encoder {
+                None => {
+                    for envelope in envelopes {
+                        replies.push(state.execute(envelope, &mut self.events));
+                    }
+                }
+                Some(encoder) => {
+                    let mut chunk = Vec::with_capacity(encoder::ENCODE_CHUNK_EVENTS);
+                    for envelope in envelopes {
+                        replies.push(state.execute(envelope, &mut chunk));
+                        if chunk.len() >= encoder::ENCODE_CHUNK_EVENTS {
+                            let full = std::mem::replace(
+                                &mut chunk,
+                                Vec::with_capacity(encoder::ENCODE_CHUNK_EVENTS),
+                            );
+                            if let Err(error) = encoder.chunk(full) {
+                                // The state has moved past what the log can hold: stop,
+                                // as after a failed write.
+                                self.poisoned = Some(error.to_string());
+                                return Err(error.into());
+                            }
+                        }
+                    }
+                    if !chunk.is_empty() {
+                        if let Err(error) = encoder.chunk(chunk) {
+                            self.poisoned = Some(error.to_string());
+                            return Err(error.into());
+                        }
+                    }
+                }
             }
             assert_eq!(replies.len() - replies_before, envelopes.len());
+        }
+        // With the encoder, the events come back with their records encoded.
+        let encoded = match encoder {
+            None => None,
+            Some(encoder) => {
+                let encoded = encoder.finish();
+                let mut encoded = match encoded {
+                    Ok(encoded) => encoded,
+                    Err(error) => {
+                        // The state has moved past what the log holds: stop, as after a
+                        // failed write.
+                        self.poisoned = Some(error.to_string());
+                        return Err(error.into());
+                    }
+                };
+                for chunk in encoded.chunks.iter_mut() {
+                    self.events.append(chunk);
+                }
+                Some((encoded.batch, encoded.head))
+            }
+        };
+        {
+            let state = self.state.read();
             // The idempotency index holds each touched invoice's outcome as of the end of
             // the batch. A redemption's entry is what its event says (written from the
-            // event, see `write_events`); a reversal's is read from the state while the
-            // lock is held, and, put after its redemption's, wins in the write batch.
+            // event, see `write_events`); a reversal's is read from the state (only this
+            // thread changes it), and, put after its redemption's, wins in the write batch.
             for (place, event) in self.events.iter().enumerate() {
                 let (center, invoice_number) = match &event.event {
                     Event::InvoiceRedeemed(redeemed) => {
@@ -296,7 +362,7 @@ impl Ledger {
             return Ok(());
         }
         let writing = Instant::now();
-        let written = self.write_events();
+        let written = self.write_events(encoded);
         self.last_write = writing.elapsed();
         match written {
             Ok(head) => {
@@ -426,35 +492,26 @@ impl Ledger {
         &self.events
     }
 
-    fn write_events(&mut self) -> Result<ChainHash, StoreError> {
-        let mut batch = CommitBatch::with_capacity(self.last_batch_bytes);
-        let head = self
-            .store
-            .put_events(&mut batch, &self.events, self.chain_head)?;
-        // Redemptions first, reversals after: a reversal's entry must win over the
-        // entry of a redemption of the same invoice in the same batch. The redemptions go
-        // in key order (the center's fixed 18 bytes, then the number, as `invoice_key`
-        // orders them): RocksDB inserts a batch's keys into the memtable's skip list in
-        // batch order, starting each search from the previous key's place, so sorted keys
-        // spare most of the comparisons (and cache misses) of a search from the top.
-        let mut redeemed: Vec<(&[u8], &[u8], u64, &InvoiceRedeemed)> = self
-            .events
-            .iter()
-            .filter_map(|event| match &event.event {
-                Event::InvoiceRedeemed(redeemed) => Some((
-                    &redeemed.center.as_bytes()[..],
-                    redeemed.invoice_number.as_str().as_bytes(),
-                    event.sequence,
-                    redeemed,
-                )),
-                _ => None,
-            })
-            .collect();
-        redeemed.sort_unstable_by(|left, right| (left.0, left.1).cmp(&(right.0, right.1)));
-        for (_, _, sequence, redeemed) in redeemed {
-            self.store
-                .put_redeemed_invoice(&mut batch, sequence, redeemed)?;
-        }
+    /// Writes the batch's events, index entries and invoice order in one durable write.
+    /// `encoded`: the records and redemption entries, already encoded by the encoder.
+    fn write_events(
+        &mut self,
+        encoded: Option<(CommitBatch, ChainHash)>,
+    ) -> Result<ChainHash, StoreError> {
+        let (mut batch, head) = match encoded {
+            Some(encoded) => encoded,
+            None => {
+                let mut batch = CommitBatch::with_capacity(self.last_batch_bytes);
+                let head =
+                    encoder::encode_chunk(&self.store, &mut batch, self.chain_head, &self.events)?;
+                (batch, head)
+            }
+        };
+        // Redemptions (encoded above, in key order: RocksDB inserts a batch's keys into
+        // the memtable's skip list in batch order, starting each search from the
+        // previous key's place, so sorted keys spare most of the comparisons) first,
+        // reversals after: a reversal's entry must win over the entry of a redemption of
+        // the same invoice in the same batch.
         for (center, invoice_number, entry) in &self.index_updates {
             self.store
                 .put_invoice(&mut batch, center, invoice_number, entry)?;

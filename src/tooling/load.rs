@@ -285,12 +285,17 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, ToolError> {
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for (worker, channel) in channels.iter().enumerate() {
-        // Each worker pre-builds its invoices outside the timed calls it makes.
-        let mut stream = InvoiceStream::new(
-            population.clone(),
-            settings.seed + worker as u64,
-            run_base + worker as u64 * 100_000_000,
-        )?;
+        // Each worker's invoices are built ahead by a generator thread while its calls
+        // are in flight, so the client's own work does not add to a batch's round trip.
+        let mut batches = BatchGenerator::start(
+            InvoiceStream::new(
+                population.clone(),
+                settings.seed + worker as u64,
+                run_base + worker as u64 * 100_000_000,
+            )?,
+            settings.batch,
+            batches_total,
+        );
         let mut client = RedemptionServiceClient::new(channel.clone())
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20);
@@ -309,10 +314,8 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, ToolError> {
                     break;
                 }
                 let size = (invoices - index * batch as u64).min(batch as u64) as usize;
-                let mut items = Vec::with_capacity(size);
-                for _ in 0..size {
-                    items.push(to_proto_invoice(&stream.next_invoice()?));
-                }
+                let mut items = batches.next().await?;
+                items.truncate(size);
                 let sent = Instant::now();
                 let response = client
                     .post_invoices(authed(
@@ -404,6 +407,51 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, ToolError> {
         report.push_str(&list_report);
     }
     Ok(report)
+}
+
+/// Builds a worker's batches of invoices on a thread of its own, at most two ahead of
+/// the calls that send them (a bounded channel), and at most `batches_limit` in all.
+struct BatchGenerator {
+    receiver: tokio::sync::mpsc::Receiver<Result<Vec<proto::Invoice>, ToolError>>,
+}
+
+impl BatchGenerator {
+    fn start(mut stream: InvoiceStream, batch: usize, batches_limit: u64) -> BatchGenerator {
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        tokio::task::spawn_blocking(move || {
+            for _ in 0..batches_limit {
+                let mut items = Vec::with_capacity(batch);
+                let mut built = Ok(());
+                for _ in 0..batch {
+                    match stream.next_invoice() {
+                        Ok(invoice) => items.push(to_proto_invoice(&invoice)),
+                        Err(error) => {
+                            built = Err(ToolError::from(error));
+                            break;
+                        }
+                    }
+                }
+                let failed = built.is_err();
+                // A closed channel: the worker is done (or gave up); stop building.
+                if sender.blocking_send(built.map(|()| items)).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        BatchGenerator { receiver }
+    }
+
+    /// The next batch; an error if building it failed or the generator stopped early.
+    async fn next(&mut self) -> Result<Vec<proto::Invoice>, ToolError> {
+        match self.receiver.recv().await {
+            Some(batch) => batch,
+            None => Err(ToolError::Setting {
+                name: "invoices",
+                value: "generator".into(),
+                reason: "the invoice generator stopped before the batches ran out",
+            }),
+        }
+    }
 }
 
 /// Concurrent `ListVouchers` callers running beside the unary phase.

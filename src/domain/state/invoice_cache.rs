@@ -28,19 +28,26 @@ type InvoiceMap = hashbrown::HashMap<(Uscc, InvoiceNumber), Slot, rustc_hash::Fx
 /// does (field by field, the number as a `str`), which `Equivalent` requires.
 struct InvoiceKeyRef<'a> {
     center: &'a Uscc,
-    number: &'a str,
+    number: &'a InvoiceNumber,
 }
 
 impl Hash for InvoiceKeyRef<'_> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.center.hash(state);
-        self.number.hash(state);
+        self.number.as_str().hash(state);
     }
 }
 
 impl hashbrown::Equivalent<(Uscc, InvoiceNumber)> for InvoiceKeyRef<'_> {
     fn equivalent(&self, key: &(Uscc, InvoiceNumber)) -> bool {
-        *self.center == key.0 && self.number == key.1.as_str()
+        *self.center == key.0 && self.number.as_str() == key.1.as_str()
+    }
+}
+
+/// The owned key of a borrowed one, built only when a slot is inserted.
+impl From<&InvoiceKeyRef<'_>> for (Uscc, InvoiceNumber) {
+    fn from(key: &InvoiceKeyRef<'_>) -> (Uscc, InvoiceNumber) {
+        (*key.center, key.number.clone())
     }
 }
 
@@ -80,10 +87,7 @@ impl InvoiceCache {
 
     /// Looks an invoice up without building an owned key.
     pub fn lookup(&self, center: &Uscc, number: &InvoiceNumber) -> InvoiceLookup<'_> {
-        let key = InvoiceKeyRef {
-            center,
-            number: number.as_str(),
-        };
+        let key = InvoiceKeyRef { center, number };
         match self.map.get(&key) {
             Some(Some(entry)) => InvoiceLookup::Found(entry),
             Some(None) => InvoiceLookup::Absent,
@@ -111,20 +115,15 @@ impl InvoiceCache {
         self.map.entry((center, number)).or_insert(entry);
     }
 
-    /// The fold's insert of a newly redeemed invoice. In a bounded cache the key is
-    /// already there (prefetched as known absent), so the slot is filled in place and
-    /// no owned key is built (and dropped again) for it.
+    /// The fold's insert of a newly redeemed invoice, with one lookup. In a bounded
+    /// cache the key is usually there already (prefetched as known absent): the slot is
+    /// filled in place, and an owned key is built only for a key not yet held.
     pub(super) fn insert(&mut self, center: Uscc, number: &InvoiceNumber, entry: InvoiceEntry) {
         let key = InvoiceKeyRef {
             center: &center,
-            number: number.as_str(),
+            number,
         };
-        match self.map.get_mut(&key) {
-            Some(slot) => *slot = Some(entry),
-            None => {
-                self.map.insert((center, number.clone()), Some(entry));
-            }
-        }
+        *self.map.entry_ref(&key).or_insert(None) = Some(entry);
     }
 
     /// The fold's update of an existing invoice (a reversal); absent keys are ignored,
@@ -135,10 +134,7 @@ impl InvoiceCache {
         number: &InvoiceNumber,
         change: impl FnOnce(&mut InvoiceEntry),
     ) {
-        let key = InvoiceKeyRef {
-            center,
-            number: number.as_str(),
-        };
+        let key = InvoiceKeyRef { center, number };
         if let Some(Some(entry)) = self.map.get_mut(&key) {
             change(entry);
         }

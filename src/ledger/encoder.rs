@@ -1,0 +1,212 @@
+//! The record encoder: a thread that turns a large batch's events into log records
+//! (framed, SM3-chained, packed into blocks) and invoice index entries while the writer
+//! is still deciding the rest of the same batch.
+//!
+//! Why: on the redemption path the writer's work per invoice is about half deciding and
+//! folding, half encoding and hashing its record. Both are sequential within themselves
+//! (the state machine decides in order; the chain hashes record after record), but they
+//! need not wait for each other: the writer hands over the events of every
+//! [`ENCODE_CHUNK_EVENTS`] decided commands and goes on deciding while this thread
+//! encodes them. The writer still performs the one write with its fsync, after the last
+//! chunk is encoded, so nothing about durability or the order of writes changes: the
+//! records, the chain and the index entries are byte for byte what the writer would have
+//! produced alone (only a block may end at a chunk's end rather than at its byte target).
+//!
+//! Small batches (a unary call) are encoded by the writer itself: a hand-over to another
+//! thread costs more than it saves below [`ENCODE_IN_PARALLEL_FROM`] commands.
+
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::domain::{Event, InvoiceRedeemed, SequencedEvent};
+use crate::storage::record::ChainHash;
+use crate::storage::{CommitBatch, EventStore, StoreError};
+
+/// Events the writer decides before handing them to the encoder.
+pub(super) const ENCODE_CHUNK_EVENTS: usize = 512;
+
+/// Batches of at least this many commands are encoded beside the writer.
+pub(super) const ENCODE_IN_PARALLEL_FROM: usize = 2 * ENCODE_CHUNK_EVENTS;
+
+/// Chunks one batch may queue at most (the writer waits beyond: bounded memory).
+const CHUNKS_QUEUED_MAX: usize = 64;
+
+enum EncoderJob {
+    /// A batch begins after the record whose chain hash is `previous`.
+    Begin { previous: ChainHash, bytes: usize },
+    /// The next events of the batch, in sequence order.
+    Chunk(Vec<SequencedEvent>),
+    /// Every chunk is sent: hand the encoded batch back.
+    Finish,
+}
+
+/// A batch as the encoder built it.
+pub(super) struct EncodedBatch {
+    /// Every record in blocks and every redeemed invoice's index entry (sorted by key
+    /// within each chunk), ready for the writer's reversals and invoice order.
+    pub batch: CommitBatch,
+    /// The chain hash of the batch's last record.
+    pub head: ChainHash,
+    /// The events, in the chunks they came in (returned for the writer's later use).
+    pub chunks: Vec<Vec<SequencedEvent>>,
+}
+
+/// The writer's handle on the encoder thread.
+pub(super) struct RecordEncoder {
+    jobs: Option<SyncSender<EncoderJob>>,
+    done: Receiver<Result<EncodedBatch, StoreError>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RecordEncoder {
+    pub(super) fn start(store: Arc<EventStore>) -> Result<RecordEncoder, StoreError> {
+        let (jobs, job_queue) = std::sync::mpsc::sync_channel(CHUNKS_QUEUED_MAX);
+        let (done_sender, done) = std::sync::mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("ledger-encoder".into())
+            .spawn(move || encoder_loop(&store, &job_queue, &done_sender))
+            .map_err(|error| StoreError::Encode(format!("cannot start the encoder: {error}")))?;
+        Ok(RecordEncoder {
+            jobs: Some(jobs),
+            done,
+            thread: Some(thread),
+        })
+    }
+
+    fn send(&self, job: EncoderJob) -> Result<(), StoreError> {
+        let stopped = || StoreError::Encode("the record encoder stopped".into());
+        self.jobs
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(job)
+            .map_err(|_| stopped())
+    }
+
+    /// Starts a batch whose first record follows `previous`; `bytes` is the expected
+    /// size of its writes (the last batch's), reserved up front.
+    pub(super) fn begin(&self, previous: ChainHash, bytes: usize) -> Result<(), StoreError> {
+        self.send(EncoderJob::Begin { previous, bytes })
+    }
+
+    pub(super) fn chunk(&self, events: Vec<SequencedEvent>) -> Result<(), StoreError> {
+        self.send(EncoderJob::Chunk(events))
+    }
+
+    /// Waits until every chunk sent since [`RecordEncoder::begin`] is encoded.
+    pub(super) fn finish(&self) -> Result<EncodedBatch, StoreError> {
+        self.send(EncoderJob::Finish)?;
+        self.done
+            .recv()
+            .map_err(|_| StoreError::Encode("the record encoder stopped mid-batch".into()))?
+    }
+}
+
+impl Drop for RecordEncoder {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread's loop.
+        self.jobs.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The batch being built, and the first failure in it (later chunks are only kept).
+struct Building {
+    batch: CommitBatch,
+    head: ChainHash,
+    chunks: Vec<Vec<SequencedEvent>>,
+    failure: Option<StoreError>,
+}
+
+fn encoder_loop(
+    store: &EventStore,
+    jobs: &Receiver<EncoderJob>,
+    done: &SyncSender<Result<EncodedBatch, StoreError>>,
+) {
+    let mut building: Option<Building> = None;
+    for job in jobs {
+        match job {
+            EncoderJob::Begin { previous, bytes } => {
+                building = Some(Building {
+                    batch: CommitBatch::with_capacity(bytes),
+                    head: previous,
+                    chunks: Vec::new(),
+                    failure: None,
+                });
+            }
+            EncoderJob::Chunk(events) => {
+                let Some(open) = building.as_mut() else {
+                    // A protocol error of the writer's: report it at Finish.
+                    building = Some(Building {
+                        batch: CommitBatch::default(),
+                        head: ChainHash([0; crate::storage::record::CHAIN_HASH_LENGTH]),
+                        chunks: vec![events],
+                        failure: Some(StoreError::Encode(
+                            "a chunk came before its batch began".into(),
+                        )),
+                    });
+                    continue;
+                };
+                if open.failure.is_none() {
+                    match encode_chunk(store, &mut open.batch, open.head, &events) {
+                        Ok(head) => open.head = head,
+                        Err(error) => open.failure = Some(error),
+                    }
+                }
+                open.chunks.push(events);
+            }
+            EncoderJob::Finish => {
+                let result = match building.take() {
+                    Some(Building {
+                        failure: Some(error),
+                        ..
+                    }) => Err(error),
+                    Some(Building {
+                        batch,
+                        head,
+                        chunks,
+                        failure: None,
+                    }) => Ok(EncodedBatch {
+                        batch,
+                        head,
+                        chunks,
+                    }),
+                    None => Err(StoreError::Encode(
+                        "a batch was finished that never began".into(),
+                    )),
+                };
+                if done.send(result).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Encodes one chunk: its records after `previous`, then its redemptions' index entries
+/// in key order (see `Ledger::write_events` for why the order matters).
+pub(super) fn encode_chunk(
+    store: &EventStore,
+    batch: &mut CommitBatch,
+    previous: ChainHash,
+    events: &[SequencedEvent],
+) -> Result<ChainHash, StoreError> {
+    let head = store.put_events(batch, events, previous)?;
+    let mut redeemed: Vec<(u64, &InvoiceRedeemed)> = events
+        .iter()
+        .filter_map(|event| match &event.event {
+            Event::InvoiceRedeemed(redeemed) => Some((event.sequence, redeemed)),
+            _ => None,
+        })
+        .collect();
+    redeemed.sort_unstable_by(|(_, left), (_, right)| {
+        (&left.center.as_bytes()[..], left.invoice_number.as_str())
+            .cmp(&(&right.center.as_bytes()[..], right.invoice_number.as_str()))
+    });
+    for (sequence, redeemed) in redeemed {
+        store.put_redeemed_invoice(batch, sequence, redeemed)?;
+    }
+    Ok(head)
+}
