@@ -250,7 +250,7 @@ impl Ledger {
         self.events.clear();
         self.index_updates.clear();
         self.order_updates.clear();
-        let prefetched = self.prefetch_invoices(envelopes)?;
+        self.prefetch_invoices(envelopes)?;
         // A large batch's records are encoded beside the writer while it decides.
         let encoder = if envelopes.len() >= encoder::ENCODE_IN_PARALLEL_FROM {
             if self.encoder.is_none() {
@@ -265,10 +265,6 @@ impl Ledger {
         }
         {
             let mut state = self.state.write();
-            let cache = state.invoice_cache_mut();
-            for ((center, invoice_number), entry) in prefetched {
-                cache.prefetched(center, invoice_number, entry);
-            }
             let replies_before = replies.len();
             match encoder {
                 None => {
@@ -420,17 +416,17 @@ impl Ledger {
         })
     }
 
-    /// I/O before the state machine: reads from the store's invoice index every invoice
-    /// the batch names that the cache does not know, so deciding needs no I/O. Misses
-    /// come back too: the cache records them as known absent.
-    fn prefetch_invoices(
-        &self,
-        envelopes: &[Envelope],
-    ) -> Result<Vec<PrefetchedInvoice>, LedgerError> {
-        let mut wanted: Vec<(Uscc, InvoiceNumber)> = Vec::new();
+    /// I/O before the state machine: makes the invoice cache know every invoice the batch
+    /// names, so deciding needs no I/O. A key the cache does not know is marked known
+    /// absent at once when the store's filter rules it out (nearly every new invoice: one
+    /// probe of the cache, no read); the few the filter cannot rule out are read from the
+    /// index, outside the lock, and put in with what was found (or as absent).
+    fn prefetch_invoices(&self, envelopes: &[Envelope]) -> Result<(), LedgerError> {
+        let mut to_read: Vec<(Uscc, InvoiceNumber)> = Vec::new();
         {
-            let state = self.state.read();
-            let cache = state.invoice_cache();
+            let mut state = self.state.write();
+            let cache = state.invoice_cache_mut();
+            let mut key = Vec::new();
             for envelope in envelopes {
                 let (center, invoice_number) = match &envelope.command {
                     Command::PostInvoice(post) => (&post.center, &post.invoice_number),
@@ -441,17 +437,26 @@ impl Ledger {
                     } => (center, invoice_number),
                     _ => continue,
                 };
-                if !cache.knows(center, invoice_number) {
-                    wanted.push((*center, invoice_number.clone()));
+                let must_read = cache.mark_absent_unless_known(center, invoice_number, || {
+                    self.store
+                        .invoice_may_exist(center, invoice_number, &mut key)
+                });
+                if must_read {
+                    to_read.push((*center, invoice_number.clone()));
                 }
             }
         }
-        if wanted.is_empty() {
-            return Ok(Vec::new());
+        if to_read.is_empty() {
+            return Ok(());
         }
-        let found = self.store.prefetch_invoices(&wanted)?;
-        assert_eq!(found.len(), wanted.len());
-        Ok(wanted.into_iter().zip(found).collect())
+        let found = self.store.prefetch_invoices(&to_read)?;
+        assert_eq!(found.len(), to_read.len());
+        let mut state = self.state.write();
+        let cache = state.invoice_cache_mut();
+        for ((center, invoice_number), entry) in to_read.into_iter().zip(found) {
+            cache.prefetched(center, invoice_number, entry);
+        }
+        Ok(())
     }
 
     /// How long the last batch's write, with its fsync, took.
@@ -577,10 +582,6 @@ impl Drop for Ledger {
         }
     }
 }
-
-/// An invoice read from the store's index before a batch: its key and its entry, or
-/// `None` when the index has none.
-type PrefetchedInvoice = ((Uscc, InvoiceNumber), Option<InvoiceEntry>);
 
 /// A snapshot taken but not yet written: the image of the projections at `sequence`.
 pub struct SnapshotJob {

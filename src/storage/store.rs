@@ -127,6 +127,11 @@ impl EventStore {
         // Larger memtables mean fewer, larger flushes on the append-heavy path.
         options.set_write_buffer_size(64 * 1024 * 1024);
         options.set_max_background_jobs(2);
+        // Flushes and compactions write their table files out a megabyte at a time
+        // (sync_file_range), so a batch's fsync of the WAL does not wait behind a whole
+        // memtable's worth of a new table's dirty pages (ext4's journal commit writes
+        // those first).
+        options.set_bytes_per_sync(1 << 20);
         let mut events_options = Options::default();
         events_options.set_write_buffer_size(64 * 1024 * 1024);
         // Most lookups in the invoice index are for new invoices, i.e. misses: bloom filters
@@ -666,6 +671,19 @@ impl EventStore {
             }
         }
         Ok(entries)
+    }
+
+    /// Whether the index may hold this invoice: `false` only when the in-memory filter
+    /// (complete) rules it out. `key` is a buffer for the key's bytes. Only for the
+    /// thread that writes the index (it sees its own insertions into the filter).
+    pub fn invoice_may_exist(
+        &self,
+        center: &Uscc,
+        invoice_number: &InvoiceNumber,
+        key: &mut Vec<u8>,
+    ) -> bool {
+        invoice_key_into(center, invoice_number, key);
+        self.invoice_filter.may_contain(key)
     }
 
     /// The writer's prefetch: as [`EventStore::invoices`], but invoices the in-memory

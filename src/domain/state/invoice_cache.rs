@@ -109,6 +109,29 @@ impl InvoiceCache {
         self.lookup(center, number) != InvoiceLookup::NotPrefetched
     }
 
+    /// Prefetch, first pass: a key already held is left alone (`false`); an unknown key
+    /// is marked known absent when `may_exist` says the store cannot hold it (`false`),
+    /// else left unknown for the caller to read from the store (`true`). One probe.
+    pub fn mark_absent_unless_known(
+        &mut self,
+        center: &Uscc,
+        number: &InvoiceNumber,
+        may_exist: impl FnOnce() -> bool,
+    ) -> bool {
+        let key = InvoiceKeyRef { center, number };
+        match self.map.entry_ref(&key) {
+            hashbrown::hash_map::EntryRef::Occupied(_) => false,
+            hashbrown::hash_map::EntryRef::Vacant(vacant) => {
+                if may_exist() {
+                    true
+                } else {
+                    vacant.insert(None);
+                    false
+                }
+            }
+        }
+    }
+
     /// Prefetch: records what the store's index holds for a key (`None`: not there).
     /// A key already in memory is left alone: memory is at least as new as the index.
     pub fn prefetched(&mut self, center: Uscc, number: InvoiceNumber, entry: Option<InvoiceEntry>) {
