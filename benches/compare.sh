@@ -28,7 +28,8 @@
 # (default ../shared), SCRATCH (default /var/tmp/voucher-ledger-compare), PORT (50177),
 # MIN_FREE_GB (8: a step is skipped when less disk is free).
 #
-# fsync is on everywhere. The server's CPU time per invoice is read from /proc/PID/stat
+# The load generator is always the current build's `voucher-ledger bench` (also against the
+# baseline's server), so new / old compares servers, not clients. fsync is on everywhere. The server's CPU time per invoice is read from /proc/PID/stat
 # (utime + stime) before and after each load run, less the CPU a run of one invoice takes
 # (the load generator first seeds 25,050 commands; measured once per build).
 set -euo pipefail
@@ -213,7 +214,8 @@ run_grpc() {
   start_server "$build" "$directory" || return 0
   local before output client_cpu after TIMEFORMAT='%U %S'
   before=$(cpu_ticks "$server")
-  client_cpu=$( { time timeout "$(remaining)" "$bin/voucher-ledger" bench --target "127.0.0.1:$port" \
+  # One load generator for every server (the current build's): new / old compares servers.
+  client_cpu=$( { time timeout "$(remaining)" "$scratch/bin-new/voucher-ledger" bench --target "127.0.0.1:$port" \
       --invoices "$count" --connections "$connections" --batch "$batch" --unary-rate 0 \
       > "$scratch/bench.out" 2>&1; } 2>&1 ) || true
   after=$(cpu_ticks "$server")
@@ -271,7 +273,7 @@ run_unary() {
   start_server "$build" "$directory" || return 0
   local extra=() output p99 lists
   [ "$listers" -gt 0 ] && extra=(--list-clients "$listers")
-  output=$(timeout "$(remaining)" "$bin/voucher-ledger" bench --target "127.0.0.1:$port" \
+  output=$(timeout "$(remaining)" "$scratch/bin-new/voucher-ledger" bench --target "127.0.0.1:$port" \
       --invoices 100000 --connections 4 --batch 4096 --unary-rate 2000 --unary-seconds 10 \
       "${extra[@]}" 2>&1) || true
   kill -TERM "$server"; wait "$server" 2>/dev/null || true

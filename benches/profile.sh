@@ -30,7 +30,7 @@ graph=()
 perf record -F 999 "${graph[@]}" -p "$server" -o "$scratch/perf.data" 2> "$scratch/perf.log" &
 recorder=$!
 sleep 0.5
-"$bin" bench --target "127.0.0.1:$port" --invoices "$invoices" --connections 1 --batch 8189 \
+"$bin" bench --target "127.0.0.1:$port" --invoices "$invoices" --connections ${CONNECTIONS:-1} --batch ${BATCH:-8189} \
     --unary-rate 0 | tee "$scratch/bench.txt"
 kill -INT "$recorder"; wait "$recorder" || true
 kill -TERM "$server"; wait "$server" || true

@@ -23,7 +23,7 @@ use crate::api::proto;
 use crate::api::proto::redemption_service_client::RedemptionServiceClient;
 use crate::domain::{Command, PostInvoice};
 use crate::ledger::SUBMIT_BATCH_LIMIT;
-use crate::tooling::population::{InvoiceStream, Population};
+use crate::tooling::population::{InvoiceStream, Population, BENCH_DELIVERY_PROOF};
 use crate::tooling::{runtime, today, ToolError};
 
 /// What `voucher-ledger bench` runs (its command-line arguments).
@@ -416,24 +416,14 @@ struct BatchGenerator {
 }
 
 impl BatchGenerator {
-    fn start(mut stream: InvoiceStream, batch: usize, batches_limit: u64) -> BatchGenerator {
+    fn start(stream: InvoiceStream, batch: usize, batches_limit: u64) -> BatchGenerator {
         let (sender, receiver) = tokio::sync::mpsc::channel(1);
         tokio::task::spawn_blocking(move || {
+            let mut invoices = WireInvoices::new(stream);
             for _ in 0..batches_limit {
-                let mut items = Vec::with_capacity(batch);
-                let mut built = Ok(());
-                for _ in 0..batch {
-                    match stream.next_invoice() {
-                        Ok(invoice) => items.push(to_proto_invoice(&invoice)),
-                        Err(error) => {
-                            built = Err(ToolError::from(error));
-                            break;
-                        }
-                    }
-                }
-                let failed = built.is_err();
+                let items: Vec<proto::Invoice> = (0..batch).map(|_| invoices.next()).collect();
                 // A closed channel: the worker is done (or gave up); stop building.
-                if sender.blocking_send(built.map(|()| items)).is_err() || failed {
+                if sender.blocking_send(Ok(items)).is_err() {
                     return;
                 }
             }
@@ -450,6 +440,62 @@ impl BatchGenerator {
                 value: "generator".into(),
                 reason: "the invoice generator stopped before the batches ran out",
             }),
+        }
+    }
+}
+
+/// An [`InvoiceStream`]'s invoices formatted straight into their wire form, each
+/// voucher's fields printed once: the load generator shares the machine with the server
+/// it measures, so what it spends per invoice is taken from the server.
+struct WireInvoices {
+    stream: InvoiceStream,
+    /// Per voucher of the population: center, voucher id, issue date, as printed.
+    vouchers: Vec<(String, String, String)>,
+    delivery_proof: String,
+    with_payment_proof: bool,
+}
+
+impl WireInvoices {
+    fn new(stream: InvoiceStream) -> WireInvoices {
+        let population = stream.population();
+        let vouchers = population
+            .vouchers
+            .iter()
+            .map(|voucher| {
+                (
+                    voucher.center.to_string(),
+                    voucher.voucher.to_string(),
+                    InvoiceStream::issue_date(voucher).to_string(),
+                )
+            })
+            .collect();
+        let with_payment_proof =
+            population.policy.rules().payee == crate::domain::programme::Payee::Enterprise;
+        WireInvoices {
+            stream,
+            vouchers,
+            delivery_proof: BENCH_DELIVERY_PROOF.to_string(),
+            with_payment_proof,
+        }
+    }
+
+    /// What `to_proto_invoice(&stream.next_invoice()?)` would give.
+    fn next(&mut self) -> proto::Invoice {
+        let draw = self.stream.next_draw();
+        let (center, voucher, issue_date) = &self.vouchers[draw.voucher];
+        proto::Invoice {
+            center: center.clone(),
+            voucher_id: voucher.clone(),
+            invoice_number: format!("B{:012}", draw.number),
+            amount: format!("{}.{:02}", draw.amount_fen / 100, draw.amount_fen % 100),
+            issue_date: issue_date.clone(),
+            delivery_proof: self.delivery_proof.clone(),
+            invoice_code: String::new(),
+            payment_proof: if self.with_payment_proof {
+                format!("PV{:012}", draw.number)
+            } else {
+                String::new()
+            },
         }
     }
 }
@@ -527,5 +573,32 @@ impl ListLoad {
         Ok(format!(
             "  beside it: {count} ListVouchers clients made {calls} calls (pages of 100), latency ms p50 {p50:.3}  p99 {p99:.3}  max {max:.3}\n"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_invoices_are_the_streams_invoices_printed() {
+        for payee in [
+            crate::domain::programme::Payee::Center,
+            crate::domain::programme::Payee::Enterprise,
+        ] {
+            let start = crate::domain::Date::from_ymd(2026, 3, 1).expect("date");
+            let mut population = Population::bench_from(3, 5, 40, start).expect("population");
+            let mut rules = population.policy.rules().clone();
+            rules.payee = payee;
+            population.policy = population.policy.with_rules(rules).expect("rules");
+            let mut wire = WireInvoices::new(
+                InvoiceStream::new(population.clone(), 7, 1_000).expect("stream"),
+            );
+            let mut domain = InvoiceStream::new(population, 7, 1_000).expect("stream");
+            for _ in 0..200 {
+                let expected = to_proto_invoice(&domain.next_invoice().expect("invoice"));
+                assert_eq!(wire.next(), expected);
+            }
+        }
     }
 }

@@ -399,21 +399,34 @@ impl InvoiceStream {
             population,
             rng: SmallRng::seed_from_u64(seed),
             next: start,
-            proof: DeliveryProof::parse("bench/usage-report")?,
+            proof: DeliveryProof::parse(BENCH_DELIVERY_PROOF)?,
         })
     }
 
-    pub fn next_invoice(&mut self) -> Result<PostInvoice, ValidationError> {
-        let voucher =
-            &self.population.vouchers[self.rng.random_range(0..self.population.vouchers.len())];
+    /// The next invoice as drawn: which voucher, which number, how much. The load
+    /// generator formats a draw straight into its wire form ([`InvoiceStream::next_invoice`]
+    /// builds the same invoice from it).
+    pub fn next_draw(&mut self) -> InvoiceDraw {
+        let voucher = self.rng.random_range(0..self.population.vouchers.len());
         let number = self.next;
         self.next += 1;
+        InvoiceDraw {
+            voucher,
+            number,
+            amount_fen: self.rng.random_range(1_000..1_000_000),
+        }
+    }
+
+    pub fn next_invoice(&mut self) -> Result<PostInvoice, ValidationError> {
+        let draw = self.next_draw();
+        let voucher = &self.population.vouchers[draw.voucher];
+        let number = draw.number;
         Ok(PostInvoice {
             center: voucher.center,
             voucher: voucher.voucher,
             invoice_number: InvoiceNumber::parse(&format!("B{number:012}"))?,
-            amount: Money::from_fen(self.rng.random_range(1_000..1_000_000))?,
-            issue_date: voucher.term_start.plus_days(30),
+            amount: Money::from_fen(draw.amount_fen)?,
+            issue_date: InvoiceStream::issue_date(voucher),
             delivery_proof: self.proof.clone(),
             payment_proof: match self.population.policy.rules().payee {
                 Payee::Center => None,
@@ -425,6 +438,23 @@ impl InvoiceStream {
     pub fn population(&self) -> &Population {
         &self.population
     }
+
+    /// The issue date of every invoice drawn on `voucher`.
+    pub fn issue_date(voucher: &ApproveVoucher) -> Date {
+        voucher.term_start.plus_days(30)
+    }
+}
+
+/// The delivery proof every benchmark invoice names.
+pub const BENCH_DELIVERY_PROOF: &str = "bench/usage-report";
+
+/// One drawn invoice: the index of its voucher in the population, its number (printed
+/// `B` and 12 digits) and its amount in fen.
+#[derive(Clone, Copy, Debug)]
+pub struct InvoiceDraw {
+    pub voucher: usize,
+    pub number: u64,
+    pub amount_fen: i64,
 }
 
 /// A contract the demo applies for, as drawn, with what its invoices are drawn from.
