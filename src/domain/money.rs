@@ -201,7 +201,32 @@ impl fmt::Display for Money {
         // general path stays for what no constructor makes (another scale, a sign).
         if self.0.scale() == 2 && !self.0.is_sign_negative() {
             if let Ok(fen) = u64::try_from(self.0.mantissa()) {
-                return write!(formatter, "{}.{:02}", fen / 100, fen % 100);
+                // Digits written backwards into a buffer and handed over as one `str`:
+                // `write!` with two integer arguments cost ~2% of the server's samples
+                // (three amounts per invoice in a `PostInvoices` answer).
+                let mut buffer = [0u8; 24];
+                let mut start = buffer.len();
+                let mut rest = fen;
+                // Two digits of fen, the point, then the yuan (at least one digit).
+                for _ in 0..2 {
+                    start -= 1;
+                    buffer[start] = b'0' + (rest % 10) as u8;
+                    rest /= 10;
+                }
+                start -= 1;
+                buffer[start] = b'.';
+                loop {
+                    start -= 1;
+                    buffer[start] = b'0' + (rest % 10) as u8;
+                    rest /= 10;
+                    if rest == 0 {
+                        break;
+                    }
+                }
+                return match std::str::from_utf8(&buffer[start..]) {
+                    Ok(text) => formatter.write_str(text),
+                    Err(_) => Err(fmt::Error),
+                };
             }
         }
         write!(formatter, "{:.2}", self.0)
@@ -325,6 +350,30 @@ impl fmt::Debug for Rate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_print_with_two_places_as_decimal_does() {
+        for fen in [
+            0i64,
+            1,
+            9,
+            10,
+            99,
+            100,
+            101,
+            1_000,
+            123_456,
+            999_999_999,
+            MONEY_MAX_FEN,
+        ] {
+            let money = Money::from_fen(fen).expect("in range");
+            assert_eq!(
+                money.to_string(),
+                format!("{:.2}", money.as_decimal()),
+                "{fen} fen"
+            );
+        }
+    }
 
     fn money(text: &str) -> Money {
         Money::parse("amount", text).expect("valid amount")
