@@ -5,12 +5,14 @@
 //! Why: on the redemption path the writer's work per invoice is about half deciding and
 //! folding, half encoding and hashing its record. Both are sequential within themselves
 //! (the state machine decides in order; the chain hashes record after record), but they
-//! need not wait for each other: the writer hands over the events of every
-//! [`ENCODE_CHUNK_EVENTS`] decided commands and goes on deciding while this thread
-//! encodes them. The writer still performs the one write with its fsync, after the last
-//! chunk is encoded, so nothing about durability or the order of writes changes: the
-//! records, the chain and the index entries are byte for byte what the writer would have
-//! produced alone (only a block may end at a chunk's end rather than at its byte target).
+//! need not wait for each other: the writer hands over the events decided so far each
+//! time they reach [`ENCODE_CHUNK_EVENTS`] (never splitting a command's events) and goes
+//! on deciding while this thread encodes them. The writer still performs the one write
+//! with its fsync, after the last chunk is encoded, so nothing about durability changes:
+//! the records, the chain and what the index holds afterwards are exactly what the
+//! writer alone would produce. Only the packing differs: a log block may end at a
+//! chunk's end rather than at its byte target, and redemptions' index entries are put in
+//! key order within each chunk rather than across the batch (reversals still come last).
 //!
 //! Small batches (a unary call) are encoded by the writer itself: a hand-over to another
 //! thread costs more than it saves below [`ENCODE_IN_PARALLEL_FROM`] commands.
@@ -29,7 +31,8 @@ pub(super) const ENCODE_CHUNK_EVENTS: usize = 512;
 /// Batches of at least this many commands are encoded beside the writer.
 pub(super) const ENCODE_IN_PARALLEL_FROM: usize = 2 * ENCODE_CHUNK_EVENTS;
 
-/// Chunks one batch may queue at most (the writer waits beyond: bounded memory).
+/// Chunks waiting to be encoded at most: the writer waits beyond, so encoding never
+/// falls far behind deciding. (A batch's events are bounded by the batch limit.)
 const CHUNKS_QUEUED_MAX: usize = 64;
 
 enum EncoderJob {

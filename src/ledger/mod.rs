@@ -5,8 +5,9 @@
 //! store's invoice index every invoice the batch names (I/O before; brand-new invoices
 //! are answered by the store's in-memory filter without a lookup once it is filled). The state machine
 //! then decides each envelope (a later one sees the effects of an earlier one) without
-//! I/O. The resulting events are framed and chained once and written, with the
-//! invoice-index updates, as one `WriteBatch` with one fsync (I/O after); only then are
+//! I/O. The resulting events are framed and chained once (in a large batch, by the
+//! encoder thread while the writer is still deciding, see `encoder.rs`) and written, with
+//! the invoice-index updates, as one `WriteBatch` with one fsync (I/O after); only then are
 //! the replies returned. If that write fails the in-memory state is ahead of the disk, so
 //! the ledger poisons itself: it refuses further work until it is reopened, which
 //! rebuilds the state from what is durable.
@@ -93,7 +94,9 @@ impl From<LogError> for LedgerError {
 pub struct Ledger {
     store: Arc<EventStore>,
     /// Shared with readers through [`LedgerReader`]. The writer holds the write lock
-    /// only while the state machine decides a batch, never across I/O.
+    /// while it marks a batch's new invoices absent (prefetch, no I/O) and while the
+    /// state machine decides the batch (handing chunks to the encoder may wait for its
+    /// queue, never for I/O); never across a read or a write of the store.
     state: Arc<RwLock<LedgerState>>,
     chain_head: ChainHash,
     options: LedgerOptions,
@@ -261,7 +264,12 @@ impl Ledger {
             None
         };
         if let Some(encoder) = encoder {
-            encoder.begin(self.chain_head, self.last_batch_bytes)?;
+            if let Err(error) = encoder.begin(self.chain_head, self.last_batch_bytes) {
+                // Nothing decided yet, but an encoder that stopped would fail every
+                // large batch while small ones went on: stop as after a failed write.
+                self.poisoned = Some(error.to_string());
+                return Err(error.into());
+            }
         }
         {
             let mut state = self.state.write();

@@ -675,7 +675,8 @@ impl EventStore {
 
     /// Whether the index may hold this invoice: `false` only when the in-memory filter
     /// (complete) rules it out. `key` is a buffer for the key's bytes. Only for the
-    /// thread that writes the index (it sees its own insertions into the filter).
+    /// writer: it sees every insertion into the filter made for earlier batches (its own,
+    /// or the encoder's, which happen before the encoder hands the batch back).
     pub fn invoice_may_exist(
         &self,
         center: &Uscc,
@@ -688,7 +689,7 @@ impl EventStore {
 
     /// The writer's prefetch: as [`EventStore::invoices`], but invoices the in-memory
     /// filter knows to be absent are answered `None` without asking RocksDB. Only for
-    /// the thread that writes the index (it sees its own insertions into the filter).
+    /// the writer (see [`EventStore::invoice_may_exist`]).
     pub fn prefetch_invoices(
         &self,
         wanted: &[(Uscc, InvoiceNumber)],
