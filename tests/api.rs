@@ -39,34 +39,9 @@ async fn seed(server: &TestServer) -> String {
         .await
         .expect("policy");
     for (index, tier) in [(1, FacilityTier::Domestic), (2, FacilityTier::Other)] {
-        server
-            .registry()
-            .register_center(authed(
-                BUREAU,
-                RegisterCenterRequest {
-                    uscc: center_code(index),
-                    name: format!("Center {index}"),
-                    tier: tier as i32,
-                    listing_basis: ListingBasis::PlanningLayout as i32,
-                    ..Default::default()
-                },
-            ))
-            .await
-            .expect("center");
+        register_center(&server.channel, index, &format!("Center {index}"), tier).await;
     }
-    for index in [1, 2] {
-        server
-            .registry()
-            .register_enterprise(authed(
-                BUREAU,
-                RegisterEnterpriseRequest {
-                    uscc: enterprise_code(index),
-                    name: format!("Enterprise {index}"),
-                },
-            ))
-            .await
-            .expect("enterprise");
-    }
+    register_enterprises(&server.channel, [1, 2]).await;
     let voucher = server
         .vouchers()
         .approve_voucher(authed(

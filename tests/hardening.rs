@@ -34,31 +34,14 @@ async fn seed(server: &TestServer) -> String {
         .await
         .expect("policy");
     for index in [1, 2] {
-        server
-            .registry()
-            .register_center(authed(
-                BUREAU,
-                RegisterCenterRequest {
-                    uscc: center_code(index),
-                    name: format!("Center {index}"),
-                    tier: FacilityTier::Domestic as i32,
-                    listing_basis: ListingBasis::PlanningLayout as i32,
-                    ..Default::default()
-                },
-            ))
-            .await
-            .expect("center");
-        server
-            .registry()
-            .register_enterprise(authed(
-                BUREAU,
-                RegisterEnterpriseRequest {
-                    uscc: enterprise_code(index),
-                    name: format!("Enterprise {index}"),
-                },
-            ))
-            .await
-            .expect("enterprise");
+        register_center(
+            &server.channel,
+            index,
+            &format!("Center {index}"),
+            FacilityTier::Domestic,
+        )
+        .await;
+        register_enterprises(&server.channel, [index]).await;
     }
     server
         .vouchers()

@@ -508,34 +508,9 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
         (2, FacilityTier::Other),
         (3, FacilityTier::MaasMultimodal),
     ] {
-        server
-            .registry()
-            .register_center(authed(
-                BUREAU,
-                RegisterCenterRequest {
-                    uscc: center_code(index),
-                    name: CENTER_NAMES[index - 1].into(),
-                    tier: tier as i32,
-                    listing_basis: ListingBasis::PlanningLayout as i32,
-                    ..Default::default()
-                },
-            ))
-            .await
-            .expect("center");
+        register_center(&server.channel, index, CENTER_NAMES[index - 1], tier).await;
     }
-    for index in [1, 2] {
-        server
-            .registry()
-            .register_enterprise(authed(
-                BUREAU,
-                RegisterEnterpriseRequest {
-                    uscc: enterprise_code(index),
-                    name: format!("Enterprise {index}"),
-                },
-            ))
-            .await
-            .expect("enterprise");
-    }
+    register_enterprises(&server.channel, [1, 2]).await;
 
     // ---------------------------------------------------------------- vouchers
     const V1: &str = "7d1f3a52-8c11-4e0b-9a55-0c3d2b1a0001";

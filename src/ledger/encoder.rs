@@ -21,7 +21,11 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::domain::{Event, InvoiceRedeemed, SequencedEvent};
+use parking_lot::RwLock;
+
+use crate::domain::{
+    Envelope, Event, InvoiceRedeemed, LedgerState, Rejection, Reply, SequencedEvent,
+};
 use crate::storage::record::ChainHash;
 use crate::storage::{CommitBatch, EventStore, StoreError};
 
@@ -86,18 +90,35 @@ impl RecordEncoder {
             .map_err(|_| stopped())
     }
 
-    /// Starts a batch whose first record follows `previous`; `bytes` is the expected
-    /// size of its writes (the last batch's), reserved up front.
-    pub(super) fn begin(&self, previous: ChainHash, bytes: usize) -> Result<(), StoreError> {
-        self.send(EncoderJob::Begin { previous, bytes })
-    }
-
-    pub(super) fn chunk(&self, events: Vec<SequencedEvent>) -> Result<(), StoreError> {
-        self.send(EncoderJob::Chunk(events))
-    }
-
-    /// Waits until every chunk sent since [`RecordEncoder::begin`] is encoded.
-    pub(super) fn finish(&self) -> Result<EncodedBatch, StoreError> {
+    /// Decides `envelopes` under `state`'s write lock, appending a reply per envelope to
+    /// `replies`, and hands the events over in chunks as they are decided; returns the
+    /// encoded batch (records after `previous`; `bytes` is the expected size of its
+    /// writes, reserved up front) once the last chunk is encoded. An error means the
+    /// encoder stopped: the state may be ahead of anything that can be written.
+    pub(super) fn decide_and_encode(
+        &self,
+        state: &RwLock<LedgerState>,
+        envelopes: &[Envelope],
+        replies: &mut Vec<Result<Reply, Rejection>>,
+        previous: ChainHash,
+        bytes: usize,
+    ) -> Result<EncodedBatch, StoreError> {
+        self.send(EncoderJob::Begin { previous, bytes })?;
+        {
+            let mut state = state.write();
+            let mut chunk = Vec::with_capacity(ENCODE_CHUNK_EVENTS);
+            for envelope in envelopes {
+                replies.push(state.execute(envelope, &mut chunk));
+                if chunk.len() >= ENCODE_CHUNK_EVENTS {
+                    let full =
+                        std::mem::replace(&mut chunk, Vec::with_capacity(ENCODE_CHUNK_EVENTS));
+                    self.send(EncoderJob::Chunk(full))?;
+                }
+            }
+            if !chunk.is_empty() {
+                self.send(EncoderJob::Chunk(chunk))?;
+            }
+        }
         self.send(EncoderJob::Finish)?;
         self.done
             .recv()

@@ -254,79 +254,44 @@ impl Ledger {
         self.index_updates.clear();
         self.order_updates.clear();
         self.prefetch_invoices(envelopes)?;
-        // A large batch's records are encoded beside the writer while it decides.
-        let encoder = if envelopes.len() >= encoder::ENCODE_IN_PARALLEL_FROM {
-            if self.encoder.is_none() {
-                self.encoder = Some(encoder::RecordEncoder::start(Arc::clone(&self.store))?);
+        let replies_before = replies.len();
+        // A large batch's records are encoded beside the writer while it decides; the
+        // events come back with them.
+        let encoded = if envelopes.len() >= encoder::ENCODE_IN_PARALLEL_FROM {
+            let encoder = match self.encoder.take() {
+                Some(encoder) => encoder,
+                None => encoder::RecordEncoder::start(Arc::clone(&self.store))?,
+            };
+            let encoded = encoder.decide_and_encode(
+                &self.state,
+                envelopes,
+                replies,
+                self.chain_head,
+                self.last_batch_bytes,
+            );
+            self.encoder = Some(encoder);
+            match encoded {
+                Ok(mut encoded) => {
+                    for chunk in encoded.chunks.iter_mut() {
+                        self.events.append(chunk);
+                    }
+                    Some((encoded.batch, encoded.head))
+                }
+                Err(error) => {
+                    // The state may have moved past what the log can hold (and a stopped
+                    // encoder would fail every large batch): stop, as after a failed write.
+                    self.poisoned = Some(error.to_string());
+                    return Err(error.into());
+                }
             }
-            self.encoder.as_ref()
         } else {
+            let mut state = self.state.write();
+            for envelope in envelopes {
+                replies.push(state.execute(envelope, &mut self.events));
+            }
             None
         };
-        if let Some(encoder) = encoder {
-            if let Err(error) = encoder.begin(self.chain_head, self.last_batch_bytes) {
-                // Nothing decided yet, but an encoder that stopped would fail every
-                // large batch while small ones went on: stop as after a failed write.
-                self.poisoned = Some(error.to_string());
-                return Err(error.into());
-            }
-        }
-        {
-            let mut state = self.state.write();
-            let replies_before = replies.len();
-            match encoder {
-                None => {
-                    for envelope in envelopes {
-                        replies.push(state.execute(envelope, &mut self.events));
-                    }
-                }
-                Some(encoder) => {
-                    let mut chunk = Vec::with_capacity(encoder::ENCODE_CHUNK_EVENTS);
-                    for envelope in envelopes {
-                        replies.push(state.execute(envelope, &mut chunk));
-                        if chunk.len() >= encoder::ENCODE_CHUNK_EVENTS {
-                            let full = std::mem::replace(
-                                &mut chunk,
-                                Vec::with_capacity(encoder::ENCODE_CHUNK_EVENTS),
-                            );
-                            if let Err(error) = encoder.chunk(full) {
-                                // The state has moved past what the log can hold: stop,
-                                // as after a failed write.
-                                self.poisoned = Some(error.to_string());
-                                return Err(error.into());
-                            }
-                        }
-                    }
-                    if !chunk.is_empty() {
-                        if let Err(error) = encoder.chunk(chunk) {
-                            self.poisoned = Some(error.to_string());
-                            return Err(error.into());
-                        }
-                    }
-                }
-            }
-            assert_eq!(replies.len() - replies_before, envelopes.len());
-        }
-        // With the encoder, the events come back with their records encoded.
-        let encoded = match encoder {
-            None => None,
-            Some(encoder) => {
-                let encoded = encoder.finish();
-                let mut encoded = match encoded {
-                    Ok(encoded) => encoded,
-                    Err(error) => {
-                        // The state has moved past what the log holds: stop, as after a
-                        // failed write.
-                        self.poisoned = Some(error.to_string());
-                        return Err(error.into());
-                    }
-                };
-                for chunk in encoded.chunks.iter_mut() {
-                    self.events.append(chunk);
-                }
-                Some((encoded.batch, encoded.head))
-            }
-        };
+        assert_eq!(replies.len() - replies_before, envelopes.len());
         {
             let state = self.state.read();
             // The idempotency index holds each touched invoice's outcome as of the end of

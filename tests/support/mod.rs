@@ -185,34 +185,35 @@ impl TestServer {
     }
 }
 
-/// Registers center 1 (domestic tier) and enterprise 1, then approves one 2026 voucher
-/// between them for `contract_number`, over `channel` as the bureau; returns its id.
-/// The seeding several server tests share before they post invoices.
-/// Registers center 1 (domestic, planning layout) as `center_name` and enterprises
-/// 1..=`enterprises` ("Enterprise {index}"), as the bureau.
-pub async fn register_center_and_enterprises(
+/// Registers center `index` as `name` in `tier` (listed by the planning layout), as
+/// the bureau.
+pub async fn register_center(
     channel: &Channel,
-    center_name: &str,
-    enterprises: usize,
+    index: usize,
+    name: &str,
+    tier: voucher_ledger::api::proto::FacilityTier,
 ) {
-    use voucher_ledger::api::proto::{
-        FacilityTier, ListingBasis, RegisterCenterRequest, RegisterEnterpriseRequest,
-    };
-    let mut registry = RegistryServiceClient::new(channel.clone());
-    registry
+    use voucher_ledger::api::proto::{ListingBasis, RegisterCenterRequest};
+    RegistryServiceClient::new(channel.clone())
         .register_center(authed(
             BUREAU,
             RegisterCenterRequest {
-                uscc: center_code(1),
-                name: center_name.into(),
-                tier: FacilityTier::Domestic as i32,
+                uscc: center_code(index),
+                name: name.into(),
+                tier: tier as i32,
                 listing_basis: ListingBasis::PlanningLayout as i32,
                 ..Default::default()
             },
         ))
         .await
         .expect("center");
-    for index in 1..=enterprises {
+}
+
+/// Registers the enterprises of `indices` ("Enterprise {index}"), as the bureau.
+pub async fn register_enterprises(channel: &Channel, indices: impl IntoIterator<Item = usize>) {
+    use voucher_ledger::api::proto::RegisterEnterpriseRequest;
+    let mut registry = RegistryServiceClient::new(channel.clone());
+    for index in indices {
         registry
             .register_enterprise(authed(
                 BUREAU,
@@ -226,6 +227,20 @@ pub async fn register_center_and_enterprises(
     }
 }
 
+/// The seeding several server tests share before they post invoices: center 1
+/// (domestic) as `center_name` and enterprises 1..=`enterprises`, as the bureau.
+pub async fn register_center_and_enterprises(
+    channel: &Channel,
+    center_name: &str,
+    enterprises: usize,
+) {
+    use voucher_ledger::api::proto::FacilityTier;
+    register_center(channel, 1, center_name, FacilityTier::Domestic).await;
+    register_enterprises(channel, 1..=enterprises).await;
+}
+
+/// Registers center 1 (domestic tier) and enterprise 1, then approves one 2026 voucher
+/// between them for `contract_number`, over `channel` as the bureau; returns its id.
 pub async fn register_pair_and_approve(
     channel: &Channel,
     contract_number: &str,
