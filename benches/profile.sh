@@ -27,11 +27,16 @@ sleep 0.5
 # Self time needs no call graph; PERF_CALLGRAPH=1 adds DWARF stacks (large perf.data).
 graph=()
 [ "${PERF_CALLGRAPH:-0}" = 1 ] && graph=(--call-graph dwarf,8192)
+# The recording starts once the load generator has seeded the registry and vouchers, so
+# the samples are those of the PostInvoices phase alone.
+"$bin" bench --target "127.0.0.1:$port" --invoices "$invoices" --connections ${CONNECTIONS:-1} --batch ${BATCH:-8189} \
+    --unary-rate 0 > "$scratch/bench.txt" &
+bench=$!
+for _ in $(seq 1200); do grep -q "RedemptionService/PostInvoices" "$scratch/serve.log" && break; sleep 0.05; done
 perf record -F 999 "${graph[@]}" -p "$server" -o "$scratch/perf.data" 2> "$scratch/perf.log" &
 recorder=$!
-sleep 0.5
-"$bin" bench --target "127.0.0.1:$port" --invoices "$invoices" --connections ${CONNECTIONS:-1} --batch ${BATCH:-8189} \
-    --unary-rate 0 | tee "$scratch/bench.txt"
+wait "$bench"
+cat "$scratch/bench.txt"
 kill -INT "$recorder"; wait "$recorder" || true
 kill -TERM "$server"; wait "$server" || true
 trap - EXIT

@@ -479,43 +479,43 @@ pub struct Date(i32);
 impl Date {
     /// Builds a date from its parts, rejecting impossible dates such as 2026-02-30.
     pub fn from_ymd(year: i32, month: u32, day: u32) -> Result<Date, ValidationError> {
-        let text = format!("{year:04}-{month:02}-{day:02}");
-        if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) {
-            return Err(ValidationError::new("date", text, "is not a valid date"));
-        }
-        if day == 0 || day > days_in_month(year, month) {
-            return Err(ValidationError::new("date", text, "is not a valid date"));
+        // The error's text is printed only on the error path: this runs for every
+        // invoice posted, and formatting was most of its cost.
+        let valid = (1970..=9999).contains(&year)
+            && (1..=12).contains(&month)
+            && day != 0
+            && day <= days_in_month(year, month);
+        if !valid {
+            return Err(ValidationError::new(
+                "date",
+                format!("{year:04}-{month:02}-{day:02}"),
+                "is not a valid date",
+            ));
         }
         Ok(Date(days_from_civil(year, month, day)))
     }
 
     /// Parses `YYYY-MM-DD` for the field named `field`.
     pub fn parse(field: &'static str, text: &str) -> Result<Date, ValidationError> {
-        // Exactly YYYY-MM-DD in ASCII digits: `"+5".parse::<u32>()` would accept a sign.
-        let well_formed = text.len() == 10
-            && text
-                .bytes()
-                .enumerate()
-                .all(|(position, byte)| match position {
-                    4 | 7 => byte == b'-',
-                    _ => byte.is_ascii_digit(),
-                });
-        if !well_formed {
-            return Err(ValidationError::new(
-                field,
-                text,
-                "is not a date like 2026-03-31",
-            ));
-        }
-        let parts: Vec<&str> = text.split('-').collect();
-        let parsed = match parts.as_slice() {
-            [year, month, day] if year.len() == 4 && month.len() == 2 && day.len() == 2 => {
-                match (year.parse(), month.parse(), day.parse()) {
-                    (Ok(year), Ok(month), Ok(day)) => Date::from_ymd(year, month, day).ok(),
-                    _ => None,
-                }
-            }
-            _ => None,
+        // Exactly YYYY-MM-DD in ASCII digits (`"+5".parse::<u32>()` would accept a sign),
+        // read digit by digit: no split, no allocation.
+        let bytes = text.as_bytes();
+        let well_formed = bytes.len() == 10
+            && bytes.iter().enumerate().all(|(position, byte)| match position {
+                4 | 7 => *byte == b'-',
+                _ => byte.is_ascii_digit(),
+            });
+        let number = |range: std::ops::Range<usize>| {
+            bytes[range]
+                .iter()
+                .fold(0u32, |value, digit| value * 10 + u32::from(digit - b'0'))
+        };
+        let parsed = if well_formed {
+            // Four digits are at most 9,999: the year fits an i32.
+            let year = number(0..4) as i32;
+            Date::from_ymd(year, number(5..7), number(8..10)).ok()
+        } else {
+            None
         };
         parsed.ok_or_else(|| ValidationError::new(field, text, "is not a date like 2026-03-31"))
     }
@@ -680,6 +680,14 @@ mod tests {
             "２０２６-05-01",
         ] {
             assert!(Date::parse("d", text).is_err(), "{text:?}");
+        }
+        for text in ["0000-01-01", "1969-12-31", "2026-00-10", "2026-01-00", "2026-04-31"] {
+            assert!(Date::parse("d", text).is_err(), "{text:?}");
+        }
+        // Every day from 1970 to 2100 reads back as the day it prints as.
+        for days in 0..47_847 {
+            let date = Date::from_days_since_epoch(days);
+            assert_eq!(Date::parse("d", &date.to_string()), Ok(date));
         }
         let leap = Date::parse("d", "2028-02-29").expect("date");
         assert_eq!(leap.plus_one_year().to_string(), "2029-02-28");
