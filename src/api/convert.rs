@@ -138,26 +138,62 @@ pub fn center_status(field: &'static str, value: i32) -> Result<CenterStatus, St
     }
 }
 
+/// An invoice's fields as text, borrowed from wherever the request was decoded: a
+/// generated `proto::Invoice` (unary `PostInvoice`) or the batch fast path's slices of the
+/// request body (`api::wire`). Both parse through [`invoice_from_text`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct InvoiceText<'a> {
+    pub center: &'a str,
+    pub voucher_id: &'a str,
+    pub invoice_number: &'a str,
+    pub amount: &'a str,
+    pub issue_date: &'a str,
+    pub delivery_proof: &'a str,
+    pub invoice_code: &'a str,
+    pub payment_proof: &'a str,
+}
+
+impl<'a> InvoiceText<'a> {
+    pub fn of(invoice: &'a proto::Invoice) -> InvoiceText<'a> {
+        InvoiceText {
+            center: &invoice.center,
+            voucher_id: &invoice.voucher_id,
+            invoice_number: &invoice.invoice_number,
+            amount: &invoice.amount,
+            issue_date: &invoice.issue_date,
+            delivery_proof: &invoice.delivery_proof,
+            invoice_code: &invoice.invoice_code,
+            payment_proof: &invoice.payment_proof,
+        }
+    }
+}
+
 /// Parses one invoice; `Err` carries the message of the first bad field.
 pub fn invoice(invoice: &proto::Invoice) -> Result<PostInvoice, Status> {
+    invoice_from_text(InvoiceText::of(invoice))
+}
+
+/// Parses one invoice from its text fields; `Err` carries the message of the first bad
+/// field.
+pub fn invoice_from_text(invoice: InvoiceText<'_>) -> Result<PostInvoice, Status> {
     Ok(PostInvoice {
-        center: uscc("center", &invoice.center)?,
-        voucher: voucher_id("voucher_id", &invoice.voucher_id)?,
+        center: uscc("center", invoice.center)?,
+        voucher: voucher_id("voucher_id", invoice.voucher_id)?,
         invoice_number: if invoice.invoice_code.is_empty() {
-            invoice_number("invoice_number", &invoice.invoice_number)?
+            invoice_number("invoice_number", invoice.invoice_number)?
         } else {
-            InvoiceNumber::from_code_and_number(&invoice.invoice_code, &invoice.invoice_number)
+            InvoiceNumber::from_code_and_number(invoice.invoice_code, invoice.invoice_number)
                 .map_err(invalid)?
         },
-        amount: positive_money("amount", &invoice.amount)?,
-        issue_date: date("issue_date", &invoice.issue_date)?,
-        delivery_proof: DeliveryProof::parse(&invoice.delivery_proof)
+        amount: positive_money("amount", invoice.amount)?,
+        issue_date: date("issue_date", invoice.issue_date)?,
+        delivery_proof: DeliveryProof::parse(invoice.delivery_proof)
             .map_err(|error| renamed("delivery_proof", error))?,
         payment_proof: if invoice.payment_proof.is_empty() {
             None
         } else {
             Some(
-                PaymentProof::parse(&invoice.payment_proof)
+                PaymentProof::parse(invoice.payment_proof)
                     .map_err(|error| renamed("payment_proof", error))?,
             )
         },

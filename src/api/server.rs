@@ -12,6 +12,7 @@
 
 pub mod connection;
 pub mod gate;
+pub mod redemption_route;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -576,7 +577,7 @@ pub async fn run_with(
         .add_service(ProgrammeServiceServer::new(api.clone()).max_decoding_message_size(small))
         .add_service(RegistryServiceServer::new(api.clone()).max_decoding_message_size(small))
         .add_service(VoucherServiceServer::new(api.clone()).max_decoding_message_size(small))
-        .add_service(RedemptionServiceServer::new(api.clone()).max_decoding_message_size(large))
+        .add_service(redemption_route::RedemptionRoute::new(api.clone(), large))
         .add_service(LedgerServiceServer::new(api.clone()).max_decoding_message_size(small))
         .add_service(SettlementServiceServer::new(api.clone()).max_decoding_message_size(small))
         .add_service(ExportServiceServer::new(api.clone()).max_decoding_message_size(small))

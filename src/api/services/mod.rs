@@ -43,7 +43,7 @@ use crate::limits::{
 
 /// Who sent `request`: the principal its bearer token names, and its `x-request-id` if
 /// it sent one. Every event the request causes records this origin.
-fn origin_of<T>(request: &Request<T>) -> Result<Origin, Status> {
+pub(crate) fn origin_of<T>(request: &Request<T>) -> Result<Origin, Status> {
     let caller = principal(request)?;
     let role = match caller.role {
         Role::Bureau => PrincipalRole::Bureau,

@@ -1,37 +1,37 @@
 //! `RedemptionService`: centers post invoices (one or a batch), reverse and read them.
 
 use super::*;
+use crate::api::batch_wire::{AcceptedInvoice, BatchAnswer, InvoiceAmounts, InvoiceAnswer};
 use crate::domain::{LedgerState, Payee, VoucherId};
 
 /// The answer to an invoice of gross `amount`: the subsidy the bureau pays the payee
 /// and what the enterprise pays the center (the rest, or all of it in a reimbursement
 /// year; nothing once the invoice is reversed).
-fn outcome_to_proto(reply: &Reply, amount: Money, payee: Payee) -> proto::PostInvoiceResponse {
+fn accepted_answer(reply: &Reply, amount: Money, payee: Payee) -> AcceptedInvoice {
     match reply.invoice_outcome() {
-        Some((outcome, second_subsidy)) => proto::PostInvoiceResponse {
-            subsidy: outcome.subsidy.to_string(),
+        Some((outcome, second_subsidy)) => AcceptedInvoice {
+            amounts: Some(InvoiceAmounts {
+                subsidy: outcome.subsidy,
+                // A point-of-sale discount covers both sources' subsidy.
+                enterprise_pays: convert::enterprise_pays(
+                    payee,
+                    amount,
+                    outcome.subsidy.plus(second_subsidy),
+                    outcome.reversed,
+                ),
+                second_subsidy,
+            }),
             sequence: outcome.sequence,
             duplicate: outcome.duplicate,
-            // A point-of-sale discount covers both sources' subsidy.
-            enterprise_pays: convert::enterprise_pays(
-                payee,
-                amount,
-                outcome.subsidy.plus(second_subsidy),
-                outcome.reversed,
-            )
-            .to_string(),
             reversed: outcome.reversed,
-            second_subsidy: second_subsidy.to_string(),
         },
         // A PostInvoice is always answered with an invoice outcome; anything else would
-        // be a bug, answered with its sequence and no subsidy rather than a panic.
-        None => proto::PostInvoiceResponse {
-            subsidy: String::new(),
+        // be a bug, answered with its sequence and no amounts rather than a panic.
+        None => AcceptedInvoice {
+            amounts: None,
             sequence: reply.last_sequence(),
             duplicate: false,
-            enterprise_pays: String::new(),
             reversed: false,
-            second_subsidy: String::new(),
         },
     }
 }
@@ -50,6 +50,93 @@ fn payees_of(state: &LedgerState, vouchers: &[VoucherId]) -> Vec<Payee> {
 }
 
 impl Api {
+    /// A batch holds at least one invoice and at most [`SUBMIT_BATCH_LIMIT`].
+    pub(crate) fn check_invoice_batch_size(count: usize) -> Result<(), Status> {
+        if count == 0 {
+            return Err(invalid_field("invoices", "must hold at least one invoice"));
+        }
+        if count > SUBMIT_BATCH_LIMIT {
+            return Err(invalid_field(
+                "invoices",
+                format!("{count} invoices is above the limit of {SUBMIT_BATCH_LIMIT}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// PostInvoices, whichever way the request was decoded: checks the batch's size,
+    /// parses each item (a malformed one is answered `invalid` and not submitted),
+    /// refuses the whole batch if one item names another center, submits the rest as one
+    /// batch and answers every item in order once the batch is durable.
+    pub(crate) async fn post_invoice_batch<'a>(
+        &self,
+        caller: &crate::api::auth::Principal,
+        origin: impl FnOnce() -> Result<Origin, Status>,
+        items: impl ExactSizeIterator<Item = Result<convert::InvoiceText<'a>, String>>,
+    ) -> Result<BatchAnswer, Status> {
+        Api::check_invoice_batch_size(items.len())?;
+        let mut results: Vec<Option<InvoiceAnswer>> = Vec::with_capacity(items.len());
+        let mut commands = Vec::with_capacity(items.len());
+        let mut amounts = Vec::with_capacity(items.len());
+        let mut vouchers = Vec::with_capacity(items.len());
+        for (index, item) in items.enumerate() {
+            match item.and_then(|text| {
+                convert::invoice_from_text(text).map_err(|status| status.message().to_string())
+            }) {
+                Ok(invoice) => {
+                    // One foreign invoice refuses the whole batch: nothing is written.
+                    caller
+                        .require_center_writer(&invoice.center, "post invoices")
+                        .map_err(|status| {
+                            Status::permission_denied(format!(
+                                "invoices[{index}]: {}",
+                                status.message()
+                            ))
+                        })?;
+                    amounts.push(invoice.amount);
+                    vouchers.push(invoice.voucher);
+                    commands.push(Command::PostInvoice(invoice));
+                    results.push(None);
+                }
+                Err(message) => results.push(Some(InvoiceAnswer::Invalid(format!(
+                    "invoices[{index}]: {message}"
+                )))),
+            }
+        }
+        let replies = if commands.is_empty() {
+            Vec::new()
+        } else {
+            self.engine
+                .submit(origin()?, commands)
+                .await
+                .map_err(engine_error)?
+        };
+        let payees = self.payees_of_answered(&vouchers);
+        let mut last_sequence = 0;
+        let mut replies = replies.into_iter().zip(amounts.into_iter().zip(payees));
+        let results = results
+            .into_iter()
+            .map(|slot| match slot {
+                Some(invalid) => invalid,
+                None => match replies.next() {
+                    Some((Ok(reply), (amount, payee))) => {
+                        last_sequence = last_sequence.max(reply.last_sequence());
+                        InvoiceAnswer::Accepted(accepted_answer(&reply, amount, payee))
+                    }
+                    // A center must not learn that another center's voucher exists.
+                    Some((Err(rejection), _)) => {
+                        InvoiceAnswer::Rejected(crate::api::errors::public_rejection(rejection))
+                    }
+                    None => InvoiceAnswer::Invalid("no reply from the ledger".into()),
+                },
+            })
+            .collect();
+        Ok(BatchAnswer {
+            results,
+            last_sequence,
+        })
+    }
+
     /// The payees of answered invoices' vouchers, read without waiting for the writer to
     /// make the state read durable: a published policy never changes, and a voucher's
     /// year was fixed by its approval, durable before any invoice on it was answered.
@@ -80,102 +167,27 @@ impl RedemptionService for Api {
             .first()
             .copied()
             .unwrap_or_default();
-        Ok(Response::new(outcome_to_proto(&reply, amount, payee)))
+        Ok(Response::new(
+            accepted_answer(&reply, amount, payee).to_proto(),
+        ))
     }
 
     async fn post_invoices(
         &self,
         request: Request<proto::PostInvoicesRequest>,
     ) -> Result<Response<proto::PostInvoicesResponse>, Status> {
+        // The server answers PostInvoices on its fast path (`api::batch_wire`); this is
+        // the same batch through the generated messages, for in-process callers.
         let caller = principal(&request)?.clone();
-        let items = &request.get_ref().invoices;
-        if items.is_empty() {
-            return Err(invalid_field("invoices", "must hold at least one invoice"));
-        }
-        if items.len() > SUBMIT_BATCH_LIMIT {
-            return Err(invalid_field(
-                "invoices",
-                format!(
-                    "{} invoices is above the limit of {SUBMIT_BATCH_LIMIT}",
-                    items.len()
-                ),
-            ));
-        }
-        let mut results: Vec<Option<proto::InvoiceResult>> = Vec::with_capacity(items.len());
-        let mut commands = Vec::with_capacity(items.len());
-        let mut amounts = Vec::with_capacity(items.len());
-        let mut vouchers = Vec::with_capacity(items.len());
-        for (index, item) in items.iter().enumerate() {
-            match convert::invoice(item) {
-                Ok(invoice) => {
-                    // One foreign invoice refuses the whole batch: nothing is written.
-                    caller
-                        .require_center_writer(&invoice.center, "post invoices")
-                        .map_err(|status| {
-                            Status::permission_denied(format!(
-                                "invoices[{index}]: {}",
-                                status.message()
-                            ))
-                        })?;
-                    amounts.push(invoice.amount);
-                    vouchers.push(invoice.voucher);
-                    commands.push(Command::PostInvoice(invoice));
-                    results.push(None);
-                }
-                Err(status) => results.push(Some(proto::InvoiceResult {
-                    result: Some(proto::invoice_result::Result::Invalid(format!(
-                        "invoices[{index}]: {}",
-                        status.message()
-                    ))),
-                })),
-            }
-        }
-        let replies = if commands.is_empty() {
-            Vec::new()
-        } else {
-            self.engine
-                .submit(origin_of(&request)?, commands)
-                .await
-                .map_err(engine_error)?
-        };
-        let payees = self.payees_of_answered(&vouchers);
-        let mut last_sequence = 0;
-        let mut replies = replies.into_iter().zip(amounts.into_iter().zip(payees));
-        let results = results
-            .into_iter()
-            .map(|slot| match slot {
-                Some(invalid) => invalid,
-                None => {
-                    let result = match replies.next() {
-                        Some((Ok(reply), (amount, payee))) => {
-                            last_sequence = last_sequence.max(reply.last_sequence());
-                            proto::invoice_result::Result::Accepted(outcome_to_proto(
-                                &reply, amount, payee,
-                            ))
-                        }
-                        Some((Err(rejection), _)) => {
-                            // A center must not learn that another center's voucher exists.
-                            let rejection = crate::api::errors::public_rejection(rejection);
-                            proto::invoice_result::Result::Rejected(proto::Rejection {
-                                code: u32::from(rejection.code.code()),
-                                name: rejection.code.name().to_string(),
-                                detail: rejection.detail,
-                            })
-                        }
-                        None => proto::invoice_result::Result::Invalid(
-                            "no reply from the ledger".into(),
-                        ),
-                    };
-                    proto::InvoiceResult {
-                        result: Some(result),
-                    }
-                }
-            })
-            .collect();
-        Ok(Response::new(proto::PostInvoicesResponse {
-            results,
-            last_sequence,
-        }))
+        let items = request
+            .get_ref()
+            .invoices
+            .iter()
+            .map(|item| Ok(convert::InvoiceText::of(item)));
+        let answer = self
+            .post_invoice_batch(&caller, || origin_of(&request), items)
+            .await?;
+        Ok(Response::new(answer.to_proto()))
     }
 
     async fn reverse_invoice(
