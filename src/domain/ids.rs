@@ -501,10 +501,13 @@ impl Date {
         // read digit by digit: no split, no allocation.
         let bytes = text.as_bytes();
         let well_formed = bytes.len() == 10
-            && bytes.iter().enumerate().all(|(position, byte)| match position {
-                4 | 7 => *byte == b'-',
-                _ => byte.is_ascii_digit(),
-            });
+            && bytes
+                .iter()
+                .enumerate()
+                .all(|(position, byte)| match position {
+                    4 | 7 => *byte == b'-',
+                    _ => byte.is_ascii_digit(),
+                });
         let number = |range: std::ops::Range<usize>| {
             bytes[range]
                 .iter()
@@ -681,7 +684,13 @@ mod tests {
         ] {
             assert!(Date::parse("d", text).is_err(), "{text:?}");
         }
-        for text in ["0000-01-01", "1969-12-31", "2026-00-10", "2026-01-00", "2026-04-31"] {
+        for text in [
+            "0000-01-01",
+            "1969-12-31",
+            "2026-00-10",
+            "2026-01-00",
+            "2026-04-31",
+        ] {
             assert!(Date::parse("d", text).is_err(), "{text:?}");
         }
         // Every day from 1970 to 2100 reads back as the day it prints as.
