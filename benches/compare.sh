@@ -22,7 +22,7 @@
 #
 # Environment: CARGO_TARGET_DIR (the warm release target; the baseline builds in
 # BASELINE_TARGET_DIR, default CARGO_TARGET_DIR-baseline, made on first use as a
-# hard-linked copy of it), TB_DIR (default
+# hard-linked copy of it; relative paths are taken from the project root), TB_DIR (default
 # ../tb or /work/tb: a clone of tigerbeetle; built with ../shared/peers/tigerbeetle/build.sh
 # when its binary is missing), ZIG_VENV (default beside TB_DIR: zigvenv), SHARED_DIR
 # (default ../shared), SCRATCH (default /var/tmp/voucher-ledger-compare), PORT (50177),
@@ -68,7 +68,13 @@ done
 counts=()
 for size in "${sizes[@]}"; do counts+=("$(count_of "$size")"); done
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/voucher-ledger-target}"
+# Absolute: the baseline is built from inside its worktree, where a relative path would
+# name another (empty) directory and start a cold build of RocksDB.
+CARGO_TARGET_DIR="$(realpath -m "${CARGO_TARGET_DIR:-/var/cache/voucher-ledger-target}")"
+export CARGO_TARGET_DIR
+if [ -n "${BASELINE_TARGET_DIR:-}" ]; then
+  BASELINE_TARGET_DIR="$(realpath -m "$BASELINE_TARGET_DIR")"
+fi
 shared="${SHARED_DIR:-$repo/../shared}"
 [ -d "$shared" ] || shared=/work/shared
 tb_dir="${TB_DIR:-$repo/../tb}"
