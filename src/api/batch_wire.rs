@@ -11,10 +11,12 @@
 //! Wire compatibility is the promise: a request is read exactly as the generated
 //! `PostInvoicesRequest` would read it (unknown fields skipped, the last of a repeated
 //! scalar wins), and the answer's bytes are the bytes prost would write for
-//! [`BatchAnswer::to_proto`]. The tests below hold both to prost itself. Two differences
-//! are deliberate: a field that is not UTF-8 makes only its invoice `invalid` (prost
-//! refuses the whole message), and a body that is not protobuf is `INVALID_ARGUMENT`
-//! (tonic says `INTERNAL`).
+//! [`BatchAnswer::to_proto`]. The tests below hold both to prost itself. The differences
+//! are deliberate: text is checked for UTF-8 only in the occurrence of a field that counts
+//! (the last), and a field that is not UTF-8 makes only its invoice `invalid` (prost
+//! refuses the whole message for either); a body that is not protobuf is
+//! `INVALID_ARGUMENT` naming `invoices` (tonic's own message differs); invoices past the
+//! batch limit are counted, not parsed, so such a batch is refused for its size.
 
 use std::fmt::Write as _;
 use std::ops::Range;
