@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Where the server's CPU goes on the gRPC PostInvoices path: `perf record` of every thread
 # of `voucher-ledger serve` (fsync on, fresh data directory) while `voucher-ledger bench`
-# posts INVOICES invoices from 1 connection in batches of 8,189; then the top symbols
-# (self time) and the share of each thread.
+# posts INVOICES invoices from CONNECTIONS connections (1) in batches of BATCH (8,189);
+# then the top symbols (self time) and the share of each thread. Recording starts at the
+# first PostInvoices answer, so the seeding of centers, enterprises and vouchers is not in
+# the samples.
 #
 #   benches/profile.sh [INVOICES]        (default 1,000,000; needs `perf`)
+#   PERF_CALLGRAPH=1 …                   DWARF call stacks; fold them with
+#                                        `perf script -F comm,ip,sym --no-inline` (seconds;
+#                                        `perf report` of DWARF stacks takes minutes)
 #
 # Writes perf.data and the reports under $SCRATCH (default /var/tmp/voucher-ledger-profile).
 # Proportions are meaningful on a busy machine; absolute times are not.
