@@ -63,9 +63,6 @@ impl InvoiceBatch {
     /// Reads a `PostInvoicesRequest`. Fails on anything prost would refuse short of the
     /// UTF-8 check (which [`InvoiceBatch::invoices`] makes per invoice).
     pub fn decode(body: Bytes) -> Result<InvoiceBatch, Status> {
-        let malformed = |error: prost::DecodeError| {
-            invalid_field("invoices", format!("not a PostInvoicesRequest: {error}"))
-        };
         // Offsets are u32: a body of 4 GiB is far beyond any configured message limit.
         if u32::try_from(body.len()).is_err() {
             return Err(invalid_field(
@@ -77,10 +74,11 @@ impl InvoiceBatch {
         let mut count = 0;
         let mut rest: &[u8] = &body;
         while rest.has_remaining() {
-            let (tag, wire_type) = decode_key(&mut rest).map_err(malformed)?;
+            let (tag, wire_type) =
+                decode_key(&mut rest).map_err(|error| malformed("invoices", error))?;
             if tag != 1 {
                 skip_field(wire_type, tag, &mut rest, DecodeContext::default())
-                    .map_err(malformed)?;
+                    .map_err(|error| malformed("invoices", error))?;
                 continue;
             }
             let message = length_delimited(&body, &mut rest, "invoices", wire_type)?;
@@ -131,6 +129,11 @@ impl InvoiceBatch {
     }
 }
 
+/// INVALID_ARGUMENT for a body that is not a `PostInvoicesRequest`, naming the field.
+fn malformed(field: &'static str, why: impl std::fmt::Display) -> Status {
+    invalid_field(field, format!("not a PostInvoicesRequest: {why}"))
+}
+
 /// Where `part`, a slice of `body`, starts in it.
 fn offset_in(body: &[u8], part: &[u8]) -> usize {
     let offset = (part.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
@@ -150,23 +153,16 @@ fn length_delimited(
     wire_type: WireType,
 ) -> Result<Range<u32>, Status> {
     if wire_type != WireType::LengthDelimited {
-        return Err(invalid_field(
+        return Err(malformed(
             field,
-            format!(
-                "not a PostInvoicesRequest: wire type {wire_type:?} where a \
-                 length-delimited field belongs"
-            ),
+            format!("wire type {wire_type:?} where a length-delimited field belongs"),
         ));
     }
-    let length = decode_varint(rest)
-        .map_err(|error| invalid_field(field, format!("not a PostInvoicesRequest: {error}")))?;
+    let length = decode_varint(rest).map_err(|error| malformed(field, error))?;
     if length > rest.len() as u64 {
-        return Err(invalid_field(
+        return Err(malformed(
             field,
-            format!(
-                "not a PostInvoicesRequest: a field of {length} bytes where {} remain",
-                rest.len()
-            ),
+            format!("a field of {length} bytes where {} remain", rest.len()),
         ));
     }
     // Both fit in u32: the body's length was checked.
@@ -180,18 +176,16 @@ fn invoice_spans(body: &[u8], message: Range<u32>) -> Result<InvoiceSpans, Statu
     let mut spans: InvoiceSpans = Default::default();
     let mut rest = &body[message.start as usize..message.end as usize];
     while rest.has_remaining() {
-        let (tag, wire_type) = decode_key(&mut rest).map_err(|error| {
-            invalid_field("invoices", format!("not a PostInvoicesRequest: {error}"))
-        })?;
+        let (tag, wire_type) =
+            decode_key(&mut rest).map_err(|error| malformed("invoices", error))?;
         // `decode_key` refuses tag 0, so `tag - 1` does not wrap.
         match INVOICE_FIELD_NAMES.get(tag as usize - 1) {
             // A later occurrence of the same field replaces an earlier one, as in prost.
             Some(name) => {
                 spans[tag as usize - 1] = length_delimited(body, &mut rest, name, wire_type)?
             }
-            None => skip_field(wire_type, tag, &mut rest, DecodeContext::default()).map_err(
-                |error| invalid_field("invoices", format!("not a PostInvoicesRequest: {error}")),
-            )?,
+            None => skip_field(wire_type, tag, &mut rest, DecodeContext::default())
+                .map_err(|error| malformed("invoices", error))?,
         }
     }
     Ok(spans)
