@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# A quick A/B of two server binaries on the gRPC PostInvoices path, rounds interleaved:
+# for each run the rate, the batch p99, the server's CPU per invoice and how it splits
+# over the server's threads (writer, encoder, tokio workers, RocksDB's flush and
+# compaction, …), read from /proc/PID/task/*/stat from the first PostInvoices answer to
+# the end (so the seeding is not counted). For one change, before `benches/compare.sh`:
+# the split shows where a change moved CPU, and a thread the change did not touch shows
+# how fast the machine was during that run (its µs per invoice moves with the machine).
+#
+#   benches/ab.sh [--rounds N] [--invoices N] [--connections C] [--batch B] BIN_A BIN_B
+#   benches/ab.sh --unary [--rounds N] [--list-clients L] BIN_A BIN_B
+#
+#   --unary   instead of batches: unary PostInvoice at 2,000/s for 10 s (beside L
+#             ListVouchers clients, default 0), with the latency the load generator saw
+#             beside the latency the server's access log records (`elapsed_us`): the
+#             difference is the client's own scheduling on a machine it shares.
+#
+# Defaults: 3 rounds, 1,000,000 invoices, 4 connections × 4,096. fsync is on. The load
+# generator is the current build's (CARGO_TARGET_DIR, default target). SCRATCH (default
+# /var/tmp/voucher-ledger-ab) holds each run's data directory and logs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+rounds=3 invoices=1000000 connections=4 batch=4096 unary=0 list_clients=0
+while [ $# -gt 2 ]; do
+  case "$1" in
+    --rounds) rounds="$2"; shift 2 ;;
+    --invoices) invoices="$2"; shift 2 ;;
+    --connections) connections="$2"; shift 2 ;;
+    --batch) batch="$2"; shift 2 ;;
+    --unary) unary=1; shift ;;
+    --list-clients) list_clients="$2"; shift 2 ;;
+    *) echo "error: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[ $# -eq 2 ] || { sed -n 2,21p "$0" >&2; exit 2; }
+binaries=("$(realpath "$1")" "$(realpath "$2")")
+for bin in "${binaries[@]}"; do [ -x "$bin" ] || { echo "error: $bin is not executable" >&2; exit 2; }; done
+target_dir="${CARGO_TARGET_DIR:-target}"
+case "$target_dir" in /*) ;; *) target_dir="$repo/$target_dir" ;; esac
+load="$target_dir/release/voucher-ledger"
+[ -x "$load" ] || cargo build --release --locked --quiet --bin voucher-ledger
+scratch="${SCRATCH:-/var/tmp/voucher-ledger-ab}"
+mkdir -p "$scratch"
+
+# CPU ticks per thread name of process $1 (thread pools folded: rocksdb:low0 → rocksdb).
+thread_ticks() {
+  local pid=$1 task name fields
+  for task in /proc/"$pid"/task/*; do
+    read -r fields < "$task/stat" 2>/dev/null || continue
+    name=${fields#*(}; name=${name%)*}; name=${name%%:*}
+    set -- ${fields##*) }
+    echo "$name ${12} ${13}"
+  done | awk '{ticks[$1] += $2 + $3} END {for (n in ticks) print n, ticks[n]}' | sort
+}
+
+# One batch run: prints "rate p99 cpu_us_per_invoice split".
+batch_run() {
+  local label=$1 bin=$2 dir="$scratch/$1" port=$((50300 + RANDOM % 400))
+  rm -rf "$dir"; mkdir -p "$dir"
+  "$bin" serve --data-dir "$dir/data" --listen "127.0.0.1:$port" --config config/server.toml \
+    > "$dir/serve.log" 2>&1 &
+  local server=$!
+  for _ in $(seq 300); do grep -q "listening on" "$dir/serve.log" && break; sleep 0.1; done
+  "$load" bench --target "127.0.0.1:$port" --invoices "$invoices" --connections "$connections" \
+    --batch "$batch" --unary-rate 0 > "$dir/bench.txt" 2>&1 &
+  local bench=$!
+  # The first PostInvoices answer ends the seeding.
+  for _ in $(seq 6000); do
+    grep -aq "RedemptionService/PostInvoices grpc" "$dir/serve.log" && break; sleep 0.01
+  done
+  thread_ticks "$server" > "$dir/before.txt"
+  wait "$bench"
+  thread_ticks "$server" > "$dir/after.txt"
+  kill -TERM "$server"; wait "$server" || true
+  local rate p99
+  rate=$(grep -o "= [0-9]* invoices/s" "$dir/bench.txt" | grep -o "[0-9]*")
+  p99=$(grep -o "p99 [0-9.]*" "$dir/bench.txt" | head -1 | cut -d' ' -f2)
+  # Ticks are 1/100 s: µs per invoice = ticks × 10,000 / invoices.
+  join -a2 -e 0 -o 0,1.2,2.2 "$dir/before.txt" "$dir/after.txt" | awk -v n="$invoices" -v rate="$rate" -v p99="$p99" '
+    {d = ($3 - $2) * 10000 / n; total += d; if (d > 0) split_ = split_ sprintf(" %s=%.2f", $1, d)}
+    END {printf "%s %s %.2f%s\n", rate, p99, total, split_}'
+}
+
+unary_run() {
+  local label=$1 bin=$2 dir="$scratch/$1" port=$((50300 + RANDOM % 400))
+  rm -rf "$dir"; mkdir -p "$dir"
+  "$bin" serve --data-dir "$dir/data" --listen "127.0.0.1:$port" --config config/server.toml \
+    > "$dir/serve.log" 2>&1 &
+  local server=$!
+  for _ in $(seq 300); do grep -q "listening on" "$dir/serve.log" && break; sleep 0.1; done
+  "$load" bench --target "127.0.0.1:$port" --invoices 0 --connections 4 --unary-rate 2000 \
+    --unary-seconds 10 --list-clients "$list_clients" > "$dir/bench.txt" 2>&1
+  kill -TERM "$server"; wait "$server" || true
+  local client server_side
+  client=$(grep -A1 "PostInvoice unary" "$dir/bench.txt" | tail -1 | sed 's/ *latency ms: //')
+  server_side=$(grep -a "RedemptionService/PostInvoice grpc" "$dir/serve.log" |
+    grep -o "elapsed_us=[0-9]*" | cut -d= -f2 | sort -n |
+    awk '{a[NR] = $1} END {printf "p50 %.2f  p99 %.2f  p999 %.2f  max %.2f", a[int(NR/2)]/1000, a[int(NR*0.99)]/1000, a[int(NR*0.999)]/1000, a[NR]/1000}')
+  echo "client: $client | server (access log): $server_side"
+}
+
+echo "# benches/ab.sh $(date -u +%FT%TZ): A=${binaries[0]} B=${binaries[1]}"
+if [ "$unary" = 1 ]; then
+  echo "# unary PostInvoice at 2,000/s for 10 s, $list_clients ListVouchers clients; latency ms"
+  for round in $(seq "$rounds"); do
+    echo "round $round A  $(unary_run a "${binaries[0]}")"
+    echo "round $round B  $(unary_run b "${binaries[1]}")"
+  done
+  exit 0
+fi
+echo "# $invoices invoices, $connections connections × $batch; rate invoices/s, batch p99 ms, server CPU µs per invoice (by thread)"
+ratios=()
+for round in $(seq "$rounds"); do
+  a=$(batch_run a "${binaries[0]}"); echo "round $round A  rate $a"
+  b=$(batch_run b "${binaries[1]}"); echo "round $round B  rate $b"
+  ratios+=("$(awk -v a="${a%% *}" -v b="${b%% *}" -v ca="$(echo "$a" | cut -d' ' -f3)" \
+    -v cb="$(echo "$b" | cut -d' ' -f3)" 'BEGIN {printf "%.3f %.3f", b / a, cb / ca}')")
+done
+printf '%s\n' "${ratios[@]}" | awk '{printf "round %d B / A: rate %s, server CPU per invoice %s\n", NR, $1, $2}'
+median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2)}'; }
+echo "median B / A over $rounds rounds: rate $(printf '%s\n' "${ratios[@]}" | cut -d' ' -f1 | median), server CPU per invoice $(printf '%s\n' "${ratios[@]}" | cut -d' ' -f2 | median)"
