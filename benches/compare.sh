@@ -143,13 +143,17 @@ if [ -n "$baseline" ]; then
   # The baseline builds in its own target directory: cargo gives the build script's
   # output (the generated protos) the same directory in every checkout, so one target
   # shared by two trees would compile each against the other's protos. A hard-linked
-  # copy of the warm target costs no disk and no cold RocksDB build; its lock file and
-  # this crate's build-script outputs are made private.
+  # copy of the warm target costs little disk and no cold RocksDB build; its lock file,
+  # this crate's build-script outputs and RocksDB's (a rebuild writes librocksdb.a in
+  # place: through a shared link it would change, and so rebuild, the other tree's too)
+  # are made private. A baseline directory copied before this rule, or before the
+  # current tree rebuilt RocksDB, may share them: delete it and let it be copied again.
   baseline_target="${BASELINE_TARGET_DIR:-$CARGO_TARGET_DIR-baseline}"
   if [ ! -d "$baseline_target" ]; then
     cp -al "$CARGO_TARGET_DIR" "$baseline_target"
     rm -f "$baseline_target/release/.cargo-lock"
-    for out in "$baseline_target"/release/build/voucher-ledger-* "$baseline_target"/release/.fingerprint/voucher-ledger-*; do
+    for out in "$baseline_target"/release/build/voucher-ledger-* "$baseline_target"/release/.fingerprint/voucher-ledger-* \
+               "$baseline_target"/release/build/librocksdb-sys-* "$baseline_target"/release/.fingerprint/librocksdb-sys-*; do
       [ -d "$out" ] || continue
       cp -r "$out" "$out.private" && rm -rf "$out" && mv "$out.private" "$out"
     done
