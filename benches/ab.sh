@@ -54,14 +54,23 @@ thread_ticks() {
   done | awk '{ticks[$1] += $2 + $3} END {for (n in ticks) print n, ticks[n]}' | sort
 }
 
+# Starts server binary $2 on a fresh data directory under $scratch/$1 and waits until it
+# listens; sets run_dir, run_port and server_pid. Each run is a subshell (`$(…)`): its
+# EXIT trap stops a server the run left running (an interrupt, a failed step).
+start_server() {
+  trap '[ -z "$server_pid" ] || kill -TERM "$server_pid" 2>/dev/null || true' EXIT
+  run_dir="$scratch/$1" run_port=$((50300 + RANDOM % 400))
+  rm -rf "$run_dir"; mkdir -p "$run_dir"
+  "$2" serve --data-dir "$run_dir/data" --listen "127.0.0.1:$run_port" --config config/server.toml \
+    > "$run_dir/serve.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 300); do grep -q "listening on" "$run_dir/serve.log" && break; sleep 0.1; done
+}
+
 # One batch run: prints "rate p99 cpu_us_per_invoice split".
 batch_run() {
-  local label=$1 bin=$2 dir="$scratch/$1" port=$((50300 + RANDOM % 400))
-  rm -rf "$dir"; mkdir -p "$dir"
-  "$bin" serve --data-dir "$dir/data" --listen "127.0.0.1:$port" --config config/server.toml \
-    > "$dir/serve.log" 2>&1 &
-  local server=$!
-  for _ in $(seq 300); do grep -q "listening on" "$dir/serve.log" && break; sleep 0.1; done
+  start_server "$1" "$2"
+  local dir=$run_dir port=$run_port server=$server_pid
   "$load" bench --target "127.0.0.1:$port" --invoices "$invoices" --connections "$connections" \
     --batch "$batch" --unary-rate 0 > "$dir/bench.txt" 2>&1 &
   local bench=$!
@@ -72,7 +81,7 @@ batch_run() {
   thread_ticks "$server" > "$dir/before.txt"
   wait "$bench"
   thread_ticks "$server" > "$dir/after.txt"
-  kill -TERM "$server"; wait "$server" || true
+  kill -TERM "$server"; wait "$server" || true; server_pid=""
   local rate p99
   rate=$(grep -o "= [0-9]* invoices/s" "$dir/bench.txt" | grep -o "[0-9]*")
   p99=$(grep -o "p99 [0-9.]*" "$dir/bench.txt" | head -1 | cut -d' ' -f2)
@@ -83,15 +92,11 @@ batch_run() {
 }
 
 unary_run() {
-  local label=$1 bin=$2 dir="$scratch/$1" port=$((50300 + RANDOM % 400))
-  rm -rf "$dir"; mkdir -p "$dir"
-  "$bin" serve --data-dir "$dir/data" --listen "127.0.0.1:$port" --config config/server.toml \
-    > "$dir/serve.log" 2>&1 &
-  local server=$!
-  for _ in $(seq 300); do grep -q "listening on" "$dir/serve.log" && break; sleep 0.1; done
+  start_server "$1" "$2"
+  local dir=$run_dir port=$run_port server=$server_pid
   "$load" bench --target "127.0.0.1:$port" --invoices 0 --connections 4 --unary-rate 2000 \
     --unary-seconds 10 --list-clients "$list_clients" > "$dir/bench.txt" 2>&1
-  kill -TERM "$server"; wait "$server" || true
+  kill -TERM "$server"; wait "$server" || true; server_pid=""
   local client server_side
   client=$(grep -A1 "PostInvoice unary" "$dir/bench.txt" | tail -1 | sed 's/ *latency ms: //')
   server_side=$(grep -a "RedemptionService/PostInvoice grpc" "$dir/serve.log" |
