@@ -137,10 +137,13 @@ fn check_field(field: &'static str, text: &str, max: usize) -> Result<(), Valida
 macro_rules! text_identifier {
     ($(#[$meta:meta])* $name:ident, $field:literal, $max:expr) => {
         $(#[$meta])*
-        // `Arc<str>`: the same text travels from command to event to projection, and a
-        // clone is a reference-count increment, not an allocation.
+        // `SmolStr`: the same text travels from command to event to projection, and a
+        // clone is a copy (up to 23 bytes, held inline) or a reference-count increment
+        // (longer text, shared). Short text needs no allocation at all: on the
+        // redemption path an allocation made by a network thread and freed by the
+        // ledger's writer cost more than the copy (issue 12).
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(std::sync::Arc<str>);
+        pub struct $name(smol_str::SmolStr);
 
         impl $name {
             pub const MAX_LENGTH: usize = $max;
@@ -191,9 +194,12 @@ macro_rules! canonical_identifier {
         #[derive(Clone)]
         pub struct $name {
             /// The canonical form: what equality, ordering, hashing and keys use.
-            canonical: std::sync::Arc<str>,
-            /// As typed, for display; the same allocation when it is already canonical.
-            typed: std::sync::Arc<str>,
+            /// `SmolStr` (see `text_identifier!`): up to 23 bytes inline, no allocation;
+            /// a 20-digit e-invoice number or a code-and-number fits.
+            canonical: smol_str::SmolStr,
+            /// As typed, for display; shares the canonical text's allocation (if it has
+            /// one) when it is already canonical.
+            typed: smol_str::SmolStr,
         }
 
         impl $name {
@@ -232,10 +238,10 @@ macro_rules! canonical_identifier {
             }
 
             fn build(text: &str) -> $name {
-                let typed: std::sync::Arc<str> = text.into();
-                // Most numbers are typed in canonical form already: one allocation.
+                let typed = smol_str::SmolStr::new(text);
+                // Most numbers are typed in canonical form already: at most one allocation.
                 let canonical = if is_canonical_identifier(text) {
-                    std::sync::Arc::clone(&typed)
+                    typed.clone()
                 } else {
                     canonical_identifier(text).into()
                 };
