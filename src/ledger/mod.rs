@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{RwLock, RwLockReadGuard};
+use rustc_hash::FxHashMap;
 
 pub use reader::LedgerReader;
 
@@ -494,33 +495,34 @@ impl Ledger {
             self.store
                 .put_invoice(&mut batch, center, invoice_number, entry)?;
         }
-        // One invoice-order group per center and year: the sort is stable and the
-        // updates come in sequence order, so each group's sequences increase.
-        self.order_updates
-            .sort_by_key(|(center, year, _, _)| (*center, *year));
-        let mut entries: Vec<(u64, &str)> = Vec::new();
-        for group in self
-            .order_updates
-            .chunk_by(|left, right| (left.0, left.1) == (right.0, right.1))
-        {
-            entries.clear();
-            for (_, _, sequence, place) in group {
-                match &self.events[*place].event {
-                    Event::InvoiceRedeemed(redeemed) => {
-                        entries.push((*sequence, redeemed.invoice_number.as_str()));
-                    }
-                    _ => {
-                        return Err(StoreError::Encode(format!(
-                            "event {sequence} is in the invoice order but is no redemption"
-                        )))
-                    }
+        // One invoice-order group per center and year. The updates come in sequence
+        // order, so each group's sequences increase as they are gathered. Gathered by a
+        // hash of the few (center, year) pairs a batch names rather than by sorting the
+        // whole batch on 18-byte keys (that sort was ~2% of the server's CPU); only the
+        // groups are sorted, into key order for the memtable.
+        let mut group_of: FxHashMap<(Uscc, ProgrammeYear), usize> = FxHashMap::default();
+        let mut groups: Vec<((Uscc, ProgrammeYear), Vec<(u64, &str)>)> = Vec::new();
+        for (center, year, sequence, place) in &self.order_updates {
+            let invoice_number = match &self.events[*place].event {
+                Event::InvoiceRedeemed(redeemed) => redeemed.invoice_number.as_str(),
+                _ => {
+                    return Err(StoreError::Encode(format!(
+                        "event {sequence} is in the invoice order but is no redemption"
+                    )))
                 }
-            }
-            let (center, year, _, _) = group[0];
+            };
+            let group = *group_of.entry((*center, *year)).or_insert_with(|| {
+                groups.push(((*center, *year), Vec::new()));
+                groups.len() - 1
+            });
+            groups[group].1.push((*sequence, invoice_number));
+        }
+        groups.sort_unstable_by_key(|(key, _)| *key);
+        for ((center, year), entries) in &groups {
             self.store.put_invoice_order_group(
                 &mut batch,
-                &center,
-                year,
+                center,
+                *year,
                 entries.iter().copied(),
             )?;
         }
