@@ -33,8 +33,23 @@ fn uscc_check_character(body: &[u8]) -> Option<u8> {
 
 /// A Unified Social Credit Code (统一社会信用代码): 18 characters from the GB 32100-2015
 /// alphabet, the last one a check character over the first 17.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Uscc([u8; 18]);
+
+/// Byte order (as the derived order would be), compared as two big-endian integers:
+/// codes key most of the ledger's ordered maps, and the derived order called `memcmp`
+/// for every comparison (~2% of the server's CPU on the redemption path, issue 12).
+impl Ord for Uscc {
+    fn cmp(&self, other: &Uscc) -> std::cmp::Ordering {
+        self.order_key().cmp(&other.order_key())
+    }
+}
+
+impl PartialOrd for Uscc {
+    fn partial_cmp(&self, other: &Uscc) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Uscc {
     /// Parses and validates a code for the field named `field`.
@@ -96,6 +111,19 @@ impl Uscc {
 
     pub fn as_bytes(&self) -> &[u8; 18] {
         &self.0
+    }
+
+    /// The code as (bytes 0..16, bytes 16..18), big-endian: integers that order as the
+    /// bytes do.
+    fn order_key(&self) -> (u128, u16) {
+        let [b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15, b16, b17] =
+            self.0;
+        (
+            u128::from_be_bytes([
+                b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15,
+            ]),
+            u16::from_be_bytes([b16, b17]),
+        )
     }
 
     pub fn as_str(&self) -> &str {
@@ -629,6 +657,36 @@ impl Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_order_as_their_bytes_do() {
+        // Bodies that differ in the first byte, in the middle, and only in the 16th and
+        // 17th (so the check character, the 18th, decides some pairs).
+        let codes: Vec<Uscc> = [
+            "91330100MA2H00001",
+            "91330106MA0000001",
+            "91330100MA0000001",
+            "91330100MA0000002",
+            "12100000400000398",
+            "91330100MA27Y1234",
+            "91330100MA27Y1235",
+            "91330100MA27Y1244",
+            "Y1330100MA27Y1234",
+        ]
+        .iter()
+        .map(|body| Uscc::from_body(body).expect("valid body"))
+        .collect();
+        for left in &codes {
+            for right in &codes {
+                assert_eq!(
+                    left.cmp(right),
+                    left.as_bytes().cmp(right.as_bytes()),
+                    "{left} {right}"
+                );
+                assert_eq!(left.partial_cmp(right), Some(left.cmp(right)));
+            }
+        }
+    }
 
     #[test]
     fn published_uscc_examples_validate() {

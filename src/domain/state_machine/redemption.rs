@@ -168,8 +168,7 @@ impl LedgerState {
             .times_rate_floor(terms.rate)
             .min(voucher.remaining);
         let subsidy_total = voucher.subsidy_total.plus(subsidy);
-        if subsidy_total.as_decimal() > terms.contract_fee.as_decimal() * terms.ceiling.as_decimal()
-        {
+        if subsidy_total.is_above_share_of(terms.contract_fee, terms.ceiling) {
             return reject(
                 RejectionCode::ContractCeilingExceeded,
                 format!(
