@@ -633,6 +633,17 @@ fn a_center_payee_year_takes_an_invoice_with_or_without_a_proof() {
     );
     scenario.when_ok(paid_post(1, 1, "INV-2", "100.00"));
     assert_eq!(scenario.state.payee_kind(year()), Payee::Center);
+    // No year pays an enterprise: answers may name the center without looking up vouchers.
+    assert!(!scenario.state.any_enterprise_payee());
+}
+
+#[test]
+fn a_reimbursement_year_is_known_to_pay_an_enterprise() {
+    // Given only a reimbursement year's policy, the state says some year pays the
+    // enterprise, so the answers to its invoices look up each voucher's year.
+    let scenario = reimbursement();
+    assert!(scenario.state.any_enterprise_payee());
+    assert_eq!(scenario.state.payee_kind(year()), Payee::Enterprise);
 }
 
 #[test]

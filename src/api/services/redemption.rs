@@ -39,6 +39,11 @@ fn accepted_answer(reply: &Reply, amount: Money, payee: Payee) -> AcceptedInvoic
 /// Who is paid for each voucher's invoices (the center for an unknown voucher: its
 /// invoice was refused, and the answer carries no amounts that depend on it).
 fn payees_of(state: &LedgerState, vouchers: &[VoucherId]) -> Vec<Payee> {
+    // Without a reimbursement year every payee is the center: no voucher lookups (a
+    // cache miss each, ~1% of the server's CPU on the batch path).
+    if !state.any_enterprise_payee() {
+        return vec![Payee::Center; vouchers.len()];
+    }
     vouchers
         .iter()
         .map(|voucher| {

@@ -82,6 +82,15 @@ impl LedgerState {
             .map_or(Payee::Center, |policy| policy.rules().payee)
     }
 
+    /// True when some year's policy pays the enterprise (a reimbursement year). When none
+    /// does, every redemption's payee is its center, and a caller answering thousands of
+    /// invoices need not look up each one's voucher to say so.
+    pub fn any_enterprise_payee(&self) -> bool {
+        self.policies
+            .values()
+            .any(|policy| policy.rules().payee == Payee::Enterprise)
+    }
+
     /// The payee of a voucher's redemptions: whose books ([`CenterYear`]), statements and
     /// receivables they go into.
     pub fn payee_of(&self, terms: &VoucherApproved) -> Uscc {
