@@ -438,8 +438,9 @@ mod tests {
 
     #[test]
     fn fen_arithmetic_agrees_with_decimal_arithmetic() {
-        // Money is held in fen; what it hands out as a Decimal must be what decimal
-        // arithmetic on the same amounts gives, at scale 2, totals beyond u64 included.
+        // Money sums, subtracts and compares its count of fen (the mantissa): the results
+        // must be what decimal arithmetic on the same amounts gives, at scale 2, totals
+        // beyond u64 fen included.
         let mut fen: i64 = 0;
         while fen < MONEY_MAX_FEN {
             let left = Money::from_fen(fen).expect("fen");
