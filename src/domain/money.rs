@@ -28,7 +28,7 @@ pub struct Money(Decimal);
 
 impl PartialEq for Money {
     fn eq(&self, other: &Money) -> bool {
-        self.fen() == other.fen()
+        self.to_fen_wide() == other.to_fen_wide()
     }
 }
 
@@ -42,13 +42,13 @@ impl PartialOrd for Money {
 
 impl Ord for Money {
     fn cmp(&self, other: &Money) -> std::cmp::Ordering {
-        self.fen().cmp(&other.fen())
+        self.to_fen_wide().cmp(&other.to_fen_wide())
     }
 }
 
 impl std::hash::Hash for Money {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.fen().hash(state);
+        self.to_fen_wide().hash(state);
     }
 }
 
@@ -152,15 +152,11 @@ impl Money {
     }
 
     /// The amount as a whole number of fen, exactly: `Decimal`'s 96-bit mantissa always
-    /// fits `i128`. Running totals are stored this way.
-    pub fn to_fen_wide(self) -> i128 {
-        self.fen()
-    }
-
-    /// The count of fen: the mantissa, since the scale is 2 (every constructor rescales
-    /// to the fen; `Default`'s zero has scale 0 and mantissa 0). Never negative.
+    /// fits `i128`. Running totals are stored this way, and equality, order, sums and
+    /// differences work on it: the mantissa is the count of fen, since every constructor
+    /// makes scale 2 (`Default`'s zero has scale 0 and mantissa 0). Never negative.
     #[inline]
-    fn fen(self) -> i128 {
+    pub fn to_fen_wide(self) -> i128 {
         self.0.mantissa()
     }
 
@@ -191,12 +187,12 @@ impl Money {
     /// totals, which are never parsed back from user input.
     #[must_use]
     pub fn plus(self, other: Money) -> Money {
-        Money::of_fen(self.fen() + other.fen())
+        Money::of_fen(self.to_fen_wide() + other.to_fen_wide())
     }
 
     /// `self - other`, or `None` when the result would be negative.
     pub fn checked_minus(self, other: Money) -> Option<Money> {
-        let difference = self.fen() - other.fen();
+        let difference = self.to_fen_wide() - other.to_fen_wide();
         if difference < 0 {
             None
         } else {
@@ -235,7 +231,7 @@ impl Money {
     /// `Decimal` multiplication and comparison cost ~1% of the server on that path.
     pub fn is_above_share_of(self, base: Money, rate: Rate) -> bool {
         // fen < 2^96 and basis points ≤ 10,000 < 2^14: both products fit i128.
-        self.fen() * 10_000 > base.fen() * i128::from(rate.basis_points())
+        self.to_fen_wide() * 10_000 > base.to_fen_wide() * i128::from(rate.basis_points())
     }
 
     /// `rate × self`, rounded down to the fen.
@@ -245,7 +241,7 @@ impl Money {
     /// multiplication and rounding on the redemption hot path.
     #[must_use]
     pub fn times_rate_floor(self, rate: Rate) -> Money {
-        let product = self.fen() * i128::from(rate.basis_points()) / 10_000;
+        let product = self.to_fen_wide() * i128::from(rate.basis_points()) / 10_000;
         // product ≤ self, so it is a valid amount whenever self is.
         Money::of_fen(product)
     }
