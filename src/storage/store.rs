@@ -36,6 +36,7 @@ use super::snapshot::{decode_snapshot, encode_snapshot, StoredSnapshot};
 use crate::domain::{
     InvoiceEntry, InvoiceNumber, InvoiceRedeemed, ProgrammeYear, SequencedEvent, StateImage, Uscc,
 };
+use crate::limits::WAL_RETAINED_BYTES_MAX;
 
 pub const DATABASE_MAGIC: [u8; 4] = *b"VLDB";
 /// Version 2 added the `invoice_order` family; version 3 writes the log in blocks
@@ -135,9 +136,21 @@ impl EventStore {
     /// Opens (creating if needed) the store in `path`. Refuses a directory written by an
     /// unknown format version.
     pub fn open(path: &Path, sync: bool) -> Result<EventStore, StoreError> {
+        EventStore::open_with_wal_limit(path, sync, WAL_RETAINED_BYTES_MAX)
+    }
+
+    /// [`EventStore::open`] with the write-ahead log bounded to `wal_bytes_max` (0: RocksDB's
+    /// default, four times all memtables). A restart after a crash replays what the log
+    /// holds, so this bounds that replay too.
+    fn open_with_wal_limit(
+        path: &Path,
+        sync: bool,
+        wal_bytes_max: u64,
+    ) -> Result<EventStore, StoreError> {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
+        options.set_max_total_wal_size(wal_bytes_max);
         // Larger memtables mean fewer, larger flushes on the append-heavy path.
         options.set_write_buffer_size(64 * 1024 * 1024);
         options.set_max_background_jobs(2);
@@ -1163,4 +1176,74 @@ fn sequence_from_key(key: &[u8]) -> Result<u64, StoreError> {
         reason: format!("{} bytes, expected 8", key.len()),
     })?;
     Ok(u64::from_be_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Bytes of write-ahead log files in the data directory.
+    fn wal_bytes(path: &Path) -> u64 {
+        std::fs::read_dir(path)
+            .expect("the data directory lists")
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_name().to_string_lossy().ends_with(".log"))
+            .filter_map(|entry| entry.metadata().ok())
+            .map(|metadata| metadata.len())
+            .sum()
+    }
+
+    /// Opens a store with `wal_bytes_max`, writes 8 MiB of log records (far below one
+    /// memtable, so nothing flushes on its own; the format marker in the default family is
+    /// the rarely written family that pins the oldest log file), and returns the bytes of
+    /// write-ahead log left on disk: once it is at most `expected_at_most`, or after
+    /// `patience`. RocksDB checks the limit when a write arrives and flushes on its own thread,
+    /// so while waiting the test goes on writing a small record every 20 ms, as a server
+    /// under load does.
+    fn wal_left_after_8_mib(wal_bytes_max: u64, expected_at_most: u64, patience: Duration) -> u64 {
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let store = EventStore::open_with_wal_limit(directory.path(), false, wal_bytes_max)
+            .expect("the store opens");
+        let record = vec![0x5a_u8; 64 * 1024];
+        for batch_number in 0..16_u64 {
+            let mut batch = CommitBatch::default();
+            for index in 0..8_u64 {
+                store
+                    .put_record(&mut batch, 1 + batch_number * 8 + index, &record)
+                    .expect("a record is added");
+            }
+            store.commit(batch).expect("the batch commits");
+        }
+        let deadline = std::time::Instant::now() + patience;
+        let mut sequence = 16 * 8;
+        while wal_bytes(directory.path()) > expected_at_most && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            sequence += 1;
+            let mut batch = CommitBatch::default();
+            store
+                .put_record(&mut batch, sequence, b"small")
+                .expect("a record is added");
+            store.commit(batch).expect("the batch commits");
+        }
+        wal_bytes(directory.path())
+    }
+
+    #[test]
+    fn the_write_ahead_log_is_bounded_whatever_family_was_written_last() {
+        // Given a limit of 1 MiB, 8 MiB of writes leave no more than a few log files.
+        let bounded = wal_left_after_8_mib(1 << 20, 4 << 20, Duration::from_secs(10));
+        assert!(
+            bounded <= 4 << 20,
+            "{bounded} bytes of write-ahead log kept with a 1 MiB limit"
+        );
+        // Without a limit (RocksDB's default, what the store used before), all of it stays:
+        // the check above is one that fails when the limit is not applied.
+        let unbounded = wal_left_after_8_mib(0, 0, Duration::from_millis(300));
+        assert!(
+            unbounded >= 8 << 20,
+            "only {unbounded} bytes of write-ahead log kept without a limit"
+        );
+    }
 }
