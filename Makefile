@@ -3,7 +3,7 @@
 #   make run    install missing system packages, build, serve on ./data at 127.0.0.1:50051
 #   make test   install missing system packages, then every test
 #
-# Everything builds with the release profile so RocksDB (a 15-minute C++ build on two
+# Everything builds with the release profile so RocksDB (a 20-minute C++ build on two
 # cores) is compiled once, not once per profile.
 
 CARGO      ?= cargo
