@@ -19,7 +19,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    ColumnFamilyDescriptor, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB,
+};
 
 use super::block::{
     finish_block, segment_last_sequence, segment_records, start_block, LOG_BLOCK_BYTES_TARGET,
@@ -759,7 +761,11 @@ impl EventStore {
     /// on a thread of its own, after opening; lookups work meanwhile, without the filter.
     pub fn fill_invoice_filter(&self) -> Result<(), StoreError> {
         let family = self.family(INVOICES)?;
-        let mut iterator = self.db.raw_iterator_cf(family);
+        // One pass over every block of the index: kept in the block cache they would only
+        // push out what lookups use, and hold memory the server does not need.
+        let mut read_options = ReadOptions::default();
+        read_options.fill_cache(false);
+        let mut iterator = self.db.raw_iterator_cf_opt(family, read_options);
         iterator.seek_to_first();
         let mut scanned = 0u64;
         while let Some(key) = iterator.key() {
@@ -1228,6 +1234,55 @@ mod tests {
             store.commit(batch).expect("the batch commits");
         }
         wal_bytes(directory.path())
+    }
+
+    /// Bytes the invoice index's block cache holds.
+    fn invoice_block_cache_bytes(store: &EventStore) -> u64 {
+        let family = store.family(INVOICES).expect("the invoices family");
+        store
+            .db
+            .property_int_value_cf(family, "rocksdb.block-cache-usage")
+            .expect("the property reads")
+            .expect("the property exists")
+    }
+
+    #[test]
+    fn filling_the_invoice_filter_does_not_fill_the_block_cache() {
+        // Given an index of 20,000 entries (~2.4 MB) in a table file.
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let store = EventStore::open(directory.path(), false).expect("the store opens");
+        let family = store.family(INVOICES).expect("the invoices family");
+        for number in 0..20_000_u32 {
+            let key = format!("91330100MA0000000C/INV-{number:08}");
+            store
+                .db
+                .put_cf(family, key.as_bytes(), [0x11_u8; 96])
+                .expect("an entry is written");
+        }
+        store.db.flush_cf(family).expect("the memtable flushes");
+        let before = invoice_block_cache_bytes(&store);
+        // When the filter is filled (a scan of every key), the cache grows by no more
+        // than the table's index and filter blocks.
+        store.fill_invoice_filter().expect("the filter fills");
+        assert!(store.invoice_filter_complete());
+        let after_filter = invoice_block_cache_bytes(&store);
+        assert!(
+            after_filter - before < 256 << 10,
+            "the filter's scan added {} bytes to the block cache",
+            after_filter - before
+        );
+        // Control: a plain scan does keep the data blocks, so the check above can fail.
+        let mut iterator = store.db.raw_iterator_cf(family);
+        iterator.seek_to_first();
+        while iterator.valid() {
+            iterator.next();
+        }
+        let after_plain_scan = invoice_block_cache_bytes(&store);
+        assert!(
+            after_plain_scan - after_filter > 1 << 20,
+            "a plain scan added only {} bytes to the block cache (before {before}, after the filter {after_filter})",
+            after_plain_scan - after_filter
+        );
     }
 
     #[test]
