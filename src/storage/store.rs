@@ -1187,7 +1187,7 @@ fn sequence_from_key(key: &[u8]) -> Result<u64, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     /// Bytes of write-ahead log files in the data directory.
     fn wal_bytes(path: &Path) -> u64 {
@@ -1221,11 +1221,10 @@ mod tests {
             }
             store.commit(batch).expect("the batch commits");
         }
-        let deadline = std::time::Instant::now() + patience;
+        let deadline = Instant::now() + patience;
         let mut sequence = 16 * 8;
-        while wal_bytes(directory.path()) > expected_at_most && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(std::time::Duration::from_millis(20));
+        while wal_bytes(directory.path()) > expected_at_most && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
             sequence += 1;
             let mut batch = CommitBatch::default();
             store
@@ -1267,9 +1266,9 @@ mod tests {
         assert!(store.invoice_filter_complete());
         let after_filter = invoice_block_cache_bytes(&store);
         assert!(
-            after_filter - before < 256 << 10,
+            after_filter.saturating_sub(before) < 256 << 10,
             "the filter's scan added {} bytes to the block cache",
-            after_filter - before
+            after_filter.saturating_sub(before)
         );
         // Control: a plain scan does keep the data blocks, so the check above can fail.
         let mut iterator = store.db.raw_iterator_cf(family);
@@ -1279,9 +1278,9 @@ mod tests {
         }
         let after_plain_scan = invoice_block_cache_bytes(&store);
         assert!(
-            after_plain_scan - after_filter > 1 << 20,
+            after_plain_scan.saturating_sub(after_filter) > 1 << 20,
             "a plain scan added only {} bytes to the block cache (before {before}, after the filter {after_filter})",
-            after_plain_scan - after_filter
+            after_plain_scan.saturating_sub(after_filter)
         );
     }
 
