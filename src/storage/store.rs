@@ -134,6 +134,15 @@ fn set_level_compression(options: &mut Options) {
     ]);
 }
 
+/// Read options for a pass over every entry of a family (the invoice filter's fill, the
+/// invoice index for `verify` and exports): each block is read once, so keeping it in the
+/// block cache would only push out what lookups use and hold memory the server does not need.
+fn whole_family_scan() -> ReadOptions {
+    let mut read_options = ReadOptions::default();
+    read_options.fill_cache(false);
+    read_options
+}
+
 impl EventStore {
     /// Opens (creating if needed) the store in `path`. Refuses a directory written by an
     /// unknown format version.
@@ -761,11 +770,7 @@ impl EventStore {
     /// on a thread of its own, after opening; lookups work meanwhile, without the filter.
     pub fn fill_invoice_filter(&self) -> Result<(), StoreError> {
         let family = self.family(INVOICES)?;
-        // One pass over every block of the index: kept in the block cache they would only
-        // push out what lookups use, and hold memory the server does not need.
-        let mut read_options = ReadOptions::default();
-        read_options.fill_cache(false);
-        let mut iterator = self.db.raw_iterator_cf_opt(family, read_options);
+        let mut iterator = self.db.raw_iterator_cf_opt(family, whole_family_scan());
         iterator.seek_to_first();
         let mut scanned = 0u64;
         while let Some(key) = iterator.key() {
@@ -801,10 +806,11 @@ impl EventStore {
         &self,
         mut visit: impl FnMut(Result<(Uscc, InvoiceNumber, InvoiceEntry), StoreError>),
     ) -> Result<(), StoreError> {
-        for item in self
-            .db
-            .iterator_cf(self.family(INVOICES)?, IteratorMode::Start)
-        {
+        for item in self.db.iterator_cf_opt(
+            self.family(INVOICES)?,
+            whole_family_scan(),
+            IteratorMode::Start,
+        ) {
             let (key, value) = item?;
             let decoded = parse_invoice_key(&key)
                 .map_err(|error| corrupt_entry(&key, &error.reason))
