@@ -168,9 +168,14 @@ impl Ledger {
         let invoice_filter_fill = std::thread::Builder::new()
             .name("invoice-filter".into())
             .spawn(move || {
+                // RocksDB's recovery and the replay are done with what they allocated, and
+                // the filter's scan soon will be: hand it back then (off the open's path,
+                // since walking the heap takes a few hundred milliseconds after a crash).
+                crate::storage::heap::release_freed_heap();
                 if let Err(error) = filling.fill_invoice_filter() {
                     tracing::warn!(%error, "filling the invoice filter failed; every invoice is looked up");
                 }
+                crate::storage::heap::release_freed_heap();
             })
             .map_err(|error| {
                 tracing::warn!(%error, "no thread for the invoice filter; every invoice is looked up");

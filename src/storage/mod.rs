@@ -15,6 +15,7 @@
 //! | `checkpoint.rs` | signed checkpoints (`VLCP` v1), the SM2 key files and the export file |
 //! | `backup.rs` | backup directories: their manifest, making one, restoring one |
 //! | `store.rs` | RocksDB: column families, group commit, point and range reads |
+//! | `heap.rs` | hands back to the operating system what RocksDB's recovery freed in glibc's heap |
 //! | `log.rs` | the one loop that reads the log back as checked events |
 //! | `package.rs` | the events file of an audit package (`VLPK` v1: the records as stored, framed) |
 //! | `migrate.rs` | brings an older data directory up to the current format on first open |
@@ -23,6 +24,7 @@ pub mod backup;
 pub mod block;
 pub mod checkpoint;
 pub mod codec;
+pub mod heap;
 pub mod index;
 pub mod invoice_filter;
 pub mod log;
