@@ -156,6 +156,14 @@ impl Ledger {
         }
         // Replay filled the invoice cache with the tail's invoices; start empty.
         state.invoice_cache_mut().clear(options.invoice_cache_limit);
+        // RocksDB's recovery and the replay are done with what they allocated: hand it
+        // back before serving, so the memory a server starts with is what it uses.
+        let releasing = Instant::now();
+        crate::storage::heap::release_freed_heap();
+        tracing::info!(
+            elapsed_ms = releasing.elapsed().as_millis() as u64,
+            "freed heap memory handed back to the system"
+        );
         let report = OpenReport {
             snapshot_sequence,
             snapshots_skipped,
@@ -168,13 +176,10 @@ impl Ledger {
         let invoice_filter_fill = std::thread::Builder::new()
             .name("invoice-filter".into())
             .spawn(move || {
-                // RocksDB's recovery and the replay are done with what they allocated, and
-                // the filter's scan soon will be: hand it back then (off the open's path,
-                // since walking the heap takes a few hundred milliseconds after a crash).
-                crate::storage::heap::release_freed_heap();
                 if let Err(error) = filling.fill_invoice_filter() {
                     tracing::warn!(%error, "filling the invoice filter failed; every invoice is looked up");
                 }
+                // The scan's reads are freed now too.
                 crate::storage::heap::release_freed_heap();
             })
             .map_err(|error| {

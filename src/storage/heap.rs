@@ -8,8 +8,8 @@
 //! that was ~60 MiB of the server's resident memory: 219–233 MiB before, 165–170 MiB
 //! after (issue 12). Lowering the threshold for the whole run returns it too, but costs
 //! ~14% of the server's CPU on the redemption path (every batch's write buffer is then
-//! mapped and unmapped), so the ledger hands the memory back twice, on the invoice
-//! filter's thread: before its scan of the index (the open is done by then) and after.
+//! mapped and unmapped), so the ledger hands the memory back twice: at the end of its
+//! open, before the server answers, and after the invoice filter's scan of the index.
 
 /// Hands the heap memory glibc holds free back to the operating system. A no-op where the
 /// C library is not glibc.
