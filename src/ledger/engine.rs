@@ -82,7 +82,8 @@ pub struct BatchReport {
     /// (rejection name, count).
     pub rejections: Vec<(&'static str, u64)>,
     pub events: u64,
-    /// From taking the batch off the queue until its replies were sent.
+    /// From taking the batch off the queue until it was written (its replies go out
+    /// right after).
     pub commit: Duration,
     /// The write with its fsync.
     pub write: Duration,
@@ -122,7 +123,8 @@ impl BatchReport {
 
 /// Metrics' view of the writer, called on its thread once per batch: keep it cheap.
 pub trait BatchObserver: Send + Sync {
-    /// A batch was written and answered.
+    /// A batch was written; called before its callers are answered, so the metrics a
+    /// caller reads after its answer count its commands.
     fn batch_committed(&self, report: &BatchReport);
     /// A batch's write failed (the ledger is poisoned).
     fn batch_failed(&self, commands: usize);
@@ -356,9 +358,15 @@ fn writer_loop(
         match outcome {
             Ok(()) => {
                 let _ = committed.send(ledger.state().last_sequence());
-                if config.observer.is_some() {
+                // Counted before anyone is answered, so a caller that reads the metrics
+                // after its answer finds its own commands in them.
+                if let Some(observer) = &config.observer {
                     report.clear();
                     report.count(&envelopes, &replies);
+                    report.events = ledger.last_batch_events().len() as u64;
+                    report.commit = started.elapsed();
+                    report.write = ledger.last_write_duration();
+                    observer.batch_committed(&report);
                 }
                 let mut results = replies.drain(..);
                 for (count, reply) in waiting.drain(..) {
@@ -381,12 +389,6 @@ fn writer_loop(
                         )
                     });
                     checkpoints.after_batch(&ledger, settled);
-                }
-                if let Some(observer) = &config.observer {
-                    report.events = ledger.last_batch_events().len() as u64;
-                    report.commit = started.elapsed();
-                    report.write = ledger.last_write_duration();
-                    observer.batch_committed(&report);
                 }
             }
             Err(error) => {

@@ -113,7 +113,7 @@ impl Metrics {
         let batch_commit_seconds = Histogram::new(exponential_buckets(0.000_1, 2.0, 16));
         registry.register(
             "batch_commit_seconds",
-            "Time from taking a batch off the queue until its replies were sent",
+            "Time from taking a batch off the queue until it was written (its replies go out right after)",
             batch_commit_seconds.clone(),
         );
         let fsync_seconds = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
