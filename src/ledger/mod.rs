@@ -410,25 +410,19 @@ impl Ledger {
     /// probe of the cache, no read); the few the filter cannot rule out are read from the
     /// index, outside the lock, and put in with what was found (or as absent).
     fn prefetch_invoices(&self, envelopes: &[Envelope]) -> Result<(), LedgerError> {
+        // The filter is asked about the whole batch first, outside the lock: its loads
+        // then overlap (see `InvoiceFilter::may_contain_each`).
+        let mut may_exist = Vec::with_capacity(envelopes.len());
+        self.store
+            .invoices_may_exist(envelopes.iter().filter_map(invoice_named), &mut may_exist);
         let mut to_read: Vec<(Uscc, InvoiceNumber)> = Vec::new();
         {
             let mut state = self.state.write();
             let cache = state.invoice_cache_mut();
-            let mut key = Vec::new();
-            for envelope in envelopes {
-                let (center, invoice_number) = match &envelope.command {
-                    Command::PostInvoice(post) => (&post.center, &post.invoice_number),
-                    Command::ReverseInvoice {
-                        center,
-                        invoice_number,
-                        ..
-                    } => (center, invoice_number),
-                    _ => continue,
-                };
-                let must_read = cache.mark_absent_unless_known(center, invoice_number, || {
-                    self.store
-                        .invoice_may_exist(center, invoice_number, &mut key)
-                });
+            let named = envelopes.iter().filter_map(invoice_named);
+            for ((center, invoice_number), may_exist) in named.zip(may_exist) {
+                let must_read =
+                    cache.mark_absent_unless_known(center, invoice_number, || may_exist);
                 if must_read {
                     to_read.push((*center, invoice_number.clone()));
                 }
@@ -647,6 +641,19 @@ fn load_snapshot(
         .into());
     }
     Ok((LedgerState::from_image(snapshot.image), snapshot.chain_hash))
+}
+
+/// The invoice a command names, if it names one (what the prefetch must make known).
+fn invoice_named(envelope: &Envelope) -> Option<(&Uscc, &InvoiceNumber)> {
+    match &envelope.command {
+        Command::PostInvoice(post) => Some((&post.center, &post.invoice_number)),
+        Command::ReverseInvoice {
+            center,
+            invoice_number,
+            ..
+        } => Some((center, invoice_number)),
+        _ => None,
+    }
 }
 
 /// Applies every record after the state's sequence to `state`, checking density, frames

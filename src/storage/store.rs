@@ -741,6 +741,22 @@ impl EventStore {
         self.invoice_filter.may_contain(key)
     }
 
+    /// [`EventStore::invoice_may_exist`] for many invoices at once, one answer per
+    /// invoice in `answers`, the filter's loads issued together (see
+    /// [`InvoiceFilter::may_contain_each`]). Only for the writer, as that one.
+    pub fn invoices_may_exist<'a>(
+        &self,
+        invoices: impl Iterator<Item = (&'a Uscc, &'a InvoiceNumber)>,
+        answers: &mut Vec<bool>,
+    ) {
+        let mut key = Vec::new();
+        let places = invoices.map(|(center, invoice_number)| {
+            invoice_key_into(center, invoice_number, &mut key);
+            self.invoice_filter.place_of(&key)
+        });
+        self.invoice_filter.may_contain_each(places, answers);
+    }
+
     /// The writer's prefetch: as [`EventStore::invoices`], but invoices the in-memory
     /// filter knows to be absent are answered `None` without asking RocksDB. Only for
     /// the writer (see [`EventStore::invoice_may_exist`]).
