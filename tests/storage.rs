@@ -410,6 +410,73 @@ fn once_the_invoice_filter_is_filled_every_stored_invoice_is_still_found() {
     assert!(verify(directory.path()).expect("verify").is_clean());
 }
 
+#[test]
+fn an_invoice_written_after_the_filter_was_filled_is_never_called_absent() {
+    // Given a ledger whose invoice filter is complete and whose cache keeps almost nothing
+    let directory = tempfile::tempdir().expect("tempdir");
+    let (mut ledger, _) = Ledger::open(
+        directory.path(),
+        LedgerOptions {
+            invoice_cache_limit: 2,
+            ..options(1_000_000)
+        },
+    )
+    .expect("open");
+    let at = |offset: i64| Timestamp(1_767_225_600_000 + offset);
+    let mut setup: Vec<Command> = registration_commands();
+    setup.push(approve(1, 1, 1, "1000000.00", "300000.00"));
+    for reply in ledger
+        .submit(
+            &setup
+                .into_iter()
+                .map(|c| Envelope::new(at(0), c))
+                .collect::<Vec<_>>(),
+        )
+        .expect("submit")
+    {
+        reply.expect("accepted");
+    }
+    let started = std::time::Instant::now();
+    while !ledger.invoice_filter_ready() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the invoice filter was not filled within 10 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    // when invoices are written by a batch large enough to be encoded beside the writer
+    // (1,100) and by a small one encoded by the writer itself (20)
+    let posts = |range: std::ops::Range<usize>, offset: i64| -> Vec<Envelope> {
+        range
+            .map(|number| {
+                Envelope::new(at(offset), post(1, 1, &format!("LIVE-{number}"), "100.01"))
+            })
+            .collect()
+    };
+    for batch in [posts(0..1_100, 1), posts(1_100..1_120, 2)] {
+        for reply in ledger.submit(&batch).expect("submit") {
+            match reply.expect("accepted") {
+                Reply::InvoiceOutcome(outcome) => assert!(!outcome.duplicate, "{outcome:?}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    // then, with none of them in memory any more, a repost of each is a duplicate: the
+    // filter knew every key before its batch was committed
+    assert!(ledger.state().invoices_in_memory() <= 2);
+    let replies = ledger.submit(&posts(0..1_120, 3)).expect("submit");
+    for (index, reply) in replies.into_iter().enumerate() {
+        match reply.expect("accepted") {
+            Reply::InvoiceOutcome(outcome) => {
+                assert!(outcome.duplicate, "reply {index}: {outcome:?}")
+            }
+            other => panic!("reply {index}: {other:?}"),
+        }
+    }
+    drop(ledger);
+    assert!(verify(directory.path()).expect("verify").is_clean());
+}
+
 // ------------------------------------------------------------------ format fixtures
 
 const FIXTURE: &str = "tests/fixtures/log-v1.records";

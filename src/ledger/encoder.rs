@@ -232,5 +232,6 @@ pub(super) fn encode_chunk(
     for (sequence, redeemed) in redeemed {
         store.put_redeemed_invoice(batch, sequence, redeemed)?;
     }
+    store.add_to_invoice_filter(batch);
     Ok(head)
 }

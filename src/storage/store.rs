@@ -32,7 +32,7 @@ use super::index::{
     encode_invoice_order_group, invoice_key, invoice_key_into, invoice_order_key,
     parse_invoice_key, parse_invoice_order_key, IndexFields,
 };
-use super::invoice_filter::{InvoiceFilter, INVOICE_FILTER_BYTES};
+use super::invoice_filter::{FilterPlace, InvoiceFilter, INVOICE_FILTER_BYTES};
 use super::record::{encode_record, ChainHash, RecordError};
 use super::snapshot::{decode_snapshot, encode_snapshot, StoredSnapshot};
 use crate::domain::{
@@ -88,6 +88,10 @@ pub struct CommitBatch {
     key: Vec<u8>,
     payload_scratch: Vec<u8>,
     block: Vec<u8>,
+    /// Index keys put in the batch and not yet added to the invoice filter. They are
+    /// added together (see [`EventStore::add_to_invoice_filter`]), and always before the
+    /// batch is committed.
+    filter_pending: Vec<FilterPlace>,
 }
 
 impl CommitBatch {
@@ -403,8 +407,11 @@ impl EventStore {
         batch.scratch.clear();
         encode_index_entry(entry, &mut batch.scratch);
         let key = invoice_key(center, invoice_number);
-        // Before the batch is committed, so the filter never calls a stored key absent.
-        self.invoice_filter.insert(&key);
+        // Added to the filter before the batch is committed, so the filter never calls a
+        // stored key absent.
+        batch
+            .filter_pending
+            .push(self.invoice_filter.place_of(&key));
         batch.batch.put_cf(family, key, &batch.scratch);
         Ok(())
     }
@@ -435,10 +442,21 @@ impl EventStore {
             &mut batch.scratch,
         );
         invoice_key_into(&redeemed.center, &redeemed.invoice_number, &mut batch.key);
-        // Before the batch is committed, so the filter never calls a stored key absent.
-        self.invoice_filter.insert(&batch.key);
+        // Added to the filter before the batch is committed, so the filter never calls a
+        // stored key absent.
+        batch
+            .filter_pending
+            .push(self.invoice_filter.place_of(&batch.key));
         batch.batch.put_cf(family, &batch.key, &batch.scratch);
         Ok(())
+    }
+
+    /// Adds the index keys `batch` has put since the last call to the invoice filter.
+    /// [`EventStore::commit`] calls it; the encoder calls it after each chunk, so the
+    /// work is done on its thread, beside the writer.
+    pub fn add_to_invoice_filter(&self, batch: &mut CommitBatch) {
+        self.invoice_filter.insert_each(&batch.filter_pending);
+        batch.filter_pending.clear();
     }
 
     /// Adds a center-year's redemptions of one batch to the invoice order as one group
@@ -601,7 +619,9 @@ impl EventStore {
     }
 
     /// Writes the batch atomically, with one fsync of the write-ahead log when `sync`.
-    pub fn commit(&self, batch: CommitBatch) -> Result<(), StoreError> {
+    pub fn commit(&self, mut batch: CommitBatch) -> Result<(), StoreError> {
+        // The filter must know every key the write stores before any prefetch can see it.
+        self.add_to_invoice_filter(&mut batch);
         let mut options = WriteOptions::default();
         options.set_sync(self.sync);
         self.db.write_opt(batch.batch, &options)?;
