@@ -151,6 +151,37 @@ fn whole_family_scan() -> ReadOptions {
     read_options
 }
 
+/// Whether files in `directory` can be opened for direct I/O (`O_DIRECT`), tried on a
+/// probe file that is removed at once. RocksDB opens its table files the same way when
+/// asked to, and would fail every flush on a file system that refuses it (some do), so
+/// the store asks first. `directory` is created if missing, as the store would.
+fn direct_io_supported(directory: &Path) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        if std::fs::create_dir_all(directory).is_err() {
+            return false;
+        }
+        let probe = directory.join(DIRECT_IO_PROBE);
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&probe);
+        let _ = std::fs::remove_file(&probe);
+        opened.is_ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = directory;
+        false
+    }
+}
+
+/// The probe file [`direct_io_supported`] creates and removes in a data directory.
+const DIRECT_IO_PROBE: &str = "DIRECT-IO-PROBE";
+
 impl EventStore {
     /// Opens (creating if needed) the store in `path`. Refuses a directory written by an
     /// unknown format version.
@@ -178,6 +209,20 @@ impl EventStore {
         // memtable's worth of a new table's dirty pages (ext4's journal commit writes
         // those first).
         options.set_bytes_per_sync(1 << 20);
+        // Flushes and compactions write their tables with direct I/O, past the page
+        // cache: copying a memtable's worth of table into fresh page-cache pages was most of
+        // RocksDB's CPU (at 1 M invoices its threads 0.68-0.76 -> 0.37-0.41 µs per invoice;
+        // at 10 M 2.0-2.1 -> 1.5-1.6, with compactions; issue 12). Reads stay buffered. A
+        // file system that refuses direct I/O keeps the buffered writes.
+        let direct = direct_io_supported(path);
+        if direct {
+            options.set_use_direct_io_for_flush_and_compaction(true);
+        } else {
+            tracing::warn!(
+                path = %path.display(),
+                "the file system refuses direct I/O: RocksDB's flushes and compactions go through the page cache"
+            );
+        }
         let mut events_options = Options::default();
         events_options.set_write_buffer_size(64 * 1024 * 1024);
         set_level_compression(&mut events_options);
@@ -1376,6 +1421,44 @@ mod tests {
         };
         assert_eq!(trigger(INVOICES).as_deref(), Some("8"));
         assert_eq!(trigger(EVENTS).as_deref(), Some("4"));
+    }
+
+    #[test]
+    fn tables_are_written_with_direct_io_where_the_file_system_allows_it() {
+        // Given a directory on a file system that takes O_DIRECT (the probe says so), when
+        // a store opens there, then RocksDB writes its tables with direct I/O, and the
+        // probe leaves no file behind.
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let supported = direct_io_supported(directory.path());
+        assert!(!directory.path().join(DIRECT_IO_PROBE).exists());
+        let store = EventStore::open(directory.path(), false).expect("the store opens");
+        drop(store);
+        assert!(!directory.path().join(DIRECT_IO_PROBE).exists());
+        let text = std::fs::read_dir(directory.path())
+            .expect("the directory lists")
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| {
+                path.file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.starts_with("OPTIONS-"))
+            })
+            .max()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .expect("RocksDB wrote its options");
+        let expected = format!("use_direct_io_for_flush_and_compaction={supported}");
+        assert!(
+            text.contains(&expected),
+            "no {expected} in the OPTIONS file"
+        );
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_probed_is_taken_as_refusing_direct_io() {
+        // A path under a regular file can be neither created nor probed.
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let file = directory.path().join("a-file");
+        std::fs::write(&file, b"not a directory").expect("write");
+        assert!(!direct_io_supported(&file.join("data")));
     }
 
     #[test]
