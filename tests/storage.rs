@@ -374,13 +374,8 @@ fn dropping_a_whole_block_is_detected_at_its_first_sequence() {
     assert!(Ledger::open(directory.path(), options(1_000_000)).is_err());
 }
 
-#[test]
-fn once_the_invoice_filter_is_filled_every_stored_invoice_is_still_found() {
-    // Given invoices written before a restart (so none is in memory)
-    let directory = tempfile::tempdir().expect("tempdir");
-    fill(directory.path(), 40, 1_000_000);
-    let (mut ledger, _) = Ledger::open(directory.path(), options(1_000_000)).expect("open");
-    // when the in-memory filter has been filled from the index (bounded wait)
+/// Waits (at most 10 s) until the ledger's invoice filter has been filled from the index.
+fn wait_for_the_invoice_filter(ledger: &Ledger) {
     let started = std::time::Instant::now();
     while !ledger.invoice_filter_ready() {
         assert!(
@@ -389,6 +384,16 @@ fn once_the_invoice_filter_is_filled_every_stored_invoice_is_still_found() {
         );
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
+}
+
+#[test]
+fn once_the_invoice_filter_is_filled_every_stored_invoice_is_still_found() {
+    // Given invoices written before a restart (so none is in memory)
+    let directory = tempfile::tempdir().expect("tempdir");
+    fill(directory.path(), 40, 1_000_000);
+    let (mut ledger, _) = Ledger::open(directory.path(), options(1_000_000)).expect("open");
+    // when the in-memory filter has been filled from the index (bounded wait)
+    wait_for_the_invoice_filter(&ledger);
     // then a repost of each stored invoice is answered from the index as a duplicate,
     // and brand-new invoices in the same batch are redeemed
     let at = 1_767_225_600_000 + 100_000;
@@ -436,14 +441,7 @@ fn an_invoice_written_after_the_filter_was_filled_is_never_called_absent() {
     {
         reply.expect("accepted");
     }
-    let started = std::time::Instant::now();
-    while !ledger.invoice_filter_ready() {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(10),
-            "the invoice filter was not filled within 10 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
+    wait_for_the_invoice_filter(&ledger);
     // when invoices are written by a batch large enough to be encoded beside the writer
     // (1,100) and by a small one encoded by the writer itself (20)
     let posts = |range: std::ops::Range<usize>, offset: i64| -> Vec<Envelope> {

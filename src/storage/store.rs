@@ -792,23 +792,11 @@ impl EventStore {
         Ok(entries)
     }
 
-    /// Whether the index may hold this invoice: `false` only when the in-memory filter
-    /// (complete) rules it out. `key` is a buffer for the key's bytes. Only for the
+    /// Whether the index may hold each invoice, one answer per invoice in `answers`:
+    /// `false` only when the in-memory filter (complete) rules it out. The filter's loads
+    /// are issued together (see [`InvoiceFilter::may_contain_each`]). Only for the
     /// writer: it sees every insertion into the filter made for earlier batches (its own,
     /// or the encoder's, which happen before the encoder hands the batch back).
-    pub fn invoice_may_exist(
-        &self,
-        center: &Uscc,
-        invoice_number: &InvoiceNumber,
-        key: &mut Vec<u8>,
-    ) -> bool {
-        invoice_key_into(center, invoice_number, key);
-        self.invoice_filter.may_contain(key)
-    }
-
-    /// [`EventStore::invoice_may_exist`] for many invoices at once, one answer per
-    /// invoice in `answers`, the filter's loads issued together (see
-    /// [`InvoiceFilter::may_contain_each`]). Only for the writer, as that one.
     pub fn invoices_may_exist<'a>(
         &self,
         invoices: impl Iterator<Item = (&'a Uscc, &'a InvoiceNumber)>,
@@ -824,7 +812,7 @@ impl EventStore {
 
     /// The writer's prefetch: as [`EventStore::invoices`], but invoices the in-memory
     /// filter knows to be absent are answered `None` without asking RocksDB. Only for
-    /// the writer (see [`EventStore::invoice_may_exist`]).
+    /// the writer (see [`EventStore::invoices_may_exist`]).
     pub fn prefetch_invoices(
         &self,
         wanted: &[(Uscc, InvoiceNumber)],
@@ -1382,10 +1370,9 @@ mod tests {
         );
     }
 
-    /// The value of `option` in the `[CFOptions "family"]` section of the newest OPTIONS
-    /// file RocksDB wrote into `directory` (what the store really opened with).
-    fn family_option(directory: &Path, family: &str, option: &str) -> Option<String> {
-        let mut files: Vec<_> = std::fs::read_dir(directory)
+    /// The text of the newest OPTIONS file RocksDB wrote into `directory`.
+    fn newest_options_file(directory: &Path) -> Option<String> {
+        let newest = std::fs::read_dir(directory)
             .expect("the directory lists")
             .filter_map(|entry| entry.ok().map(|entry| entry.path()))
             .filter(|path| {
@@ -1393,9 +1380,14 @@ mod tests {
                     .and_then(|name| name.to_str())
                     .is_some_and(|name| name.starts_with("OPTIONS-"))
             })
-            .collect();
-        files.sort();
-        let text = std::fs::read_to_string(files.last()?).ok()?;
+            .max()?;
+        std::fs::read_to_string(newest).ok()
+    }
+
+    /// The value of `option` in the `[CFOptions "family"]` section of the newest OPTIONS
+    /// file RocksDB wrote into `directory` (what the store really opened with).
+    fn family_option(directory: &Path, family: &str, option: &str) -> Option<String> {
+        let text = newest_options_file(directory)?;
         let header = format!("[CFOptions \"{family}\"]");
         let section = text.split(&header).nth(1)?;
         let section = section.split("\n[").next()?;
@@ -1434,17 +1426,7 @@ mod tests {
         let store = EventStore::open(directory.path(), false).expect("the store opens");
         drop(store);
         assert!(!directory.path().join(DIRECT_IO_PROBE).exists());
-        let text = std::fs::read_dir(directory.path())
-            .expect("the directory lists")
-            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-            .filter(|path| {
-                path.file_name()
-                    .and_then(|name| name.to_str())
-                    .is_some_and(|name| name.starts_with("OPTIONS-"))
-            })
-            .max()
-            .and_then(|path| std::fs::read_to_string(path).ok())
-            .expect("RocksDB wrote its options");
+        let text = newest_options_file(directory.path()).expect("RocksDB wrote its options");
         let expected = format!("use_direct_io_for_flush_and_compaction={supported}");
         assert!(
             text.contains(&expected),
