@@ -24,6 +24,7 @@ use crate::api::proto;
 use crate::api::proto::redemption_service_client::RedemptionServiceClient;
 use crate::domain::{Command, PostInvoice};
 use crate::ledger::SUBMIT_BATCH_LIMIT;
+use crate::tooling::encoded_batches::{EncodedBatch, EncodedPostInvoicesClient};
 use crate::tooling::population::{InvoiceStream, Population, BENCH_DELIVERY_PROOF};
 use crate::tooling::{runtime, today, ToolError};
 
@@ -297,9 +298,7 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, ToolError> {
             settings.batch,
             batches_total,
         );
-        let mut client = RedemptionServiceClient::new(channel.clone())
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20);
+        let mut client = EncodedPostInvoicesClient::new(channel.clone(), 64 << 20);
         let (next_batch, accepted, rejected, bearer) = (
             Arc::clone(&next_batch),
             Arc::clone(&accepted),
@@ -315,26 +314,12 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, ToolError> {
                     break;
                 }
                 let size = (invoices - index * batch as u64).min(batch as u64) as usize;
-                let mut items = batches.next().await?;
-                items.truncate(size);
+                let body = batches.next().await?.first(size);
                 let sent = Instant::now();
-                let response = client
-                    .post_invoices(authed(
-                        &bearer,
-                        proto::PostInvoicesRequest { invoices: items },
-                    ))
-                    .await
-                    .map_err(ToolError::rpc("PostInvoices"))?
-                    .into_inner();
+                let tally = client.post(authed(&bearer, body)).await?;
                 latencies.push(sent.elapsed());
-                for result in response.results {
-                    match result.result {
-                        Some(proto::invoice_result::Result::Accepted(_)) => {
-                            accepted.fetch_add(1, Ordering::Relaxed)
-                        }
-                        _ => rejected.fetch_add(1, Ordering::Relaxed),
-                    };
-                }
+                accepted.fetch_add(tally.accepted, Ordering::Relaxed);
+                rejected.fetch_add(tally.not_accepted(), Ordering::Relaxed);
             }
             Ok::<_, ToolError>(latencies)
         });
@@ -458,10 +443,11 @@ impl UnaryPacer {
     }
 }
 
-/// Builds a worker's batches of invoices on a thread of its own, at most two ahead of
-/// the calls that send them (a bounded channel), and at most `batches_limit` in all.
+/// Builds a worker's batches of invoices, encoded, on a thread of its own, at most two
+/// ahead of the calls that send them (a bounded channel), and at most `batches_limit` in
+/// all.
 struct BatchGenerator {
-    receiver: tokio::sync::mpsc::Receiver<Result<Vec<proto::Invoice>, ToolError>>,
+    receiver: tokio::sync::mpsc::Receiver<Result<EncodedBatch, ToolError>>,
 }
 
 impl BatchGenerator {
@@ -469,10 +455,21 @@ impl BatchGenerator {
         let (sender, receiver) = tokio::sync::mpsc::channel(1);
         tokio::task::spawn_blocking(move || {
             let mut invoices = WireInvoices::new(stream);
+            let mut body_bytes = 0;
             for _ in 0..batches_limit {
-                let items: Vec<proto::Invoice> = (0..batch).map(|_| invoices.next()).collect();
+                let mut body = Vec::with_capacity(body_bytes);
+                let mut ends = Vec::with_capacity(batch);
+                for _ in 0..batch {
+                    invoices.encode_next(&mut body);
+                    ends.push(body.len());
+                }
+                body_bytes = body.len();
+                let encoded = EncodedBatch {
+                    body: body.into(),
+                    ends,
+                };
                 // A closed channel: the worker is done (or gave up); stop building.
-                if sender.blocking_send(Ok(items)).is_err() {
+                if sender.blocking_send(Ok(encoded)).is_err() {
                     return;
                 }
             }
@@ -481,7 +478,7 @@ impl BatchGenerator {
     }
 
     /// The next batch; an error if building it failed or the generator stopped early.
-    async fn next(&mut self) -> Result<Vec<proto::Invoice>, ToolError> {
+    async fn next(&mut self) -> Result<EncodedBatch, ToolError> {
         match self.receiver.recv().await {
             Some(batch) => batch,
             None => Err(ToolError::Setting {
@@ -502,6 +499,8 @@ struct WireInvoices {
     vouchers: Vec<(String, String, String)>,
     delivery_proof: String,
     with_payment_proof: bool,
+    /// The message [`WireInvoices::encode_next`] fills and encodes, kept for its buffers.
+    scratch: proto::Invoice,
 }
 
 impl WireInvoices {
@@ -525,26 +524,55 @@ impl WireInvoices {
             vouchers,
             delivery_proof: BENCH_DELIVERY_PROOF.to_string(),
             with_payment_proof,
+            scratch: proto::Invoice::default(),
         }
     }
 
     /// What `to_proto_invoice(&stream.next_invoice()?)` would give.
+    #[cfg(test)]
     fn next(&mut self) -> proto::Invoice {
+        let mut invoice = proto::Invoice::default();
+        self.fill_next(&mut invoice);
+        invoice
+    }
+
+    /// Appends the next invoice to `body` as prost writes one element of
+    /// `PostInvoicesRequest.invoices` (field 1), reusing one message's strings.
+    fn encode_next(&mut self, body: &mut Vec<u8>) {
+        let mut invoice = std::mem::take(&mut self.scratch);
+        self.fill_next(&mut invoice);
+        prost::encoding::message::encode(1, &invoice, body);
+        self.scratch = invoice;
+    }
+
+    /// Overwrites every field of `invoice` with the next invoice's, keeping the strings'
+    /// buffers.
+    fn fill_next(&mut self, invoice: &mut proto::Invoice) {
+        use std::fmt::Write as _;
+        fn set(field: &mut String, text: &str) {
+            field.clear();
+            field.push_str(text);
+        }
         let draw = self.stream.next_draw();
         let (center, voucher, issue_date) = &self.vouchers[draw.voucher];
-        proto::Invoice {
-            center: center.clone(),
-            voucher_id: voucher.clone(),
-            invoice_number: format!("B{:012}", draw.number),
-            amount: format!("{}.{:02}", draw.amount_fen / 100, draw.amount_fen % 100),
-            issue_date: issue_date.clone(),
-            delivery_proof: self.delivery_proof.clone(),
-            invoice_code: String::new(),
-            payment_proof: if self.with_payment_proof {
-                format!("PV{:012}", draw.number)
-            } else {
-                String::new()
-            },
+        set(&mut invoice.center, center);
+        set(&mut invoice.voucher_id, voucher);
+        set(&mut invoice.issue_date, issue_date);
+        set(&mut invoice.delivery_proof, &self.delivery_proof);
+        invoice.invoice_code.clear();
+        // Writing into a String cannot fail.
+        invoice.invoice_number.clear();
+        let _ = write!(invoice.invoice_number, "B{:012}", draw.number);
+        invoice.amount.clear();
+        let _ = write!(
+            invoice.amount,
+            "{}.{:02}",
+            draw.amount_fen / 100,
+            draw.amount_fen % 100
+        );
+        invoice.payment_proof.clear();
+        if self.with_payment_proof {
+            let _ = write!(invoice.payment_proof, "PV{:012}", draw.number);
         }
     }
 }
@@ -648,6 +676,43 @@ mod tests {
                 let expected = to_proto_invoice(&domain.next_invoice().expect("invoice"));
                 assert_eq!(wire.next(), expected);
             }
+        }
+    }
+
+    #[test]
+    fn an_encoded_batch_is_the_request_prost_writes() {
+        use prost::Message;
+        for payee in [
+            crate::domain::programme::Payee::Center,
+            crate::domain::programme::Payee::Enterprise,
+        ] {
+            let start = crate::domain::Date::from_ymd(2026, 3, 1).expect("date");
+            let mut population = Population::bench_from(3, 5, 40, start).expect("population");
+            let mut rules = population.policy.rules().clone();
+            rules.payee = payee;
+            population.policy = population.policy.with_rules(rules).expect("rules");
+            let mut wire = WireInvoices::new(
+                InvoiceStream::new(population.clone(), 11, 5_000).expect("stream"),
+            );
+            let mut domain = InvoiceStream::new(population, 11, 5_000).expect("stream");
+            let mut body = Vec::new();
+            let mut ends = Vec::new();
+            let mut expected = proto::PostInvoicesRequest::default();
+            for _ in 0..300 {
+                wire.encode_next(&mut body);
+                ends.push(body.len());
+                expected
+                    .invoices
+                    .push(to_proto_invoice(&domain.next_invoice().expect("invoice")));
+            }
+            let batch = EncodedBatch {
+                body: body.into(),
+                ends,
+            };
+            assert_eq!(batch.body, expected.encode_to_vec());
+            // The run's last, shorter batch is a prefix that reads as its first invoices.
+            let prefix = proto::PostInvoicesRequest::decode(batch.first(123)).expect("prefix");
+            assert_eq!(prefix.invoices, expected.invoices[..123]);
         }
     }
 }

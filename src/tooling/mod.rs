@@ -5,7 +5,8 @@
 //! - [`population`]: the one generator of synthetic policies, centers, enterprises,
 //!   vouchers and invoices, used by everything below and by the tests and benches;
 //! - [`demo`]: the demo's programme year, driven through a ledger;
-//! - [`load`]: the gRPC load generator (`voucher-ledger bench`);
+//! - [`load`]: the gRPC load generator (`voucher-ledger bench`), and
+//!   [`encoded_batches`], its `PostInvoices` client (bodies encoded ahead, answers tallied);
 //! - [`recovery`]: the restart benchmark (`voucher-ledger bench-recovery`);
 //! - [`torture`]: the crash test's writer (hidden `voucher-ledger torture`);
 //! - [`soak`]: SIGKILL and restart of a served ledger under gRPC load, checked after each
@@ -13,6 +14,7 @@
 //! - [`ToolError`]: their errors.
 
 pub mod demo;
+pub mod encoded_batches;
 pub mod error;
 pub mod load;
 pub mod population;
