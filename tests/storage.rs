@@ -673,39 +673,6 @@ fn an_evicted_invoice_is_prefetched_so_the_ledger_decides_as_the_pure_state_mach
 }
 
 #[test]
-fn the_invoice_cache_has_its_whole_room_when_the_ledger_opens_and_never_grows() {
-    // Given a ledger whose cache holds at most 2 invoices between batches
-    let directory = tempfile::tempdir().expect("tempdir");
-    let small_cache = LedgerOptions {
-        invoice_cache_limit: 2,
-        ..options(1_000_000)
-    };
-    let (mut ledger, _) = Ledger::open(directory.path(), small_cache.clone()).expect("open");
-    // Then its table already has room for the limit and one whole batch more
-    let room = ledger.state().invoice_cache().room();
-    assert!(
-        room >= 2 + voucher_ledger::ledger::SUBMIT_BATCH_LIMIT,
-        "room {room}"
-    );
-    assert_eq!(ledger.state().invoices_in_memory(), 0);
-    // When whole batches (the last 9,000 invoices the contract fee allows) fill and
-    // empty it
-    let envelopes = scenario_commands(9_000);
-    for chunk in envelopes.chunks(voucher_ledger::ledger::SUBMIT_BATCH_LIMIT) {
-        for reply in ledger.submit(chunk).expect("submit") {
-            reply.expect("accepted");
-        }
-        // Then the table never grew
-        assert_eq!(ledger.state().invoice_cache().room(), room);
-    }
-    // And a reopened ledger (whose replay filled the cache) starts with the same room
-    drop(ledger);
-    let (ledger, _) = Ledger::open(directory.path(), small_cache).expect("reopen");
-    assert_eq!(ledger.state().invoice_cache().room(), room);
-    assert_eq!(ledger.state().invoices_in_memory(), 0);
-}
-
-#[test]
 fn a_large_batch_encoded_beside_the_writer_is_stored_as_single_commands_are() {
     // Given the same commands committed twice: as one batch of more than 3,000 (its
     // records encoded by the encoder thread while the writer decides, in chunks) and one

@@ -50,14 +50,6 @@ pub struct LedgerOptions {
     pub invoice_cache_limit: usize,
 }
 
-impl LedgerOptions {
-    /// The most invoices the cache holds (its limit, then one batch more before it is
-    /// emptied): the room its table is given when the ledger opens and keeps after.
-    fn invoice_cache_room(&self) -> usize {
-        self.invoice_cache_limit.saturating_add(SUBMIT_BATCH_LIMIT)
-    }
-}
-
 impl Default for LedgerOptions {
     fn default() -> Self {
         LedgerOptions {
@@ -162,15 +154,8 @@ impl Ledger {
         if let Some(first) = violations.first() {
             return Err(LedgerError::Invariant(first.clone()));
         }
-        // Replay filled the invoice cache with the tail's invoices; start empty, with
-        // room (touched now) for the most it will hold, so that no batch pays for
-        // growing it.
-        state
-            .invoice_cache_mut()
-            .clear(options.invoice_cache_room());
-        state
-            .invoice_cache_mut()
-            .preallocate(options.invoice_cache_room());
+        // Replay filled the invoice cache with the tail's invoices; start empty.
+        state.invoice_cache_mut().clear(options.invoice_cache_limit);
         // RocksDB's recovery and the replay are done with what they allocated: hand it
         // back before serving, so the memory a server starts with is what it uses.
         let releasing = Instant::now();
@@ -375,10 +360,9 @@ impl Ledger {
         {
             let mut state = self.state.write();
             if state.invoices_in_memory() > self.options.invoice_cache_limit {
-                // Keeping the room the table was given when the ledger opened.
                 state
                     .invoice_cache_mut()
-                    .clear(self.options.invoice_cache_room());
+                    .clear(self.options.invoice_cache_limit);
             }
         }
         Ok(())

@@ -19,9 +19,6 @@ use std::hash::{Hash, Hasher};
 use super::InvoiceEntry;
 use crate::domain::ids::{InvoiceNumber, Uscc};
 
-/// The center of [`InvoiceCache::preallocate`]'s placeholder keys (a valid code).
-const PLACEHOLDER_CENTER: &str = "91330100MA0000001F";
-
 /// A cached slot: the entry, or `None` for an invoice known not to exist.
 type Slot = Option<InvoiceEntry>;
 
@@ -175,53 +172,8 @@ impl InvoiceCache {
         self.map.is_empty()
     }
 
-    /// Makes room for `capacity` invoices and touches all of it now, while nothing waits.
-    ///
-    /// A bounded cache fills to its limit within its first batches after a start. Each
-    /// time the table grew then, the batch paid for a rehash into a new table whose
-    /// pages the kernel handed out one fault at a time as they were first written: the
-    /// first, second, fourth and eighth batches of 8,189 after a start took 50–100 ms
-    /// instead of ~25 (issue 12). [`InvoiceCache::clear`] keeps the room, so a table
-    /// made large enough here never grows while the ledger serves.
-    ///
-    /// Only an empty cache is touched (by filling it with placeholder keys and emptying
-    /// it again); a cache holding entries only reserves the room.
-    pub fn preallocate(&mut self, capacity: usize) {
-        use std::fmt::Write as _;
-        self.map.reserve(capacity.saturating_sub(self.map.len()));
-        if !self.map.is_empty() {
-            return;
-        }
-        let room = self.map.capacity();
-        // Any valid code will do: the placeholders are gone before the method returns.
-        let Ok(center) = Uscc::parse("center", PLACEHOLDER_CENTER) else {
-            return;
-        };
-        let mut number = String::new();
-        for index in 0..capacity {
-            number.clear();
-            // Writing into a String cannot fail.
-            let _ = write!(number, "{index}");
-            if let Ok(number) = InvoiceNumber::from_stored(&number) {
-                self.map.insert((center, number), None);
-            }
-        }
-        self.map.clear();
-        debug_assert_eq!(
-            room,
-            self.map.capacity(),
-            "touching the room never grows it"
-        );
-    }
-
-    /// Invoices the table has room for without growing.
-    pub fn room(&self) -> usize {
-        self.map.capacity()
-    }
-
-    /// Forgets everything (the ledger's eviction), keeping room for `capacity` invoices
-    /// (the table shrinks only if it had room for more). A complete cache cannot forget:
-    /// it would turn "does not exist" into a lie.
+    /// Forgets everything (the ledger's eviction), keeping `capacity` slots allocated.
+    /// A complete cache cannot forget: it would turn "does not exist" into a lie.
     pub fn clear(&mut self, capacity: usize) {
         assert!(self.bounded, "only a bounded invoice cache may be emptied");
         self.map.clear();
@@ -233,59 +185,5 @@ impl InvoiceCache {
         self.map.iter().filter_map(|((center, number), slot)| {
             slot.as_ref().map(|entry| (center, number, entry))
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn number(index: usize) -> InvoiceNumber {
-        InvoiceNumber::parse(&format!("INV-{index}")).expect("invoice number")
-    }
-
-    #[test]
-    fn a_preallocated_cache_is_empty_and_filling_it_to_the_capacity_asked_never_grows_it() {
-        let center = Uscc::parse("center", PLACEHOLDER_CENTER).expect("a valid code");
-        let mut cache = InvoiceCache::bounded();
-        cache.preallocate(10_000);
-        let room = cache.room();
-        assert!(room >= 10_000, "room {room}");
-        // The placeholders are gone: nothing is known, not even a placeholder's key.
-        assert_eq!(cache.entries().count(), 0);
-        let placeholder = InvoiceNumber::from_stored("7").expect("number");
-        assert_eq!(
-            cache.lookup(&center, &placeholder),
-            InvoiceLookup::NotPrefetched
-        );
-        for index in 0..10_000 {
-            assert!(!cache.mark_absent_unless_known(&center, &number(index), || false));
-        }
-        assert_eq!(
-            cache.room(),
-            room,
-            "filling to the capacity asked grew the table"
-        );
-        // Emptying to a limit below the room keeps the room.
-        cache.clear(10_000 - 1_000);
-        assert_eq!(cache.room(), room);
-        assert_eq!(
-            cache.lookup(&center, &number(3)),
-            InvoiceLookup::NotPrefetched
-        );
-    }
-
-    #[test]
-    fn a_cache_holding_entries_only_reserves_and_keeps_them() {
-        let center = Uscc::parse("center", PLACEHOLDER_CENTER).expect("a valid code");
-        let mut cache = InvoiceCache::bounded();
-        cache.mark_absent_unless_known(&center, &number(1), || false);
-        cache.preallocate(5_000);
-        assert!(cache.room() >= 5_000);
-        assert_eq!(cache.lookup(&center, &number(1)), InvoiceLookup::Absent);
-        assert_eq!(
-            cache.lookup(&center, &number(2)),
-            InvoiceLookup::NotPrefetched
-        );
     }
 }
