@@ -560,8 +560,8 @@ impl WireInvoices {
         set(&mut invoice.issue_date, issue_date);
         set(&mut invoice.delivery_proof, &self.delivery_proof);
         invoice.invoice_code.clear();
-        // Writing into a String cannot fail.
         invoice.invoice_number.clear();
+        // Writing into a String cannot fail.
         let _ = write!(invoice.invoice_number, "B{:012}", draw.number);
         invoice.amount.clear();
         let _ = write!(
@@ -657,21 +657,32 @@ impl ListLoad {
 mod tests {
     use super::*;
 
-    #[test]
-    fn wire_invoices_are_the_streams_invoices_printed() {
-        for payee in [
+    /// For each payee mode (center, then enterprise: with a proof of payment), the wire
+    /// invoices and the domain invoices of one small population's stream, drawn alike.
+    fn twin_streams(seed: u64, run_base: u64) -> Vec<(WireInvoices, InvoiceStream)> {
+        [
             crate::domain::programme::Payee::Center,
             crate::domain::programme::Payee::Enterprise,
-        ] {
+        ]
+        .into_iter()
+        .map(|payee| {
             let start = crate::domain::Date::from_ymd(2026, 3, 1).expect("date");
             let mut population = Population::bench_from(3, 5, 40, start).expect("population");
             let mut rules = population.policy.rules().clone();
             rules.payee = payee;
             population.policy = population.policy.with_rules(rules).expect("rules");
-            let mut wire = WireInvoices::new(
-                InvoiceStream::new(population.clone(), 7, 1_000).expect("stream"),
+            let wire = WireInvoices::new(
+                InvoiceStream::new(population.clone(), seed, run_base).expect("stream"),
             );
-            let mut domain = InvoiceStream::new(population, 7, 1_000).expect("stream");
+            let domain = InvoiceStream::new(population, seed, run_base).expect("stream");
+            (wire, domain)
+        })
+        .collect()
+    }
+
+    #[test]
+    fn wire_invoices_are_the_streams_invoices_printed() {
+        for (mut wire, mut domain) in twin_streams(7, 1_000) {
             for _ in 0..200 {
                 let expected = to_proto_invoice(&domain.next_invoice().expect("invoice"));
                 assert_eq!(wire.next(), expected);
@@ -682,19 +693,7 @@ mod tests {
     #[test]
     fn an_encoded_batch_is_the_request_prost_writes() {
         use prost::Message;
-        for payee in [
-            crate::domain::programme::Payee::Center,
-            crate::domain::programme::Payee::Enterprise,
-        ] {
-            let start = crate::domain::Date::from_ymd(2026, 3, 1).expect("date");
-            let mut population = Population::bench_from(3, 5, 40, start).expect("population");
-            let mut rules = population.policy.rules().clone();
-            rules.payee = payee;
-            population.policy = population.policy.with_rules(rules).expect("rules");
-            let mut wire = WireInvoices::new(
-                InvoiceStream::new(population.clone(), 11, 5_000).expect("stream"),
-            );
-            let mut domain = InvoiceStream::new(population, 11, 5_000).expect("stream");
+        for (mut wire, mut domain) in twin_streams(11, 5_000) {
             let mut body = Vec::new();
             let mut ends = Vec::new();
             let mut expected = proto::PostInvoicesRequest::default();
