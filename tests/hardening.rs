@@ -685,10 +685,19 @@ async fn half_sent_large_messages_do_not_grow_memory() {
          statuses {enterprise:?}; after 64 half-sent center streams RSS {rss_after:.1} MiB \
          (peak {peak_after:.1}), statuses {center:?}"
     );
-    assert_eq!(
-        enterprise.get("PermissionDenied"),
-        Some(&128),
+    // Refused on its headers: PERMISSION_DENIED, or, rarely, REFUSED_STREAM when the
+    // server still counted an answered stream against the limit of 16 as the next one
+    // arrived (seen once in a CI run); neither reads the body.
+    assert!(
+        enterprise
+            .keys()
+            .all(|outcome| ["PermissionDenied", "reset REFUSED_STREAM"].contains(&outcome.as_str())),
         "every enterprise stream is refused on its headers: {enterprise:?}"
+    );
+    assert_eq!(
+        enterprise.values().sum::<usize>(),
+        128,
+        "every enterprise stream is answered: {enterprise:?}"
     );
     assert!(
         center
