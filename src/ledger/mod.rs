@@ -155,7 +155,9 @@ impl Ledger {
             return Err(LedgerError::Invariant(first.clone()));
         }
         // Replay filled the invoice cache with the tail's invoices; start empty.
-        state.invoice_cache_mut().clear(options.invoice_cache_limit);
+        state
+            .invoice_cache_mut()
+            .clear(invoice_cache_room(options.invoice_cache_limit));
         // RocksDB's recovery and the replay are done with what they allocated: hand it
         // back before serving, so the memory a server starts with is what it uses.
         let releasing = Instant::now();
@@ -362,7 +364,7 @@ impl Ledger {
             if state.invoices_in_memory() > self.options.invoice_cache_limit {
                 state
                     .invoice_cache_mut()
-                    .clear(self.options.invoice_cache_limit);
+                    .clear(invoice_cache_room(self.options.invoice_cache_limit));
             }
         }
         Ok(())
@@ -656,6 +658,13 @@ fn invoice_named(envelope: &Envelope) -> Option<(&Uscc, &InvoiceNumber)> {
     }
 }
 
+/// The room the writer's invoice cache keeps when it is emptied: its limit, plus a batch
+/// (a batch is decided before the cache is checked against its limit), so that it never
+/// grows while the ledger runs.
+fn invoice_cache_room(invoice_cache_limit: usize) -> usize {
+    invoice_cache_limit.saturating_add(SUBMIT_BATCH_LIMIT)
+}
+
 /// Applies every record after the state's sequence to `state`, checking density, frames
 /// and the chain from `chain_head` (the hash after the state's sequence). Empties the
 /// state's invoice cache whenever it grows past `invoice_cache_limit`, so replaying a long
@@ -670,7 +679,9 @@ pub fn replay(
     let position = store.read_log(state.last_sequence() + 1, chain_head, |logged| {
         state.apply(logged.sequence, logged.at, &logged.event);
         if bounded && state.invoices_in_memory() > invoice_cache_limit {
-            state.invoice_cache_mut().clear(invoice_cache_limit);
+            state
+                .invoice_cache_mut()
+                .clear(invoice_cache_room(invoice_cache_limit));
         }
         ControlFlow::Continue(())
     })?;

@@ -13,42 +13,43 @@
 //!   in with its index entry or marked *known absent*. A lookup of a key that was never
 //!   prefetched is a broken promise, and the state machine asserts against it rather than
 //!   treat it as "new" and pay a subsidy twice. After the batch the ledger may empty it.
+//!
+//! The layout: the invoices live in one vector, in the order they became known (a
+//! batch's prefetch, then its redemptions), and a hash table of their positions finds
+//! them. A batch's own invoices are therefore next to each other in memory, in the order
+//! the state machine then reads and fills them (the prefetch marks them, the decision
+//! looks them up, the fold fills them in), where a table holding the entries themselves
+//! scattered them over all of its buckets. And the room for a bounded cache is set aside
+//! once ([`InvoiceCache::clear`] with the ledger's limit plus a batch): neither the vector
+//! nor the table grows while the ledger runs, where a table of entries rehashed every one
+//! of them into freshly faulted memory at each doubling (the first batches after a start
+//! took 2–4× as long). Memory the vector has not reached yet is not touched.
 
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use super::InvoiceEntry;
 use crate::domain::ids::{InvoiceNumber, Uscc};
 
-/// A cached slot: the entry, or `None` for an invoice known not to exist.
-type Slot = Option<InvoiceEntry>;
-
-type InvoiceMap = hashbrown::HashMap<(Uscc, InvoiceNumber), Slot, rustc_hash::FxBuildHasher>;
-
-/// A borrowed invoice key. It hashes exactly as the owned `(Uscc, InvoiceNumber)` tuple
-/// does (field by field, the number as a `str`), which `Equivalent` requires.
-struct InvoiceKeyRef<'a> {
-    center: &'a Uscc,
-    number: &'a InvoiceNumber,
+/// A cached invoice: its key, and its entry or `None` for an invoice known not to exist.
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct CachedInvoice {
+    center: Uscc,
+    number: InvoiceNumber,
+    slot: Option<InvoiceEntry>,
 }
 
-impl Hash for InvoiceKeyRef<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.center.hash(state);
-        self.number.as_str().hash(state);
+impl CachedInvoice {
+    fn is(&self, center: &Uscc, number: &InvoiceNumber) -> bool {
+        self.center == *center && self.number.as_str() == number.as_str()
     }
 }
 
-impl hashbrown::Equivalent<(Uscc, InvoiceNumber)> for InvoiceKeyRef<'_> {
-    fn equivalent(&self, key: &(Uscc, InvoiceNumber)) -> bool {
-        *self.center == key.0 && self.number.as_str() == key.1.as_str()
-    }
-}
-
-/// The owned key of a borrowed one, built only when a slot is inserted.
-impl From<&InvoiceKeyRef<'_>> for (Uscc, InvoiceNumber) {
-    fn from(key: &InvoiceKeyRef<'_>) -> (Uscc, InvoiceNumber) {
-        (*key.center, key.number.clone())
-    }
+/// The hash of an invoice key: the center, then the canonical number's text.
+fn key_hash(center: &Uscc, number: &InvoiceNumber) -> u64 {
+    let mut hasher = rustc_hash::FxBuildHasher.build_hasher();
+    center.hash(&mut hasher);
+    number.as_str().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// What a lookup found.
@@ -61,9 +62,17 @@ pub enum InvoiceLookup<'a> {
     NotPrefetched,
 }
 
-#[derive(Clone, PartialEq, Eq, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct InvoiceCache {
-    map: InvoiceMap,
+    /// Every invoice held, in the order it became known. Positions fit in `u32`: a
+    /// bounded cache holds at most its limit plus a batch, and the limit's maximum
+    /// (`limits::INVOICE_CACHE_MAX`) is far below; a complete cache lives in tests.
+    invoices: Vec<CachedInvoice>,
+    /// Positions in `invoices`, by the hash of their key.
+    positions: hashbrown::HashTable<u32>,
+    /// The room [`InvoiceCache::clear`] keeps (entries and positions), taken at the
+    /// first invoice after it: a cache that is never filled, or not yet, costs no memory.
+    room: usize,
     bounded: bool,
 }
 
@@ -76,8 +85,8 @@ impl InvoiceCache {
     /// Holds only what was prefetched (and what batches since added).
     pub fn bounded() -> InvoiceCache {
         InvoiceCache {
-            map: InvoiceMap::default(),
             bounded: true,
+            ..InvoiceCache::default()
         }
     }
 
@@ -85,12 +94,41 @@ impl InvoiceCache {
         self.bounded
     }
 
+    /// The position of an invoice, if held.
+    fn position(&self, center: &Uscc, number: &InvoiceNumber) -> Option<usize> {
+        let invoices = &self.invoices;
+        self.positions
+            .find(key_hash(center, number), |&position| {
+                invoices[position as usize].is(center, number)
+            })
+            .map(|&position| position as usize)
+    }
+
+    /// Appends an invoice that is not held yet and records its position under `hash`.
+    fn push(&mut self, hash: u64, invoice: CachedInvoice) {
+        let Ok(position) = u32::try_from(self.invoices.len()) else {
+            panic!("an invoice cache holds fewer than 2^32 invoices");
+        };
+        if self.invoices.capacity() == 0 && self.room > 0 {
+            // Empty, so nothing is rehashed (the hasher is never called).
+            self.invoices.reserve_exact(self.room);
+            self.positions.reserve(self.room, |_| 0);
+        }
+        self.invoices.push(invoice);
+        let invoices = &self.invoices;
+        self.positions.insert_unique(hash, position, |&held| {
+            let held = &invoices[held as usize];
+            key_hash(&held.center, &held.number)
+        });
+    }
+
     /// Looks an invoice up without building an owned key.
     pub fn lookup(&self, center: &Uscc, number: &InvoiceNumber) -> InvoiceLookup<'_> {
-        let key = InvoiceKeyRef { center, number };
-        match self.map.get(&key) {
-            Some(Some(entry)) => InvoiceLookup::Found(entry),
-            Some(None) => InvoiceLookup::Absent,
+        match self.position(center, number) {
+            Some(position) => match &self.invoices[position].slot {
+                Some(entry) => InvoiceLookup::Found(entry),
+                None => InvoiceLookup::Absent,
+            },
             None if self.bounded => InvoiceLookup::NotPrefetched,
             None => InvoiceLookup::Absent,
         }
@@ -118,35 +156,65 @@ impl InvoiceCache {
         number: &InvoiceNumber,
         may_exist: impl FnOnce() -> bool,
     ) -> bool {
-        let key = InvoiceKeyRef { center, number };
-        match self.map.entry_ref(&key) {
-            hashbrown::hash_map::EntryRef::Occupied(_) => false,
-            hashbrown::hash_map::EntryRef::Vacant(vacant) => {
-                if may_exist() {
-                    true
-                } else {
-                    vacant.insert(None);
-                    false
-                }
-            }
+        let hash = key_hash(center, number);
+        let invoices = &self.invoices;
+        let held = self
+            .positions
+            .find(hash, |&position| {
+                invoices[position as usize].is(center, number)
+            })
+            .is_some();
+        if held {
+            return false;
         }
+        if may_exist() {
+            return true;
+        }
+        self.push(
+            hash,
+            CachedInvoice {
+                center: *center,
+                number: number.clone(),
+                slot: None,
+            },
+        );
+        false
     }
 
     /// Prefetch: records what the store's index holds for a key (`None`: not there).
     /// A key already in memory is left alone: memory is at least as new as the index.
     pub fn prefetched(&mut self, center: Uscc, number: InvoiceNumber, entry: Option<InvoiceEntry>) {
-        self.map.entry((center, number)).or_insert(entry);
+        if self.position(&center, &number).is_none() {
+            let hash = key_hash(&center, &number);
+            self.push(
+                hash,
+                CachedInvoice {
+                    center,
+                    number,
+                    slot: entry,
+                },
+            );
+        }
     }
 
-    /// The fold's insert of a newly redeemed invoice, with one lookup. In a bounded
-    /// cache the key is usually there already (prefetched as known absent): the slot is
-    /// filled in place, and an owned key is built only for a key not yet held.
+    /// The fold's insert of a newly redeemed invoice. In a bounded cache the key is
+    /// usually there already (prefetched as known absent): the slot is filled in place,
+    /// and an owned key is built only for a key not yet held.
     pub(super) fn insert(&mut self, center: Uscc, number: &InvoiceNumber, entry: InvoiceEntry) {
-        let key = InvoiceKeyRef {
-            center: &center,
-            number,
-        };
-        *self.map.entry_ref(&key).or_insert(None) = Some(entry);
+        match self.position(&center, number) {
+            Some(position) => self.invoices[position].slot = Some(entry),
+            None => {
+                let hash = key_hash(&center, number);
+                self.push(
+                    hash,
+                    CachedInvoice {
+                        center,
+                        number: number.clone(),
+                        slot: Some(entry),
+                    },
+                );
+            }
+        }
     }
 
     /// The fold's update of an existing invoice (a reversal); absent keys are ignored,
@@ -157,33 +225,344 @@ impl InvoiceCache {
         number: &InvoiceNumber,
         change: impl FnOnce(&mut InvoiceEntry),
     ) {
-        let key = InvoiceKeyRef { center, number };
-        if let Some(Some(entry)) = self.map.get_mut(&key) {
-            change(entry);
+        if let Some(position) = self.position(center, number) {
+            if let Some(entry) = &mut self.invoices[position].slot {
+                change(entry);
+            }
         }
     }
 
     /// Entries held (found and known-absent alike).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.invoices.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.invoices.is_empty()
     }
 
-    /// Forgets everything (the ledger's eviction), keeping `capacity` slots allocated.
+    /// Forgets everything (the ledger's eviction), keeping room for at least `capacity`
+    /// entries (at most twice that), so that filling it again up to there never moves
+    /// what it holds. The room is address space until entries reach it.
     /// A complete cache cannot forget: it would turn "does not exist" into a lie.
     pub fn clear(&mut self, capacity: usize) {
         assert!(self.bounded, "only a bounded invoice cache may be emptied");
-        self.map.clear();
-        self.map.shrink_to(capacity);
+        self.invoices.clear();
+        self.positions.clear();
+        let room = self.invoices.capacity();
+        if room < capacity || room / 2 > capacity {
+            // Freed, and taken anew at the next invoice, rather than resized: a
+            // reallocation would copy (and so touch) the whole old room although nothing
+            // in it is kept.
+            self.invoices = Vec::new();
+            self.positions = hashbrown::HashTable::new();
+        }
+        self.room = capacity;
     }
 
-    /// Every entry held, in no particular order (tests and tools).
+    /// Every entry held, in the order it became known (tests and tools).
     pub fn entries(&self) -> impl Iterator<Item = (&Uscc, &InvoiceNumber, &InvoiceEntry)> {
-        self.map.iter().filter_map(|((center, number), slot)| {
-            slot.as_ref().map(|entry| (center, number, entry))
+        self.invoices.iter().filter_map(|invoice| {
+            invoice
+                .slot
+                .as_ref()
+                .map(|entry| (&invoice.center, &invoice.number, entry))
         })
+    }
+}
+
+/// Two caches are equal when they hold the same keys with the same slots, whatever the
+/// order they learnt them in (as two maps are).
+impl PartialEq for InvoiceCache {
+    fn eq(&self, other: &InvoiceCache) -> bool {
+        self.bounded == other.bounded
+            && self.invoices.len() == other.invoices.len()
+            && self.invoices.iter().all(|invoice| {
+                other
+                    .position(&invoice.center, &invoice.number)
+                    .is_some_and(|position| other.invoices[position].slot == invoice.slot)
+            })
+    }
+}
+
+impl Eq for InvoiceCache {}
+
+impl std::fmt::Debug for InvoiceCache {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("InvoiceCache")
+            .field("bounded", &self.bounded)
+            .field("invoices", &self.invoices)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::ids::{Date, DeliveryProof, VoucherId};
+    use crate::domain::money::Money;
+
+    fn center(index: u64) -> Uscc {
+        crate::tooling::population::uscc("91330100MA", index).expect("a valid USCC")
+    }
+
+    fn number(index: u64) -> InvoiceNumber {
+        InvoiceNumber::parse(&format!("INV-{index:08}")).expect("a valid invoice number")
+    }
+
+    fn entry(sequence: u64) -> InvoiceEntry {
+        InvoiceEntry {
+            voucher: VoucherId::from_u128(u128::from(sequence) + 1),
+            amount: Money::from_fen(100 + sequence as i64).expect("an amount"),
+            issue_date: Date::from_ymd(2026, 3, 1).expect("a date"),
+            delivery_proof: DeliveryProof::parse("proof").expect("a proof"),
+            subsidy: Money::from_fen(30).expect("a subsidy"),
+            second_subsidy: Money::ZERO,
+            sequence,
+            reversed_at: None,
+        }
+    }
+
+    #[test]
+    fn a_bounded_cache_tells_known_absent_from_not_prefetched() {
+        let mut cache = InvoiceCache::bounded();
+        let (a, b) = ((center(1), number(1)), (center(1), number(2)));
+        assert_eq!(cache.lookup(&a.0, &a.1), InvoiceLookup::NotPrefetched);
+        // Ruled out by the filter: marked absent, nothing to read.
+        assert!(!cache.mark_absent_unless_known(&a.0, &a.1, || false));
+        assert_eq!(cache.lookup(&a.0, &a.1), InvoiceLookup::Absent);
+        // Maybe in the store: left unknown for the caller to read.
+        assert!(cache.mark_absent_unless_known(&b.0, &b.1, || true));
+        assert_eq!(cache.lookup(&b.0, &b.1), InvoiceLookup::NotPrefetched);
+        cache.prefetched(b.0, b.1.clone(), Some(entry(7)));
+        assert_eq!(cache.lookup(&b.0, &b.1), InvoiceLookup::Found(&entry(7)));
+        // A key held is left alone, whatever the filter or the store say later.
+        assert!(!cache.mark_absent_unless_known(&b.0, &b.1, || true));
+        cache.prefetched(b.0, b.1.clone(), None);
+        assert_eq!(cache.get(&b.0, &b.1), Some(&entry(7)));
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn a_complete_cache_answers_absent_for_what_it_never_saw() {
+        let mut cache = InvoiceCache::complete();
+        assert_eq!(cache.lookup(&center(1), &number(1)), InvoiceLookup::Absent);
+        cache.insert(center(1), &number(1), entry(1));
+        assert_eq!(cache.get(&center(1), &number(1)), Some(&entry(1)));
+        assert!(cache.knows(&center(2), &number(1)));
+    }
+
+    #[test]
+    fn the_fold_fills_a_prefetched_slot_in_place_and_updates_it() {
+        let mut cache = InvoiceCache::bounded();
+        cache.prefetched(center(3), number(9), None);
+        cache.insert(center(3), &number(9), entry(11));
+        assert_eq!(
+            cache.len(),
+            1,
+            "the absent slot was filled, not a second one made"
+        );
+        cache.update(&center(3), &number(9), |held| held.reversed_at = Some(12));
+        assert_eq!(
+            cache
+                .get(&center(3), &number(9))
+                .and_then(|held| held.reversed_at),
+            Some(12)
+        );
+        // An update of a key not held is ignored (a bounded cache may not hold it).
+        cache.update(&center(3), &number(10), |held| held.reversed_at = Some(13));
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn the_same_number_at_two_centers_is_two_invoices() {
+        let mut cache = InvoiceCache::complete();
+        cache.insert(center(1), &number(5), entry(1));
+        cache.insert(center(2), &number(5), entry(2));
+        assert_eq!(cache.get(&center(1), &number(5)), Some(&entry(1)));
+        assert_eq!(cache.get(&center(2), &number(5)), Some(&entry(2)));
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn clearing_forgets_everything_and_keeps_its_room() {
+        let mut cache = InvoiceCache::bounded();
+        cache.clear(64);
+        for index in 0..70 {
+            cache.insert(center(1), &number(index), entry(index));
+        }
+        assert_eq!(cache.len(), 70);
+        assert!((0..70).all(|index| cache.get(&center(1), &number(index)) == Some(&entry(index))));
+        cache.clear(64);
+        assert!(cache.is_empty());
+        assert_eq!(
+            cache.lookup(&center(1), &number(3)),
+            InvoiceLookup::NotPrefetched
+        );
+        // Filled again: the room it kept (grown once past 64) is reused, not replaced.
+        cache.insert(center(1), &number(1), entry(1));
+        let room = cache.invoices.capacity();
+        assert!(room >= 64, "room {room}");
+        for index in 2..64 {
+            cache.insert(center(1), &number(index), entry(index));
+        }
+        assert_eq!(cache.invoices.capacity(), room);
+        // A much smaller room is taken anew at the next invoice.
+        cache.clear(4);
+        cache.insert(center(1), &number(1), entry(1));
+        assert_eq!(cache.invoices.capacity(), 4);
+    }
+
+    #[test]
+    #[should_panic(expected = "only a bounded invoice cache may be emptied")]
+    fn a_complete_cache_refuses_to_forget() {
+        InvoiceCache::complete().clear(8);
+    }
+
+    #[test]
+    fn equality_does_not_depend_on_the_order_invoices_became_known() {
+        let (mut first, mut second) = (InvoiceCache::bounded(), InvoiceCache::bounded());
+        first.prefetched(center(1), number(1), None);
+        first.insert(center(1), &number(2), entry(2));
+        second.insert(center(1), &number(2), entry(2));
+        second.prefetched(center(1), number(1), None);
+        assert_eq!(first, second);
+        second.insert(center(1), &number(1), entry(1));
+        assert_ne!(first, second, "an absent slot differs from a found one");
+        assert_ne!(InvoiceCache::bounded(), InvoiceCache::complete());
+    }
+
+    #[test]
+    fn entries_come_in_the_order_they_became_known_without_the_absent_ones() {
+        let mut cache = InvoiceCache::bounded();
+        cache.insert(center(1), &number(3), entry(3));
+        cache.prefetched(center(1), number(1), None);
+        cache.insert(center(2), &number(2), entry(2));
+        let numbers: Vec<u64> = cache.entries().map(|(_, _, held)| held.sequence).collect();
+        assert_eq!(numbers, [3, 2]);
+    }
+
+    /// What a cache is told, in any order: the model is a map of keys to slots.
+    #[derive(Clone, Debug)]
+    enum Told {
+        Mark {
+            center: u64,
+            number: u64,
+            may_exist: bool,
+        },
+        Prefetched {
+            center: u64,
+            number: u64,
+            found: Option<u64>,
+        },
+        Insert {
+            center: u64,
+            number: u64,
+            sequence: u64,
+        },
+        Reverse {
+            center: u64,
+            number: u64,
+            at: u64,
+        },
+        Clear {
+            room: usize,
+        },
+    }
+
+    fn told() -> impl Strategy<Value = Told> {
+        // Few keys, so the same invoice comes back often.
+        let key = (0..3u64, 0..40u64);
+        prop_oneof![
+            (key.clone(), any::<bool>()).prop_map(|((center, number), may_exist)| Told::Mark {
+                center,
+                number,
+                may_exist
+            }),
+            (key.clone(), proptest::option::of(0..1_000u64)).prop_map(
+                |((center, number), found)| Told::Prefetched {
+                    center,
+                    number,
+                    found
+                }
+            ),
+            (key.clone(), 0..1_000u64).prop_map(|((center, number), sequence)| Told::Insert {
+                center,
+                number,
+                sequence
+            }),
+            (key, 0..1_000u64).prop_map(|((center, number), at)| Told::Reverse {
+                center,
+                number,
+                at
+            }),
+            (0..64usize).prop_map(|room| Told::Clear { room }),
+        ]
+    }
+
+    proptest! {
+        /// The cache answers every lookup as a map of its keys would, however it was
+        /// filled, emptied and refilled (its room outgrown or not).
+        #[test]
+        fn the_cache_answers_as_a_map_would(steps in proptest::collection::vec(told(), 1..300)) {
+            let mut cache = InvoiceCache::bounded();
+            let mut model: HashMap<(Uscc, InvoiceNumber), Option<InvoiceEntry>> = HashMap::new();
+            for step in steps {
+                match step {
+                    Told::Mark { center: c, number: n, may_exist } => {
+                        let key = (center(c), number(n));
+                        let must_read = cache.mark_absent_unless_known(&key.0, &key.1, || may_exist);
+                        let held = model.contains_key(&key);
+                        prop_assert_eq!(must_read, !held && may_exist);
+                        if !held && !may_exist {
+                            model.insert(key, None);
+                        }
+                    }
+                    Told::Prefetched { center: c, number: n, found } => {
+                        let key = (center(c), number(n));
+                        cache.prefetched(key.0, key.1.clone(), found.map(entry));
+                        model.entry(key).or_insert(found.map(entry));
+                    }
+                    Told::Insert { center: c, number: n, sequence } => {
+                        let key = (center(c), number(n));
+                        cache.insert(key.0, &key.1, entry(sequence));
+                        model.insert(key, Some(entry(sequence)));
+                    }
+                    Told::Reverse { center: c, number: n, at } => {
+                        let key = (center(c), number(n));
+                        cache.update(&key.0, &key.1, |held| held.reversed_at = Some(at));
+                        if let Some(Some(held)) = model.get_mut(&key) {
+                            held.reversed_at = Some(at);
+                        }
+                    }
+                    Told::Clear { room } => {
+                        cache.clear(room);
+                        model.clear();
+                    }
+                }
+                prop_assert_eq!(cache.len(), model.len());
+            }
+            for c in 0..3 {
+                for n in 0..40 {
+                    let key = (center(c), number(n));
+                    let expected = match model.get(&key) {
+                        Some(Some(held)) => InvoiceLookup::Found(held),
+                        Some(None) => InvoiceLookup::Absent,
+                        None => InvoiceLookup::NotPrefetched,
+                    };
+                    prop_assert_eq!(cache.lookup(&key.0, &key.1), expected);
+                }
+            }
+            let mut held: Vec<u64> = cache.entries().map(|(_, _, entry)| entry.sequence).collect();
+            let mut modelled: Vec<u64> = model.values().flatten().map(|entry| entry.sequence).collect();
+            held.sort_unstable();
+            modelled.sort_unstable();
+            prop_assert_eq!(held, modelled);
+        }
     }
 }
