@@ -480,6 +480,47 @@ fn an_invoice_written_after_the_filter_was_filled_is_never_called_absent() {
 const FIXTURE: &str = "tests/fixtures/log-v1.records";
 
 /// The records of `scenario_commands(3)`, each preceded by its sequence and length.
+#[test]
+fn a_batch_of_refusals_keeps_the_invoice_cache_within_its_limit() {
+    // Given a ledger whose cache keeps two invoices, and a center with no such voucher
+    let directory = tempfile::tempdir().expect("tempdir");
+    let (mut ledger, _) = Ledger::open(
+        directory.path(),
+        LedgerOptions {
+            invoice_cache_limit: 2,
+            ..options(1_000_000)
+        },
+    )
+    .expect("open");
+    let at = Timestamp(1_767_225_600_000);
+    let setup: Vec<Envelope> = registration_commands()
+        .into_iter()
+        .map(|command| Envelope::new(at, command))
+        .collect();
+    for reply in ledger.submit(&setup).expect("submit") {
+        reply.expect("accepted");
+    }
+    // when batch after batch names new invoices that are all refused (nothing is
+    // written, but the prefetch marked each one absent)
+    for batch in 0..5 {
+        let refused: Vec<Envelope> = (0..10)
+            .map(|number| Envelope::new(at, post(1, 99, &format!("R-{batch}-{number}"), "1.00")))
+            .collect();
+        for reply in ledger.submit(&refused).expect("submit") {
+            assert_eq!(
+                reply.expect_err("refused").code,
+                RejectionCode::VoucherNotFound
+            );
+        }
+        // then the cache is emptied as after a written batch, not grown by each
+        assert!(
+            ledger.state().invoices_in_memory() <= 2,
+            "batch {batch}: {} invoices in memory",
+            ledger.state().invoices_in_memory()
+        );
+    }
+}
+
 fn encode_fixture_log() -> Vec<u8> {
     let mut state = LedgerState::new();
     let mut events = Vec::new();

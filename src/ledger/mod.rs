@@ -32,7 +32,9 @@ pub use reader::LedgerReader;
 use crate::domain::{Command, Envelope, Event, InvoiceEntry, InvoiceNumber, LedgerState};
 use crate::domain::{ProgrammeYear, Rejection, Reply, SequencedEvent, StateImage, Uscc};
 pub use crate::limits::SUBMIT_BATCH_LIMIT;
-use crate::limits::{INVOICE_CACHE_DEFAULT, SNAPSHOTS_KEPT_DEFAULT, SNAPSHOT_INTERVAL_DEFAULT};
+use crate::limits::{
+    INVOICE_CACHE_DEFAULT, INVOICE_CACHE_MAX, SNAPSHOTS_KEPT_DEFAULT, SNAPSHOT_INTERVAL_DEFAULT,
+};
 use crate::storage::checkpoint::CheckpointSigner;
 use crate::storage::record::{genesis_chain_hash, ChainHash};
 use crate::storage::{CommitBatch, EventStore, LogError, LogPosition, RecordError, StoreError};
@@ -345,6 +347,9 @@ impl Ledger {
             }
         }
         if self.events.is_empty() {
+            // Nothing to write, but the prefetch may have marked the batch's invoices
+            // absent: the cache's limit holds for a batch of refusals too.
+            self.evict_invoice_cache_if_full();
             return Ok(());
         }
         let writing = Instant::now();
@@ -359,15 +364,19 @@ impl Ledger {
                 return Err(error.into());
             }
         }
-        {
-            let mut state = self.state.write();
-            if state.invoices_in_memory() > self.options.invoice_cache_limit {
-                state
-                    .invoice_cache_mut()
-                    .clear(invoice_cache_room(self.options.invoice_cache_limit));
-            }
-        }
+        self.evict_invoice_cache_if_full();
         Ok(())
+    }
+
+    /// Empties the invoice cache once it holds more than its limit (after a batch, so
+    /// a batch's prefetch is never evicted before it is decided).
+    fn evict_invoice_cache_if_full(&mut self) {
+        let mut state = self.state.write();
+        if state.invoices_in_memory() > self.options.invoice_cache_limit {
+            state
+                .invoice_cache_mut()
+                .clear(invoice_cache_room(self.options.invoice_cache_limit));
+        }
     }
 
     /// Writes a snapshot if `snapshot_interval` events have passed since the last one.
@@ -660,9 +669,13 @@ fn invoice_named(envelope: &Envelope) -> Option<(&Uscc, &InvoiceNumber)> {
 
 /// The room the writer's invoice cache keeps when it is emptied: its limit, plus a batch
 /// (a batch is decided before the cache is checked against its limit), so that it never
-/// grows while the ledger runs.
+/// grows while the ledger runs. A limit above the configurable maximum (the options are
+/// public; the server's configuration refuses one) reserves no more than the maximum's
+/// room: beyond it the cache grows as it fills.
 fn invoice_cache_room(invoice_cache_limit: usize) -> usize {
-    invoice_cache_limit.saturating_add(SUBMIT_BATCH_LIMIT)
+    invoice_cache_limit
+        .min(INVOICE_CACHE_MAX)
+        .saturating_add(SUBMIT_BATCH_LIMIT)
 }
 
 /// Applies every record after the state's sequence to `state`, checking density, frames

@@ -39,7 +39,7 @@ struct CachedInvoice {
 }
 
 impl CachedInvoice {
-    fn is(&self, center: &Uscc, number: &InvoiceNumber) -> bool {
+    fn has_key(&self, center: &Uscc, number: &InvoiceNumber) -> bool {
         self.center == *center && self.number.as_str() == number.as_str()
     }
 }
@@ -66,7 +66,8 @@ pub enum InvoiceLookup<'a> {
 pub struct InvoiceCache {
     /// Every invoice held, in the order it became known. Positions fit in `u32`: a
     /// bounded cache holds at most its limit plus a batch, and the limit's maximum
-    /// (`limits::INVOICE_CACHE_MAX`) is far below; a complete cache lives in tests.
+    /// (`limits::INVOICE_CACHE_MAX`) is far below; a complete cache lives in tests and
+    /// the state machine's benchmark.
     invoices: Vec<CachedInvoice>,
     /// Positions in `invoices`, by the hash of their key.
     positions: hashbrown::HashTable<u32>,
@@ -94,12 +95,12 @@ impl InvoiceCache {
         self.bounded
     }
 
-    /// The position of an invoice, if held.
-    fn position(&self, center: &Uscc, number: &InvoiceNumber) -> Option<usize> {
+    /// The position of an invoice whose key hashes to `hash`, if held.
+    fn position(&self, hash: u64, center: &Uscc, number: &InvoiceNumber) -> Option<usize> {
         let invoices = &self.invoices;
         self.positions
-            .find(key_hash(center, number), |&position| {
-                invoices[position as usize].is(center, number)
+            .find(hash, |&position| {
+                invoices[position as usize].has_key(center, number)
             })
             .map(|&position| position as usize)
     }
@@ -124,7 +125,7 @@ impl InvoiceCache {
 
     /// Looks an invoice up without building an owned key.
     pub fn lookup(&self, center: &Uscc, number: &InvoiceNumber) -> InvoiceLookup<'_> {
-        match self.position(center, number) {
+        match self.position(key_hash(center, number), center, number) {
             Some(position) => match &self.invoices[position].slot {
                 Some(entry) => InvoiceLookup::Found(entry),
                 None => InvoiceLookup::Absent,
@@ -157,14 +158,7 @@ impl InvoiceCache {
         may_exist: impl FnOnce() -> bool,
     ) -> bool {
         let hash = key_hash(center, number);
-        let invoices = &self.invoices;
-        let held = self
-            .positions
-            .find(hash, |&position| {
-                invoices[position as usize].is(center, number)
-            })
-            .is_some();
-        if held {
+        if self.position(hash, center, number).is_some() {
             return false;
         }
         if may_exist() {
@@ -184,8 +178,8 @@ impl InvoiceCache {
     /// Prefetch: records what the store's index holds for a key (`None`: not there).
     /// A key already in memory is left alone: memory is at least as new as the index.
     pub fn prefetched(&mut self, center: Uscc, number: InvoiceNumber, entry: Option<InvoiceEntry>) {
-        if self.position(&center, &number).is_none() {
-            let hash = key_hash(&center, &number);
+        let hash = key_hash(&center, &number);
+        if self.position(hash, &center, &number).is_none() {
             self.push(
                 hash,
                 CachedInvoice {
@@ -201,10 +195,10 @@ impl InvoiceCache {
     /// usually there already (prefetched as known absent): the slot is filled in place,
     /// and an owned key is built only for a key not yet held.
     pub(super) fn insert(&mut self, center: Uscc, number: &InvoiceNumber, entry: InvoiceEntry) {
-        match self.position(&center, number) {
+        let hash = key_hash(&center, number);
+        match self.position(hash, &center, number) {
             Some(position) => self.invoices[position].slot = Some(entry),
             None => {
-                let hash = key_hash(&center, number);
                 self.push(
                     hash,
                     CachedInvoice {
@@ -225,7 +219,7 @@ impl InvoiceCache {
         number: &InvoiceNumber,
         change: impl FnOnce(&mut InvoiceEntry),
     ) {
-        if let Some(position) = self.position(center, number) {
+        if let Some(position) = self.position(key_hash(center, number), center, number) {
             if let Some(entry) = &mut self.invoices[position].slot {
                 change(entry);
             }
@@ -249,8 +243,13 @@ impl InvoiceCache {
         assert!(self.bounded, "only a bounded invoice cache may be emptied");
         self.invoices.clear();
         self.positions.clear();
-        let room = self.invoices.capacity();
-        if room < capacity || room / 2 > capacity {
+        let held_capacity = self.invoices.capacity();
+        // The table is checked too: grown by doubling (a replay, a complete fill), it
+        // may hold fewer positions than the vector holds entries.
+        if held_capacity < capacity
+            || held_capacity / 2 > capacity
+            || self.positions.capacity() < capacity
+        {
             // Freed, and taken anew at the next invoice, rather than resized: a
             // reallocation would copy (and so touch) the whole old room although nothing
             // in it is kept.
@@ -279,7 +278,11 @@ impl PartialEq for InvoiceCache {
             && self.invoices.len() == other.invoices.len()
             && self.invoices.iter().all(|invoice| {
                 other
-                    .position(&invoice.center, &invoice.number)
+                    .position(
+                        key_hash(&invoice.center, &invoice.number),
+                        &invoice.center,
+                        &invoice.number,
+                    )
                     .is_some_and(|position| other.invoices[position].slot == invoice.slot)
             })
     }
@@ -404,14 +407,17 @@ mod tests {
             cache.lookup(&center(1), &number(3)),
             InvoiceLookup::NotPrefetched
         );
-        // Filled again: the room it kept (grown once past 64) is reused, not replaced.
-        cache.insert(center(1), &number(1), entry(1));
+        // Filled again: the room it kept (grown once past 64) is reused, not replaced:
+        // the same allocation, and a table that never rehashes up to the room.
         let room = cache.invoices.capacity();
+        let allocation = cache.invoices.as_ptr();
         assert!(room >= 64, "room {room}");
-        for index in 2..64 {
+        assert!(cache.positions.capacity() >= 64);
+        for index in 1..64 {
             cache.insert(center(1), &number(index), entry(index));
         }
         assert_eq!(cache.invoices.capacity(), room);
+        assert_eq!(cache.invoices.as_ptr(), allocation);
         // A much smaller room is taken anew at the next invoice.
         cache.clear(4);
         cache.insert(center(1), &number(1), entry(1));
@@ -435,6 +441,11 @@ mod tests {
         second.insert(center(1), &number(1), entry(1));
         assert_ne!(first, second, "an absent slot differs from a found one");
         assert_ne!(InvoiceCache::bounded(), InvoiceCache::complete());
+        // As many invoices, not the same ones.
+        let (mut third, mut fourth) = (InvoiceCache::bounded(), InvoiceCache::bounded());
+        third.prefetched(center(1), number(1), None);
+        fourth.prefetched(center(1), number(2), None);
+        assert_ne!(third, fourth);
     }
 
     #[test]
@@ -514,8 +525,8 @@ mod tests {
             let mut model: HashMap<(Uscc, InvoiceNumber), Option<InvoiceEntry>> = HashMap::new();
             for step in steps {
                 match step {
-                    Told::Mark { center: c, number: n, may_exist } => {
-                        let key = (center(c), number(n));
+                    Told::Mark { center: center_index, number: number_index, may_exist } => {
+                        let key = (center(center_index), number(number_index));
                         let must_read = cache.mark_absent_unless_known(&key.0, &key.1, || may_exist);
                         let held = model.contains_key(&key);
                         prop_assert_eq!(must_read, !held && may_exist);
@@ -523,18 +534,18 @@ mod tests {
                             model.insert(key, None);
                         }
                     }
-                    Told::Prefetched { center: c, number: n, found } => {
-                        let key = (center(c), number(n));
+                    Told::Prefetched { center: center_index, number: number_index, found } => {
+                        let key = (center(center_index), number(number_index));
                         cache.prefetched(key.0, key.1.clone(), found.map(entry));
                         model.entry(key).or_insert(found.map(entry));
                     }
-                    Told::Insert { center: c, number: n, sequence } => {
-                        let key = (center(c), number(n));
+                    Told::Insert { center: center_index, number: number_index, sequence } => {
+                        let key = (center(center_index), number(number_index));
                         cache.insert(key.0, &key.1, entry(sequence));
                         model.insert(key, Some(entry(sequence)));
                     }
-                    Told::Reverse { center: c, number: n, at } => {
-                        let key = (center(c), number(n));
+                    Told::Reverse { center: center_index, number: number_index, at } => {
+                        let key = (center(center_index), number(number_index));
                         cache.update(&key.0, &key.1, |held| held.reversed_at = Some(at));
                         if let Some(Some(held)) = model.get_mut(&key) {
                             held.reversed_at = Some(at);
@@ -547,9 +558,9 @@ mod tests {
                 }
                 prop_assert_eq!(cache.len(), model.len());
             }
-            for c in 0..3 {
-                for n in 0..40 {
-                    let key = (center(c), number(n));
+            for center_index in 0..3 {
+                for number_index in 0..40 {
+                    let key = (center(center_index), number(number_index));
                     let expected = match model.get(&key) {
                         Some(Some(held)) => InvoiceLookup::Found(held),
                         Some(None) => InvoiceLookup::Absent,
