@@ -386,6 +386,19 @@ fn wait_for_the_invoice_filter(ledger: &Ledger) {
     }
 }
 
+/// Options whose invoice cache keeps two invoices: nearly every lookup goes to the store.
+fn options_with_an_invoice_cache_of_two() -> LedgerOptions {
+    LedgerOptions {
+        invoice_cache_limit: 2,
+        ..options(1_000_000)
+    }
+}
+
+fn open_with_an_invoice_cache_of_two(path: &Path) -> Ledger {
+    let (ledger, _) = Ledger::open(path, options_with_an_invoice_cache_of_two()).expect("open");
+    ledger
+}
+
 #[test]
 fn once_the_invoice_filter_is_filled_every_stored_invoice_is_still_found() {
     // Given invoices written before a restart (so none is in memory)
@@ -419,14 +432,7 @@ fn once_the_invoice_filter_is_filled_every_stored_invoice_is_still_found() {
 fn an_invoice_written_after_the_filter_was_filled_is_never_called_absent() {
     // Given a ledger whose invoice filter is complete and whose cache keeps almost nothing
     let directory = tempfile::tempdir().expect("tempdir");
-    let (mut ledger, _) = Ledger::open(
-        directory.path(),
-        LedgerOptions {
-            invoice_cache_limit: 2,
-            ..options(1_000_000)
-        },
-    )
-    .expect("open");
+    let mut ledger = open_with_an_invoice_cache_of_two(directory.path());
     let at = |offset: i64| Timestamp(1_767_225_600_000 + offset);
     let mut setup: Vec<Command> = registration_commands();
     setup.push(approve(1, 1, 1, "1000000.00", "300000.00"));
@@ -475,23 +481,11 @@ fn an_invoice_written_after_the_filter_was_filled_is_never_called_absent() {
     assert!(verify(directory.path()).expect("verify").is_clean());
 }
 
-// ------------------------------------------------------------------ format fixtures
-
-const FIXTURE: &str = "tests/fixtures/log-v1.records";
-
-/// The records of `scenario_commands(3)`, each preceded by its sequence and length.
 #[test]
 fn a_batch_of_refusals_keeps_the_invoice_cache_within_its_limit() {
     // Given a ledger whose cache keeps two invoices, and a center with no such voucher
     let directory = tempfile::tempdir().expect("tempdir");
-    let (mut ledger, _) = Ledger::open(
-        directory.path(),
-        LedgerOptions {
-            invoice_cache_limit: 2,
-            ..options(1_000_000)
-        },
-    )
-    .expect("open");
+    let mut ledger = open_with_an_invoice_cache_of_two(directory.path());
     let at = Timestamp(1_767_225_600_000);
     let setup: Vec<Envelope> = registration_commands()
         .into_iter()
@@ -521,6 +515,11 @@ fn a_batch_of_refusals_keeps_the_invoice_cache_within_its_limit() {
     }
 }
 
+// ------------------------------------------------------------------ format fixtures
+
+const FIXTURE: &str = "tests/fixtures/log-v1.records";
+
+/// The records of `scenario_commands(3)`, each preceded by its sequence and length.
 fn encode_fixture_log() -> Vec<u8> {
     let mut state = LedgerState::new();
     let mut events = Vec::new();
@@ -668,10 +667,7 @@ fn an_evicted_invoice_is_prefetched_so_the_ledger_decides_as_the_pure_state_mach
         .collect();
 
     let directory = tempfile::tempdir().expect("tempdir");
-    let small_cache = LedgerOptions {
-        invoice_cache_limit: 2,
-        ..options(1_000_000)
-    };
+    let small_cache = options_with_an_invoice_cache_of_two();
     let (mut ledger, _) = Ledger::open(directory.path(), small_cache.clone()).expect("open");
     let mut durable_replies = Vec::new();
     let mut durable_events = Vec::new();
