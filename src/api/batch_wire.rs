@@ -18,7 +18,6 @@
 //! `INVALID_ARGUMENT` naming `invoices` (tonic's own message differs); invoices past the
 //! batch limit are counted, not parsed, so such a batch is refused for its size.
 
-use std::fmt::Write as _;
 use std::ops::Range;
 
 use bytes::{Buf, BufMut, Bytes};
@@ -109,7 +108,21 @@ impl InvoiceBatch {
     /// invoices kept: the caller refuses a batch whose [`InvoiceBatch::len`] is above
     /// the limit before it reads them.
     pub fn invoices(&self) -> impl ExactSizeIterator<Item = Result<InvoiceText<'_>, String>> {
-        self.invoices.iter().map(|spans| {
+        self.invoices_in(0..self.invoices.len())
+    }
+
+    /// [`InvoiceBatch::invoices`] at the positions `range` (cut to the invoices kept), so
+    /// that parts of a batch can be read on different threads.
+    pub fn invoices_in(
+        &self,
+        range: Range<usize>,
+    ) -> impl ExactSizeIterator<Item = Result<InvoiceText<'_>, String>> {
+        let end = range.end.min(self.invoices.len());
+        let kept = self
+            .invoices
+            .get(range.start.min(end)..end)
+            .unwrap_or_default();
+        kept.iter().map(|spans| {
             let field = |number: usize| -> Result<&str, String> {
                 let span = &spans[number - 1];
                 std::str::from_utf8(&self.body[span.start as usize..span.end as usize])
@@ -374,44 +387,32 @@ fn put_bool(buffer: &mut impl BufMut, tag: u32, value: bool) {
 
 /// An amount printed on the stack (no allocation per amount).
 struct MoneyText {
-    bytes: [u8; 48],
-    length: usize,
-    /// Only if the text did not fit (it always does: a `Decimal` prints at most 31
-    /// characters), so that nothing is ever cut short.
-    spilled: Option<String>,
+    bytes: [u8; Money::PLAIN_TEXT_MAX],
+    /// Where the text starts in `bytes` (it runs to the end).
+    start: usize,
+    /// Only for an amount [`Money::print_plain`] does not print (no constructor makes
+    /// one), printed by `Display` instead.
+    general: Option<String>,
 }
 
 impl MoneyText {
     fn of(money: Money) -> MoneyText {
-        let mut text = MoneyText {
-            bytes: [0; 48],
-            length: 0,
-            spilled: None,
-        };
-        if write!(text, "{money}").is_err() {
-            text.spilled = Some(money.to_string());
+        let mut bytes = [0; Money::PLAIN_TEXT_MAX];
+        let start = money
+            .print_plain(&mut bytes)
+            .map(|text| Money::PLAIN_TEXT_MAX - text.len());
+        MoneyText {
+            bytes,
+            start: start.unwrap_or(Money::PLAIN_TEXT_MAX),
+            general: start.is_none().then(|| money.to_string()),
         }
-        text
     }
 
     fn as_bytes(&self) -> &[u8] {
-        match &self.spilled {
+        match &self.general {
             Some(text) => text.as_bytes(),
-            None => &self.bytes[..self.length],
+            None => &self.bytes[self.start..],
         }
-    }
-}
-
-impl std::fmt::Write for MoneyText {
-    fn write_str(&mut self, text: &str) -> std::fmt::Result {
-        let end = self.length + text.len();
-        let target = self
-            .bytes
-            .get_mut(self.length..end)
-            .ok_or(std::fmt::Error)?;
-        target.copy_from_slice(text.as_bytes());
-        self.length = end;
-        Ok(())
     }
 }
 

@@ -247,42 +247,53 @@ impl Money {
     }
 }
 
-impl fmt::Display for Money {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Every reply carries two amounts: printing yuan and fen as integers skips
-        // `Decimal`'s general formatting (~1% of the server on the batched path). The
-        // general path stays for what no constructor makes (another scale, a sign).
-        if self.0.scale() == 2 && !self.0.is_sign_negative() {
-            if let Ok(fen) = u64::try_from(self.0.mantissa()) {
-                // Digits written backwards into a buffer and handed over as one `str`:
-                // `write!` with two integer arguments cost ~2% of the server's samples
-                // (three amounts per invoice in a `PostInvoices` answer).
-                let mut buffer = [0u8; 24];
-                let mut start = buffer.len();
-                let mut rest = fen;
-                // Two digits of fen, the point, then the yuan (at least one digit).
-                for _ in 0..2 {
-                    start -= 1;
-                    buffer[start] = b'0' + (rest % 10) as u8;
-                    rest /= 10;
-                }
-                start -= 1;
-                buffer[start] = b'.';
-                loop {
-                    start -= 1;
-                    buffer[start] = b'0' + (rest % 10) as u8;
-                    rest /= 10;
-                    if rest == 0 {
-                        break;
-                    }
-                }
-                return match std::str::from_utf8(&buffer[start..]) {
-                    Ok(text) => formatter.write_str(text),
-                    Err(_) => Err(fmt::Error),
-                };
+impl Money {
+    /// Room for the longest text [`Money::print_plain`] writes: `u64::MAX` fen prints as
+    /// 21 characters (18 digits of yuan, the point, two of fen).
+    pub const PLAIN_TEXT_MAX: usize = 24;
+
+    /// Writes the amount as [`Display`](fmt::Display) prints it into the end of
+    /// `buffer` and returns that text, or `None` for an amount no constructor makes
+    /// (another scale, a sign), which only the general formatting prints. Every
+    /// `PostInvoices` answer prints three amounts per invoice: going through
+    /// `core::fmt` for each cost ~2% of the network thread's time (issue 12).
+    pub fn print_plain(self, buffer: &mut [u8; Money::PLAIN_TEXT_MAX]) -> Option<&str> {
+        if self.0.scale() != 2 || self.0.is_sign_negative() {
+            return None;
+        }
+        let fen = u64::try_from(self.0.mantissa()).ok()?;
+        // Digits written backwards: two of fen, the point, then the yuan (at least one).
+        let mut start = buffer.len();
+        let mut rest = fen;
+        for _ in 0..2 {
+            start -= 1;
+            buffer[start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        start -= 1;
+        buffer[start] = b'.';
+        loop {
+            start -= 1;
+            buffer[start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
             }
         }
-        write!(formatter, "{:.2}", self.0)
+        std::str::from_utf8(&buffer[start..]).ok()
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Yuan and fen printed as integers skip `Decimal`'s general formatting (~1% of
+        // the server on the batched path); the general path stays for what no
+        // constructor makes.
+        let mut buffer = [0u8; Money::PLAIN_TEXT_MAX];
+        match self.print_plain(&mut buffer) {
+            Some(text) => formatter.write_str(text),
+            None => write!(formatter, "{:.2}", self.0),
+        }
     }
 }
 
@@ -503,6 +514,22 @@ mod tests {
         assert_eq!(Money::ZERO.to_string(), "0.00");
         assert_eq!(money("1234.5").to_string(), "1234.50");
         assert_eq!(money("0.07").to_string(), "0.07");
+    }
+
+    #[test]
+    fn plain_printing_fits_the_largest_amount_and_leaves_other_scales_to_decimal() {
+        let mut buffer = [0u8; Money::PLAIN_TEXT_MAX];
+        let largest = Money(Decimal::from_i128_with_scale(i128::from(u64::MAX), 2));
+        assert_eq!(
+            largest.print_plain(&mut buffer),
+            Some("184467440737095516.15")
+        );
+        assert_eq!(largest.to_string(), format!("{:.2}", largest.0));
+        for unusual in [Decimal::new(5, 3), Decimal::new(-5, 2), Decimal::new(7, 0)] {
+            let money = Money(unusual);
+            assert_eq!(money.print_plain(&mut buffer), None, "{unusual}");
+            assert_eq!(money.to_string(), format!("{unusual:.2}"));
+        }
     }
 
     #[test]

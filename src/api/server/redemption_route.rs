@@ -17,10 +17,10 @@ use std::task::{Context, Poll};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
-use crate::api::auth::principal;
+use crate::api::auth::{principal, Principal};
 use crate::api::batch_wire::{BatchAnswer, InvoiceBatch, PostInvoicesCodec};
 use crate::api::proto::redemption_service_server::RedemptionServiceServer;
-use crate::api::services::{origin_of, Api};
+use crate::api::services::{origin_of, Api, ConvertedInvoices};
 
 /// The path of the batched call, as the generated server matches it.
 pub const POST_INVOICES_PATH: &str = "/voucher.v1.RedemptionService/PostInvoices";
@@ -84,6 +84,12 @@ where
 /// `PostInvoices` over [`InvoiceBatch`] and [`BatchAnswer`].
 struct PostInvoicesFastPath(Arc<Api>);
 
+/// From this many invoices a batch's second half is parsed on another thread while the
+/// network thread parses the first. Parsing costs ~0.35 µs an invoice here, handing the
+/// half over ~20 µs; at one connection nothing else runs while a batch is parsed, and
+/// parsing 8,189 invoices (~3 ms) was a tenth of the batch's round trip.
+const CONVERT_IN_TWO_FROM: usize = 1024;
+
 impl UnaryService<InvoiceBatch> for PostInvoicesFastPath {
     type Response = BatchAnswer;
     type Future = BoxFuture<Result<Response<BatchAnswer>, Status>>;
@@ -92,13 +98,164 @@ impl UnaryService<InvoiceBatch> for PostInvoicesFastPath {
         let api = Arc::clone(&self.0);
         Box::pin(async move {
             let caller = principal(&request)?.clone();
-            let batch = request.get_ref();
+            let (metadata, extensions, batch) = request.into_parts();
             // A batch above the limit was only counted: refuse it by its count.
             Api::check_invoice_batch_size(batch.len())?;
+            let converted = convert_in_two(caller, Arc::new(batch)).await?;
+            let request = Request::from_parts(metadata, extensions, ());
             let answer = api
-                .post_invoice_batch(&caller, || origin_of(&request), batch.invoices())
+                .submit_invoice_batch(|| origin_of(&request), converted)
                 .await?;
             Ok(Response::new(answer))
         })
+    }
+}
+
+/// Parses a batch's invoices, the second half on a blocking thread beside this one once
+/// the batch holds [`CONVERT_IN_TWO_FROM`] invoices. The halves are joined in order, and
+/// a refusal in the first half wins over one in the second, as if they were read in one
+/// pass.
+async fn convert_in_two(
+    caller: Principal,
+    batch: Arc<InvoiceBatch>,
+) -> Result<ConvertedInvoices, Status> {
+    let count = batch.len();
+    if count < CONVERT_IN_TWO_FROM {
+        return ConvertedInvoices::convert(&caller, batch.invoices(), 0);
+    }
+    let middle = count / 2;
+    let second_half = {
+        let (caller, batch) = (caller.clone(), Arc::clone(&batch));
+        tokio::task::spawn_blocking(move || {
+            ConvertedInvoices::convert(&caller, batch.invoices_in(middle..count), middle)
+        })
+    };
+    let first_half = ConvertedInvoices::convert(&caller, batch.invoices_in(0..middle), 0);
+    // Awaited even when the first half failed, so that no parsing outlives the call.
+    let second_half = second_half.await.map_err(|error| {
+        Status::internal(format!("parsing the batch's second half failed: {error}"))
+    })?;
+    let mut converted = first_half?;
+    converted.append(second_half?);
+    debug_assert_eq!(converted.len(), count, "every item of the batch has a slot");
+    Ok(converted)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use prost::Message;
+
+    use super::*;
+    use crate::api::auth::Role;
+    use crate::api::proto;
+    use crate::domain::Uscc;
+
+    fn center(body: &str) -> Uscc {
+        Uscc::from_body(body).expect("a valid USCC body")
+    }
+
+    fn caller() -> Principal {
+        let ours = center("91330100MA2H00001");
+        Principal {
+            name: ours.to_string(),
+            role: Role::Center,
+            subject: Some(ours),
+        }
+    }
+
+    /// `count` invoices of the caller's center, every seventh with an amount that does not
+    /// parse (answered `invalid`: a foreign one among them is refused for its amount, not
+    /// its center), and those at `foreign` naming another center.
+    fn batch(count: usize, foreign: &[usize]) -> Arc<InvoiceBatch> {
+        let (ours, theirs) = (center("91330100MA2H00001"), center("91330106MA0000001"));
+        let invoices = (0..count)
+            .map(|number| proto::Invoice {
+                center: if foreign.contains(&number) {
+                    &theirs
+                } else {
+                    &ours
+                }
+                .to_string(),
+                voucher_id: "0195f2c8-7a31-7d2e-9a55-5b1f0e8d3c21".into(),
+                invoice_number: format!("发票-{number}"),
+                amount: if number % 7 == 3 {
+                    format!("{number}.2.5")
+                } else {
+                    format!("{number}.25")
+                },
+                issue_date: "2026-03-31".into(),
+                delivery_proof: "验收单 A-7".into(),
+                invoice_code: String::new(),
+                payment_proof: String::new(),
+            })
+            .collect();
+        let body = proto::PostInvoicesRequest { invoices }.encode_to_vec();
+        Arc::new(InvoiceBatch::decode(Bytes::from(body)).expect("a well-formed request"))
+    }
+
+    fn in_one_pass(batch: &InvoiceBatch) -> Result<ConvertedInvoices, Status> {
+        ConvertedInvoices::convert(&caller(), batch.invoices(), 0)
+    }
+
+    #[tokio::test]
+    async fn a_batch_parsed_in_two_halves_is_the_batch_parsed_in_one_pass() {
+        let sizes = [
+            1,
+            CONVERT_IN_TWO_FROM - 1,
+            CONVERT_IN_TWO_FROM,
+            CONVERT_IN_TWO_FROM + 1,
+            8_189,
+        ];
+        for count in sizes {
+            let batch = batch(count, &[]);
+            let halves = convert_in_two(caller(), Arc::clone(&batch))
+                .await
+                .expect("no foreign invoice");
+            let whole = in_one_pass(&batch).expect("no foreign invoice");
+            assert_eq!(halves.len(), count);
+            // `assert!`, not `assert_eq!`: a failure would print 8,189 items twice.
+            assert!(
+                halves == whole,
+                "{count} invoices: the halves differ from one pass"
+            );
+            // The invalid items of the second half name their place in the whole batch.
+            if count > CONVERT_IN_TWO_FROM {
+                let last_invalid = (0..count).rev().find(|number| number % 7 == 3);
+                let expected = format!("invoices[{}]:", last_invalid.unwrap_or_default());
+                assert!(
+                    halves
+                        .invalid_messages()
+                        .any(|message| message.starts_with(&expected)),
+                    "{expected} among the answers of {count} invoices"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_foreign_invoice_in_either_half_refuses_the_batch_and_the_first_is_named() {
+        for (foreign, named) in [
+            (vec![5_000], 5_000),
+            (vec![11], 11),
+            (vec![11, 5_000], 11),
+            (vec![4_094, 4_095], 4_094),
+        ] {
+            let batch = batch(8_189, &foreign);
+            let Err(refusal) = convert_in_two(caller(), Arc::clone(&batch)).await else {
+                panic!("a foreign invoice at {foreign:?} did not refuse the batch");
+            };
+            assert_eq!(refusal.code(), tonic::Code::PermissionDenied);
+            let expected = format!("invoices[{named}]:");
+            assert!(
+                refusal.message().starts_with(&expected),
+                "{foreign:?}: {}",
+                refusal.message()
+            );
+            let Err(one_pass) = in_one_pass(&batch) else {
+                panic!("a foreign invoice at {foreign:?} did not refuse the batch in one pass");
+            };
+            assert_eq!(refusal.message(), one_pass.message());
+        }
     }
 }

@@ -11,6 +11,8 @@ mod registry;
 mod settlement;
 mod voucher;
 
+pub(crate) use redemption::ConvertedInvoices;
+
 use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;

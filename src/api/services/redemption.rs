@@ -36,6 +36,81 @@ fn accepted_answer(reply: &Reply, amount: Money, payee: Payee) -> AcceptedInvoic
     }
 }
 
+/// A batch's items parsed into commands, before they are submitted: one slot per item
+/// in order (`Some` for an item answered `invalid`), and per command its amount and
+/// voucher, which the answer needs.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct ConvertedInvoices {
+    results: Vec<Option<InvoiceAnswer>>,
+    commands: Vec<Command>,
+    amounts: Vec<Money>,
+    vouchers: Vec<VoucherId>,
+}
+
+impl ConvertedInvoices {
+    /// Parses `items`, the batch's items from index `first_index` on (the index names
+    /// an item in its `invalid` answer and in the refusal). Fails if one of them names
+    /// a center other than the caller's: one foreign invoice refuses the whole batch.
+    pub(crate) fn convert<'a>(
+        caller: &crate::api::auth::Principal,
+        items: impl ExactSizeIterator<Item = Result<convert::InvoiceText<'a>, String>>,
+        first_index: usize,
+    ) -> Result<ConvertedInvoices, Status> {
+        let mut converted = ConvertedInvoices {
+            results: Vec::with_capacity(items.len()),
+            commands: Vec::with_capacity(items.len()),
+            amounts: Vec::with_capacity(items.len()),
+            vouchers: Vec::with_capacity(items.len()),
+        };
+        for (index, item) in (first_index..).zip(items) {
+            match item.and_then(|text| {
+                convert::invoice_from_text(text).map_err(|status| status.message().to_string())
+            }) {
+                Ok(invoice) => {
+                    caller
+                        .require_center_writer(&invoice.center, "post invoices")
+                        .map_err(|status| {
+                            Status::permission_denied(format!(
+                                "invoices[{index}]: {}",
+                                status.message()
+                            ))
+                        })?;
+                    converted.amounts.push(invoice.amount);
+                    converted.vouchers.push(invoice.voucher);
+                    converted.commands.push(Command::PostInvoice(invoice));
+                    converted.results.push(None);
+                }
+                Err(message) => converted.results.push(Some(InvoiceAnswer::Invalid(format!(
+                    "invoices[{index}]: {message}"
+                )))),
+            }
+        }
+        Ok(converted)
+    }
+
+    /// The items of the batch that follow these, converted apart, appended in order.
+    pub(crate) fn append(&mut self, later: ConvertedInvoices) {
+        self.results.extend(later.results);
+        self.commands.extend(later.commands);
+        self.amounts.extend(later.amounts);
+        self.vouchers.extend(later.vouchers);
+    }
+
+    /// How many items these are (parsed or not).
+    pub(crate) fn len(&self) -> usize {
+        self.results.len()
+    }
+
+    /// The reasons given for the items that did not parse, in order.
+    #[cfg(test)]
+    pub(crate) fn invalid_messages(&self) -> impl Iterator<Item = &str> {
+        self.results.iter().filter_map(|slot| match slot {
+            Some(InvoiceAnswer::Invalid(message)) => Some(message.as_str()),
+            _ => None,
+        })
+    }
+}
+
 /// Who is paid for each voucher's invoices (the center for an unknown voucher: its
 /// invoice was refused, and the answer carries no amounts that depend on it).
 fn payees_of(state: &LedgerState, vouchers: &[VoucherId]) -> Vec<Payee> {
@@ -80,34 +155,23 @@ impl Api {
         items: impl ExactSizeIterator<Item = Result<convert::InvoiceText<'a>, String>>,
     ) -> Result<BatchAnswer, Status> {
         Api::check_invoice_batch_size(items.len())?;
-        let mut results: Vec<Option<InvoiceAnswer>> = Vec::with_capacity(items.len());
-        let mut commands = Vec::with_capacity(items.len());
-        let mut amounts = Vec::with_capacity(items.len());
-        let mut vouchers = Vec::with_capacity(items.len());
-        for (index, item) in items.enumerate() {
-            match item.and_then(|text| {
-                convert::invoice_from_text(text).map_err(|status| status.message().to_string())
-            }) {
-                Ok(invoice) => {
-                    // One foreign invoice refuses the whole batch: nothing is written.
-                    caller
-                        .require_center_writer(&invoice.center, "post invoices")
-                        .map_err(|status| {
-                            Status::permission_denied(format!(
-                                "invoices[{index}]: {}",
-                                status.message()
-                            ))
-                        })?;
-                    amounts.push(invoice.amount);
-                    vouchers.push(invoice.voucher);
-                    commands.push(Command::PostInvoice(invoice));
-                    results.push(None);
-                }
-                Err(message) => results.push(Some(InvoiceAnswer::Invalid(format!(
-                    "invoices[{index}]: {message}"
-                )))),
-            }
-        }
+        let converted = ConvertedInvoices::convert(caller, items, 0)?;
+        self.submit_invoice_batch(origin, converted).await
+    }
+
+    /// Submits a batch's converted invoices as one batch and answers every item in
+    /// order once it is durable (the items that did not parse with their reason).
+    pub(crate) async fn submit_invoice_batch(
+        &self,
+        origin: impl FnOnce() -> Result<Origin, Status>,
+        converted: ConvertedInvoices,
+    ) -> Result<BatchAnswer, Status> {
+        let ConvertedInvoices {
+            results,
+            commands,
+            amounts,
+            vouchers,
+        } = converted;
         let replies = if commands.is_empty() {
             Vec::new()
         } else {
