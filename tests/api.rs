@@ -420,6 +420,94 @@ async fn full_programme_cycle_over_grpc() {
     assert!(report.is_clean(), "{:?}", report.problems);
 }
 
+/// A batch large enough to be parsed in two halves on the server (1,024 invoices or more)
+/// is answered as one: in order, each `invalid` answer naming its place in the whole
+/// batch, a repeat in the second half answered with the first half's sequence, and a
+/// foreign invoice in the second half refusing the whole batch by its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_parsed_in_two_halves_is_answered_as_one() {
+    let server = TestServer::start().await;
+    let voucher_id = seed(&server).await;
+    let (unparsable, repeat_of_five) = ([10, 1_200], 1_300);
+    let invoices: Vec<Invoice> = (0..1_500)
+        .map(|n| {
+            let number = if n == repeat_of_five { 5 } else { n };
+            let amount = if unparsable.contains(&n) {
+                "1.0.0"
+            } else {
+                "1.00"
+            };
+            invoice(1, &voucher_id, &format!("HALF-{number}"), amount)
+        })
+        .collect();
+    let answer = server
+        .redemption()
+        .post_invoices(authed(
+            CENTER_1,
+            PostInvoicesRequest {
+                invoices: invoices.clone(),
+            },
+        ))
+        .await
+        .expect("batch")
+        .into_inner();
+    assert_eq!(answer.results.len(), 1_500);
+    let mut sequences = Vec::new();
+    for (n, result) in answer.results.iter().enumerate() {
+        match &result.result {
+            Some(invoice_result::Result::Invalid(message)) => {
+                assert!(unparsable.contains(&n), "invoice {n}: {message}");
+                assert!(message.starts_with(&format!("invoices[{n}]:")), "{message}");
+            }
+            Some(invoice_result::Result::Accepted(accepted)) => {
+                assert_eq!(accepted.subsidy, "0.30", "invoice {n}");
+                assert_eq!(accepted.duplicate, n == repeat_of_five, "invoice {n}");
+                sequences.push((n, accepted.sequence));
+            }
+            other => panic!("invoice {n}: {other:?}"),
+        }
+    }
+    assert_eq!(sequences.len(), 1_500 - unparsable.len());
+    let sequence_of = |wanted: usize| {
+        sequences
+            .iter()
+            .find(|(n, _)| *n == wanted)
+            .map(|(_, sequence)| *sequence)
+    };
+    assert_eq!(sequence_of(repeat_of_five), sequence_of(5));
+    // Every new invoice was recorded in the batch's order.
+    let new: Vec<u64> = sequences
+        .iter()
+        .filter(|(n, _)| *n != repeat_of_five)
+        .map(|(_, sequence)| *sequence)
+        .collect();
+    assert!(new.windows(2).all(|pair| pair[0] < pair[1]), "{new:?}");
+
+    let before = log_end(&server).await;
+    let mut foreign = invoices;
+    for (n, item) in foreign.iter_mut().enumerate() {
+        item.invoice_number = format!("OTHER-{n}");
+    }
+    foreign[1_400].center = center_code(2);
+    let refusal = server
+        .redemption()
+        .post_invoices(authed(CENTER_1, PostInvoicesRequest { invoices: foreign }))
+        .await
+        .expect_err("a foreign invoice refuses the batch");
+    assert_eq!(refusal.code(), Code::PermissionDenied);
+    assert!(
+        refusal.message().starts_with("invoices[1400]:"),
+        "{}",
+        refusal.message()
+    );
+    assert_eq!(
+        log_end(&server).await,
+        before,
+        "nothing of a refused batch is written"
+    );
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_role_may_do_only_its_part() {
     let server = TestServer::start().await;

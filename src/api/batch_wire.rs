@@ -392,7 +392,7 @@ struct MoneyText {
     start: usize,
     /// Only for an amount [`Money::print_plain`] does not print (no constructor makes
     /// one), printed by `Display` instead.
-    general: Option<String>,
+    display_fallback: Option<String>,
 }
 
 impl MoneyText {
@@ -404,12 +404,12 @@ impl MoneyText {
         MoneyText {
             bytes,
             start: start.unwrap_or(Money::PLAIN_TEXT_MAX),
-            general: start.is_none().then(|| money.to_string()),
+            display_fallback: start.is_none().then(|| money.to_string()),
         }
     }
 
     fn as_bytes(&self) -> &[u8] {
-        match &self.general {
+        match &self.display_fallback {
             Some(text) => text.as_bytes(),
             None => &self.bytes[self.start..],
         }

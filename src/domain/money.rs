@@ -53,6 +53,41 @@ impl std::hash::Hash for Money {
 }
 
 impl Money {
+    /// Room for the longest text [`Money::print_plain`] writes: `u64::MAX` fen prints as
+    /// 21 characters (18 digits of yuan, the point, two of fen).
+    pub const PLAIN_TEXT_MAX: usize = 24;
+
+    /// Writes the amount as [`Display`](fmt::Display) prints it into the end of
+    /// `buffer` and returns that text, or `None` for an amount no constructor makes
+    /// (another scale, a sign), which only the general formatting prints. Every
+    /// `PostInvoices` answer prints three amounts per invoice: going through
+    /// `core::fmt` for each cost ~2% of the network thread's time (issue 12).
+    pub fn print_plain(self, buffer: &mut [u8; Money::PLAIN_TEXT_MAX]) -> Option<&str> {
+        if self.0.scale() != 2 || self.0.is_sign_negative() {
+            return None;
+        }
+        let fen = u64::try_from(self.0.mantissa()).ok()?;
+        // Digits written backwards: two of fen, the point, then the yuan (at least one).
+        let mut start = buffer.len();
+        let mut rest = fen;
+        for _ in 0..2 {
+            start -= 1;
+            buffer[start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        start -= 1;
+        buffer[start] = b'.';
+        loop {
+            start -= 1;
+            buffer[start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        std::str::from_utf8(&buffer[start..]).ok()
+    }
+
     pub const ZERO: Money = Money(Decimal::from_parts(0, 0, 0, false, 2));
 
     /// An amount of whole yuan known when the program is written (policy defaults).
@@ -247,42 +282,8 @@ impl Money {
     }
 }
 
-impl Money {
-    /// Room for the longest text [`Money::print_plain`] writes: `u64::MAX` fen prints as
-    /// 21 characters (18 digits of yuan, the point, two of fen).
-    pub const PLAIN_TEXT_MAX: usize = 24;
-
-    /// Writes the amount as [`Display`](fmt::Display) prints it into the end of
-    /// `buffer` and returns that text, or `None` for an amount no constructor makes
-    /// (another scale, a sign), which only the general formatting prints. Every
-    /// `PostInvoices` answer prints three amounts per invoice: going through
-    /// `core::fmt` for each cost ~2% of the network thread's time (issue 12).
-    pub fn print_plain(self, buffer: &mut [u8; Money::PLAIN_TEXT_MAX]) -> Option<&str> {
-        if self.0.scale() != 2 || self.0.is_sign_negative() {
-            return None;
-        }
-        let fen = u64::try_from(self.0.mantissa()).ok()?;
-        // Digits written backwards: two of fen, the point, then the yuan (at least one).
-        let mut start = buffer.len();
-        let mut rest = fen;
-        for _ in 0..2 {
-            start -= 1;
-            buffer[start] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-        }
-        start -= 1;
-        buffer[start] = b'.';
-        loop {
-            start -= 1;
-            buffer[start] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-            if rest == 0 {
-                break;
-            }
-        }
-        std::str::from_utf8(&buffer[start..]).ok()
-    }
-}
+// `u64::MAX` fen prints as 21 characters.
+const _: () = assert!(Money::PLAIN_TEXT_MAX >= 21);
 
 impl fmt::Display for Money {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -14,13 +14,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use tokio::sync::Semaphore;
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
 use crate::api::auth::{principal, Principal};
 use crate::api::batch_wire::{BatchAnswer, InvoiceBatch, PostInvoicesCodec};
 use crate::api::proto::redemption_service_server::RedemptionServiceServer;
-use crate::api::services::{origin_of, Api, ConvertedInvoices};
+use crate::api::services::{origin_of, Api, ParsedInvoices};
 
 /// The path of the batched call, as the generated server matches it.
 pub const POST_INVOICES_PATH: &str = "/voucher.v1.RedemptionService/PostInvoices";
@@ -32,6 +33,9 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 #[derive(Clone)]
 pub struct RedemptionRoute {
     api: Arc<Api>,
+    /// Permits to parse a batch's second half on a blocking thread (see
+    /// [`parse_in_two_halves`]): one per core but the network thread's.
+    parsing_helpers: Arc<Semaphore>,
     generated: RedemptionServiceServer<Api>,
     /// The largest `PostInvoices` request message read (bytes).
     max_message_bytes: usize,
@@ -39,7 +43,12 @@ pub struct RedemptionRoute {
 
 impl RedemptionRoute {
     pub fn new(api: Api, max_message_bytes: usize) -> RedemptionRoute {
+        // On two cores: one helper, the core the network thread is not on.
+        let helpers = std::thread::available_parallelism()
+            .map_or(1, |cores| cores.get().saturating_sub(1))
+            .max(1);
         RedemptionRoute {
+            parsing_helpers: Arc::new(Semaphore::new(helpers)),
             generated: RedemptionServiceServer::new(api.clone())
                 .max_decoding_message_size(max_message_bytes),
             api: Arc::new(api),
@@ -67,7 +76,10 @@ where
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         if request.uri().path() == POST_INVOICES_PATH {
-            let method = PostInvoicesFastPath(Arc::clone(&self.api));
+            let method = PostInvoicesFastPath {
+                api: Arc::clone(&self.api),
+                parsing_helpers: Arc::clone(&self.parsing_helpers),
+            };
             let max_message_bytes = self.max_message_bytes;
             Box::pin(async move {
                 let mut grpc = Grpc::new(PostInvoicesCodec)
@@ -82,63 +94,84 @@ where
 }
 
 /// `PostInvoices` over [`InvoiceBatch`] and [`BatchAnswer`].
-struct PostInvoicesFastPath(Arc<Api>);
+struct PostInvoicesFastPath {
+    api: Arc<Api>,
+    parsing_helpers: Arc<Semaphore>,
+}
 
-/// From this many invoices a batch's second half is parsed on another thread while the
+/// From this many invoices a batch's second half is parsed on a blocking thread while the
 /// network thread parses the first. Parsing costs ~0.35 µs an invoice here, handing the
 /// half over ~20 µs; at one connection nothing else runs while a batch is parsed, and
-/// parsing 8,189 invoices (~3 ms) was a tenth of the batch's round trip.
-const CONVERT_IN_TWO_FROM: usize = 1024;
+/// parsing 8,189 invoices (~3 ms) was a tenth of the batch's round trip (issue 12).
+const PARSE_IN_TWO_HALVES_FROM: usize = 1024;
 
 impl UnaryService<InvoiceBatch> for PostInvoicesFastPath {
     type Response = BatchAnswer;
     type Future = BoxFuture<Result<Response<BatchAnswer>, Status>>;
 
     fn call(&mut self, request: Request<InvoiceBatch>) -> Self::Future {
-        let api = Arc::clone(&self.0);
+        let api = Arc::clone(&self.api);
+        let parsing_helpers = Arc::clone(&self.parsing_helpers);
         Box::pin(async move {
             let caller = principal(&request)?.clone();
             let (metadata, extensions, batch) = request.into_parts();
             // A batch above the limit was only counted: refuse it by its count.
             Api::check_invoice_batch_size(batch.len())?;
-            let converted = convert_in_two(caller, Arc::new(batch)).await?;
+            let parsed = parse_in_two_halves(caller, Arc::new(batch), &parsing_helpers).await?;
+            // The origin reads the principal and the request id: the parts, without the body.
             let request = Request::from_parts(metadata, extensions, ());
             let answer = api
-                .submit_invoice_batch(|| origin_of(&request), converted)
+                .submit_invoice_batch(|| origin_of(&request), parsed)
                 .await?;
             Ok(Response::new(answer))
         })
     }
 }
 
-/// Parses a batch's invoices, the second half on a blocking thread beside this one once
-/// the batch holds [`CONVERT_IN_TWO_FROM`] invoices. The halves are joined in order, and
-/// a refusal in the first half wins over one in the second, as if they were read in one
-/// pass.
-async fn convert_in_two(
+/// Parses a batch's invoices: in one pass on this thread, or, for a batch of
+/// [`PARSE_IN_TWO_HALVES_FROM`] invoices or more while a helper permit is free, the
+/// second half on a blocking thread beside this one. A client cannot make the server
+/// start more threads than it has permits: without one the batch is parsed here. The
+/// halves are joined in order, and a refusal in the first half wins over one in the
+/// second, so the result is that of one pass.
+async fn parse_in_two_halves(
     caller: Principal,
     batch: Arc<InvoiceBatch>,
-) -> Result<ConvertedInvoices, Status> {
-    let count = batch.len();
-    if count < CONVERT_IN_TWO_FROM {
-        return ConvertedInvoices::convert(&caller, batch.invoices(), 0);
-    }
+    parsing_helpers: &Arc<Semaphore>,
+) -> Result<ParsedInvoices, Status> {
+    let count = batch.invoices().len();
+    let permit = if count >= PARSE_IN_TWO_HALVES_FROM {
+        Arc::clone(parsing_helpers).try_acquire_owned().ok()
+    } else {
+        None
+    };
+    let Some(permit) = permit else {
+        return ParsedInvoices::parse(&caller, batch.invoices(), 0);
+    };
     let middle = count / 2;
     let second_half = {
         let (caller, batch) = (caller.clone(), Arc::clone(&batch));
         tokio::task::spawn_blocking(move || {
-            ConvertedInvoices::convert(&caller, batch.invoices_in(middle..count), middle)
+            // Held until the half is parsed, even if the call was given up meanwhile.
+            let _permit = permit;
+            ParsedInvoices::parse(&caller, batch.invoices_in(middle..count), middle)
         })
     };
-    let first_half = ConvertedInvoices::convert(&caller, batch.invoices_in(0..middle), 0);
-    // Awaited even when the first half failed, so that no parsing outlives the call.
+    let first_half = ParsedInvoices::parse(&caller, batch.invoices_in(0..middle), 0);
+    // Awaited even when the first half was refused (rare), so that the call's work ends
+    // with the call.
     let second_half = second_half.await.map_err(|error| {
-        Status::internal(format!("parsing the batch's second half failed: {error}"))
+        if error.is_cancelled() {
+            Status::unavailable("the server is shutting down")
+        } else {
+            tracing::error!(%error, "parsing the second half of a PostInvoices batch failed");
+            Status::internal("parsing the batch failed")
+        }
     })?;
-    let mut converted = first_half?;
-    converted.append(second_half?);
-    debug_assert_eq!(converted.len(), count, "every item of the batch has a slot");
-    Ok(converted)
+    let mut parsed = first_half?;
+    parsed.append(second_half?);
+    debug_assert_eq!(parsed.len(), count, "every item of the batch has a slot");
+    Ok(parsed)
 }
 
 #[cfg(test)]
@@ -194,22 +227,26 @@ mod tests {
         Arc::new(InvoiceBatch::decode(Bytes::from(body)).expect("a well-formed request"))
     }
 
-    fn in_one_pass(batch: &InvoiceBatch) -> Result<ConvertedInvoices, Status> {
-        ConvertedInvoices::convert(&caller(), batch.invoices(), 0)
+    fn one_helper() -> Arc<Semaphore> {
+        Arc::new(Semaphore::new(1))
+    }
+
+    fn in_one_pass(batch: &InvoiceBatch) -> Result<ParsedInvoices, Status> {
+        ParsedInvoices::parse(&caller(), batch.invoices(), 0)
     }
 
     #[tokio::test]
     async fn a_batch_parsed_in_two_halves_is_the_batch_parsed_in_one_pass() {
         let sizes = [
             1,
-            CONVERT_IN_TWO_FROM - 1,
-            CONVERT_IN_TWO_FROM,
-            CONVERT_IN_TWO_FROM + 1,
+            PARSE_IN_TWO_HALVES_FROM - 1,
+            PARSE_IN_TWO_HALVES_FROM,
+            PARSE_IN_TWO_HALVES_FROM + 1,
             8_189,
         ];
         for count in sizes {
             let batch = batch(count, &[]);
-            let halves = convert_in_two(caller(), Arc::clone(&batch))
+            let halves = parse_in_two_halves(caller(), Arc::clone(&batch), &one_helper())
                 .await
                 .expect("no foreign invoice");
             let whole = in_one_pass(&batch).expect("no foreign invoice");
@@ -220,7 +257,7 @@ mod tests {
                 "{count} invoices: the halves differ from one pass"
             );
             // The invalid items of the second half name their place in the whole batch.
-            if count > CONVERT_IN_TWO_FROM {
+            if count > PARSE_IN_TWO_HALVES_FROM {
                 let last_invalid = (0..count).rev().find(|number| number % 7 == 3);
                 let expected = format!("invoices[{}]:", last_invalid.unwrap_or_default());
                 assert!(
@@ -234,15 +271,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn without_a_free_helper_a_large_batch_is_parsed_in_one_pass_with_the_same_result() {
+        let helpers = one_helper();
+        let taken = Arc::clone(&helpers)
+            .try_acquire_owned()
+            .expect("the only permit");
+        let batch = batch(8_189, &[]);
+        let parsed = parse_in_two_halves(caller(), Arc::clone(&batch), &helpers)
+            .await
+            .expect("no foreign invoice");
+        assert!(parsed == in_one_pass(&batch).expect("no foreign invoice"));
+        drop(taken);
+        // The permit a split takes is given back once the second half is parsed.
+        parse_in_two_halves(caller(), Arc::clone(&batch), &helpers)
+            .await
+            .expect("no foreign invoice");
+        assert_eq!(helpers.available_permits(), 1);
+    }
+
+    #[tokio::test]
     async fn a_foreign_invoice_in_either_half_refuses_the_batch_and_the_first_is_named() {
         for (foreign, named) in [
             (vec![5_000], 5_000),
             (vec![11], 11),
             (vec![11, 5_000], 11),
-            (vec![4_094, 4_095], 4_094),
+            // Either side of the middle (4,094): the first half's last and the second's first.
+            (vec![4_093, 4_094], 4_093),
         ] {
             let batch = batch(8_189, &foreign);
-            let Err(refusal) = convert_in_two(caller(), Arc::clone(&batch)).await else {
+            let Err(refusal) =
+                parse_in_two_halves(caller(), Arc::clone(&batch), &one_helper()).await
+            else {
                 panic!("a foreign invoice at {foreign:?} did not refuse the batch");
             };
             assert_eq!(refusal.code(), tonic::Code::PermissionDenied);

@@ -11,7 +11,7 @@ mod registry;
 mod settlement;
 mod voucher;
 
-pub(crate) use redemption::ConvertedInvoices;
+pub(crate) use redemption::ParsedInvoices;
 
 use std::ops::ControlFlow;
 use std::pin::Pin;

@@ -40,23 +40,23 @@ fn accepted_answer(reply: &Reply, amount: Money, payee: Payee) -> AcceptedInvoic
 /// in order (`Some` for an item answered `invalid`), and per command its amount and
 /// voucher, which the answer needs.
 #[derive(Debug, Default, PartialEq)]
-pub(crate) struct ConvertedInvoices {
+pub(crate) struct ParsedInvoices {
     results: Vec<Option<InvoiceAnswer>>,
     commands: Vec<Command>,
     amounts: Vec<Money>,
     vouchers: Vec<VoucherId>,
 }
 
-impl ConvertedInvoices {
+impl ParsedInvoices {
     /// Parses `items`, the batch's items from index `first_index` on (the index names
     /// an item in its `invalid` answer and in the refusal). Fails if one of them names
     /// a center other than the caller's: one foreign invoice refuses the whole batch.
-    pub(crate) fn convert<'a>(
+    pub(crate) fn parse<'a>(
         caller: &crate::api::auth::Principal,
         items: impl ExactSizeIterator<Item = Result<convert::InvoiceText<'a>, String>>,
         first_index: usize,
-    ) -> Result<ConvertedInvoices, Status> {
-        let mut converted = ConvertedInvoices {
+    ) -> Result<ParsedInvoices, Status> {
+        let mut parsed = ParsedInvoices {
             results: Vec::with_capacity(items.len()),
             commands: Vec::with_capacity(items.len()),
             amounts: Vec::with_capacity(items.len()),
@@ -75,21 +75,21 @@ impl ConvertedInvoices {
                                 status.message()
                             ))
                         })?;
-                    converted.amounts.push(invoice.amount);
-                    converted.vouchers.push(invoice.voucher);
-                    converted.commands.push(Command::PostInvoice(invoice));
-                    converted.results.push(None);
+                    parsed.amounts.push(invoice.amount);
+                    parsed.vouchers.push(invoice.voucher);
+                    parsed.commands.push(Command::PostInvoice(invoice));
+                    parsed.results.push(None);
                 }
-                Err(message) => converted.results.push(Some(InvoiceAnswer::Invalid(format!(
+                Err(message) => parsed.results.push(Some(InvoiceAnswer::Invalid(format!(
                     "invoices[{index}]: {message}"
                 )))),
             }
         }
-        Ok(converted)
+        Ok(parsed)
     }
 
-    /// The items of the batch that follow these, converted apart, appended in order.
-    pub(crate) fn append(&mut self, later: ConvertedInvoices) {
+    /// The items of the batch that follow these, parsed apart, appended in order.
+    pub(crate) fn append(&mut self, later: ParsedInvoices) {
         self.results.extend(later.results);
         self.commands.extend(later.commands);
         self.amounts.extend(later.amounts);
@@ -155,23 +155,23 @@ impl Api {
         items: impl ExactSizeIterator<Item = Result<convert::InvoiceText<'a>, String>>,
     ) -> Result<BatchAnswer, Status> {
         Api::check_invoice_batch_size(items.len())?;
-        let converted = ConvertedInvoices::convert(caller, items, 0)?;
-        self.submit_invoice_batch(origin, converted).await
+        let parsed = ParsedInvoices::parse(caller, items, 0)?;
+        self.submit_invoice_batch(origin, parsed).await
     }
 
-    /// Submits a batch's converted invoices as one batch and answers every item in
+    /// Submits a batch's parsed invoices as one batch and answers every item in
     /// order once it is durable (the items that did not parse with their reason).
     pub(crate) async fn submit_invoice_batch(
         &self,
         origin: impl FnOnce() -> Result<Origin, Status>,
-        converted: ConvertedInvoices,
+        parsed: ParsedInvoices,
     ) -> Result<BatchAnswer, Status> {
-        let ConvertedInvoices {
+        let ParsedInvoices {
             results,
             commands,
             amounts,
             vouchers,
-        } = converted;
+        } = parsed;
         let replies = if commands.is_empty() {
             Vec::new()
         } else {
