@@ -23,6 +23,7 @@ use std::thread::JoinHandle;
 
 use parking_lot::RwLock;
 
+use super::{note_invoice_order, InvoiceOrderPlace};
 use crate::domain::{
     Envelope, Event, InvoiceRedeemed, LedgerState, Rejection, Reply, SequencedEvent,
 };
@@ -100,6 +101,7 @@ impl RecordEncoder {
         state: &RwLock<LedgerState>,
         envelopes: &[Envelope],
         replies: &mut Vec<Result<Reply, Rejection>>,
+        order_updates: &mut Vec<InvoiceOrderPlace>,
         previous: ChainHash,
         bytes: usize,
     ) -> Result<EncodedBatch, StoreError> {
@@ -107,9 +109,20 @@ impl RecordEncoder {
         {
             let mut state = state.write();
             let mut chunk = Vec::with_capacity(ENCODE_CHUNK_EVENTS);
+            // Events of the batch in the chunks already sent: a place in the batch's
+            // events is this plus the place in the current chunk.
+            let mut sent_events = 0;
             for envelope in envelopes {
+                let first_new = chunk.len();
                 replies.push(state.execute(envelope, &mut chunk));
+                note_invoice_order(
+                    &state,
+                    &chunk[first_new..],
+                    sent_events + first_new,
+                    order_updates,
+                );
                 if chunk.len() >= ENCODE_CHUNK_EVENTS {
+                    sent_events += chunk.len();
                     let full =
                         std::mem::replace(&mut chunk, Vec::with_capacity(ENCODE_CHUNK_EVENTS));
                     self.send(EncoderJob::Chunk(full))?;
