@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 
 use parking_lot::RwLock;
 
-use super::{note_invoice_order, InvoiceOrderPlace};
+use super::{execute_noting_invoice_order, InvoiceOrderPlace};
 use crate::domain::{
     Envelope, Event, InvoiceRedeemed, LedgerState, Rejection, Reply, SequencedEvent,
 };
@@ -113,14 +113,13 @@ impl RecordEncoder {
             // events is this plus the place in the current chunk.
             let mut sent_events = 0;
             for envelope in envelopes {
-                let first_new = chunk.len();
-                replies.push(state.execute(envelope, &mut chunk));
-                note_invoice_order(
-                    &state,
-                    &chunk[first_new..],
-                    sent_events + first_new,
+                replies.push(execute_noting_invoice_order(
+                    &mut state,
+                    envelope,
+                    &mut chunk,
+                    sent_events,
                     order_updates,
-                );
+                ));
                 if chunk.len() >= ENCODE_CHUNK_EVENTS {
                     sent_events += chunk.len();
                     let full =
