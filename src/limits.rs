@@ -104,6 +104,10 @@ pub const WAL_RETAINED_BYTES_MAX: u64 = 256 << 20;
 /// the number of invoices: at 10 M invoices ~7% of brand-new ones are still looked up,
 /// at 1 M almost none; past 10 M it only answers "maybe" more often.
 pub const INVOICE_FILTER_BYTES: usize = 8 * 1024 * 1024;
+/// Longest a reader of the invoice index waits for a batch's index part, which the writer
+/// writes just after the batch's answers (`storage::index_lag`; a few milliseconds). Past
+/// it the reader gets an error, never an index that lacks the batch.
+pub const INDEX_WRITE_WAIT_MAX: Duration = Duration::from_secs(30);
 
 // ------------------------------------------------------------------- reconciliation
 

@@ -25,6 +25,8 @@
 //! | `log-v2-reimbursement.records`             | records `VLEV` v2       | [`reimbursement_events`]: a redemption's proof of payment (issue 13, enterprise payee) |
 //! | `log-v2-stacked.records`                   | records `VLEV` v2       | [`stacked_events`]: a second funding source's fields (issue 13, stacked funding) |
 //! | `index-v4-entry.vlix`                      | index entry `VLIX` v4   | [`v4_index_entry`]: with a second source's subsidy |
+//! | `index-watermark-v1.vliw`                  | index watermark `VLIW` v1 | sequence [`WATERMARK_FIXTURE_SEQUENCE`] (data directory format 5) |
+//! | `index-watermark-v1-{bad-magic,unknown-version,torn-tail,trailing-byte}.vliw` | `VLIW` v1 | the same, damaged |
 //!
 //! Provenance: `log-v1-all-types.records` is byte for byte what the writer before the
 //! storage restructure (commit 8eeeefa) produces for the same events, and
@@ -75,8 +77,9 @@ use voucher_ledger::storage::block::{
     block_of, BLOCK_FORMAT_VERSION, BLOCK_HEADER_LENGTH, BLOCK_MAGIC,
 };
 use voucher_ledger::storage::index::{
-    decode_index_entry, decode_invoice_order_value, encode_index_entry, encode_invoice_order_group,
-    invoice_key, invoice_order_key, INDEX_FORMAT_VERSION, INDEX_MAGIC,
+    decode_index_entry, decode_index_watermark, decode_invoice_order_value, encode_index_entry,
+    encode_index_watermark, encode_invoice_order_group, invoice_key, invoice_order_key,
+    INDEX_FORMAT_VERSION, INDEX_MAGIC, INDEX_WATERMARK_FORMAT_VERSION, INDEX_WATERMARK_MAGIC,
     INVOICE_ORDER_FORMAT_VERSION, INVOICE_ORDER_MAGIC,
 };
 use voucher_ledger::storage::record::{
@@ -146,6 +149,28 @@ const ALLOCATION_ALLOWED: usize = 1 << 20;
 /// version and new files beside the old ones. A new file is added here when its version
 /// is released (the test prints the line to add).
 const FROZEN_FIXTURES: &[(&str, &str)] = &[
+    // The invoice index's watermark v1 (data directory format 5, issue 12) and its
+    // damaged copies.
+    (
+        "index-watermark-v1.vliw",
+        "8be1d662e22086046139b606615128a88752fd29f91fa750e7a514c2d3661278",
+    ),
+    (
+        "index-watermark-v1-bad-magic.vliw",
+        "5d7a87bb120fe41423adc32ba7194de66c6dc5805f53e88303c7d56d071c5e05",
+    ),
+    (
+        "index-watermark-v1-unknown-version.vliw",
+        "00820ee69ad7bd6b2ab82921d4f7ea1ec51cc273c8518f145a168cee17a080e6",
+    ),
+    (
+        "index-watermark-v1-torn-tail.vliw",
+        "dd1699b48381c3f1175e2e4c289b9b45b57355e94ef1a8d222b2e9ab8bb37616",
+    ),
+    (
+        "index-watermark-v1-trailing-byte.vliw",
+        "fbeb5d07301eb8052c575c1af13199960325ddf0e0ae4220652b046661479161",
+    ),
     // Owned by tests/storage.rs: the record format written now (v2), the scenario log.
     (
         "log-v2.records",
@@ -4099,8 +4124,14 @@ fn format_1_dir_verifies_migrates_and_verifies_again(log_name: &str, index: Inde
         let store = EventStore::open_read_only(directory.path()).expect("read-only");
         assert_eq!(store.format_version(), DATABASE_FORMAT_VERSION);
         // 3 since issue 11 (the checkpoints family), 4 since issue 12 (invoice order
-        // groups); the migration goes straight there.
-        assert_eq!(store.format_version(), 4);
+        // groups), 5 since issue 12's index written after the log (its watermark); the
+        // migration goes straight there.
+        assert_eq!(store.format_version(), 5);
+        assert_eq!(
+            store.index_watermark().expect("watermark"),
+            events.last().map_or(0, |event| event.sequence),
+            "the migration marks the whole index written"
+        );
         assert!(store.has_invoice_order());
         assert_eq!(
             store.count_invoice_order().expect("count"),
@@ -4274,7 +4305,12 @@ fn a_migrated_data_dir_appends_v2_records_after_its_v1_records_and_verifies() {
     // to them, each with its origin.
     {
         let store = EventStore::open_read_only(directory.path()).expect("read-only");
-        assert_eq!(store.format_version(), 4);
+        assert_eq!(store.format_version(), 5);
+        assert_eq!(
+            store.index_watermark().expect("watermark"),
+            all.last().map_or(0, |event| event.sequence),
+            "every appended batch's index entries were written"
+        );
         for event in &all {
             let record = store.record(event.sequence).expect("read").expect("stored");
             let version = if event.sequence <= v1_records {
@@ -6184,4 +6220,111 @@ fn a_corrupt_invoice_order_group_in_a_data_dir_is_refused_naming_its_key() {
         .expect_err("lookup refuses it")
         .to_string();
     assert!(error.contains("at sequence 30"), "{error}");
+}
+
+// ------------------------------------------- the invoice index's watermark (format 5)
+
+/// The sequence the committed watermark fixture names.
+const WATERMARK_FIXTURE_SEQUENCE: u64 = 0x0102_0304_0506_0708;
+
+/// Index watermark v1 (`VLIW`, data directory format 5, issue 12): the fixture is the
+/// layout `storage::index` documents (magic, version u16, sequence u64, little-endian),
+/// the current encoder writes it byte for byte, it decodes to its sequence, and damaged
+/// copies are refused with what is wrong, never read as another sequence.
+#[test]
+fn index_watermark_fixture_decodes_re_encodes_and_damaged_copies_are_refused() {
+    assert_eq!(
+        INDEX_WATERMARK_FORMAT_VERSION, 1,
+        "a new watermark version needs its own fixture; keep the v1 one and its test"
+    );
+    let mut by_hand = INDEX_WATERMARK_MAGIC.to_vec();
+    by_hand.extend_from_slice(&1u16.to_le_bytes());
+    by_hand.extend_from_slice(&WATERMARK_FIXTURE_SEQUENCE.to_le_bytes());
+    assert_eq!(encode_index_watermark(WATERMARK_FIXTURE_SEQUENCE), by_hand);
+    let name = "index-watermark-v1.vliw";
+    if updating_fixtures() {
+        write_fixture(name, &by_hand);
+    }
+    let committed = read_fixture(name);
+    assert_eq!(committed, by_hand, "{name} is the documented layout");
+    assert_eq!(
+        decode_index_watermark(&committed).expect("decodes"),
+        WATERMARK_FIXTURE_SEQUENCE
+    );
+    let mut bad_magic = committed.clone();
+    bad_magic[0] = b'X';
+    let mut unknown_version = committed.clone();
+    unknown_version[4..6].copy_from_slice(&2u16.to_le_bytes());
+    let torn_tail = committed[..committed.len() - 1].to_vec();
+    let mut trailing_byte = committed.clone();
+    trailing_byte.push(0);
+    for (suffix, damaged, expected) in [
+        ("bad-magic", bad_magic, "VLIW"),
+        ("unknown-version", unknown_version, "version 2"),
+        ("torn-tail", torn_tail, ""),
+        ("trailing-byte", trailing_byte, ""),
+    ] {
+        let name = format!("index-watermark-v1-{suffix}.vliw");
+        let bytes = derived_fixture(&name, &damaged);
+        let error = decode_index_watermark(&bytes).expect_err(&format!("{name} is refused"));
+        assert!(error.reason.contains(expected), "{name}: {}", error.reason);
+    }
+}
+
+/// A format 5 directory whose watermark is damaged does not open for writing (its index
+/// could lack invoices), and `verify` reports it instead of trusting the index.
+#[test]
+fn a_damaged_index_watermark_stops_the_open_and_is_reported_by_verify() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    make_data_dir(
+        directory.path(),
+        &[],
+        &[],
+        DirFormat::Current,
+        IndexAs::Current,
+        &[],
+    );
+    {
+        let (mut ledger, _) = Ledger::open(directory.path(), ledger_options()).expect("open");
+        let envelopes: Vec<Envelope> = (0..3)
+            .map(|index| {
+                Envelope::from_origin(
+                    Timestamp(1_767_225_600_000 + index),
+                    operator(),
+                    Command::ConfirmClock {
+                        reason: reason(&format!("clock checked, call {index}")),
+                    },
+                )
+            })
+            .collect();
+        for reply in ledger.submit(&envelopes).expect("submit") {
+            reply.expect("accepted");
+        }
+        ledger.close().expect("close");
+    }
+    write_raw(
+        directory.path(),
+        &[RawValue {
+            family: "default",
+            key: b"index_through".to_vec(),
+            value: read_fixture("index-watermark-v1-bad-magic.vliw"),
+        }],
+    );
+    let error = Ledger::open(directory.path(), ledger_options())
+        .err()
+        .expect("a damaged watermark does not open");
+    assert!(error.to_string().contains("watermark"), "{error}");
+    let error = voucher_ledger::ledger::LedgerReader::open_read_only(directory.path())
+        .err()
+        .expect("nor for an offline export, which would leave invoices out");
+    assert!(error.to_string().contains("watermark"), "{error}");
+    let report = verify(directory.path()).expect("verify runs");
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|problem| problem.contains("watermark")),
+        "{:?}",
+        report.problems
+    );
 }

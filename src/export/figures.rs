@@ -439,9 +439,10 @@ pub fn invoices(reader: &LedgerReader, period: InvoicePeriod) -> Result<Figures,
             period.to, period.from
         )));
     }
-    // As of the newest stored record: the invoice indexes hold everything up to it (they
-    // are written in the same batch as the records), and the projections are at least
-    // that new.
+    // As of the newest stored record: the invoice indexes hold everything up to it (the
+    // order is written with the records; the index's reads wait for a batch's entries,
+    // or a read-only store derives them, `storage::index_lag`), and the projections are
+    // at least that new.
     let as_of = reader
         .stored_sequence()
         .map_err(|error| ExportError::Ledger(error.to_string()))?;

@@ -42,7 +42,11 @@ const CHUNKS_QUEUED_MAX: usize = 64;
 
 enum EncoderJob {
     /// A batch begins after the record whose chain hash is `previous`.
-    Begin { previous: ChainHash, bytes: usize },
+    /// `bytes`: the room to reserve in the log part and the index part of the batch.
+    Begin {
+        previous: ChainHash,
+        bytes: (usize, usize),
+    },
     /// The next events of the batch, in sequence order.
     Chunk(Vec<SequencedEvent>),
     /// Every chunk is sent: hand the encoded batch back.
@@ -94,7 +98,7 @@ impl RecordEncoder {
     /// Decides `envelopes` under `state`'s write lock, appending a reply per envelope to
     /// `replies`, and hands the events over in chunks as they are decided; returns the
     /// encoded batch (records after `previous`; `bytes` is the expected size of its
-    /// writes, reserved up front) once the last chunk is encoded. An error means the
+    /// log and index parts, reserved up front) once the last chunk is encoded. An error means the
     /// encoder stopped: the state may be ahead of anything that can be written.
     pub(super) fn decide_and_encode(
         &self,
@@ -103,7 +107,7 @@ impl RecordEncoder {
         replies: &mut Vec<Result<Reply, Rejection>>,
         order_updates: &mut Vec<InvoiceOrderPlace>,
         previous: ChainHash,
-        bytes: usize,
+        bytes: (usize, usize),
     ) -> Result<EncodedBatch, StoreError> {
         self.send(EncoderJob::Begin { previous, bytes })?;
         {
@@ -166,7 +170,7 @@ fn encoder_loop(
         match job {
             EncoderJob::Begin { previous, bytes } => {
                 building = Some(Building {
-                    batch: CommitBatch::with_capacity(bytes),
+                    batch: CommitBatch::with_capacities(bytes.0, bytes.1),
                     head: previous,
                     chunks: Vec::new(),
                     failure: None,

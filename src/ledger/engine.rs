@@ -373,6 +373,18 @@ fn writer_loop(
                     let mine: Vec<_> = results.by_ref().take(count).collect();
                     let _ = reply.send(Ok(mine));
                 }
+                drop(results);
+                // The batch's invoice index entries, after its answers: its callers do
+                // not wait for them, readers of the index do (`storage::index_lag`).
+                // A failure here failed no caller (the batch is durable and answered), so
+                // it is not counted as a failed batch: the ledger stops, health says so,
+                // and the next open derives the entries from the log.
+                if let Err(error) = ledger.write_pending_index() {
+                    tracing::error!(%error, "writing the invoice index failed; the ledger refuses further writes until restarted");
+                    status.poisoned.store(true, Ordering::Relaxed);
+                    let _ = failure.send(Some(error.to_string()));
+                    continue;
+                }
                 // After the replies, and written by another thread: a snapshot is for the
                 // next restart, not for callers. If the previous one is still being
                 // written, this one is skipped (the next is due soon enough).

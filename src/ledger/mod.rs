@@ -37,7 +37,9 @@ use crate::limits::{
 };
 use crate::storage::checkpoint::CheckpointSigner;
 use crate::storage::record::{genesis_chain_hash, ChainHash};
-use crate::storage::{CommitBatch, EventStore, LogError, LogPosition, RecordError, StoreError};
+use crate::storage::{
+    CommitBatch, EventStore, LogError, LogPosition, PendingIndexWrite, RecordError, StoreError,
+};
 
 #[derive(Clone, Debug)]
 pub struct LedgerOptions {
@@ -180,8 +182,13 @@ pub struct Ledger {
     /// The thread filling the store's in-memory invoice filter after opening; stopped
     /// and joined when the ledger is dropped, so the store closes with it.
     invoice_filter_fill: Option<std::thread::JoinHandle<()>>,
-    /// The size of the last group commit's write batch: the next one reserves as much.
+    /// The size of the last group commit's log part: the next one reserves as much.
     last_batch_bytes: usize,
+    /// The size of the last group commit's index part: the next one reserves as much.
+    last_index_bytes: usize,
+    /// The last batch's invoice index entries, written after its answers
+    /// ([`Ledger::write_pending_index`]) and always before the next batch is decided.
+    pending_index: Option<PendingIndexWrite>,
     /// How long the last batch's write (with its fsync) took.
     last_write: Duration,
     /// Encodes a large batch's records while the writer decides the rest of it; started
@@ -216,6 +223,15 @@ impl Ledger {
         let violations = state.check_invariants();
         if let Some(first) = violations.first() {
             return Err(LedgerError::Invariant(first.clone()));
+        }
+        // The log read back whole; an index the open could not bring up to it would let
+        // a repeated invoice be paid twice.
+        if let Some(problem) = store.index_catch_up_problem() {
+            return Err(StoreError::Corrupt {
+                what: "the invoice index".into(),
+                reason: problem.to_string(),
+            }
+            .into());
         }
         // Replay filled the invoice cache with the tail's invoices; start empty.
         state
@@ -263,6 +279,8 @@ impl Ledger {
             order_updates: Vec::new(),
             invoice_filter_fill,
             last_batch_bytes: 0,
+            last_index_bytes: 0,
+            pending_index: None,
             last_write: Duration::ZERO,
             encoder: None,
         };
@@ -314,7 +332,33 @@ impl Ledger {
         replies: &mut Vec<Result<Reply, Rejection>>,
     ) -> Result<(), LedgerError> {
         self.commit_batch(envelopes, replies)?;
+        self.write_pending_index()?;
         self.snapshot_if_due()
+    }
+
+    /// For tests of a crash between a batch's two writes: drops the last batch's index
+    /// part unwritten, as a process killed after the answers would, and stops the ledger
+    /// (readers of the index get an error; reopening derives the entries from the log).
+    pub fn abandon_pending_index_for_tests(&mut self) {
+        if self.pending_index.take().is_some() {
+            self.poisoned = Some("the last batch's index part was abandoned (a test)".into());
+        }
+    }
+
+    /// Writes the last batch's invoice index entries (the engine calls this after the
+    /// batch's answers are sent; [`Ledger::commit_batch`] calls it first if it was not).
+    /// Until then readers of the index on other threads wait (`storage::index_lag`). A
+    /// failure stops the ledger as a failed batch does; the entries are derived from the
+    /// log again when it is reopened.
+    pub fn write_pending_index(&mut self) -> Result<(), LedgerError> {
+        let Some(pending) = self.pending_index.take() else {
+            return Ok(());
+        };
+        if let Err(error) = self.store.commit_index(pending) {
+            self.poisoned = Some(error.to_string());
+            return Err(error.into());
+        }
+        Ok(())
     }
 
     /// The group commit without the snapshot: the engine answers its callers first and
@@ -330,6 +374,8 @@ impl Ledger {
         if envelopes.len() > SUBMIT_BATCH_LIMIT {
             return Err(LedgerError::BatchTooLarge(envelopes.len()));
         }
+        // The prefetch below reads the index: the previous batch's entries must be in it.
+        self.write_pending_index()?;
         self.events.clear();
         self.index_updates.clear();
         self.order_updates.clear();
@@ -348,7 +394,7 @@ impl Ledger {
                 replies,
                 &mut self.order_updates,
                 self.chain_head,
-                self.last_batch_bytes,
+                (self.last_batch_bytes, self.last_index_bytes),
             );
             self.encoder = Some(encoder);
             match encoded {
@@ -548,7 +594,8 @@ impl Ledger {
         &self.events
     }
 
-    /// Writes the batch's events, index entries and invoice order in one durable write.
+    /// Writes the batch's events and invoice order in one durable write, and keeps its
+    /// index entries for [`Ledger::write_pending_index`] (after the answers).
     /// `encoded`: the records and redemption entries, already encoded by the encoder.
     fn write_events(
         &mut self,
@@ -557,7 +604,8 @@ impl Ledger {
         let (mut batch, head) = match encoded {
             Some(encoded) => encoded,
             None => {
-                let mut batch = CommitBatch::with_capacity(self.last_batch_bytes);
+                let mut batch =
+                    CommitBatch::with_capacities(self.last_batch_bytes, self.last_index_bytes);
                 let head =
                     encoder::encode_chunk(&self.store, &mut batch, self.chain_head, &self.events)?;
                 (batch, head)
@@ -610,7 +658,12 @@ impl Ledger {
             )?;
         }
         self.last_batch_bytes = batch.size_in_bytes();
-        self.store.commit(batch)?;
+        self.last_index_bytes = batch.index_size_in_bytes();
+        assert!(
+            self.pending_index.is_none(),
+            "the previous batch's index part is written before the next batch is"
+        );
+        self.pending_index = Some(self.store.commit_log(batch)?);
         Ok(head)
     }
 
@@ -625,6 +678,7 @@ impl Ledger {
     /// Writes a final snapshot; call on graceful shutdown so the next start replays little.
     pub fn close(mut self) -> Result<(), LedgerError> {
         if self.poisoned.is_none() {
+            self.write_pending_index()?;
             self.write_snapshot()?;
             self.store.flush()?;
         }
@@ -634,6 +688,13 @@ impl Ledger {
 
 impl Drop for Ledger {
     fn drop(&mut self) {
+        // A batch answered but not yet indexed: write its entries now (were this to fail,
+        // the next open derives them from the log).
+        if let Some(pending) = self.pending_index.take() {
+            if let Err(error) = self.store.commit_index(pending) {
+                tracing::warn!(%error, "the last batch's invoice index entries were not written; the next open derives them from the log");
+            }
+        }
         self.store.stop_invoice_filter();
         if let Some(filling) = self.invoice_filter_fill.take() {
             let _ = filling.join();

@@ -1,6 +1,6 @@
 //! The invoice index: the durable home of every posted invoice's outcome (what a retry
 //! is answered with, what a conflicting repost is compared with, what a reversal takes
-//! back). Written in the same `WriteBatch` as the events that change it.
+//! back). Written just after the events that change it (`index_lag.rs`).
 //!
 //! Key: the center's USCC (18 ASCII bytes) followed by the invoice number's UTF-8 bytes.
 //!
@@ -35,6 +35,15 @@
 //! version 1 (format 2 and 3 directories), no magic, the bare invoice number of the one
 //! redemption at the key's sequence. The two cannot be confused: an invoice number holds
 //! no control character, and the version's first byte after the magic is one.
+//!
+//! The index's watermark (family `default`, key `index_through`; format 5 on): the last
+//! log sequence whose index entries are written. The index is written just after the
+//! batch's log write that answers the callers (see `store.rs`), so after a crash it may
+//! lag the log by one batch, and the open derives what is missing from the log:
+//!
+//! ```text
+//! magic "VLIW" | version u16 = 1 | sequence u64
+//! ```
 
 use super::codec::{CodecError, Reader, Writer};
 use super::payload_v1;
@@ -48,6 +57,39 @@ const INDEX_FORMAT_VERSION_SINGLE_SOURCE: u16 = 3;
 pub const INVOICE_ORDER_MAGIC: [u8; 4] = *b"VLIO";
 pub const INVOICE_ORDER_FORMAT_VERSION: u16 = 2;
 const USCC_LENGTH: usize = 18;
+
+pub const INDEX_WATERMARK_MAGIC: [u8; 4] = *b"VLIW";
+pub const INDEX_WATERMARK_FORMAT_VERSION: u16 = 1;
+
+/// Encodes the index's watermark: every record up to `sequence` has its index entries.
+pub fn encode_index_watermark(sequence: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(14);
+    let mut writer = Writer::new(&mut out);
+    writer.bytes(&INDEX_WATERMARK_MAGIC);
+    writer.u16(INDEX_WATERMARK_FORMAT_VERSION);
+    writer.u64(sequence);
+    out
+}
+
+/// Decodes the index's watermark (see [`encode_index_watermark`]).
+pub fn decode_index_watermark(bytes: &[u8]) -> Result<u64, CodecError> {
+    let mut reader = Reader::new(bytes);
+    if reader.take(4).ok() != Some(&INDEX_WATERMARK_MAGIC[..]) {
+        return Err(CodecError {
+            reason: "the index watermark does not start with VLIW".into(),
+        });
+    }
+    match reader.u16()? {
+        INDEX_WATERMARK_FORMAT_VERSION => {
+            let sequence = reader.u64()?;
+            reader.finish()?;
+            Ok(sequence)
+        }
+        version => Err(CodecError {
+            reason: format!("unknown index watermark format version {version}"),
+        }),
+    }
+}
 
 /// The index key of an invoice.
 pub fn invoice_key(center: &Uscc, invoice_number: &InvoiceNumber) -> Vec<u8> {

@@ -12,6 +12,8 @@
 //!   the open itself creates empty. Only the version 3 marker is written.
 //! - 3 → 4: nothing to rebuild: format 4 writes the invoice order in groups (`index.rs`;
 //!   the single entries already stored are read beside them). Only the marker is written.
+//! - 4 → 5: the index's watermark is written at the log's last sequence (the index of an
+//!   older format was written with its log, so it is complete), then the marker.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -26,6 +28,11 @@ const MIGRATION_BATCH: usize = 16_384;
 pub(super) fn to_current(store: &mut EventStore) -> Result<(), StoreError> {
     if store.format_version() < 2 {
         build_invoice_order(store)?;
+    }
+    if store.format_version() < 5 {
+        // Older formats wrote the index with the log: it is complete.
+        let last = store.last_sequence()?.unwrap_or(0);
+        store.write_index_watermark(last)?;
     }
     store.write_format_marker()
 }

@@ -10,7 +10,8 @@
 //! | `payload_v2.rs` | record format v2's payloads: origin + event, field by field |
 //! | `payload_v1.rs` | record format v1's event payloads (read only; frozen shapes, bincode) |
 //! | `invoice_filter.rs` | the in-memory filter that spares brand-new invoices the index lookup |
-//! | `index.rs` | the invoice index key and its entries (`VLIX` v3; reads v1, v2) |
+//! | `index.rs` | the invoice index key and its entries (`VLIX` v3; reads v1, v2), the invoice order (`VLIO`), the index's watermark (`VLIW`) |
+//! | `index_lag.rs` | the index written just after the log: readers' gate, the pending write, the entries an open derives after a crash |
 //! | `snapshot.rs` | snapshot frames (`VLSN` v4) and the state image layout |
 //! | `checkpoint.rs` | signed checkpoints (`VLCP` v1), the SM2 key files and the export file |
 //! | `backup.rs` | backup directories: their manifest, making one, restoring one |
@@ -26,6 +27,7 @@ pub mod checkpoint;
 pub mod codec;
 pub mod heap;
 pub mod index;
+mod index_lag;
 pub mod invoice_filter;
 pub mod log;
 mod migrate;
@@ -36,6 +38,7 @@ pub mod record;
 pub mod snapshot;
 pub mod store;
 
+pub use index_lag::PendingIndexWrite;
 pub use log::{LogError, LogPosition, LoggedEvent};
 pub use record::{ChainHash, RecordError};
 pub use snapshot::StoredSnapshot;

@@ -9,9 +9,12 @@
 //! | `invoice_order` | center + year + first sequence (`index.rs`) | `VLIO` group: a center-year's redemptions of one batch; before format 4, one bare invoice number |
 //! | `checkpoints` | sequence, u64 big-endian          | `VLCP` signed checkpoint (`checkpoint.rs`) |
 //! | `default`     | `format`                          | `VLDB` + version               |
+//! | `default`     | `index_through`                   | `VLIW` watermark of the index (`index.rs`; format 5 on) |
 //!
-//! A batch of records and index updates is one `WriteBatch`, written with one fsync
-//! (when `sync` is on): that is the group commit. The batch's records go into a few log
+//! A batch is written in two parts: the log part (records, invoice order) with one fsync
+//! (when `sync` is on), which is the group commit the answers wait for, then the index
+//! part (the invoice index's entries and its watermark) after the answers, before the next
+//! batch (`index_lag.rs`: readers wait for it; an open derives it after a crash). The batch's records go into a few log
 //! blocks (one key each), not one key per record; reads find the block holding a sequence
 //! by seeking for the key at or before it. The store never interprets events; the
 //! ledger (`crate::ledger`) decides what to write.
@@ -28,17 +31,18 @@ use super::block::{
 };
 use super::checkpoint::Checkpoint;
 use super::index::{
-    decode_index_entry, decode_invoice_order_value, encode_index_entry, encode_index_fields,
-    encode_invoice_order_group, invoice_key, invoice_key_into, invoice_order_key,
-    parse_invoice_key, parse_invoice_order_key, IndexFields,
+    decode_index_entry, decode_index_watermark, decode_invoice_order_value, encode_index_entry,
+    encode_index_fields, encode_index_watermark, encode_invoice_order_group, invoice_key,
+    invoice_key_into, invoice_order_key, parse_invoice_key, parse_invoice_order_key, IndexFields,
 };
+use super::index_lag::{derive_index_tail, IndexGate, IndexTail, PendingIndexWrite};
 use super::invoice_filter::{FilterPlace, InvoiceFilter, INVOICE_FILTER_BYTES};
 use super::record::{encode_record, ChainHash, RecordError};
 use super::snapshot::{decode_snapshot, encode_snapshot, StoredSnapshot};
 use crate::domain::{
     InvoiceEntry, InvoiceNumber, InvoiceRedeemed, ProgrammeYear, SequencedEvent, StateImage, Uscc,
 };
-use crate::limits::WAL_RETAINED_BYTES_MAX;
+use crate::limits::{INDEX_WRITE_WAIT_MAX, WAL_RETAINED_BYTES_MAX};
 
 pub const DATABASE_MAGIC: [u8; 4] = *b"VLDB";
 /// Version 2 added the `invoice_order` family; version 3 writes the log in blocks
@@ -50,7 +54,12 @@ pub const DATABASE_MAGIC: [u8; 4] = *b"VLDB";
 /// (`index.rs`; the single entries of a version 2 or 3 directory are read beside them);
 /// nothing is rebuilt, the bump only keeps older builds, which would take a group for a
 /// corrupt invoice number, from opening it.
-pub const DATABASE_FORMAT_VERSION: u16 = 4;
+/// Version 5 writes the invoice index just after the log (`index_lag.rs`), so the index may
+/// lag the log by one batch after a crash; the `index_through` watermark says how far it
+/// goes and an open derives the rest from the log. The bump keeps older builds, which
+/// would trust an index that lags, from opening it; migrating a version 4 directory only
+/// writes the watermark (its index was written with its log).
+pub const DATABASE_FORMAT_VERSION: u16 = 5;
 pub const DATABASE_FORMAT_OLDEST_READ: u16 = 1;
 
 const EVENTS: &str = "events";
@@ -61,6 +70,8 @@ const CHECKPOINTS: &str = "checkpoints";
 /// Every column family this build knows, in the order they are opened.
 const FAMILIES: [&str; 5] = [EVENTS, INVOICES, SNAPSHOTS, INVOICE_ORDER, CHECKPOINTS];
 const FORMAT_KEY: &[u8] = b"format";
+/// The invoice index's watermark (family `default`): see `index_lag.rs`.
+const INDEX_WATERMARK_KEY: &[u8] = b"index_through";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -79,10 +90,16 @@ pub enum StoreError {
 /// An invoice order group read back: its key and its (sequence, number) entries.
 type DecodedOrderGroup = (Vec<u8>, Vec<(u64, InvoiceNumber)>);
 
-/// Writes accumulated for one group commit.
+/// Writes accumulated for one group commit: the log part and the index part (see the
+/// module doc).
 #[derive(Default)]
 pub struct CommitBatch {
+    /// Log blocks, the invoice order, and anything else written with the fsync.
     batch: WriteBatch,
+    /// Invoice index entries, written after the log part.
+    index: WriteBatch,
+    /// The last sequence the log part holds.
+    last_sequence: Option<u64>,
     scratch: Vec<u8>,
     /// A key being built (RocksDB copies it into the batch).
     key: Vec<u8>,
@@ -98,19 +115,37 @@ impl CommitBatch {
     /// A batch with room for `bytes` of writes, so RocksDB's buffer is not grown (and
     /// copied, and its fresh pages faulted in) several times while a large batch fills.
     pub fn with_capacity(bytes: usize) -> CommitBatch {
+        CommitBatch::with_capacities(bytes, 0)
+    }
+
+    /// A batch with room for `log_bytes` in its log part and `index_bytes` in its index part.
+    pub fn with_capacities(log_bytes: usize, index_bytes: usize) -> CommitBatch {
         CommitBatch {
-            batch: WriteBatch::with_capacity_bytes(bytes),
+            batch: WriteBatch::with_capacity_bytes(log_bytes),
+            index: WriteBatch::with_capacity_bytes(index_bytes),
             ..CommitBatch::default()
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.batch.is_empty()
+        self.batch.is_empty() && self.index.is_empty()
     }
 
-    /// The bytes the batch holds so far.
+    /// The bytes the log part holds so far.
     pub fn size_in_bytes(&self) -> usize {
         self.batch.size_in_bytes()
+    }
+
+    /// The bytes the index part holds so far.
+    pub fn index_size_in_bytes(&self) -> usize {
+        self.index.size_in_bytes()
+    }
+
+    fn note_sequence(&mut self, sequence: u64) {
+        self.last_sequence = Some(
+            self.last_sequence
+                .map_or(sequence, |last| last.max(sequence)),
+        );
     }
 }
 
@@ -122,6 +157,13 @@ pub struct EventStore {
     format_version: u16,
     /// Which invoice keys may be in the index (complete once `fill_invoice_filter` ran).
     invoice_filter: InvoiceFilter,
+    /// Shut while a batch's index part is pending (readers of the index wait).
+    index_gate: std::sync::Arc<IndexGate>,
+    /// A read-only store's view of the entries the index lacks after a crash, derived
+    /// from the log when it opened (a writable open writes them instead).
+    index_tail: Option<IndexTail>,
+    /// Why a read-only open could not derive those entries (`verify` reports it).
+    index_tail_problem: Option<String>,
 }
 
 /// Compression by level for the families every batch writes (the log, the invoice index,
@@ -261,10 +303,19 @@ impl EventStore {
             path: path.display().to_string(),
             format_version: DATABASE_FORMAT_VERSION,
             invoice_filter: InvoiceFilter::new(INVOICE_FILTER_BYTES),
+            index_gate: IndexGate::new(),
+            index_tail: None,
+            index_tail_problem: None,
         };
         store.format_version = store.check_or_write_format()?;
         if store.format_version < DATABASE_FORMAT_VERSION {
             super::migrate::to_current(&mut store)?;
+        }
+        // A failure is kept, not returned: a damaged log is reported by the replay that
+        // follows, as a record error; `Ledger::open` refuses the store if the replay
+        // passes and this still failed (see `index_catch_up_problem`).
+        if let Err(error) = store.catch_up_index() {
+            store.index_tail_problem = Some(error.to_string());
         }
         Ok(store)
     }
@@ -292,6 +343,9 @@ impl EventStore {
             format_version: DATABASE_FORMAT_VERSION,
             // Never filled: a read-only store always looks up.
             invoice_filter: InvoiceFilter::new(0),
+            index_gate: IndexGate::new(),
+            index_tail: None,
+            index_tail_problem: None,
         };
         store.format_version = match store.db.get(FORMAT_KEY)? {
             Some(found) => store.parse_format_marker(&found)?,
@@ -302,7 +356,116 @@ impl EventStore {
                 })
             }
         };
+        match store.index_lag() {
+            Ok(None) => {}
+            Ok(Some(after)) => match derive_index_tail(&store, after) {
+                Ok(tail) => store.index_tail = Some(tail),
+                Err(error) => store.index_tail_problem = Some(error.to_string()),
+            },
+            Err(error) => store.index_tail_problem = Some(error.to_string()),
+        }
         Ok(store)
+    }
+
+    /// The invoice index's watermark: the last sequence whose entries it holds. A
+    /// directory older than format 5 wrote its index with its log, so it is the log's
+    /// last sequence; a format 5 directory without one has indexed nothing yet.
+    pub fn index_watermark(&self) -> Result<u64, StoreError> {
+        if self.format_version < 5 {
+            return Ok(self.last_sequence()?.unwrap_or(0));
+        }
+        match self.db.get(INDEX_WATERMARK_KEY)? {
+            Some(bytes) => decode_index_watermark(&bytes).map_err(|error| StoreError::Corrupt {
+                what: "the invoice index's watermark".into(),
+                reason: error.reason,
+            }),
+            None => Ok(0),
+        }
+    }
+
+    /// Where the index stops short of the log: `Some(watermark)` when records after the
+    /// watermark have no entries yet (see `index_lag.rs`), `None` when it is complete.
+    fn index_lag(&self) -> Result<Option<u64>, StoreError> {
+        let watermark = self.index_watermark()?;
+        let last = self.last_sequence()?.unwrap_or(0);
+        // A watermark past the log's end arises only when records were removed from the
+        // end (a truncation, which `verify` against exported checkpoints names): the
+        // index then covers the whole log, and `index_lag_report` notes it.
+        Ok((watermark < last).then_some(watermark))
+    }
+
+    /// A writable open: writes the index entries a crash left out (derived from the log
+    /// after the watermark) and moves the watermark to the log's end.
+    fn catch_up_index(&self) -> Result<(), StoreError> {
+        let Some(after) = self.index_lag()? else {
+            return Ok(());
+        };
+        let tail = derive_index_tail(self, after)?;
+        tracing::info!(
+            after,
+            through = tail.through,
+            entries = tail.entries.len(),
+            "the invoice index was behind the log; wrote the entries derived from it"
+        );
+        let family = self.family(INVOICES)?;
+        let mut batch = WriteBatch::default();
+        let mut value = Vec::new();
+        for (key, entry) in &tail.entries {
+            value.clear();
+            encode_index_entry(entry, &mut value);
+            batch.put_cf(family, key, &value);
+        }
+        batch.put(INDEX_WATERMARK_KEY, encode_index_watermark(tail.through));
+        let mut options = WriteOptions::default();
+        options.set_sync(self.sync);
+        self.db.write_opt(batch, &options)?;
+        Ok(())
+    }
+
+    /// Writes the index's watermark alone (a migration to format 5: the index is complete).
+    pub(super) fn write_index_watermark(&self, sequence: u64) -> Result<(), StoreError> {
+        let mut options = WriteOptions::default();
+        options.set_sync(self.sync);
+        self.db.put_opt(
+            INDEX_WATERMARK_KEY,
+            encode_index_watermark(sequence),
+            &options,
+        )?;
+        Ok(())
+    }
+
+    /// Why a writable open could not bring the invoice index up to the log (or a
+    /// read-only open could not derive what it lacks): a store with a problem here must
+    /// not take new batches, as its index would miss invoices.
+    pub fn index_catch_up_problem(&self) -> Option<&str> {
+        self.index_tail_problem.as_deref()
+    }
+
+    /// For `verify`: what a read-only open derived because the index was behind the log
+    /// (a crash between a batch's two writes; the next writable open writes it), or why it
+    /// could not. `None` when the index was complete.
+    pub fn index_lag_report(&self) -> Option<Result<String, String>> {
+        if let Some(problem) = &self.index_tail_problem {
+            return Some(Err(format!(
+                "the invoice index could not be brought up to the log (its watermark, or the entries the log implies after it): {problem}"
+            )));
+        }
+        if let (Ok(watermark), Ok(Some(last))) = (self.index_watermark(), self.last_sequence()) {
+            if watermark > last {
+                return Some(Ok(format!(
+                    "the invoice index's watermark names sequence {watermark}, past the log's last record {last}: records were removed from the end of the log"
+                )));
+            }
+        }
+        self.index_tail.as_ref().map(|tail| {
+            Ok(format!(
+                "the invoice index holds records up to sequence {}; the {} entries of records {}..={} were derived from the log (the next writable open writes them)",
+                tail.after,
+                tail.entries.len(),
+                tail.after + 1,
+                tail.through
+            ))
+        })
     }
 
     /// The data directory's format version.
@@ -407,6 +570,7 @@ impl EventStore {
             }
             head = encode_record(event, &head, &mut batch.payload_scratch, &mut batch.block)
                 .map_err(StoreError::Encode)?;
+            batch.note_sequence(event.sequence);
             block_start = Some((first, count + 1));
             if batch.block.len() >= LOG_BLOCK_BYTES_TARGET {
                 finish_block(&mut batch.block, count + 1);
@@ -437,6 +601,7 @@ impl EventStore {
     ) -> Result<(), StoreError> {
         let family = self.family(EVENTS)?;
         batch.batch.put_cf(family, sequence.to_be_bytes(), record);
+        batch.note_sequence(sequence);
         Ok(())
     }
 
@@ -457,7 +622,7 @@ impl EventStore {
         batch
             .filter_pending
             .push(self.invoice_filter.place_of(&key));
-        batch.batch.put_cf(family, key, &batch.scratch);
+        batch.index.put_cf(family, key, &batch.scratch);
         Ok(())
     }
 
@@ -492,7 +657,7 @@ impl EventStore {
         batch
             .filter_pending
             .push(self.invoice_filter.place_of(&batch.key));
-        batch.batch.put_cf(family, &batch.key, &batch.scratch);
+        batch.index.put_cf(family, &batch.key, &batch.scratch);
         Ok(())
     }
 
@@ -663,14 +828,90 @@ impl EventStore {
         Ok(count)
     }
 
-    /// Writes the batch atomically, with one fsync of the write-ahead log when `sync`.
-    pub fn commit(&self, mut batch: CommitBatch) -> Result<(), StoreError> {
+    /// Writes the batch's log part and, at once after it, its index part (see
+    /// [`EventStore::commit_log`]).
+    pub fn commit(&self, batch: CommitBatch) -> Result<(), StoreError> {
+        let pending = self.commit_log(batch)?;
+        self.commit_index(pending)
+    }
+
+    /// Writes the batch's log part, with one fsync of the write-ahead log when `sync`:
+    /// once this returns, the batch is durable and may be answered. Its index part is
+    /// returned, to be written by [`EventStore::commit_index`] before the next batch;
+    /// readers of the index wait until then. A batch without index entries moves the
+    /// index's watermark in its log part and returns nothing to write.
+    pub fn commit_log(&self, mut batch: CommitBatch) -> Result<PendingIndexWrite, StoreError> {
         // The filter must know every key the write stores before any prefetch can see it.
         self.add_to_invoice_filter(&mut batch);
+        let CommitBatch {
+            batch: mut log,
+            index,
+            last_sequence,
+            ..
+        } = batch;
         let mut options = WriteOptions::default();
         options.set_sync(self.sync);
-        self.db.write_opt(batch.batch, &options)?;
-        Ok(())
+        // A pending or failed index part: this batch's watermark would cover records
+        // whose entries are missing.
+        self.index_gate.check_current()?;
+        if index.is_empty() {
+            if let Some(through) = last_sequence {
+                log.put(INDEX_WATERMARK_KEY, encode_index_watermark(through));
+            }
+            self.db.write_opt(log, &options)?;
+            return Ok(PendingIndexWrite::nothing());
+        }
+        let Some(through) = last_sequence else {
+            // Index entries without records (a migration's rewrites): the watermark stays.
+            self.db.write_opt(log, &options)?;
+            return Ok(PendingIndexWrite {
+                index,
+                through: None,
+                gate: None,
+            });
+        };
+        self.index_gate.shut()?;
+        if let Err(error) = self.db.write_opt(log, &options) {
+            // Nothing of the batch is visible: the index is as current as before.
+            self.index_gate.settle(Ok(()));
+            return Err(error.into());
+        }
+        Ok(PendingIndexWrite {
+            index,
+            through: Some(through),
+            gate: Some(std::sync::Arc::clone(&self.index_gate)),
+        })
+    }
+
+    /// Writes a batch's index part and the index's watermark, without an fsync of its
+    /// own (the next log part's fsync covers it; anything lost is derived again at the
+    /// next open), and lets readers of the index in again.
+    pub fn commit_index(&self, mut pending: PendingIndexWrite) -> Result<(), StoreError> {
+        if let Some(through) = pending.through {
+            pending
+                .index
+                .put(INDEX_WATERMARK_KEY, encode_index_watermark(through));
+        }
+        let index = std::mem::take(&mut pending.index);
+        let written = if index.is_empty() {
+            Ok(())
+        } else {
+            self.db.write(index)
+        };
+        if let Some(gate) = pending.gate.take() {
+            gate.settle(
+                written
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|error| format!("writing the invoice index failed: {error}")),
+            );
+        }
+        Ok(written?)
+    }
+
+    /// Waits until no batch's index part is pending (see `index_lag.rs`).
+    fn wait_for_index(&self) -> Result<(), StoreError> {
+        self.index_gate.wait_until_current(INDEX_WRITE_WAIT_MAX)
     }
 
     /// The sequence of the last record, if any.
@@ -756,24 +997,40 @@ impl EventStore {
             .map(|range| value[range].to_vec()))
     }
 
-    /// An invoice's index entry, if the index has one.
+    /// An invoice's index entry, if the index has one (waiting while a batch's index
+    /// part is pending).
     pub fn invoice(
         &self,
         center: &Uscc,
         invoice_number: &InvoiceNumber,
     ) -> Result<Option<InvoiceEntry>, StoreError> {
+        self.wait_for_index()?;
         let key = invoice_key(center, invoice_number);
-        match self.db.get_pinned_cf(self.family(INVOICES)?, &key)? {
-            Some(bytes) => Ok(Some(decode_entry(&key, &bytes)?)),
+        if let Some(entry) = self
+            .index_tail
+            .as_ref()
+            .and_then(|tail| tail.entries.get(&key))
+        {
+            return Ok(Some(entry.clone()));
+        }
+        self.invoice_as_stored(&key)
+    }
+
+    /// The entry stored under an index key, as RocksDB holds it (no wait, no tail).
+    pub(super) fn invoice_as_stored(&self, key: &[u8]) -> Result<Option<InvoiceEntry>, StoreError> {
+        match self.db.get_pinned_cf(self.family(INVOICES)?, key)? {
+            Some(bytes) => Ok(Some(decode_entry(key, &bytes)?)),
             None => Ok(None),
         }
     }
 
-    /// Looks many invoices up at once (one RocksDB multi-get), in the order asked.
+    /// Looks many invoices up at once (one RocksDB multi-get), in the order asked
+    /// (waiting while a batch's index part is pending).
     pub fn invoices(
         &self,
         wanted: &[(Uscc, InvoiceNumber)],
     ) -> Result<Vec<Option<InvoiceEntry>>, StoreError> {
+        self.wait_for_index()?;
         let family = self.family(INVOICES)?;
         let keys: Vec<Vec<u8>> = wanted
             .iter()
@@ -784,9 +1041,14 @@ impl EventStore {
             .iter()
             .zip(self.db.batched_multi_get_cf(family, &keys, false))
         {
-            match found? {
-                Some(bytes) => entries.push(Some(decode_entry(key, &bytes)?)),
-                None => entries.push(None),
+            let derived = self
+                .index_tail
+                .as_ref()
+                .and_then(|tail| tail.entries.get(key));
+            match (derived, found?) {
+                (Some(entry), _) => entries.push(Some(entry.clone())),
+                (None, Some(bytes)) => entries.push(Some(decode_entry(key, &bytes)?)),
+                (None, None) => entries.push(None),
             }
         }
         Ok(entries)
@@ -886,16 +1148,43 @@ impl EventStore {
         &self,
         mut visit: impl FnMut(Result<(Uscc, InvoiceNumber, InvoiceEntry), StoreError>),
     ) -> Result<(), StoreError> {
+        self.wait_for_index()?;
+        // A read-only store's derived entries are merged in key order; one replaces a
+        // stored entry under the same key (a reversal of an invoice indexed before).
+        let mut derived = self
+            .index_tail
+            .iter()
+            .flat_map(|tail| tail.entries.iter())
+            .peekable();
+        let derived_item = |key: &[u8], entry: &InvoiceEntry| {
+            parse_invoice_key(key)
+                .map_err(|error| corrupt_entry(key, &error.reason))
+                .map(|(center, number)| (center, number, entry.clone()))
+        };
         for item in self.db.iterator_cf_opt(
             self.family(INVOICES)?,
             whole_family_scan(),
             IteratorMode::Start,
         ) {
             let (key, value) = item?;
+            while let Some((derived_key, entry)) =
+                derived.next_if(|(derived_key, _)| derived_key.as_slice() < &*key)
+            {
+                visit(derived_item(derived_key, entry));
+            }
+            if let Some((derived_key, entry)) =
+                derived.next_if(|(derived_key, _)| derived_key.as_slice() == &*key)
+            {
+                visit(derived_item(derived_key, entry));
+                continue;
+            }
             let decoded = parse_invoice_key(&key)
                 .map_err(|error| corrupt_entry(&key, &error.reason))
                 .and_then(|(center, number)| Ok((center, number, decode_entry(&key, &value)?)));
             visit(decoded);
+        }
+        for (derived_key, entry) in derived {
+            visit(derived_item(derived_key, entry));
         }
         Ok(())
     }
@@ -1171,6 +1460,13 @@ impl EventStore {
         }
         if let Some(marker) = self.db.get(FORMAT_KEY)? {
             copy.db.put(FORMAT_KEY, marker)?;
+        }
+        // The index's watermark travels with the index it describes (a format 5 copy
+        // without it would derive its whole index from the log at its next open; one
+        // behind the log is brought up to it then, as the original would be).
+        match self.db.get(INDEX_WATERMARK_KEY)? {
+            Some(watermark) => copy.db.put(INDEX_WATERMARK_KEY, watermark)?,
+            None => copy.db.delete(INDEX_WATERMARK_KEY)?,
         }
         copy.db.flush_wal(true)?;
         for name in FAMILIES {

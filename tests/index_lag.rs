@@ -1,0 +1,295 @@
+//! The invoice index written just after the log (issue 12, `storage::index_lag`): a
+//! crash between a batch's log write and its index write loses nothing (the next open
+//! derives the entries from the log; a read-only open sees them too), readers of the
+//! index wait for a pending index write instead of reading an index without the batch,
+//! and an abandoned one turns their wait into an error.
+
+mod common;
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::*;
+use voucher_ledger::audit::verify;
+use voucher_ledger::domain::*;
+use voucher_ledger::ledger::{Ledger, LedgerOptions, LedgerReader};
+use voucher_ledger::storage::EventStore;
+
+fn options() -> LedgerOptions {
+    LedgerOptions {
+        sync: true,
+        ..LedgerOptions::default()
+    }
+}
+
+fn at(index: usize) -> Timestamp {
+    Timestamp(1_767_225_600_000 + index as i64 * 1_000)
+}
+
+/// Three batches: the programme and a voucher; twenty invoices; twenty-one more with two
+/// reversals, one of an invoice of the second batch (indexed before the last batch) and
+/// one of an invoice of the last batch itself.
+fn batches() -> Vec<Vec<Envelope>> {
+    let mut setup = registration_commands();
+    setup.push(approve(1, 1, 1, "1000000.00", "300000.00"));
+    let first: Vec<Command> = (0..20)
+        .map(|number| post(1, 1, &format!("INV-{number}"), "100.01"))
+        .collect();
+    let mut last: Vec<Command> = (20..40)
+        .map(|number| post(1, 1, &format!("INV-{number}"), "250.00"))
+        .collect();
+    // Sorts after every stored key: the read-only merge's last step.
+    last.push(post(1, 1, "INV-99", "12.34"));
+    last.push(reverse(1, "INV-3"));
+    last.push(reverse(1, "INV-25"));
+    let mut index = 0;
+    [setup, first, last]
+        .into_iter()
+        .map(|commands| {
+            commands
+                .into_iter()
+                .map(|command| {
+                    index += 1;
+                    Envelope::new(at(index), command)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn submit_all(ledger: &mut Ledger, batch: &[Envelope]) {
+    for reply in ledger.submit(batch).expect("submit") {
+        reply.expect("accepted");
+    }
+}
+
+/// Every index entry, in key order, as the store reads them.
+fn index_of(store: &EventStore) -> Vec<(Uscc, InvoiceNumber, InvoiceEntry)> {
+    let mut entries = Vec::new();
+    store
+        .scan_invoices(|entry| entries.push(entry.expect("entry decodes")))
+        .expect("scan");
+    entries
+}
+
+/// The directory after all three batches written normally.
+fn control(path: &Path) -> Vec<(Uscc, InvoiceNumber, InvoiceEntry)> {
+    let (mut ledger, _) = Ledger::open(path, options()).expect("open");
+    for batch in batches() {
+        submit_all(&mut ledger, &batch);
+    }
+    drop(ledger);
+    let store = EventStore::open_read_only(path).expect("read-only");
+    assert!(
+        store.index_lag_report().is_none(),
+        "a normal run leaves no lag"
+    );
+    index_of(&store)
+}
+
+/// The directory after the first two batches, then the last one's log written and its
+/// index part dropped, as a process killed between the two writes leaves it.
+fn crashed_between_the_writes(path: &Path) -> u64 {
+    let (mut ledger, _) = Ledger::open(path, options()).expect("open");
+    let batches = batches();
+    for batch in &batches[..2] {
+        submit_all(&mut ledger, batch);
+    }
+    let mut replies = Vec::new();
+    ledger
+        .commit_batch(&batches[2], &mut replies)
+        .expect("the log part is written");
+    assert!(replies.iter().all(Result::is_ok), "{replies:?}");
+    let last = ledger.state().last_sequence();
+    ledger.abandon_pending_index_for_tests();
+    drop(ledger);
+    last
+}
+
+#[test]
+fn an_index_write_lost_in_a_crash_is_derived_from_the_log_when_the_directory_opens() {
+    let expected_directory = tempfile::tempdir().expect("tempdir");
+    let expected = control(expected_directory.path());
+    assert_eq!(expected.len(), 41);
+    assert_eq!(
+        expected
+            .iter()
+            .filter(|(_, _, entry)| entry.is_reversed())
+            .count(),
+        2
+    );
+
+    let directory = tempfile::tempdir().expect("tempdir");
+    let last = crashed_between_the_writes(directory.path());
+
+    // Read only (an auditor's `verify`, an offline export): the index on disk stops at
+    // the second batch, and the store reads what the log implies for the rest.
+    {
+        let store = EventStore::open_read_only(directory.path()).expect("read-only");
+        let watermark = store.index_watermark().expect("watermark");
+        assert!(watermark < last, "the index stops before the last batch");
+        let note = match store.index_lag_report() {
+            Some(Ok(note)) => note,
+            other => panic!("the lag is reported as a note: {other:?}"),
+        };
+        assert!(note.contains("derived from the log"), "{note}");
+        assert_eq!(
+            index_of(&store),
+            expected,
+            "scan: stored and derived, in key order"
+        );
+        let wanted: Vec<(Uscc, InvoiceNumber)> = expected
+            .iter()
+            .map(|(center, number, _)| (*center, number.clone()))
+            .collect();
+        let found = store.invoices(&wanted).expect("multi-get");
+        for ((_, number, entry), found) in expected.iter().zip(found) {
+            assert_eq!(found.as_ref(), Some(entry), "{number}");
+        }
+        let (center, number, entry) = &expected[0];
+        assert_eq!(
+            store.invoice(center, number).expect("get").as_ref(),
+            Some(entry)
+        );
+    }
+    let report = verify(directory.path()).expect("verify runs");
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert_eq!(report.invoice_index_entries, 41);
+    // An offline reader (exports) reads the same.
+    {
+        let reader = LedgerReader::open_read_only(directory.path()).expect("offline reader");
+        let wanted: Vec<(Uscc, InvoiceNumber)> = expected
+            .iter()
+            .map(|(center, number, _)| (*center, number.clone()))
+            .collect();
+        let found = reader.invoices(&wanted).expect("multi-get");
+        let found: Vec<InvoiceEntry> = found
+            .into_iter()
+            .map(|entry| entry.expect("found"))
+            .collect();
+        let entries: Vec<InvoiceEntry> =
+            expected.iter().map(|(_, _, entry)| entry.clone()).collect();
+        assert_eq!(found, entries);
+    }
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|note| note.contains("derived from the log")),
+        "{:?}",
+        report.notes
+    );
+
+    // A writable open writes what was missing, then works as if nothing had happened:
+    // a retry of a lost batch's invoice is a duplicate, not a second subsidy.
+    let (mut ledger, _) = Ledger::open(directory.path(), options()).expect("reopen");
+    let retry = batches()[2][3].clone();
+    let replies = ledger
+        .submit(&[Envelope::new(at(1_000), retry.command)])
+        .expect("submit");
+    match &replies[0] {
+        Ok(Reply::InvoiceOutcome(outcome)) => {
+            assert!(outcome.duplicate, "{outcome:?}");
+            assert!(outcome.sequence <= last, "{outcome:?}");
+        }
+        other => panic!("a retry is answered as a duplicate: {other:?}"),
+    }
+    let reversed_retry = post(1, 1, "INV-25", "250.00");
+    match &ledger
+        .submit(&[Envelope::new(at(1_001), reversed_retry)])
+        .expect("submit")[0]
+    {
+        Ok(Reply::InvoiceOutcome(outcome)) => {
+            assert!(outcome.duplicate && outcome.reversed, "{outcome:?}");
+            assert!(outcome.subsidy.is_zero(), "{outcome:?}");
+        }
+        other => panic!("a reversed invoice's retry says so: {other:?}"),
+    }
+    drop(ledger);
+    let store = EventStore::open_read_only(directory.path()).expect("read-only");
+    assert!(
+        store.index_lag_report().is_none(),
+        "the open wrote the entries"
+    );
+    assert_eq!(
+        store.index_watermark().expect("watermark"),
+        store.last_sequence().expect("last").unwrap_or(0)
+    );
+    assert_eq!(index_of(&store), expected);
+    drop(store);
+    let report = verify(directory.path()).expect("verify runs");
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert!(
+        !report
+            .notes
+            .iter()
+            .any(|note| note.contains("derived from the log")),
+        "{:?}",
+        report.notes
+    );
+}
+
+#[test]
+fn a_reader_of_the_index_waits_for_the_batch_index_part_then_finds_its_invoice() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let (mut ledger, _) = Ledger::open(directory.path(), options()).expect("open");
+    let batches = batches();
+    submit_all(&mut ledger, &batches[0]);
+    let mut replies = Vec::new();
+    ledger
+        .commit_batch(&batches[1], &mut replies)
+        .expect("the log part is written");
+    // The batch is durable and answered; its index entries are not written yet.
+    let reader = ledger.reader();
+    let wanted = vec![(center(1), invoice_number("INV-7"))];
+    let (sender, answers) = mpsc::channel();
+    let waiting = std::thread::spawn(move || {
+        let _ = sender.send(reader.invoices(&wanted));
+    });
+    assert!(
+        answers.recv_timeout(Duration::from_millis(300)).is_err(),
+        "the reader waits while the index part is pending"
+    );
+    ledger.write_pending_index().expect("index part written");
+    let found = answers
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the reader is let in")
+        .expect("read");
+    waiting.join().expect("reader thread");
+    let entry = found[0].as_ref().expect("the invoice is in the index");
+    let Ok(Reply::InvoiceOutcome(outcome)) = &replies[7] else {
+        panic!("INV-7's answer: {:?}", replies[7]);
+    };
+    assert_eq!(entry.sequence, outcome.sequence);
+}
+
+#[test]
+fn an_abandoned_index_part_fails_readers_and_the_writer_until_the_directory_is_reopened() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let (mut ledger, _) = Ledger::open(directory.path(), options()).expect("open");
+    let batches = batches();
+    submit_all(&mut ledger, &batches[0]);
+    let mut replies = Vec::new();
+    ledger
+        .commit_batch(&batches[1], &mut replies)
+        .expect("the log part is written");
+    ledger.abandon_pending_index_for_tests();
+    let reader = ledger.reader();
+    let error = reader
+        .invoices(&[(center(1), invoice_number("INV-7"))])
+        .expect_err("an index that lacks a batch is not read");
+    assert!(error.to_string().contains("reopening"), "{error}");
+    assert!(
+        ledger.submit(&batches[2]).is_err(),
+        "the writer stops as after a failed write"
+    );
+    drop(reader);
+    drop(ledger);
+    let (ledger, _) = Ledger::open(directory.path(), options()).expect("reopen");
+    let found = ledger
+        .reader()
+        .invoices(&[(center(1), invoice_number("INV-7"))])
+        .expect("read");
+    assert!(found[0].is_some(), "the reopened index has the batch");
+}
