@@ -13,11 +13,12 @@
 //!
 //! A batch is written in two parts: the log part (records, invoice order) with one fsync
 //! (when `sync` is on), which is the group commit the answers wait for, then the index
-//! part (the invoice index's entries and its watermark) after the answers, before the next
-//! batch (`index_lag.rs`: readers wait for it; an open derives it after a crash). The batch's records go into a few log
-//! blocks (one key each), not one key per record; reads find the block holding a sequence
-//! by seeking for the key at or before it. The store never interprets events; the
-//! ledger (`crate::ledger`) decides what to write.
+//! part (the invoice index's entries and its watermark) after the answers, before the
+//! next batch (`index_lag.rs`: readers wait for it; an open derives it after a crash).
+//! The batch's records go into a few log blocks (one key each), not one key per record;
+//! reads find the block holding a sequence by seeking for the key at or before it. The
+//! store never interprets events (except `index_lag.rs` and `migrate.rs`, which derive
+//! index entries from them); the ledger (`crate::ledger`) decides what to write.
 
 use std::collections::HashMap;
 use std::path::Path;
