@@ -6328,3 +6328,63 @@ fn a_damaged_index_watermark_stops_the_open_and_is_reported_by_verify() {
         report.problems
     );
 }
+
+/// A watermark past the log's end (records removed from its end) is a note for `verify`,
+/// and a writable open brings it back to the log's end, so that a later crash between a
+/// batch's two writes is still caught up.
+#[test]
+fn a_watermark_past_the_log_end_is_noted_and_brought_back_by_a_writable_open() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    make_data_dir(
+        directory.path(),
+        &[],
+        &[],
+        DirFormat::Current,
+        IndexAs::Current,
+        &[],
+    );
+    {
+        let (mut ledger, _) = Ledger::open(directory.path(), ledger_options()).expect("open");
+        let envelopes: Vec<Envelope> = (0..3)
+            .map(|index| {
+                Envelope::from_origin(
+                    Timestamp(1_767_225_600_000 + index),
+                    operator(),
+                    Command::ConfirmClock {
+                        reason: reason(&format!("clock checked, call {index}")),
+                    },
+                )
+            })
+            .collect();
+        for reply in ledger.submit(&envelopes).expect("submit") {
+            reply.expect("accepted");
+        }
+        ledger.close().expect("close");
+    }
+    write_raw(
+        directory.path(),
+        &[RawValue {
+            family: "default",
+            key: b"index_through".to_vec(),
+            value: encode_index_watermark(1_000),
+        }],
+    );
+    let report = verify(directory.path()).expect("verify runs");
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|note| note.contains("past the log's last record")),
+        "{:?}",
+        report.notes
+    );
+    let (ledger, _) = Ledger::open(directory.path(), ledger_options()).expect("opens");
+    drop(ledger);
+    let store = EventStore::open_read_only(directory.path()).expect("read-only");
+    assert_eq!(
+        store.index_watermark().expect("watermark"),
+        store.last_sequence().expect("last").expect("records"),
+        "the writable open set the watermark to the log's end"
+    );
+}

@@ -46,6 +46,8 @@ struct IndexProgress {
     shut: u64,
     settled: u64,
     failed: Option<String>,
+    /// Readers waiting now (for tests that must know a reader is waiting).
+    waiting: u32,
 }
 
 /// The gate readers of the index pass: a reader waits for the index parts of the batches
@@ -97,24 +99,33 @@ impl IndexGate {
         let deadline = Instant::now() + longest;
         let mut progress = self.progress.lock();
         let wanted = progress.shut;
-        loop {
+        progress.waiting += 1;
+        let outcome = loop {
             if let Some(reason) = &progress.failed {
-                return Err(StoreError::Poisoned(format!(
+                break Err(StoreError::Poisoned(format!(
                     "the invoice index is behind the log ({reason}); reopening the data directory derives the missing entries from the log"
                 )));
             }
             if progress.settled >= wanted {
-                return Ok(());
+                break Ok(());
             }
             if self.changed.wait_until(&mut progress, deadline).timed_out()
                 && progress.settled < wanted
                 && progress.failed.is_none()
             {
-                return Err(StoreError::Poisoned(format!(
+                break Err(StoreError::Poisoned(format!(
                     "the invoice index was not written within {longest:?} of its batch's log"
                 )));
             }
-        }
+        };
+        progress.waiting -= 1;
+        outcome
+    }
+
+    /// Readers waiting now.
+    #[cfg(test)]
+    fn waiting(&self) -> u32 {
+        self.progress.lock().waiting
     }
 }
 
@@ -268,6 +279,18 @@ pub(super) fn derive_index_tail(store: &EventStore, after: u64) -> Result<IndexT
 mod tests {
     use super::*;
 
+    /// Returns once a reader is waiting at the gate (at most ten seconds).
+    fn until_a_reader_waits(gate: &IndexGate) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while gate.waiting() == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the reader never reached the gate"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     #[test]
     fn a_log_part_is_refused_while_the_previous_index_part_is_pending_or_failed() {
         let gate = IndexGate::new();
@@ -297,7 +320,7 @@ mod tests {
             let gate = Arc::clone(&gate);
             std::thread::spawn(move || gate.wait_until_current(Duration::from_secs(20)))
         };
-        std::thread::sleep(Duration::from_millis(50));
+        until_a_reader_waits(&gate);
         assert!(!reader.is_finished(), "batch 1's index part is pending");
         // Batch 1's index part is written and batch 2's log part starts at once: the
         // reader, which started before batch 2, must not wait for it.
@@ -314,7 +337,7 @@ mod tests {
             let gate = Arc::clone(&gate);
             std::thread::spawn(move || gate.wait_until_current(Duration::from_secs(20)))
         };
-        std::thread::sleep(Duration::from_millis(50));
+        until_a_reader_waits(&gate);
         assert!(!late.is_finished(), "batch 2's index part is pending");
         gate.settle(Err("abandoned".into()));
         let error = late

@@ -398,6 +398,18 @@ impl EventStore {
     /// A writable open: writes the index entries a crash left out (derived from the log
     /// after the watermark) and moves the watermark to the log's end.
     fn catch_up_index(&self) -> Result<(), StoreError> {
+        // A watermark past the log's end (records removed from its end) would hide a
+        // later crash's missing entries: bring it back to the log's end first.
+        let last = self.last_sequence()?.unwrap_or(0);
+        let watermark = self.index_watermark()?;
+        if watermark > last {
+            tracing::warn!(
+                watermark,
+                last,
+                "the invoice index's watermark was past the log's end (records were removed from it); set to the log's end"
+            );
+            self.write_index_watermark(last)?;
+        }
         let Some(after) = self.index_lag()? else {
             return Ok(());
         };
