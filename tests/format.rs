@@ -6271,10 +6271,9 @@ fn index_watermark_fixture_decodes_re_encodes_and_damaged_copies_are_refused() {
     }
 }
 
-/// A format 5 directory whose watermark is damaged does not open for writing (its index
-/// could lack invoices), and `verify` reports it instead of trusting the index.
-#[test]
-fn a_damaged_index_watermark_stops_the_open_and_is_reported_by_verify() {
+/// A current-format data directory holding three records (clock confirmations) and a
+/// complete index, closed.
+fn data_dir_of_three_records() -> tempfile::TempDir {
     let directory = tempfile::tempdir().expect("tempdir");
     make_data_dir(
         directory.path(),
@@ -6302,6 +6301,14 @@ fn a_damaged_index_watermark_stops_the_open_and_is_reported_by_verify() {
         }
         ledger.close().expect("close");
     }
+    directory
+}
+
+/// A format 5 directory whose watermark is damaged does not open for writing (its index
+/// could lack invoices), and `verify` reports it instead of trusting the index.
+#[test]
+fn a_damaged_index_watermark_stops_the_open_and_is_reported_by_verify() {
+    let directory = data_dir_of_three_records();
     write_raw(
         directory.path(),
         &[RawValue {
@@ -6334,33 +6341,7 @@ fn a_damaged_index_watermark_stops_the_open_and_is_reported_by_verify() {
 /// batch's two writes is still caught up.
 #[test]
 fn a_watermark_past_the_log_end_is_noted_and_brought_back_by_a_writable_open() {
-    let directory = tempfile::tempdir().expect("tempdir");
-    make_data_dir(
-        directory.path(),
-        &[],
-        &[],
-        DirFormat::Current,
-        IndexAs::Current,
-        &[],
-    );
-    {
-        let (mut ledger, _) = Ledger::open(directory.path(), ledger_options()).expect("open");
-        let envelopes: Vec<Envelope> = (0..3)
-            .map(|index| {
-                Envelope::from_origin(
-                    Timestamp(1_767_225_600_000 + index),
-                    operator(),
-                    Command::ConfirmClock {
-                        reason: reason(&format!("clock checked, call {index}")),
-                    },
-                )
-            })
-            .collect();
-        for reply in ledger.submit(&envelopes).expect("submit") {
-            reply.expect("accepted");
-        }
-        ledger.close().expect("close");
-    }
+    let directory = data_dir_of_three_records();
     write_raw(
         directory.path(),
         &[RawValue {

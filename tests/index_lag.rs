@@ -88,19 +88,27 @@ fn control(path: &Path) -> Vec<(Uscc, InvoiceNumber, InvoiceEntry)> {
     index_of(&store)
 }
 
-/// The directory after the first two batches, then the last one's log written and its
-/// index part dropped, as a process killed between the two writes leaves it.
-fn crashed_between_the_writes(path: &Path) -> u64 {
+/// A ledger in `path` after the first `indexed` batches, then the next batch's log part
+/// written (the batch durable and answered) and its index part still pending; with that
+/// batch's replies.
+fn index_part_pending(path: &Path, indexed: usize) -> (Ledger, Vec<Result<Reply, Rejection>>) {
     let (mut ledger, _) = Ledger::open(path, options()).expect("open");
     let batches = batches();
-    for batch in &batches[..2] {
+    for batch in &batches[..indexed] {
         submit_all(&mut ledger, batch);
     }
     let mut replies = Vec::new();
     ledger
-        .commit_batch(&batches[2], &mut replies)
+        .commit_batch(&batches[indexed], &mut replies)
         .expect("the log part is written");
     assert!(replies.iter().all(Result::is_ok), "{replies:?}");
+    (ledger, replies)
+}
+
+/// The directory after the first two batches, then the last one's log written and its
+/// index part dropped, as a process killed between the two writes leaves it.
+fn crashed_between_the_writes(path: &Path) -> u64 {
+    let (mut ledger, _) = index_part_pending(path, 2);
     let last = ledger.state().last_sequence();
     ledger.abandon_pending_index_for_tests();
     drop(ledger);
@@ -233,13 +241,7 @@ fn an_index_write_lost_in_a_crash_is_derived_from_the_log_when_the_directory_ope
 #[test]
 fn a_reader_of_the_index_waits_for_the_batch_index_part_then_finds_its_invoice() {
     let directory = tempfile::tempdir().expect("tempdir");
-    let (mut ledger, _) = Ledger::open(directory.path(), options()).expect("open");
-    let batches = batches();
-    submit_all(&mut ledger, &batches[0]);
-    let mut replies = Vec::new();
-    ledger
-        .commit_batch(&batches[1], &mut replies)
-        .expect("the log part is written");
+    let (mut ledger, replies) = index_part_pending(directory.path(), 1);
     // The batch is durable and answered; its index entries are not written yet.
     let reader = ledger.reader();
     let wanted = vec![(center(1), invoice_number("INV-7"))];
@@ -267,13 +269,7 @@ fn a_reader_of_the_index_waits_for_the_batch_index_part_then_finds_its_invoice()
 #[test]
 fn an_abandoned_index_part_fails_readers_and_the_writer_until_the_directory_is_reopened() {
     let directory = tempfile::tempdir().expect("tempdir");
-    let (mut ledger, _) = Ledger::open(directory.path(), options()).expect("open");
-    let batches = batches();
-    submit_all(&mut ledger, &batches[0]);
-    let mut replies = Vec::new();
-    ledger
-        .commit_batch(&batches[1], &mut replies)
-        .expect("the log part is written");
+    let (mut ledger, _) = index_part_pending(directory.path(), 1);
     ledger.abandon_pending_index_for_tests();
     let reader = ledger.reader();
     let error = reader
@@ -281,7 +277,7 @@ fn an_abandoned_index_part_fails_readers_and_the_writer_until_the_directory_is_r
         .expect_err("an index that lacks a batch is not read");
     assert!(error.to_string().contains("reopening"), "{error}");
     assert!(
-        ledger.submit(&batches[2]).is_err(),
+        ledger.submit(&batches()[2]).is_err(),
         "the writer stops as after a failed write"
     );
     drop(reader);

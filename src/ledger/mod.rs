@@ -226,13 +226,7 @@ impl Ledger {
         }
         // The log read back whole; an index the open could not bring up to it would let
         // a repeated invoice be paid twice.
-        if let Some(problem) = store.index_catch_up_problem() {
-            return Err(StoreError::Corrupt {
-                what: "the invoice index".into(),
-                reason: problem.to_string(),
-            }
-            .into());
-        }
+        store.check_index_caught_up()?;
         // Replay filled the invoice cache with the tail's invoices; start empty.
         state
             .invoice_cache_mut()

@@ -167,16 +167,6 @@ impl PendingIndexWrite {
             gate: None,
         }
     }
-
-    /// The bytes of index entries waiting to be written.
-    pub fn size_in_bytes(&self) -> usize {
-        self.index.size_in_bytes()
-    }
-
-    /// The last log sequence whose entries this holds, if it holds any.
-    pub fn through(&self) -> Option<u64> {
-        self.through
-    }
 }
 
 impl Drop for PendingIndexWrite {

@@ -314,7 +314,7 @@ impl EventStore {
         }
         // A failure is kept, not returned: a damaged log is reported by the replay that
         // follows, as a record error; `Ledger::open` refuses the store if the replay
-        // passes and this still failed (see `index_catch_up_problem`).
+        // passes and this still failed (see `check_index_caught_up`).
         if let Err(error) = store.catch_up_index() {
             store.index_tail_problem = Some(error.to_string());
         }
@@ -387,35 +387,38 @@ impl EventStore {
     /// Where the index stops short of the log: `Some(watermark)` when records after the
     /// watermark have no entries yet (see `index_lag.rs`), `None` when it is complete.
     fn index_lag(&self) -> Result<Option<u64>, StoreError> {
-        let watermark = self.index_watermark()?;
-        let last = self.last_sequence()?.unwrap_or(0);
+        let (watermark, last) = self.index_position()?;
         // A watermark past the log's end arises only when records were removed from the
         // end (a truncation, which `verify` against exported checkpoints names): the
         // index then covers the whole log, and `index_lag_report` notes it.
         Ok((watermark < last).then_some(watermark))
     }
 
+    /// The index's watermark and the log's last sequence (0 for an empty log).
+    fn index_position(&self) -> Result<(u64, u64), StoreError> {
+        Ok((self.index_watermark()?, self.last_sequence()?.unwrap_or(0)))
+    }
+
     /// A writable open: writes the index entries a crash left out (derived from the log
     /// after the watermark) and moves the watermark to the log's end.
     fn catch_up_index(&self) -> Result<(), StoreError> {
-        // A watermark past the log's end (records removed from its end) would hide a
-        // later crash's missing entries: bring it back to the log's end first.
-        let last = self.last_sequence()?.unwrap_or(0);
-        let watermark = self.index_watermark()?;
+        let (watermark, last) = self.index_position()?;
         if watermark > last {
+            // Records were removed from the log's end. Left there, the watermark would
+            // hide a later crash's missing entries: bring it back to the log's end.
             tracing::warn!(
                 watermark,
                 last,
                 "the invoice index's watermark was past the log's end (records were removed from it); set to the log's end"
             );
-            self.write_index_watermark(last)?;
+            return self.write_index_watermark(last);
         }
-        let Some(after) = self.index_lag()? else {
+        if watermark == last {
             return Ok(());
-        };
-        let tail = derive_index_tail(self, after)?;
+        }
+        let tail = derive_index_tail(self, watermark)?;
         tracing::info!(
-            after,
+            after = watermark,
             through = tail.through,
             entries = tail.entries.len(),
             "the invoice index was behind the log; wrote the entries derived from it"
@@ -447,11 +450,17 @@ impl EventStore {
         Ok(())
     }
 
-    /// Why a writable open could not bring the invoice index up to the log (or a
-    /// read-only open could not derive what it lacks): a store with a problem here must
-    /// not take new batches, as its index would miss invoices.
-    pub fn index_catch_up_problem(&self) -> Option<&str> {
-        self.index_tail_problem.as_deref()
+    /// An error if a writable open could not bring the invoice index up to the log (or a
+    /// read-only open could not derive what it lacks). Such a store must not take new
+    /// batches, nor feed exports: its index would miss invoices.
+    pub fn check_index_caught_up(&self) -> Result<(), StoreError> {
+        match &self.index_tail_problem {
+            Some(problem) => Err(StoreError::Corrupt {
+                what: "the invoice index".into(),
+                reason: problem.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// For `verify`: what a read-only open derived because the index was behind the log
