@@ -289,3 +289,112 @@ fn an_abandoned_index_part_fails_readers_and_the_writer_until_the_directory_is_r
         .expect("read");
     assert!(found[0].is_some(), "the reopened index has the batch");
 }
+
+/// The programme and a voucher, then one batch large enough to be encoded beside the
+/// writer (its index entries built by the encoder while the log part is written): 1,100
+/// invoices and the reversal of one of them.
+fn large_batches() -> Vec<Vec<Envelope>> {
+    let mut setup = registration_commands();
+    setup.push(approve(1, 1, 1, "1000000.00", "300000.00"));
+    let mut large: Vec<Command> = (0..1_100)
+        .map(|number| post(1, 1, &format!("BIG-{number}"), "100.01"))
+        .collect();
+    large.push(reverse(1, "BIG-42"));
+    [setup, large]
+        .into_iter()
+        .enumerate()
+        .map(|(batch, commands)| {
+            commands
+                .into_iter()
+                .map(|command| Envelope::new(at(batch), command))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn a_large_batch_whose_index_part_is_lost_has_it_derived_when_the_directory_opens() {
+    // Given the same two batches written normally, and written with the large batch's
+    // index part (built by the encoder) dropped after its log part, as a crash leaves it
+    let expected_directory = tempfile::tempdir().expect("tempdir");
+    let expected = {
+        let (mut ledger, _) = Ledger::open(expected_directory.path(), options()).expect("open");
+        for batch in large_batches() {
+            submit_all(&mut ledger, &batch);
+        }
+        drop(ledger);
+        index_of(&EventStore::open_read_only(expected_directory.path()).expect("read-only"))
+    };
+    assert_eq!(expected.len(), 1_100);
+    let reversed: Vec<&InvoiceNumber> = expected
+        .iter()
+        .filter(|(_, _, entry)| entry.is_reversed())
+        .map(|(_, number, _)| number)
+        .collect();
+    assert_eq!(reversed, vec![&invoice_number("BIG-42")]);
+    let directory = tempfile::tempdir().expect("tempdir");
+    {
+        let (mut ledger, _) = Ledger::open(directory.path(), options()).expect("open");
+        let batches = large_batches();
+        submit_all(&mut ledger, &batches[0]);
+        let mut replies = Vec::new();
+        ledger
+            .commit_batch(&batches[1], &mut replies)
+            .expect("the log part is written");
+        assert!(replies.iter().all(Result::is_ok), "{replies:?}");
+        ledger.abandon_pending_index_for_tests();
+    }
+    // when the directory is opened again, then its index is the normal run's, and a
+    // retry of a lost invoice is a duplicate
+    let (mut ledger, _) = Ledger::open(directory.path(), options()).expect("reopen");
+    let retry = Envelope::new(at(3), post(1, 1, "BIG-1099", "100.01"));
+    match ledger.submit(&[retry]).expect("submit")[0].clone() {
+        Ok(Reply::InvoiceOutcome(outcome)) => assert!(outcome.duplicate, "{outcome:?}"),
+        other => panic!("{other:?}"),
+    }
+    drop(ledger);
+    let store = EventStore::open_read_only(directory.path()).expect("read-only");
+    assert_eq!(index_of(&store), expected);
+    drop(store);
+    let report = verify(directory.path()).expect("verify");
+    assert!(report.is_clean(), "{:?}", report.problems);
+}
+
+#[test]
+fn a_large_batch_answered_then_dropped_writes_its_index_part_on_the_way_out() {
+    // Given a large batch committed as the engine commits it (log part written, answers
+    // out), its index part still being built by the encoder
+    let directory = tempfile::tempdir().expect("tempdir");
+    let last = {
+        let (mut ledger, _) = Ledger::open(directory.path(), options()).expect("open");
+        let batches = large_batches();
+        submit_all(&mut ledger, &batches[0]);
+        let mut replies = Vec::new();
+        ledger
+            .commit_batch(&batches[1], &mut replies)
+            .expect("the log part is written");
+        assert!(replies.iter().all(Result::is_ok), "{replies:?}");
+        let last = ledger.state().last_sequence();
+        // when the ledger is dropped without writing it
+        drop(ledger);
+        last
+    };
+    // then the drop wrote it: the index is not behind the log, nothing is left to derive,
+    // and it holds every invoice of the batch
+    let store = EventStore::open_read_only(directory.path()).expect("read-only");
+    assert_eq!(store.index_watermark().expect("watermark"), last);
+    assert!(
+        store.index_lag_report().is_none(),
+        "{:?}",
+        store.index_lag_report()
+    );
+    let entries = index_of(&store);
+    assert_eq!(entries.len(), 1_100);
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|(_, _, entry)| entry.is_reversed())
+            .count(),
+        1
+    );
+}

@@ -776,3 +776,94 @@ fn a_large_batch_encoded_beside_the_writer_is_stored_as_single_commands_are() {
         .expect("read the index");
     assert_eq!(same, Some(last));
 }
+
+/// Every invoice of `numbers` (center 1) as the store's index holds it, read through
+/// `reader` (`LedgerReader::invoices` reads the index, never the writer's cache).
+fn indexed(
+    reader: &voucher_ledger::ledger::LedgerReader,
+    numbers: &[String],
+) -> Vec<Option<InvoiceEntry>> {
+    let wanted: Vec<(Uscc, InvoiceNumber)> = numbers
+        .iter()
+        .map(|number| (center(1), invoice_number(number)))
+        .collect();
+    reader.invoices(&wanted).expect("read the index")
+}
+
+#[test]
+fn a_large_batch_refused_whole_does_not_hand_its_index_part_to_the_next_batch() {
+    // Given a ledger with one voucher, whose invoice cache keeps two invoices (so a
+    // repost is answered from the store's index)
+    let directory = tempfile::tempdir().expect("tempdir");
+    let mut ledger = open_with_an_invoice_cache_of_two(directory.path());
+    let at = |offset: i64| Timestamp(1_767_225_600_000 + offset);
+    let mut setup: Vec<Envelope> = registration_commands()
+        .into_iter()
+        .map(|command| Envelope::new(at(0), command))
+        .collect();
+    setup.push(Envelope::new(
+        at(0),
+        approve(1, 1, 1, "1000000.00", "300000.00"),
+    ));
+    for reply in ledger.submit(&setup).expect("submit") {
+        reply.expect("accepted");
+    }
+    // when a batch large enough to be encoded beside the writer is refused whole (the
+    // encoder's index part for it is empty and nothing is written)
+    let refused: Vec<Envelope> = (0..1_100)
+        .map(|number| Envelope::new(at(1), post(1, 99, &format!("R-{number}"), "1.00")))
+        .collect();
+    for reply in ledger.submit(&refused).expect("submit") {
+        assert_eq!(
+            reply.expect_err("refused").code,
+            RejectionCode::VoucherNotFound
+        );
+    }
+    // and the next large batch is accepted, with the reversal of one of its own invoices
+    let numbers: Vec<String> = (0..1_100).map(|number| format!("A-{number}")).collect();
+    let mut accepted: Vec<Envelope> = numbers
+        .iter()
+        .map(|number| Envelope::new(at(2), post(1, 1, number, "100.01")))
+        .collect();
+    accepted.push(Envelope::new(at(2), reverse(1, "A-7")));
+    let mut outcomes = Vec::new();
+    for reply in ledger.submit(&accepted).expect("submit") {
+        match reply.expect("accepted") {
+            Reply::InvoiceOutcome(outcome) => outcomes.push(outcome),
+            Reply::InvoiceReversed(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(outcomes.len(), numbers.len());
+    // then the index holds each of its invoices as decided, the reversed one reversed,
+    // while the ledger runs and after a reopen
+    let check = |entries: Vec<Option<InvoiceEntry>>, when: &str| {
+        for ((number, outcome), entry) in numbers.iter().zip(&outcomes).zip(entries) {
+            let entry = entry.unwrap_or_else(|| panic!("{when}: {number} is not in the index"));
+            assert_eq!(entry.sequence, outcome.sequence, "{when}: {number}");
+            assert_eq!(entry.subsidy, outcome.subsidy, "{when}: {number}");
+            assert_eq!(entry.is_reversed(), number == "A-7", "{when}: {number}");
+        }
+    };
+    check(indexed(&ledger.reader(), &numbers), "running");
+    drop(ledger);
+    let mut ledger = open_with_an_invoice_cache_of_two(directory.path());
+    check(indexed(&ledger.reader(), &numbers), "reopened");
+    // and posting them all again (one large batch) pays nothing twice
+    let again: Vec<Envelope> = numbers
+        .iter()
+        .map(|number| Envelope::new(at(3), post(1, 1, number, "100.01")))
+        .collect();
+    for (number, reply) in numbers.iter().zip(ledger.submit(&again).expect("submit")) {
+        match reply.expect("answered") {
+            Reply::InvoiceOutcome(outcome) => {
+                assert!(outcome.duplicate, "{number}: {outcome:?}");
+                assert_eq!(outcome.reversed, number == "A-7", "{number}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    drop(ledger);
+    let report = verify(directory.path()).expect("verify");
+    assert!(report.is_clean(), "{:?}", report.problems);
+}

@@ -12,7 +12,16 @@
 //! the records, the chain and what the index holds afterwards are exactly what the
 //! writer alone would produce. Only the packing differs: a log block may end at a
 //! chunk's end rather than at its byte target, and redemptions' index entries are put in
-//! key order within each chunk rather than across the batch (reversals still come last).
+//! key order across the batch, where the writer's own batches put them in key order
+//! chunk by chunk (reversals come last in both).
+//!
+//! The redemptions' index entries are only encoded while the chunks come in. Sorting them
+//! and putting them into RocksDB's batch waits until the log part is handed back: the
+//! encoder then builds the index part ([`IndexPart`]) while the writer writes the log
+//! part and waits for its fsync, and the writer takes it
+//! ([`RecordEncoder::take_index_part`]) when it writes the index part after the answers.
+//! Before, that work (a tenth of the encoder's) was the last thing the writer waited for
+//! before its write (issue 12).
 //!
 //! Small batches (a unary call) are encoded by the writer itself: a hand-over to another
 //! thread costs more than it saves below [`ENCODE_IN_PARALLEL_FROM`] commands.
@@ -28,7 +37,7 @@ use crate::domain::{
     Envelope, Event, InvoiceRedeemed, LedgerState, Rejection, Reply, SequencedEvent,
 };
 use crate::storage::record::ChainHash;
-use crate::storage::{CommitBatch, EventStore, StoreError};
+use crate::storage::{CommitBatch, DeferredIndexEntries, EventStore, IndexPart, StoreError};
 
 /// Events the writer decides before handing them to the encoder.
 pub(super) const ENCODE_CHUNK_EVENTS: usize = 512;
@@ -42,11 +51,8 @@ const CHUNKS_QUEUED_MAX: usize = 64;
 
 enum EncoderJob {
     /// A batch begins after the record whose chain hash is `previous`.
-    /// `bytes`: the room to reserve in the log part and the index part of the batch.
-    Begin {
-        previous: ChainHash,
-        bytes: (usize, usize),
-    },
+    /// `bytes`: the room to reserve in the log part of the batch.
+    Begin { previous: ChainHash, bytes: usize },
     /// The next events of the batch, in sequence order.
     Chunk(Vec<SequencedEvent>),
     /// Every chunk is sent: hand the encoded batch back.
@@ -55,8 +61,8 @@ enum EncoderJob {
 
 /// A batch as the encoder built it.
 pub(super) struct EncodedBatch {
-    /// Every record in blocks and every redeemed invoice's index entry (sorted by key
-    /// within each chunk), ready for the writer's reversals and invoice order.
+    /// Every record in blocks, ready for the writer's invoice order. Its index part
+    /// follows ([`RecordEncoder::take_index_part`]).
     pub batch: CommitBatch,
     /// The chain hash of the batch's last record.
     pub head: ChainHash,
@@ -68,6 +74,10 @@ pub(super) struct EncodedBatch {
 pub(super) struct RecordEncoder {
     jobs: Option<SyncSender<EncoderJob>>,
     done: Receiver<Result<EncodedBatch, StoreError>>,
+    /// The index part of each batch whose log part came back, in order.
+    index_parts: Receiver<Result<IndexPart, StoreError>>,
+    /// A log part came back whose index part has not been taken.
+    index_part_owed: bool,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -75,15 +85,40 @@ impl RecordEncoder {
     pub(super) fn start(store: Arc<EventStore>) -> Result<RecordEncoder, StoreError> {
         let (jobs, job_queue) = std::sync::mpsc::sync_channel(CHUNKS_QUEUED_MAX);
         let (done_sender, done) = std::sync::mpsc::sync_channel(1);
+        let (index_sender, index_parts) = std::sync::mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("ledger-encoder".into())
-            .spawn(move || encoder_loop(&store, &job_queue, &done_sender))
+            .spawn(move || encoder_loop(&store, &job_queue, &done_sender, &index_sender))
             .map_err(|error| StoreError::Encode(format!("cannot start the encoder: {error}")))?;
         Ok(RecordEncoder {
             jobs: Some(jobs),
             done,
+            index_parts,
+            index_part_owed: false,
             thread: Some(thread),
         })
+    }
+
+    /// The index part of the last batch whose log part came back from
+    /// [`RecordEncoder::decide_and_encode`]: its redemptions' entries in key order
+    /// (waits while the encoder is still building it).
+    pub(super) fn take_index_part(&mut self) -> Result<IndexPart, StoreError> {
+        if !std::mem::take(&mut self.index_part_owed) {
+            return Err(StoreError::Encode(
+                "an index part was asked for but no batch's log part is waiting for one".into(),
+            ));
+        }
+        self.index_parts.recv().map_err(|_| {
+            StoreError::Encode("the record encoder stopped before the batch's index part".into())
+        })?
+    }
+
+    /// Drops the index part of a batch that writes none (every command refused), or whose
+    /// index part was abandoned, so the next batch's is the next one taken.
+    pub(super) fn discard_index_part(&mut self) {
+        if self.index_part_owed {
+            let _ = self.take_index_part();
+        }
     }
 
     fn send(&self, job: EncoderJob) -> Result<(), StoreError> {
@@ -98,17 +133,21 @@ impl RecordEncoder {
     /// Decides `envelopes` under `state`'s write lock, appending a reply per envelope to
     /// `replies`, and hands the events over in chunks as they are decided; returns the
     /// encoded batch (records after `previous`; `bytes` is the expected size of its
-    /// log and index parts, reserved up front) once the last chunk is encoded. An error means the
+    /// log part, reserved up front) once the last chunk is encoded; its index part
+    /// follows ([`RecordEncoder::take_index_part`]). An error means the
     /// encoder stopped: the state may be ahead of anything that can be written.
     pub(super) fn decide_and_encode(
-        &self,
+        &mut self,
         state: &RwLock<LedgerState>,
         envelopes: &[Envelope],
         replies: &mut Vec<Result<Reply, Rejection>>,
         order_updates: &mut Vec<InvoiceOrderPlace>,
         previous: ChainHash,
-        bytes: (usize, usize),
+        bytes: usize,
     ) -> Result<EncodedBatch, StoreError> {
+        // The writer writes (or abandons) a batch's index part before it decides the next
+        // batch, so anything still owed here belongs to a batch that wrote nothing.
+        self.discard_index_part();
         self.send(EncoderJob::Begin { previous, bytes })?;
         {
             let mut state = state.write();
@@ -136,9 +175,14 @@ impl RecordEncoder {
             }
         }
         self.send(EncoderJob::Finish)?;
-        self.done
+        let encoded = self
+            .done
             .recv()
-            .map_err(|_| StoreError::Encode("the record encoder stopped mid-batch".into()))?
+            .map_err(|_| StoreError::Encode("the record encoder stopped mid-batch".into()))??;
+        // The encoder builds the index part next, and sends it after every log part it
+        // sends back.
+        self.index_part_owed = true;
+        Ok(encoded)
     }
 }
 
@@ -164,13 +208,21 @@ fn encoder_loop(
     store: &EventStore,
     jobs: &Receiver<EncoderJob>,
     done: &SyncSender<Result<EncodedBatch, StoreError>>,
+    index_parts: &SyncSender<Result<IndexPart, StoreError>>,
 ) {
     let mut building: Option<Building> = None;
+    // Kept from batch to batch, so its room is reused.
+    let mut deferred = DeferredIndexEntries::default();
+    // The last index part's size: the room the next one reserves.
+    let mut index_part_bytes = 0;
     for job in jobs {
         match job {
             EncoderJob::Begin { previous, bytes } => {
+                deferred.clear();
+                let mut batch = CommitBatch::with_capacity(bytes);
+                batch.expect_index_part();
                 building = Some(Building {
-                    batch: CommitBatch::with_capacities(bytes.0, bytes.1),
+                    batch,
                     head: previous,
                     chunks: Vec::new(),
                     failure: None,
@@ -190,7 +242,13 @@ fn encoder_loop(
                     continue;
                 };
                 if open.failure.is_none() {
-                    match encode_chunk(store, &mut open.batch, open.head, &events) {
+                    match encode_chunk_deferring_index(
+                        store,
+                        &mut open.batch,
+                        &mut deferred,
+                        open.head,
+                        &events,
+                    ) {
                         Ok(head) => open.head = head,
                         Err(error) => open.failure = Some(error),
                     }
@@ -217,16 +275,47 @@ fn encoder_loop(
                         "a batch was finished that never began".into(),
                     )),
                 };
+                let log_part_encoded = result.is_ok();
                 if done.send(result).is_err() {
                     return;
+                }
+                // While the writer writes the log part and waits for its fsync.
+                if log_part_encoded {
+                    let part = store.index_part_of(&mut deferred, index_part_bytes);
+                    if let Ok(part) = &part {
+                        index_part_bytes = part.size_in_bytes();
+                    }
+                    if index_parts.send(part).is_err() {
+                        return;
+                    }
                 }
             }
         }
     }
 }
 
-/// Encodes one chunk: its records after `previous`, then its redemptions' index entries
-/// in key order (see `Ledger::write_events` for why the order matters).
+/// Encodes one chunk of a large batch: its records after `previous`, and its redemptions'
+/// index entries into `deferred` (put into the index part after the log part is sent).
+fn encode_chunk_deferring_index(
+    store: &EventStore,
+    batch: &mut CommitBatch,
+    deferred: &mut DeferredIndexEntries,
+    previous: ChainHash,
+    events: &[SequencedEvent],
+) -> Result<ChainHash, StoreError> {
+    let head = store.put_events(batch, events, previous)?;
+    for event in events {
+        if let Event::InvoiceRedeemed(redeemed) = &event.event {
+            store.defer_redeemed_invoice(batch, deferred, event.sequence, redeemed);
+        }
+    }
+    store.add_to_invoice_filter(batch);
+    Ok(head)
+}
+
+/// Encodes the events of a batch the writer encodes itself (a small one): its records
+/// after `previous`, then its redemptions' index entries in key order (see
+/// `Ledger::write_events` for why the order matters).
 pub(super) fn encode_chunk(
     store: &EventStore,
     batch: &mut CommitBatch,

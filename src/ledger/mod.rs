@@ -7,8 +7,9 @@
 //! then decides each envelope (a later one sees the effects of an earlier one) without
 //! I/O. The resulting events are framed and chained once (in a large batch, by the
 //! encoder thread while the writer is still deciding, see `encoder.rs`) and written, with
-//! the invoice-index updates, as one `WriteBatch` with one fsync (I/O after); only then are
-//! the replies returned. If that write fails the in-memory state is ahead of the disk, so
+//! the invoice order, as one `WriteBatch` with one fsync (I/O after); only then are the
+//! replies returned. The invoice index's entries follow, after the replies and before the
+//! next batch (`storage/index_lag.rs`). If that write fails the in-memory state is ahead of the disk, so
 //! the ledger poisons itself: it refuses further work until it is reopened, which
 //! rebuilds the state from what is durable.
 //!
@@ -184,11 +185,16 @@ pub struct Ledger {
     invoice_filter_fill: Option<std::thread::JoinHandle<()>>,
     /// The size of the last group commit's log part: the next one reserves as much.
     last_batch_bytes: usize,
-    /// The size of the last group commit's index part: the next one reserves as much.
+    /// The size of the index part of the last batch the writer encoded itself (a small
+    /// one): the next such part reserves as much. The encoder sizes its own.
     last_index_bytes: usize,
     /// The last batch's invoice index entries, written after its answers
     /// ([`Ledger::write_pending_index`]) and always before the next batch is decided.
     pending_index: Option<PendingIndexWrite>,
+    /// The pending index part's redemption entries are the encoder's to supply
+    /// ([`encoder::RecordEncoder::take_index_part`]); the reversals in `index_updates`
+    /// go after them.
+    pending_index_from_encoder: bool,
     /// How long the last batch's write (with its fsync) took.
     last_write: Duration,
     /// Encodes a large batch's records while the writer decides the rest of it; started
@@ -275,6 +281,7 @@ impl Ledger {
             last_batch_bytes: 0,
             last_index_bytes: 0,
             pending_index: None,
+            pending_index_from_encoder: false,
             last_write: Duration::ZERO,
             encoder: None,
         };
@@ -337,6 +344,11 @@ impl Ledger {
         if self.pending_index.take().is_some() {
             self.poisoned = Some("the last batch's index part was abandoned (a test)".into());
         }
+        if std::mem::take(&mut self.pending_index_from_encoder) {
+            if let Some(encoder) = self.encoder.as_mut() {
+                encoder.discard_index_part();
+            }
+        }
     }
 
     /// Writes the last batch's invoice index entries (the engine calls this after the
@@ -345,14 +357,29 @@ impl Ledger {
     /// failure stops the ledger as a failed batch does; the entries are derived from the
     /// log again when it is reopened.
     pub fn write_pending_index(&mut self) -> Result<(), LedgerError> {
-        let Some(pending) = self.pending_index.take() else {
-            return Ok(());
-        };
-        if let Err(error) = self.store.commit_index(pending) {
+        if let Err(error) = self.finish_pending_index() {
             self.poisoned = Some(error.to_string());
             return Err(error.into());
         }
         Ok(())
+    }
+
+    /// Writes the pending index part, if any: first the encoder's entries (a large
+    /// batch's redemptions), then the reversals read from the state.
+    fn finish_pending_index(&mut self) -> Result<(), StoreError> {
+        let from_encoder = std::mem::take(&mut self.pending_index_from_encoder);
+        let Some(mut pending) = self.pending_index.take() else {
+            return Ok(());
+        };
+        if from_encoder {
+            let encoder = self.encoder.as_mut().ok_or_else(|| {
+                StoreError::Encode("the encoder that owes the batch's index part is gone".into())
+            })?;
+            let part = encoder.take_index_part()?;
+            self.store
+                .complete_index_part(&mut pending, part, &self.index_updates)?;
+        }
+        self.store.commit_index(pending)
     }
 
     /// The group commit without the snapshot: the engine answers its callers first and
@@ -378,7 +405,7 @@ impl Ledger {
         // A large batch's records are encoded beside the writer while it decides; the
         // events come back with them.
         let encoded = if envelopes.len() >= encoder::ENCODE_IN_PARALLEL_FROM {
-            let encoder = match self.encoder.take() {
+            let mut encoder = match self.encoder.take() {
                 Some(encoder) => encoder,
                 None => encoder::RecordEncoder::start(Arc::clone(&self.store))?,
             };
@@ -388,7 +415,7 @@ impl Ledger {
                 replies,
                 &mut self.order_updates,
                 self.chain_head,
-                (self.last_batch_bytes, self.last_index_bytes),
+                self.last_batch_bytes,
             );
             self.encoder = Some(encoder);
             match encoded {
@@ -590,11 +617,13 @@ impl Ledger {
 
     /// Writes the batch's events and invoice order in one durable write, and keeps its
     /// index entries for [`Ledger::write_pending_index`] (after the answers).
-    /// `encoded`: the records and redemption entries, already encoded by the encoder.
+    /// `encoded`: the records, already encoded by the encoder, which then builds the
+    /// redemptions' index entries while this write waits for its fsync.
     fn write_events(
         &mut self,
         encoded: Option<(CommitBatch, ChainHash)>,
     ) -> Result<ChainHash, StoreError> {
+        let from_encoder = encoded.is_some();
         let (mut batch, head) = match encoded {
             Some(encoded) => encoded,
             None => {
@@ -609,10 +638,13 @@ impl Ledger {
         // the memtable's skip list in batch order, starting each search from the
         // previous key's place, so sorted keys spare most of the comparisons) first,
         // reversals after: a reversal's entry must win over the entry of a redemption of
-        // the same invoice in the same batch.
-        for (center, invoice_number, entry) in &self.index_updates {
-            self.store
-                .put_invoice(&mut batch, center, invoice_number, entry)?;
+        // the same invoice in the same batch. The encoder's redemptions come later, so
+        // the reversals wait for them (`finish_pending_index`).
+        if !from_encoder {
+            for (center, invoice_number, entry) in &self.index_updates {
+                self.store
+                    .put_invoice(&mut batch, center, invoice_number, entry)?;
+            }
         }
         // One invoice-order group per center and year. The updates come in sequence
         // order, so each group's sequences increase as they are gathered. Gathered by a
@@ -652,12 +684,15 @@ impl Ledger {
             )?;
         }
         self.last_batch_bytes = batch.size_in_bytes();
-        self.last_index_bytes = batch.index_size_in_bytes();
+        if !from_encoder {
+            self.last_index_bytes = batch.index_size_in_bytes();
+        }
         assert!(
             self.pending_index.is_none(),
             "the previous batch's index part is written before the next batch is"
         );
         self.pending_index = Some(self.store.commit_log(batch)?);
+        self.pending_index_from_encoder = from_encoder;
         Ok(head)
     }
 
@@ -684,8 +719,8 @@ impl Drop for Ledger {
     fn drop(&mut self) {
         // A batch answered but not yet indexed: write its entries now (were this to fail,
         // the next open derives them from the log).
-        if let Some(pending) = self.pending_index.take() {
-            if let Err(error) = self.store.commit_index(pending) {
+        if self.pending_index.is_some() {
+            if let Err(error) = self.finish_pending_index() {
                 tracing::warn!(%error, "the last batch's invoice index entries were not written; the next open derives them from the log");
             }
         }

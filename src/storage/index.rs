@@ -103,8 +103,14 @@ pub fn invoice_key(center: &Uscc, invoice_number: &InvoiceNumber) -> Vec<u8> {
 /// one buffer allocates no key per invoice.
 pub fn invoice_key_into(center: &Uscc, invoice_number: &InvoiceNumber, key: &mut Vec<u8>) {
     key.clear();
-    key.extend_from_slice(center.as_bytes());
-    key.extend_from_slice(invoice_number.as_str().as_bytes());
+    append_invoice_key(center, invoice_number, key);
+}
+
+/// Appends the index key of an invoice to `out` (the one definition of the key's bytes:
+/// the center's USCC, then the invoice number's canonical text).
+pub fn append_invoice_key(center: &Uscc, invoice_number: &InvoiceNumber, out: &mut Vec<u8>) {
+    out.extend_from_slice(center.as_bytes());
+    out.extend_from_slice(invoice_number.as_str().as_bytes());
 }
 
 /// The center and invoice number an index key names.

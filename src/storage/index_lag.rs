@@ -2,8 +2,8 @@
 //! readers wait for it, and how an open derives what a crash left out.
 //!
 //! A batch is written in two parts (issue 12). The log part (the records, the invoice
-//! order, and the index's watermark when the batch indexes nothing) is written with the
-//! fsync the callers' answers wait for. The index part (one entry per invoice the batch
+//! order, and the index's watermark when the batch indexes nothing and no index part
+//! follows) is written with the fsync the callers' answers wait for. The index part (one entry per invoice the batch
 //! redeemed or reversed, and the watermark) is written just after the answers have gone
 //! out, before the next batch is decided: inserting ~8,000 keys that arrive in no order
 //! into the index's skip list was about half of RocksDB's write, and the callers no longer
@@ -156,6 +156,10 @@ pub struct PendingIndexWrite {
     pub(super) through: Option<u64>,
     /// The gate this part holds shut, if any.
     pub(super) gate: Option<Arc<IndexGate>>,
+    /// The entries are built apart and not supplied yet
+    /// (`CommitBatch::expect_index_part`, `EventStore::complete_index_part`): writing the
+    /// watermark now would cover records whose entries are missing.
+    pub(super) awaiting_part: bool,
 }
 
 impl PendingIndexWrite {
@@ -165,6 +169,7 @@ impl PendingIndexWrite {
             index: rocksdb::WriteBatch::default(),
             through: None,
             gate: None,
+            awaiting_part: false,
         }
     }
 }
@@ -355,6 +360,7 @@ mod tests {
             index: rocksdb::WriteBatch::default(),
             through: Some(7),
             gate: Some(Arc::clone(&gate)),
+            awaiting_part: false,
         });
         let error = gate.check_current().expect_err("failed");
         assert!(error.to_string().contains("sequence 7"), "{error}");

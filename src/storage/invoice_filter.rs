@@ -10,10 +10,13 @@
 //!
 //! Why it never calls a stored invoice absent: a key in the index was either there when
 //! the scan's iterator was created (the scan adds it before the filter is marked
-//! complete) or written after the store opened, through [`super::EventStore::put_invoice`]
-//! or `put_redeemed_invoice`, whose keys are added to the filter before the batch holding
-//! them is committed ([`super::EventStore::commit`] adds any the encoder has not). Bits are only
-//! ever set, never cleared (the index never deletes an entry).
+//! complete) or written after the store opened, through [`super::EventStore::put_invoice`],
+//! `put_redeemed_invoice` or `defer_redeemed_invoice` (a large batch's entries, put into
+//! its index part after the log part), whose keys are added to the filter before the log
+//! part of the batch holding them is committed ([`super::EventStore::commit_log`] adds any
+//! the encoder has not). `complete_index_part` adds none: its entries are reversals, and a
+//! reversed invoice's key was added when it was redeemed, or was in the index already.
+//! Bits are only ever set, never cleared (the index never deletes an entry).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 

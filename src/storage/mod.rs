@@ -42,4 +42,4 @@ pub use index_lag::PendingIndexWrite;
 pub use log::{LogError, LogPosition, LoggedEvent};
 pub use record::{ChainHash, RecordError};
 pub use snapshot::StoredSnapshot;
-pub use store::{CommitBatch, EventStore, StoreError};
+pub use store::{CommitBatch, DeferredIndexEntries, EventStore, IndexPart, StoreError};

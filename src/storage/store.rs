@@ -32,9 +32,10 @@ use super::block::{
 };
 use super::checkpoint::Checkpoint;
 use super::index::{
-    decode_index_entry, decode_index_watermark, decode_invoice_order_value, encode_index_entry,
-    encode_index_fields, encode_index_watermark, encode_invoice_order_group, invoice_key,
-    invoice_key_into, invoice_order_key, parse_invoice_key, parse_invoice_order_key, IndexFields,
+    append_invoice_key, decode_index_entry, decode_index_watermark, decode_invoice_order_value,
+    encode_index_entry, encode_index_fields, encode_index_watermark, encode_invoice_order_group,
+    invoice_key, invoice_key_into, invoice_order_key, parse_invoice_key, parse_invoice_order_key,
+    IndexFields,
 };
 use super::index_lag::{derive_index_tail, IndexGate, IndexTail, PendingIndexWrite};
 use super::invoice_filter::{FilterPlace, InvoiceFilter, INVOICE_FILTER_BYTES};
@@ -110,6 +111,10 @@ pub struct CommitBatch {
     /// added together (see [`EventStore::add_to_invoice_filter`]), and always before the
     /// batch is committed.
     filter_pending: Vec<FilterPlace>,
+    /// The index part is built apart ([`IndexPart`]) and supplied after the log part is
+    /// written ([`EventStore::complete_index_part`]), so the log part holds the gate shut
+    /// even though this batch's own index part is empty.
+    index_follows: bool,
 }
 
 impl CommitBatch {
@@ -142,11 +147,75 @@ impl CommitBatch {
         self.index.size_in_bytes()
     }
 
+    /// Says that this batch's index entries are built apart, as an [`IndexPart`], and
+    /// supplied to its [`PendingIndexWrite`] after the log part is written
+    /// ([`EventStore::complete_index_part`]).
+    pub fn expect_index_part(&mut self) {
+        self.index_follows = true;
+    }
+
     fn note_sequence(&mut self, sequence: u64) {
         self.last_sequence = Some(
             self.last_sequence
                 .map_or(sequence, |last| last.max(sequence)),
         );
+    }
+}
+
+/// A large batch's redemption index entries, encoded (key, then value) beside its records
+/// but put into a RocksDB batch only later ([`EventStore::index_part_of`]). The encoder
+/// does that after it hands the batch's log part to the writer, so sorting and copying
+/// the entries overlaps the log part's fsync instead of delaying it (issue 12).
+#[derive(Default)]
+pub struct DeferredIndexEntries {
+    /// Each entry's key followed by its value, entry after entry.
+    bytes: Vec<u8>,
+    entries: Vec<DeferredIndexEntry>,
+    /// A value being encoded.
+    scratch: Vec<u8>,
+}
+
+#[derive(Clone, Copy)]
+struct DeferredIndexEntry {
+    start: usize,
+    key_end: usize,
+    end: usize,
+}
+
+impl DeferredIndexEntries {
+    /// Forgets every entry, keeping the room for the next batch's.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.entries.clear();
+    }
+
+    /// Whether no entry is waiting to be put.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn key(&self, entry: DeferredIndexEntry) -> &[u8] {
+        &self.bytes[entry.start..entry.key_end]
+    }
+}
+
+/// A batch's invoice index entries in key order, built apart from its log part (see
+/// [`DeferredIndexEntries`]); written by [`EventStore::complete_index_part`] and
+/// [`EventStore::commit_index`].
+pub struct IndexPart {
+    batch: WriteBatch,
+    entries: usize,
+}
+
+impl IndexPart {
+    /// Whether it holds no entry (a batch that redeemed nothing).
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// The bytes of RocksDB's batch: the room the next part reserves.
+    pub fn size_in_bytes(&self) -> usize {
+        self.batch.size_in_bytes()
     }
 }
 
@@ -683,6 +752,112 @@ impl EventStore {
         Ok(())
     }
 
+    /// Encodes the index entry of an invoice redeemed by the event at `sequence` into
+    /// `deferred` (the same bytes as [`EventStore::put_redeemed_invoice`]), to be put
+    /// into an index part later by [`EventStore::index_part_of`]. The key goes into the
+    /// filter with `batch`'s log part, as a put one does.
+    pub fn defer_redeemed_invoice(
+        &self,
+        batch: &mut CommitBatch,
+        deferred: &mut DeferredIndexEntries,
+        sequence: u64,
+        redeemed: &InvoiceRedeemed,
+    ) {
+        let start = deferred.bytes.len();
+        append_invoice_key(
+            &redeemed.center,
+            &redeemed.invoice_number,
+            &mut deferred.bytes,
+        );
+        let key_end = deferred.bytes.len();
+        batch.filter_pending.push(
+            self.invoice_filter
+                .place_of(&deferred.bytes[start..key_end]),
+        );
+        deferred.scratch.clear();
+        encode_index_fields(
+            IndexFields {
+                voucher: &redeemed.voucher,
+                amount: redeemed.amount,
+                issue_date: redeemed.issue_date,
+                delivery_proof: redeemed.delivery_proof.as_str(),
+                subsidy: redeemed.subsidy,
+                second_subsidy: redeemed.second_subsidy,
+                sequence,
+                reversed_at: None,
+            },
+            &mut deferred.scratch,
+        );
+        deferred.bytes.extend_from_slice(&deferred.scratch);
+        deferred.entries.push(DeferredIndexEntry {
+            start,
+            key_end,
+            end: deferred.bytes.len(),
+        });
+    }
+
+    /// The index part of `deferred`'s entries, put in key order: RocksDB inserts a
+    /// batch's keys into the memtable's skip list in batch order, starting each search
+    /// from the previous key's place, so keys in order spare most of the comparisons.
+    /// `bytes`: the room to reserve (the previous part's size). A batch redeems an invoice
+    /// at most once (a second posting is a duplicate), so every key is put once.
+    pub fn index_part_of(
+        &self,
+        deferred: &mut DeferredIndexEntries,
+        bytes: usize,
+    ) -> Result<IndexPart, StoreError> {
+        let family = self.family(INVOICES)?;
+        let mut entries = std::mem::take(&mut deferred.entries);
+        entries.sort_unstable_by(|left, right| deferred.key(*left).cmp(deferred.key(*right)));
+        let mut batch = WriteBatch::with_capacity_bytes(bytes);
+        for entry in &entries {
+            batch.put_cf(
+                family,
+                deferred.key(*entry),
+                &deferred.bytes[entry.key_end..entry.end],
+            );
+        }
+        let part = IndexPart {
+            batch,
+            entries: entries.len(),
+        };
+        // The list's room is kept for the next batch.
+        deferred.entries = entries;
+        deferred.clear();
+        Ok(part)
+    }
+
+    /// Supplies the index part built apart for the batch `pending` belongs to (the
+    /// batch said so with [`CommitBatch::expect_index_part`]), then `later`: entries
+    /// read from the state at the end of the batch (reversals), put after the part's so
+    /// that they win over the entry of a redemption of the same invoice in the batch.
+    /// Their keys are in the filter already: a reversed invoice was redeemed first.
+    pub fn complete_index_part(
+        &self,
+        pending: &mut PendingIndexWrite,
+        part: IndexPart,
+        later: &[(Uscc, InvoiceNumber, InvoiceEntry)],
+    ) -> Result<(), StoreError> {
+        if !pending.awaiting_part || !pending.index.is_empty() {
+            return Err(StoreError::Encode(format!(
+                "the batch ending at sequence {} awaits no index part (or has it already)",
+                pending.through.unwrap_or(0)
+            )));
+        }
+        let family = self.family(INVOICES)?;
+        pending.index = part.batch;
+        pending.awaiting_part = false;
+        let mut scratch = Vec::new();
+        for (center, invoice_number, entry) in later {
+            scratch.clear();
+            encode_index_entry(entry, &mut scratch);
+            pending
+                .index
+                .put_cf(family, invoice_key(center, invoice_number), &scratch);
+        }
+        Ok(())
+    }
+
     /// Adds the index keys `batch` has put since the last call to the invoice filter.
     /// [`EventStore::commit`] calls it; the encoder calls it after each chunk, so the
     /// work is done on its thread, beside the writer.
@@ -860,8 +1035,9 @@ impl EventStore {
     /// Writes the batch's log part, with one fsync of the write-ahead log when `sync`:
     /// once this returns, the batch is durable and may be answered. Its index part is
     /// returned, to be written by [`EventStore::commit_index`] before the next batch;
-    /// readers of the index wait until then. A batch without index entries moves the
-    /// index's watermark in its log part and returns nothing to write.
+    /// readers of the index wait until then. A batch without index entries (and none to
+    /// follow, [`CommitBatch::expect_index_part`]) moves the index's watermark in its log
+    /// part and returns nothing to write.
     pub fn commit_log(&self, mut batch: CommitBatch) -> Result<PendingIndexWrite, StoreError> {
         // The filter must know every key the write stores before any prefetch can see it.
         self.add_to_invoice_filter(&mut batch);
@@ -869,6 +1045,7 @@ impl EventStore {
             batch: mut log,
             index,
             last_sequence,
+            index_follows,
             ..
         } = batch;
         let mut options = WriteOptions::default();
@@ -876,7 +1053,7 @@ impl EventStore {
         // A pending or failed index part: this batch's watermark would cover records
         // whose entries are missing.
         self.index_gate.check_current()?;
-        if index.is_empty() {
+        if index.is_empty() && !index_follows {
             if let Some(through) = last_sequence {
                 log.put(INDEX_WATERMARK_KEY, encode_index_watermark(through));
             }
@@ -890,6 +1067,7 @@ impl EventStore {
                 index,
                 through: None,
                 gate: None,
+                awaiting_part: index_follows,
             });
         };
         self.index_gate.shut()?;
@@ -902,6 +1080,7 @@ impl EventStore {
             index,
             through: Some(through),
             gate: Some(std::sync::Arc::clone(&self.index_gate)),
+            awaiting_part: index_follows,
         })
     }
 
@@ -909,6 +1088,14 @@ impl EventStore {
     /// own (the next log part's fsync covers it; anything lost is derived again at the
     /// next open), and lets readers of the index in again.
     pub fn commit_index(&self, mut pending: PendingIndexWrite) -> Result<(), StoreError> {
+        if pending.awaiting_part {
+            // Dropping `pending` marks the index failed: readers get an error, and the
+            // next open derives the batch's entries from the log.
+            return Err(StoreError::Encode(format!(
+                "the index part of the batch ending at sequence {} was never supplied; its watermark is not written",
+                pending.through.unwrap_or(0)
+            )));
+        }
         if let Some(through) = pending.through {
             pending
                 .index
@@ -1637,6 +1824,50 @@ mod tests {
             store.commit(batch).expect("the batch commits");
         }
         wal_bytes(directory.path())
+    }
+
+    /// A store with one record whose log part is written and whose index part is to be
+    /// built apart, and the pending index part.
+    fn log_part_awaiting_its_index_part(directory: &Path) -> (EventStore, PendingIndexWrite) {
+        let store = EventStore::open(directory, false).expect("the store opens");
+        let mut batch = CommitBatch::default();
+        store
+            .put_record(&mut batch, 1, b"a record")
+            .expect("a record is added");
+        batch.expect_index_part();
+        let pending = store.commit_log(batch).expect("the log part is written");
+        (store, pending)
+    }
+
+    #[test]
+    fn an_index_part_built_apart_and_never_supplied_moves_no_watermark() {
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let (store, pending) = log_part_awaiting_its_index_part(directory.path());
+        // The log part did not carry the watermark, though its own index part was empty.
+        assert_eq!(store.index_watermark().expect("watermark"), 0);
+        let error = store
+            .commit_index(pending)
+            .expect_err("written without its part");
+        assert!(error.to_string().contains("sequence 1"), "{error}");
+        assert_eq!(store.index_watermark().expect("watermark"), 0);
+        // Readers and the next log part are told, instead of reading a short index.
+        assert!(store.index_gate.check_current().is_err());
+    }
+
+    #[test]
+    fn an_index_part_built_apart_is_written_once_supplied() {
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let (store, mut pending) = log_part_awaiting_its_index_part(directory.path());
+        let part = store
+            .index_part_of(&mut DeferredIndexEntries::default(), 0)
+            .expect("an empty part");
+        assert!(part.is_empty());
+        store
+            .complete_index_part(&mut pending, part, &[])
+            .expect("supplied");
+        store.commit_index(pending).expect("written");
+        assert_eq!(store.index_watermark().expect("watermark"), 1);
+        assert!(store.index_gate.check_current().is_ok());
     }
 
     /// Bytes the invoice index's block cache holds.
