@@ -88,12 +88,15 @@ fn control(path: &Path) -> Vec<(Uscc, InvoiceNumber, InvoiceEntry)> {
     index_of(&store)
 }
 
-/// A ledger in `path` after the first `indexed` batches, then the next batch's log part
-/// written (the batch durable and answered) and its index part still pending; with that
-/// batch's replies.
-fn index_part_pending(path: &Path, indexed: usize) -> (Ledger, Vec<Result<Reply, Rejection>>) {
+/// A ledger in `path` after the first `indexed` of `batches`, then the next batch's log
+/// part written (the batch durable and answered) and its index part still pending; with
+/// that batch's replies.
+fn index_part_pending(
+    path: &Path,
+    batches: &[Vec<Envelope>],
+    indexed: usize,
+) -> (Ledger, Vec<Result<Reply, Rejection>>) {
     let (mut ledger, _) = Ledger::open(path, options()).expect("open");
-    let batches = batches();
     for batch in &batches[..indexed] {
         submit_all(&mut ledger, batch);
     }
@@ -108,7 +111,7 @@ fn index_part_pending(path: &Path, indexed: usize) -> (Ledger, Vec<Result<Reply,
 /// The directory after the first two batches, then the last one's log written and its
 /// index part dropped, as a process killed between the two writes leaves it.
 fn crashed_between_the_writes(path: &Path) -> u64 {
-    let (mut ledger, _) = index_part_pending(path, 2);
+    let (mut ledger, _) = index_part_pending(path, &batches(), 2);
     let last = ledger.state().last_sequence();
     ledger.abandon_pending_index_for_tests();
     drop(ledger);
@@ -241,7 +244,7 @@ fn an_index_write_lost_in_a_crash_is_derived_from_the_log_when_the_directory_ope
 #[test]
 fn a_reader_of_the_index_waits_for_the_batch_index_part_then_finds_its_invoice() {
     let directory = tempfile::tempdir().expect("tempdir");
-    let (mut ledger, replies) = index_part_pending(directory.path(), 1);
+    let (mut ledger, replies) = index_part_pending(directory.path(), &batches(), 1);
     // The batch is durable and answered; its index entries are not written yet.
     let reader = ledger.reader();
     let wanted = vec![(center(1), invoice_number("INV-7"))];
@@ -269,7 +272,7 @@ fn a_reader_of_the_index_waits_for_the_batch_index_part_then_finds_its_invoice()
 #[test]
 fn an_abandoned_index_part_fails_readers_and_the_writer_until_the_directory_is_reopened() {
     let directory = tempfile::tempdir().expect("tempdir");
-    let (mut ledger, _) = index_part_pending(directory.path(), 1);
+    let (mut ledger, _) = index_part_pending(directory.path(), &batches(), 1);
     ledger.abandon_pending_index_for_tests();
     let reader = ledger.reader();
     let error = reader
@@ -334,14 +337,7 @@ fn a_large_batch_whose_index_part_is_lost_has_it_derived_when_the_directory_open
     assert_eq!(reversed, vec![&invoice_number("BIG-42")]);
     let directory = tempfile::tempdir().expect("tempdir");
     {
-        let (mut ledger, _) = Ledger::open(directory.path(), options()).expect("open");
-        let batches = large_batches();
-        submit_all(&mut ledger, &batches[0]);
-        let mut replies = Vec::new();
-        ledger
-            .commit_batch(&batches[1], &mut replies)
-            .expect("the log part is written");
-        assert!(replies.iter().all(Result::is_ok), "{replies:?}");
+        let (mut ledger, _) = index_part_pending(directory.path(), &large_batches(), 1);
         ledger.abandon_pending_index_for_tests();
     }
     // when the directory is opened again, then its index is the normal run's, and a
@@ -366,14 +362,7 @@ fn a_large_batch_answered_then_dropped_writes_its_index_part_on_the_way_out() {
     // out), its index part still being built by the encoder
     let directory = tempfile::tempdir().expect("tempdir");
     let last = {
-        let (mut ledger, _) = Ledger::open(directory.path(), options()).expect("open");
-        let batches = large_batches();
-        submit_all(&mut ledger, &batches[0]);
-        let mut replies = Vec::new();
-        ledger
-            .commit_batch(&batches[1], &mut replies)
-            .expect("the log part is written");
-        assert!(replies.iter().all(Result::is_ok), "{replies:?}");
+        let (ledger, _) = index_part_pending(directory.path(), &large_batches(), 1);
         let last = ledger.state().last_sequence();
         // when the ledger is dropped without writing it
         drop(ledger);

@@ -250,6 +250,21 @@ fn set_level_compression(options: &mut Options) {
     ]);
 }
 
+/// The index entry an `InvoiceRedeemed` event at `sequence` makes (the entry the fold
+/// makes of it): what both the writer's puts and the encoder's deferred entries encode.
+fn redeemed_index_fields(sequence: u64, redeemed: &InvoiceRedeemed) -> IndexFields<'_> {
+    IndexFields {
+        voucher: &redeemed.voucher,
+        amount: redeemed.amount,
+        issue_date: redeemed.issue_date,
+        delivery_proof: redeemed.delivery_proof.as_str(),
+        subsidy: redeemed.subsidy,
+        second_subsidy: redeemed.second_subsidy,
+        sequence,
+        reversed_at: None,
+    }
+}
+
 /// Level-0 files of the invoice index that start a compaction into level 1 (RocksDB's
 /// default is 4; see where the index's options are set).
 const INVOICE_INDEX_LEVEL0_FILES: i32 = 8;
@@ -730,16 +745,7 @@ impl EventStore {
         let family = self.family(INVOICES)?;
         batch.scratch.clear();
         encode_index_fields(
-            IndexFields {
-                voucher: &redeemed.voucher,
-                amount: redeemed.amount,
-                issue_date: redeemed.issue_date,
-                delivery_proof: redeemed.delivery_proof.as_str(),
-                subsidy: redeemed.subsidy,
-                second_subsidy: redeemed.second_subsidy,
-                sequence,
-                reversed_at: None,
-            },
+            redeemed_index_fields(sequence, redeemed),
             &mut batch.scratch,
         );
         invoice_key_into(&redeemed.center, &redeemed.invoice_number, &mut batch.key);
@@ -776,16 +782,7 @@ impl EventStore {
         );
         deferred.scratch.clear();
         encode_index_fields(
-            IndexFields {
-                voucher: &redeemed.voucher,
-                amount: redeemed.amount,
-                issue_date: redeemed.issue_date,
-                delivery_proof: redeemed.delivery_proof.as_str(),
-                subsidy: redeemed.subsidy,
-                second_subsidy: redeemed.second_subsidy,
-                sequence,
-                reversed_at: None,
-            },
+            redeemed_index_fields(sequence, redeemed),
             &mut deferred.scratch,
         );
         deferred.bytes.extend_from_slice(&deferred.scratch);
