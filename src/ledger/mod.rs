@@ -190,11 +190,10 @@ pub struct Ledger {
     last_index_bytes: usize,
     /// The last batch's invoice index entries, written after its answers
     /// ([`Ledger::write_pending_index`]) and always before the next batch is decided.
-    pending_index: Option<PendingIndexWrite>,
-    /// The pending index part's redemption entries are the encoder's to supply
+    /// A large batch's part awaits the encoder's redemption entries
     /// ([`encoder::RecordEncoder::take_index_part`]); the reversals in `index_updates`
     /// go after them.
-    pending_index_from_encoder: bool,
+    pending_index: Option<PendingIndexWrite>,
     /// How long the last batch's write (with its fsync) took.
     last_write: Duration,
     /// Encodes a large batch's records while the writer decides the rest of it; started
@@ -281,7 +280,6 @@ impl Ledger {
             last_batch_bytes: 0,
             last_index_bytes: 0,
             pending_index: None,
-            pending_index_from_encoder: false,
             last_write: Duration::ZERO,
             encoder: None,
         };
@@ -341,12 +339,12 @@ impl Ledger {
     /// part unwritten, as a process killed after the answers would, and stops the ledger
     /// (readers of the index get an error; reopening derives the entries from the log).
     pub fn abandon_pending_index_for_tests(&mut self) {
-        if self.pending_index.take().is_some() {
+        if let Some(pending) = self.pending_index.take() {
             self.poisoned = Some("the last batch's index part was abandoned (a test)".into());
-        }
-        if std::mem::take(&mut self.pending_index_from_encoder) {
-            if let Some(encoder) = self.encoder.as_mut() {
-                encoder.discard_index_part();
+            if pending.awaits_part() {
+                if let Some(encoder) = self.encoder.as_mut() {
+                    encoder.discard_index_part();
+                }
             }
         }
     }
@@ -367,11 +365,10 @@ impl Ledger {
     /// Writes the pending index part, if any: first the encoder's entries (a large
     /// batch's redemptions), then the reversals read from the state.
     fn finish_pending_index(&mut self) -> Result<(), StoreError> {
-        let from_encoder = std::mem::take(&mut self.pending_index_from_encoder);
         let Some(mut pending) = self.pending_index.take() else {
             return Ok(());
         };
-        if from_encoder {
+        if pending.awaits_part() {
             let encoder = self.encoder.as_mut().ok_or_else(|| {
                 StoreError::Encode("the encoder that owes the batch's index part is gone".into())
             })?;
@@ -692,7 +689,6 @@ impl Ledger {
             "the previous batch's index part is written before the next batch is"
         );
         self.pending_index = Some(self.store.commit_log(batch)?);
-        self.pending_index_from_encoder = from_encoder;
         Ok(head)
     }
 

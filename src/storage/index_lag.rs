@@ -163,6 +163,12 @@ pub struct PendingIndexWrite {
 }
 
 impl PendingIndexWrite {
+    /// Whether its entries are built apart and still to be supplied
+    /// (`EventStore::complete_index_part`).
+    pub fn awaits_part(&self) -> bool {
+        self.awaiting_part
+    }
+
     /// Nothing to write (the log part carried the watermark, or there was no batch).
     pub(super) fn nothing() -> PendingIndexWrite {
         PendingIndexWrite {
