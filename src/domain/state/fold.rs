@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use super::{BankUse, CapOverride, CenterAccount, CenterYear, EnterpriseAccount, InvoiceEntry};
 use super::{LedgerState, PaymentRecord, ReceivableItem, SettlementRun, Statement};
-use super::{StatementState, Usage, Voucher, VoucherShare, VoucherStatus, YearBook};
+use super::{StatementState, Usage, UsageByYear, Voucher, VoucherShare, VoucherStatus, YearBook};
 use crate::domain::command::CenterStatus;
 use crate::domain::event::{
     Event, InvoiceRedeemed, InvoiceReversed, ReleaseCause, StatementIssued, VoucherApproved,
@@ -197,7 +197,7 @@ impl LedgerState {
                     EnterpriseAccount {
                         enterprise: *enterprise,
                         name: name.clone(),
-                        usage_by_year: BTreeMap::new(),
+                        usage_by_year: UsageByYear::new(),
                         cap_overrides: BTreeMap::new(),
                     },
                 );
@@ -368,11 +368,7 @@ impl LedgerState {
         year.usage.hold(face);
         year.approved = year.approved.plus(face);
         if let Some(account) = self.enterprises.get_mut(&approved.enterprise) {
-            account
-                .usage_by_year
-                .entry(approved.year)
-                .or_default()
-                .hold(face);
+            account.usage_by_year.year_mut(approved.year).hold(face);
         }
         self.contracts.insert(
             (approved.center, approved.contract_number.clone()),
@@ -412,27 +408,27 @@ impl LedgerState {
 
     fn apply_invoice_redeemed(&mut self, sequence: u64, redeemed: &InvoiceRedeemed) {
         let subsidy = redeemed.subsidy;
-        // The books the redemption goes into: its payee's (the center, or the enterprise
-        // in a reimbursement year).
-        let payee = self
-            .vouchers
-            .get(&redeemed.voucher)
-            .map_or(redeemed.center, |voucher| self.payee_of(&voucher.terms));
         self.invoices_redeemed += 1;
         if let Some(center) = self.centers.get_mut(&redeemed.center) {
             center.redeemed_total = center.redeemed_total.plus(subsidy);
         }
+        // One look-up of the voucher serves everything below (the hot path of a batch).
         if let Some(voucher) = self.vouchers.get_mut(&redeemed.voucher) {
             voucher.remaining = voucher.remaining.saturating_minus(subsidy);
             voucher.subsidy_total = voucher.subsidy_total.plus(subsidy);
             voucher.invoiced_total = voucher.invoiced_total.plus(redeemed.amount);
             voucher.invoice_count += 1;
             let (year, enterprise) = (voucher.terms.year, voucher.terms.enterprise);
+            // The books the redemption goes into: its payee's (the center, or the
+            // enterprise in a reimbursement year).
+            let payee = match LedgerState::payee_kind_in(&self.policies, year) {
+                Payee::Center => voucher.terms.center,
+                Payee::Enterprise => enterprise,
+            };
             if let Some(account) = self.enterprises.get_mut(&enterprise) {
                 account
                     .usage_by_year
-                    .entry(year)
-                    .or_default()
+                    .year_mut(year)
                     .redeem_from_hold(subsidy);
             }
             grant(
@@ -514,7 +510,7 @@ impl LedgerState {
         }
         // The enterprise's cap is the programme's own: only the first source uses it.
         if let Some(account) = self.enterprises.get_mut(&enterprise) {
-            let usage = account.usage_by_year.entry(year).or_default();
+            let usage = account.usage_by_year.year_mut(year);
             if !reversed.clawback {
                 usage.unredeem(subsidy, reversed.returned_to_voucher);
             } else if legacy_clawback {
@@ -588,11 +584,7 @@ impl LedgerState {
         book.usage.release_hold(released);
         book.released = book.released.plus(released);
         if let Some(account) = self.enterprises.get_mut(&enterprise) {
-            account
-                .usage_by_year
-                .entry(year)
-                .or_default()
-                .release_hold(released);
+            account.usage_by_year.year_mut(year).release_hold(released);
         }
         if !second_released.is_zero() {
             let book = self.second_years.entry(year).or_default();
@@ -752,7 +744,7 @@ impl LedgerState {
             book.released = book.released.plus(take);
             if source == FundingSource::Primary {
                 if let Some(account) = self.enterprises.get_mut(&enterprise) {
-                    account.usage_by_year.entry(year).or_default().recover(take);
+                    account.usage_by_year.year_mut(year).recover(take);
                 }
             }
             if let Some(found) = self.vouchers.get_mut(&voucher) {

@@ -9,7 +9,8 @@
 //! - [`invariants`]: `check_invariants`, the promises every state keeps;
 //! - [`image`]: [`StateImage`], the projections as sorted plain data (what a snapshot
 //!   holds; `storage::snapshot` owns its byte layout);
-//! - [`invoice_cache`]: [`InvoiceCache`], the invoices the state machine may consult.
+//! - [`invoice_cache`]: [`InvoiceCache`], the invoices the state machine may consult;
+//! - [`usage_by_year`]: [`UsageByYear`], an enterprise's usage per year, held inline.
 //!
 //! Maps that are only looked up use `FxHashMap` (fast, deterministic hashing); nothing is
 //! ever emitted in hash-map order: images and listings sort first.
@@ -21,6 +22,7 @@ mod invariants;
 mod invoice_cache;
 mod queries;
 mod reconciliation_queries;
+mod usage_by_year;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -28,6 +30,7 @@ use rustc_hash::FxHashMap;
 
 pub use image::StateImage;
 pub use invoice_cache::{InvoiceCache, InvoiceLookup};
+pub use usage_by_year::{UsageByYear, UsageByYearIter};
 
 use super::command::{CenterStatus, ListingBasis};
 use super::event::VoucherApproved;
@@ -288,7 +291,8 @@ pub struct CapOverride {
 pub struct EnterpriseAccount {
     pub enterprise: Uscc,
     pub name: LegalName,
-    pub usage_by_year: BTreeMap<ProgrammeYear, Usage>,
+    /// Its use of its cap per year, inline (see [`UsageByYear`]).
+    pub usage_by_year: UsageByYear,
     pub cap_overrides: BTreeMap<ProgrammeYear, CapOverride>,
 }
 

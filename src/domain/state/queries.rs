@@ -2,6 +2,7 @@
 //! Listings come back in a stable order (never hash-map order), and the paged ones cost
 //! O(page): they walk an ordered index from a cursor.
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use super::{
@@ -77,7 +78,16 @@ impl LedgerState {
     /// Who the bureau pays for `year`'s redemptions: the center (today's programmes, and
     /// a year without a policy) or the enterprise (reimbursement).
     pub fn payee_kind(&self, year: ProgrammeYear) -> Payee {
-        self.policies
+        LedgerState::payee_kind_in(&self.policies, year)
+    }
+
+    /// [`LedgerState::payee_kind`] from the policies alone, for the fold, which holds
+    /// another part of the state mutably at the same time.
+    pub(super) fn payee_kind_in(
+        policies: &BTreeMap<ProgrammeYear, ProgrammePolicy>,
+        year: ProgrammeYear,
+    ) -> Payee {
+        policies
             .get(&year)
             .map_or(Payee::Center, |policy| policy.rules().payee)
     }
