@@ -213,8 +213,6 @@ fn encoder_loop(
     let mut building: Option<Building> = None;
     // Kept from batch to batch, so its room is reused.
     let mut deferred = DeferredIndexEntries::default();
-    // The last index part's size: the room the next one reserves.
-    let mut index_part_bytes = 0;
     for job in jobs {
         match job {
             EncoderJob::Begin { previous, bytes } => {
@@ -281,10 +279,7 @@ fn encoder_loop(
                 }
                 // While the writer writes the log part and waits for its fsync.
                 if log_part_encoded {
-                    let part = store.index_part_of(&mut deferred, index_part_bytes);
-                    if let Ok(part) = &part {
-                        index_part_bytes = part.size_in_bytes();
-                    }
+                    let part = store.index_part_of(&mut deferred);
                     if index_parts.send(part).is_err() {
                         return;
                     }
