@@ -135,7 +135,7 @@ const INDEX_PART_TAIL_BYTES: usize = 4_096;
 /// numbers, a watermark) made RocksDB's buffer grow: a copy of the whole buffer into
 /// freshly faulted memory, ~5% of the writer's samples on the gRPC path (issue 12).
 /// Room not written to is address space only.
-pub fn room_for_write_like(previous_bytes: usize) -> usize {
+fn room_for_write_like(previous_bytes: usize) -> usize {
     previous_bytes + previous_bytes / 8
 }
 

@@ -30,7 +30,7 @@ use rustc_hash::FxHashMap;
 
 pub use image::StateImage;
 pub use invoice_cache::{InvoiceCache, InvoiceLookup};
-pub use usage_by_year::{UsageByYear, UsageByYearIter};
+pub use usage_by_year::UsageByYear;
 
 use super::command::{CenterStatus, ListingBasis};
 use super::event::VoucherApproved;

@@ -8,8 +8,8 @@
 //! the state machine benchmark's samples, at 20,000 vouchers over 5,000 enterprises
 //! (issue 12). A third year spills to the heap and everything still works.
 //!
-//! It reads like the map it replaces: [`UsageByYear::get`], iteration in year order as
-//! `(&year, &usage)` pairs, and `FromIterator` in which a later pair for the same year
+//! It reads like the map it replaces: [`UsageByYear::get`], iteration in year order over
+//! `(year, usage)` pairs, and `FromIterator` in which a later pair for the same year
 //! replaces an earlier one.
 
 use smallvec::SmallVec;
@@ -26,19 +26,6 @@ pub struct UsageByYear {
     /// Sorted by year, no year twice.
     years: SmallVec<[(ProgrammeYear, Usage); INLINE_YEARS]>,
 }
-
-/// `(&year, &usage)` from a held pair, as a map's iterator yields.
-type PairRef<'a> = (&'a ProgrammeYear, &'a Usage);
-
-fn pair_ref(pair: &(ProgrammeYear, Usage)) -> PairRef<'_> {
-    (&pair.0, &pair.1)
-}
-
-/// The iterator of [`UsageByYear::iter`]: year order.
-pub type UsageByYearIter<'a> = std::iter::Map<
-    std::slice::Iter<'a, (ProgrammeYear, Usage)>,
-    fn(&'a (ProgrammeYear, Usage)) -> PairRef<'a>,
->;
 
 impl UsageByYear {
     pub fn new() -> UsageByYear {
@@ -71,10 +58,10 @@ impl UsageByYear {
         self.years.is_empty()
     }
 
-    /// `(&year, &usage)` in year order.
-    pub fn iter(&self) -> UsageByYearIter<'_> {
-        let pair_ref: fn(&'_ (ProgrammeYear, Usage)) -> PairRef<'_> = pair_ref;
-        self.years.iter().map(pair_ref)
+    /// `(year, usage)` pairs in year order (`for (year, usage) in &usage_by_year` binds
+    /// both by reference, as over a map).
+    pub fn iter(&self) -> std::slice::Iter<'_, (ProgrammeYear, Usage)> {
+        self.years.iter()
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &ProgrammeYear> {
@@ -101,10 +88,10 @@ impl UsageByYear {
 }
 
 impl<'a> IntoIterator for &'a UsageByYear {
-    type Item = PairRef<'a>;
-    type IntoIter = UsageByYearIter<'a>;
+    type Item = &'a (ProgrammeYear, Usage);
+    type IntoIter = std::slice::Iter<'a, (ProgrammeYear, Usage)>;
 
-    fn into_iter(self) -> UsageByYearIter<'a> {
+    fn into_iter(self) -> Self::IntoIter {
         self.iter()
     }
 }
@@ -164,7 +151,7 @@ mod tests {
                 *expected = expected.plus(added);
             }
             prop_assert_eq!(by_year.len(), map.len());
-            prop_assert!(by_year.iter().eq(map.iter()));
+            prop_assert!(by_year.iter().map(|(year, usage)| (year, usage)).eq(map.iter()));
             prop_assert!(by_year.keys().eq(map.keys()));
             prop_assert!(by_year.values().eq(map.values()));
             for value in 2024u16..2031 {
@@ -172,7 +159,7 @@ mod tests {
             }
             let collected: UsageByYear = updates.iter().map(|(value, fen)| (year(*value), usage(*fen))).collect();
             let collected_map: BTreeMap<ProgrammeYear, Usage> = updates.iter().map(|(value, fen)| (year(*value), usage(*fen))).collect();
-            prop_assert!(collected.iter().eq(collected_map.iter()));
+            prop_assert!(collected.iter().map(|(year, usage)| (year, usage)).eq(collected_map.iter()));
         }
     }
 }
