@@ -344,11 +344,13 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, ToolError> {
         let total = settings.unary_rate * settings.unary_seconds;
         let interval = Duration::from_secs_f64(1.0 / settings.unary_rate as f64);
         let list_load = ListLoad::start(
-            &channels,
+            &endpoint,
+            &settings.target,
             &bearer,
             &population.enterprise_codes(),
             settings.list_clients,
-        );
+        )
+        .await?;
         let stream = InvoiceStream::new(population, settings.seed + 999, run_base + 900_000_000)?;
         let unary_start = Instant::now();
         // The pacer is an OS thread: tokio's timer ticks once a millisecond, so a send
@@ -577,7 +579,10 @@ impl WireInvoices {
     }
 }
 
-/// Concurrent `ListVouchers` callers running beside the unary phase.
+/// Concurrent `ListVouchers` callers running beside the unary phase. Each is a client of
+/// its own with a connection of its own, as the enterprises reading their vouchers are:
+/// sharing the poster's connections would queue a unary answer behind a page of vouchers
+/// in the client's own HTTP/2 stream, a wait no real poster has.
 struct ListLoad {
     stop: Arc<std::sync::atomic::AtomicBool>,
     clients: tokio::task::JoinSet<Result<Vec<Duration>, ToolError>>,
@@ -587,24 +592,28 @@ impl ListLoad {
     /// Most calls one list client makes, whatever the phase's length.
     const CALL_LIMIT: usize = 1_000_000;
 
-    fn start(
-        channels: &[Channel],
+    async fn start(
+        endpoint: &tonic::transport::Endpoint,
+        target: &str,
         bearer: &MetadataValue<Ascii>,
         enterprises: &[crate::domain::Uscc],
         count: usize,
-    ) -> ListLoad {
+    ) -> Result<ListLoad, ToolError> {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut clients = tokio::task::JoinSet::new();
         for index in 0..count {
-            let (Some(channel), Some(enterprise)) = (
-                channels.get(index % channels.len().max(1)),
-                enterprises.get(index % enterprises.len().max(1)),
-            ) else {
+            let Some(enterprise) = enterprises.get(index % enterprises.len().max(1)) else {
                 break;
             };
-            let mut client =
-                proto::voucher_service_client::VoucherServiceClient::new(channel.clone())
-                    .max_decoding_message_size(64 << 20);
+            let channel = endpoint
+                .connect()
+                .await
+                .map_err(|source| ToolError::Connect {
+                    target: target.to_owned(),
+                    source,
+                })?;
+            let mut client = proto::voucher_service_client::VoucherServiceClient::new(channel)
+                .max_decoding_message_size(64 << 20);
             let (stop, bearer, owner) = (
                 Arc::clone(&stop),
                 bearer.clone(),
@@ -631,7 +640,7 @@ impl ListLoad {
                 Ok(latencies)
             });
         }
-        ListLoad { stop, clients }
+        Ok(ListLoad { stop, clients })
     }
 
     /// Stops the callers and says what they did (empty when there were none).
