@@ -155,7 +155,8 @@ impl RecordEncoder {
             // Events of the batch in the chunks already sent: a place in the batch's
             // events is this plus the place in the current chunk.
             let mut sent_events = 0;
-            for envelope in envelopes {
+            for (place, envelope) in envelopes.iter().enumerate() {
+                state.prefetch_ahead(envelopes, place);
                 replies.push(execute_noting_invoice_order(
                     &mut state,
                     envelope,

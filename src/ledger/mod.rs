@@ -431,7 +431,8 @@ impl Ledger {
             }
         } else {
             let mut state = self.state.write();
-            for envelope in envelopes {
+            for (place, envelope) in envelopes.iter().enumerate() {
+                state.prefetch_ahead(envelopes, place);
                 replies.push(execute_noting_invoice_order(
                     &mut state,
                     envelope,

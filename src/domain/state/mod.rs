@@ -10,11 +10,15 @@
 //! - [`image`]: [`StateImage`], the projections as sorted plain data (what a snapshot
 //!   holds; `storage::snapshot` owns its byte layout);
 //! - [`invoice_cache`]: [`InvoiceCache`], the invoices the state machine may consult;
-//! - [`usage_by_year`]: [`UsageByYear`], an enterprise's usage per year, held inline.
+//! - [`usage_by_year`]: [`UsageByYear`], an enterprise's usage per year, held inline;
+//! - [`dense_table`]: [`DenseTable`], records dense in a vector, found by key through a
+//!   small map: the vouchers and the enterprise accounts (so a batch can prefetch a
+//!   coming redemption's voucher and account).
 //!
 //! Maps that are only looked up use `FxHashMap` (fast, deterministic hashing); nothing is
 //! ever emitted in hash-map order: images and listings sort first.
 
+mod dense_table;
 mod export_queries;
 mod fold;
 mod image;
@@ -28,6 +32,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rustc_hash::FxHashMap;
 
+pub use dense_table::DenseTable;
 pub use image::StateImage;
 pub use invoice_cache::{InvoiceCache, InvoiceLookup};
 pub use usage_by_year::UsageByYear;
@@ -417,9 +422,9 @@ pub struct LedgerState {
     /// year's policy has a second source.
     pub(super) second_years: BTreeMap<ProgrammeYear, YearBook>,
     pub(super) second_center_years: BTreeMap<(Uscc, ProgrammeYear), CenterYear>,
-    pub(super) enterprises: FxHashMap<Uscc, EnterpriseAccount>,
+    pub(super) enterprises: DenseTable<Uscc, EnterpriseAccount>,
     pub(super) related_parties: BTreeSet<(Uscc, Uscc)>,
-    pub(super) vouchers: FxHashMap<VoucherId, Voucher>,
+    pub(super) vouchers: DenseTable<VoucherId, Voucher>,
     pub(super) contracts: FxHashMap<(Uscc, ContractNumber), VoucherId>,
     /// Active vouchers by the last day of their redemption window, for expiry in a
     /// stable order.

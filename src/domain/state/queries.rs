@@ -242,7 +242,25 @@ impl LedgerState {
         self.vouchers.get(voucher)
     }
 
-    /// Vouchers in id order (sorted here because the map is a hash map). O(n log n):
+    /// Asks the CPU for the voucher's record without waiting for it (see
+    /// [`super::DenseTable::prefetch`]); changes nothing.
+    #[inline]
+    pub fn prefetch_voucher(&self, voucher: &VoucherId) {
+        self.vouchers.prefetch(voucher);
+    }
+
+    /// Asks the CPU for the account of the enterprise whose voucher `voucher` is,
+    /// without waiting for it; changes nothing. It reads the voucher, so call it once
+    /// the voucher was prefetched (`prefetch_voucher`) a while before.
+    #[inline]
+    pub fn prefetch_enterprise_of(&self, voucher: &VoucherId) {
+        if let Some(voucher) = self.vouchers.get(voucher) {
+            self.enterprises.prefetch(&voucher.terms.enterprise);
+        }
+    }
+
+    /// Vouchers in id order (sorted here: the table holds them in approval order, and a
+    /// state restored from an image inserted them in id order). O(n log n):
     /// for reports and checks, never for a request path (use the paged listings).
     pub fn vouchers_sorted(&self) -> Vec<&Voucher> {
         let mut vouchers: Vec<&Voucher> = self.vouchers.values().collect();
@@ -409,7 +427,7 @@ impl LedgerState {
 /// Up to `limit` values of `owner` from an (owner, id) index, after `after`.
 fn page_of<'a>(
     index: &std::collections::BTreeSet<(Uscc, VoucherId)>,
-    vouchers: &'a rustc_hash::FxHashMap<VoucherId, Voucher>,
+    vouchers: &'a super::DenseTable<VoucherId, Voucher>,
     owner: &Uscc,
     after: Option<VoucherId>,
     limit: usize,

@@ -32,6 +32,12 @@ use super::state::LedgerState;
 
 pub use crate::limits::EXPIRY_BATCH_LIMIT;
 
+/// How far ahead of the command being decided a batch prefetches
+/// ([`LedgerState::prefetch_ahead`]): far enough that a voucher arrives from memory
+/// (~100 ns) before its redemption is decided (~0.5 µs each), near enough that what was
+/// prefetched is still in the cache.
+pub const PREFETCH_AHEAD: usize = 4;
+
 /// An event with its place in the log, the time of the command that caused it, and who
 /// sent that command.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -514,6 +520,30 @@ impl LedgerState {
                 format!("enterprise {enterprise} is not registered"),
             )
         })
+    }
+
+    /// Prefetches what deciding a redemption a few places after `place` in `envelopes`
+    /// will read first, so that its cache misses overlap the deciding of the commands
+    /// before it: the voucher of the one [`PREFETCH_AHEAD`] × 2 places ahead, and the
+    /// enterprise account of the one [`PREFETCH_AHEAD`] places ahead (found through its
+    /// voucher, prefetched by then). A hint only: it changes nothing, and a batch decided
+    /// without it gets the same events and replies. Call it before executing
+    /// `envelopes[place]`.
+    #[inline]
+    pub fn prefetch_ahead(&self, envelopes: &[Envelope], place: usize) {
+        let redemption = |ahead: usize| match envelopes.get(place + ahead) {
+            Some(Envelope {
+                command: Command::PostInvoice(post),
+                ..
+            }) => Some(&post.voucher),
+            _ => None,
+        };
+        if let Some(voucher) = redemption(2 * PREFETCH_AHEAD) {
+            self.prefetch_voucher(voucher);
+        }
+        if let Some(voucher) = redemption(PREFETCH_AHEAD) {
+            self.prefetch_enterprise_of(voucher);
+        }
     }
 
     pub(crate) fn existing_voucher(
