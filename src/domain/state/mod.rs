@@ -15,8 +15,9 @@
 //!   small map: the vouchers and the enterprise accounts (so a batch can prefetch a
 //!   coming redemption's voucher and account).
 //!
-//! Maps that are only looked up use `FxHashMap` (fast, deterministic hashing); nothing is
-//! ever emitted in hash-map order: images and listings sort first.
+//! Maps that are only looked up use `FxHashMap` (fast, deterministic hashing) or a
+//! `DenseTable`; nothing is ever emitted in hash-map or table order: images and listings
+//! sort first.
 
 mod dense_table;
 mod export_queries;
