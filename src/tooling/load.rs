@@ -367,6 +367,7 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, ToolError> {
         };
         let paced = tokio::task::spawn_blocking(move || pacer.run(stream)).await??;
         let shed = paced.shed;
+        let mut woke_late = paced.woke_late;
         let mut latencies = Vec::with_capacity(total as usize);
         let mut lags = Vec::with_capacity(total as usize);
         let mut failures = 0u64;
@@ -382,8 +383,9 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, ToolError> {
         let list_report = list_load.stop().await?;
         let (p50, p99, p999, max) = percentiles(&mut latencies);
         let (lag50, lag99, _, lag_max) = percentiles(&mut lags);
+        let (woke50, woke99, _, woke_max) = percentiles(&mut woke_late);
         report.push_str(&format!(
-            "PostInvoice unary at {} calls/s offered for {} s: {} calls ({achieved:.0}/s achieved), {failures} failed, {shed} shed\n  latency ms: p50 {p50:.3}  p99 {p99:.3}  p999 {p999:.3}  max {max:.3}\n  (counted from each call's scheduled time; the call left after it by p50 {lag50:.3}  p99 {lag99:.3}  max {lag_max:.3} ms)\n",
+            "PostInvoice unary at {} calls/s offered for {} s: {} calls ({achieved:.0}/s achieved), {failures} failed, {shed} shed\n  latency ms: p50 {p50:.3}  p99 {p99:.3}  p999 {p999:.3}  max {max:.3}\n  (counted from each call's scheduled time; the call left after it by p50 {lag50:.3}  p99 {lag99:.3}  max {lag_max:.3} ms, of which the pacer's thread woke late by p50 {woke50:.3}  p99 {woke99:.3}  max {woke_max:.3} ms)\n",
             settings.unary_rate,
             settings.unary_seconds,
             latencies.len()
@@ -412,12 +414,16 @@ type UnaryCall = tokio::task::JoinHandle<(Duration, Duration, bool)>;
 struct PacedCalls {
     calls: Vec<UnaryCall>,
     shed: u64,
+    /// How late the pacer's thread woke for each call, before it spawned the call: the
+    /// part of a call's lateness that is the operating system's, not the runtime's.
+    woke_late: Vec<Duration>,
 }
 
 impl UnaryPacer {
     fn run(self, mut stream: InvoiceStream) -> Result<PacedCalls, ToolError> {
         let in_flight_limit = Arc::new(tokio::sync::Semaphore::new(4_096));
         let mut calls = Vec::with_capacity(self.total as usize);
+        let mut woke_late = Vec::with_capacity(self.total as usize);
         let mut shed = 0u64;
         for index in 0..self.total {
             let invoice = to_proto_invoice(&stream.next_invoice()?);
@@ -426,6 +432,7 @@ impl UnaryPacer {
             if scheduled > now {
                 std::thread::sleep(scheduled - now);
             }
+            woke_late.push(scheduled.elapsed());
             let Ok(permit) = Arc::clone(&in_flight_limit).try_acquire_owned() else {
                 shed += 1;
                 continue;
@@ -441,7 +448,11 @@ impl UnaryPacer {
                 (scheduled.elapsed(), lag, result.is_ok())
             }));
         }
-        Ok(PacedCalls { calls, shed })
+        Ok(PacedCalls {
+            calls,
+            shed,
+            woke_late,
+        })
     }
 }
 
