@@ -240,6 +240,13 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, ToolError> {
             reason: "must be 1 to 8,192 (the ledger's batch limit)",
         });
     }
+    if settings.list_clients > ListLoad::CLIENTS_LIMIT {
+        return Err(ToolError::Setting {
+            name: "list-clients",
+            value: settings.list_clients.to_string(),
+            reason: "must be at most 64 (each is a connection of its own)",
+        });
+    }
     let bearer = bearer(&settings.token)?;
     let endpoint = Channel::from_shared(format!("http://{}", settings.target)).map_err(|_| {
         ToolError::Setting {
@@ -603,6 +610,9 @@ impl ListLoad {
     /// Most calls one list client makes, whatever the phase's length.
     const CALL_LIMIT: usize = 1_000_000;
 
+    /// Most list clients (each opens a connection).
+    const CLIENTS_LIMIT: usize = 64;
+
     async fn start(
         endpoint: &tonic::transport::Endpoint,
         target: &str,
@@ -698,6 +708,48 @@ mod tests {
             (wire, domain)
         })
         .collect()
+    }
+
+    #[test]
+    fn more_list_clients_than_the_limit_are_refused_before_any_connection() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            settings: LoadSettings,
+        }
+        // Port 1 on loopback: nothing listens, so a connection attempt would fail with
+        // another error than the setting's.
+        let settings = |clients: &str| {
+            Command::parse_from([
+                "bench",
+                "--target",
+                "127.0.0.1:1",
+                "--list-clients",
+                clients,
+            ])
+            .settings
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let refused = runtime.block_on(run_load(settings("65")));
+        assert!(
+            matches!(
+                refused,
+                Err(ToolError::Setting {
+                    name: "list-clients",
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        let allowed = runtime.block_on(run_load(settings("64")));
+        assert!(
+            matches!(allowed, Err(ToolError::Connect { .. })),
+            "{allowed:?}"
+        );
     }
 
     #[test]
