@@ -421,10 +421,7 @@ impl LedgerState {
             let (year, enterprise) = (voucher.terms.year, voucher.terms.enterprise);
             // The books the redemption goes into: its payee's (the center, or the
             // enterprise in a reimbursement year).
-            let payee = match LedgerState::payee_kind_in(&self.policies, year) {
-                Payee::Center => voucher.terms.center,
-                Payee::Enterprise => enterprise,
-            };
+            let payee = LedgerState::payee_of_in(&self.policies, &voucher.terms);
             if let Some(account) = self.enterprises.get_mut(&enterprise) {
                 account
                     .usage_by_year

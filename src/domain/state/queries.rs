@@ -81,9 +81,8 @@ impl LedgerState {
         LedgerState::payee_kind_in(&self.policies, year)
     }
 
-    /// [`LedgerState::payee_kind`] from the policies alone, for the fold, which holds
-    /// another part of the state mutably at the same time.
-    pub(super) fn payee_kind_in(
+    /// [`LedgerState::payee_kind`] from the policies alone.
+    fn payee_kind_in(
         policies: &BTreeMap<ProgrammeYear, ProgrammePolicy>,
         year: ProgrammeYear,
     ) -> Payee {
@@ -104,7 +103,16 @@ impl LedgerState {
     /// The payee of a voucher's redemptions: whose books ([`CenterYear`]), statements and
     /// receivables they go into.
     pub fn payee_of(&self, terms: &VoucherApproved) -> Uscc {
-        match self.payee_kind(terms.year) {
+        LedgerState::payee_of_in(&self.policies, terms)
+    }
+
+    /// [`LedgerState::payee_of`] from the policies alone, for the fold, which holds a
+    /// voucher mutably at the same time.
+    pub(super) fn payee_of_in(
+        policies: &BTreeMap<ProgrammeYear, ProgrammePolicy>,
+        terms: &VoucherApproved,
+    ) -> Uscc {
+        match LedgerState::payee_kind_in(policies, terms.year) {
             Payee::Center => terms.center,
             Payee::Enterprise => terms.enterprise,
         }
@@ -245,7 +253,7 @@ impl LedgerState {
     /// Asks the CPU for the voucher's record without waiting for it (see
     /// [`super::DenseTable::prefetch`]); changes nothing.
     #[inline]
-    pub fn prefetch_voucher(&self, voucher: &VoucherId) {
+    pub(crate) fn prefetch_voucher(&self, voucher: &VoucherId) {
         self.vouchers.prefetch(voucher);
     }
 
@@ -253,7 +261,7 @@ impl LedgerState {
     /// without waiting for it; changes nothing. It reads the voucher, so call it once
     /// the voucher was prefetched (`prefetch_voucher`) a while before.
     #[inline]
-    pub fn prefetch_enterprise_of(&self, voucher: &VoucherId) {
+    pub(crate) fn prefetch_enterprise_of(&self, voucher: &VoucherId) {
         if let Some(voucher) = self.vouchers.get(voucher) {
             self.enterprises.prefetch(&voucher.terms.enterprise);
         }
