@@ -10,6 +10,7 @@
 //! | `log-v2-all-types.records`                 | records `VLEV` v2       | [`v2_events`] (all 19 types, with origins) |
 //! | `log-v2-all-types-{torn-tail,flipped-byte,bad-magic,unknown-version,absurd-length}.records` | records `VLEV` v2 | the same, one record damaged |
 //! | `log-v2-additions.records`                 | records `VLEV` v2       | [`v2_addition_events`]: event types added to v2 after its all-types log was frozen (20), chained after it |
+//! | `log-v3-all-types.records`                 | records `VLEV` v3       | [`current_log_events`]: all 20 types, chained record first, then the previous hash |
 //! | `index-v1-entry.vlix`                      | index entry `VLIX` v1   | [`v1_index_entry`]          |
 //! | `index-v1-entry-absurd-length.vlix`        | index entry `VLIX` v1   | a length of 2^40 bytes      |
 //! | `index-v2-entry.vlix`                      | index entry `VLIX` v2   | [`v2_index_entry`]          |
@@ -171,7 +172,18 @@ const FROZEN_FIXTURES: &[(&str, &str)] = &[
         "index-watermark-v1-trailing-byte.vliw",
         "fbeb5d07301eb8052c575c1af13199960325ddf0e0ae4220652b046661479161",
     ),
-    // Owned by tests/storage.rs: the record format written now (v2), the scenario log.
+    // Owned by tests/storage.rs: the record format written now (v3), the scenario log.
+    (
+        "log-v3.records",
+        "a6c4dd78670367de97991d873e4e44f4120d541cb7a15c7e5bb236d15d202cb6",
+    ),
+    // Record format v3 (issue 12: the previous hash after the record's bytes): every
+    // event type, the v2 log and its additions.
+    (
+        "log-v3-all-types.records",
+        "0470b45704d64b49aa3f63b64bf820ee42c4aa781cb2b5067c28321f8cbba54b",
+    ),
+    // Owned by tests/storage.rs: the scenario log in record format v2 (still read).
     (
         "log-v2.records",
         "7145bc0ae449adcc6a7af1bf6eb25df53931a0e00b60375452490440624f4c61",
@@ -2379,6 +2391,22 @@ fn encode_log(events: &[SequencedEvent]) -> Vec<u8> {
     out
 }
 
+/// `events` as record format v2 framed them: today's payloads (format 3 kept v2's) in
+/// v2 frames, chained by v2's rule (previous hash first). The v2 fixtures pin the
+/// payload encodings through it.
+fn encode_log_as_v2(events: &[SequencedEvent]) -> Vec<u8> {
+    let current = encode_log(events);
+    let mut records: Vec<(u64, Vec<u8>)> = split_log(&current)
+        .into_iter()
+        .map(|(sequence, record)| (sequence, record.to_vec()))
+        .collect();
+    for (_, record) in &mut records {
+        record[4..6].copy_from_slice(&2u16.to_le_bytes());
+    }
+    rechain(&mut records);
+    join_log(&records, &BTreeMap::new())
+}
+
 /// The (sequence, record) pairs of a fixture log; a torn last record comes back short.
 fn split_log(bytes: &[u8]) -> Vec<(u64, &[u8])> {
     let mut records = Vec::new();
@@ -2407,11 +2435,20 @@ fn join_log(records: &[(u64, Vec<u8>)], declared: &BTreeMap<u64, usize>) -> Vec<
     out
 }
 
-/// SM3(previous || body): the chain hash a record with this body must end with.
+/// The chain hash a record with this body must end with, by the rule of the record
+/// format the body's frame names: SM3(body || previous) from v3 on, SM3(previous ||
+/// body) before. Written out here with the `sm3` crate, not taken from the library, so
+/// that a change of either rule fails these tests.
 fn chain_hash(previous: &ChainHash, body: &[u8]) -> ChainHash {
+    let version = u16::from_le_bytes([body[4], body[5]]);
     let mut hasher = Sm3::new();
-    hasher.update(previous.0);
-    hasher.update(body);
+    if version >= 3 {
+        hasher.update(body);
+        hasher.update(previous.0);
+    } else {
+        hasher.update(previous.0);
+        hasher.update(body);
+    }
     ChainHash(hasher.finalize().into())
 }
 
@@ -3028,7 +3065,7 @@ fn v2_fixture_events_are_what_the_state_machine_decides() {
 #[test]
 fn current_record_version_encodes_the_all_types_log_byte_for_byte_as_its_fixture() {
     let name = format!("log-v{RECORD_FORMAT_VERSION}-all-types.records");
-    let encoded = encode_log(&current_version_events());
+    let encoded = encode_log(&current_log_events());
     if updating_fixtures() {
         write_fixture(&name, &encoded);
     }
@@ -3048,6 +3085,53 @@ fn current_record_version_encodes_the_all_types_log_byte_for_byte_as_its_fixture
     );
     assert_eq!(&committed[12..16], RECORD_MAGIC);
     assert_eq!(committed[16..18], RECORD_FORMAT_VERSION.to_le_bytes());
+}
+
+#[test]
+fn v3_log_fixture_decodes_to_every_event_type_chained_record_first_then_previous_hash() {
+    let name = "log-v3-all-types.records";
+    let committed = read_fixture(name);
+    let decoded = decode_log(&committed).unwrap_or_else(|error| {
+        panic!("{name} no longer reads (v3 logs must keep opening): {error}")
+    });
+    let records = split_log(&committed);
+    assert!(records
+        .iter()
+        .all(|(_, record)| record[4..6] == 3u16.to_le_bytes()));
+    let events: Vec<SequencedEvent> = decoded.iter().map(|(event, _)| event.clone()).collect();
+    assert_same_events(name, &events, &current_log_events());
+    let types: BTreeSet<u16> = events
+        .iter()
+        .map(|event| event.event.type_number())
+        .collect();
+    assert_eq!(types, (1..=EVENT_TYPES).collect::<BTreeSet<u16>>());
+    // The v3 rule written out: SM3(record's bytes before the hash || previous hash).
+    let mut previous = genesis_chain_hash();
+    for ((sequence, record), (_, chain)) in records.iter().zip(&decoded) {
+        let body = &record[..record.len() - CHAIN_HASH_LENGTH];
+        let mut hasher = Sm3::new();
+        hasher.update(body);
+        hasher.update(previous.0);
+        let expected = ChainHash(hasher.finalize().into());
+        assert_eq!(*chain, expected, "record {sequence}");
+        assert_eq!(record[body.len()..], expected.0);
+        previous = expected;
+    }
+    // The same payloads as the v2 log: format 3 changed the frame's version and the chain
+    // rule only.
+    let v2 = v2_log_bytes();
+    let v2_records = split_log(&v2);
+    assert_eq!(v2_records.len(), v2_events().len());
+    for ((sequence, v3_record), (_, v2_record)) in records.iter().zip(v2_records) {
+        let v3_body = &v3_record[..v3_record.len() - CHAIN_HASH_LENGTH];
+        let v2_body = &v2_record[..v2_record.len() - CHAIN_HASH_LENGTH];
+        assert_eq!(v3_body[..4], v2_body[..4], "record {sequence}: magic");
+        assert_eq!(
+            v3_body[6..],
+            v2_body[6..],
+            "record {sequence}: after the version"
+        );
+    }
 }
 
 #[test]
@@ -3225,7 +3309,7 @@ fn current_index_version_encodes_its_entry_byte_for_byte_as_its_fixture() {
 fn v2_log_bytes() -> Vec<u8> {
     match try_read_fixture("log-v2-all-types.records") {
         Some(bytes) => bytes,
-        None if updating_fixtures() => encode_log(&v2_events()),
+        None if updating_fixtures() => encode_log_as_v2(&v2_events()),
         None => panic!("tests/fixtures/log-v2-all-types.records is committed"),
     }
 }
@@ -3240,10 +3324,10 @@ fn v2_additions_bytes() -> Vec<u8> {
     }
 }
 
-/// The additions as the current record format frames them, chained after the v2 log.
+/// The additions as record format v2 framed them, chained after the v2 log.
 fn encoded_additions() -> Vec<u8> {
-    let whole = encode_log(&current_log_events());
-    let v2 = encode_log(&v2_events());
+    let whole = encode_log_as_v2(&current_log_events());
+    let v2 = encode_log_as_v2(&v2_events());
     assert!(whole.starts_with(&v2));
     whole[v2.len()..].to_vec()
 }
@@ -4173,10 +4257,10 @@ fn a_format_1_data_dir_verifies_read_only_then_opens_migrated_and_verifies_again
 }
 
 #[test]
-fn a_migrated_data_dir_appends_v2_records_after_its_v1_records_and_verifies() {
+fn a_migrated_data_dir_appends_current_records_after_its_v1_records_and_verifies() {
     // A directory of the last release before settlement statements (v1 records, v2 index
     // values, a v2 snapshot, marker 1) is migrated and then written to: the new records
-    // are v2, chained to the v1 ones, and touch v1-era invoices.
+    // are in the current format, chained to the v1 ones, and touch v1-era invoices.
     let committed = read_fixture("log-v1.records");
     let events = decoded_events(&committed);
     let v1_records = events.len() as u64;
@@ -4301,7 +4385,7 @@ fn a_migrated_data_dir_appends_v2_records_after_its_v1_records_and_verifies() {
         .collect();
     assert_eq!(types, BTreeSet::from([8, 9, 12, 13, 14, 16]));
 
-    // One log, two record formats: the v1 records as they were, then v2 records chained
+    // One log, two record formats: the v1 records as they were, then current ones chained
     // to them, each with its origin.
     {
         let store = EventStore::open_read_only(directory.path()).expect("read-only");
@@ -4316,7 +4400,7 @@ fn a_migrated_data_dir_appends_v2_records_after_its_v1_records_and_verifies() {
             let version = if event.sequence <= v1_records {
                 1u16
             } else {
-                2
+                RECORD_FORMAT_VERSION
             };
             assert_eq!(
                 record[4..6],
@@ -4845,7 +4929,7 @@ fn encode_block_log(events: &[SequencedEvent]) -> Vec<(u64, Vec<u8>)> {
 fn block_fixture_bytes() -> Option<Vec<u8>> {
     match try_read_fixture(BLOCK_FIXTURE) {
         Some(bytes) => Some(bytes),
-        None if updating_fixtures() => {
+        None if updating_fixtures() && RECORD_FORMAT_VERSION == 2 => {
             let encoded = encode_block_log(&v2_events());
             write_fixture(BLOCK_FIXTURE, &encoded[0].1);
             Some(encoded[0].1.clone())
@@ -4907,35 +4991,43 @@ fn assert_log_reads_from_everywhere(what: &str, directory: &Path, events: &[Sequ
 }
 
 #[test]
-fn current_block_version_stores_the_all_types_log_as_one_block_of_its_v2_records() {
+fn current_block_version_stores_the_all_types_log_as_one_block_of_its_records() {
     let events = v2_events();
     let stored = encode_block_log(&events);
     assert_eq!(stored.len(), 1, "a batch below the block target is one key");
     let (key, block) = &stored[0];
     assert_eq!(*key, 1, "a block is stored under its first sequence");
-    // A block is a header and the records exactly as they were stored one per key.
-    let v2_log = v2_log_bytes();
-    let records: Vec<&[u8]> = split_log(&v2_log)
+    // A block is a header and the records exactly as they are framed one by one in the
+    // current record format (the writer hashes a block's records together: the bytes
+    // must not differ).
+    let current_log = encode_log(&events);
+    let records: Vec<&[u8]> = split_log(&current_log)
         .into_iter()
         .map(|(_, record)| record)
         .collect();
-    assert_eq!(
-        block[..BLOCK_HEADER_LENGTH],
-        block_of(1, &records)[..BLOCK_HEADER_LENGTH]
-    );
+    assert!(records
+        .iter()
+        .all(|record| record[4..6] == RECORD_FORMAT_VERSION.to_le_bytes()));
     assert_eq!(block[..], block_of(1, &records)[..]);
     assert_eq!(block[..4], BLOCK_MAGIC);
     assert_eq!(block[4..6], BLOCK_FORMAT_VERSION.to_le_bytes());
     assert_eq!(block[8..16], 1u64.to_le_bytes());
     assert_eq!(block[16..20], (events.len() as u32).to_le_bytes());
+    // The block framing is pinned by its fixture, which holds the same events' records
+    // in record format v2 (the current one when block format 1 was frozen).
     let Some(committed) = block_fixture_bytes() else {
         panic!(
             "block format is v{BLOCK_FORMAT_VERSION} and tests/fixtures/{BLOCK_FIXTURE} is missing \
              (UPDATE_FIXTURES=1 cargo test --release --test format writes it)"
         );
     };
+    let v2_log = v2_log_bytes();
+    let v2_records: Vec<&[u8]> = split_log(&v2_log)
+        .into_iter()
+        .map(|(_, record)| record)
+        .collect();
     assert!(
-        *block == committed,
+        block_of(1, &v2_records) == committed,
         "the block encoding changed but BLOCK_FORMAT_VERSION is still {BLOCK_FORMAT_VERSION}: \
          bump it, add the new version's fixture and keep a reader for the old one"
     );
@@ -5486,7 +5578,7 @@ fn programme_extension_events() -> Vec<SequencedEvent> {
 fn programme_extension_fixture_decodes_to_its_events_and_encodes_byte_for_byte() {
     let name = "log-v2-programme-extensions.records";
     let events = programme_extension_events();
-    let encoded = encode_log(&events);
+    let encoded = encode_log_as_v2(&events);
     if updating_fixtures() {
         write_fixture(name, &encoded);
     }
@@ -5653,7 +5745,7 @@ fn reimbursement_events() -> Vec<SequencedEvent> {
 fn reimbursement_fixture_decodes_to_its_events_and_the_state_machine_writes_them() {
     let name = "log-v2-reimbursement.records";
     let events = reimbursement_events();
-    let encoded = encode_log(&events);
+    let encoded = encode_log_as_v2(&events);
     if updating_fixtures() {
         write_fixture(name, &encoded);
     }
@@ -5746,7 +5838,7 @@ fn hangzhou_2024_records_carry_no_extension_so_their_bytes_did_not_change() {
             _ => {}
         }
     }
-    assert_eq!(encode_log(&v2_events()), v2_log_bytes());
+    assert_eq!(encode_log_as_v2(&v2_events()), v2_log_bytes());
 }
 
 #[test]
@@ -5940,7 +6032,7 @@ fn stacked_fixture_pins_every_second_source_field() {
     };
     assert_eq!(second_statement.source, FundingSource::Second);
     assert_eq!(second_statement.gross, money("1500.00"));
-    let encoded = encode_log(&events);
+    let encoded = encode_log_as_v2(&events);
     if updating_fixtures() {
         write_fixture(name, &encoded);
     }

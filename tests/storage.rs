@@ -574,6 +574,35 @@ fn on_disk_format_matches_the_committed_fixture() {
         encoded, current,
         "the record format changed: bump RECORD_FORMAT_VERSION, keep a reader for the old version and its fixture, and add the new version's with UPDATE_FIXTURES=1"
     );
+    // The committed v2 bytes (the same scenario, chained previous-hash-first) still
+    // check and decode, to the events written now.
+    let v2 = std::fs::read("tests/fixtures/log-v2.records").expect("the v2 fixture is committed");
+    let mut chain = genesis_chain_hash();
+    let mut v2_events = Vec::new();
+    for (sequence, record) in split_fixture(&v2) {
+        assert_eq!(record[4..6], 2u16.to_le_bytes());
+        let checked = check_record(sequence, record, &chain).expect("valid v2 record");
+        v2_events.push((
+            sequence,
+            checked.at,
+            checked.decode_with_origin().expect("decodes"),
+        ));
+        chain = checked.chain_hash;
+    }
+    let mut chain = genesis_chain_hash();
+    let current_events: Vec<_> = split_fixture(&encoded)
+        .into_iter()
+        .map(|(sequence, record)| {
+            let checked = check_record(sequence, record, &chain).expect("valid record");
+            chain = checked.chain_hash;
+            (
+                sequence,
+                checked.at,
+                checked.decode_with_origin().expect("decodes"),
+            )
+        })
+        .collect();
+    assert_eq!(v2_events, current_events);
     // The committed v1 bytes (written before settlement statements) still decode and
     // replay: the v1 CenterSettled paid the center 60.00.
     let committed = std::fs::read(FIXTURE).expect("the v1 fixture is committed");

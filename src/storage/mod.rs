@@ -5,7 +5,8 @@
 //! | file | what it owns |
 //! |---|---|
 //! | `codec.rs` | the explicit field-by-field codec storage's own formats use |
-//! | `record.rs` | the record frame (`VLEV`) and the SM3 hash chain |
+//! | `record.rs` | the record frame (`VLEV` v3; reads v1, v2) and the SM3 hash chain |
+//! | `sm3_lanes.rs` | the writer's SM3 for the chain: eight records' leading blocks at once (AVX2) |
 //! | `block.rs` | log blocks (`VLBK` v1): a batch's records under one key |
 //! | `payload_v2.rs` | record format v2's payloads: origin + event, field by field |
 //! | `payload_v1.rs` | record format v1's event payloads (read only; frozen shapes, bincode) |
@@ -35,6 +36,7 @@ pub mod package;
 mod payload_v1;
 mod payload_v2;
 pub mod record;
+mod sm3_lanes;
 pub mod snapshot;
 pub mod store;
 

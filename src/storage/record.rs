@@ -12,11 +12,17 @@
 //!     24     4  payload length   N
 //!     28     N  payload          v2: origin + the event, field by field (`payload_v2`)
 //!                                 v1: the event, bincode of frozen shapes (`payload_v1`)
-//!   28+N    32  chain hash       SM3(previous chain hash || bytes 0..28+N)
+//!   28+N    32  chain hash       v3: SM3(bytes 0..28+N || previous chain hash)
+//!                                 v1, v2: SM3(previous chain hash || bytes 0..28+N)
 //! ```
 //!
-//! Version 2 (written now) records who sent each command in the payload; version 1 logs
-//! are still read (their events show the origin as "not recorded").
+//! Version 3 (written now) puts the previous chain hash after the record's own bytes
+//! instead of before them: all but the last block or two of a record's SM3 then do not
+//! wait for the record before it, so the writer hashes eight records' first blocks at
+//! once (`sm3_lanes.rs`; issue 12). Its payload is version 2's. Version 2 records who
+//! sent each command in the payload; versions 1 and 2 are still read (version 1's events
+//! show the origin as "not recorded"), and a log may hold records of several versions in
+//! order: each record's hash is checked by its own version's rule.
 //!
 //! The chain hash makes the log tamper-evident: changing a byte, dropping a record or
 //! swapping two changes every later hash. A torn or truncated record fails the length or
@@ -24,12 +30,13 @@
 
 use sm3::{Digest, Sm3};
 
+use super::sm3_lanes::RecordSpan;
 use super::{payload_v1, payload_v2};
 use crate::domain::{Event, Origin, SequencedEvent, Timestamp};
 pub use crate::limits::RECORD_PAYLOAD_LIMIT;
 
 pub const RECORD_MAGIC: [u8; 4] = *b"VLEV";
-pub const RECORD_FORMAT_VERSION: u16 = 2;
+pub const RECORD_FORMAT_VERSION: u16 = 3;
 /// The oldest record format this build reads.
 pub const RECORD_FORMAT_OLDEST_READ: u16 = 1;
 pub const RECORD_HEADER_LENGTH: usize = 28;
@@ -119,6 +126,24 @@ pub fn encode_record(
     payload_scratch: &mut Vec<u8>,
     out: &mut Vec<u8>,
 ) -> Result<ChainHash, String> {
+    let span = encode_record_frame(event, payload_scratch, out)?;
+    let hash = chain_hash_of(
+        RECORD_FORMAT_VERSION,
+        previous,
+        &out[span.start..span.body_end],
+    );
+    out[span.body_end..].copy_from_slice(&hash.0);
+    Ok(hash)
+}
+
+/// Appends the framed record for `event` to `out` with 32 zero bytes where its chain
+/// hash goes, and says where it lies; the hash is filled in later for many records at
+/// once (`sm3_lanes::fill_chain_hashes`).
+pub(super) fn encode_record_frame(
+    event: &SequencedEvent,
+    payload_scratch: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Result<RecordSpan, String> {
     payload_scratch.clear();
     payload_v2::encode(&event.origin, &event.event, payload_scratch);
     if payload_scratch.len() > RECORD_PAYLOAD_LIMIT {
@@ -136,15 +161,24 @@ pub fn encode_record(
     out.extend_from_slice(&event.at.0.to_le_bytes());
     out.extend_from_slice(&(payload_scratch.len() as u32).to_le_bytes());
     out.extend_from_slice(payload_scratch);
-    let hash = chain(previous, &out[start..]);
-    out.extend_from_slice(&hash.0);
-    Ok(hash)
+    let body_end = out.len();
+    out.extend_from_slice(&[0u8; CHAIN_HASH_LENGTH]);
+    Ok(RecordSpan { start, body_end })
 }
 
-fn chain(previous: &ChainHash, body: &[u8]) -> ChainHash {
+/// The chain hash of a record of format `version` whose bytes before the hash are
+/// `body`, following `previous`: SM3(body || previous) from version 3 on, SM3(previous
+/// || body) before. The `sm3` crate computes it: it is the reference the writer's own
+/// batched hashing (`sm3_lanes.rs`) is tested against.
+pub fn chain_hash_of(version: u16, previous: &ChainHash, body: &[u8]) -> ChainHash {
     let mut hasher = Sm3::new();
-    hasher.update(previous.0);
-    hasher.update(body);
+    if version >= 3 {
+        hasher.update(body);
+        hasher.update(previous.0);
+    } else {
+        hasher.update(previous.0);
+        hasher.update(body);
+    }
     ChainHash(hasher.finalize().into())
 }
 
@@ -169,7 +203,7 @@ pub fn check_record<'a>(
 ) -> Result<CheckedRecord<'a>, RecordError> {
     let record = parse_frame(key_sequence, bytes)?;
     let body_end = bytes.len() - CHAIN_HASH_LENGTH;
-    if chain(previous, &bytes[..body_end]) != record.chain_hash {
+    if chain_hash_of(record.version, previous, &bytes[..body_end]) != record.chain_hash {
         return Err(RecordError::ChainBroken {
             sequence: key_sequence,
         });
