@@ -5128,8 +5128,9 @@ fn the_block_fixture_in_a_data_dir_verifies_reads_from_every_sequence_and_opens(
 #[test]
 fn a_format_2_log_of_bare_records_migrates_then_appends_blocks_and_reads_as_one_log() {
     // A format 2 directory (bare v2 records, marker 2) is opened by this build: the marker
-    // becomes 3 without rewriting a record, new batches are written as blocks chained to
-    // the bare records, and every reader sees one log.
+    // becomes 3 without rewriting a record, new batches are written as blocks of v3
+    // records chained to the bare v2 records, and every reader (and `verify`) sees one
+    // log, checking each record by its own version's chain rule.
     let log = v2_log_bytes();
     let mut events = v2_events();
     let bare = split_log(&log);
@@ -5187,8 +5188,19 @@ fn a_format_2_log_of_bare_records_migrates_then_appends_blocks_and_reads_as_one_
             );
         } else {
             assert_eq!(value[..4], BLOCK_MAGIC, "key {key} holds a block");
+            // The appended records are in the current format (v3, chained record first),
+            // the first of them linked to the last bare v2 record's hash.
+            let first_record = &value[BLOCK_HEADER_LENGTH..];
+            assert_eq!(
+                first_record[4..6],
+                RECORD_FORMAT_VERSION.to_le_bytes(),
+                "key {key}"
+            );
         }
     }
+    assert!(bare
+        .iter()
+        .all(|(_, record)| record[4..6] == 2u16.to_le_bytes()));
     assert_eq!(stored.len(), bare.len() + 3, "one block per appended batch");
     assert_eq!(
         EventStore::open_read_only(directory.path())
