@@ -2179,8 +2179,9 @@ fn v2_events() -> Vec<SequencedEvent> {
     ])
 }
 
-/// The events of the current record format version's fixture: every event type it
-/// writes. An older version's list stays as that version's (`v1_events`).
+/// The events of the v2 scenario as today's state machine decides them (the current
+/// version's all-types fixture holds these and the additions: [`current_log_events`]).
+/// An older version's list stays as that version's (`v1_events`).
 fn current_version_events() -> Vec<SequencedEvent> {
     v2_events()
 }
@@ -3117,11 +3118,11 @@ fn v3_log_fixture_decodes_to_every_event_type_chained_record_first_then_previous
         assert_eq!(record[body.len()..], expected.0);
         previous = expected;
     }
-    // The same payloads as the v2 log: format 3 changed the frame's version and the chain
-    // rule only.
-    let v2 = v2_log_bytes();
+    // The same payloads as the v2 log and its additions: format 3 changed the frame's
+    // version and the chain rule only.
+    let v2 = current_log_bytes();
     let v2_records = split_log(&v2);
-    assert_eq!(v2_records.len(), v2_events().len());
+    assert_eq!(v2_records.len(), records.len());
     for ((sequence, v3_record), (_, v2_record)) in records.iter().zip(v2_records) {
         let v3_body = &v3_record[..v3_record.len() - CHAIN_HASH_LENGTH];
         let v2_body = &v2_record[..v2_record.len() - CHAIN_HASH_LENGTH];
@@ -3132,6 +3133,44 @@ fn v3_log_fixture_decodes_to_every_event_type_chained_record_first_then_previous
             "record {sequence}: after the version"
         );
     }
+}
+
+#[test]
+fn damaged_v3_records_are_refused_naming_their_sequence() {
+    let committed = read_fixture("log-v3-all-types.records");
+    let records = split_log(&committed);
+    let decoded = decode_log(&committed).expect("the v3 fixture reads");
+    let (sequence, record) = records[2];
+    let previous = decoded[1].1;
+    assert!(check_record(sequence, record, &previous).is_ok());
+    let broken = Some(RecordError::ChainBroken { sequence });
+    let body_end = record.len() - CHAIN_HASH_LENGTH;
+    // A flipped payload byte.
+    let mut flipped = record.to_vec();
+    flipped[RECORD_HEADER_LENGTH] ^= 0x01;
+    assert_eq!(check_record(sequence, &flipped, &previous).err(), broken);
+    // Relabelled as v2 with its hash kept: v2's rule does not give that hash.
+    let mut relabelled = record.to_vec();
+    relabelled[4..6].copy_from_slice(&2u16.to_le_bytes());
+    assert_eq!(check_record(sequence, &relabelled, &previous).err(), broken);
+    // Its hash computed by v2's rule (previous first) while the frame says v3.
+    let mut previous_first = record.to_vec();
+    let mut hasher = Sm3::new();
+    hasher.update(previous.0);
+    hasher.update(&record[..body_end]);
+    previous_first[body_end..].copy_from_slice(&hasher.finalize());
+    assert_eq!(
+        check_record(sequence, &previous_first, &previous).err(),
+        broken
+    );
+    // Linked to another record's hash: a record dropped or moved.
+    assert_eq!(check_record(sequence, record, &decoded[0].1).err(), broken);
+    // Torn: the last bytes missing.
+    let torn = &record[..record.len() - 5];
+    assert!(matches!(
+        check_record(sequence, torn, &previous),
+        Err(RecordError::LengthMismatch { sequence: at, .. }) if at == sequence
+    ));
 }
 
 #[test]
@@ -3332,7 +3371,8 @@ fn encoded_additions() -> Vec<u8> {
     whole[v2.len()..].to_vec()
 }
 
-/// The v2 log and its additions: the log of every event type the current format writes.
+/// The v2 log and its additions (v2 records): every event type the current format writes.
+/// The same events in the current format are [`encode_log`] of [`current_log_events`].
 fn current_log_bytes() -> Vec<u8> {
     let mut log = v2_log_bytes();
     log.extend_from_slice(&v2_additions_bytes());
@@ -5158,8 +5198,10 @@ fn a_format_2_log_of_bare_records_migrates_then_appends_blocks_and_reads_as_one_
     let last_time = events.last().expect("events").at;
     for round in 0..3i64 {
         let (mut ledger, _) = Ledger::open(directory.path(), ledger_options()).expect("open");
-        // Batches of one and of several commands.
-        let envelopes: Vec<Envelope> = (0..=round * 3)
+        // Batches of several commands and of one. The first has nine, so the writer hashes
+        // a group of eight records together in its lanes right after the last v2 record.
+        let commands_in_batch = [9, 1, 4][round as usize];
+        let envelopes: Vec<Envelope> = (0..commands_in_batch)
             .map(|index| {
                 Envelope::from_origin(
                     Timestamp(last_time.0 + 60_000 * (round * 10 + index + 1)),
@@ -5188,14 +5230,29 @@ fn a_format_2_log_of_bare_records_migrates_then_appends_blocks_and_reads_as_one_
             );
         } else {
             assert_eq!(value[..4], BLOCK_MAGIC, "key {key} holds a block");
-            // The appended records are in the current format (v3, chained record first),
-            // the first of them linked to the last bare v2 record's hash.
+            // The appended records are in the current format (v3, chained record first).
             let first_record = &value[BLOCK_HEADER_LENGTH..];
             assert_eq!(
                 first_record[4..6],
                 RECORD_FORMAT_VERSION.to_le_bytes(),
                 "key {key}"
             );
+            // The first block's first record is linked to the last bare v2 record's hash.
+            if *key == bare.len() as u64 + 1 {
+                let last_bare_hash = decode_log(&log)
+                    .expect("the v2 log reads")
+                    .last()
+                    .expect("records")
+                    .1;
+                let length = first_record.len().min(
+                    RECORD_HEADER_LENGTH
+                        + u32::from_le_bytes(first_record[24..28].try_into().expect("4 bytes"))
+                            as usize
+                        + CHAIN_HASH_LENGTH,
+                );
+                check_record(*key, &first_record[..length], &last_bare_hash)
+                    .expect("linked to the last v2 record");
+            }
         }
     }
     assert!(bare

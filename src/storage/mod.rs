@@ -8,7 +8,7 @@
 //! | `record.rs` | the record frame (`VLEV` v3; reads v1, v2) and the SM3 hash chain |
 //! | `sm3_lanes.rs` | the writer's SM3 for the chain: eight records' leading blocks at once (AVX2) |
 //! | `block.rs` | log blocks (`VLBK` v1): a batch's records under one key |
-//! | `payload_v2.rs` | record format v2's payloads: origin + event, field by field |
+//! | `payload_v2.rs` | the payloads of record formats v2 and v3: origin + event, field by field |
 //! | `payload_v1.rs` | record format v1's event payloads (read only; frozen shapes, bincode) |
 //! | `invoice_filter.rs` | the in-memory filter that spares brand-new invoices the index lookup |
 //! | `index.rs` | the invoice index key and its entries (`VLIX` v3; reads v1, v2), the invoice order (`VLIO`), the index's watermark (`VLIW`) |

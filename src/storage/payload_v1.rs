@@ -1,4 +1,4 @@
-//! Record format v1's event payloads (read only; format v2 is written now): bincode
+//! Record format v1's event payloads (read only; format v3 is written now): bincode
 //! (standard configuration) through serde, of the shapes below. These shapes are frozen: they are storage's own mirror of what the
 //! domain's events looked like when v1 was written, so the domain's types can change
 //! without changing (or losing the ability to read) a v1 byte.

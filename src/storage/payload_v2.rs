@@ -1,6 +1,7 @@
-//! Record format v2's payloads: who sent the command, then the event, written field by
-//! field with `storage::codec` (no serde, no bincode), in the order below. The event type
-//! is in the record frame; this layout is per type.
+//! Record format v2's payloads (v3 keeps them: it changed the chain rule only): who sent
+//! the command, then the event, written field by field with `storage::codec` (no serde,
+//! no bincode), in the order below. The event type is in the record frame; this layout
+//! is per type.
 //!
 //! ```text
 //! origin  = role u8 (0 bureau, 1 center, 2 enterprise, 3 auditor, 4 system)
