@@ -7,9 +7,12 @@
 //! record's own cache line, so each look-up waited on memory (~15% and ~10% of the
 //! state-machine benchmark's samples at 20,000 vouchers over 5,000 enterprises, issue
 //! 12), and reading a batch's vouchers ahead with plain loads overlapped nothing. Here
-//! the map's entries are a key and a position (~20-24 bytes), so the map stays near the
-//! CPU, and [`DenseTable::prefetch`] asks for a coming redemption's record without
-//! waiting for it while the redemptions before it are decided.
+//! the index holds a position and 32 bits of the key's hash (8 bytes), so it stays near
+//! the CPU, and [`DenseTable::prefetch`] asks for a coming redemption's record without
+//! waiting for it while the redemptions before it are decided. The index is a table of
+//! our own rather than a hash map so that the slot a search starts from can be
+//! prefetched too, earlier ([`DenseTable::prefetch_position`]): with a map from key to
+//! position, the map's own misses were what was left (issue 12).
 //!
 //! Records are never removed (a released or expired voucher keeps its record, an
 //! enterprise stays registered), so a position, once given, names the same record for
@@ -18,15 +21,15 @@
 //! key order). Equality is a map's: the same records under the same keys, whatever the
 //! order of insertion.
 
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 
-use rustc_hash::FxHashMap;
+use rustc_hash::FxBuildHasher;
 
 /// Records by key, dense in insertion order.
 #[derive(Clone, Debug)]
 pub struct DenseTable<K, V> {
     /// Each key's position in `entries`; exactly one per entry.
-    positions: FxHashMap<K, u32>,
+    positions: PositionIndex,
     /// The keys and their records, in the order the keys were first inserted.
     entries: Vec<(K, V)>,
 }
@@ -34,7 +37,7 @@ pub struct DenseTable<K, V> {
 impl<K, V> Default for DenseTable<K, V> {
     fn default() -> DenseTable<K, V> {
         DenseTable {
-            positions: FxHashMap::default(),
+            positions: PositionIndex::default(),
             entries: Vec::new(),
         }
     }
@@ -46,33 +49,37 @@ impl<K: Copy + Eq + Hash, V> DenseTable<K, V> {
     }
 
     pub fn get(&self, key: &K) -> Option<&V> {
-        let position = *self.positions.get(key)?;
-        self.entries.get(position as usize).map(|(_, value)| value)
+        let position = self.position_of(key)?;
+        self.entries.get(position).map(|(_, value)| value)
     }
 
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        let position = *self.positions.get(key)?;
-        self.entries
-            .get_mut(position as usize)
-            .map(|(_, value)| value)
+        let position = self.position_of(key)?;
+        self.entries.get_mut(position).map(|(_, value)| value)
     }
 
     pub fn contains_key(&self, key: &K) -> bool {
-        self.positions.contains_key(key)
+        self.position_of(key).is_some()
     }
 
     /// Inserts `value` under `key`, replacing a record already held under it in its place.
     pub fn insert(&mut self, key: K, value: V) {
-        if let Some(&position) = self.positions.get(&key) {
-            self.entries[position as usize].1 = value;
+        if let Some(position) = self.position_of(&key) {
+            self.entries[position].1 = value;
             return;
         }
         // Four billion records is far past any registry (and the snapshot's counts); a
-        // position that did not fit would name another record.
+        // position that did not fit would name another record (and u32::MAX marks an
+        // empty slot).
         let position = u32::try_from(self.entries.len())
-            .unwrap_or_else(|_| panic!("a dense table is full at {} records", u32::MAX));
-        self.positions.insert(key, position);
+            .ok()
+            .filter(|position| *position != EMPTY_SLOT)
+            .unwrap_or_else(|| panic!("a dense table is full at {} records", EMPTY_SLOT));
         self.entries.push((key, value));
+        let entries = &self.entries;
+        self.positions.insert(hash_of(&key), position, |at| {
+            hash_of(&entries[at as usize].0)
+        });
     }
 
     pub fn len(&self) -> usize {
@@ -88,17 +95,157 @@ impl<K: Copy + Eq + Hash, V> DenseTable<K, V> {
         self.entries.iter().map(|(_, value)| value)
     }
 
+    /// Asks the CPU to bring the slot of the position index where `key`'s search starts
+    /// into its caches, without waiting for it; no effect on what the table holds or
+    /// answers. A batch calls it a few places before [`DenseTable::prefetch`] for the
+    /// same key, so that finding the record's position then does not wait on memory.
+    #[inline]
+    pub fn prefetch_position(&self, key: &K) {
+        if let Some(slot) = self.positions.home_slot(hash_of(key)) {
+            prefetch_lines(slot);
+        }
+    }
+
     /// Asks the CPU to bring the record `key` names into its caches, without waiting for
     /// it; no effect on what the table holds or answers. A batch calls it for a
-    /// redemption a few places ahead of the one it decides.
+    /// redemption a few places ahead of the one it decides. It reads only the position
+    /// index (a record whose slot only looks like `key`'s, one time in four billion, is
+    /// prefetched in vain: a hint may be wrong).
     #[inline]
     pub fn prefetch(&self, key: &K) {
-        let Some(&position) = self.positions.get(key) else {
+        let Some(position) = self.positions.probable_position(hash_of(key)) else {
             return;
         };
         if let Some(entry) = self.entries.get(position as usize) {
             prefetch_lines(entry);
         }
+    }
+
+    fn position_of(&self, key: &K) -> Option<usize> {
+        self.positions
+            .find(hash_of(key), |position| {
+                self.entries
+                    .get(position as usize)
+                    .is_some_and(|(stored, _)| stored == key)
+            })
+            .map(|position| position as usize)
+    }
+}
+
+fn hash_of<K: Hash>(key: &K) -> u64 {
+    FxBuildHasher.hash_one(key)
+}
+
+/// A slot of the position index that holds no position.
+const EMPTY_SLOT: u32 = u32::MAX;
+
+/// The position index's smallest number of slots once it holds anything.
+const POSITION_INDEX_SLOTS_MIN: usize = 16;
+
+/// A slot: a position in the entries and the low 32 bits of its key's hash, so that a
+/// search reads a record's key only when the hash's bits agree.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    hash_bits: u32,
+    position: u32,
+}
+
+const EMPTY: Slot = Slot {
+    hash_bits: 0,
+    position: EMPTY_SLOT,
+};
+
+/// Each key's position in the entries: open addressing with linear probing over a
+/// power-of-two number of slots, at most half of them used, never removing (the table
+/// never removes a record). Why not a hash map from key to position: a search's first
+/// slot is known from the key's hash alone, so a batch can prefetch it before it looks
+/// the key up (`DenseTable::prefetch_position`); a map hides where it will look. Slots
+/// are 8 bytes (20,000 vouchers: 256 KiB, half a core's L2 cache here), and the keys stay
+/// in the entries.
+#[derive(Clone, Debug, Default)]
+struct PositionIndex {
+    slots: Vec<Slot>,
+    used: usize,
+}
+
+impl PositionIndex {
+    /// The slot where the search for `hash` starts; None while the index is empty.
+    fn home_slot(&self, hash: u64) -> Option<&Slot> {
+        let index = self.home_index(hash)?;
+        self.slots.get(index)
+    }
+
+    fn home_index(&self, hash: u64) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        // The hash's high bits choose the slot (FxHash mixes them best), its low bits
+        // are the slot's check.
+        let bits = self.slots.len().trailing_zeros();
+        Some((hash >> (64 - bits)) as usize)
+    }
+
+    /// The position of the first slot on `hash`'s probe sequence whose bits agree,
+    /// without checking the key: for prefetching.
+    fn probable_position(&self, hash: u64) -> Option<u32> {
+        let mask = self.slots.len().wrapping_sub(1);
+        let mut index = self.home_index(hash)?;
+        loop {
+            let slot = self.slots[index];
+            if slot.position == EMPTY_SLOT {
+                return None;
+            }
+            if slot.hash_bits == hash as u32 {
+                return Some(slot.position);
+            }
+            index = (index + 1) & mask;
+        }
+    }
+
+    /// The position whose key is the one `is_key` recognises, searched from `hash`'s
+    /// slot; None when no slot on the way holds it. Ends: at most half the slots are
+    /// used, so the probe meets an empty one.
+    fn find(&self, hash: u64, is_key: impl Fn(u32) -> bool) -> Option<u32> {
+        let mask = self.slots.len().wrapping_sub(1);
+        let mut index = self.home_index(hash)?;
+        loop {
+            let slot = self.slots[index];
+            if slot.position == EMPTY_SLOT {
+                return None;
+            }
+            if slot.hash_bits == hash as u32 && is_key(slot.position) {
+                return Some(slot.position);
+            }
+            index = (index + 1) & mask;
+        }
+    }
+
+    /// Adds `position` for a key of `hash` (not held yet: the caller searched first).
+    /// `hash_at` gives the hash of the key at a position, to move every slot when the
+    /// index doubles.
+    fn insert(&mut self, hash: u64, position: u32, hash_at: impl Fn(u32) -> u64) {
+        if (self.used + 1) * 2 > self.slots.len() {
+            let slots = (self.slots.len() * 2).max(POSITION_INDEX_SLOTS_MIN);
+            let old = std::mem::replace(&mut self.slots, vec![EMPTY; slots]);
+            self.used = 0;
+            for slot in old.into_iter().filter(|slot| slot.position != EMPTY_SLOT) {
+                self.place(hash_at(slot.position), slot.position);
+            }
+        }
+        self.place(hash, position);
+    }
+
+    fn place(&mut self, hash: u64, position: u32) {
+        let mask = self.slots.len() - 1;
+        let mut index = (hash >> (64 - self.slots.len().trailing_zeros())) as usize;
+        while self.slots[index].position != EMPTY_SLOT {
+            index = (index + 1) & mask;
+        }
+        self.slots[index] = Slot {
+            hash_bits: hash as u32,
+            position,
+        };
+        self.used += 1;
     }
 }
 
@@ -229,7 +376,42 @@ mod tests {
         assert_ne!(fewer, forward);
     }
 
+    #[test]
+    fn an_empty_table_finds_nothing_and_its_prefetches_do_nothing() {
+        let table: DenseTable<u64, u64> = DenseTable::new();
+        table.prefetch_position(&1);
+        table.prefetch(&1);
+        assert_eq!(table.get(&1), None);
+        assert!(!table.contains_key(&0));
+    }
+
     proptest! {
+        /// Many keys, so the position index doubles several times and searches run
+        /// along probe chains: every key held is found at its record, every other key
+        /// is absent, and the prefetches (hints) never panic.
+        #[test]
+        fn many_keys_are_found_through_the_position_index(
+            keys in proptest::collection::vec(0u64..100_000, 0..3_000),
+            probes in proptest::collection::vec(0u64..100_000, 0..200),
+        ) {
+            let mut table: DenseTable<u64, u64> = DenseTable::new();
+            let mut model: BTreeMap<u64, u64> = BTreeMap::new();
+            for (step, key) in keys.iter().enumerate() {
+                table.insert(*key, step as u64);
+                model.insert(*key, step as u64);
+                table.prefetch_position(key);
+                table.prefetch(key);
+            }
+            prop_assert_eq!(table.len(), model.len());
+            for (key, value) in &model {
+                prop_assert_eq!(table.get(key), Some(value));
+            }
+            for key in probes {
+                prop_assert_eq!(table.get(&key), model.get(&key));
+                prop_assert_eq!(table.contains_key(&key), model.contains_key(&key));
+            }
+        }
+
         /// Inserts (new keys and replacements) and in-place changes agree with a map.
         #[test]
         fn the_table_answers_as_a_map_does(

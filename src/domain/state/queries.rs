@@ -257,6 +257,14 @@ impl LedgerState {
         self.vouchers.prefetch(voucher);
     }
 
+    /// Asks the CPU for where the search for voucher `voucher`'s position starts,
+    /// without waiting for it; changes nothing. Call it a while before
+    /// `prefetch_voucher` for the same voucher.
+    #[inline]
+    pub(crate) fn prefetch_voucher_position(&self, voucher: &VoucherId) {
+        self.vouchers.prefetch_position(voucher);
+    }
+
     /// Asks the CPU for the account of the enterprise whose voucher `voucher` is,
     /// without waiting for it; changes nothing. It reads the voucher, so call it once
     /// the voucher was prefetched (`prefetch_voucher`) a while before.
