@@ -75,7 +75,7 @@ use voucher_ledger::domain::*;
 use voucher_ledger::ledger::{Ledger, LedgerOptions};
 use voucher_ledger::limits::{LOG_BLOCK_BYTES_TARGET, RECORD_PAYLOAD_LIMIT};
 use voucher_ledger::storage::block::{
-    block_of, BLOCK_FORMAT_VERSION, BLOCK_HEADER_LENGTH, BLOCK_MAGIC,
+    block_of, segment_records, BLOCK_FORMAT_VERSION, BLOCK_HEADER_LENGTH, BLOCK_MAGIC,
 };
 use voucher_ledger::storage::index::{
     decode_index_entry, decode_index_watermark, decode_invoice_order_value, encode_index_entry,
@@ -5231,7 +5231,10 @@ fn a_format_2_log_of_bare_records_migrates_then_appends_blocks_and_reads_as_one_
         } else {
             assert_eq!(value[..4], BLOCK_MAGIC, "key {key} holds a block");
             // The appended records are in the current format (v3, chained record first).
-            let first_record = &value[BLOCK_HEADER_LENGTH..];
+            let (_, first_record) = segment_records(*key, value)
+                .next()
+                .expect("a record")
+                .expect("the block reads");
             assert_eq!(
                 first_record[4..6],
                 RECORD_FORMAT_VERSION.to_le_bytes(),
@@ -5244,13 +5247,7 @@ fn a_format_2_log_of_bare_records_migrates_then_appends_blocks_and_reads_as_one_
                     .last()
                     .expect("records")
                     .1;
-                let length = first_record.len().min(
-                    RECORD_HEADER_LENGTH
-                        + u32::from_le_bytes(first_record[24..28].try_into().expect("4 bytes"))
-                            as usize
-                        + CHAIN_HASH_LENGTH,
-                );
-                check_record(*key, &first_record[..length], &last_bare_hash)
+                check_record(*key, first_record, &last_bare_hash)
                     .expect("linked to the last v2 record");
             }
         }

@@ -188,18 +188,7 @@ impl PositionIndex {
     /// The position of the first slot on `hash`'s probe sequence whose bits agree,
     /// without checking the key: for prefetching.
     fn probable_position(&self, hash: u64) -> Option<u32> {
-        let mask = self.slots.len().wrapping_sub(1);
-        let mut index = self.home_index(hash)?;
-        loop {
-            let slot = self.slots[index];
-            if slot.position == EMPTY_SLOT {
-                return None;
-            }
-            if slot.hash_bits == hash as u32 {
-                return Some(slot.position);
-            }
-            index = (index + 1) & mask;
-        }
+        self.find(hash, |_| true)
     }
 
     /// The position whose key is the one `is_key` recognises, searched from `hash`'s
