@@ -73,6 +73,8 @@ pub struct Metrics {
     pending_compaction_bytes: Family<FamilyLabels, Gauge>,
     memtable_bytes: Family<FamilyLabels, Gauge>,
     live_sst_bytes: Family<FamilyLabels, Gauge>,
+    block_cache_bytes: Family<FamilyLabels, Gauge>,
+    table_readers_bytes: Family<FamilyLabels, Gauge>,
     write_stopped: Gauge,
     delayed_write_rate: Gauge,
 }
@@ -193,6 +195,18 @@ impl Metrics {
             "RocksDB live-sst-files-size per column family",
             live_sst_bytes.clone(),
         );
+        let block_cache_bytes = Family::<FamilyLabels, Gauge>::default();
+        registry.register(
+            "rocksdb_block_cache_bytes",
+            "RocksDB block-cache-usage: bytes the block cache a column family reads through holds",
+            block_cache_bytes.clone(),
+        );
+        let table_readers_bytes = Family::<FamilyLabels, Gauge>::default();
+        registry.register(
+            "rocksdb_table_readers_bytes",
+            "RocksDB estimate-table-readers-mem: bytes the open table files' readers hold outside the block cache",
+            table_readers_bytes.clone(),
+        );
         let write_stopped = gauge(
             &mut registry,
             "rocksdb_write_stopped",
@@ -225,6 +239,8 @@ impl Metrics {
             pending_compaction_bytes,
             memtable_bytes,
             live_sst_bytes,
+            block_cache_bytes,
+            table_readers_bytes,
             write_stopped,
             delayed_write_rate,
         }
@@ -287,6 +303,12 @@ impl Metrics {
                 }
                 "rocksdb.live-sst-files-size" => {
                     self.live_sst_bytes.get_or_create(&labels).set(value);
+                }
+                "rocksdb.block-cache-usage" => {
+                    self.block_cache_bytes.get_or_create(&labels).set(value);
+                }
+                "rocksdb.estimate-table-readers-mem" => {
+                    self.table_readers_bytes.get_or_create(&labels).set(value);
                 }
                 "rocksdb.is-write-stopped" => {
                     self.write_stopped.set(value);
