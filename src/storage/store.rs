@@ -437,7 +437,8 @@ impl EventStore {
         let mut table_options = table_options_with(&block_cache);
         table_options.set_bloom_filter(10.0, false);
         table_options.set_cache_index_and_filter_blocks(true);
-        // Index and filter blocks are evicted after data blocks: a lookup needs them all.
+        // Index and filter blocks are kept in preference to data blocks: every lookup
+        // needs them, and a data block serves only the keys it holds.
         table_options.set_cache_index_and_filter_blocks_with_high_priority(true);
         invoices_options.set_block_based_table_factory(&table_options);
         invoices_options.set_write_buffer_size(64 * 1024 * 1024);
