@@ -135,6 +135,11 @@ impl Metrics {
             registry.register(name, help, gauge.clone());
             gauge
         };
+        let family_gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let family = Family::<FamilyLabels, Gauge>::default();
+            registry.register(name, help, family.clone());
+            family
+        };
         let queue_depth = gauge(
             &mut registry,
             "queue_depth_commands",
@@ -177,35 +182,30 @@ impl Metrics {
             "ledger_poisoned",
             "1 once a write failed and the ledger refuses writes until restarted",
         );
-        let pending_compaction_bytes = Family::<FamilyLabels, Gauge>::default();
-        registry.register(
+        let pending_compaction_bytes = family_gauge(
+            &mut registry,
             "rocksdb_pending_compaction_bytes",
             "RocksDB estimate-pending-compaction-bytes per column family",
-            pending_compaction_bytes.clone(),
         );
-        let memtable_bytes = Family::<FamilyLabels, Gauge>::default();
-        registry.register(
+        let memtable_bytes = family_gauge(
+            &mut registry,
             "rocksdb_memtable_bytes",
             "RocksDB cur-size-all-mem-tables per column family",
-            memtable_bytes.clone(),
         );
-        let live_sst_bytes = Family::<FamilyLabels, Gauge>::default();
-        registry.register(
+        let live_sst_bytes = family_gauge(
+            &mut registry,
             "rocksdb_live_sst_bytes",
             "RocksDB live-sst-files-size per column family",
-            live_sst_bytes.clone(),
         );
-        let block_cache_bytes = Family::<FamilyLabels, Gauge>::default();
-        registry.register(
+        let block_cache_bytes = family_gauge(
+            &mut registry,
             "rocksdb_block_cache_bytes",
             "RocksDB block-cache-usage: bytes the block cache a column family reads through holds",
-            block_cache_bytes.clone(),
         );
-        let table_readers_bytes = Family::<FamilyLabels, Gauge>::default();
-        registry.register(
+        let table_readers_bytes = family_gauge(
+            &mut registry,
             "rocksdb_table_readers_bytes",
             "RocksDB estimate-table-readers-mem: bytes the open table files' readers hold outside the block cache",
-            table_readers_bytes.clone(),
         );
         let write_stopped = gauge(
             &mut registry,

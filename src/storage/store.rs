@@ -2021,16 +2021,6 @@ mod tests {
         assert_eq!(store.index_watermark().expect("watermark"), 2_000);
     }
 
-    /// Bytes the invoice index's block cache holds.
-    fn invoice_block_cache_bytes(store: &EventStore) -> u64 {
-        let family = store.family(INVOICES).expect("the invoices family");
-        store
-            .db
-            .property_int_value_cf(family, "rocksdb.block-cache-usage")
-            .expect("the property reads")
-            .expect("the property exists")
-    }
-
     #[test]
     fn filling_the_invoice_filter_does_not_fill_the_block_cache() {
         // Given an index of 20,000 entries (~2.4 MB) in a table file.
@@ -2045,29 +2035,36 @@ mod tests {
                 .expect("an entry is written");
         }
         store.db.flush_cf(family).expect("the memtable flushes");
-        let before = invoice_block_cache_bytes(&store);
+        let before = block_cache_bytes(&store, INVOICES);
         // When the filter is filled (a scan of every key), the cache grows by no more
         // than the table's index and filter blocks.
         store.fill_invoice_filter().expect("the filter fills");
         assert!(store.invoice_filter_complete());
-        let after_filter = invoice_block_cache_bytes(&store);
+        let after_filter = block_cache_bytes(&store, INVOICES);
         assert!(
             after_filter.saturating_sub(before) < 256 << 10,
             "the filter's scan added {} bytes to the block cache",
             after_filter.saturating_sub(before)
         );
         // Control: a plain scan does keep the data blocks, so the check above can fail.
-        let mut iterator = store.db.raw_iterator_cf(family);
-        iterator.seek_to_first();
-        while iterator.valid() {
-            iterator.next();
-        }
-        let after_plain_scan = invoice_block_cache_bytes(&store);
+        scan_filling_the_cache(&store, INVOICES);
+        let after_plain_scan = block_cache_bytes(&store, INVOICES);
         assert!(
             after_plain_scan.saturating_sub(after_filter) > 1 << 20,
             "a plain scan added only {} bytes to the block cache (before {before}, after the filter {after_filter})",
             after_plain_scan.saturating_sub(after_filter)
         );
+    }
+
+    /// Reads every entry of `family` with RocksDB's default read options (which keep the
+    /// blocks in the cache): the tests' control.
+    fn scan_filling_the_cache(store: &EventStore, family: &str) {
+        let handle = store.family(family).expect("the family exists");
+        let mut iterator = store.db.raw_iterator_cf(handle);
+        iterator.seek_to_first();
+        while iterator.valid() {
+            iterator.next();
+        }
     }
 
     /// Bytes the block cache `family` reads through holds.
@@ -2120,13 +2117,7 @@ mod tests {
         let directory = tempfile::tempdir().expect("a temporary directory");
         let store = store_with_tables(directory.path());
         // When the invoice index alone is read (a plain scan keeps its data blocks),
-        let invoices = store.family(INVOICES).expect("the invoices family");
-        let mut iterator = store.db.raw_iterator_cf(invoices);
-        iterator.seek_to_first();
-        while iterator.valid() {
-            iterator.next();
-        }
-        drop(iterator);
+        scan_filling_the_cache(&store, INVOICES);
         // then every family reports the same cache holding them: with a cache per family
         // the others would report only their own few blocks.
         let held = block_cache_bytes(&store, INVOICES);
@@ -2180,13 +2171,7 @@ mod tests {
             after.saturating_sub(before)
         );
         // Control: a plain read of the same log does keep its blocks.
-        let events = store.family(EVENTS).expect("the events family");
-        let mut iterator = store.db.raw_iterator_cf(events);
-        iterator.seek_to_first();
-        while iterator.valid() {
-            iterator.next();
-        }
-        drop(iterator);
+        scan_filling_the_cache(&store, EVENTS);
         let after_plain_scan = block_cache_bytes(&store, EVENTS);
         assert!(
             after_plain_scan.saturating_sub(after) > 4 << 20,

@@ -179,10 +179,7 @@ impl PositionIndex {
         if self.slots.is_empty() {
             return None;
         }
-        // The hash's high bits choose the slot (FxHash mixes them best), its low bits
-        // are the slot's check.
-        let bits = self.slots.len().trailing_zeros();
-        Some((hash >> (64 - bits)) as usize)
+        Some(home_index_among(self.slots.len(), hash))
     }
 
     /// The position of the first slot on `hash`'s probe sequence whose bits agree,
@@ -226,7 +223,7 @@ impl PositionIndex {
 
     fn place(&mut self, hash: u64, position: u32) {
         let mask = self.slots.len() - 1;
-        let mut index = (hash >> (64 - self.slots.len().trailing_zeros())) as usize;
+        let mut index = home_index_among(self.slots.len(), hash);
         while self.slots[index].position != EMPTY_SLOT {
             index = (index + 1) & mask;
         }
@@ -236,6 +233,13 @@ impl PositionIndex {
         };
         self.used += 1;
     }
+}
+
+/// The slot where the search for `hash` starts among `slots` slots (a power of two, at
+/// least 2). The hash's high bits choose the slot (FxHash mixes them best); its low bits
+/// are the slot's check.
+fn home_index_among(slots: usize, hash: u64) -> usize {
+    (hash >> (64 - slots.trailing_zeros())) as usize
 }
 
 impl<K: Copy + Eq + Hash, V: PartialEq> PartialEq for DenseTable<K, V> {

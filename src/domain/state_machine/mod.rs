@@ -530,9 +530,9 @@ impl LedgerState {
     /// [`PREFETCH_AHEAD`] × 4 places ahead starts, the voucher of the one
     /// [`PREFETCH_AHEAD`] × 2 places ahead (its position found in that slot, fetched by
     /// then), and the enterprise account of the one [`PREFETCH_AHEAD`] places ahead
-    /// (found through its voucher, prefetched by then). A hint only: it changes nothing, and a batch decided
-    /// without it gets the same events and replies. Call it before executing
-    /// `envelopes[place]`.
+    /// (found through its voucher, prefetched by then). A hint only: it changes nothing,
+    /// and a batch decided without it gets the same events and replies. Call it before
+    /// executing `envelopes[place]`.
     #[inline]
     pub fn prefetch_ahead(&self, envelopes: &[Envelope], place: usize) {
         let redemption = |ahead: usize| match envelopes.get(place + ahead) {
