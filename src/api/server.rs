@@ -39,6 +39,7 @@ use crate::ledger::engine::{BatchObserver, CheckpointPolicy, Engine, EngineConfi
 use crate::ledger::{Ledger, LedgerOptions};
 use crate::ops::metrics::Metrics;
 use crate::storage::checkpoint::CheckpointSigner;
+use crate::storage::TableCompression;
 
 /// The gRPC services the server offers, by their health-check names.
 const SERVICE_NAMES: [&str; 9] = [
@@ -81,6 +82,10 @@ pub struct ServerSection {
     /// before it empties its cache; older ones are read back from the invoice index.
     /// At least one batch (8,192): every invoice of a batch is held while it is decided.
     pub invoice_cache: usize,
+    /// How RocksDB's table files of the log, the invoice index and the invoice order are
+    /// compressed: `"none"` (the default: less CPU, more disk) or `"lz4"`. Either reads
+    /// a directory written with the other.
+    pub table_compression: TableCompression,
     /// Seconds between expiry sweeps (vouchers whose term ended are released).
     pub expiry_sweep_seconds: u64,
     /// After SIGTERM, how long in-flight calls and streams may take before the remaining
@@ -141,6 +146,7 @@ impl Default for ServerSection {
             queue_commands: QUEUE_COMMANDS_DEFAULT,
             snapshot_interval: SNAPSHOT_INTERVAL_DEFAULT,
             invoice_cache: INVOICE_CACHE_DEFAULT,
+            table_compression: TableCompression::default(),
             expiry_sweep_seconds: EXPIRY_SWEEP_SECONDS_DEFAULT,
             shutdown_grace_seconds: SHUTDOWN_GRACE_SECONDS_DEFAULT,
             max_concurrent_streams: MAX_CONCURRENT_STREAMS_DEFAULT,
@@ -365,6 +371,7 @@ pub async fn run_with(
         sync: settings.sync,
         snapshot_interval: config.server.snapshot_interval,
         invoice_cache_limit: config.server.invoice_cache,
+        table_compression: config.server.table_compression,
         ..LedgerOptions::default()
     };
     let data_dir = settings.data_dir.clone();
@@ -652,4 +659,37 @@ pub async fn run_with(
     engine.shutdown().await;
     tracing::info!("stopped");
     served.map_err(|error| error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_section(toml_text: &str) -> Result<ServerSection, String> {
+        toml::from_str::<ServerConfig>(toml_text)
+            .map(|config| config.server)
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn table_compression_is_none_unless_the_config_chooses_lz4() {
+        assert_eq!(
+            server_section("")
+                .expect("an empty config")
+                .table_compression,
+            TableCompression::None
+        );
+        assert_eq!(
+            server_section("[server]\ntable_compression = \"lz4\"")
+                .expect("lz4 is accepted")
+                .table_compression,
+            TableCompression::Lz4
+        );
+        let refused = server_section("[server]\ntable_compression = \"zstd\"")
+            .expect_err("zstd is not offered");
+        assert!(
+            refused.contains("zstd") && refused.contains("lz4"),
+            "the error names the value and what is offered: {refused}"
+        );
+    }
 }

@@ -44,4 +44,6 @@ pub use index_lag::PendingIndexWrite;
 pub use log::{LogError, LogPosition, LoggedEvent};
 pub use record::{ChainHash, RecordError};
 pub use snapshot::StoredSnapshot;
-pub use store::{CommitBatch, DeferredIndexEntries, EventStore, IndexPart, StoreError};
+pub use store::{
+    CommitBatch, DeferredIndexEntries, EventStore, IndexPart, StoreError, TableCompression,
+};

@@ -284,18 +284,40 @@ pub struct EventStore {
     index_tail_problem: Option<String>,
 }
 
-/// Compression by level for the families every batch writes (the log, the invoice index,
-/// the invoice order): none in level 0, LZ4 from the level level-0 files are compacted into
-/// (RocksDB reads the array from that base level on, and uses its last entry below).
-/// Level 0 holds the memtables as flushed, a few files at a time, soon compacted: LZ4 on
-/// every flush was ~3% of the server's CPU on the redemption path (issue 12), and
-/// compaction then read it back to compress it again. What stays on disk is compressed as
-/// before.
-fn set_level_compression(options: &mut Options) {
-    options.set_compression_per_level(&[
-        rocksdb::DBCompressionType::None,
-        rocksdb::DBCompressionType::Lz4,
-    ]);
+/// How the families every batch writes (the log, the invoice index, the invoice order)
+/// store their table files: the server's `table_compression` setting. Every table file
+/// says in its blocks how they were compressed, so a directory written with one choice
+/// opens and reads with the other; a compaction rewrites what it touches the new way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableCompression {
+    /// No compression at any level (the default). At 10 M invoices LZ4 was ~6% of the
+    /// server's CPU on the redemption path, nearly all of it in compactions: the log's
+    /// level-0 files (uncompressed, see `Lz4`) were rewritten only to be compressed, and
+    /// the invoice index's compactions compressed every block they wrote. Without it the
+    /// log's compactions are moves of whole files (its keys only grow): at 10 M invoices
+    /// the server's CPU per invoice was 0.89× (0.88–0.91), at 1 M unchanged (issue 12,
+    /// eighteenth round). The price is disk: 2.9 GB instead of 1.7 GB at 10 M invoices.
+    #[default]
+    None,
+    /// LZ4 below level 0, as every build before the eighteenth round of issue 12 wrote:
+    /// level 0 holds the memtables as flushed and is soon compacted, so compressing it on
+    /// every flush (~3% of the server's CPU) would be done again by the compaction.
+    Lz4,
+}
+
+impl TableCompression {
+    /// RocksDB's compression by level for this choice (RocksDB reads the array from the
+    /// level level-0 files are compacted into on, and uses its last entry below).
+    fn by_level(self) -> &'static [rocksdb::DBCompressionType] {
+        match self {
+            TableCompression::None => &[rocksdb::DBCompressionType::None],
+            TableCompression::Lz4 => &[
+                rocksdb::DBCompressionType::None,
+                rocksdb::DBCompressionType::Lz4,
+            ],
+        }
+    }
 }
 
 /// The index entry an `InvoiceRedeemed` event at `sequence` makes (the entry the fold
@@ -385,16 +407,27 @@ impl EventStore {
     /// Opens (creating if needed) the store in `path`. Refuses a directory written by an
     /// unknown format version.
     pub fn open(path: &Path, sync: bool) -> Result<EventStore, StoreError> {
-        EventStore::open_with_wal_limit(path, sync, WAL_RETAINED_BYTES_MAX)
+        EventStore::open_with(path, sync, TableCompression::default())
     }
 
-    /// [`EventStore::open`] with the write-ahead log bounded to `wal_bytes_max` (0: RocksDB's
-    /// default, four times all memtables). A restart after a crash replays what the log
-    /// holds, so this bounds that replay too.
+    /// [`EventStore::open`], writing the table files of the families every batch writes
+    /// with `compression`.
+    pub fn open_with(
+        path: &Path,
+        sync: bool,
+        compression: TableCompression,
+    ) -> Result<EventStore, StoreError> {
+        EventStore::open_with_wal_limit(path, sync, WAL_RETAINED_BYTES_MAX, compression)
+    }
+
+    /// [`EventStore::open_with`] with the write-ahead log bounded to `wal_bytes_max` (0:
+    /// RocksDB's default, four times all memtables). A restart after a crash replays what
+    /// the log holds, so this bounds that replay too.
     fn open_with_wal_limit(
         path: &Path,
         sync: bool,
         wal_bytes_max: u64,
+        compression: TableCompression,
     ) -> Result<EventStore, StoreError> {
         let mut options = Options::default();
         options.create_if_missing(true);
@@ -427,7 +460,7 @@ impl EventStore {
         let mut events_options = Options::default();
         events_options.set_block_based_table_factory(&table_options_with(&block_cache));
         events_options.set_write_buffer_size(64 * 1024 * 1024);
-        set_level_compression(&mut events_options);
+        events_options.set_compression_per_level(compression.by_level());
         // Lookups that reach the invoice index are few (the in-memory `InvoiceFilter` rules
         // out brand-new invoices first) and are often misses: the tables' bloom filters
         // answer those without reading data blocks. The memtable has none: it cost a
@@ -442,7 +475,7 @@ impl EventStore {
         table_options.set_cache_index_and_filter_blocks_with_high_priority(true);
         invoices_options.set_block_based_table_factory(&table_options);
         invoices_options.set_write_buffer_size(64 * 1024 * 1024);
-        set_level_compression(&mut invoices_options);
+        invoices_options.set_compression_per_level(compression.by_level());
         // Level 0 is compacted into level 1 once it holds eight memtables' worth instead of
         // RocksDB's four. The index's keys arrive in no order, so every such compaction
         // rewrites all of level 1 beneath; waiting for twice as much halves how often, and
@@ -452,7 +485,7 @@ impl EventStore {
         invoices_options.set_level_zero_file_num_compaction_trigger(INVOICE_INDEX_LEVEL0_FILES);
         let mut invoice_order_options = Options::default();
         invoice_order_options.set_block_based_table_factory(&table_options_with(&block_cache));
-        set_level_compression(&mut invoice_order_options);
+        invoice_order_options.set_compression_per_level(compression.by_level());
         let mut snapshots_options = Options::default();
         snapshots_options.set_block_based_table_factory(&table_options_with(&block_cache));
         let mut checkpoints_options = Options::default();
@@ -1893,8 +1926,13 @@ mod tests {
     /// under load does.
     fn wal_left_after_8_mib(wal_bytes_max: u64, expected_at_most: u64, patience: Duration) -> u64 {
         let directory = tempfile::tempdir().expect("a temporary directory");
-        let store = EventStore::open_with_wal_limit(directory.path(), false, wal_bytes_max)
-            .expect("the store opens");
+        let store = EventStore::open_with_wal_limit(
+            directory.path(),
+            false,
+            wal_bytes_max,
+            TableCompression::default(),
+        )
+        .expect("the store opens");
         let record = vec![0x5a_u8; 64 * 1024];
         for batch_number in 0..16_u64 {
             let mut batch = CommitBatch::default();
@@ -2268,5 +2306,156 @@ mod tests {
             unbounded >= 8 << 20,
             "only {unbounded} bytes of write-ahead log kept without a limit"
         );
+    }
+
+    /// A log record of 4 KiB that LZ4 shrinks ~250×: one byte, repeated, that depends on
+    /// the sequence (so a record read back under another's sequence would show).
+    fn compressible_record(sequence: u64) -> Vec<u8> {
+        vec![(sequence % 251) as u8; 4096]
+    }
+
+    /// The invoice-index key and value the compression tests write for `number`.
+    fn compressible_index_entry(number: u64) -> (String, Vec<u8>) {
+        (
+            format!("91330100MA0000000C/INV-{number:08}"),
+            vec![(number % 241) as u8; 200],
+        )
+    }
+
+    /// Writes log records `first..first + count` and as many invoice-index entries into
+    /// `store`, then flushes and compacts both families, so their table files lie below
+    /// level 0 (where the choice of compression applies).
+    fn write_and_compact(store: &EventStore, first: u64, count: u64) {
+        let mut batch = CommitBatch::default();
+        for sequence in first..first + count {
+            store
+                .put_record(&mut batch, sequence, &compressible_record(sequence))
+                .expect("a record is added");
+        }
+        store.commit(batch).expect("the batch commits");
+        let invoices = store.family(INVOICES).expect("the invoices family");
+        for number in first..first + count {
+            let (key, value) = compressible_index_entry(number);
+            store
+                .db
+                .put_cf(invoices, key.as_bytes(), value)
+                .expect("an entry is written");
+        }
+        for family in [EVENTS, INVOICES] {
+            let handle = store.family(family).expect("the family exists");
+            store.db.flush_cf(handle).expect("the memtable flushes");
+            store
+                .db
+                .compact_range_cf(handle, None::<&[u8]>, None::<&[u8]>);
+        }
+    }
+
+    /// Bytes of `family`'s table files below level 0.
+    fn table_bytes_below_level_zero(store: &EventStore, family: &str) -> u64 {
+        let files = store.db.live_files().expect("the live files list");
+        let in_family = files
+            .iter()
+            .filter(|file| file.column_family_name == family);
+        assert!(
+            in_family.clone().all(|file| file.level > 0),
+            "a table of {family} is still in level 0 after the compaction"
+        );
+        in_family.map(|file| file.size as u64).sum()
+    }
+
+    /// Checks that records `1..=count` and as many index entries read back as written.
+    fn assert_reads_back(store: &EventStore, count: u64) {
+        for sequence in 1..=count {
+            assert_eq!(
+                store.record(sequence).expect("the record reads"),
+                Some(compressible_record(sequence)),
+                "record {sequence}"
+            );
+        }
+        let invoices = store.family(INVOICES).expect("the invoices family");
+        for number in 1..=count {
+            let (key, value) = compressible_index_entry(number);
+            assert_eq!(
+                store
+                    .db
+                    .get_cf(invoices, key.as_bytes())
+                    .expect("the entry reads"),
+                Some(value),
+                "index entry {number}"
+            );
+        }
+    }
+
+    #[test]
+    fn tables_below_level_zero_are_uncompressed_unless_lz4_is_chosen() {
+        // Given 1,000 log records of 4 KiB (4 MB) and 1,000 index entries of ~230 bytes,
+        // each written into a store opened with the default and into one with LZ4.
+        let plain_directory = tempfile::tempdir().expect("a temporary directory");
+        let plain = EventStore::open(plain_directory.path(), false).expect("the store opens");
+        let lz4_directory = tempfile::tempdir().expect("a temporary directory");
+        let lz4 = EventStore::open_with(lz4_directory.path(), false, TableCompression::Lz4)
+            .expect("the store opens");
+        // When both are flushed and compacted below level 0.
+        write_and_compact(&plain, 1, 1_000);
+        write_and_compact(&lz4, 1, 1_000);
+        // Then the default's tables hold every byte, and LZ4's a small part of them.
+        let log_plain = table_bytes_below_level_zero(&plain, EVENTS);
+        let log_lz4 = table_bytes_below_level_zero(&lz4, EVENTS);
+        assert!(
+            log_plain >= 4_096_000,
+            "the uncompressed log took {log_plain} bytes"
+        );
+        assert!(
+            log_lz4 * 8 < log_plain,
+            "the LZ4 log took {log_lz4} bytes against {log_plain} uncompressed"
+        );
+        let index_plain = table_bytes_below_level_zero(&plain, INVOICES);
+        let index_lz4 = table_bytes_below_level_zero(&lz4, INVOICES);
+        assert!(
+            index_plain >= 200_000,
+            "the uncompressed index took {index_plain} bytes"
+        );
+        assert!(
+            index_lz4 * 2 < index_plain,
+            "the LZ4 index took {index_lz4} bytes against {index_plain} uncompressed"
+        );
+        assert_eq!(
+            family_option(
+                plain_directory.path(),
+                INVOICE_ORDER,
+                "compression_per_level"
+            )
+            .as_deref(),
+            Some("kNoCompression"),
+            "the invoice order's compression"
+        );
+    }
+
+    #[test]
+    fn a_directory_of_lz4_tables_reads_back_without_compression_and_back_again() {
+        // Given a directory whose tables were written with LZ4 (every build before the
+        // default changed wrote its tables below level 0 so).
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let lz4 = EventStore::open_with(directory.path(), false, TableCompression::Lz4)
+            .expect("the store opens");
+        write_and_compact(&lz4, 1, 500);
+        let lz4_bytes = table_bytes_below_level_zero(&lz4, EVENTS);
+        drop(lz4);
+        // When it is opened with the default and written and compacted again.
+        let plain = EventStore::open(directory.path(), false).expect("the store opens");
+        assert_reads_back(&plain, 500);
+        write_and_compact(&plain, 501, 500);
+        // Then old and new tables read back, the new ones uncompressed beside the old.
+        assert_reads_back(&plain, 1_000);
+        let mixed_bytes = table_bytes_below_level_zero(&plain, EVENTS);
+        assert!(
+            mixed_bytes >= lz4_bytes + 2_048_000,
+            "the log grew from {lz4_bytes} to only {mixed_bytes} bytes with 2 MB uncompressed"
+        );
+        drop(plain);
+        // And opened with LZ4 again, everything reads back too.
+        let lz4 = EventStore::open_with(directory.path(), false, TableCompression::Lz4)
+            .expect("the store opens");
+        assert_reads_back(&lz4, 1_000);
     }
 }
