@@ -69,6 +69,13 @@ pub const SNAPSHOTS_KEPT_DEFAULT: usize = 2;
 pub const INVOICE_CACHE_DEFAULT: usize = 65_536;
 /// The most an operator may configure (`server.invoice_cache`): about 2 GiB of entries.
 pub const INVOICE_CACHE_MAX: usize = 8 << 20;
+/// Default: bytes of RocksDB's one block cache (see `storage/store.rs`): room for the
+/// invoice index's index and filter blocks at 10 M invoices (~21 MiB).
+pub const BLOCK_CACHE_BYTES_DEFAULT: usize = 32 << 20;
+/// The least an operator may configure (`server.block_cache_bytes`).
+pub const BLOCK_CACHE_BYTES_MIN: usize = 8 << 20;
+/// The most an operator may configure: 64 GiB.
+pub const BLOCK_CACHE_BYTES_MAX: usize = 64 << 30;
 
 /// Default: most commands waiting for the writer; beyond it submissions are refused.
 pub const QUEUE_COMMANDS_DEFAULT: usize = 131_072;

@@ -39,7 +39,7 @@ use crate::ledger::engine::{BatchObserver, CheckpointPolicy, Engine, EngineConfi
 use crate::ledger::{Ledger, LedgerOptions};
 use crate::ops::metrics::Metrics;
 use crate::storage::checkpoint::CheckpointSigner;
-use crate::storage::TableCompression;
+use crate::storage::{StoreSettings, TableCompression};
 
 /// The gRPC services the server offers, by their health-check names.
 const SERVICE_NAMES: [&str; 9] = [
@@ -86,6 +86,8 @@ pub struct ServerSection {
     /// compressed: `"none"` (the default: less CPU, more disk) or `"lz4"`. Either reads
     /// a directory written with the other.
     pub table_compression: TableCompression,
+    /// Bytes of RocksDB's one block cache (every column family reads through it).
+    pub block_cache_bytes: usize,
     /// Seconds between expiry sweeps (vouchers whose term ended are released).
     pub expiry_sweep_seconds: u64,
     /// After SIGTERM, how long in-flight calls and streams may take before the remaining
@@ -147,6 +149,7 @@ impl Default for ServerSection {
             snapshot_interval: SNAPSHOT_INTERVAL_DEFAULT,
             invoice_cache: INVOICE_CACHE_DEFAULT,
             table_compression: TableCompression::default(),
+            block_cache_bytes: BLOCK_CACHE_BYTES_DEFAULT,
             expiry_sweep_seconds: EXPIRY_SWEEP_SECONDS_DEFAULT,
             shutdown_grace_seconds: SHUTDOWN_GRACE_SECONDS_DEFAULT,
             max_concurrent_streams: MAX_CONCURRENT_STREAMS_DEFAULT,
@@ -194,6 +197,18 @@ impl ServerSection {
                 "server.invoice_cache = {}: must be at most {}",
                 self.invoice_cache,
                 crate::limits::INVOICE_CACHE_MAX
+            ));
+        }
+        at_least(
+            "block_cache_bytes",
+            self.block_cache_bytes as u64,
+            crate::limits::BLOCK_CACHE_BYTES_MIN as u64,
+        )?;
+        if self.block_cache_bytes > crate::limits::BLOCK_CACHE_BYTES_MAX {
+            return Err(format!(
+                "server.block_cache_bytes = {}: must be at most {}",
+                self.block_cache_bytes,
+                crate::limits::BLOCK_CACHE_BYTES_MAX
             ));
         }
         at_least("listen_backlog", u64::from(self.listen_backlog), 1)?;
@@ -371,7 +386,10 @@ pub async fn run_with(
         sync: settings.sync,
         snapshot_interval: config.server.snapshot_interval,
         invoice_cache_limit: config.server.invoice_cache,
-        table_compression: config.server.table_compression,
+        store: StoreSettings {
+            table_compression: config.server.table_compression,
+            block_cache_bytes: config.server.block_cache_bytes,
+        },
         ..LedgerOptions::default()
     };
     let data_dir = settings.data_dir.clone();
@@ -691,5 +709,31 @@ mod tests {
             refused.contains("zstd") && refused.contains("lz4"),
             "the error names the value and what is offered: {refused}"
         );
+    }
+
+    #[test]
+    fn the_block_cache_size_is_taken_within_its_bounds() {
+        let section = |bytes: usize| {
+            server_section(&format!("[server]\nblock_cache_bytes = {bytes}"))
+                .expect("the config parses")
+        };
+        assert_eq!(
+            server_section("")
+                .expect("an empty config")
+                .block_cache_bytes,
+            crate::limits::BLOCK_CACHE_BYTES_DEFAULT
+        );
+        let larger = section(256 << 20);
+        assert_eq!(larger.block_cache_bytes, 256 << 20);
+        assert_eq!(larger.validate(), Ok(()));
+        let too_small = section(1 << 20).validate().expect_err("1 MiB is refused");
+        assert!(
+            too_small.contains("block_cache_bytes = 1048576") && too_small.contains("at least"),
+            "{too_small}"
+        );
+        let too_large = section(128 << 30)
+            .validate()
+            .expect_err("128 GiB is refused");
+        assert!(too_large.contains("at most"), "{too_large}");
     }
 }

@@ -40,7 +40,7 @@ use crate::storage::checkpoint::CheckpointSigner;
 use crate::storage::record::{genesis_chain_hash, ChainHash};
 use crate::storage::{
     CommitBatch, EventStore, LogError, LogPosition, PendingIndexWrite, RecordError, StoreError,
-    TableCompression,
+    StoreSettings,
 };
 
 #[derive(Clone, Debug)]
@@ -54,8 +54,8 @@ pub struct LedgerOptions {
     /// Invoices kept in memory between batches; past this the cache is emptied (the
     /// store's invoice index is the durable copy, prefetched again when needed).
     pub invoice_cache_limit: usize,
-    /// How the table files of the log and the invoice index are compressed.
-    pub table_compression: TableCompression,
+    /// How the store compresses its table files and how large its block cache is.
+    pub store: StoreSettings,
 }
 
 impl Default for LedgerOptions {
@@ -65,7 +65,7 @@ impl Default for LedgerOptions {
             snapshot_interval: SNAPSHOT_INTERVAL_DEFAULT,
             snapshots_kept: SNAPSHOTS_KEPT_DEFAULT,
             invoice_cache_limit: INVOICE_CACHE_DEFAULT,
-            table_compression: TableCompression::default(),
+            store: StoreSettings::default(),
         }
     }
 }
@@ -210,7 +210,7 @@ impl Ledger {
     /// it (checking every frame and the hash chain), and checks the invariants.
     pub fn open(path: &Path, options: LedgerOptions) -> Result<(Ledger, OpenReport), LedgerError> {
         let started = Instant::now();
-        let store = EventStore::open_with(path, options.sync, options.table_compression)?;
+        let store = EventStore::open_with(path, options.sync, options.store)?;
         let mut snapshots_skipped = Vec::new();
         let mut start = (
             LedgerState::with_bounded_invoice_cache(),

@@ -45,7 +45,7 @@ use super::snapshot::{decode_snapshot, encode_snapshot, StoredSnapshot};
 use crate::domain::{
     InvoiceEntry, InvoiceNumber, InvoiceRedeemed, ProgrammeYear, SequencedEvent, StateImage, Uscc,
 };
-use crate::limits::{INDEX_WRITE_WAIT_MAX, WAL_RETAINED_BYTES_MAX};
+use crate::limits::{BLOCK_CACHE_BYTES_DEFAULT, INDEX_WRITE_WAIT_MAX, WAL_RETAINED_BYTES_MAX};
 
 pub const DATABASE_MAGIC: [u8; 4] = *b"VLDB";
 /// Version 2 added the `invoice_order` family; version 3 writes the log in blocks
@@ -320,6 +320,38 @@ impl TableCompression {
     }
 }
 
+/// How the store lays its data out and what memory it may hold: the server's settings
+/// that reach RocksDB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// How the families every batch writes compress their table files.
+    pub table_compression: TableCompression,
+    /// Bytes of the one block cache every column family reads through (the server's
+    /// `block_cache_bytes`; default [`BLOCK_CACHE_BYTES_DEFAULT`]). One cache, because
+    /// RocksDB gives each family that names no cache one of its own (32 MiB each), so the
+    /// six families could hold up to 192 MiB, and how much they held depended on what had
+    /// been read and compacted since the start. Serving 10 M events after a crash, the
+    /// server's resident memory was 126 MiB from one filled directory and 166-170 MiB from
+    /// another with the same events; the caches held 40 and 68 MiB (the invoice index's
+    /// 3.4 and 32 MiB), blocks read during the open. With one shared cache: 93 and 101 MiB
+    /// (issue 12). The default has room for the invoice index's index and filter blocks at
+    /// 10 M invoices (~21 MiB), which it holds with high priority; a larger ledger wants
+    /// more. The cache is a HyperClockCache, the kind RocksDB makes for a family by itself:
+    /// an LRU cache of the same size, whose every hit takes a shard's lock and moves the
+    /// block in a list, cost the writer's invoice lookups 0.5 µs per invoice at 10 M
+    /// invoices (server CPU 1.11-1.16x, two rounds).
+    pub block_cache_bytes: usize,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            table_compression: TableCompression::default(),
+            block_cache_bytes: BLOCK_CACHE_BYTES_DEFAULT,
+        }
+    }
+}
+
 /// The index entry an `InvoiceRedeemed` event at `sequence` makes (the entry the fold
 /// makes of it): what both the writer's puts and the encoder's deferred entries encode.
 fn redeemed_index_fields(sequence: u64, redeemed: &InvoiceRedeemed) -> IndexFields<'_> {
@@ -338,20 +370,6 @@ fn redeemed_index_fields(sequence: u64, redeemed: &InvoiceRedeemed) -> IndexFiel
 /// Level-0 files of the invoice index that start a compaction into level 1 (RocksDB's
 /// default is 4; see where the index's options are set).
 const INVOICE_INDEX_LEVEL0_FILES: i32 = 8;
-
-/// The one block cache every column family reads through, in bytes. RocksDB gives each
-/// family that names no cache one of its own (32 MiB each), so the six families could hold
-/// up to 192 MiB, and how much they held depended on what had been read and compacted since
-/// the start. Serving 10 M events after a crash, the server's resident memory was 126 MiB
-/// from one filled directory and 166-170 MiB from another with the same events; the caches
-/// held 40 and 68 MiB (the invoice index's 3.4 and 32 MiB), blocks read during the open.
-/// With one shared cache: 93 and 101 MiB (issue 12). It has room for the invoice index's
-/// index and filter blocks at 10 M invoices (~21 MiB), which it holds with high priority.
-/// The cache is a HyperClockCache, the kind RocksDB makes for a family by itself: an LRU
-/// cache of the same size, whose every hit takes a shard's lock and moves the block in a
-/// list, cost the writer's invoice lookups 0.5 µs per invoice at 10 M invoices (server
-/// CPU 1.11-1.16x, two rounds).
-const BLOCK_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Read options for reads whose blocks will not be wanted again soon, so they do not
 /// push out of the shared cache what lookups use:
@@ -407,17 +425,16 @@ impl EventStore {
     /// Opens (creating if needed) the store in `path`. Refuses a directory written by an
     /// unknown format version.
     pub fn open(path: &Path, sync: bool) -> Result<EventStore, StoreError> {
-        EventStore::open_with(path, sync, TableCompression::default())
+        EventStore::open_with(path, sync, StoreSettings::default())
     }
 
-    /// [`EventStore::open`], writing the table files of the families every batch writes
-    /// with `compression`.
+    /// [`EventStore::open`] with `settings` (compression, block cache).
     pub fn open_with(
         path: &Path,
         sync: bool,
-        compression: TableCompression,
+        settings: StoreSettings,
     ) -> Result<EventStore, StoreError> {
-        EventStore::open_with_wal_limit(path, sync, WAL_RETAINED_BYTES_MAX, compression)
+        EventStore::open_with_wal_limit(path, sync, WAL_RETAINED_BYTES_MAX, settings)
     }
 
     /// [`EventStore::open_with`] with the write-ahead log bounded to `wal_bytes_max` (0:
@@ -427,8 +444,9 @@ impl EventStore {
         path: &Path,
         sync: bool,
         wal_bytes_max: u64,
-        compression: TableCompression,
+        settings: StoreSettings,
     ) -> Result<EventStore, StoreError> {
+        let compression = settings.table_compression;
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
@@ -446,7 +464,7 @@ impl EventStore {
         // RocksDB's CPU (at 1 M invoices its threads 0.68-0.76 -> 0.37-0.41 µs per invoice;
         // at 10 M 2.0-2.1 -> 1.5-1.6, with compactions; issue 12). Reads stay buffered. A
         // file system that refuses direct I/O keeps the buffered writes.
-        let block_cache = rocksdb::Cache::new_hyper_clock_cache(BLOCK_CACHE_BYTES, 0);
+        let block_cache = rocksdb::Cache::new_hyper_clock_cache(settings.block_cache_bytes, 0);
         options.set_block_based_table_factory(&table_options_with(&block_cache));
         let direct = direct_io_supported(path);
         if direct {
@@ -1930,7 +1948,7 @@ mod tests {
             directory.path(),
             false,
             wal_bytes_max,
-            TableCompression::default(),
+            StoreSettings::default(),
         )
         .expect("the store opens");
         let record = vec![0x5a_u8; 64 * 1024];
@@ -2174,7 +2192,27 @@ mod tests {
                 .db
                 .property_int_value_cf(handle, "rocksdb.block-cache-capacity")
                 .expect("the property reads");
-            assert_eq!(capacity, Some(BLOCK_CACHE_BYTES as u64), "{family}");
+            assert_eq!(capacity, Some(BLOCK_CACHE_BYTES_DEFAULT as u64), "{family}");
+        }
+    }
+
+    #[test]
+    fn the_block_cache_has_the_size_the_settings_give() {
+        // Given a store opened with a 12 MiB block cache, then every family reports it.
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let settings = StoreSettings {
+            block_cache_bytes: 12 << 20,
+            ..StoreSettings::default()
+        };
+        let store =
+            EventStore::open_with(directory.path(), false, settings).expect("the store opens");
+        for family in FAMILIES {
+            let handle = store.family(family).expect("the family exists");
+            let capacity = store
+                .db
+                .property_int_value_cf(handle, "rocksdb.block-cache-capacity")
+                .expect("the property reads");
+            assert_eq!(capacity, Some(12 << 20), "{family}");
         }
     }
 
@@ -2308,6 +2346,14 @@ mod tests {
         );
     }
 
+    /// The default settings with LZ4 below level 0.
+    fn lz4_settings() -> StoreSettings {
+        StoreSettings {
+            table_compression: TableCompression::Lz4,
+            ..StoreSettings::default()
+        }
+    }
+
     /// A log record of 4 KiB that LZ4 shrinks ~250×: one byte, repeated, that depends on
     /// the sequence (so a record read back under another's sequence would show).
     fn compressible_record(sequence: u64) -> Vec<u8> {
@@ -2393,7 +2439,7 @@ mod tests {
         let plain_directory = tempfile::tempdir().expect("a temporary directory");
         let plain = EventStore::open(plain_directory.path(), false).expect("the store opens");
         let lz4_directory = tempfile::tempdir().expect("a temporary directory");
-        let lz4 = EventStore::open_with(lz4_directory.path(), false, TableCompression::Lz4)
+        let lz4 = EventStore::open_with(lz4_directory.path(), false, lz4_settings())
             .expect("the store opens");
         // When both are flushed and compacted below level 0.
         write_and_compact(&plain, 1, 1_000);
@@ -2436,7 +2482,7 @@ mod tests {
         // Given a directory whose tables were written with LZ4 (every build before the
         // default changed wrote its tables below level 0 so).
         let directory = tempfile::tempdir().expect("a temporary directory");
-        let lz4 = EventStore::open_with(directory.path(), false, TableCompression::Lz4)
+        let lz4 = EventStore::open_with(directory.path(), false, lz4_settings())
             .expect("the store opens");
         write_and_compact(&lz4, 1, 500);
         let lz4_bytes = table_bytes_below_level_zero(&lz4, EVENTS);
@@ -2454,7 +2500,7 @@ mod tests {
         );
         drop(plain);
         // And opened with LZ4 again, everything reads back too.
-        let lz4 = EventStore::open_with(directory.path(), false, TableCompression::Lz4)
+        let lz4 = EventStore::open_with(directory.path(), false, lz4_settings())
             .expect("the store opens");
         assert_reads_back(&lz4, 1_000);
     }
