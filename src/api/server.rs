@@ -185,6 +185,13 @@ impl ServerSection {
                 Ok(())
             }
         };
+        let at_most = |key: &str, value: u64, most: u64| {
+            if value > most {
+                Err(format!("server.{key} = {value}: must be at most {most}"))
+            } else {
+                Ok(())
+            }
+        };
         at_least("max_connections", self.max_connections as u64, 1)?;
         at_least("checkpoint_interval", self.checkpoint_interval, 1)?;
         at_least(
@@ -192,25 +199,21 @@ impl ServerSection {
             self.invoice_cache as u64,
             crate::ledger::SUBMIT_BATCH_LIMIT as u64,
         )?;
-        if self.invoice_cache > crate::limits::INVOICE_CACHE_MAX {
-            return Err(format!(
-                "server.invoice_cache = {}: must be at most {}",
-                self.invoice_cache,
-                crate::limits::INVOICE_CACHE_MAX
-            ));
-        }
+        at_most(
+            "invoice_cache",
+            self.invoice_cache as u64,
+            crate::limits::INVOICE_CACHE_MAX as u64,
+        )?;
         at_least(
             "block_cache_bytes",
             self.block_cache_bytes as u64,
             crate::limits::BLOCK_CACHE_BYTES_MIN as u64,
         )?;
-        if self.block_cache_bytes > crate::limits::BLOCK_CACHE_BYTES_MAX {
-            return Err(format!(
-                "server.block_cache_bytes = {}: must be at most {}",
-                self.block_cache_bytes,
-                crate::limits::BLOCK_CACHE_BYTES_MAX
-            ));
-        }
+        at_most(
+            "block_cache_bytes",
+            self.block_cache_bytes as u64,
+            crate::limits::BLOCK_CACHE_BYTES_MAX as u64,
+        )?;
         at_least("listen_backlog", u64::from(self.listen_backlog), 1)?;
         if self.listen_backlog > i32::MAX as u32 {
             return Err("server.listen_backlog: too large".into());

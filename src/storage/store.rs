@@ -2133,6 +2133,15 @@ mod tests {
             .expect("the property exists")
     }
 
+    /// The capacity of the block cache `family` reads through, as RocksDB reports it.
+    fn block_cache_capacity(store: &EventStore, family: &str) -> Option<u64> {
+        let handle = store.family(family).expect("the family exists");
+        store
+            .db
+            .property_int_value_cf(handle, "rocksdb.block-cache-capacity")
+            .expect("the property reads")
+    }
+
     /// A store holding 2,000 log records of 4 KiB (8 MB in table files), a stored
     /// snapshot of 4 MB and 20,000 invoice-index entries in a table file.
     fn store_with_tables(directory: &Path) -> EventStore {
@@ -2187,12 +2196,11 @@ mod tests {
                 held,
                 "the {family} family reads through a cache of its own"
             );
-            let handle = store.family(family).expect("the family exists");
-            let capacity = store
-                .db
-                .property_int_value_cf(handle, "rocksdb.block-cache-capacity")
-                .expect("the property reads");
-            assert_eq!(capacity, Some(BLOCK_CACHE_BYTES_DEFAULT as u64), "{family}");
+            assert_eq!(
+                block_cache_capacity(&store, family),
+                Some(BLOCK_CACHE_BYTES_DEFAULT as u64),
+                "{family}"
+            );
         }
     }
 
@@ -2207,12 +2215,11 @@ mod tests {
         let store =
             EventStore::open_with(directory.path(), false, settings).expect("the store opens");
         for family in FAMILIES {
-            let handle = store.family(family).expect("the family exists");
-            let capacity = store
-                .db
-                .property_int_value_cf(handle, "rocksdb.block-cache-capacity")
-                .expect("the property reads");
-            assert_eq!(capacity, Some(12 << 20), "{family}");
+            assert_eq!(
+                block_cache_capacity(&store, family),
+                Some(12 << 20),
+                "{family}"
+            );
         }
     }
 
