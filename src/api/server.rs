@@ -39,7 +39,7 @@ use crate::ledger::engine::{BatchObserver, CheckpointPolicy, Engine, EngineConfi
 use crate::ledger::{Ledger, LedgerOptions};
 use crate::ops::metrics::Metrics;
 use crate::storage::checkpoint::CheckpointSigner;
-use crate::storage::{StoreSettings, TableCompression};
+use crate::storage::{IndexCompaction, StoreSettings, TableCompression};
 
 /// The gRPC services the server offers, by their health-check names.
 const SERVICE_NAMES: [&str; 9] = [
@@ -86,6 +86,10 @@ pub struct ServerSection {
     /// compressed: `"none"` (the default: less CPU, more disk) or `"lz4"`. Either reads
     /// a directory written with the other.
     pub table_compression: TableCompression,
+    /// How RocksDB compacts the invoice index: `"universal"` (the default: each entry
+    /// rewritten fewer times) or `"leveled"` (what earlier builds did). Either opens a
+    /// directory compacted the other way.
+    pub invoice_index_compaction: IndexCompaction,
     /// Bytes of RocksDB's one block cache (every column family reads through it).
     pub block_cache_bytes: usize,
     /// Seconds between expiry sweeps (vouchers whose term ended are released).
@@ -149,6 +153,7 @@ impl Default for ServerSection {
             snapshot_interval: SNAPSHOT_INTERVAL_DEFAULT,
             invoice_cache: INVOICE_CACHE_DEFAULT,
             table_compression: TableCompression::default(),
+            invoice_index_compaction: IndexCompaction::default(),
             block_cache_bytes: BLOCK_CACHE_BYTES_DEFAULT,
             expiry_sweep_seconds: EXPIRY_SWEEP_SECONDS_DEFAULT,
             shutdown_grace_seconds: SHUTDOWN_GRACE_SECONDS_DEFAULT,
@@ -391,6 +396,7 @@ pub async fn run_with(
         invoice_cache_limit: config.server.invoice_cache,
         store: StoreSettings {
             table_compression: config.server.table_compression,
+            invoice_index_compaction: config.server.invoice_index_compaction,
             block_cache_bytes: config.server.block_cache_bytes,
         },
         ..LedgerOptions::default()
@@ -710,6 +716,28 @@ mod tests {
             .expect_err("zstd is not offered");
         assert!(
             refused.contains("zstd") && refused.contains("lz4"),
+            "the error names the value and what is offered: {refused}"
+        );
+    }
+
+    #[test]
+    fn the_invoice_index_is_compacted_universally_unless_the_config_chooses_leveled() {
+        assert_eq!(
+            server_section("")
+                .expect("an empty config")
+                .invoice_index_compaction,
+            IndexCompaction::Universal
+        );
+        assert_eq!(
+            server_section("[server]\ninvoice_index_compaction = \"leveled\"")
+                .expect("leveled is accepted")
+                .invoice_index_compaction,
+            IndexCompaction::Leveled
+        );
+        let refused = server_section("[server]\ninvoice_index_compaction = \"fifo\"")
+            .expect_err("fifo is not offered");
+        assert!(
+            refused.contains("fifo") && refused.contains("leveled"),
             "the error names the value and what is offered: {refused}"
         );
     }

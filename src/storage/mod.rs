@@ -45,6 +45,6 @@ pub use log::{LogError, LogPosition, LoggedEvent};
 pub use record::{ChainHash, RecordError};
 pub use snapshot::StoredSnapshot;
 pub use store::{
-    CommitBatch, DeferredIndexEntries, EventStore, IndexPart, StoreError, StoreSettings,
-    TableCompression,
+    CommitBatch, DeferredIndexEntries, EventStore, IndexCompaction, IndexPart, StoreError,
+    StoreSettings, TableCompression,
 };

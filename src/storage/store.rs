@@ -320,12 +320,73 @@ impl TableCompression {
     }
 }
 
+/// How RocksDB compacts the invoice index: the server's `invoice_index_compaction`
+/// setting. Either opens a directory the other wrote (universal compaction takes each
+/// level's files as one sorted run, and levelled compaction takes universal's runs as its
+/// levels), and the next compactions go the new way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexCompaction {
+    /// Universal (tiered) compaction (the default): a few sorted runs of similar size are
+    /// merged into one. The index's keys arrive in no order and are never overwritten,
+    /// and lookups are rare (the in-memory `InvoiceFilter` answers brand-new invoices
+    /// first), so what matters is how often each entry is rewritten, not how many runs a
+    /// lookup's bloom filters are asked about. Levelled, every compaction of a level into
+    /// the next rewrote the part of the level below that its keys span, which for keys in
+    /// no order is all of it: at 30 M invoices the index's compactions read 104.5 M
+    /// entries and took 36.1 s of CPU (1.2 µs per invoice); universal, 46.2 M entries and
+    /// 15.2 s (issue 12, nineteenth round).
+    #[default]
+    Universal,
+    /// Levelled compaction, as every build before the nineteenth round of issue 12
+    /// compacted the index: fewer sorted runs for a lookup to pass, more rewriting.
+    Leveled,
+}
+
+/// Sorted runs of the invoice index (level-0 files, and under universal compaction also
+/// the runs below) that start a compaction (RocksDB's default is 4). Levelled, level 0 is
+/// compacted into level 1 once it holds eight memtables' worth instead of four: the index's
+/// keys arrive in no order, so every such compaction rewrites all of level 1 beneath, and
+/// waiting for twice as much halves how often (at 10 M invoices the index's compaction
+/// CPU 12.6 -> 9.1 s, the server's CPU per invoice 0.97x; issue 12). Universal, it is how
+/// many runs of similar size are merged at once.
+const INVOICE_INDEX_SORTED_RUNS: i32 = 8;
+
+/// Under universal compaction, the size of the index's newer runs against its oldest, in
+/// percent, past which RocksDB merges them all into one. RocksDB's measure assumes newer
+/// runs overwrite older ones (its default, 200, bounds the space that garbage takes); the
+/// index's entries are never overwritten, so the ratio measures growth, and at 200 every
+/// tripling of the index rewrote all of it (at 30 M invoices 62.6 M entries read by the
+/// compactions and 21.2 s of CPU, against 46.2 M and 15.2 s at 1,000).
+const INVOICE_INDEX_SIZE_AMPLIFICATION_PERCENT: i32 = 1_000;
+
+impl IndexCompaction {
+    /// Sets the invoice index's compaction in its column family's `options`.
+    fn apply(self, options: &mut Options) {
+        options.set_level_zero_file_num_compaction_trigger(INVOICE_INDEX_SORTED_RUNS);
+        match self {
+            IndexCompaction::Leveled => {
+                options.set_compaction_style(rocksdb::DBCompactionStyle::Level);
+            }
+            IndexCompaction::Universal => {
+                options.set_compaction_style(rocksdb::DBCompactionStyle::Universal);
+                let mut universal = rocksdb::UniversalCompactOptions::default();
+                universal
+                    .set_max_size_amplification_percent(INVOICE_INDEX_SIZE_AMPLIFICATION_PERCENT);
+                options.set_universal_compaction_options(&universal);
+            }
+        }
+    }
+}
+
 /// How the store lays its data out and what memory it may hold: the server's settings
 /// that reach RocksDB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoreSettings {
     /// How the families every batch writes compress their table files.
     pub table_compression: TableCompression,
+    /// How the invoice index is compacted.
+    pub invoice_index_compaction: IndexCompaction,
     /// Bytes of the one block cache every column family reads through (the server's
     /// `block_cache_bytes`; default [`BLOCK_CACHE_BYTES_DEFAULT`]). One cache, because
     /// RocksDB gives each family that names no cache one of its own (32 MiB each), so the
@@ -347,6 +408,7 @@ impl Default for StoreSettings {
     fn default() -> Self {
         StoreSettings {
             table_compression: TableCompression::default(),
+            invoice_index_compaction: IndexCompaction::default(),
             block_cache_bytes: BLOCK_CACHE_BYTES_DEFAULT,
         }
     }
@@ -366,10 +428,6 @@ fn redeemed_index_fields(sequence: u64, redeemed: &InvoiceRedeemed) -> IndexFiel
         reversed_at: None,
     }
 }
-
-/// Level-0 files of the invoice index that start a compaction into level 1 (RocksDB's
-/// default is 4; see where the index's options are set).
-const INVOICE_INDEX_LEVEL0_FILES: i32 = 8;
 
 /// Read options for reads whose blocks will not be wanted again soon, so they do not
 /// push out of the shared cache what lookups use:
@@ -494,13 +552,9 @@ impl EventStore {
         invoices_options.set_block_based_table_factory(&table_options);
         invoices_options.set_write_buffer_size(64 * 1024 * 1024);
         invoices_options.set_compression_per_level(compression.by_level());
-        // Level 0 is compacted into level 1 once it holds eight memtables' worth instead of
-        // RocksDB's four. The index's keys arrive in no order, so every such compaction
-        // rewrites all of level 1 beneath; waiting for twice as much halves how often, and
-        // the rare lookup that reaches the index checks a few more level-0 bloom filters.
-        // At 10 M invoices: the index's compaction CPU 12.6 -> 9.1 s, the server's CPU per
-        // invoice 0.97x (issue 12).
-        invoices_options.set_level_zero_file_num_compaction_trigger(INVOICE_INDEX_LEVEL0_FILES);
+        settings
+            .invoice_index_compaction
+            .apply(&mut invoices_options);
         let mut invoice_order_options = Options::default();
         invoice_order_options.set_block_based_table_factory(&table_options_with(&block_cache));
         invoice_order_options.set_compression_per_level(compression.by_level());
@@ -2309,6 +2363,76 @@ mod tests {
     }
 
     #[test]
+    fn the_invoice_index_alone_is_compacted_universally_unless_leveled_is_chosen() {
+        // Given a store opened with the default and one opened with levelled compaction.
+        let universal_directory = tempfile::tempdir().expect("a temporary directory");
+        drop(EventStore::open(universal_directory.path(), false).expect("the store opens"));
+        let leveled_directory = tempfile::tempdir().expect("a temporary directory");
+        drop(
+            EventStore::open_with(leveled_directory.path(), false, leveled_settings())
+                .expect("the store opens"),
+        );
+        // When RocksDB records the options each opened with.
+        let option = |directory: &tempfile::TempDir, family, name| {
+            family_option(directory.path(), family, name)
+        };
+        // Then the default compacts the index universally, with RocksDB's size
+        // amplification trigger raised, and the other families by level.
+        assert_eq!(
+            option(&universal_directory, INVOICES, "compaction_style").as_deref(),
+            Some("kCompactionStyleUniversal")
+        );
+        let universal_options = newest_options_file(universal_directory.path())
+            .expect("an OPTIONS file")
+            .split("[CFOptions \"invoices\"]")
+            .nth(1)
+            .expect("the index's options")
+            .split("\n[")
+            .next()
+            .expect("its section")
+            .to_string();
+        assert!(
+            universal_options.contains("max_size_amplification_percent=1000"),
+            "the index's universal options: {universal_options}"
+        );
+        for family in [EVENTS, INVOICE_ORDER, SNAPSHOTS] {
+            assert_eq!(
+                option(&universal_directory, family, "compaction_style").as_deref(),
+                Some("kCompactionStyleLevel"),
+                "{family}"
+            );
+        }
+        assert_eq!(
+            option(&leveled_directory, INVOICES, "compaction_style").as_deref(),
+            Some("kCompactionStyleLevel")
+        );
+    }
+
+    #[test]
+    fn a_directory_compacted_by_level_reads_back_compacted_universally_and_back_again() {
+        // Given a directory whose invoice index was compacted by level (every build before
+        // the default changed did so), its tables below level 0.
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let leveled = EventStore::open_with(directory.path(), false, leveled_settings())
+            .expect("the store opens");
+        write_and_compact(&leveled, 1, 500);
+        drop(leveled);
+        // When it is opened with the default (universal) and written and compacted again.
+        let universal = EventStore::open(directory.path(), false).expect("the store opens");
+        assert_reads_back(&universal, 500);
+        write_and_compact(&universal, 501, 500);
+        // Then the old entries and the new read back.
+        assert_reads_back(&universal, 1_000);
+        drop(universal);
+        // And opened by level again, with more written and compacted, everything does too.
+        let leveled = EventStore::open_with(directory.path(), false, leveled_settings())
+            .expect("the store opens");
+        assert_reads_back(&leveled, 1_000);
+        write_and_compact(&leveled, 1_001, 500);
+        assert_reads_back(&leveled, 1_500);
+    }
+
+    #[test]
     fn tables_are_written_with_direct_io_where_the_file_system_allows_it() {
         // Given a directory on a file system that takes O_DIRECT (the probe says so), when
         // a store opens there, then RocksDB writes its tables with direct I/O, and the
@@ -2351,6 +2475,14 @@ mod tests {
             unbounded >= 8 << 20,
             "only {unbounded} bytes of write-ahead log kept without a limit"
         );
+    }
+
+    /// The default settings with the invoice index compacted by level.
+    fn leveled_settings() -> StoreSettings {
+        StoreSettings {
+            invoice_index_compaction: IndexCompaction::Leveled,
+            ..StoreSettings::default()
+        }
     }
 
     /// The default settings with LZ4 below level 0.
