@@ -12,6 +12,7 @@ use voucher_ledger::ledger::{replay, Ledger, LedgerOptions};
 use voucher_ledger::storage::record::{
     check_record, encode_record, genesis_chain_hash, RecordError,
 };
+use voucher_ledger::storage::StoreSettings;
 
 fn options(snapshot_interval: u64) -> LedgerOptions {
     LedgerOptions {
@@ -475,6 +476,96 @@ fn an_invoice_written_after_the_filter_was_filled_is_never_called_absent() {
                 assert!(outcome.duplicate, "reply {index}: {outcome:?}")
             }
             other => panic!("reply {index}: {other:?}"),
+        }
+    }
+    drop(ledger);
+    assert!(verify(directory.path()).expect("verify").is_clean());
+}
+
+/// Waits (at most 10 s) until no larger invoice filter is being filled.
+fn wait_for_the_invoice_filter_growth(ledger: &Ledger) {
+    let started = std::time::Instant::now();
+    while ledger.invoice_filter_size().1 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the larger invoice filter was not filled within 10 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn invoices_written_before_and_while_the_filter_grows_are_never_called_absent() {
+    // Given a ledger whose invoice filter starts at 512 bytes (room for 682 keys), whose
+    // cache keeps two invoices, and whose filter has been filled from the empty index
+    let directory = tempfile::tempdir().expect("tempdir");
+    let options = LedgerOptions {
+        store: StoreSettings {
+            invoice_filter_least_bytes: 512,
+            ..StoreSettings::default()
+        },
+        ..options_with_an_invoice_cache_of_two()
+    };
+    let (mut ledger, _) = Ledger::open(directory.path(), options).expect("open");
+    let at = |offset: i64| Timestamp(1_767_225_600_000 + offset);
+    let mut setup: Vec<Command> = registration_commands();
+    setup.push(approve(1, 1, 1, "1000000.00", "300000.00"));
+    for reply in ledger
+        .submit(
+            &setup
+                .into_iter()
+                .map(|c| Envelope::new(at(0), c))
+                .collect::<Vec<_>>(),
+        )
+        .expect("submit")
+    {
+        reply.expect("accepted");
+    }
+    wait_for_the_invoice_filter(&ledger);
+    assert_eq!(ledger.invoice_filter_size(), (512, false));
+    // when 3,000 invoices are posted in batches of 300, with no wait between them (the
+    // fourth batch finds 900 keys and starts a larger filter; later ones may be written
+    // while it is being filled)
+    let posts = |range: std::ops::Range<usize>, offset: i64| -> Vec<Envelope> {
+        range
+            .map(|number| {
+                Envelope::new(at(offset), post(1, 1, &format!("GROW-{number}"), "100.01"))
+            })
+            .collect()
+    };
+    for batch in 0..10 {
+        for reply in ledger
+            .submit(&posts(batch * 300..(batch + 1) * 300, 1))
+            .expect("submit")
+        {
+            match reply.expect("accepted") {
+                Reply::InvoiceOutcome(outcome) => assert!(!outcome.duplicate, "{outcome:?}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    wait_for_the_invoice_filter_growth(&ledger);
+    let (bytes, _) = ledger.invoice_filter_size();
+    assert!(
+        bytes > 512,
+        "the filter stayed at {bytes} bytes for 3,000 keys"
+    );
+    // then, with none of them in memory, a repost of each is a duplicate (answered from
+    // the index: the grown filter knew every key), and new invoices beside them are not
+    assert!(ledger.state().invoices_in_memory() <= 2);
+    for batch in 0..10 {
+        let mut envelopes = posts(batch * 300..(batch + 1) * 300, 2);
+        envelopes.extend(posts(10_000 + batch * 10..10_000 + (batch + 1) * 10, 2));
+        let replies = ledger.submit(&envelopes).expect("submit");
+        for (index, reply) in replies.into_iter().enumerate() {
+            match reply.expect("accepted") {
+                Reply::InvoiceOutcome(outcome) => assert_eq!(
+                    outcome.duplicate,
+                    index < 300,
+                    "batch {batch}, reply {index}: {outcome:?}"
+                ),
+                other => panic!("batch {batch}, reply {index}: {other:?}"),
+            }
         }
     }
     drop(ledger);

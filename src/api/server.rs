@@ -398,6 +398,7 @@ pub async fn run_with(
             table_compression: config.server.table_compression,
             invoice_index_compaction: config.server.invoice_index_compaction,
             block_cache_bytes: config.server.block_cache_bytes,
+            ..StoreSettings::default()
         },
         ..LedgerOptions::default()
     };

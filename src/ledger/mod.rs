@@ -184,9 +184,10 @@ pub struct Ledger {
     /// The invoices the current batch redeemed, noted as they are decided
     /// ([`execute_noting_invoice_order`]).
     order_updates: Vec<InvoiceOrderPlace>,
-    /// The thread filling the store's in-memory invoice filter after opening; stopped
-    /// and joined when the ledger is dropped, so the store closes with it.
-    invoice_filter_fill: Option<std::thread::JoinHandle<()>>,
+    /// The threads filling the store's in-memory invoice filter: after opening, and each
+    /// time the writer starts a larger one; stopped and joined when the ledger is dropped,
+    /// so the store closes with them.
+    invoice_filter_fills: Vec<std::thread::JoinHandle<()>>,
     /// The size of the last group commit's log part: the next one reserves as much.
     last_batch_bytes: usize,
     /// The size of the index part of the last batch the writer encoded itself (a small
@@ -280,7 +281,7 @@ impl Ledger {
             events: Vec::with_capacity(SUBMIT_BATCH_LIMIT),
             index_updates: Vec::new(),
             order_updates: Vec::new(),
-            invoice_filter_fill,
+            invoice_filter_fills: invoice_filter_fill.into_iter().collect(),
             last_batch_bytes: 0,
             last_index_bytes: 0,
             pending_index: None,
@@ -303,6 +304,51 @@ impl Ledger {
 
     pub fn chain_head(&self) -> ChainHash {
         self.chain_head
+    }
+
+    /// Starts filling a larger invoice filter on a thread of its own if the index has
+    /// outgrown the one in use (`storage::invoice_filter`). Called between batches.
+    fn grow_invoice_filter_if_due(&mut self) {
+        let Some(grown) = self.store.grow_invoice_filter_if_due() else {
+            return;
+        };
+        self.invoice_filter_fills
+            .retain(|filling| !filling.is_finished());
+        let store = Arc::clone(&self.store);
+        let bytes = grown.bytes();
+        let started = std::thread::Builder::new()
+            .name("invoice-filter".into())
+            .spawn(move || {
+                let began = Instant::now();
+                match store.fill_grown_invoice_filter(&grown) {
+                    Ok(true) => tracing::info!(
+                        bytes,
+                        elapsed_ms = began.elapsed().as_millis() as u64,
+                        cpu_ms = this_thread_cpu_time().as_millis() as u64,
+                        "the invoice filter was made larger for the keys the index holds"
+                    ),
+                    Ok(false) => {
+                        tracing::info!(bytes, "filling a larger invoice filter stopped: the ledger is closing")
+                    }
+                    Err(error) => tracing::warn!(%error, bytes, "filling a larger invoice filter failed; the smaller one stays in use"),
+                }
+                crate::storage::heap::release_freed_heap();
+            });
+        match started {
+            Ok(filling) => self.invoice_filter_fills.push(filling),
+            Err(error) => {
+                // `grown` went with the closure; the store still holds it as the next
+                // filter, so drop it there too.
+                self.store.abandon_invoice_filter_growth();
+                tracing::warn!(%error, "no thread to fill a larger invoice filter; the smaller one stays in use");
+            }
+        }
+    }
+
+    /// The in-memory invoice filter's size in bytes, and whether a larger one is being
+    /// filled (for tests and operators' logs).
+    pub fn invoice_filter_size(&self) -> (usize, bool) {
+        self.store.invoice_filter_size()
     }
 
     /// Whether brand-new invoices already skip the index lookup (the store's in-memory
@@ -398,6 +444,9 @@ impl Ledger {
         }
         // The prefetch below reads the index: the previous batch's entries must be in it.
         self.write_pending_index()?;
+        // Here, and only here, every key added to the invoice filter is in the index: the
+        // one moment a larger filter can be started and filled by a scan of the index.
+        self.grow_invoice_filter_if_due();
         self.events.clear();
         self.index_updates.clear();
         self.order_updates.clear();
@@ -726,10 +775,29 @@ impl Drop for Ledger {
             }
         }
         self.store.stop_invoice_filter();
-        if let Some(filling) = self.invoice_filter_fill.take() {
+        for filling in self.invoice_filter_fills.drain(..) {
             let _ = filling.join();
         }
     }
+}
+
+/// The CPU time the calling thread has used (zero where the clock cannot be read): what a
+/// background scan cost, for its log line.
+fn this_thread_cpu_time() -> Duration {
+    let mut time = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` writes one `timespec` through the pointer, which points to a
+    // live, writable one on this stack frame.
+    let read = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut time) };
+    if read != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        u64::try_from(time.tv_sec).unwrap_or(0),
+        u32::try_from(time.tv_nsec).unwrap_or(0),
+    )
 }
 
 /// A snapshot taken but not yet written: the image of the projections at `sequence`.

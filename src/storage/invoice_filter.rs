@@ -2,11 +2,15 @@
 //! asks RocksDB only about invoices that may already exist: a brand-new invoice (nearly
 //! every one posted) is known absent without a lookup.
 //!
-//! A blocked Bloom filter of fixed size ([`INVOICE_FILTER_BYTES`], whatever the number of
-//! invoices: past ~10 M keys it only answers "maybe" more often, which costs what every
-//! lookup cost without it). It is filled once, in the background, by a scan of the
-//! `invoices` family after the store opens, while the store adds every key it writes from
-//! the start; it answers "absent" only once that scan is complete.
+//! A blocked Bloom filter ([`InvoiceFilter`]), sized at open for the keys the index holds
+//! (at least [`INVOICE_FILTER_BYTES`]). It is filled once, in the background, by a scan of
+//! the `invoices` family after the store opens, while the store adds every key it writes
+//! from the start; it answers "absent" only once that scan is complete. When the index
+//! outgrows it (fewer than [`INVOICE_FILTER_GROW_BELOW_BITS_PER_KEY`] bits per key), the
+//! writer starts one four times as large ([`GrowingInvoiceFilter`]): every key written from then on goes
+//! into both, a background scan of the index fills the new one, and it replaces the old
+//! once that scan is complete. A full filter only answers "maybe" more often, which costs
+//! what every lookup cost without it, so the growth stops at [`INVOICE_FILTER_BYTES_MAX`].
 //!
 //! Why it never calls a stored invoice absent: a key in the index was either there when
 //! the scan's iterator was created (the scan adds it before the filter is marked
@@ -17,20 +21,33 @@
 //! the encoder has not). `complete_index_part` adds none: its entries are reversals, and a
 //! reversed invoice's key was added when it was redeemed, or was in the index already.
 //! Bits are only ever set, never cleared (the index never deletes an entry).
+//!
+//! Why a grown filter never calls a stored invoice absent either: the writer starts it
+//! between batches ([`GrowingInvoiceFilter::begin_growth`]), after the previous batch's
+//! index part is written and before the next batch puts any key. So every key added to the
+//! old filter alone is in the index by then, and the scan that fills the new filter, whose
+//! iterator is created after that, reads it; every key put later is added to both.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
-pub use crate::limits::INVOICE_FILTER_BYTES;
+use parking_lot::RwLock;
+
+pub use crate::limits::{
+    INVOICE_FILTER_BYTES, INVOICE_FILTER_BYTES_MAX, INVOICE_FILTER_GROWN_BITS_PER_KEY,
+    INVOICE_FILTER_GROW_BELOW_BITS_PER_KEY, INVOICE_FILTER_OPEN_BITS_PER_KEY,
+};
 
 /// Bits set per key, all in one 64-bit word (a blocked Bloom filter: one memory access
 /// per lookup or insertion, where a classic one would miss the cache once per bit).
 const HASHES: u32 = 3;
 
-/// A key's word and bits in the filter (see [`InvoiceFilter::place_of`]).
+/// A key's hash, from which each filter takes its word and bits (see
+/// [`InvoiceFilter::place_of`]): the same place serves a filter and the larger one that
+/// replaces it.
 #[derive(Clone, Copy, Debug)]
 pub struct FilterPlace {
-    word: usize,
-    bits: u64,
+    hash: u64,
 }
 
 pub struct InvoiceFilter {
@@ -38,7 +55,6 @@ pub struct InvoiceFilter {
     /// `words.len() - 1`: the word count is a power of two.
     mask: u64,
     complete: AtomicBool,
-    stop: AtomicBool,
 }
 
 impl InvoiceFilter {
@@ -54,8 +70,12 @@ impl InvoiceFilter {
             words: (0..words).map(|_| AtomicU64::new(0)).collect(),
             mask: words as u64 - 1,
             complete: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
         }
+    }
+
+    /// The filter's size in bytes.
+    pub fn bytes(&self) -> usize {
+        self.words.len() * 8
     }
 
     /// A 64-bit hash of the key, eight bytes at a time, with a final avalanche (the
@@ -88,7 +108,11 @@ impl InvoiceFilter {
     /// The word a key lives in (from the hash's high bits) and its bits in that word
     /// (from the low bits, six per bit).
     fn place(&self, key: &[u8]) -> (usize, u64) {
-        let hash = InvoiceFilter::hash(key);
+        self.word_and_bits(InvoiceFilter::hash(key))
+    }
+
+    /// The word and bits of a key with `hash` in this filter.
+    fn word_and_bits(&self, hash: u64) -> (usize, u64) {
         let word = ((hash >> 32) & self.mask) as usize;
         let mut bits = 0u64;
         for index in 0..HASHES {
@@ -121,19 +145,22 @@ impl InvoiceFilter {
     pub fn insert_each(&self, places: &[FilterPlace]) {
         let mut touched = 0u64;
         for place in places {
-            touched ^= self.words[place.word].load(Ordering::Relaxed);
+            let (word, _) = self.word_and_bits(place.hash);
+            touched ^= self.words[word].load(Ordering::Relaxed);
         }
         std::hint::black_box(touched);
         for place in places {
-            self.words[place.word].fetch_or(place.bits, Ordering::Relaxed);
+            let (word, bits) = self.word_and_bits(place.hash);
+            self.words[word].fetch_or(bits, Ordering::Relaxed);
         }
     }
 
     /// Where a key's bits live, for [`InvoiceFilter::may_contain_each`] and
     /// [`InvoiceFilter::insert_each`].
     pub fn place_of(&self, key: &[u8]) -> FilterPlace {
-        let (word, bits) = self.place(key);
-        FilterPlace { word, bits }
+        FilterPlace {
+            hash: InvoiceFilter::hash(key),
+        }
     }
 
     /// [`InvoiceFilter::may_contain`] for many keys at once, one answer per place in
@@ -155,7 +182,8 @@ impl InvoiceFilter {
             return;
         }
         answers.extend(places.iter().map(|place| {
-            self.words[place.word].load(Ordering::Relaxed) & place.bits == place.bits
+            let (word, bits) = self.word_and_bits(place.hash);
+            self.words[word].load(Ordering::Relaxed) & bits == bits
         }));
     }
 
@@ -167,8 +195,173 @@ impl InvoiceFilter {
     pub fn is_complete(&self) -> bool {
         self.complete.load(Ordering::Acquire)
     }
+}
 
-    /// Asks a running fill to stop (the store is closing).
+/// The bytes of a filter with at least `bits_per_key` bits for each of `keys` keys: a
+/// power of two, within `least` and `most` bytes.
+pub fn filter_bytes_for(keys: u64, bits_per_key: u64, least: usize, most: usize) -> usize {
+    let wanted = keys.saturating_mul(bits_per_key) / 8;
+    let wanted = usize::try_from(wanted).unwrap_or(usize::MAX);
+    wanted
+        .checked_next_power_of_two()
+        .unwrap_or(usize::MAX)
+        .clamp(least, most.max(least))
+}
+
+/// The filter in use, and the larger one being filled to replace it (see the module doc).
+struct FilterGeneration {
+    current: Arc<InvoiceFilter>,
+    next: Option<Arc<InvoiceFilter>>,
+}
+
+/// The store's invoice filter: an [`InvoiceFilter`] that the writer replaces with a larger
+/// one when the index outgrows it.
+pub struct GrowingInvoiceFilter {
+    generation: RwLock<FilterGeneration>,
+    /// Keys in the index, as far as the filter knows: those the first scan found, and every
+    /// one added since (a key the scan found and a write added is counted twice; only
+    /// during the first scan, and only the growth's timing depends on it).
+    keys: AtomicU64,
+    /// The size a filter is first made with (never smaller).
+    least_bytes: usize,
+    /// The largest a filter is made.
+    most_bytes: usize,
+    stop: AtomicBool,
+}
+
+impl GrowingInvoiceFilter {
+    /// A filter for `keys` keys at [`INVOICE_FILTER_OPEN_BITS_PER_KEY`] (see
+    /// [`filter_bytes_for`]), between `least_bytes` and `most_bytes`; it grows up to
+    /// `most_bytes`.
+    pub fn for_keys(keys: u64, least_bytes: usize, most_bytes: usize) -> GrowingInvoiceFilter {
+        let bytes = filter_bytes_for(
+            keys,
+            INVOICE_FILTER_OPEN_BITS_PER_KEY,
+            least_bytes,
+            most_bytes,
+        );
+        GrowingInvoiceFilter {
+            generation: RwLock::new(FilterGeneration {
+                current: Arc::new(InvoiceFilter::new(bytes)),
+                next: None,
+            }),
+            keys: AtomicU64::new(0),
+            least_bytes,
+            most_bytes,
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// The filter in use (the first scan fills it; see [`GrowingInvoiceFilter::note_scanned`]).
+    pub fn current(&self) -> Arc<InvoiceFilter> {
+        Arc::clone(&self.generation.read().current)
+    }
+
+    /// The size of the filter in use, in bytes.
+    pub fn bytes(&self) -> usize {
+        self.generation.read().current.bytes()
+    }
+
+    /// Whether a larger filter is being filled.
+    pub fn growing(&self) -> bool {
+        self.generation.read().next.is_some()
+    }
+
+    /// Where a key's bits live, in this filter and any that replaces it.
+    pub fn place_of(&self, key: &[u8]) -> FilterPlace {
+        FilterPlace {
+            hash: InvoiceFilter::hash(key),
+        }
+    }
+
+    /// Adds keys to the filter in use and to the one being filled, if any.
+    pub fn insert_each(&self, places: &[FilterPlace]) {
+        let generation = self.generation.read();
+        generation.current.insert_each(places);
+        if let Some(next) = &generation.next {
+            next.insert_each(places);
+        }
+        self.keys.fetch_add(places.len() as u64, Ordering::Relaxed);
+    }
+
+    /// See [`InvoiceFilter::may_contain`] (of the filter in use).
+    pub fn may_contain(&self, key: &[u8]) -> bool {
+        self.generation.read().current.may_contain(key)
+    }
+
+    /// See [`InvoiceFilter::may_contain_each`] (of the filter in use).
+    pub fn may_contain_each(
+        &self,
+        places: impl Iterator<Item = FilterPlace>,
+        answers: &mut Vec<bool>,
+    ) {
+        let current = self.current();
+        current.may_contain_each(places, answers);
+    }
+
+    /// Whether the filter in use is complete.
+    pub fn is_complete(&self) -> bool {
+        self.generation.read().current.is_complete()
+    }
+
+    /// Counts the keys the first scan found (it filled [`GrowingInvoiceFilter::current`]).
+    pub fn note_scanned(&self, keys: u64) {
+        self.keys.fetch_add(keys, Ordering::Relaxed);
+    }
+
+    /// If the filter in use is complete, none is being filled, and the index has outgrown
+    /// it, makes a larger one (for [`INVOICE_FILTER_GROWN_BITS_PER_KEY`], and at least
+    /// twice the size), which every key added from now on goes into too, and returns it
+    /// to be filled by a scan of the index. Only the writer calls this, between batches
+    /// (see the module doc).
+    pub fn begin_growth(&self) -> Option<Arc<InvoiceFilter>> {
+        let keys = self.keys.load(Ordering::Relaxed);
+        let mut generation = self.generation.write();
+        let current_bytes = generation.current.bytes();
+        let outgrown =
+            keys.saturating_mul(INVOICE_FILTER_GROW_BELOW_BITS_PER_KEY) > current_bytes as u64 * 8;
+        if generation.next.is_some()
+            || !generation.current.is_complete()
+            || !outgrown
+            || current_bytes >= self.most_bytes
+            || self.stopping()
+        {
+            return None;
+        }
+        let bytes = filter_bytes_for(
+            keys,
+            INVOICE_FILTER_GROWN_BITS_PER_KEY,
+            self.least_bytes,
+            self.most_bytes,
+        )
+        .max(current_bytes.saturating_mul(2))
+        .min(self.most_bytes);
+        let next = Arc::new(InvoiceFilter::new(bytes));
+        generation.next = Some(Arc::clone(&next));
+        Some(next)
+    }
+
+    /// Puts the filter `grown`, now filled by a complete scan of the index, in use.
+    pub fn finish_growth(&self, grown: &Arc<InvoiceFilter>) {
+        let mut generation = self.generation.write();
+        if generation
+            .next
+            .as_ref()
+            .is_some_and(|next| Arc::ptr_eq(next, grown))
+        {
+            grown.mark_complete();
+            generation.current = Arc::clone(grown);
+            generation.next = None;
+        }
+    }
+
+    /// Drops the filter being filled (its scan failed or was stopped); the one in use
+    /// stays, and a later batch may start another.
+    pub fn abandon_growth(&self) {
+        self.generation.write().next = None;
+    }
+
+    /// Asks a running scan to stop (the store is closing).
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
     }
@@ -245,6 +438,126 @@ mod tests {
         assert!(!keys.iter().all(|key| filter.may_contain(key.as_bytes())));
         filter.insert_each(&places);
         assert!(keys.iter().all(|key| filter.may_contain(key.as_bytes())));
+    }
+
+    /// A key the growth tests add.
+    fn growth_key(number: usize) -> String {
+        format!("91330100MA2H00001PINV-{number}")
+    }
+
+    fn places_of(
+        filter: &GrowingInvoiceFilter,
+        numbers: std::ops::Range<usize>,
+    ) -> Vec<FilterPlace> {
+        numbers
+            .map(|number| filter.place_of(growth_key(number).as_bytes()))
+            .collect()
+    }
+
+    /// How many of 5,000 keys never added `filter` may contain.
+    fn passed_unknown_keys(filter: &GrowingInvoiceFilter) -> usize {
+        (0..5_000)
+            .filter(|number| filter.may_contain(format!("NEVER-{number}").as_bytes()))
+            .count()
+    }
+
+    #[test]
+    fn a_grown_filter_holds_every_key_added_before_and_while_it_was_filled() {
+        // Given a filter of 512 bytes (room for 682 keys at 6 bits a key), filled by the
+        // scan of an empty index.
+        let growing = GrowingInvoiceFilter::for_keys(0, 512, 64 * 1024);
+        assert_eq!(growing.bytes(), 512);
+        growing.current().mark_complete();
+        // When 600 keys are added it keeps its size; at 800 it starts a larger one, for
+        // 16 bits a key (1,600 bytes, rounded up to 2,048).
+        growing.insert_each(&places_of(&growing, 0..600));
+        assert!(
+            growing.begin_growth().is_none(),
+            "600 keys fit in 512 bytes"
+        );
+        growing.insert_each(&places_of(&growing, 600..800));
+        let grown = growing.begin_growth().expect("800 keys outgrow 512 bytes");
+        assert_eq!(grown.bytes(), 2_048);
+        assert!(growing.growing());
+        assert!(
+            growing.begin_growth().is_none(),
+            "one larger filter at a time"
+        );
+        // Keys added while it is filled go into both; the scan adds what the index held
+        // when it began (the first 800).
+        growing.insert_each(&places_of(&growing, 800..900));
+        for number in 0..800 {
+            grown.insert(growth_key(number).as_bytes());
+        }
+        let passed_before = passed_unknown_keys(&growing);
+        assert_eq!(
+            growing.bytes(),
+            512,
+            "the smaller filter answers until the scan ends"
+        );
+        growing.finish_growth(&grown);
+        // Then the larger one is in use, knows every key added, and passes fewer unknown
+        // ones on to the index.
+        assert_eq!(growing.bytes(), 2_048);
+        assert!(!growing.growing());
+        assert!((0..900).all(|number| growing.may_contain(growth_key(number).as_bytes())));
+        let passed_after = passed_unknown_keys(&growing);
+        assert!(
+            passed_after < passed_before,
+            "unknown keys passed: {passed_before} of 5,000 at 512 bytes, {passed_after} at 2,048"
+        );
+    }
+
+    #[test]
+    fn a_filter_grows_only_once_complete_and_never_past_its_largest() {
+        let growing = GrowingInvoiceFilter::for_keys(0, 512, 1_024);
+        growing.insert_each(&places_of(&growing, 0..2_000));
+        // Not complete (its first scan is running): no growth, whatever the keys.
+        assert!(growing.begin_growth().is_none());
+        growing.current().mark_complete();
+        let grown = growing
+            .begin_growth()
+            .expect("2,000 keys outgrow 512 bytes");
+        assert_eq!(grown.bytes(), 1_024, "capped at the largest");
+        // A scan that fails or is stopped leaves the smaller filter in use.
+        growing.abandon_growth();
+        assert_eq!(growing.bytes(), 512);
+        let grown = growing.begin_growth().expect("still outgrown");
+        for number in 0..2_000 {
+            grown.insert(growth_key(number).as_bytes());
+        }
+        growing.finish_growth(&grown);
+        assert_eq!(growing.bytes(), 1_024);
+        growing.insert_each(&places_of(&growing, 2_000..4_000));
+        assert!(growing.begin_growth().is_none(), "at its largest already");
+        // And a filter stopped (the store closing) starts none.
+        let stopped = GrowingInvoiceFilter::for_keys(0, 512, 64 * 1_024);
+        stopped.current().mark_complete();
+        stopped.insert_each(&places_of(&stopped, 0..2_000));
+        stopped.stop();
+        assert!(stopped.begin_growth().is_none());
+    }
+
+    #[test]
+    fn a_filter_is_first_made_for_the_keys_the_index_holds() {
+        let mib = 1 << 20;
+        // 8 bits a key, rounded up to a power of two, within the least and the most.
+        assert_eq!(filter_bytes_for(0, 8, 8 * mib, 256 * mib), 8 * mib);
+        assert_eq!(
+            filter_bytes_for(10_000_000, 8, 8 * mib, 256 * mib),
+            16 * mib
+        );
+        assert_eq!(
+            filter_bytes_for(30_000_000, 8, 8 * mib, 256 * mib),
+            32 * mib
+        );
+        assert_eq!(
+            filter_bytes_for(11_200_000, 16, 8 * mib, 256 * mib),
+            32 * mib
+        );
+        assert_eq!(filter_bytes_for(u64::MAX, 8, 8 * mib, 256 * mib), 256 * mib);
+        let sized = GrowingInvoiceFilter::for_keys(10_000_000, 8 * mib, 256 * mib);
+        assert_eq!(sized.bytes(), 16 * mib);
     }
 
     #[test]

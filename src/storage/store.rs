@@ -22,6 +22,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use rocksdb::{
     ColumnFamilyDescriptor, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB,
@@ -38,7 +39,10 @@ use super::index::{
     IndexFields,
 };
 use super::index_lag::{derive_index_tail, IndexGate, IndexTail, PendingIndexWrite};
-use super::invoice_filter::{FilterPlace, InvoiceFilter, INVOICE_FILTER_BYTES};
+use super::invoice_filter::{
+    FilterPlace, GrowingInvoiceFilter, InvoiceFilter, INVOICE_FILTER_BYTES,
+    INVOICE_FILTER_BYTES_MAX,
+};
 use super::record::{encode_record_frame, ChainHash, RecordError};
 use super::sm3_lanes::{fill_chain_hashes, Midstate, RecordSpan};
 use super::snapshot::{decode_snapshot, encode_snapshot, StoredSnapshot};
@@ -273,8 +277,9 @@ pub struct EventStore {
     path: String,
     /// The data directory's format version (older ones are read; see `migrate.rs`).
     format_version: u16,
-    /// Which invoice keys may be in the index (complete once `fill_invoice_filter` ran).
-    invoice_filter: InvoiceFilter,
+    /// Which invoice keys may be in the index (complete once `fill_invoice_filter` ran;
+    /// made larger as the index grows).
+    invoice_filter: GrowingInvoiceFilter,
     /// Shut while a batch's index part is pending (readers of the index wait).
     index_gate: std::sync::Arc<IndexGate>,
     /// A read-only store's view of the entries the index lacks after a crash, derived
@@ -402,6 +407,10 @@ pub struct StoreSettings {
     /// block in a list, cost the writer's invoice lookups 0.5 µs per invoice at 10 M
     /// invoices (server CPU 1.11-1.16x, two rounds).
     pub block_cache_bytes: usize,
+    /// The least size of the in-memory invoice filter, in bytes: [`INVOICE_FILTER_BYTES`]
+    /// (not a server setting: the filter sizes itself to the index; tests make it small to
+    /// see it grow).
+    pub invoice_filter_least_bytes: usize,
 }
 
 impl Default for StoreSettings {
@@ -410,6 +419,7 @@ impl Default for StoreSettings {
             table_compression: TableCompression::default(),
             invoice_index_compaction: IndexCompaction::default(),
             block_cache_bytes: BLOCK_CACHE_BYTES_DEFAULT,
+            invoice_filter_least_bytes: INVOICE_FILTER_BYTES,
         }
     }
 }
@@ -570,12 +580,24 @@ impl EventStore {
             ColumnFamilyDescriptor::new(CHECKPOINTS, checkpoints_options),
         ];
         let db = DB::open_cf_descriptors(&options, path, families)?;
+        // The filter is sized for the keys the index holds now (RocksDB's estimate, from
+        // its table files' counts), so a restart does not begin with one already full.
+        let index_keys = match db.cf_handle(INVOICES) {
+            Some(family) => db
+                .property_int_value_cf(family, "rocksdb.estimate-num-keys")?
+                .unwrap_or(0),
+            None => 0,
+        };
         let mut store = EventStore {
             db,
             sync,
             path: path.display().to_string(),
             format_version: DATABASE_FORMAT_VERSION,
-            invoice_filter: InvoiceFilter::new(INVOICE_FILTER_BYTES),
+            invoice_filter: GrowingInvoiceFilter::for_keys(
+                index_keys,
+                settings.invoice_filter_least_bytes,
+                INVOICE_FILTER_BYTES_MAX.max(settings.invoice_filter_least_bytes),
+            ),
             index_gate: IndexGate::new(),
             index_tail: None,
             index_tail_problem: None,
@@ -615,7 +637,7 @@ impl EventStore {
             path: path.display().to_string(),
             format_version: DATABASE_FORMAT_VERSION,
             // Never filled: a read-only store always looks up.
-            invoice_filter: InvoiceFilter::new(0),
+            invoice_filter: GrowingInvoiceFilter::for_keys(0, 8, 8),
             index_gate: IndexGate::new(),
             index_tail: None,
             index_tail_problem: None,
@@ -1486,9 +1508,10 @@ impl EventStore {
         let mut keys = Vec::new();
         // One buffer for every key the filter rules out (most of them, for new invoices).
         let mut key = Vec::new();
+        let filter = self.invoice_filter.current();
         for (place, (center, number)) in wanted.iter().enumerate() {
             invoice_key_into(center, number, &mut key);
-            if self.invoice_filter.may_contain(&key) {
+            if filter.may_contain(&key) {
                 places.push(place);
                 keys.push(key.clone());
             }
@@ -1512,23 +1535,74 @@ impl EventStore {
     /// complete (unless [`EventStore::stop_invoice_filter`] stopped it first). Run once,
     /// on a thread of its own, after opening; lookups work meanwhile, without the filter.
     pub fn fill_invoice_filter(&self) -> Result<(), StoreError> {
+        let filter = self.invoice_filter.current();
+        if let Some(scanned) = self.scan_index_into(&filter)? {
+            filter.mark_complete();
+            self.invoice_filter.note_scanned(scanned);
+        }
+        Ok(())
+    }
+
+    /// Inserts every key of the invoice index into `filter`; the keys scanned, or `None`
+    /// if [`EventStore::stop_invoice_filter`] stopped the scan.
+    fn scan_index_into(&self, filter: &InvoiceFilter) -> Result<Option<u64>, StoreError> {
         let family = self.family(INVOICES)?;
         let mut iterator = self.db.raw_iterator_cf_opt(family, read_once());
         iterator.seek_to_first();
         let mut scanned = 0u64;
         while let Some(key) = iterator.key() {
-            self.invoice_filter.insert(key);
+            filter.insert(key);
             scanned += 1;
             if scanned.is_multiple_of(4_096) && self.invoice_filter.stopping() {
-                return Ok(());
+                return Ok(None);
             }
             iterator.next();
         }
         iterator.status()?;
-        if !self.invoice_filter.stopping() {
-            self.invoice_filter.mark_complete();
+        Ok((!self.invoice_filter.stopping()).then_some(scanned))
+    }
+
+    /// Starts a larger invoice filter if the index has outgrown the one in use (see
+    /// `invoice_filter.rs`): returns it, to be filled by
+    /// [`EventStore::fill_grown_invoice_filter`] on another thread. Only for the writer,
+    /// between batches: after the previous batch's index part is written and before the
+    /// next batch puts a key.
+    pub fn grow_invoice_filter_if_due(&self) -> Option<Arc<InvoiceFilter>> {
+        self.invoice_filter.begin_growth()
+    }
+
+    /// Fills `grown` (from [`EventStore::grow_invoice_filter_if_due`]) by a scan of the
+    /// index, then puts it in use (`true`). If the scan is stopped (`false`) or fails, the
+    /// filter in use stays.
+    pub fn fill_grown_invoice_filter(
+        &self,
+        grown: &Arc<InvoiceFilter>,
+    ) -> Result<bool, StoreError> {
+        match self.scan_index_into(grown) {
+            Ok(Some(_)) => {
+                self.invoice_filter.finish_growth(grown);
+                Ok(true)
+            }
+            Ok(None) => {
+                self.invoice_filter.abandon_growth();
+                Ok(false)
+            }
+            Err(error) => {
+                self.invoice_filter.abandon_growth();
+                Err(error)
+            }
         }
-        Ok(())
+    }
+
+    /// Drops a larger invoice filter that no scan will fill.
+    pub fn abandon_invoice_filter_growth(&self) {
+        self.invoice_filter.abandon_growth();
+    }
+
+    /// The in-memory invoice filter's size in bytes, and whether a larger one is being
+    /// filled.
+    pub fn invoice_filter_size(&self) -> (usize, bool) {
+        (self.invoice_filter.bytes(), self.invoice_filter.growing())
     }
 
     /// Stops a running [`EventStore::fill_invoice_filter`] (the ledger is closing).
