@@ -316,18 +316,25 @@ impl GrowingInvoiceFilter {
     /// (see the module doc).
     pub fn begin_growth(&self) -> Option<Arc<InvoiceFilter>> {
         let keys = self.keys.load(Ordering::Relaxed);
-        let mut generation = self.generation.write();
-        let current_bytes = generation.current.bytes();
-        let outgrown =
-            keys.saturating_mul(INVOICE_FILTER_GROW_BELOW_BITS_PER_KEY) > current_bytes as u64 * 8;
-        if generation.next.is_some()
-            || !generation.current.is_complete()
-            || !outgrown
-            || current_bytes >= self.most_bytes
-            || self.stopping()
-        {
+        let due = |generation: &FilterGeneration| {
+            let current_bytes = generation.current.bytes();
+            generation.next.is_none()
+                && generation.current.is_complete()
+                && keys.saturating_mul(INVOICE_FILTER_GROW_BELOW_BITS_PER_KEY)
+                    > current_bytes as u64 * 8
+                && current_bytes < self.most_bytes
+                && !self.stopping()
+        };
+        // Asked before every batch: nearly always no, answered under the read lock that
+        // the batch's own probes take too.
+        if !due(&self.generation.read()) {
             return None;
         }
+        let mut generation = self.generation.write();
+        if !due(&generation) {
+            return None;
+        }
+        let current_bytes = generation.current.bytes();
         let bytes = filter_bytes_for(
             keys,
             INVOICE_FILTER_GROWN_BITS_PER_KEY,
