@@ -7,10 +7,11 @@
 //! the `invoices` family after the store opens, while the store adds every key it writes
 //! from the start; it answers "absent" only once that scan is complete. When the index
 //! outgrows it (fewer than [`INVOICE_FILTER_GROW_BELOW_BITS_PER_KEY`] bits per key), the
-//! writer starts one four times as large ([`GrowingInvoiceFilter`]): every key written from then on goes
-//! into both, a background scan of the index fills the new one, and it replaces the old
-//! once that scan is complete. A full filter only answers "maybe" more often, which costs
-//! what every lookup cost without it, so the growth stops at [`INVOICE_FILTER_BYTES_MAX`].
+//! writer starts one four times as large ([`GrowingInvoiceFilter`]): every key written
+//! from then on goes into both, a background scan of the index fills the new one, and it
+//! replaces the old once that scan is complete. A full filter only answers "maybe" more
+//! often, which costs what every lookup cost without it, so the growth stops at
+//! [`INVOICE_FILTER_BYTES_MAX`].
 //!
 //! Why it never calls a stored invoice absent: a key in the index was either there when
 //! the scan's iterator was created (the scan adds it before the filter is marked
