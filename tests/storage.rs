@@ -429,25 +429,24 @@ fn once_the_invoice_filter_is_filled_every_stored_invoice_is_still_found() {
     assert!(verify(directory.path()).expect("verify").is_clean());
 }
 
+/// Registers the scenario's parties and approves voucher 1 (1,000,000.00 contract,
+/// 300,000.00 subsidy) at `at`.
+fn register_and_approve_voucher_one(ledger: &mut Ledger, at: Timestamp) {
+    let mut setup: Vec<Command> = registration_commands();
+    setup.push(approve(1, 1, 1, "1000000.00", "300000.00"));
+    let envelopes: Vec<Envelope> = setup.into_iter().map(|c| Envelope::new(at, c)).collect();
+    for reply in ledger.submit(&envelopes).expect("submit") {
+        reply.expect("accepted");
+    }
+}
+
 #[test]
 fn an_invoice_written_after_the_filter_was_filled_is_never_called_absent() {
     // Given a ledger whose invoice filter is complete and whose cache keeps almost nothing
     let directory = tempfile::tempdir().expect("tempdir");
     let mut ledger = open_with_an_invoice_cache_of_two(directory.path());
     let at = |offset: i64| Timestamp(1_767_225_600_000 + offset);
-    let mut setup: Vec<Command> = registration_commands();
-    setup.push(approve(1, 1, 1, "1000000.00", "300000.00"));
-    for reply in ledger
-        .submit(
-            &setup
-                .into_iter()
-                .map(|c| Envelope::new(at(0), c))
-                .collect::<Vec<_>>(),
-        )
-        .expect("submit")
-    {
-        reply.expect("accepted");
-    }
+    register_and_approve_voucher_one(&mut ledger, at(0));
     wait_for_the_invoice_filter(&ledger);
     // when invoices are written by a batch large enough to be encoded beside the writer
     // (1,100) and by a small one encoded by the writer itself (20)
@@ -508,19 +507,7 @@ fn invoices_written_before_and_while_the_filter_grows_are_never_called_absent() 
     };
     let (mut ledger, _) = Ledger::open(directory.path(), options).expect("open");
     let at = |offset: i64| Timestamp(1_767_225_600_000 + offset);
-    let mut setup: Vec<Command> = registration_commands();
-    setup.push(approve(1, 1, 1, "1000000.00", "300000.00"));
-    for reply in ledger
-        .submit(
-            &setup
-                .into_iter()
-                .map(|c| Envelope::new(at(0), c))
-                .collect::<Vec<_>>(),
-        )
-        .expect("submit")
-    {
-        reply.expect("accepted");
-    }
+    register_and_approve_voucher_one(&mut ledger, at(0));
     wait_for_the_invoice_filter(&ledger);
     assert_eq!(ledger.invoice_filter_size(), (512, false));
     // when 3,000 invoices are posted in batches of 300, with no wait between them (the

@@ -2456,15 +2456,12 @@ mod tests {
             option(&universal_directory, INVOICES, "compaction_style").as_deref(),
             Some("kCompactionStyleUniversal")
         );
-        let universal_options = newest_options_file(universal_directory.path())
-            .expect("an OPTIONS file")
-            .split("[CFOptions \"invoices\"]")
-            .nth(1)
-            .expect("the index's options")
-            .split("\n[")
-            .next()
-            .expect("its section")
-            .to_string();
+        let universal_options = option(
+            &universal_directory,
+            INVOICES,
+            "compaction_options_universal",
+        )
+        .expect("the index's universal options");
         assert!(
             universal_options.contains("max_size_amplification_percent=1000"),
             "the index's universal options: {universal_options}"
