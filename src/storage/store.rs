@@ -348,33 +348,55 @@ pub enum IndexCompaction {
     Leveled,
 }
 
-/// Sorted runs of the invoice index (level-0 files, and under universal compaction also
-/// the runs below) that start a compaction (RocksDB's default is 4). Levelled, level 0 is
-/// compacted into level 1 once it holds eight memtables' worth instead of four: the index's
-/// keys arrive in no order, so every such compaction rewrites all of level 1 beneath, and
-/// waiting for twice as much halves how often (at 10 M invoices the index's compaction
-/// CPU 12.6 -> 9.1 s, the server's CPU per invoice 0.97x; issue 12). Universal, it is how
-/// many runs of similar size are merged at once.
-const INVOICE_INDEX_SORTED_RUNS: i32 = 8;
+/// Level-0 files of the invoice index that start a compaction into level 1 when it is
+/// compacted by level (RocksDB's default is 4): the index's keys arrive in no order, so
+/// every such compaction rewrites all of level 1 beneath, and waiting for twice as much
+/// halves how often (at 10 M invoices the index's compaction CPU 12.6 -> 9.1 s, the
+/// server's CPU per invoice 0.97x; issue 12).
+const INVOICE_INDEX_LEVEL0_FILES_LEVELED: i32 = 8;
+
+/// Sorted runs of the invoice index that start a compaction when it is compacted
+/// universally: RocksDB then merges runs of similar size, so each entry is rewritten
+/// about once per multiplication of the index by this many memtables' worth. At 8
+/// (nineteenth round) a 10 M-invoice run merged 9.8 M entries (3.0-5.0 s of CPU); at 24
+/// it merges none until ~11 M invoices (24 memtables of ~467 k entries), and at 30 M
+/// about half as many as at 8. Lookups reach every run (through its bloom filter), but
+/// few do: the in-memory `InvoiceFilter` answers for brand-new invoices (issue 12,
+/// twentieth round: RocksDB's threads 0.73-0.82 -> 0.39-0.51 µs per invoice at 10 M).
+const INVOICE_INDEX_SORTED_RUNS_UNIVERSAL: i32 = 24;
+
+/// Sorted runs of the invoice index at which RocksDB slows, then stops, writes until
+/// compaction catches up (its defaults, 20 and 36, lie at or below the trigger above):
+/// two and three times the trigger, so a merge of 24 runs may go on while ~12 more
+/// memtables are flushed (a 10 M run's whole length at most) without holding writes.
+const INVOICE_INDEX_SORTED_RUNS_SLOWDOWN: i32 = 2 * INVOICE_INDEX_SORTED_RUNS_UNIVERSAL;
+const INVOICE_INDEX_SORTED_RUNS_STOP: i32 = 3 * INVOICE_INDEX_SORTED_RUNS_UNIVERSAL;
 
 /// Under universal compaction, the size of the index's newer runs against its oldest, in
 /// percent, past which RocksDB merges them all into one. RocksDB's measure assumes newer
 /// runs overwrite older ones (its default, 200, bounds the space that garbage takes); the
-/// index's entries are never overwritten, so the ratio measures growth, and at 200 every
-/// tripling of the index rewrote all of it (at 30 M invoices 62.6 M entries read by the
-/// compactions and 21.2 s of CPU, against 46.2 M and 15.2 s at 1,000).
-const INVOICE_INDEX_SIZE_AMPLIFICATION_PERCENT: i32 = 1_000;
+/// index's entries are never overwritten, so the ratio measures growth, not garbage: at
+/// 200 every tripling of the index rewrote all of it (at 30 M invoices 62.6 M entries
+/// read by the compactions and 21.2 s of CPU, against 46.2 M and 15.2 s at 1,000). At
+/// 100,000 (a thousandfold) it never triggers, and only runs of similar size are merged.
+const INVOICE_INDEX_SIZE_AMPLIFICATION_PERCENT: i32 = 100_000;
 
 impl IndexCompaction {
     /// Sets the invoice index's compaction in its column family's `options`.
     fn apply(self, options: &mut Options) {
-        options.set_level_zero_file_num_compaction_trigger(INVOICE_INDEX_SORTED_RUNS);
         match self {
             IndexCompaction::Leveled => {
                 options.set_compaction_style(rocksdb::DBCompactionStyle::Level);
+                options
+                    .set_level_zero_file_num_compaction_trigger(INVOICE_INDEX_LEVEL0_FILES_LEVELED);
             }
             IndexCompaction::Universal => {
                 options.set_compaction_style(rocksdb::DBCompactionStyle::Universal);
+                options.set_level_zero_file_num_compaction_trigger(
+                    INVOICE_INDEX_SORTED_RUNS_UNIVERSAL,
+                );
+                options.set_level_zero_slowdown_writes_trigger(INVOICE_INDEX_SORTED_RUNS_SLOWDOWN);
+                options.set_level_zero_stop_writes_trigger(INVOICE_INDEX_SORTED_RUNS_STOP);
                 let mut universal = rocksdb::UniversalCompactOptions::default();
                 universal
                     .set_max_size_amplification_percent(INVOICE_INDEX_SIZE_AMPLIFICATION_PERCENT);
@@ -2419,21 +2441,55 @@ mod tests {
     }
 
     #[test]
-    fn the_invoice_index_waits_for_eight_level0_files_before_compacting() {
-        // Given a new store, when RocksDB records the options it opened with, then the
-        // invoice index alone compacts level 0 at eight files; the log keeps the default.
-        let directory = tempfile::tempdir().expect("a temporary directory");
-        let store = EventStore::open(directory.path(), false).expect("the store opens");
-        drop(store);
-        let trigger = |family| {
-            family_option(
-                directory.path(),
-                family,
-                "level0_file_num_compaction_trigger",
-            )
+    fn the_invoice_index_waits_for_24_sorted_runs_universally_and_eight_level0_files_by_level() {
+        // Given a new store with the default (universal) and one with levelled compaction,
+        // when RocksDB records the options each opened with.
+        let universal_directory = tempfile::tempdir().expect("a temporary directory");
+        drop(EventStore::open(universal_directory.path(), false).expect("the store opens"));
+        let leveled_directory = tempfile::tempdir().expect("a temporary directory");
+        drop(
+            EventStore::open_with(leveled_directory.path(), false, leveled_settings())
+                .expect("the store opens"),
+        );
+        let option = |directory: &tempfile::TempDir, family, name| {
+            family_option(directory.path(), family, name)
         };
-        assert_eq!(trigger(INVOICES).as_deref(), Some("8"));
-        assert_eq!(trigger(EVENTS).as_deref(), Some("4"));
+        // Then universally the index compacts at 24 runs, and slows and stops writes only
+        // at two and three times that (RocksDB's 20 and 36 would hold writes before the
+        // first compaction could start).
+        let trigger = "level0_file_num_compaction_trigger";
+        let slowdown = "level0_slowdown_writes_trigger";
+        let stop = "level0_stop_writes_trigger";
+        assert_eq!(
+            option(&universal_directory, INVOICES, trigger).as_deref(),
+            Some("24")
+        );
+        assert_eq!(
+            option(&universal_directory, INVOICES, slowdown).as_deref(),
+            Some("48")
+        );
+        assert_eq!(
+            option(&universal_directory, INVOICES, stop).as_deref(),
+            Some("72")
+        );
+        // By level, at eight level-0 files, with RocksDB's write limits.
+        assert_eq!(
+            option(&leveled_directory, INVOICES, trigger).as_deref(),
+            Some("8")
+        );
+        assert_eq!(
+            option(&leveled_directory, INVOICES, slowdown).as_deref(),
+            Some("20")
+        );
+        assert_eq!(
+            option(&leveled_directory, INVOICES, stop).as_deref(),
+            Some("36")
+        );
+        // The log keeps RocksDB's defaults either way.
+        for directory in [&universal_directory, &leveled_directory] {
+            assert_eq!(option(directory, EVENTS, trigger).as_deref(), Some("4"));
+            assert_eq!(option(directory, EVENTS, slowdown).as_deref(), Some("20"));
+        }
     }
 
     #[test]
@@ -2463,7 +2519,7 @@ mod tests {
         )
         .expect("the index's universal options");
         assert!(
-            universal_options.contains("max_size_amplification_percent=1000"),
+            universal_options.contains("max_size_amplification_percent=100000;"),
             "the index's universal options: {universal_options}"
         );
         for family in [EVENTS, INVOICE_ORDER, SNAPSHOTS] {
