@@ -358,17 +358,17 @@ const INVOICE_INDEX_LEVEL0_FILES_LEVELED: i32 = 8;
 /// Sorted runs of the invoice index that start a compaction when it is compacted
 /// universally: RocksDB then merges runs of similar size, so each entry is rewritten
 /// about once per multiplication of the index by this many memtables' worth. At 8
-/// (nineteenth round) a 10 M-invoice run merged 9.8 M entries (3.0-5.0 s of CPU); at 24
-/// it merges none until ~11 M invoices (24 memtables of ~467 k entries), and at 30 M
-/// about half as many as at 8. Lookups reach every run (through its bloom filter), but
+/// (nineteenth round) a 10 M-invoice run merged 6.9-13.0 M entries (2.3-5.0 s of
+/// CPU); at 24 it merges none until ~11 M invoices (24 memtables of ~467 k entries), and
+/// at 30 M about half as many as at 8. Lookups reach every run (through its bloom filter), but
 /// few do: the in-memory `InvoiceFilter` answers for brand-new invoices (issue 12,
 /// twentieth round: RocksDB's threads 0.73-0.82 -> 0.39-0.51 µs per invoice at 10 M).
 const INVOICE_INDEX_SORTED_RUNS_UNIVERSAL: i32 = 24;
 
 /// Sorted runs of the invoice index at which RocksDB slows, then stops, writes until
 /// compaction catches up (its defaults, 20 and 36, lie at or below the trigger above):
-/// two and three times the trigger, so a merge of 24 runs may go on while ~12 more
-/// memtables are flushed (a 10 M run's whole length at most) without holding writes.
+/// two and three times the trigger, so 24 more memtables (~11 M invoices) can be flushed
+/// while a merge of 24 runs goes on before writes slow. No 30 M run slowed them.
 const INVOICE_INDEX_SORTED_RUNS_SLOWDOWN: i32 = 2 * INVOICE_INDEX_SORTED_RUNS_UNIVERSAL;
 const INVOICE_INDEX_SORTED_RUNS_STOP: i32 = 3 * INVOICE_INDEX_SORTED_RUNS_UNIVERSAL;
 
