@@ -360,9 +360,11 @@ const INVOICE_INDEX_LEVEL0_FILES_LEVELED: i32 = 8;
 /// about once per multiplication of the index by this many memtables' worth. At 8
 /// (nineteenth round) a 10 M-invoice run merged 6.9-13.0 M entries (2.3-5.0 s of
 /// CPU); at 24 it merges none until ~11 M invoices (24 memtables of ~467 k entries), and
-/// at 30 M about half as many as at 8. Lookups reach every run (through its bloom filter), but
-/// few do: the in-memory `InvoiceFilter` answers for brand-new invoices (issue 12,
-/// twentieth round: RocksDB's threads 0.73-0.82 -> 0.39-0.51 µs per invoice at 10 M).
+/// at 30 M about half as many as at 8 (issue 12, twentieth round: RocksDB's threads
+/// 0.73-0.82 -> 0.39-0.51 µs per invoice at 10 M). Lookups reach every run (through its
+/// bloom filter), but few do: the in-memory `InvoiceFilter` answers for brand-new
+/// invoices. Past ~30 M, as that filter thins before it grows, more get through, and at
+/// 50 M the writer's dearer lookups cost about what the compactions save.
 const INVOICE_INDEX_SORTED_RUNS_UNIVERSAL: i32 = 24;
 
 /// Sorted runs of the invoice index at which RocksDB slows, then stops, writes until
@@ -2444,47 +2446,31 @@ mod tests {
     fn the_invoice_index_waits_for_24_sorted_runs_universally_and_eight_level0_files_by_level() {
         // Given a new store with the default (universal) and one with levelled compaction,
         // when RocksDB records the options each opened with.
-        let universal_directory = tempfile::tempdir().expect("a temporary directory");
-        drop(EventStore::open(universal_directory.path(), false).expect("the store opens"));
-        let leveled_directory = tempfile::tempdir().expect("a temporary directory");
-        drop(
-            EventStore::open_with(leveled_directory.path(), false, leveled_settings())
-                .expect("the store opens"),
-        );
+        let (universal_directory, leveled_directory) = universal_and_leveled_directories();
         let option = |directory: &tempfile::TempDir, family, name| {
             family_option(directory.path(), family, name)
         };
-        // Then universally the index compacts at 24 runs, and slows and stops writes only
-        // at two and three times that (RocksDB's 20 and 36 would hold writes before the
-        // first compaction could start).
         let trigger = "level0_file_num_compaction_trigger";
         let slowdown = "level0_slowdown_writes_trigger";
         let stop = "level0_stop_writes_trigger";
-        assert_eq!(
-            option(&universal_directory, INVOICES, trigger).as_deref(),
-            Some("24")
-        );
-        assert_eq!(
-            option(&universal_directory, INVOICES, slowdown).as_deref(),
-            Some("48")
-        );
-        assert_eq!(
-            option(&universal_directory, INVOICES, stop).as_deref(),
-            Some("72")
-        );
-        // By level, at eight level-0 files, with RocksDB's write limits.
-        assert_eq!(
-            option(&leveled_directory, INVOICES, trigger).as_deref(),
-            Some("8")
-        );
-        assert_eq!(
-            option(&leveled_directory, INVOICES, slowdown).as_deref(),
-            Some("20")
-        );
-        assert_eq!(
-            option(&leveled_directory, INVOICES, stop).as_deref(),
-            Some("36")
-        );
+        // Then universally the index compacts at 24 runs, and slows and stops writes only
+        // at two and three times that (RocksDB's 20 and 36 would hold writes before the
+        // first compaction could start); by level, at eight level-0 files, with RocksDB's
+        // write limits.
+        for (directory, name, expected) in [
+            (&universal_directory, trigger, "24"),
+            (&universal_directory, slowdown, "48"),
+            (&universal_directory, stop, "72"),
+            (&leveled_directory, trigger, "8"),
+            (&leveled_directory, slowdown, "20"),
+            (&leveled_directory, stop, "36"),
+        ] {
+            assert_eq!(
+                option(directory, INVOICES, name).as_deref(),
+                Some(expected),
+                "{name}"
+            );
+        }
         // The log keeps RocksDB's defaults either way.
         for directory in [&universal_directory, &leveled_directory] {
             assert_eq!(option(directory, EVENTS, trigger).as_deref(), Some("4"));
@@ -2495,13 +2481,7 @@ mod tests {
     #[test]
     fn the_invoice_index_alone_is_compacted_universally_unless_leveled_is_chosen() {
         // Given a store opened with the default and one opened with levelled compaction.
-        let universal_directory = tempfile::tempdir().expect("a temporary directory");
-        drop(EventStore::open(universal_directory.path(), false).expect("the store opens"));
-        let leveled_directory = tempfile::tempdir().expect("a temporary directory");
-        drop(
-            EventStore::open_with(leveled_directory.path(), false, leveled_settings())
-                .expect("the store opens"),
-        );
+        let (universal_directory, leveled_directory) = universal_and_leveled_directories();
         // When RocksDB records the options each opened with.
         let option = |directory: &tempfile::TempDir, family, name| {
             family_option(directory.path(), family, name)
@@ -2605,6 +2585,19 @@ mod tests {
     }
 
     /// The default settings with the invoice index compacted by level.
+    /// Two new stores, opened and closed: one with the default settings (the invoice index
+    /// compacted universally), one with it compacted by level.
+    fn universal_and_leveled_directories() -> (tempfile::TempDir, tempfile::TempDir) {
+        let universal = tempfile::tempdir().expect("a temporary directory");
+        drop(EventStore::open(universal.path(), false).expect("the store opens"));
+        let leveled = tempfile::tempdir().expect("a temporary directory");
+        drop(
+            EventStore::open_with(leveled.path(), false, leveled_settings())
+                .expect("the store opens"),
+        );
+        (universal, leveled)
+    }
+
     fn leveled_settings() -> StoreSettings {
         StoreSettings {
             invoice_index_compaction: IndexCompaction::Leveled,
