@@ -70,8 +70,17 @@ pub const INVOICE_CACHE_DEFAULT: usize = 65_536;
 /// The most an operator may configure (`server.invoice_cache`): about 2 GiB of entries.
 pub const INVOICE_CACHE_MAX: usize = 8 << 20;
 /// Default: bytes of RocksDB's one block cache (see `storage/store.rs`): room for the
-/// invoice index's index and filter blocks at 10 M invoices (~21 MiB).
-pub const BLOCK_CACHE_BYTES_DEFAULT: usize = 32 << 20;
+/// invoice index's index and filter blocks of [`INVOICE_INDEX_CACHED_INVOICES`] (2.24 bytes
+/// an invoice in a 50 M run's tables: ~21 MiB at 10 M, ~107 MiB at 50 M). A table's filter
+/// and index are one block each, megabytes for a large table: once they outgrew the cache
+/// (32 MiB until the twenty-first round of issue 12, ~15 M invoices), each lookup past the
+/// in-memory invoice filter could evict one and read it back whole from the page cache and
+/// checksum it; at 30-50 M invoices the writer's CPU per invoice doubled (3.7-4.1 µs against
+/// 2.3-2.5 with room). The cache fills only as blocks are read: a server holding 10 M
+/// invoices uses what it did with 32 MiB.
+pub const BLOCK_CACHE_BYTES_DEFAULT: usize = 256 << 20;
+/// Invoices whose index and filter blocks the default block cache has room for.
+pub const INVOICE_INDEX_CACHED_INVOICES: u64 = 100_000_000;
 /// The least an operator may configure (`server.block_cache_bytes`).
 pub const BLOCK_CACHE_BYTES_MIN: usize = 8 << 20;
 /// The most an operator may configure: 64 GiB.

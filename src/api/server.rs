@@ -755,8 +755,8 @@ mod tests {
                 .block_cache_bytes,
             crate::limits::BLOCK_CACHE_BYTES_DEFAULT
         );
-        let larger = section(256 << 20);
-        assert_eq!(larger.block_cache_bytes, 256 << 20);
+        let larger = section(1 << 30);
+        assert_eq!(larger.block_cache_bytes, 1 << 30);
         assert_eq!(larger.validate(), Ok(()));
         let too_small = section(1 << 20).validate().expect_err("1 MiB is refused");
         assert!(

@@ -49,6 +49,8 @@ use super::snapshot::{decode_snapshot, encode_snapshot, StoredSnapshot};
 use crate::domain::{
     InvoiceEntry, InvoiceNumber, InvoiceRedeemed, ProgrammeYear, SequencedEvent, StateImage, Uscc,
 };
+#[cfg(test)]
+use crate::limits::INVOICE_INDEX_CACHED_INVOICES;
 use crate::limits::{BLOCK_CACHE_BYTES_DEFAULT, INDEX_WRITE_WAIT_MAX, WAL_RETAINED_BYTES_MAX};
 
 pub const DATABASE_MAGIC: [u8; 4] = *b"VLDB";
@@ -424,9 +426,9 @@ pub struct StoreSettings {
     /// server's resident memory was 126 MiB from one filled directory and 166-170 MiB from
     /// another with the same events; the caches held 40 and 68 MiB (the invoice index's
     /// 3.4 and 32 MiB), blocks read during the open. With one shared cache: 93 and 101 MiB
-    /// (issue 12). The default has room for the invoice index's index and filter blocks at
-    /// 10 M invoices (~21 MiB), which it holds with high priority; a larger ledger wants
-    /// more. The cache is a HyperClockCache, the kind RocksDB makes for a family by itself:
+    /// (issue 12). The default has room for the invoice index's index and filter blocks of
+    /// ~100 M invoices (~21 MiB at 10 M; see [`BLOCK_CACHE_BYTES_DEFAULT`]), which it holds
+    /// with high priority. The cache is a HyperClockCache, the kind RocksDB makes for a family by itself:
     /// an LRU cache of the same size, whose every hit takes a shard's lock and moves the
     /// block in a list, cost the writer's invoice lookups 0.5 µs per invoice at 10 M
     /// invoices (server CPU 1.11-1.16x, two rounds).
@@ -2329,6 +2331,68 @@ mod tests {
     }
 
     #[test]
+    fn the_default_block_cache_has_room_for_the_invoice_index_metadata_of_100_m_invoices() {
+        // Given a table of 50,000 invoice-index entries of the load generator's sizes (a
+        // 31-byte key: a center's USCC and an invoice number; an 80-byte entry).
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let store = EventStore::open(directory.path(), false).expect("the store opens");
+        let invoices = store.family(INVOICES).expect("the invoices family");
+        for number in 0..50_000u64 {
+            let key = format!("91330100MA0000000C{number:013}");
+            store
+                .db
+                .put_cf(invoices, key.as_bytes(), [(number % 251) as u8; 80])
+                .expect("an entry is written");
+        }
+        store.db.flush_cf(invoices).expect("the memtable flushes");
+        // When its index and filter blocks are weighed per entry.
+        let properties = store
+            .db
+            .property_value_cf(invoices, "rocksdb.aggregated-table-properties")
+            .expect("the property reads")
+            .expect("RocksDB has the property");
+        let property = |name: &str| {
+            table_property(&properties, name)
+                .unwrap_or_else(|| panic!("no {name:?} in the table's properties: {properties}"))
+        };
+        let entries = property("# entries");
+        assert_eq!(entries, 50_000, "{properties}");
+        let metadata = property("index block size") + property("filter block size");
+        let per_entry = metadata as f64 / entries as f64;
+        // Then they take 1-4 bytes an entry (2.24 in a 50 M run's tables), and the default
+        // block cache holds those of 100 M invoices: lookups past the in-memory filter
+        // find them cached rather than reading whole blocks of megabytes back.
+        assert!(
+            (1.0..4.0).contains(&per_entry),
+            "{per_entry:.2} bytes of index and filter per entry: {properties}"
+        );
+        let needed = per_entry * INVOICE_INDEX_CACHED_INVOICES as f64;
+        assert!(
+            BLOCK_CACHE_BYTES_DEFAULT as f64 >= needed,
+            "the default block cache ({BLOCK_CACHE_BYTES_DEFAULT} bytes) is smaller than the \
+             index and filter blocks of {INVOICE_INDEX_CACHED_INVOICES} invoices ({needed:.0})"
+        );
+    }
+
+    /// The number of property `name` in RocksDB's text of table properties
+    /// (`name=value; …`; a name may be followed by a note in parentheses).
+    fn table_property(properties: &str, name: &str) -> Option<u64> {
+        properties.split(';').find_map(|property| {
+            let (key, value) = property.split_once('=')?;
+            let key = key.trim();
+            let named = key == name
+                || key
+                    .strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(" ("));
+            if named {
+                value.trim().parse().ok()
+            } else {
+                None
+            }
+        })
+    }
+
+    #[test]
     fn every_family_reads_through_one_bounded_block_cache() {
         // Given a store with tables in three families.
         let directory = tempfile::tempdir().expect("a temporary directory");
@@ -2584,7 +2648,6 @@ mod tests {
         );
     }
 
-    /// The default settings with the invoice index compacted by level.
     /// Two new stores, opened and closed: one with the default settings (the invoice index
     /// compacted universally), one with it compacted by level.
     fn universal_and_leveled_directories() -> (tempfile::TempDir, tempfile::TempDir) {
@@ -2598,6 +2661,7 @@ mod tests {
         (universal, leveled)
     }
 
+    /// The default settings with the invoice index compacted by level.
     fn leveled_settings() -> StoreSettings {
         StoreSettings {
             invoice_index_compaction: IndexCompaction::Leveled,
