@@ -76,7 +76,7 @@ pub const INVOICE_CACHE_MAX: usize = 8 << 20;
 /// (32 MiB until the twenty-first round of issue 12, ~15 M invoices), each lookup past the
 /// in-memory invoice filter could evict one and read it back whole from the page cache and
 /// checksum it; at 30-50 M invoices the writer's CPU per invoice doubled (3.7-4.1 µs against
-/// 2.3-2.5 with room). The cache fills only as blocks are read: a server holding 10 M
+/// 1.85-1.90 with room). The cache fills only as blocks are read: a server holding 10 M
 /// invoices uses what it did with 32 MiB.
 pub const BLOCK_CACHE_BYTES_DEFAULT: usize = 256 << 20;
 /// Invoices whose index and filter blocks the default block cache has room for.

@@ -49,8 +49,6 @@ use super::snapshot::{decode_snapshot, encode_snapshot, StoredSnapshot};
 use crate::domain::{
     InvoiceEntry, InvoiceNumber, InvoiceRedeemed, ProgrammeYear, SequencedEvent, StateImage, Uscc,
 };
-#[cfg(test)]
-use crate::limits::INVOICE_INDEX_CACHED_INVOICES;
 use crate::limits::{BLOCK_CACHE_BYTES_DEFAULT, INDEX_WRITE_WAIT_MAX, WAL_RETAINED_BYTES_MAX};
 
 pub const DATABASE_MAGIC: [u8; 4] = *b"VLDB";
@@ -428,10 +426,10 @@ pub struct StoreSettings {
     /// 3.4 and 32 MiB), blocks read during the open. With one shared cache: 93 and 101 MiB
     /// (issue 12). The default has room for the invoice index's index and filter blocks of
     /// ~100 M invoices (~21 MiB at 10 M; see [`BLOCK_CACHE_BYTES_DEFAULT`]), which it holds
-    /// with high priority. The cache is a HyperClockCache, the kind RocksDB makes for a family by itself:
-    /// an LRU cache of the same size, whose every hit takes a shard's lock and moves the
-    /// block in a list, cost the writer's invoice lookups 0.5 µs per invoice at 10 M
-    /// invoices (server CPU 1.11-1.16x, two rounds).
+    /// with high priority. The cache is a HyperClockCache, the kind RocksDB makes for a
+    /// family by itself: an LRU cache of the same size, whose every hit takes a shard's lock
+    /// and moves the block in a list, cost the writer's invoice lookups 0.5 µs per invoice
+    /// at 10 M invoices (server CPU 1.11-1.16x, two rounds).
     pub block_cache_bytes: usize,
     /// The least size of the in-memory invoice filter, in bytes: [`INVOICE_FILTER_BYTES`]
     /// (not a server setting: the filter sizes itself to the index; tests make it small to
@@ -2366,6 +2364,7 @@ mod tests {
             (1.0..4.0).contains(&per_entry),
             "{per_entry:.2} bytes of index and filter per entry: {properties}"
         );
+        use crate::limits::INVOICE_INDEX_CACHED_INVOICES;
         let needed = per_entry * INVOICE_INDEX_CACHED_INVOICES as f64;
         assert!(
             BLOCK_CACHE_BYTES_DEFAULT as f64 >= needed,
