@@ -2229,20 +2229,30 @@ mod tests {
         assert_eq!(store.index_watermark().expect("watermark"), 2_000);
     }
 
+    /// Writes `entries` (key, value) into the invoice index and flushes them into a table.
+    fn write_index_table(store: &EventStore, entries: impl Iterator<Item = (String, Vec<u8>)>) {
+        let family = store.family(INVOICES).expect("the invoices family");
+        for (key, value) in entries {
+            store
+                .db
+                .put_cf(family, key.as_bytes(), value)
+                .expect("an entry is written");
+        }
+        store.db.flush_cf(family).expect("the memtable flushes");
+    }
+
     #[test]
     fn filling_the_invoice_filter_does_not_fill_the_block_cache() {
         // Given an index of 20,000 entries (~2.4 MB) in a table file.
         let directory = tempfile::tempdir().expect("a temporary directory");
         let store = EventStore::open(directory.path(), false).expect("the store opens");
-        let family = store.family(INVOICES).expect("the invoices family");
-        for number in 0..20_000_u32 {
-            let key = format!("91330100MA0000000C/INV-{number:08}");
-            store
-                .db
-                .put_cf(family, key.as_bytes(), [0x11_u8; 96])
-                .expect("an entry is written");
-        }
-        store.db.flush_cf(family).expect("the memtable flushes");
+        write_index_table(
+            &store,
+            (0..20_000_u32).map(|number| {
+                let key = format!("91330100MA0000000C/INV-{number:08}");
+                (key, vec![0x11_u8; 96])
+            }),
+        );
         let before = block_cache_bytes(&store, INVOICES);
         // When the filter is filled (a scan of every key), the cache grows by no more
         // than the table's index and filter blocks.
@@ -2334,15 +2344,14 @@ mod tests {
         // 31-byte key: a center's USCC and an invoice number; an 80-byte entry).
         let directory = tempfile::tempdir().expect("a temporary directory");
         let store = EventStore::open(directory.path(), false).expect("the store opens");
+        write_index_table(
+            &store,
+            (0..50_000_u64).map(|number| {
+                let key = format!("91330100MA0000000C{number:013}");
+                (key, vec![(number % 251) as u8; 80])
+            }),
+        );
         let invoices = store.family(INVOICES).expect("the invoices family");
-        for number in 0..50_000u64 {
-            let key = format!("91330100MA0000000C{number:013}");
-            store
-                .db
-                .put_cf(invoices, key.as_bytes(), [(number % 251) as u8; 80])
-                .expect("an entry is written");
-        }
-        store.db.flush_cf(invoices).expect("the memtable flushes");
         // When its index and filter blocks are weighed per entry.
         let properties = store
             .db
