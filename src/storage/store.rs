@@ -49,7 +49,9 @@ use super::snapshot::{decode_snapshot, encode_snapshot, StoredSnapshot};
 use crate::domain::{
     InvoiceEntry, InvoiceNumber, InvoiceRedeemed, ProgrammeYear, SequencedEvent, StateImage, Uscc,
 };
-use crate::limits::{BLOCK_CACHE_BYTES_DEFAULT, INDEX_WRITE_WAIT_MAX, WAL_RETAINED_BYTES_MAX};
+use crate::limits::{
+    BLOCK_CACHE_BYTES_DEFAULT, INDEX_WRITE_WAIT_MAX, WAL_FILES_RECYCLED, WAL_RETAINED_BYTES_MAX,
+};
 
 pub const DATABASE_MAGIC: [u8; 4] = *b"VLDB";
 /// Version 2 added the `invoice_order` family; version 3 writes the log in blocks
@@ -543,6 +545,10 @@ impl EventStore {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_max_total_wal_size(wal_bytes_max);
+        // Old log files are reused, not deleted (see `WAL_FILES_RECYCLED`). RocksDB
+        // supports this with its default recovery mode (point in time), which this store
+        // keeps; it refuses writes that skip the log, which this store never makes.
+        options.set_recycle_log_file_num(WAL_FILES_RECYCLED);
         // Larger memtables mean fewer, larger flushes on the append-heavy path.
         options.set_write_buffer_size(64 * 1024 * 1024);
         options.set_max_background_jobs(2);
@@ -2074,17 +2080,52 @@ fn sequence_from_key(key: &[u8]) -> Result<u64, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
     use std::time::{Duration, Instant};
 
-    /// Bytes of write-ahead log files in the data directory.
-    fn wal_bytes(path: &Path) -> u64 {
+    /// The write-ahead log files in the data directory, by number, with their sizes.
+    fn wal_files(path: &Path) -> BTreeMap<u64, u64> {
         std::fs::read_dir(path)
             .expect("the data directory lists")
             .filter_map(Result::ok)
-            .filter(|entry| entry.file_name().to_string_lossy().ends_with(".log"))
-            .filter_map(|entry| entry.metadata().ok())
-            .map(|metadata| metadata.len())
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let number = name.strip_suffix(".log")?.parse().ok()?;
+                Some((number, entry.metadata().ok()?.len()))
+            })
+            .collect()
+    }
+
+    /// Bytes of the write-ahead log files a reopen would replay: those RocksDB still needs.
+    /// Older ones are kept only for reuse (`WAL_FILES_RECYCLED`).
+    fn live_wal_bytes(store: &EventStore, path: &Path) -> u64 {
+        let oldest_needed = store
+            .db
+            .property_int_value("rocksdb.min-log-number-to-keep")
+            .expect("the property reads")
+            .expect("RocksDB has the property");
+        wal_files(path)
+            .range(oldest_needed..)
+            .map(|(_, bytes)| bytes)
             .sum()
+    }
+
+    /// Flushes every family's memtable, so no log file written so far is needed.
+    fn flush_every_family(store: &EventStore) {
+        store.db.flush().expect("the default family flushes");
+        for family in [EVENTS, INVOICES, SNAPSHOTS, INVOICE_ORDER, CHECKPOINTS] {
+            let handle = store.family(family).expect("the family exists");
+            store.db.flush_cf(handle).expect("the memtable flushes");
+        }
+    }
+
+    /// Commits one record of `bytes` at `sequence`.
+    fn commit_one_record(store: &EventStore, sequence: u64, bytes: &[u8]) {
+        let mut batch = CommitBatch::default();
+        store
+            .put_record(&mut batch, sequence, bytes)
+            .expect("a record is added");
+        store.commit(batch).expect("the batch commits");
     }
 
     /// Opens a store with `wal_bytes_max`, writes 8 MiB of log records (far below one
@@ -2115,7 +2156,9 @@ mod tests {
         }
         let deadline = Instant::now() + patience;
         let mut sequence = 16 * 8;
-        while wal_bytes(directory.path()) > expected_at_most && Instant::now() < deadline {
+        while live_wal_bytes(&store, directory.path()) > expected_at_most
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(20));
             sequence += 1;
             let mut batch = CommitBatch::default();
@@ -2124,7 +2167,7 @@ mod tests {
                 .expect("a record is added");
             store.commit(batch).expect("the batch commits");
         }
-        wal_bytes(directory.path())
+        live_wal_bytes(&store, directory.path())
     }
 
     /// A store with one record whose log part is written and whose index part is to be
@@ -2637,6 +2680,55 @@ mod tests {
         let file = directory.path().join("a-file");
         std::fs::write(&file, b"not a directory").expect("write");
         assert!(!direct_io_supported(&file.join("data")));
+    }
+
+    #[test]
+    fn an_obsolete_log_file_is_kept_for_reuse_and_a_reused_one_replays_after_a_reopen() {
+        // Given a store with a record, whose families are then all flushed: the log file
+        // that held the record is needed no more.
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let store = EventStore::open(directory.path(), true).expect("the store opens");
+        commit_one_record(&store, 1, b"first");
+        let first_logs = wal_files(directory.path());
+        flush_every_family(&store);
+        // Then it stays on disk beside the new one, for reuse: deleting a log file of
+        // ~70 MB stalled the next fsync (`WAL_FILES_RECYCLED`).
+        let after_one_flush = wal_files(directory.path());
+        assert!(
+            first_logs
+                .keys()
+                .all(|number| after_one_flush.contains_key(number)),
+            "a log file was deleted: {first_logs:?} became {after_one_flush:?}"
+        );
+        assert!(
+            after_one_flush.len() > first_logs.len(),
+            "{after_one_flush:?}"
+        );
+        // When a second record is written and the families flushed again, a new log file
+        // is needed: it is an old one reused (its name changes; the count does not grow).
+        commit_one_record(&store, 2, b"second");
+        flush_every_family(&store);
+        let after_two_flushes = wal_files(directory.path());
+        assert_eq!(
+            after_two_flushes.len(),
+            after_one_flush.len(),
+            "{after_one_flush:?} became {after_two_flushes:?}"
+        );
+        let newest = after_two_flushes.keys().max().expect("a log file");
+        assert!(
+            !after_one_flush.contains_key(newest),
+            "no new log file: {after_two_flushes:?}"
+        );
+        // And a record written into the reused file (whose old records lie beyond it) is
+        // read back after a reopen that replays that file, and nothing else appears.
+        commit_one_record(&store, 3, b"third");
+        drop(store);
+        let store = EventStore::open(directory.path(), true).expect("the store reopens");
+        assert_eq!(store.last_sequence().expect("reads"), Some(3));
+        for (sequence, bytes) in [(1, &b"first"[..]), (2, b"second"), (3, b"third")] {
+            let record = store.record(sequence).expect("reads");
+            assert_eq!(record.as_deref(), Some(bytes), "record {sequence}");
+        }
     }
 
     #[test]
