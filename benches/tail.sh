@@ -13,9 +13,9 @@
 # the run and the RocksDB events whose time overlaps it:
 #   flush:FAMILY        a memtable of that column family being written to a table file
 #   compaction:FAMILY   a compaction of that family
-#   wal-deleted:N ms    a write-ahead-log file being unlinked (on ext4 mounted with
-#                       `discard` the unlink trims the file's blocks, and a concurrent
-#                       fdatasync waits for it)
+#   wal-deleted:N ms    a write-ahead-log file being unlinked, N the time since RocksDB's
+#                       previous log line (on ext4 mounted with `discard` the unlink trims
+#                       the file's blocks, and a concurrent fdatasync waits for it)
 #   start               one of the first three batches after the server started
 # and last a tally of the slow batches by cause over all runs. The server's data
 # directories are removed after each run; the logs are kept.
