@@ -20,7 +20,7 @@
 # /var/tmp/voucher-ledger-ab) holds each run's data directory and logs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repo=$(pwd)
+source benches/lib.sh
 rounds=3 invoices=1000000 connections=4 batch=4096 unary=0 list_clients=0
 while [ $# -gt 2 ]; do
   case "$1" in
@@ -36,10 +36,7 @@ done
 [ $# -eq 2 ] || { sed -n 2,21p "$0" >&2; exit 2; }
 binaries=("$(realpath "$1")" "$(realpath "$2")")
 for bin in "${binaries[@]}"; do [ -x "$bin" ] || { echo "error: $bin is not executable" >&2; exit 2; }; done
-target_dir="${CARGO_TARGET_DIR:-target}"
-case "$target_dir" in /*) ;; *) target_dir="$repo/$target_dir" ;; esac
-load="$target_dir/release/voucher-ledger"
-[ -x "$load" ] || cargo build --release --locked --quiet --bin voucher-ledger
+load=$(load_generator)
 scratch="${SCRATCH:-/var/tmp/voucher-ledger-ab}"
 mkdir -p "$scratch"
 
@@ -64,7 +61,7 @@ start_server() {
   "$2" serve --data-dir "$run_dir/data" --listen "127.0.0.1:$run_port" --config config/server.toml \
     > "$run_dir/serve.log" 2>&1 &
   server_pid=$!
-  for _ in $(seq 300); do grep -q "listening on" "$run_dir/serve.log" && break; sleep 0.1; done
+  wait_until_listening "$run_dir/serve.log"
 }
 
 # One batch run: prints "rate p99 cpu_us_per_invoice split".

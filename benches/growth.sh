@@ -17,6 +17,7 @@
 # shows (issue 12, twenty-first round).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/lib.sh
 repo=$(pwd)
 invoices=50000000 config="$repo/config/server.toml"
 while [ $# -gt 0 ]; do
@@ -30,10 +31,7 @@ done
 [ $# -ge 1 ] || { sed -n 2,18p "$0" >&2; exit 2; }
 bin="$(realpath "$1")"; label="${2:-$(basename "$bin")}"
 [ -x "$bin" ] || { echo "error: $bin is not executable" >&2; exit 2; }
-target_dir="${CARGO_TARGET_DIR:-target}"
-case "$target_dir" in /*) ;; *) target_dir="$repo/$target_dir" ;; esac
-load="$target_dir/release/voucher-ledger"
-[ -x "$load" ] || cargo build --release --locked --quiet --bin voucher-ledger
+load=$(load_generator)
 scratch="${SCRATCH:-/var/tmp/voucher-ledger-growth}"
 run="$scratch/$label"; batch=4096; port="${PORT:-50196}"
 rm -rf "$run"; mkdir -p "$run"
@@ -41,7 +39,7 @@ rm -rf "$run"; mkdir -p "$run"
     > "$run/serve.log" 2>&1 &
 server=$!
 trap 'kill -TERM $server 2>/dev/null || true; rm -rf "$run/data"' EXIT
-for _ in $(seq 300); do grep -q "listening on" "$run/serve.log" && break; sleep 0.1; done
+wait_until_listening "$run/serve.log"
 "$load" bench --target "127.0.0.1:$port" --invoices "$invoices" --connections 4 --batch "$batch" \
     --unary-rate 0 > "$run/bench.txt" &
 bench=$!

@@ -21,6 +21,7 @@
 # directories are removed after each run; the logs are kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/lib.sh
 runs=3 invoices=1000000 connections=1 batch=8189 slower=2
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -36,10 +37,7 @@ done
 [ $# -ge 1 ] && [ $# -le 2 ] || { sed -n 2,21p "$0" >&2; exit 2; }
 bin=$(realpath "$1"); label=${2:-$(basename "$bin")}
 [ -x "$bin" ] || { echo "error: $bin is not executable" >&2; exit 2; }
-target_dir="${CARGO_TARGET_DIR:-target}"
-case "$target_dir" in /*) ;; *) target_dir="$(pwd)/$target_dir" ;; esac
-load="$target_dir/release/voucher-ledger"
-[ -x "$load" ] || cargo build --release --locked --quiet --bin voucher-ledger
+load=$(load_generator)
 scratch="${SCRATCH:-/var/tmp/voucher-ledger-tail}"
 mkdir -p "$scratch"
 server_pid=""
@@ -53,7 +51,7 @@ for run in $(seq "$runs"); do
   "$bin" serve --data-dir "$dir/data" --listen "127.0.0.1:$port" --config config/server.toml \
     > "$dir/serve.log" 2>&1 &
   server_pid=$!
-  for _ in $(seq 300); do grep -q "listening on" "$dir/serve.log" && break; sleep 0.1; done
+  wait_until_listening "$dir/serve.log"
   grep -q "listening on" "$dir/serve.log" || { echo "error: the server did not start: $dir/serve.log" >&2; exit 1; }
   "$load" bench --target "127.0.0.1:$port" --invoices "$invoices" --connections "$connections" \
     --batch "$batch" --unary-rate 0 > "$dir/bench.txt" 2>&1
@@ -123,7 +121,8 @@ for directory in sys.argv[2:]:
         if place < 3:
             causes.insert(0, "start")
         for cause in causes or ["none seen"]:
-            tally[cause.split(":")[0] + (":" + cause.split(":")[1] if cause.startswith(("flush", "compaction")) else "")] += 1
+            # A flush or compaction counts by family; a deletion not by its duration.
+            tally[cause if cause.startswith(("flush", "compaction")) else cause.split(":")[0]] += 1
         print(f"  batch {place:4d}  {elapsed * 1000:6.1f} ms  {' '.join(causes) or 'none seen'}")
 print(f"\n{slow_total} slow batches of {batches_total}; overlapping (a batch may count under several):")
 for cause, count in tally.most_common():

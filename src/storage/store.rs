@@ -2161,11 +2161,7 @@ mod tests {
         {
             std::thread::sleep(Duration::from_millis(20));
             sequence += 1;
-            let mut batch = CommitBatch::default();
-            store
-                .put_record(&mut batch, sequence, b"small")
-                .expect("a record is added");
-            store.commit(batch).expect("the batch commits");
+            commit_one_record(&store, sequence, b"small");
         }
         live_wal_bytes(&store, directory.path())
     }
