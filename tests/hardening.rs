@@ -654,8 +654,8 @@ impl tokio::io::AsyncWrite for Freezable {
 
 /// One HTTP/2 connection with a valid enterprise token opens 128 PostInvoices streams,
 /// each declaring a ~4 MB message and sending all but its last byte; then a center (who
-/// may post) does the same with 64 streams. The server's peak resident memory stays under
-/// [`MEMORY_CEILING_MIB`]: the enterprise's bodies are never read (its role is checked on
+/// may post) does the same with 64 streams. The server's peak resident memory stays within
+/// [`MEMORY_GROWTH_CEILING_MIB`] of its memory before them: the enterprise's bodies are never read (its role is checked on
 /// the headers), and the center's are bounded by `request_memory_bytes` (32 MiB here)
 /// and dropped after `request_body_timeout_ms`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -715,8 +715,10 @@ async fn half_sent_large_messages_do_not_grow_memory() {
         "refused bodies are not buffered: peak {peak_before:.1} -> {peak_enterprise:.1} MiB"
     );
     assert!(
-        peak_after <= MEMORY_CEILING_MIB,
-        "peak RSS {peak_after:.1} MiB is above the ceiling of {MEMORY_CEILING_MIB} MiB"
+        peak_after - rss_before <= MEMORY_GROWTH_CEILING_MIB,
+        "peak RSS {peak_after:.1} MiB is {:.1} MiB above the fresh server's {rss_before:.1} MiB, \
+         more than the ceiling of {MEMORY_GROWTH_CEILING_MIB} MiB",
+        peak_after - rss_before
     );
 }
 
@@ -725,9 +727,12 @@ max_concurrent_streams = 16
 request_memory_bytes = 33554432
 request_body_timeout_ms = 2000
 ";
-/// The stated ceiling: a fresh server (~25 MiB) plus the 32 MiB of request memory, with
-/// room for the allocator and the HTTP/2 buffers of 16 streams.
-const MEMORY_CEILING_MIB: f64 = 100.0;
+/// The stated ceiling on what hostile streams may add to a fresh server's memory: the
+/// 32 MiB of request memory, with room for the allocator and the HTTP/2 buffers of 16
+/// streams. (An absolute 100 MiB before, with a fresh server of ~25 MiB. A fresh server
+/// now holds more, taken when it opens: the invoice cache's whole room, ~16 MiB, written
+/// before serving rather than under the first batches. Growth is what a client causes.)
+const MEMORY_GROWTH_CEILING_MIB: f64 = 75.0;
 
 /// Opens `streams` PostInvoices streams on one connection, each declaring a 4,000,000
 /// byte message and sending all of it but the last byte; returns how many streams ended

@@ -237,10 +237,12 @@ impl Ledger {
         // The log read back whole; an index the open could not bring up to it would let
         // a repeated invoice be paid twice.
         store.check_index_caught_up()?;
-        // Replay filled the invoice cache with the tail's invoices; start empty.
+        // Replay filled the invoice cache with the tail's invoices; start empty, with the
+        // room the first batches will fill taken and written now.
         state
             .invoice_cache_mut()
             .clear(invoice_cache_room(options.invoice_cache_limit));
+        state.invoice_cache_mut().take_room_now();
         // RocksDB's recovery and the replay are done with what they allocated: hand it
         // back before serving, so the memory a server starts with is what it uses.
         let releasing = Instant::now();
