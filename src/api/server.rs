@@ -92,6 +92,10 @@ pub struct ServerSection {
     pub invoice_index_compaction: IndexCompaction,
     /// Bytes of RocksDB's one block cache (every column family reads through it).
     pub block_cache_bytes: usize,
+    /// Whether `serve` leaves transparent huge pages to the system's policy (`true`) or
+    /// turns them off for the process (`false`, the default: see
+    /// [`crate::storage::heap::disable_transparent_huge_pages`]).
+    pub transparent_huge_pages: bool,
     /// Seconds between expiry sweeps (vouchers whose term ended are released).
     pub expiry_sweep_seconds: u64,
     /// After SIGTERM, how long in-flight calls and streams may take before the remaining
@@ -155,6 +159,7 @@ impl Default for ServerSection {
             table_compression: TableCompression::default(),
             invoice_index_compaction: IndexCompaction::default(),
             block_cache_bytes: BLOCK_CACHE_BYTES_DEFAULT,
+            transparent_huge_pages: false,
             expiry_sweep_seconds: EXPIRY_SWEEP_SECONDS_DEFAULT,
             shutdown_grace_seconds: SHUTDOWN_GRACE_SECONDS_DEFAULT,
             max_concurrent_streams: MAX_CONCURRENT_STREAMS_DEFAULT,

@@ -23,6 +23,16 @@ pub fn run(
     init_logging(log_format)?;
     let config = ServerConfig::load(config_path).map_err(CliError::Config)?;
     tracing::info!(config = %config_path.display(), tokens = config.tokens.len(), "configuration loaded");
+    // Before the runtime, the store and the ledger fault any memory in.
+    if !config.server.transparent_huge_pages {
+        if crate::storage::heap::disable_transparent_huge_pages() {
+            tracing::info!("transparent huge pages are off for this process");
+        } else {
+            tracing::warn!(
+                "transparent huge pages could not be turned off; the system's policy applies"
+            );
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
