@@ -33,8 +33,10 @@ pub fn release_freed_heap() {
 /// start write into many fresh regions on several threads; on the machines measured
 /// (virtual, where zeroing ran at ~1.3 GB/s) the first batch of 8,189 invoices took
 /// 60-100 ms against ~20 afterwards, its decision alone 58-99 ms against 28-30 without
-/// huge pages. Off, the 1 M run's batch p99 was 0.68x (one connection) and 0.47x (four)
-/// at the same rate, and at 10 M the rate was 1.01x and 1.06x. The server's setting
+/// huge pages. Off (with the invoice cache's room written at open), `benches/ab.sh`
+/// against the build before: 1 M batch p99 0.68x (one connection) and 0.61x (four) at
+/// 1.011x and 0.986x the rate, 10 M 1.017x; the writer's CPU per invoice 0-4% higher in
+/// most rounds (its tables miss the TLB more). The server's setting
 /// `transparent_huge_pages = true` leaves the system's policy in force.
 pub fn disable_transparent_huge_pages() -> bool {
     #[cfg(target_os = "linux")]
@@ -43,21 +45,6 @@ pub fn disable_transparent_huge_pages() -> bool {
         // flag of the calling process's memory descriptor.
         let result = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
         result == 0
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        false
-    }
-}
-
-/// Whether transparent huge pages are off for this process (`PR_GET_THP_DISABLE`).
-pub fn transparent_huge_pages_disabled() -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: PR_GET_THP_DISABLE takes no argument and reads a flag of the calling
-        // process's memory descriptor.
-        let result = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
-        result == 1
     }
     #[cfg(not(target_os = "linux"))]
     {
