@@ -974,3 +974,46 @@ fn a_large_batch_refused_whole_does_not_hand_its_index_part_to_the_next_batch() 
     let report = verify(directory.path()).expect("verify");
     assert!(report.is_clean(), "{:?}", report.problems);
 }
+
+/// The calling thread's minor page faults so far (`/proc/thread-self/stat`, field 10).
+fn page_faults_of_this_thread() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // The name, field 2, is in parentheses and may hold spaces: count after it.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(7)?.parse().ok()
+}
+
+/// A ledger opened to decide batches under load (the server) writes its invoice
+/// cache's room while opening, so the first batches fault no fresh pages; a read-only
+/// open (`summary`, `report`) leaves the room unwritten and keeps neither the time nor
+/// the memory.
+#[test]
+fn only_a_ledger_opened_for_batches_writes_its_invoice_cache_room_at_open() {
+    // 4 KiB pages for this process, so each page written is one fault to count.
+    voucher_ledger::storage::heap::disable_transparent_huge_pages();
+    let faults_of_an_open = |prepare_invoice_cache_room: bool| {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let options = LedgerOptions {
+            sync: false,
+            prepare_invoice_cache_room,
+            ..LedgerOptions::default()
+        };
+        let before = page_faults_of_this_thread()?;
+        let (ledger, _) = Ledger::open(directory.path(), options).expect("open");
+        let faults = page_faults_of_this_thread()? - before;
+        drop(ledger);
+        Some(faults)
+    };
+    // Read-only first: had the flag been ignored, both opens would write a fresh room
+    // (the room is larger than glibc's mmap threshold) and fault alike.
+    let (Some(read_only), Some(for_batches)) = (faults_of_an_open(false), faults_of_an_open(true))
+    else {
+        eprintln!("no /proc/thread-self/stat here: page faults not counted");
+        return;
+    };
+    // The default room is ~16 MiB: ~4,000 pages of 4 KiB.
+    assert!(
+        for_batches >= read_only + 2_000,
+        "an open for batches faulted {for_batches} pages, a read-only open {read_only}"
+    );
+}

@@ -272,3 +272,142 @@ pub async fn register_pair_and_approve(
         .expect("voucher body")
         .voucher_id
 }
+
+// ----------------------------------------------------------- the server as a process
+
+/// `voucher-ledger serve` as a child process (no fsync, no report page), so that what
+/// the process itself holds (memory, flags) can be read from /proc.
+pub struct ServerProcess {
+    child: std::process::Child,
+    pub address: String,
+    _directory: tempfile::TempDir,
+}
+
+impl ServerProcess {
+    /// Starts the server with `server_section` under `[server]` and tokens for the
+    /// bureau, center 1 and enterprise 1; returns once it printed its address.
+    pub fn start(server_section: &str) -> ServerProcess {
+        use std::io::BufRead;
+        let directory = tempfile::tempdir().expect("tempdir");
+        let mut config = format!("[server]\n{server_section}\n");
+        for (principal, role, token) in [
+            ("bureau".to_string(), "bureau", BUREAU),
+            (center_code(1), "center", CENTER_1),
+            (enterprise_code(1), "enterprise", ENTERPRISE_1),
+        ] {
+            config.push_str(&format!(
+                "[[tokens]]\nprincipal = \"{principal}\"\nrole = \"{role}\"\ntoken_sm3 = \"{}\"\n",
+                token_hash(token)
+            ));
+        }
+        let config_path = directory.path().join("server.toml");
+        std::fs::write(&config_path, config).expect("config");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_voucher-ledger"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "",
+                "--no-sync",
+                "--data-dir",
+            ])
+            .arg(directory.path().join("data"))
+            .arg("--config")
+            .arg(&config_path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn the server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let address = loop {
+            let line = lines
+                .next()
+                .expect("the server printed its address")
+                .expect("line");
+            if let Some(address) = line.strip_prefix("voucher-ledger listening on ") {
+                break address.to_string();
+            }
+        };
+        ServerProcess {
+            child,
+            address,
+            _directory: directory,
+        }
+    }
+
+    fn proc_status(&self) -> String {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the server's /proc status reads")
+    }
+
+    /// (VmRSS, VmHWM) in MiB.
+    pub fn memory_mib(&self) -> (f64, f64) {
+        let status = self.proc_status();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+                .expect("memory field")
+                / 1024.0
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// The process's `THP_enabled` flag (Linux 5.0 and later): 0 once it turned
+    /// transparent huge pages off for itself.
+    pub fn transparent_huge_pages_flag(&self) -> u32 {
+        transparent_huge_pages_flag_in(&self.proc_status())
+    }
+
+    pub async fn wait_serving(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Ok(channel) = Channel::from_shared(format!("http://{}", self.address))
+                .expect("uri")
+                .connect()
+                .await
+            {
+                let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+                if health
+                    .check(tonic_health::pb::HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server is not serving"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `THP_enabled` from a `/proc/PID/status` text.
+pub fn transparent_huge_pages_flag_in(status: &str) -> u32 {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("THP_enabled:"))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("/proc status has THP_enabled (Linux 5.0 and later)")
+}
