@@ -405,7 +405,7 @@ pub async fn run_with(
             block_cache_bytes: config.server.block_cache_bytes,
             ..StoreSettings::default()
         },
-        prepare_invoice_cache_room: true,
+        prepare_memory_for_batches: true,
         ..LedgerOptions::default()
     };
     let data_dir = settings.data_dir.clone();

@@ -275,8 +275,12 @@ fn writer_loop(
 ) {
     let batch_limit = config.batch_commands.clamp(1, SUBMIT_BATCH_LIMIT);
     let mut carried: Option<Job> = None;
-    let mut envelopes: Vec<Envelope> = Vec::with_capacity(batch_limit);
-    let mut replies: Vec<Result<Reply, Rejection>> = Vec::with_capacity(batch_limit);
+    // A batch's room, written now: the first batch would otherwise fault ~3 MB of fresh
+    // pages in (see `storage::heap::write_spare_room`).
+    let mut envelopes: Vec<Envelope> = Vec::new();
+    crate::storage::heap::write_spare_room(&mut envelopes, batch_limit);
+    let mut replies: Vec<Result<Reply, Rejection>> = Vec::new();
+    crate::storage::heap::write_spare_room(&mut replies, batch_limit);
     let mut waiting: Vec<(usize, oneshot::Sender<JobReply>)> = Vec::new();
     let (snapshots, snapshot_jobs) = std::sync::mpsc::sync_channel::<SnapshotJob>(1);
     let snapshot_status = Arc::clone(&status);

@@ -1,5 +1,6 @@
 //! The process's memory and the operating system: what the C allocator keeps after a
-//! store opens, handed back; and transparent huge pages, which `serve` turns off.
+//! store opens, handed back; transparent huge pages, which `serve` turns off; and room
+//! written before it is needed (`write_spare_room`).
 //!
 //! RocksDB's C++ allocates through glibc's `malloc` (the Rust side uses mimalloc, see
 //! `src/main.rs`). Opening a store after a crash replays up to `WAL_RETAINED_BYTES_MAX` of
@@ -11,6 +12,20 @@
 //! ~14% of the server's CPU on the redemption path (every batch's write buffer is then
 //! mapped and unmapped), so the ledger hands the memory back twice: at the end of its
 //! open, before the server answers, and after the invoice filter's scan of the index.
+
+/// Grows `vector`'s room to at least `room` elements and writes every byte of the spare
+/// room (zeros; the length does not change), so the pages are faulted in now and not
+/// under the first batch that fills them. A page's first write costs a fault and its
+/// zeroing, ~3 µs per 4 KiB page on the machines of issue 12: for the writer's per-batch
+/// vectors (~5 MB for a batch of 8,189 invoices) that was ~4 ms of the first batch.
+pub fn write_spare_room<T>(vector: &mut Vec<T>, room: usize) {
+    vector.reserve(room.saturating_sub(vector.len()));
+    for slot in vector.spare_capacity_mut() {
+        *slot = std::mem::MaybeUninit::zeroed();
+    }
+    // Kept from the optimiser, which may drop writes that nothing reads.
+    std::hint::black_box(vector.spare_capacity_mut());
+}
 
 /// Hands the heap memory glibc holds free back to the operating system. A no-op where the
 /// C library is not glibc.
@@ -49,5 +64,28 @@ pub fn disable_transparent_huge_pages() -> bool {
     #[cfg(not(target_os = "linux"))]
     {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writing_the_spare_room_keeps_what_the_vector_holds_and_grows_it_once() {
+        let mut vector: Vec<(u64, String)> = vec![(1, "one".into()), (2, "two".into())];
+        write_spare_room(&mut vector, 1_000);
+        assert_eq!(vector, vec![(1, "one".into()), (2, "two".into())]);
+        assert!(vector.capacity() >= 1_000);
+        let room = vector.as_ptr();
+        vector.extend((3..1_000).map(|number| (number, number.to_string())));
+        assert_eq!(vector.as_ptr(), room, "filling the room moved the vector");
+        // A room already there is written again, not grown.
+        let capacity = vector.capacity();
+        vector.truncate(10);
+        write_spare_room(&mut vector, 500);
+        assert_eq!(vector.capacity(), capacity);
+        assert_eq!(vector.len(), 10);
+        assert_eq!(vector[9], (10, "10".into()));
     }
 }

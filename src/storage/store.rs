@@ -1635,6 +1635,12 @@ impl EventStore {
         (self.invoice_filter.bytes(), self.invoice_filter.growing())
     }
 
+    /// Writes every page of the invoice filter in use now, rather than under the first
+    /// batches (see [`InvoiceFilter::write_every_page`]).
+    pub fn write_invoice_filter_pages(&self) {
+        self.invoice_filter.write_every_page();
+    }
+
     /// Stops a running [`EventStore::fill_invoice_filter`] (the ledger is closing).
     pub fn stop_invoice_filter(&self) {
         self.invoice_filter.stop();
