@@ -874,6 +874,7 @@ fn a_large_batch_encoded_beside_the_writer_is_stored_as_single_commands_are() {
     let last = last.expect("INV-2999 is indexed");
     assert!(!last.is_reversed());
     assert!(last.subsidy > Money::ZERO);
+    let large_order = invoice_order(&reader);
     drop(reader);
     drop(ledger);
     let (ledger, _) = Ledger::open(single.path(), options(1_000_000)).expect("reopen");
@@ -882,6 +883,24 @@ fn a_large_batch_encoded_beside_the_writer_is_stored_as_single_commands_are() {
         .invoice(&center(1), &invoice_number("INV-2999"))
         .expect("read the index");
     assert_eq!(same, Some(last));
+    // and the center's invoice order names the same invoices at the same sequences (the
+    // large batch's are found by their place among the encoder's chunks)
+    let single_order = invoice_order(&ledger.reader());
+    assert_eq!(large_order.len(), 3_000);
+    assert_eq!(large_order[2_999].1, invoice_number("INV-2999"));
+    assert_eq!(large_order, single_order);
+}
+
+/// Center 1's invoices of the year in log order, as the store's invoice order holds them.
+fn invoice_order(reader: &voucher_ledger::ledger::LedgerReader) -> Vec<(u64, InvoiceNumber)> {
+    let mut order = Vec::new();
+    reader
+        .scan_invoice_order(&center(1), year(), 0, u64::MAX, |sequence, number| {
+            order.push((sequence, number));
+            std::ops::ControlFlow::Continue(())
+        })
+        .expect("scan the invoice order");
+    order
 }
 
 /// Every invoice of `numbers` (center 1) as the store's index holds it, read through
@@ -1012,9 +1031,14 @@ fn only_a_ledger_opened_for_batches_writes_the_memory_its_batches_fill_at_open()
         eprintln!("no /proc/thread-self/stat here: page faults not counted");
         return;
     };
-    // The default cache room is ~16 MiB and the filter 8 MiB: ~6,000 pages of 4 KiB.
+    // The default cache room is ~16 MiB and the filter 8 MiB: ~6,400 pages of 4 KiB when
+    // this test runs alone (against ~350). Beside the binary's other tests 3,900-4,330
+    // (against ~115): glibc serves part of the room from pages already mapped once other
+    // tests freed large blocks (each such free raises its mmap threshold), so the margin
+    // of 4,000 this test had failed now and then. With the flag ignored the two opens
+    // fault alike (3,753 and 3,971 were measured).
     assert!(
-        for_batches >= read_only + 4_000,
+        for_batches >= read_only + 2_000,
         "an open for batches faulted {for_batches} pages, a read-only open {read_only}"
     );
 }
