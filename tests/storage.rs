@@ -883,8 +883,8 @@ fn a_large_batch_encoded_beside_the_writer_is_stored_as_single_commands_are() {
         .invoice(&center(1), &invoice_number("INV-2999"))
         .expect("read the index");
     assert_eq!(same, Some(last));
-    // and the center's invoice order names the same invoices at the same sequences (the
-    // large batch's are found by their place among the encoder's chunks)
+    // and the center's invoice order names the same invoices at the same sequences (a
+    // large batch's places in it are noted chunk by chunk while the encoder encodes)
     let single_order = invoice_order(&ledger.reader());
     assert_eq!(large_order.len(), 3_000);
     assert_eq!(large_order[2_999].1, invoice_number("INV-2999"));
