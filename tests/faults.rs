@@ -363,13 +363,9 @@ fn serve(data_dir: &Path, config: &Path) -> ServeChild {
         .spawn()
         .expect("serve");
     let stdout = child.stdout.take().expect("stdout");
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    let address = loop {
-        let line = lines.next().expect("a line before exit").expect("line");
-        if let Some(address) = line.strip_prefix("voucher-ledger listening on ") {
-            break address.to_string();
-        }
-    };
+    let address =
+        voucher_ledger::tooling::listening_address(std::io::BufReader::new(stdout).lines())
+            .expect("a line before exit");
     ServeChild { child, address }
 }
 

@@ -80,16 +80,9 @@ fn python_grpcio_client_runs_a_scenario_against_the_real_binary() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start the server");
-    let mut lines = BufReader::new(server.stdout.take().expect("stdout")).lines();
-    let address = loop {
-        let line = lines
-            .next()
-            .expect("the server printed its address")
-            .expect("line");
-        if let Some(address) = line.strip_prefix("voucher-ledger listening on ") {
-            break address.to_string();
-        }
-    };
+    let lines = BufReader::new(server.stdout.take().expect("stdout")).lines();
+    let address =
+        voucher_ledger::tooling::listening_address(lines).expect("the server printed its address");
 
     let scenario = Command::new(&python)
         .arg("tests/interop/scenario.py")

@@ -9,6 +9,7 @@ use common::*;
 use voucher_ledger::audit::verify;
 use voucher_ledger::domain::*;
 use voucher_ledger::ledger::{replay, Ledger, LedgerOptions};
+use voucher_ledger::storage::heap::page_faults_of_this_thread;
 use voucher_ledger::storage::record::{
     check_record, encode_record, genesis_chain_hash, RecordError,
 };
@@ -992,14 +993,6 @@ fn a_large_batch_refused_whole_does_not_hand_its_index_part_to_the_next_batch() 
     drop(ledger);
     let report = verify(directory.path()).expect("verify");
     assert!(report.is_clean(), "{:?}", report.problems);
-}
-
-/// The calling thread's minor page faults so far (`/proc/thread-self/stat`, field 10).
-fn page_faults_of_this_thread() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-    // The name, field 2, is in parentheses and may hold spaces: count after it.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(7)?.parse().ok()
 }
 
 /// A ledger opened to decide batches under load (the server) writes, while opening, the

@@ -56,7 +56,7 @@ pub fn run(
             let _ = writeln!(out, "voucher-ledger report page on http://{address}/");
         }
         if let Ok(address) = listener.local_addr() {
-            let _ = writeln!(out, "voucher-ledger listening on {address}");
+            let _ = writeln!(out, "{}{address}", crate::tooling::LISTENING_LINE_PREFIX);
         }
         let _ = out.flush();
         let settings = ServeSettings {

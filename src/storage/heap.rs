@@ -1,6 +1,7 @@
 //! The process's memory and the operating system: what the C allocator keeps after a
 //! store opens, handed back; transparent huge pages, which `serve` turns off; and room
-//! written before it is needed (`write_spare_room`).
+//! written before it is needed (`write_spare_room`), and the count of a thread's page
+//! faults that tests of that room measure with.
 //!
 //! RocksDB's C++ allocates through glibc's `malloc` (the Rust side uses mimalloc, see
 //! `src/main.rs`). Opening a store after a crash replays up to `WAL_RETAINED_BYTES_MAX` of
@@ -65,6 +66,16 @@ pub fn disable_transparent_huge_pages() -> bool {
     {
         false
     }
+}
+
+/// The calling thread's minor page faults so far (`/proc/thread-self/stat`, field 10);
+/// `None` where there is no such file. For tests that count the pages a step first
+/// touches.
+pub fn page_faults_of_this_thread() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // The name, field 2, is in parentheses and may hold spaces: count after it.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(7)?.parse().ok()
 }
 
 #[cfg(test)]

@@ -107,17 +107,8 @@ fn measure(child: &mut Child, started: Instant) -> Result<(Duration, f64, f64), 
         .stdout
         .take()
         .ok_or_else(|| ToolError::Server("gave no standard output".into()))?;
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    let address = loop {
-        match lines.next() {
-            Some(Ok(line)) => {
-                if let Some(address) = line.strip_prefix("voucher-ledger listening on ") {
-                    break address.to_string();
-                }
-            }
-            _ => return Err(ToolError::Server("exited before listening".into())),
-        }
-    };
+    let address = super::listening_address(std::io::BufReader::new(stdout).lines())
+        .ok_or_else(|| ToolError::Server("exited before listening".into()))?;
     let serving = runtime()?.block_on(wait_until_serving(&address, started))?;
     std::thread::sleep(Duration::from_millis(500));
     let (rss, peak) = resident_mib(child.id()).unwrap_or((0.0, 0.0));

@@ -223,12 +223,12 @@ fn start_server(executable: &Path, settings: &SoakSettings) -> Result<ServerChil
     // The address comes on stdout; read it on a thread so a silent server cannot hang us.
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(address) = line.strip_prefix("voucher-ledger listening on ") {
-                let _ = sender.send(address.to_string());
-            }
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        if let Some(address) = super::listening_address(&mut lines) {
+            let _ = sender.send(address);
         }
+        // Read on to the end, so the child never blocks on a full pipe.
+        for _ in lines {}
     });
     match receiver.recv_timeout(START_DEADLINE) {
         Ok(address) => Ok(ServerChild { child, address }),

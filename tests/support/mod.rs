@@ -320,16 +320,9 @@ impl ServerProcess {
             .spawn()
             .expect("spawn the server");
         let stdout = child.stdout.take().expect("stdout");
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        let address = loop {
-            let line = lines
-                .next()
-                .expect("the server printed its address")
-                .expect("line");
-            if let Some(address) = line.strip_prefix("voucher-ledger listening on ") {
-                break address.to_string();
-            }
-        };
+        let address =
+            voucher_ledger::tooling::listening_address(std::io::BufReader::new(stdout).lines())
+                .expect("the server printed its address");
         ServerProcess {
             child,
             address,

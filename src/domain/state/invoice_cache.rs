@@ -440,13 +440,9 @@ mod tests {
         assert_eq!(cache.room_taken(), room);
     }
 
-    /// The calling thread's minor page faults so far (`/proc/thread-self/stat`, field 10).
-    fn page_faults_of_this_thread() -> Option<u64> {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-        // The name, field 2, is in parentheses and may hold spaces: count after it.
-        let after_name = &stat[stat.rfind(')')? + 1..];
-        after_name.split_whitespace().nth(7)?.parse().ok()
-    }
+    // A test's measuring tool from the process's memory module, not a dependency of the
+    // cache itself (the domain does not use `storage`).
+    use crate::storage::heap::page_faults_of_this_thread;
 
     #[test]
     fn filling_the_room_taken_at_open_touches_no_new_memory() {
