@@ -36,6 +36,7 @@ use crate::api::proto::{
 };
 use crate::api::services::Api;
 use crate::ledger::engine::{BatchObserver, CheckpointPolicy, Engine, EngineConfig};
+use crate::ledger::priority::Niceness;
 use crate::ledger::{Ledger, LedgerOptions};
 use crate::ops::metrics::Metrics;
 use crate::storage::checkpoint::CheckpointSigner;
@@ -96,6 +97,12 @@ pub struct ServerSection {
     /// turns them off for the process (`false`, the default: see
     /// [`crate::storage::heap::disable_transparent_huge_pages`]).
     pub transparent_huge_pages: bool,
+    /// The nice value of the ledger's writer and record encoder, the threads every batch
+    /// passes through in turn (`crate::ledger::priority`): -10 by default, so on a busy
+    /// machine they get a core before the rest of the process and other processes do.
+    /// Below 0 needs CAP_SYS_NICE or a matching RLIMIT_NICE; without it the threads keep
+    /// the process's priority and a warning says so. 0 leaves them alone.
+    pub commit_thread_niceness: Niceness,
     /// Seconds between expiry sweeps (vouchers whose term ended are released).
     pub expiry_sweep_seconds: u64,
     /// After SIGTERM, how long in-flight calls and streams may take before the remaining
@@ -160,6 +167,7 @@ impl Default for ServerSection {
             invoice_index_compaction: IndexCompaction::default(),
             block_cache_bytes: BLOCK_CACHE_BYTES_DEFAULT,
             transparent_huge_pages: false,
+            commit_thread_niceness: Niceness::COMMIT_PATH_DEFAULT,
             expiry_sweep_seconds: EXPIRY_SWEEP_SECONDS_DEFAULT,
             shutdown_grace_seconds: SHUTDOWN_GRACE_SECONDS_DEFAULT,
             max_concurrent_streams: MAX_CONCURRENT_STREAMS_DEFAULT,
@@ -406,6 +414,8 @@ pub async fn run_with(
             ..StoreSettings::default()
         },
         prepare_memory_for_batches: true,
+        commit_thread_niceness: Some(config.server.commit_thread_niceness)
+            .filter(|&niceness| niceness != Niceness::NORMAL),
         ..LedgerOptions::default()
     };
     let data_dir = settings.data_dir.clone();

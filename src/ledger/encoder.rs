@@ -82,13 +82,19 @@ pub(super) struct RecordEncoder {
 }
 
 impl RecordEncoder {
-    pub(super) fn start(store: Arc<EventStore>) -> Result<RecordEncoder, StoreError> {
+    pub(super) fn start(
+        store: Arc<EventStore>,
+        niceness: Option<super::priority::Niceness>,
+    ) -> Result<RecordEncoder, StoreError> {
         let (jobs, job_queue) = std::sync::mpsc::sync_channel(CHUNKS_QUEUED_MAX);
         let (done_sender, done) = std::sync::mpsc::sync_channel(1);
         let (index_sender, index_parts) = std::sync::mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("ledger-encoder".into())
-            .spawn(move || encoder_loop(&store, &job_queue, &done_sender, &index_sender))
+            .spawn(move || {
+                super::priority::favour_this_thread(niceness, "ledger-encoder");
+                encoder_loop(&store, &job_queue, &done_sender, &index_sender)
+            })
             .map_err(|error| StoreError::Encode(format!("cannot start the encoder: {error}")))?;
         Ok(RecordEncoder {
             jobs: Some(jobs),

@@ -216,9 +216,11 @@ impl Engine {
             failure,
             status: Arc::clone(&status),
         };
+        let niceness = ledger.options().commit_thread_niceness;
         let writer = std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || {
+                super::priority::favour_this_thread(niceness, "ledger-writer");
                 writer_loop(
                     ledger,
                     receiver,
@@ -287,6 +289,7 @@ fn writer_loop(
     let snapshot_writer = std::thread::Builder::new()
         .name("ledger-snapshots".into())
         .spawn(move || {
+            super::priority::leave_the_favour_to_the_commit_threads("ledger-snapshots");
             for job in snapshot_jobs {
                 let sequence = job.sequence();
                 match job.write() {
@@ -482,6 +485,7 @@ impl Checkpoints {
         let signer_thread = std::thread::Builder::new()
             .name("ledger-checkpoints".into())
             .spawn(move || {
+                super::priority::leave_the_favour_to_the_commit_threads("ledger-checkpoints");
                 for job in received {
                     let sequence = job.sequence;
                     match job.sign_and_store(&signer, Timestamp(now_ms())) {

@@ -18,6 +18,7 @@
 
 mod encoder;
 pub mod engine;
+pub mod priority;
 mod reader;
 
 use std::ops::ControlFlow;
@@ -63,6 +64,10 @@ pub struct LedgerOptions {
     /// it for a ledger that will decide batches under load (the server); a read-only open
     /// (`summary`, `report`) leaves it off and keeps neither the time nor the memory.
     pub prepare_memory_for_batches: bool,
+    /// The nice value of the commit path's threads, the writer and the record encoder
+    /// (`priority.rs`); none leaves them at the process's. The server sets it from its
+    /// config; tools and tests leave it alone.
+    pub commit_thread_niceness: Option<priority::Niceness>,
 }
 
 impl Default for LedgerOptions {
@@ -74,6 +79,7 @@ impl Default for LedgerOptions {
             invoice_cache_limit: INVOICE_CACHE_DEFAULT,
             store: StoreSettings::default(),
             prepare_memory_for_batches: false,
+            commit_thread_niceness: None,
         }
     }
 }
@@ -292,9 +298,12 @@ impl Ledger {
             crate::storage::heap::write_spare_room(&mut order_updates, SUBMIT_BATCH_LIMIT);
             // Started now rather than by the first large batch; one that cannot start
             // here is tried again there, which reports the failure.
-            encoder = encoder::RecordEncoder::start(Arc::clone(&store))
-                .map_err(|error| tracing::warn!(%error, "the record encoder did not start at open"))
-                .ok();
+            encoder =
+                encoder::RecordEncoder::start(Arc::clone(&store), options.commit_thread_niceness)
+                    .map_err(
+                        |error| tracing::warn!(%error, "the record encoder did not start at open"),
+                    )
+                    .ok();
         }
         let ledger = Ledger {
             store,
@@ -344,6 +353,7 @@ impl Ledger {
         let started = std::thread::Builder::new()
             .name("invoice-filter".into())
             .spawn(move || {
+                priority::leave_the_favour_to_the_commit_threads("invoice-filter");
                 let began = Instant::now();
                 match store.fill_grown_invoice_filter(&grown) {
                     Ok(true) => tracing::info!(
@@ -482,7 +492,10 @@ impl Ledger {
         let encoded = if envelopes.len() >= encoder::ENCODE_IN_PARALLEL_FROM {
             let mut encoder = match self.encoder.take() {
                 Some(encoder) => encoder,
-                None => encoder::RecordEncoder::start(Arc::clone(&self.store))?,
+                None => encoder::RecordEncoder::start(
+                    Arc::clone(&self.store),
+                    self.options.commit_thread_niceness,
+                )?,
             };
             let encoded = encoder.decide_and_encode(
                 &self.state,

@@ -361,6 +361,25 @@ impl ServerProcess {
         transparent_huge_pages_flag_in(&self.proc_status())
     }
 
+    /// Each of the server's threads by name, with its nice value (`/proc/PID/task/*/stat`,
+    /// field 19).
+    pub fn niceness_of_threads(&self) -> Vec<(String, i32)> {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let mut found = Vec::new();
+        for task in std::fs::read_dir(&tasks).expect("the server's tasks") {
+            let Ok(stat) = std::fs::read_to_string(task.expect("task").path().join("stat")) else {
+                continue; // the thread ended between the listing and the read
+            };
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                panic!("a task's stat has its name in parentheses: {stat}");
+            };
+            let nice = voucher_ledger::ledger::priority::niceness_in_stat(&stat)
+                .expect("a task's stat has its nice value");
+            found.push((stat[open + 1..close].to_string(), nice));
+        }
+        found
+    }
+
     pub async fn wait_serving(&self) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
