@@ -3,7 +3,8 @@
 # for each run the rate, the batch p99, the server's CPU per invoice and how it splits
 # over the server's threads (writer, encoder, tokio workers, RocksDB's flush and
 # compaction, …), read from /proc/PID/task/*/stat from the first PostInvoices answer to
-# the end (so the seeding is not counted). For one change, before `benches/compare.sh`:
+# the end (so the seeding is not counted), and the share of the machine left idle over
+# the same span (/proc/stat: what neither the server nor the load generator used). For one change, before `benches/compare.sh`:
 # the split shows where a change moved CPU, and a thread the change did not touch shows
 # how fast the machine was during that run (its µs per invoice moves with the machine).
 #
@@ -76,8 +77,10 @@ batch_run() {
     grep -aq "RedemptionService/PostInvoices grpc" "$dir/serve.log" && break; sleep 0.01
   done
   thread_ticks "$server" > "$dir/before.txt"
+  local stat_before; stat_before=$(head -1 /proc/stat)
   wait "$bench"
   thread_ticks "$server" > "$dir/after.txt"
+  local idle; idle=$(machine_idle_share "$stat_before" "$(head -1 /proc/stat)")
   kill -TERM "$server"; wait "$server" || true; server_pid=""
   local rate p99
   rate=$(grep -o "= [0-9]* invoices/s" "$dir/bench.txt" | grep -o "[0-9]*")
@@ -85,7 +88,18 @@ batch_run() {
   # Ticks are 1/100 s: µs per invoice = ticks × 10,000 / invoices.
   join -a2 -e 0 -o 0,1.2,2.2 "$dir/before.txt" "$dir/after.txt" | awk -v n="$invoices" -v rate="$rate" -v p99="$p99" '
     {d = ($3 - $2) * 10000 / n; total += d; if (d > 0) split_ = split_ sprintf(" %s=%.2f", $1, d)}
-    END {printf "%s %s %.2f%s\n", rate, p99, total, split_}'
+    END {printf "%s %s %.2f%s", rate, p99, total, split_}'
+  echo " machine-idle=$idle"
+}
+
+# The share of the machine's CPU time that was idle (or waiting for I/O) between two
+# `cpu` lines of /proc/stat: what no thread of any process used.
+machine_idle_share() {
+  awk -v before="$1" -v after="$2" 'BEGIN {
+    n = split(before, b); split(after, a)
+    for (i = 2; i <= n && i <= 9; i++) total += a[i] - b[i]
+    idle = a[5] - b[5] + a[6] - b[6]
+    printf "%.3f", (total > 0 ? idle / total : 0) }'
 }
 
 unary_run() {
