@@ -199,9 +199,10 @@ run_tigerbeetle() {
 }
 
 # Removes a run's data directory and waits until the file system has finished with it.
-# This machine's ext4 is mounted with `discard`: deleting gigabytes issues the discards at
-# the next journal commit, and the next step's first fsyncs wait for them (the unary step
-# right after a 10 M directory's removal had a p99 of 412 and 436 ms in two rounds).
+# The machines of issue 12 mount ext4 with `discard`: deleting gigabytes sends the device
+# discards, and a step started meanwhile shares the disk with them. Before this, the unary
+# step right after a 10 M directory's removal had a p99 of 412 and 436 ms in two runs; not
+# in the one run since (twenty-sixth round), which is too few to say it was the cause.
 remove_and_settle() {
   rm -rf "$1"
   sync
