@@ -99,7 +99,8 @@ pub struct ServerSection {
     pub transparent_huge_pages: bool,
     /// The nice value of the ledger's writer and record encoder, the threads every batch
     /// passes through in turn (`crate::ledger::priority`): -10 by default, so on a busy
-    /// machine they get a core before the rest of the process and other processes do.
+    /// machine they get most of a contended core, ahead of the rest of the process and of
+    /// other processes.
     /// Below 0 needs CAP_SYS_NICE or a matching RLIMIT_NICE; without it the threads keep
     /// the process's priority and a warning says so. 0 leaves them alone.
     pub commit_thread_niceness: Niceness,

@@ -7,9 +7,10 @@
 //! workers parsing the next batches, RocksDB's flush, the snapshot writer, the list and
 //! read calls, and on the benchmark's machine the load generator) only feeds it or works
 //! after it. On two cores, measured in the eighteenth round, the writer waited for a core
-//! 27% of a 10 M run: whatever ran instead delayed every batch behind it. With a lower
-//! nice value the kernel's scheduler gives the writer a core as soon as it can run, and the
-//! other threads take what it leaves. It costs nothing when the machine has a core to spare.
+//! 27% of a 10 M run: whatever ran instead delayed every batch behind it. The kernel's fair
+//! scheduler shares a contended core by weight, and a thread at nice -10 weighs ~9× one at
+//! 0: the writer then gets most of a core whenever it can run, and the other threads take
+//! what it leaves. It changes nothing when the machine has a core to spare.
 //!
 //! A nice value below 0 needs CAP_SYS_NICE, or an RLIMIT_NICE that allows it (systemd:
 //! `LimitNICE=-10`). Without either the call is refused; the threads then keep the
