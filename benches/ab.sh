@@ -4,8 +4,8 @@
 # over the server's threads (writer, encoder, tokio workers, RocksDB's flush and
 # compaction, …), read from /proc/PID/task/*/stat from the first PostInvoices answer to
 # the end (so the seeding is not counted), and the share of the machine left idle over
-# the same span (/proc/stat: what neither the server nor the load generator used). For one change, before `benches/compare.sh`:
-# the split shows where a change moved CPU, and a thread the change did not touch shows
+# the same span (/proc/stat: what neither the server nor the load generator used). For
+# one change, before `benches/compare.sh`: the split shows where a change moved CPU, and a thread the change did not touch shows
 # how fast the machine was during that run (its µs per invoice moves with the machine).
 #
 #   benches/ab.sh [--rounds N] [--invoices N] [--connections C] [--batch B] BIN_A BIN_B

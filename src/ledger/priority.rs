@@ -100,19 +100,20 @@ pub fn set_niceness_of_this_thread(niceness: Niceness) -> std::io::Result<()> {
     }
 }
 
-/// The nice value in a thread's `/proc/.../stat` line (field 19); `None` if the text is
-/// not one.
+/// Where a task's `/proc/.../stat` line holds its nice value.
+const NICE_FIELD_OF_STAT: usize = 19;
+
+/// The nice value in a thread's `/proc/.../stat` line; `None` if the text is not one.
 pub fn niceness_in_stat(stat: &str) -> Option<i32> {
-    // The name, field 2, is in parentheses and may hold spaces: count after it, from
-    // field 3 (the state), so field 19 is the 17th.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(16)?.parse().ok()
+    crate::storage::heap::field_of_stat_line(stat, NICE_FIELD_OF_STAT)?
+        .parse()
+        .ok()
 }
 
 /// The calling thread's nice value (`/proc/thread-self/stat`); `None` where there is no
 /// such file.
 pub fn niceness_of_this_thread() -> Option<i32> {
-    niceness_in_stat(&std::fs::read_to_string("/proc/thread-self/stat").ok()?)
+    crate::storage::heap::field_of_this_threads_stat(NICE_FIELD_OF_STAT)
 }
 
 /// Gives the calling thread (one of the commit path's, named `thread` in the log) the

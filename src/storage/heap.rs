@@ -68,14 +68,27 @@ pub fn disable_transparent_huge_pages() -> bool {
     }
 }
 
+/// Field `field` (numbered from 1, as `proc(5)` numbers them; 3 or later) of a task's
+/// `/proc/.../stat` line; `None` if the line has no such field.
+pub fn field_of_stat_line(stat: &str, field: usize) -> Option<&str> {
+    // The name, field 2, is in parentheses and may hold spaces: count after it, from
+    // field 3 (the state).
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(field.checked_sub(3)?)
+}
+
+/// Field `field` of the calling thread's `/proc/thread-self/stat`, parsed; `None` where
+/// there is no such file or field.
+pub fn field_of_this_threads_stat<T: std::str::FromStr>(field: usize) -> Option<T> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    field_of_stat_line(&stat, field)?.parse().ok()
+}
+
 /// The calling thread's minor page faults so far (`/proc/thread-self/stat`, field 10);
 /// `None` where there is no such file. For tests that count the pages a step first
 /// touches.
 pub fn page_faults_of_this_thread() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-    // The name, field 2, is in parentheses and may hold spaces: count after it.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(7)?.parse().ok()
+    field_of_this_threads_stat(10)
 }
 
 #[cfg(test)]
