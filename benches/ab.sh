@@ -4,7 +4,8 @@
 # over the server's threads (writer, encoder, tokio workers, RocksDB's flush and
 # compaction, …), read from /proc/PID/task/*/stat from the first PostInvoices answer to
 # the end (so the seeding is not counted), and the share of the machine left idle over
-# the same span (/proc/stat: what neither the server nor the load generator used). For
+# the same span (/proc/stat: what neither the server nor the load generator used), and the
+# load generator's own CPU per invoice over the batches (`client=`, as it reports it). For
 # one change, before `benches/compare.sh`: the split shows where a change moved CPU, and a thread the change did not touch shows
 # how fast the machine was during that run (its µs per invoice moves with the machine).
 #
@@ -17,7 +18,8 @@
 #             difference is the client's own scheduling on a machine it shares.
 #
 # Defaults: 3 rounds, 1,000,000 invoices, 4 connections × 4,096. fsync is on. The load
-# generator is the current build's (CARGO_TARGET_DIR, default target). SCRATCH (default
+# generator is the current build's (CARGO_TARGET_DIR, default target), or LOAD_GENERATOR's
+# (another build's binary, for an A/B of load generators). SCRATCH (default
 # /var/tmp/voucher-ledger-ab) holds each run's data directory and logs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -89,7 +91,9 @@ batch_run() {
   join -a2 -e 0 -o 0,1.2,2.2 "$dir/before.txt" "$dir/after.txt" | awk -v n="$invoices" -v rate="$rate" -v p99="$p99" '
     {d = ($3 - $2) * 10000 / n; total += d; if (d > 0) split_ = split_ sprintf(" %s=%.2f", $1, d)}
     END {printf "%s %s %.2f%s", rate, p99, total, split_}'
-  echo " machine-idle=$idle"
+  # The load generator's own CPU over the batches (µs per invoice), where it says.
+  local client; client=$(grep -o "load generator CPU over the batches: [0-9.]*" "$dir/bench.txt" | grep -o "[0-9.]*$" || true)
+  echo " machine-idle=$idle client=${client:-?}"
 }
 
 # The share of the machine's CPU time that was idle (or waiting for I/O) between two

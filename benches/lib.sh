@@ -3,6 +3,8 @@
 # Prints the path of this checkout's load generator (`voucher-ledger` in the release
 # target directory, `CARGO_TARGET_DIR` if set), building it first if it is missing.
 load_generator() {
+  # LOAD_GENERATOR names another build's binary, for an A/B of load generators.
+  if [ -n "${LOAD_GENERATOR:-}" ]; then echo "$LOAD_GENERATOR"; return; fi
   local target_dir="${CARGO_TARGET_DIR:-target}"
   case "$target_dir" in /*) ;; *) target_dir="$(pwd)/$target_dir" ;; esac
   [ -x "$target_dir/release/voucher-ledger" ] ||

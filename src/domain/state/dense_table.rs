@@ -270,7 +270,7 @@ const CACHE_LINE_BYTES: usize = 64;
 
 /// Prefetches every cache line `value` spans, for reading.
 #[inline]
-fn prefetch_lines<T>(value: &T) {
+pub(crate) fn prefetch_lines<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     {
         use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};

@@ -33,6 +33,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rustc_hash::FxHashMap;
 
+pub(crate) use dense_table::prefetch_lines;
 pub use dense_table::DenseTable;
 pub use image::StateImage;
 pub use invoice_cache::{InvoiceCache, InvoiceLookup};
