@@ -234,6 +234,10 @@ async fn seed_one(
 
 /// Seeds the population, runs both phases and returns the report.
 pub async fn run_load(settings: LoadSettings) -> Result<String, ToolError> {
+    // As the server does (`serve`): a fresh buffer of a request or an answer would be
+    // backed by huge pages, each zeroed whole (2 MiB) when first touched, on the
+    // generator's side of a machine it shares with the server it measures.
+    crate::storage::heap::disable_transparent_huge_pages();
     if settings.batch == 0 || settings.batch > SUBMIT_BATCH_LIMIT {
         return Err(ToolError::Setting {
             name: "batch",
@@ -292,6 +296,7 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, ToolError> {
     let next_batch = Arc::new(AtomicU64::new(0));
     let accepted = Arc::new(AtomicU64::new(0));
     let rejected = Arc::new(AtomicU64::new(0));
+    let templates = WireInvoices::templates_of(&population);
     let started = Instant::now();
     let cpu_before = cpu_time_of_this_process();
     let mut workers = tokio::task::JoinSet::new();
@@ -304,6 +309,7 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, ToolError> {
                 settings.seed + worker as u64,
                 run_base + worker as u64 * 100_000_000,
             )?,
+            Arc::clone(&templates),
             settings.batch,
             batches_total,
         );
@@ -510,10 +516,15 @@ impl Drop for RecycledBody {
 }
 
 impl BatchGenerator {
-    fn start(stream: InvoiceStream, batch: usize, batches_limit: u64) -> BatchGenerator {
+    fn start(
+        stream: InvoiceStream,
+        templates: Arc<[VoucherTemplate]>,
+        batch: usize,
+        batches_limit: u64,
+    ) -> BatchGenerator {
         let (sender, receiver) = tokio::sync::mpsc::channel(1);
         tokio::task::spawn_blocking(move || {
-            let mut invoices = WireInvoices::new(stream);
+            let mut invoices = WireInvoices::sharing(stream, templates);
             let (recycle, recycled) = std::sync::mpsc::sync_channel(RECYCLED_BODIES_LIMIT);
             let mut body_bytes = 0;
             for _ in 0..batches_limit {
@@ -565,8 +576,9 @@ impl BatchGenerator {
 /// from three places in memory per voucher (issue 12, twenty-seventh round).
 struct WireInvoices {
     stream: InvoiceStream,
-    /// Per voucher of the population, its constant fields, encoded.
-    vouchers: Vec<VoucherTemplate>,
+    /// Per voucher of the population, its constant fields, encoded; one table for every
+    /// worker of a run (at four workers, four copies took four times the cache).
+    vouchers: Arc<[VoucherTemplate]>,
     /// The next draws, taken from the stream ahead of their encoding so that their
     /// vouchers' templates are asked of memory early (a random voucher of thousands is a
     /// cache miss, beside a server that has the caches too); consumed in draw order.
@@ -623,9 +635,33 @@ const TAG_AMOUNT: u8 = 4 << 3 | 2;
 const TAG_PAYMENT_PROOF: u8 = 8 << 3 | 2;
 
 impl WireInvoices {
-    fn new(mut stream: InvoiceStream) -> WireInvoices {
-        let population = stream.population();
-        let vouchers = population
+    #[cfg(test)]
+    fn new(stream: InvoiceStream) -> WireInvoices {
+        let templates = WireInvoices::templates_of(stream.population());
+        WireInvoices::sharing(stream, templates)
+    }
+
+    /// The invoices of `stream`, printed from `templates` (those of its population).
+    fn sharing(mut stream: InvoiceStream, templates: Arc<[VoucherTemplate]>) -> WireInvoices {
+        assert_eq!(
+            templates.len(),
+            stream.population().vouchers.len(),
+            "the templates are those of the stream's population"
+        );
+        let with_payment_proof =
+            stream.population().policy.rules().payee == crate::domain::programme::Payee::Enterprise;
+        let coming = (0..DRAWS_AHEAD).map(|_| stream.next_draw()).collect();
+        WireInvoices {
+            stream,
+            vouchers: templates,
+            coming,
+            with_payment_proof,
+        }
+    }
+
+    /// Every voucher's template, in the population's order.
+    fn templates_of(population: &Population) -> Arc<[VoucherTemplate]> {
+        population
             .vouchers
             .iter()
             .filter_map(|voucher| {
@@ -649,16 +685,7 @@ impl WireInvoices {
                 assert!(template.is_some(), "a voucher's fields fit its template");
                 template
             })
-            .collect();
-        let with_payment_proof =
-            population.policy.rules().payee == crate::domain::programme::Payee::Enterprise;
-        let coming = (0..DRAWS_AHEAD).map(|_| stream.next_draw()).collect();
-        WireInvoices {
-            stream,
-            vouchers,
-            coming,
-            with_payment_proof,
-        }
+            .collect()
     }
 
     /// What `to_proto_invoice(&stream.next_invoice()?)` would give.
