@@ -578,7 +578,7 @@ struct WireInvoices {
     stream: InvoiceStream,
     /// Per voucher of the population, its constant fields, encoded; one table for every
     /// worker of a run (at four workers, four copies took four times the cache).
-    vouchers: Arc<[VoucherTemplate]>,
+    templates: Arc<[VoucherTemplate]>,
     /// The next draws, taken from the stream ahead of their encoding so that their
     /// vouchers' templates are asked of memory early (a random voucher of thousands is a
     /// cache miss, beside a server that has the caches too); consumed in draw order.
@@ -653,7 +653,7 @@ impl WireInvoices {
         let coming = (0..DRAWS_AHEAD).map(|_| stream.next_draw()).collect();
         WireInvoices {
             stream,
-            vouchers: templates,
+            templates,
             coming,
             with_payment_proof,
         }
@@ -702,7 +702,7 @@ impl WireInvoices {
     /// The next draw, and one more taken ahead, whose template is asked of memory now.
     fn next_draw(&mut self) -> InvoiceDraw {
         let ahead = self.stream.next_draw();
-        if let Some(template) = self.vouchers.get(ahead.voucher) {
+        if let Some(template) = self.templates.get(ahead.voucher) {
             crate::domain::state::prefetch_lines(template);
         }
         self.coming.push_back(ahead);
@@ -715,7 +715,7 @@ impl WireInvoices {
     /// invoice code left out.
     fn encode_next(&mut self, body: &mut Vec<u8>) {
         let draw = self.next_draw();
-        let template = &self.vouchers[draw.voucher];
+        let template = &self.templates[draw.voucher];
         // "B" and twelve digits (more if the count ever passes 10^12, as `{:012}` prints).
         let mut number = [0u8; 24];
         let number = print_zero_padded(draw.number, 12, &mut number);
