@@ -36,6 +36,14 @@ async fn the_load_generator_posts_every_invoice_it_claims() {
     );
     assert!(report.contains("200 calls"), "{report}");
     assert!(report.contains("0 failed"), "{report}");
+    // Its own CPU over the batches, in the form `benches/ab.sh` and `compare.sh` read.
+    let client_cpu: f64 = report
+        .split("load generator CPU over the batches: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|figure| figure.parse().ok())
+        .unwrap_or_else(|| panic!("no load generator CPU line in {report}"));
+    assert!(client_cpu.is_finite() && client_cpu >= 0.0, "{report}");
     // The read load ran beside the unary phase and answered (each lister calls at least once).
     let list_calls: u64 = report
         .split("ListVouchers clients made ")
