@@ -11,6 +11,11 @@ use voucher_ledger::ledger::{Ledger, LedgerOptions};
 use voucher_ledger::tooling::load::{percentiles, run_load, LoadSettings};
 use voucher_ledger::tooling::recovery::fill_to;
 
+/// The figure that follows `label` in a load report, up to the next space.
+fn figure_after<T: std::str::FromStr>(report: &str, label: &str) -> Option<T> {
+    report.split(label).nth(1)?.split(' ').next()?.parse().ok()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_generator_posts_every_invoice_it_claims() {
     let server = TestServer::start().await;
@@ -37,19 +42,11 @@ async fn the_load_generator_posts_every_invoice_it_claims() {
     assert!(report.contains("200 calls"), "{report}");
     assert!(report.contains("0 failed"), "{report}");
     // Its own CPU over the batches, in the form `benches/ab.sh` and `compare.sh` read.
-    let client_cpu: f64 = report
-        .split("load generator CPU over the batches: ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|figure| figure.parse().ok())
+    let client_cpu: f64 = figure_after(&report, "load generator CPU over the batches: ")
         .unwrap_or_else(|| panic!("no load generator CPU line in {report}"));
     assert!(client_cpu.is_finite() && client_cpu >= 0.0, "{report}");
     // The read load ran beside the unary phase and answered (each lister calls at least once).
-    let list_calls: u64 = report
-        .split("ListVouchers clients made ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|calls| calls.parse().ok())
+    let list_calls: u64 = figure_after(&report, "ListVouchers clients made ")
         .unwrap_or_else(|| panic!("no list load line in {report}"));
     assert!(report.contains("2 ListVouchers clients"), "{report}");
     assert!(list_calls >= 2, "{report}");
