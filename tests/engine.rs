@@ -101,3 +101,141 @@ async fn engine_with_a_tiny_cache_answers_retries_and_conflicts_correctly() {
     assert!(report.is_clean(), "{:?}", report.problems);
     assert!(!report.snapshots_checked.is_empty());
 }
+
+/// Invoice `item` of job `job` of task `task`, as the pipelined test names them.
+fn pipelined_number(task: usize, job: usize, item: usize) -> String {
+    format!("P{task}-{job}-{item}")
+}
+
+/// Large jobs from several tasks at once, so the writer decides one batch while the
+/// committer writes the one before (`ledger::engine`, the committer), with a cache small
+/// enough to be emptied every few batches: each job also reposts invoices another task
+/// posts at about the same time, which may sit in the batch being written. Every invoice
+/// is redeemed exactly once, its repost answered as its duplicate, and after a restart
+/// the index holds every one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_batches_decided_while_the_last_is_written_answer_duplicates_exactly_once() {
+    const TASKS: usize = 4;
+    const JOBS: usize = 6;
+    const ITEMS: usize = 1_100;
+    const REPOSTS: usize = 10;
+    let directory = tempfile::tempdir().expect("tempdir");
+    let options = LedgerOptions {
+        invoice_cache_limit: 3_000,
+        snapshot_interval: 5_000,
+        ..LedgerOptions::default()
+    };
+    let (ledger, _) = Ledger::open(directory.path(), options.clone()).expect("open");
+    let engine = Engine::start(
+        ledger,
+        EngineConfig {
+            batch_commands: 2_400,
+            ..EngineConfig::default()
+        },
+    )
+    .expect("engine");
+    for reply in engine
+        .handle()
+        .submit(Origin::system("test"), seed())
+        .await
+        .expect("seed")
+    {
+        reply.expect("seed accepted");
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..TASKS {
+        let handle = engine.handle();
+        tasks.spawn(async move {
+            let mut outcomes = Vec::new();
+            for job in 0..JOBS {
+                let mut commands: Vec<Command> = (0..ITEMS)
+                    .map(|item| post(1, 1, &pipelined_number(task, job, item), "100.00"))
+                    .collect();
+                let neighbour = (task + 1) % TASKS;
+                commands.extend(
+                    (0..REPOSTS)
+                        .map(|item| post(1, 1, &pipelined_number(neighbour, job, item), "100.00")),
+                );
+                let numbers: Vec<String> = (0..ITEMS)
+                    .map(|item| pipelined_number(task, job, item))
+                    .chain((0..REPOSTS).map(|item| pipelined_number(neighbour, job, item)))
+                    .collect();
+                let replies = handle
+                    .submit(Origin::system("test"), commands)
+                    .await
+                    .expect("durable");
+                assert_eq!(replies.len(), numbers.len());
+                for (number, reply) in numbers.into_iter().zip(replies) {
+                    match reply {
+                        Ok(Reply::InvoiceOutcome(outcome)) => outcomes.push((number, outcome)),
+                        other => panic!("invoice {number}: {other:?}"),
+                    }
+                }
+            }
+            outcomes
+        });
+    }
+    let mut by_number: std::collections::BTreeMap<String, Vec<InvoiceOutcome>> =
+        std::collections::BTreeMap::new();
+    while let Some(done) = tasks.join_next().await {
+        for (number, outcome) in done.expect("task") {
+            by_number.entry(number).or_default().push(outcome);
+        }
+    }
+    assert_eq!(by_number.len(), TASKS * JOBS * ITEMS);
+    let mut reposted = 0;
+    for (number, outcomes) in &by_number {
+        let originals: Vec<_> = outcomes
+            .iter()
+            .filter(|outcome| !outcome.duplicate)
+            .collect();
+        assert_eq!(
+            originals.len(),
+            1,
+            "invoice {number} redeemed once: {outcomes:?}"
+        );
+        for outcome in outcomes {
+            assert_eq!(
+                (outcome.subsidy, outcome.sequence),
+                (originals[0].subsidy, originals[0].sequence),
+                "invoice {number}: a duplicate answers as its original"
+            );
+        }
+        reposted += outcomes.len() - 1;
+    }
+    assert_eq!(reposted, TASKS * JOBS * REPOSTS);
+    let pipelined = engine
+        .handle()
+        .status()
+        .batches_decided_during_write
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        pipelined > 0,
+        "some batch was decided while the one before was written"
+    );
+    let (redeemed, _) = engine
+        .handle()
+        .read(|state| state.invoices_redeemed())
+        .await
+        .expect("read");
+    assert_eq!(redeemed, (TASKS * JOBS * ITEMS) as u64);
+    engine.shutdown().await;
+    let report = voucher_ledger::audit::verify(directory.path()).expect("verify");
+    assert!(report.is_clean(), "{:?}", report.problems);
+
+    // After a restart every invoice is in the index, with its original's sequence.
+    let (ledger, _) = Ledger::open(directory.path(), options).expect("reopen");
+    let wanted: Vec<(Uscc, InvoiceNumber)> = by_number
+        .keys()
+        .map(|number| (center(1), invoice_number(number)))
+        .collect();
+    let found = ledger.reader().invoices(&wanted).expect("index");
+    for ((_, number), entry) in wanted.iter().zip(found) {
+        let entry = entry.unwrap_or_else(|| panic!("invoice {number} is in the index"));
+        let original = by_number[number.as_str()]
+            .iter()
+            .find(|outcome| !outcome.duplicate)
+            .expect("original");
+        assert_eq!(entry.sequence, original.sequence, "invoice {number}");
+    }
+}

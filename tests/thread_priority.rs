@@ -1,5 +1,5 @@
-//! `serve` gives the ledger's writer and record encoder, the threads every batch passes
-//! through in turn, the nice value of `commit_thread_niceness` (default -10; issue 12,
+//! `serve` gives the ledger's writer, record encoder and committer, the threads every
+//! batch passes through in turn, the nice value of `commit_thread_niceness` (default -10; issue 12,
 //! twenty-sixth round), and leaves every other thread at the process's. Read from the
 //! child's `/proc/PID/task/*/stat`. A value below 0 needs CAP_SYS_NICE: without it the
 //! server still serves, its threads at the process's priority.
@@ -28,23 +28,29 @@ fn may_lower_niceness_to(niceness: Niceness) -> bool {
         .expect("thread")
 }
 
-/// The server's threads' nice values: the writer's, the encoder's and every other
-/// thread's by name, once the snapshot writer (which the writer starts, so it would
+/// Nice values by thread: one entry per thread of that name.
+struct CommitThreads {
+    writer: Vec<i32>,
+    encoder: Vec<i32>,
+    committer: Vec<i32>,
+    others: Vec<(String, i32)>,
+}
+
+/// The server's threads' nice values: the writer's, the encoder's, the committer's and
+/// every other thread's by name, once the snapshot writer (which the writer starts, so it would
 /// inherit the writer's) is there, the commit threads show `favoured` and every other
 /// thread `others` (each thread sets its own as it starts, so the first look may come
 /// before that), or as they are after five seconds.
-fn threads_niceness(
-    server: &ServerProcess,
-    favoured: i32,
-    others: i32,
-) -> (Vec<i32>, Vec<i32>, Vec<(String, i32)>) {
+fn threads_niceness(server: &ServerProcess, favoured: i32, others: i32) -> CommitThreads {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let (mut writer, mut encoder, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut writer, mut encoder, mut committer, mut rest) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (name, nice) in server.niceness_of_threads() {
             match name.as_str() {
                 "ledger-writer" => writer.push(nice),
                 "ledger-encoder" => encoder.push(nice),
+                "ledger-commit" => committer.push(nice),
                 _ => rest.push((name, nice)),
             }
         }
@@ -52,13 +58,23 @@ fn threads_niceness(
         // "ledger-writer" for a moment is the snapshot writer starting.
         let settled = writer.len() == 1
             && encoder.len() == 1
+            && committer.len() == 1
             && rest
                 .iter()
                 .any(|(name, _)| name.starts_with("ledger-snapsho"))
-            && writer.iter().chain(&encoder).all(|&nice| nice == favoured)
+            && writer
+                .iter()
+                .chain(&encoder)
+                .chain(&committer)
+                .all(|&nice| nice == favoured)
             && rest.iter().all(|&(_, nice)| nice == others);
         if settled || Instant::now() > deadline {
-            return (writer, encoder, rest);
+            return CommitThreads {
+                writer,
+                encoder,
+                committer,
+                others: rest,
+            };
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -71,9 +87,15 @@ async fn a_server_gives_its_commit_threads_the_configured_nice_value_and_no_othe
     let asked = (own + 3).min(19);
     let server = ServerProcess::start(&format!("commit_thread_niceness = {asked}"));
     server.wait_serving().await;
-    let (writer, encoder, others) = threads_niceness(&server, asked, own);
+    let CommitThreads {
+        writer,
+        encoder,
+        committer,
+        others,
+    } = threads_niceness(&server, asked, own);
     assert_eq!(writer, vec![asked], "the writer's nice value");
     assert_eq!(encoder, vec![asked], "the record encoder's nice value");
+    assert_eq!(committer, vec![asked], "the committer's nice value");
     // The snapshot writer is started by the writer, so it would inherit the writer's.
     assert!(
         others
@@ -97,12 +119,22 @@ async fn by_default_the_commit_threads_are_favoured_when_the_process_may_and_ser
     };
     let server = ServerProcess::start("");
     server.wait_serving().await;
-    let (writer, encoder, others) = threads_niceness(&server, expected, own);
+    let CommitThreads {
+        writer,
+        encoder,
+        committer,
+        others,
+    } = threads_niceness(&server, expected, own);
     assert_eq!(writer, vec![expected], "the writer's nice value by default");
     assert_eq!(
         encoder,
         vec![expected],
         "the encoder's nice value by default"
+    );
+    assert_eq!(
+        committer,
+        vec![expected],
+        "the committer's nice value by default"
     );
     assert!(
         others.iter().all(|&(_, nice)| nice == own),
@@ -111,7 +143,12 @@ async fn by_default_the_commit_threads_are_favoured_when_the_process_may_and_ser
 
     let left_alone = ServerProcess::start("commit_thread_niceness = 0");
     left_alone.wait_serving().await;
-    let (writer, encoder, _) = threads_niceness(&left_alone, own, own);
+    let CommitThreads {
+        writer,
+        encoder,
+        committer,
+        ..
+    } = threads_niceness(&left_alone, own, own);
     assert_eq!(
         writer,
         vec![own],
@@ -121,6 +158,11 @@ async fn by_default_the_commit_threads_are_favoured_when_the_process_may_and_ser
         encoder,
         vec![own],
         "0 leaves the encoder at the process's nice value"
+    );
+    assert_eq!(
+        committer,
+        vec![own],
+        "0 leaves the committer at the process's nice value"
     );
 }
 

@@ -17,11 +17,11 @@
 //!
 //! The redemptions' index entries are only encoded while the chunks come in. Sorting them
 //! and putting them into RocksDB's batch waits until the log part is handed back: the
-//! encoder then builds the index part ([`IndexPart`]) while the writer writes the log
-//! part and waits for its fsync, and the writer takes it
-//! ([`RecordEncoder::take_index_part`]) when it writes the index part after the answers.
-//! Before, that work (a tenth of the encoder's) was the last thing the writer waited for
-//! before its write (issue 12).
+//! encoder then builds the index part ([`IndexPart`]) while the log part is written and
+//! its fsync waited for, and whoever writes the index part after the answers takes it
+//! from the batch's own [`IndexPartReceiver`] (the writer, or in the engine's pipeline
+//! the committer thread). Before, that work (a tenth of the encoder's) was the last thing
+//! the writer waited for before its write (issue 12).
 //!
 //! Small batches (a unary call) are encoded by the writer itself: a hand-over to another
 //! thread costs more than it saves below [`ENCODE_IN_PARALLEL_FROM`] commands.
@@ -51,8 +51,13 @@ const CHUNKS_QUEUED_MAX: usize = 64;
 
 enum EncoderJob {
     /// A batch begins after the record whose chain hash is `previous`.
-    /// `bytes`: the room to reserve in the log part of the batch.
-    Begin { previous: ChainHash, bytes: usize },
+    /// `bytes`: the room to reserve in the log part of the batch. `index_part`: where its
+    /// index part goes once its log part is sent back.
+    Begin {
+        previous: ChainHash,
+        bytes: usize,
+        index_part: SyncSender<Result<IndexPart, StoreError>>,
+    },
     /// The next events of the batch, in sequence order.
     Chunk(Vec<SequencedEvent>),
     /// Every chunk is sent: hand the encoded batch back.
@@ -62,22 +67,40 @@ enum EncoderJob {
 /// A batch as the encoder built it.
 pub(super) struct EncodedBatch {
     /// Every record in blocks, ready for the writer's invoice order. Its index part
-    /// follows ([`RecordEncoder::take_index_part`]).
+    /// follows (`index_part`).
     pub batch: CommitBatch,
     /// The chain hash of the batch's last record.
     pub head: ChainHash,
     /// The events, in the chunks they came in (returned for the writer's later use).
     pub chunks: Vec<Vec<SequencedEvent>>,
+    /// Where the batch's index part arrives, built while its log part is written.
+    pub index_part: IndexPartReceiver,
 }
+
+/// The one place a batch's index part arrives from the encoder. Dropped untaken (a batch
+/// that wrote nothing, or was abandoned), the part is dropped with it: each batch has its
+/// own, so no later batch can take an earlier batch's part by mistake.
+pub(crate) struct IndexPartReceiver {
+    part: Receiver<Result<IndexPart, StoreError>>,
+}
+
+impl IndexPartReceiver {
+    /// The batch's index part: its redemptions' entries in key order (waits while the
+    /// encoder is still building it).
+    pub(crate) fn take(self) -> Result<IndexPart, StoreError> {
+        self.part.recv().map_err(|_| {
+            StoreError::Encode("the record encoder stopped before the batch's index part".into())
+        })?
+    }
+}
+
+/// What the encoder hands back for a batch: its log part, its head and its events.
+type EncodedLogPart = (CommitBatch, ChainHash, Vec<Vec<SequencedEvent>>);
 
 /// The writer's handle on the encoder thread.
 pub(super) struct RecordEncoder {
     jobs: Option<SyncSender<EncoderJob>>,
-    done: Receiver<Result<EncodedBatch, StoreError>>,
-    /// The index part of each batch whose log part came back, in order.
-    index_parts: Receiver<Result<IndexPart, StoreError>>,
-    /// A log part came back whose index part has not been taken.
-    index_part_owed: bool,
+    done: Receiver<Result<EncodedLogPart, StoreError>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -88,43 +111,18 @@ impl RecordEncoder {
     ) -> Result<RecordEncoder, StoreError> {
         let (jobs, job_queue) = std::sync::mpsc::sync_channel(CHUNKS_QUEUED_MAX);
         let (done_sender, done) = std::sync::mpsc::sync_channel(1);
-        let (index_sender, index_parts) = std::sync::mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("ledger-encoder".into())
             .spawn(move || {
                 super::priority::favour_this_thread(niceness, "ledger-encoder");
-                encoder_loop(&store, &job_queue, &done_sender, &index_sender)
+                encoder_loop(&store, &job_queue, &done_sender)
             })
             .map_err(|error| StoreError::Encode(format!("cannot start the encoder: {error}")))?;
         Ok(RecordEncoder {
             jobs: Some(jobs),
             done,
-            index_parts,
-            index_part_owed: false,
             thread: Some(thread),
         })
-    }
-
-    /// The index part of the last batch whose log part came back from
-    /// [`RecordEncoder::decide_and_encode`]: its redemptions' entries in key order
-    /// (waits while the encoder is still building it).
-    pub(super) fn take_index_part(&mut self) -> Result<IndexPart, StoreError> {
-        if !std::mem::take(&mut self.index_part_owed) {
-            return Err(StoreError::Encode(
-                "an index part was asked for but no batch's log part is waiting for one".into(),
-            ));
-        }
-        self.index_parts.recv().map_err(|_| {
-            StoreError::Encode("the record encoder stopped before the batch's index part".into())
-        })?
-    }
-
-    /// Drops the index part of a batch that writes none (every command refused), or whose
-    /// index part was abandoned, so the next batch's is the next one taken.
-    pub(super) fn discard_index_part(&mut self) {
-        if self.index_part_owed {
-            let _ = self.take_index_part();
-        }
     }
 
     fn send(&self, job: EncoderJob) -> Result<(), StoreError> {
@@ -140,7 +138,7 @@ impl RecordEncoder {
     /// `replies`, and hands the events over in chunks as they are decided; returns the
     /// encoded batch (records after `previous`; `bytes` is the expected size of its
     /// log part, reserved up front) once the last chunk is encoded; its index part
-    /// follows ([`RecordEncoder::take_index_part`]). An error means the
+    /// follows ([`EncodedBatch::index_part`]). An error means the
     /// encoder stopped: the state may be ahead of anything that can be written.
     pub(super) fn decide_and_encode(
         &mut self,
@@ -151,10 +149,14 @@ impl RecordEncoder {
         previous: ChainHash,
         bytes: usize,
     ) -> Result<EncodedBatch, StoreError> {
-        // The writer writes (or abandons) a batch's index part before it decides the next
-        // batch, so anything still owed here belongs to a batch that wrote nothing.
-        self.discard_index_part();
-        self.send(EncoderJob::Begin { previous, bytes })?;
+        // Room for the one part: the encoder never waits to hand it over, even while the
+        // batch's log part waits behind an earlier batch's write (the engine's pipeline).
+        let (index_part, part) = std::sync::mpsc::sync_channel(1);
+        self.send(EncoderJob::Begin {
+            previous,
+            bytes,
+            index_part,
+        })?;
         {
             let mut state = state.write();
             let mut chunk = Vec::with_capacity(ENCODE_CHUNK_EVENTS);
@@ -182,14 +184,18 @@ impl RecordEncoder {
             }
         }
         self.send(EncoderJob::Finish)?;
-        let encoded = self
+        let (batch, head, chunks) = self
             .done
             .recv()
             .map_err(|_| StoreError::Encode("the record encoder stopped mid-batch".into()))??;
         // The encoder builds the index part next, and sends it after every log part it
         // sends back.
-        self.index_part_owed = true;
-        Ok(encoded)
+        Ok(EncodedBatch {
+            batch,
+            head,
+            chunks,
+            index_part: IndexPartReceiver { part },
+        })
     }
 }
 
@@ -209,20 +215,25 @@ struct Building {
     head: ChainHash,
     chunks: Vec<Vec<SequencedEvent>>,
     failure: Option<StoreError>,
+    /// Where the batch's index part goes (`None` for a batch that never began).
+    index_part: Option<SyncSender<Result<IndexPart, StoreError>>>,
 }
 
 fn encoder_loop(
     store: &EventStore,
     jobs: &Receiver<EncoderJob>,
-    done: &SyncSender<Result<EncodedBatch, StoreError>>,
-    index_parts: &SyncSender<Result<IndexPart, StoreError>>,
+    done: &SyncSender<Result<EncodedLogPart, StoreError>>,
 ) {
     let mut building: Option<Building> = None;
     // Kept from batch to batch, so its room is reused.
     let mut deferred = DeferredIndexEntries::default();
     for job in jobs {
         match job {
-            EncoderJob::Begin { previous, bytes } => {
+            EncoderJob::Begin {
+                previous,
+                bytes,
+                index_part,
+            } => {
                 deferred.clear();
                 let mut batch = CommitBatch::with_capacity(bytes);
                 batch.expect_index_part();
@@ -231,6 +242,7 @@ fn encoder_loop(
                     head: previous,
                     chunks: Vec::new(),
                     failure: None,
+                    index_part: Some(index_part),
                 });
             }
             EncoderJob::Chunk(events) => {
@@ -243,6 +255,7 @@ fn encoder_loop(
                         failure: Some(StoreError::Encode(
                             "a chunk came before its batch began".into(),
                         )),
+                        index_part: None,
                     });
                     continue;
                 };
@@ -261,35 +274,33 @@ fn encoder_loop(
                 open.chunks.push(events);
             }
             EncoderJob::Finish => {
-                let result = match building.take() {
+                let (result, index_part) = match building.take() {
                     Some(Building {
                         failure: Some(error),
                         ..
-                    }) => Err(error),
+                    }) => (Err(error), None),
                     Some(Building {
                         batch,
                         head,
                         chunks,
                         failure: None,
-                    }) => Ok(EncodedBatch {
-                        batch,
-                        head,
-                        chunks,
-                    }),
-                    None => Err(StoreError::Encode(
-                        "a batch was finished that never began".into(),
-                    )),
+                        index_part,
+                    }) => (Ok((batch, head, chunks)), index_part),
+                    None => (
+                        Err(StoreError::Encode(
+                            "a batch was finished that never began".into(),
+                        )),
+                        None,
+                    ),
                 };
-                let log_part_encoded = result.is_ok();
                 if done.send(result).is_err() {
                     return;
                 }
-                // While the writer writes the log part and waits for its fsync.
-                if log_part_encoded {
-                    let part = store.index_part_of(&mut deferred);
-                    if index_parts.send(part).is_err() {
-                        return;
-                    }
+                // While the log part is written and its fsync waited for. Nobody may be
+                // waiting for it any more (a batch that wrote nothing, or was abandoned):
+                // that is no reason to stop.
+                if let Some(index_part) = index_part {
+                    let _ = index_part.send(store.index_part_of(&mut deferred));
                 }
             }
         }

@@ -1,10 +1,17 @@
-//! The engine: one writer thread that owns the [`Ledger`], fed through a bounded queue.
+//! The engine: one writer thread that owns the [`Ledger`], fed through a bounded queue,
+//! and one committer thread that writes what the writer decided.
 //!
 //! Network tasks submit jobs (a single command or a batch); the writer drains whatever is
 //! queued, up to [`SUBMIT_BATCH_LIMIT`] commands, stamps them with the time, lets the
-//! state machine decide them, writes them as one `WriteBatch` with one fsync (group
-//! commit) and only then answers every job of the batch. So batches form both from
-//! `PostInvoices` calls and from many concurrent `PostInvoice` calls.
+//! state machine decide them, and has them written as one `WriteBatch` with one fsync
+//! (group commit); only then is every job of the batch answered. So batches form both
+//! from `PostInvoices` calls and from many concurrent `PostInvoice` calls.
+//!
+//! A large batch with more queued behind it is handed to the committer, which writes it,
+//! answers it and writes its index part while the writer decides the next one (issue 12:
+//! the write with its fsync was a fifth to a quarter of a batch's time on the writer).
+//! Small batches with nothing in flight are written by the writer itself, as before. What
+//! keeps the pipeline correct is on [`Committer`].
 //!
 //! Everything is bounded: the queue (jobs and commands), the batch, and the time a
 //! reader waits for the writer. When the queue is full, submission fails at once with
@@ -22,7 +29,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::domain::{Command, Envelope, Event, LedgerState, Origin, Rejection, Reply, Timestamp};
-use crate::ledger::{CheckpointJob, Ledger, LedgerReader, SnapshotJob, SUBMIT_BATCH_LIMIT};
+use crate::ledger::{
+    CheckpointJob, Ledger, LedgerReader, SealedBatch, SealedBatchWriter, SnapshotJob,
+    SUBMIT_BATCH_LIMIT,
+};
 use crate::limits::{
     CHECKPOINT_QUEUE, QUEUE_COMMANDS_DEFAULT, QUEUE_JOBS_DEFAULT, READ_WAIT_DEFAULT,
 };
@@ -143,6 +153,9 @@ pub struct EngineStatus {
     pub checkpoint_failures: AtomicU64,
     /// Whether the writer stopped after a failed write.
     pub poisoned: AtomicBool,
+    /// Batches decided while the batch before was being written (the committer's
+    /// pipeline, see `writer_loop`), since the engine started.
+    pub batches_decided_during_write: AtomicU64,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -266,6 +279,288 @@ fn now_ms() -> i64 {
         .map_or(0, |elapsed| elapsed.as_millis() as i64)
 }
 
+/// A batch the writer hands to the committer: sealed (or, every command refused,
+/// nothing to write), with its callers and their replies.
+struct HandedBatch {
+    sealed: Option<SealedBatch>,
+    /// The state's sequence after the batch: durable once it is written.
+    last_sequence: u64,
+    commands: usize,
+    buffers: BatchBuffers,
+    /// When the writer took the batch off the queue.
+    started: Instant,
+}
+
+/// What travels with a batch from the writer to the committer and back: its replies,
+/// who waits for them, and its report. Kept and reused (a batch's replies take ~1 MB,
+/// which would otherwise be faulted in anew).
+struct BatchBuffers {
+    replies: Vec<Result<Reply, Rejection>>,
+    waiting: Vec<(usize, oneshot::Sender<JobReply>)>,
+    report: BatchReport,
+}
+
+impl BatchBuffers {
+    fn new(batch_limit: usize) -> BatchBuffers {
+        let mut replies = Vec::new();
+        // Written now: the first batches would otherwise fault the room in (see
+        // `storage::heap::write_spare_room`).
+        crate::storage::heap::write_spare_room(&mut replies, batch_limit);
+        BatchBuffers {
+            replies,
+            waiting: Vec::new(),
+            report: BatchReport::default(),
+        }
+    }
+
+    /// Sends each caller its share of the replies, in the order they were gathered.
+    fn answer(&mut self) {
+        let mut results = self.replies.drain(..);
+        for (count, reply) in self.waiting.drain(..) {
+            let mine: Vec<_> = results.by_ref().take(count).collect();
+            let _ = reply.send(Ok(mine));
+        }
+    }
+
+    /// Fails every caller with `error`.
+    fn fail(&mut self, error: &EngineError) {
+        self.replies.clear();
+        for (_, reply) in self.waiting.drain(..) {
+            let _ = reply.send(Err(error.clone()));
+        }
+    }
+}
+
+/// The committer's word that a handed batch is answered: its buffers come back, and
+/// whether its write (log or index part) failed.
+struct SettledBatch {
+    /// The batch was sealed (it counted in [`Ledger::sealed_batch_settled`]).
+    sealed: bool,
+    failure: Option<String>,
+    buffers: BatchBuffers,
+}
+
+/// The writer's side of the pipeline to the committer: the batches handed over and not
+/// yet settled, and the buffers free for the next batch.
+struct Pipeline {
+    handed: Option<std::sync::mpsc::SyncSender<HandedBatch>>,
+    settled: std::sync::mpsc::Receiver<SettledBatch>,
+    in_flight: usize,
+    spare: Vec<BatchBuffers>,
+    batch_limit: usize,
+    committer: Option<JoinHandle<()>>,
+}
+
+impl Pipeline {
+    /// Buffers for the next batch: a returned set if there is one.
+    fn buffers(&mut self) -> BatchBuffers {
+        self.spare
+            .pop()
+            .unwrap_or_else(|| BatchBuffers::new(self.batch_limit))
+    }
+
+    /// Hands a decided batch to the committer: waits until it takes it, once the batch
+    /// before is written and answered.
+    fn hand(&mut self, batch: HandedBatch) -> Result<(), HandedBatch> {
+        let Some(handed) = &self.handed else {
+            return Err(batch);
+        };
+        match handed.send(batch) {
+            Ok(()) => {
+                self.in_flight += 1;
+                Ok(())
+            }
+            Err(std::sync::mpsc::SendError(batch)) => Err(batch),
+        }
+    }
+
+    /// Takes in what the committer has settled, without waiting (`wait`: false) or until
+    /// nothing is in flight (`wait`: true).
+    fn absorb(&mut self, ledger: &mut Ledger, wait: bool) {
+        while self.in_flight > 0 {
+            let next = if wait {
+                self.settled.recv().ok()
+            } else {
+                match self.settled.try_recv() {
+                    Ok(settled) => Some(settled),
+                    Err(std::sync::mpsc::TryRecvError::Empty) => return,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => None,
+                }
+            };
+            let Some(settled) = next else {
+                // The committer is gone (it panicked): what it held is lost, so is the
+                // guarantee that the state is the durable one.
+                ledger.poison("the committer thread stopped".into());
+                self.in_flight = 0;
+                return;
+            };
+            self.in_flight -= 1;
+            self.take_in(ledger, settled);
+        }
+    }
+
+    /// Takes in one settled batch: its failure poisons the ledger, its buffers are free.
+    fn take_in(&mut self, ledger: &mut Ledger, settled: SettledBatch) {
+        if settled.sealed {
+            ledger.sealed_batch_settled(settled.failure);
+        } else if let Some(reason) = settled.failure {
+            ledger.poison(reason);
+        }
+        self.spare.push(settled.buffers);
+    }
+
+    /// Lets every handed batch settle, then stops the committer.
+    fn finish(mut self, ledger: &mut Ledger) {
+        self.absorb(ledger, true);
+        self.handed = None;
+        if let Some(committer) = self.committer.take() {
+            let _ = committer.join();
+        }
+    }
+}
+
+/// The committer's thread: writes each handed batch's log part with its fsync, then
+/// answers its callers, then writes its index part, in the order the batches were
+/// handed. Why a thread of its own: the writer decides the next batch meanwhile.
+///
+/// What keeps that correct:
+/// - every answer, the committed watermark, and with it every read, waits for its
+///   batch's fsync, as before;
+/// - batches are written in order, one at a time, each one's index part before the next
+///   one's log part (the order `storage/index_lag.rs` relies on);
+/// - once a write fails, every later batch fails too: it was decided on a state the log
+///   does not hold;
+/// - the writer never empties the invoice cache, grows the invoice filter, snapshots or
+///   signs a checkpoint while a batch is in flight (`Ledger::sealed_unwritten`): the
+///   next batch's prefetch finds an in-flight batch's invoices in the cache, not the
+///   index.
+#[derive(Clone)]
+struct Committer {
+    writer: SealedBatchWriter,
+    committed: Arc<watch::Sender<u64>>,
+    failure: Arc<watch::Sender<Option<String>>>,
+    observer: Option<Arc<dyn BatchObserver>>,
+    status: Arc<EngineStatus>,
+}
+
+impl Committer {
+    fn run(
+        self,
+        handed: std::sync::mpsc::Receiver<HandedBatch>,
+        settled: std::sync::mpsc::SyncSender<SettledBatch>,
+    ) {
+        let mut failed: Option<String> = None;
+        for batch in handed {
+            let settled_batch = self.commit(batch, &mut failed);
+            if settled.send(settled_batch).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn commit(&self, batch: HandedBatch, failed: &mut Option<String>) -> SettledBatch {
+        let HandedBatch {
+            sealed,
+            last_sequence,
+            commands,
+            mut buffers,
+            started,
+        } = batch;
+        let was_sealed = sealed.is_some();
+        let written = match (&*failed, sealed) {
+            (Some(reason), _) => Err(reason.clone()),
+            (None, None) => Ok(None),
+            (None, Some(sealed)) => {
+                let writing = Instant::now();
+                let written = self.writer.write_log(sealed);
+                buffers.report.write = writing.elapsed();
+                written.map(Some).map_err(|error| error.to_string())
+            }
+        };
+        let failure = match written {
+            Ok(unindexed) => {
+                self.committed.send_if_modified(|durable| {
+                    let newer = *durable < last_sequence;
+                    if newer {
+                        *durable = last_sequence;
+                    }
+                    newer
+                });
+                // Counted before anyone is answered, so a caller that reads the metrics
+                // after its answer finds its own commands in them.
+                if let Some(observer) = &self.observer {
+                    buffers.report.commit = started.elapsed();
+                    observer.batch_committed(&buffers.report);
+                }
+                buffers.answer();
+                // The batch's invoice index entries, after its answers: its callers do
+                // not wait for them, readers of the index do (`storage::index_lag`).
+                // A failure here failed no caller (the batch is durable and answered), so
+                // it is not counted as a failed batch: the ledger stops, health says so,
+                // and the next open derives the entries from the log.
+                match unindexed.map(|unindexed| self.writer.write_index(unindexed)) {
+                    Some(Err(error)) => {
+                        tracing::error!(%error, "writing the invoice index failed; the ledger refuses further writes until restarted");
+                        Some(error.to_string())
+                    }
+                    _ => None,
+                }
+            }
+            Err(reason) => {
+                if failed.is_none() {
+                    tracing::error!(error = %reason, "group commit failed; the ledger refuses further writes until restarted");
+                }
+                if let Some(observer) = &self.observer {
+                    observer.batch_failed(commands);
+                }
+                buffers.fail(&EngineError::Storage(reason.clone()));
+                Some(reason)
+            }
+        };
+        if let Some(reason) = &failure {
+            if failed.is_none() {
+                self.status.poisoned.store(true, Ordering::Relaxed);
+                let _ = self.failure.send(Some(reason.clone()));
+                *failed = Some(reason.clone());
+            }
+        }
+        SettledBatch {
+            sealed: was_sealed,
+            failure,
+            buffers,
+        }
+    }
+}
+
+/// Work that needs the state to be the durable one, done by the writer when nothing is
+/// in flight: the invoice cache and filter (`Ledger::do_quiet_work`), a snapshot (written
+/// by another thread: a snapshot is for the next restart, not for callers; if the
+/// previous one is still being written, this one is skipped), and a checkpoint.
+fn do_quiet_work(
+    ledger: &mut Ledger,
+    snapshots: &std::sync::mpsc::SyncSender<SnapshotJob>,
+    checkpoints: &mut Option<Checkpoints>,
+    settled_since_checkpoint: &mut bool,
+) {
+    if ledger.is_poisoned() {
+        return;
+    }
+    ledger.do_quiet_work();
+    if let Some(job) = ledger.snapshot_job_if_due() {
+        if snapshots.try_send(job).is_err() {
+            tracing::debug!("previous snapshot still being written; skipped one");
+        }
+    }
+    if let Some(checkpoints) = checkpoints.as_mut() {
+        checkpoints.after_batch(ledger, std::mem::take(settled_since_checkpoint));
+    }
+}
+
+/// Commands queued (counting a job carried over) from which the writer decides the next
+/// batch while the last one is written: as many as the encoder works beside the writer
+/// for, whose deciding takes about a millisecond, as long as a write with its fsync.
+const PIPELINE_FROM_QUEUED_COMMANDS: usize = 1024;
+
 fn writer_loop(
     mut ledger: Ledger,
     mut receiver: mpsc::Receiver<Job>,
@@ -276,14 +571,12 @@ fn writer_loop(
     status: Arc<EngineStatus>,
 ) {
     let batch_limit = config.batch_commands.clamp(1, SUBMIT_BATCH_LIMIT);
+    let failure = Arc::new(failure);
     let mut carried: Option<Job> = None;
     // A batch's room, written now: the first batch would otherwise fault ~3 MB of fresh
     // pages in (see `storage::heap::write_spare_room`).
     let mut envelopes: Vec<Envelope> = Vec::new();
     crate::storage::heap::write_spare_room(&mut envelopes, batch_limit);
-    let mut replies: Vec<Result<Reply, Rejection>> = Vec::new();
-    crate::storage::heap::write_spare_room(&mut replies, batch_limit);
-    let mut waiting: Vec<(usize, oneshot::Sender<JobReply>)> = Vec::new();
     let (snapshots, snapshot_jobs) = std::sync::mpsc::sync_channel::<SnapshotJob>(1);
     let snapshot_status = Arc::clone(&status);
     let snapshot_writer = std::thread::Builder::new()
@@ -307,10 +600,75 @@ fn writer_loop(
                 }
             }
         });
+    // A rendezvous: one batch being written, and the next one waiting in the writer's hand
+    // at most.
+    let (handed, handed_batches) = std::sync::mpsc::sync_channel::<HandedBatch>(0);
+    let (settled_sender, settled) = std::sync::mpsc::sync_channel::<SettledBatch>(4);
+    let committer = Committer {
+        writer: ledger.sealed_batch_writer(),
+        committed: Arc::new(committed),
+        failure: Arc::clone(&failure),
+        observer: config.observer.clone(),
+        status: Arc::clone(&status),
+    };
+    // The writer's own: a small batch with nothing in flight is written here, as in a
+    // plain group commit, without the hand-over to the committer's thread.
+    let inline_committer = committer.clone();
+    let mut inline_failed: Option<String> = None;
+    let niceness = ledger.options().commit_thread_niceness;
+    let committer = std::thread::Builder::new()
+        .name("ledger-commit".into())
+        .spawn(move || {
+            super::priority::favour_this_thread(niceness, "ledger-commit");
+            committer.run(handed_batches, settled_sender)
+        });
+    let committer = match committer {
+        Ok(committer) => Some(committer),
+        Err(error) => {
+            // Without it nothing can be written: every batch is refused (`Pipeline::hand`).
+            tracing::error!(%error, "cannot start the committer thread; the ledger refuses writes");
+            None
+        }
+    };
+    let mut pipeline = Pipeline {
+        handed: committer.is_some().then_some(handed),
+        settled,
+        in_flight: 0,
+        spare: (0..2).map(|_| BatchBuffers::new(batch_limit)).collect(),
+        batch_limit,
+        committer,
+    };
     let mut checkpoints = Checkpoints::start(&ledger, config.checkpoints.clone(), &status);
-    let mut report = BatchReport::default();
+    // A settlement run or a year close was decided since the last checkpoint: the next
+    // quiet moment signs one.
+    let mut settled_since_checkpoint = false;
     let mut shutting_down = false;
     while !shutting_down {
+        pipeline.absorb(&mut ledger, false);
+        if pipeline.in_flight == 0 {
+            do_quiet_work(
+                &mut ledger,
+                &snapshots,
+                &mut checkpoints,
+                &mut settled_since_checkpoint,
+            );
+        }
+        // Decide the next batch while one is written only when the next is large: its
+        // deciding then takes about as long as the write, and hides it. A few commands
+        // (unary calls) are decided in a moment; handed ahead they would only make the
+        // group commits smaller and the fsyncs more, so they wait for the write, and
+        // whatever comes meanwhile joins them, as in a plain group commit.
+        if pipeline.in_flight > 0
+            && queued_commands.load(Ordering::Relaxed) < PIPELINE_FROM_QUEUED_COMMANDS
+        {
+            pipeline.absorb(&mut ledger, true);
+            do_quiet_work(
+                &mut ledger,
+                &snapshots,
+                &mut checkpoints,
+                &mut settled_since_checkpoint,
+            );
+        }
         let first = match carried.take() {
             Some(job) => job,
             None => match receiver.blocking_recv() {
@@ -319,8 +677,7 @@ fn writer_loop(
             },
         };
         envelopes.clear();
-        replies.clear();
-        waiting.clear();
+        let mut buffers = pipeline.buffers();
         // Time comes in with the commands, from here, never from inside the state
         // machine; it never runs backwards even if the wall clock does.
         let at = Timestamp(now_ms().max(ledger.state().last_time().0));
@@ -345,7 +702,7 @@ fn writer_loop(
                         break;
                     }
                     queued_commands.fetch_sub(commands.len(), Ordering::Relaxed);
-                    waiting.push((commands.len(), reply));
+                    buffers.waiting.push((commands.len(), reply));
                     envelopes.extend(
                         commands
                             .into_iter()
@@ -358,56 +715,74 @@ fn writer_loop(
             }
         }
         if envelopes.is_empty() {
+            pipeline.spare.push(buffers);
             continue;
         }
+        // Work that needs a durable state is due (the cache is full, a snapshot or a
+        // checkpoint is due): let what is in flight be written first. About one batch in
+        // eight at 8,192 commands a batch, for the cache.
+        pipeline.absorb(&mut ledger, false);
+        if pipeline.in_flight > 0
+            && (ledger.quiet_work_due()
+                || settled_since_checkpoint
+                || checkpoints
+                    .as_ref()
+                    .is_some_and(|checkpoints| checkpoints.due(&ledger)))
+        {
+            pipeline.absorb(&mut ledger, true);
+        }
+        if pipeline.in_flight == 0 {
+            do_quiet_work(
+                &mut ledger,
+                &snapshots,
+                &mut checkpoints,
+                &mut settled_since_checkpoint,
+            );
+        }
         let started = Instant::now();
-        let outcome = ledger.commit_batch(&envelopes, &mut replies);
-        match outcome {
-            Ok(()) => {
-                let _ = committed.send(ledger.state().last_sequence());
-                // Counted before anyone is answered, so a caller that reads the metrics
-                // after its answer finds its own commands in them.
-                if let Some(observer) = &config.observer {
-                    report.clear();
-                    report.count(&envelopes, &replies);
-                    report.events = ledger.last_batch_events().len() as u64;
-                    report.commit = started.elapsed();
-                    report.write = ledger.last_write_duration();
-                    observer.batch_committed(&report);
+        if pipeline.in_flight > 0 {
+            status
+                .batches_decided_during_write
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        match ledger.decide_batch(&envelopes, &mut buffers.replies) {
+            Ok(sealed) => {
+                if config.observer.is_some() {
+                    buffers.report.clear();
+                    buffers.report.count(&envelopes, &buffers.replies);
+                    buffers.report.events = ledger.last_batch_events().len() as u64;
                 }
-                let mut results = replies.drain(..);
-                for (count, reply) in waiting.drain(..) {
-                    let mine: Vec<_> = results.by_ref().take(count).collect();
-                    let _ = reply.send(Ok(mine));
-                }
-                drop(results);
-                // The batch's invoice index entries, after its answers: its callers do
-                // not wait for them, readers of the index do (`storage::index_lag`).
-                // A failure here failed no caller (the batch is durable and answered), so
-                // it is not counted as a failed batch: the ledger stops, health says so,
-                // and the next open derives the entries from the log.
-                if let Err(error) = ledger.write_pending_index() {
-                    tracing::error!(%error, "writing the invoice index failed; the ledger refuses further writes until restarted");
-                    status.poisoned.store(true, Ordering::Relaxed);
-                    let _ = failure.send(Some(error.to_string()));
-                    continue;
-                }
-                // After the replies, and written by another thread: a snapshot is for the
-                // next restart, not for callers. If the previous one is still being
-                // written, this one is skipped (the next is due soon enough).
-                if let Some(job) = ledger.snapshot_job_if_due() {
-                    if snapshots.try_send(job).is_err() {
-                        tracing::debug!("previous snapshot still being written; skipped one");
+                settled_since_checkpoint |= ledger.last_batch_events().iter().any(|event| {
+                    matches!(
+                        event.event,
+                        Event::SettlementRunCreated { .. } | Event::ProgrammeYearClosed { .. }
+                    )
+                });
+                let batch = HandedBatch {
+                    last_sequence: ledger.state().last_sequence(),
+                    sealed,
+                    commands: envelopes.len(),
+                    buffers,
+                    started,
+                };
+                // A small batch with nothing in flight (a unary call, a few of them) is
+                // written here: the hand-over costs more than it could hide.
+                if pipeline.in_flight == 0 && envelopes.len() < PIPELINE_FROM_QUEUED_COMMANDS {
+                    let settled = inline_committer.commit(batch, &mut inline_failed);
+                    pipeline.take_in(&mut ledger, settled);
+                } else if let Err(batch) = pipeline.hand(batch) {
+                    // The committer is gone: nothing more can be written.
+                    let reason = "the committer thread stopped".to_string();
+                    if batch.sealed.is_some() {
+                        ledger.sealed_batch_settled(Some(reason.clone()));
+                    } else {
+                        ledger.poison(reason.clone());
                     }
-                }
-                if let Some(checkpoints) = checkpoints.as_mut() {
-                    let settled = ledger.last_batch_events().iter().any(|event| {
-                        matches!(
-                            event.event,
-                            Event::SettlementRunCreated { .. } | Event::ProgrammeYearClosed { .. }
-                        )
-                    });
-                    checkpoints.after_batch(&ledger, settled);
+                    status.poisoned.store(true, Ordering::Relaxed);
+                    let _ = failure.send(Some(reason.clone()));
+                    let mut buffers = batch.buffers;
+                    buffers.fail(&EngineError::Storage(reason));
+                    pipeline.spare.push(buffers);
                 }
             }
             Err(error) => {
@@ -417,14 +792,20 @@ fn writer_loop(
                     observer.batch_failed(envelopes.len());
                 }
                 let _ = failure.send(Some(error.to_string()));
-                for (_, reply) in waiting.drain(..) {
-                    let _ = reply.send(Err(EngineError::Storage(error.to_string())));
-                }
+                buffers.fail(&EngineError::Storage(error.to_string()));
+                pipeline.spare.push(buffers);
             }
         }
     }
-    // Answer whatever is still queued, then close the ledger (final snapshot) once any
-    // snapshot in flight is written.
+    // Everything handed is written and answered; then the queue is answered, and the
+    // ledger closed (final snapshot) once any snapshot in flight is written.
+    pipeline.finish(&mut ledger);
+    do_quiet_work(
+        &mut ledger,
+        &snapshots,
+        &mut checkpoints,
+        &mut settled_since_checkpoint,
+    );
     drop(snapshots);
     if let Ok(handle) = snapshot_writer {
         let _ = handle.join();
@@ -530,6 +911,12 @@ impl Checkpoints {
             checkpoints.send(ledger);
         }
         Some(checkpoints)
+    }
+
+    /// Whether a checkpoint is owed or the interval has passed (a settlement run or a
+    /// year close makes one due as well: the writer tracks those).
+    fn due(&self, ledger: &Ledger) -> bool {
+        self.owed || ledger.state().last_sequence().saturating_sub(self.last) >= self.interval
     }
 
     fn after_batch(&mut self, ledger: &Ledger, settled: bool) {

@@ -20,6 +20,7 @@ mod encoder;
 pub mod engine;
 pub mod priority;
 mod reader;
+mod sealed;
 
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -30,6 +31,7 @@ use parking_lot::{RwLock, RwLockReadGuard};
 use rustc_hash::FxHashMap;
 
 pub use reader::LedgerReader;
+pub use sealed::{SealedBatch, SealedBatchWriter, UnindexedBatch};
 
 use crate::domain::{Command, Envelope, Event, InvoiceEntry, InvoiceNumber, LedgerState};
 use crate::domain::{ProgrammeYear, Rejection, Reply, SequencedEvent, StateImage, Uscc};
@@ -40,8 +42,7 @@ use crate::limits::{
 use crate::storage::checkpoint::CheckpointSigner;
 use crate::storage::record::{genesis_chain_hash, ChainHash};
 use crate::storage::{
-    CommitBatch, EventStore, LogError, LogPosition, PendingIndexWrite, RecordError, StoreError,
-    StoreSettings,
+    CommitBatch, EventStore, LogError, LogPosition, RecordError, StoreError, StoreSettings,
 };
 
 #[derive(Clone, Debug)]
@@ -209,10 +210,16 @@ pub struct Ledger {
     last_index_bytes: usize,
     /// The last batch's invoice index entries, written after its answers
     /// ([`Ledger::write_pending_index`]) and always before the next batch is decided.
-    /// A large batch's part awaits the encoder's redemption entries
-    /// ([`encoder::RecordEncoder::take_index_part`]); the reversals in `index_updates`
-    /// go after them.
-    pending_index: Option<PendingIndexWrite>,
+    /// A large batch's part awaits the encoder's redemption entries; its reversals go
+    /// after them. (Only [`Ledger::commit_batch`] leaves one here; the engine's committer
+    /// writes the index parts of the batches it writes.)
+    pending_index: Option<UnindexedBatch>,
+    /// Batches sealed ([`Ledger::decide_batch`]) whose index part is not yet written, or
+    /// whose write failed unreported. While one is, the state is ahead of the durable
+    /// log and the cache holds invoices the index lacks: nothing that needs the state to
+    /// be the durable one (a snapshot, a checkpoint, emptying the cache, growing the
+    /// invoice filter) may run.
+    sealed_unwritten: u32,
     /// How long the last batch's write (with its fsync) took.
     last_write: Duration,
     /// Encodes a large batch's records while the writer decides the rest of it; started
@@ -319,6 +326,7 @@ impl Ledger {
             last_batch_bytes: 0,
             last_index_bytes: 0,
             pending_index: None,
+            sealed_unwritten: 0,
             last_write: Duration::ZERO,
             encoder,
         };
@@ -426,11 +434,7 @@ impl Ledger {
     pub fn abandon_pending_index_for_tests(&mut self) {
         if let Some(pending) = self.pending_index.take() {
             self.poisoned = Some("the last batch's index part was abandoned (a test)".into());
-            if pending.awaits_part() {
-                if let Some(encoder) = self.encoder.as_mut() {
-                    encoder.discard_index_part();
-                }
-            }
+            drop(pending);
         }
     }
 
@@ -450,38 +454,126 @@ impl Ledger {
     /// Writes the pending index part, if any: first the encoder's entries (a large
     /// batch's redemptions), then the reversals read from the state.
     fn finish_pending_index(&mut self) -> Result<(), StoreError> {
-        let Some(mut pending) = self.pending_index.take() else {
+        let Some(pending) = self.pending_index.take() else {
             return Ok(());
         };
-        if pending.awaits_part() {
-            let encoder = self.encoder.as_mut().ok_or_else(|| {
-                StoreError::Encode("the encoder that owes the batch's index part is gone".into())
-            })?;
-            let part = encoder.take_index_part()?;
-            self.store
-                .complete_index_part(&mut pending, part, &self.index_updates)?;
-        }
-        self.store.commit_index(pending)
+        self.sealed_batch_writer().write_index(pending)
     }
 
-    /// The group commit without the snapshot: the engine answers its callers first and
-    /// then calls [`Ledger::snapshot_job_if_due`], so a snapshot never delays a reply.
+    /// Writes sealed batches ([`Ledger::decide_batch`]) on another thread: the engine's
+    /// committer.
+    pub fn sealed_batch_writer(&self) -> SealedBatchWriter {
+        SealedBatchWriter {
+            store: Arc::clone(&self.store),
+        }
+    }
+
+    /// The committer has written a sealed batch's log and index parts, or failed to
+    /// (`failure`: the ledger then refuses further batches, as after its own failed
+    /// write).
+    pub fn sealed_batch_settled(&mut self, failure: Option<String>) {
+        assert!(
+            self.sealed_unwritten > 0,
+            "a sealed batch is settled only once, after it was sealed"
+        );
+        self.sealed_unwritten -= 1;
+        if let Some(reason) = failure {
+            self.poisoned.get_or_insert(reason);
+        }
+    }
+
+    /// Stops the ledger: it refuses further batches until reopened (the engine's
+    /// committer stopped, or its write failed).
+    pub fn poison(&mut self, reason: String) {
+        self.poisoned.get_or_insert(reason);
+    }
+
+    /// Whether the ledger refuses further batches.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
+    }
+
+    /// Whether work is due that needs the state to be the durable one (no sealed batch
+    /// unwritten): emptying the invoice cache, growing the invoice filter, a snapshot.
+    /// The engine then lets its committer finish before it decides the next batch.
+    pub fn quiet_work_due(&self) -> bool {
+        let state = self.state.read();
+        state.invoices_in_memory() > self.options.invoice_cache_limit
+            || self.store.invoice_filter_growth_due()
+            || state
+                .last_sequence()
+                .saturating_sub(self.last_snapshot_sequence)
+                >= self.options.snapshot_interval.max(1)
+    }
+
+    /// The work [`Ledger::quiet_work_due`] names that stays on the writer's thread:
+    /// empties the invoice cache if full and starts a larger invoice filter if due.
+    /// (The snapshot is [`Ledger::snapshot_job_if_due`].)
+    pub fn do_quiet_work(&mut self) {
+        assert_eq!(
+            self.sealed_unwritten, 0,
+            "quiet work waits for every sealed batch to be written"
+        );
+        self.evict_invoice_cache_if_full();
+        self.grow_invoice_filter_if_due();
+    }
+
+    /// The group commit without the snapshot, on this thread: decides the batch, writes
+    /// its log part with the fsync, and leaves its index part for
+    /// [`Ledger::write_pending_index`] (called after the answers, or first thing in the
+    /// next batch).
     pub fn commit_batch(
         &mut self,
         envelopes: &[Envelope],
         replies: &mut Vec<Result<Reply, Rejection>>,
     ) -> Result<(), LedgerError> {
+        if let Some(sealed) = self.decide_batch(envelopes, replies)? {
+            let writing = Instant::now();
+            let written = self.sealed_batch_writer().write_log(sealed);
+            self.last_write = writing.elapsed();
+            self.sealed_unwritten -= 1;
+            match written {
+                Ok(unindexed) => self.pending_index = Some(unindexed),
+                Err(error) => {
+                    self.poisoned = Some(error.to_string());
+                    return Err(error.into());
+                }
+            }
+        }
+        // A batch of refusals too: its prefetch may have marked invoices absent, and the
+        // cache's limit holds for those as well.
+        self.evict_invoice_cache_if_full();
+        Ok(())
+    }
+
+    /// The first half of a group commit: decides the batch (after its prefetch) and
+    /// encodes it. `None`: every command was refused and there is nothing to write.
+    /// The state holds the batch's effects at once; the sealed batch is durable only
+    /// once written ([`SealedBatchWriter::write_log`]), so readers wait for its sequence,
+    /// and a failed write must be reported ([`Ledger::sealed_batch_settled`]).
+    ///
+    /// Only the previous batch's index part must be in the index, or its invoices still
+    /// in the cache, when this is called: the cache is never emptied while a sealed batch
+    /// is unwritten ([`Ledger::do_quiet_work`]).
+    pub fn decide_batch(
+        &mut self,
+        envelopes: &[Envelope],
+        replies: &mut Vec<Result<Reply, Rejection>>,
+    ) -> Result<Option<SealedBatch>, LedgerError> {
         if let Some(reason) = &self.poisoned {
             return Err(StoreError::Poisoned(reason.clone()).into());
         }
         if envelopes.len() > SUBMIT_BATCH_LIMIT {
             return Err(LedgerError::BatchTooLarge(envelopes.len()));
         }
-        // The prefetch below reads the index: the previous batch's entries must be in it.
+        // The prefetch below reads the index: the previous batch's entries must be in it,
+        // or (a batch the committer still writes) in the cache.
         self.write_pending_index()?;
-        // Here, and only here, every key added to the invoice filter is in the index: the
-        // one moment a larger filter can be started and filled by a scan of the index.
-        self.grow_invoice_filter_if_due();
+        if self.sealed_unwritten == 0 {
+            // Here every key added to the invoice filter is in the index: the one moment
+            // a larger filter can be started and filled by a scan of the index.
+            self.grow_invoice_filter_if_due();
+        }
         self.events.clear();
         self.index_updates.clear();
         self.order_updates.clear();
@@ -511,7 +603,7 @@ impl Ledger {
                     for chunk in encoded.chunks.iter_mut() {
                         self.events.append(chunk);
                     }
-                    Some((encoded.batch, encoded.head))
+                    Some((encoded.batch, encoded.head, encoded.index_part))
                 }
                 Err(error) => {
                     // The state may have moved past what the log can hold (and a stopped
@@ -561,30 +653,30 @@ impl Ledger {
             }
         }
         if self.events.is_empty() {
-            // Nothing to write, but the prefetch may have marked the batch's invoices
-            // absent: the cache's limit holds for a batch of refusals too.
-            self.evict_invoice_cache_if_full();
-            return Ok(());
+            return Ok(None);
         }
-        let writing = Instant::now();
-        let written = self.write_events(encoded);
-        self.last_write = writing.elapsed();
-        match written {
-            Ok(head) => {
+        match self.seal(encoded) {
+            Ok((sealed, head)) => {
+                // The head moves now: the next batch is chained after this one, whether
+                // it is decided before or after this one is written.
                 self.chain_head = head;
+                self.sealed_unwritten += 1;
+                Ok(Some(sealed))
             }
             Err(error) => {
                 self.poisoned = Some(error.to_string());
-                return Err(error.into());
+                Err(error.into())
             }
         }
-        self.evict_invoice_cache_if_full();
-        Ok(())
     }
 
     /// Empties the invoice cache once it holds more than its limit (after a batch, so
     /// a batch's prefetch is never evicted before it is decided).
     fn evict_invoice_cache_if_full(&mut self) {
+        assert_eq!(
+            self.sealed_unwritten, 0,
+            "the cache holds an unwritten batch's invoices: it is not emptied before the batch is written"
+        );
         let mut state = self.state.write();
         if state.invoices_in_memory() > self.options.invoice_cache_limit {
             state
@@ -611,6 +703,11 @@ impl Ledger {
     /// Copies the projections for a snapshot if at least `min_new_events` events (and at
     /// least one) came since the last one, and counts it as taken.
     fn take_snapshot_job(&mut self, min_new_events: u64) -> Option<SnapshotJob> {
+        // A snapshot of a state ahead of the durable log could outlive a failed write.
+        assert_eq!(
+            self.sealed_unwritten, 0,
+            "a snapshot is taken of a durable state only"
+        );
         let state = self.state.read();
         let sequence = state.last_sequence();
         let new_events = sequence - self.last_snapshot_sequence;
@@ -692,6 +789,10 @@ impl Ledger {
         if self.poisoned.is_some() {
             return None;
         }
+        assert_eq!(
+            self.sealed_unwritten, 0,
+            "a checkpoint signs a durable head only"
+        );
         Some(CheckpointJob {
             sequence: self.state.read().last_sequence(),
             chain_head: self.chain_head,
@@ -704,23 +805,24 @@ impl Ledger {
         &self.events
     }
 
-    /// Writes the batch's events and invoice order in one durable write, and keeps its
-    /// index entries for [`Ledger::write_pending_index`] (after the answers).
+    /// Puts the batch's events and invoice order into one write, to be made durable by
+    /// [`SealedBatchWriter::write_log`]; its index entries follow after the answers.
     /// `encoded`: the records, already encoded by the encoder, which then builds the
-    /// redemptions' index entries while this write waits for its fsync.
-    fn write_events(
+    /// redemptions' index entries while the write waits for its fsync. Returns it with
+    /// the chain hash of its last record.
+    fn seal(
         &mut self,
-        encoded: Option<(CommitBatch, ChainHash)>,
-    ) -> Result<ChainHash, StoreError> {
+        encoded: Option<(CommitBatch, ChainHash, encoder::IndexPartReceiver)>,
+    ) -> Result<(SealedBatch, ChainHash), StoreError> {
         let from_encoder = encoded.is_some();
-        let (mut batch, head) = match encoded {
-            Some(encoded) => encoded,
+        let (mut batch, head, index_part) = match encoded {
+            Some((batch, head, index_part)) => (batch, head, Some(index_part)),
             None => {
                 let mut batch =
                     CommitBatch::with_capacities(self.last_batch_bytes, self.last_index_bytes);
                 let head =
                     encoder::encode_chunk(&self.store, &mut batch, self.chain_head, &self.events)?;
-                (batch, head)
+                (batch, head, None)
             }
         };
         // Redemptions (encoded above, in key order: RocksDB inserts a batch's keys into
@@ -780,8 +882,19 @@ impl Ledger {
             self.pending_index.is_none(),
             "the previous batch's index part is written before the next batch is"
         );
-        self.pending_index = Some(self.store.commit_log(batch)?);
-        Ok(head)
+        let last_sequence = self.events.last().map_or(0, |event| event.sequence);
+        assert!(last_sequence > 0, "a sealed batch holds events");
+        let sealed = SealedBatch {
+            batch,
+            index_part,
+            reversals: if from_encoder {
+                std::mem::take(&mut self.index_updates)
+            } else {
+                Vec::new()
+            },
+            last_sequence,
+        };
+        Ok((sealed, head))
     }
 
     /// Persists the projections at the current sequence and prunes old snapshots.

@@ -69,6 +69,7 @@ pub struct Metrics {
     checkpoint_sequence: Gauge,
     checkpoints_signed: Gauge,
     checkpoint_failures: Gauge,
+    batches_decided_during_write: Gauge,
     poisoned: Gauge,
     pending_compaction_bytes: Family<FamilyLabels, Gauge>,
     memtable_bytes: Family<FamilyLabels, Gauge>,
@@ -177,6 +178,11 @@ impl Metrics {
             "checkpoint_failures",
             "Checkpoints that could not be signed or stored since the server started",
         );
+        let batches_decided_during_write = gauge(
+            &mut registry,
+            "batches_decided_during_write",
+            "Batches the writer decided while the batch before was being written, since the server started",
+        );
         let poisoned = gauge(
             &mut registry,
             "ledger_poisoned",
@@ -235,6 +241,7 @@ impl Metrics {
             checkpoint_sequence,
             checkpoints_signed,
             checkpoint_failures,
+            batches_decided_during_write,
             poisoned,
             pending_compaction_bytes,
             memtable_bytes,
@@ -286,6 +293,9 @@ impl Metrics {
             .set(as_gauge(status.checkpoints_signed.load(Ordering::Relaxed)));
         self.checkpoint_failures
             .set(as_gauge(status.checkpoint_failures.load(Ordering::Relaxed)));
+        self.batches_decided_during_write.set(as_gauge(
+            status.batches_decided_during_write.load(Ordering::Relaxed),
+        ));
         let poisoned =
             status.poisoned.load(Ordering::Relaxed) || engine.failure_watch().borrow().is_some();
         self.poisoned.set(i64::from(poisoned));

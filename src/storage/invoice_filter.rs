@@ -332,29 +332,36 @@ impl GrowingInvoiceFilter {
         self.keys.fetch_add(keys, Ordering::Relaxed);
     }
 
+    /// Whether [`GrowingInvoiceFilter::begin_growth`] would start a larger filter now.
+    pub fn growth_due(&self) -> bool {
+        let keys = self.keys.load(Ordering::Relaxed);
+        self.growth_due_in(&self.generation.read(), keys)
+    }
+
+    fn growth_due_in(&self, generation: &FilterGeneration, keys: u64) -> bool {
+        let current_bytes = generation.current.bytes();
+        generation.next.is_none()
+            && generation.current.is_complete()
+            && keys.saturating_mul(INVOICE_FILTER_GROW_BELOW_BITS_PER_KEY)
+                > current_bytes as u64 * 8
+            && current_bytes < self.most_bytes
+            && !self.stopping()
+    }
+
     /// If the filter in use is complete, none is being filled, and the index has outgrown
     /// it, makes a larger one (for [`INVOICE_FILTER_GROWN_BITS_PER_KEY`], and at least
     /// twice the size), which every key added from now on goes into too, and returns it
     /// to be filled by a scan of the index. Only the writer calls this, between batches
     /// (see the module doc).
     pub fn begin_growth(&self) -> Option<Arc<InvoiceFilter>> {
-        let keys = self.keys.load(Ordering::Relaxed);
-        let due = |generation: &FilterGeneration| {
-            let current_bytes = generation.current.bytes();
-            generation.next.is_none()
-                && generation.current.is_complete()
-                && keys.saturating_mul(INVOICE_FILTER_GROW_BELOW_BITS_PER_KEY)
-                    > current_bytes as u64 * 8
-                && current_bytes < self.most_bytes
-                && !self.stopping()
-        };
         // Asked before every batch: nearly always no, answered under the read lock that
         // the batch's own probes take too.
-        if !due(&self.generation.read()) {
+        if !self.growth_due() {
             return None;
         }
+        let keys = self.keys.load(Ordering::Relaxed);
         let mut generation = self.generation.write();
-        if !due(&generation) {
+        if !self.growth_due_in(&generation, keys) {
             return None;
         }
         let current_bytes = generation.current.bytes();

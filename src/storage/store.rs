@@ -1592,6 +1592,11 @@ impl EventStore {
         Ok((!self.invoice_filter.stopping()).then_some(scanned))
     }
 
+    /// Whether [`EventStore::grow_invoice_filter_if_due`] would start a larger filter.
+    pub fn invoice_filter_growth_due(&self) -> bool {
+        self.invoice_filter.growth_due()
+    }
+
     /// Starts a larger invoice filter if the index has outgrown the one in use (see
     /// `invoice_filter.rs`): returns it, to be filled by
     /// [`EventStore::fill_grown_invoice_filter`] on another thread. Only for the writer,
