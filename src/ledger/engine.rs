@@ -7,10 +7,11 @@
 //! (group commit); only then is every job of the batch answered. So batches form both
 //! from `PostInvoices` calls and from many concurrent `PostInvoice` calls.
 //!
-//! A large batch with more queued behind it is handed to the committer, which writes it,
-//! answers it and writes its index part while the writer decides the next one (issue 12:
-//! the write with its fsync was a fifth to a quarter of a batch's time on the writer).
-//! Small batches with nothing in flight are written by the writer itself, as before. What
+//! A batch of 1,024 commands or more, and any batch while another is in flight, is handed
+//! to the committer, which writes it, answers it and writes its index part while the
+//! writer decides the next one if 1,024 commands or more are queued (issue 12: the write
+//! with its fsync was a fifth to a quarter of a batch's time on the writer). A small
+//! batch with nothing in flight is written by the writer itself, as before. What
 //! keeps the pipeline correct is on [`Committer`].
 //!
 //! Everything is bounded: the queue (jobs and commands), the batch, and the time a
@@ -104,6 +105,8 @@ impl BatchReport {
         self.commands.clear();
         self.rejections.clear();
         self.events = 0;
+        self.commit = Duration::ZERO;
+        self.write = Duration::ZERO;
     }
 
     fn count(&mut self, envelopes: &[Envelope], replies: &[Result<Reply, Rejection>]) {
@@ -344,6 +347,9 @@ struct SettledBatch {
 /// yet settled, and the buffers free for the next batch.
 struct Pipeline {
     handed: Option<std::sync::mpsc::SyncSender<HandedBatch>>,
+    /// Told when the committer is found gone, as after a failed write.
+    status: Arc<EngineStatus>,
+    failure: Arc<watch::Sender<Option<String>>>,
     settled: std::sync::mpsc::Receiver<SettledBatch>,
     in_flight: usize,
     spare: Vec<BatchBuffers>,
@@ -390,7 +396,11 @@ impl Pipeline {
             let Some(settled) = next else {
                 // The committer is gone (it panicked): what it held is lost, so is the
                 // guarantee that the state is the durable one.
-                ledger.poison("the committer thread stopped".into());
+                let reason = "the committer thread stopped".to_string();
+                tracing::error!(%reason, "the ledger refuses further writes until restarted");
+                ledger.poison(reason.clone());
+                self.status.poisoned.store(true, Ordering::Relaxed);
+                let _ = self.failure.send(Some(reason));
                 self.in_flight = 0;
                 return;
             };
@@ -551,8 +561,9 @@ fn do_quiet_work(
             tracing::debug!("previous snapshot still being written; skipped one");
         }
     }
+    let settled = std::mem::take(settled_since_checkpoint);
     if let Some(checkpoints) = checkpoints.as_mut() {
-        checkpoints.after_batch(ledger, std::mem::take(settled_since_checkpoint));
+        checkpoints.after_batch(ledger, settled);
     }
 }
 
@@ -625,13 +636,16 @@ fn writer_loop(
     let committer = match committer {
         Ok(committer) => Some(committer),
         Err(error) => {
-            // Without it nothing can be written: every batch is refused (`Pipeline::hand`).
-            tracing::error!(%error, "cannot start the committer thread; the ledger refuses writes");
+            // Without it only small batches can be written (inline); the first batch
+            // handed over fails (`Pipeline::hand`) and poisons the ledger.
+            tracing::error!(%error, "cannot start the committer thread; the first large batch will stop the ledger");
             None
         }
     };
     let mut pipeline = Pipeline {
         handed: committer.is_some().then_some(handed),
+        status: Arc::clone(&status),
+        failure: Arc::clone(&failure),
         settled,
         in_flight: 0,
         spare: (0..2).map(|_| BatchBuffers::new(batch_limit)).collect(),
@@ -752,12 +766,15 @@ fn writer_loop(
                     buffers.report.count(&envelopes, &buffers.replies);
                     buffers.report.events = ledger.last_batch_events().len() as u64;
                 }
-                settled_since_checkpoint |= ledger.last_batch_events().iter().any(|event| {
-                    matches!(
-                        event.event,
-                        Event::SettlementRunCreated { .. } | Event::ProgrammeYearClosed { .. }
-                    )
-                });
+                // Only with checkpoints: the flag makes the next batch wait for a quiet
+                // moment, and only signing a checkpoint clears it.
+                settled_since_checkpoint |= checkpoints.is_some()
+                    && ledger.last_batch_events().iter().any(|event| {
+                        matches!(
+                            event.event,
+                            Event::SettlementRunCreated { .. } | Event::ProgrammeYearClosed { .. }
+                        )
+                    });
                 let batch = HandedBatch {
                     last_sequence: ledger.state().last_sequence(),
                     sealed,
@@ -800,12 +817,6 @@ fn writer_loop(
     // Everything handed is written and answered; then the queue is answered, and the
     // ledger closed (final snapshot) once any snapshot in flight is written.
     pipeline.finish(&mut ledger);
-    do_quiet_work(
-        &mut ledger,
-        &snapshots,
-        &mut checkpoints,
-        &mut settled_since_checkpoint,
-    );
     drop(snapshots);
     if let Ok(handle) = snapshot_writer {
         let _ = handle.join();

@@ -209,13 +209,15 @@ pub struct Ledger {
     /// one): the next such part reserves as much. The encoder sizes its own.
     last_index_bytes: usize,
     /// The last batch's invoice index entries, written after its answers
-    /// ([`Ledger::write_pending_index`]) and always before the next batch is decided.
+    /// ([`Ledger::write_pending_index`]) and always before the next batch's prefetch.
     /// A large batch's part awaits the encoder's redemption entries; its reversals go
     /// after them. (Only [`Ledger::commit_batch`] leaves one here; the engine's committer
     /// writes the index parts of the batches it writes.)
     pending_index: Option<UnindexedBatch>,
-    /// Batches sealed ([`Ledger::decide_batch`]) whose index part is not yet written, or
-    /// whose write failed unreported. While one is, the state is ahead of the durable
+    /// Batches sealed ([`Ledger::decide_batch`]) not yet written (by the engine's
+    /// committer: log and index part; by [`Ledger::commit_batch`]: the log part, its
+    /// index part then waits in `pending_index`), or whose write failed unreported.
+    /// While one is, the state is ahead of the durable
     /// log and the cache holds invoices the index lacks: nothing that needs the state to
     /// be the durable one (a snapshot, a checkpoint, emptying the cache, growing the
     /// invoice filter) may run.
@@ -514,6 +516,11 @@ impl Ledger {
             self.sealed_unwritten, 0,
             "quiet work waits for every sealed batch to be written"
         );
+        // A batch of `commit_batch`'s may still owe its index part: written first, so the
+        // index holds every key the cache and the filter know.
+        if self.write_pending_index().is_err() {
+            return;
+        }
         self.evict_invoice_cache_if_full();
         self.grow_invoice_filter_if_due();
     }

@@ -1,6 +1,6 @@
-//! The commit path first: the ledger's writer and its record encoder, the two threads every
-//! batch passes through in turn, at a higher scheduling priority (a lower nice value) than
-//! the rest of the process and the machine.
+//! The commit path first: the ledger's writer, its record encoder and the engine's
+//! committer, the threads every batch passes through in turn, at a higher scheduling
+//! priority (a lower nice value) than the rest of the process and the machine.
 //!
 //! Why (issue 12): a batch is decided and written by one thread, the writer, with the
 //! encoder framing and chaining its records beside it; every other thread (the network

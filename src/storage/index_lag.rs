@@ -5,10 +5,12 @@
 //! order, and the index's watermark when the batch indexes nothing and no index part
 //! follows) is written with the fsync the callers' answers wait for. The index part (one entry per invoice the batch
 //! redeemed or reversed, and the watermark) is written just after the answers have gone
-//! out, before the next batch is decided: inserting ~8,000 keys that arrive in no order
+//! out, before the next batch's log part: inserting ~8,000 keys that arrive in no order
 //! into the index's skip list was about half of RocksDB's write, and the callers no longer
-//! wait for it. The writer itself never reads the index in between: its next prefetch
-//! comes after the index part.
+//! wait for it. The writer's next prefetch may read the index in between (the engine
+//! decides a large batch while the one before is written, `ledger/engine.rs`), but never
+//! for that batch's invoices: those are in the writer's invoice cache, which is not
+//! emptied while a batch is unwritten.
 //!
 //! What this costs, and what keeps it correct:
 //! - Readers of the index on other threads wait for the index parts of the batches whose
