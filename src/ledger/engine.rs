@@ -7,11 +7,11 @@
 //! (group commit); only then is every job of the batch answered. So batches form both
 //! from `PostInvoices` calls and from many concurrent `PostInvoice` calls.
 //!
-//! A batch of 1,024 commands or more, and any batch while another is in flight, is handed
-//! to the committer, which writes it, answers it and writes its index part while the
-//! writer decides the next one if 1,024 commands or more are queued (issue 12: the write
-//! with its fsync was a fifth to a quarter of a batch's time on the writer). A small
-//! batch with nothing in flight is written by the writer itself, as before. What
+//! When 1,024 commands or more are queued behind a decided batch, the batch is handed to
+//! the committer, which writes it, answers it and writes its index part while the writer
+//! decides the next one (issue 12: the write with its fsync was a fifth to a quarter of a
+//! batch's time on the writer). With less queued and nothing in flight the writer writes
+//! the batch itself, as before. What
 //! keeps the pipeline correct is on [`Committer`].
 //!
 //! Everything is bounded: the queue (jobs and commands), the batch, and the time a
@@ -782,9 +782,13 @@ fn writer_loop(
                     buffers,
                     started,
                 };
-                // A small batch with nothing in flight (a unary call, a few of them) is
-                // written here: the hand-over costs more than it could hide.
-                if pipeline.in_flight == 0 && envelopes.len() < PIPELINE_FROM_QUEUED_COMMANDS {
+                // With nothing in flight and little queued behind (unary calls, or one
+                // connection waiting for its answer) the batch is written here: there is
+                // nothing to decide meanwhile, and the hand-over would cost a thread's
+                // wake-up and the batch's memory moving to another core.
+                if pipeline.in_flight == 0
+                    && queued_commands.load(Ordering::Relaxed) < PIPELINE_FROM_QUEUED_COMMANDS
+                {
                     let settled = inline_committer.commit(batch, &mut inline_failed);
                     pipeline.take_in(&mut ledger, settled);
                 } else if let Err(batch) = pipeline.hand(batch) {
