@@ -367,16 +367,16 @@ impl Pipeline {
 
     /// Hands a decided batch to the committer: waits until it takes it, once the batch
     /// before is written and answered.
-    fn hand(&mut self, batch: HandedBatch) -> Result<(), HandedBatch> {
+    fn hand(&mut self, batch: HandedBatch) -> Result<(), Box<HandedBatch>> {
         let Some(handed) = &self.handed else {
-            return Err(batch);
+            return Err(Box::new(batch));
         };
         match handed.send(batch) {
             Ok(()) => {
                 self.in_flight += 1;
                 Ok(())
             }
-            Err(std::sync::mpsc::SendError(batch)) => Err(batch),
+            Err(std::sync::mpsc::SendError(batch)) => Err(Box::new(batch)),
         }
     }
 
