@@ -622,8 +622,8 @@ fn writer_loop(
         observer: config.observer.clone(),
         status: Arc::clone(&status),
     };
-    // The writer's own: a small batch with nothing in flight is written here, as in a
-    // plain group commit, without the hand-over to the committer's thread.
+    // The writer's own: a batch with nothing in flight and little queued behind it is
+    // written here, as in a plain group commit, without the hand-over to the committer.
     let inline_committer = committer.clone();
     let mut inline_failed: Option<String> = None;
     let niceness = ledger.options().commit_thread_niceness;
@@ -636,7 +636,7 @@ fn writer_loop(
     let committer = match committer {
         Ok(committer) => Some(committer),
         Err(error) => {
-            // Without it only small batches can be written (inline); the first batch
+            // Without it only batches written inline can be written; the first batch
             // handed over fails (`Pipeline::hand`) and poisons the ledger.
             tracing::error!(%error, "cannot start the committer thread; the first large batch will stop the ledger");
             None
