@@ -21,19 +21,18 @@ fn job(job: usize, amount: &str) -> Vec<Command> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn engine_with_a_tiny_cache_answers_retries_and_conflicts_correctly() {
-    let directory = tempfile::tempdir().expect("tempdir");
-    let options = LedgerOptions {
-        invoice_cache_limit: 4,
-        snapshot_interval: 150,
-        ..LedgerOptions::default()
-    };
-    let (ledger, _) = Ledger::open(directory.path(), options).expect("open");
+/// An engine over a ledger opened in `directory` with `options`, batches of at most
+/// `batch_commands`, with the registrations and the voucher of `seed` in it.
+async fn start_seeded(
+    directory: &std::path::Path,
+    options: LedgerOptions,
+    batch_commands: usize,
+) -> Engine {
+    let (ledger, _) = Ledger::open(directory, options).expect("open");
     let engine = Engine::start(
         ledger,
         EngineConfig {
-            batch_commands: 64,
+            batch_commands,
             ..EngineConfig::default()
         },
     )
@@ -46,6 +45,18 @@ async fn engine_with_a_tiny_cache_answers_retries_and_conflicts_correctly() {
     {
         reply.expect("seed accepted");
     }
+    engine
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_with_a_tiny_cache_answers_retries_and_conflicts_correctly() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let options = LedgerOptions {
+        invoice_cache_limit: 4,
+        snapshot_interval: 150,
+        ..LedgerOptions::default()
+    };
+    let engine = start_seeded(directory.path(), options, 64).await;
     let run_all = |amount: &'static str| {
         let handle = engine.handle();
         async move {
@@ -126,23 +137,7 @@ async fn large_batches_decided_while_the_last_is_written_answer_duplicates_exact
         snapshot_interval: 5_000,
         ..LedgerOptions::default()
     };
-    let (ledger, _) = Ledger::open(directory.path(), options.clone()).expect("open");
-    let engine = Engine::start(
-        ledger,
-        EngineConfig {
-            batch_commands: 2_400,
-            ..EngineConfig::default()
-        },
-    )
-    .expect("engine");
-    for reply in engine
-        .handle()
-        .submit(Origin::system("test"), seed())
-        .await
-        .expect("seed")
-    {
-        reply.expect("seed accepted");
-    }
+    let engine = start_seeded(directory.path(), options.clone(), 2_400).await;
     let mut tasks = tokio::task::JoinSet::new();
     for task in 0..TASKS {
         let handle = engine.handle();

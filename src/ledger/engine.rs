@@ -659,14 +659,6 @@ fn writer_loop(
     let mut shutting_down = false;
     while !shutting_down {
         pipeline.absorb(&mut ledger, false);
-        if pipeline.in_flight == 0 {
-            do_quiet_work(
-                &mut ledger,
-                &snapshots,
-                &mut checkpoints,
-                &mut settled_since_checkpoint,
-            );
-        }
         // Decide the next batch while one is written only when the next is large: its
         // deciding then takes about as long as the write, and hides it. A few commands
         // (unary calls) are decided in a moment; handed ahead they would only make the
@@ -676,6 +668,8 @@ fn writer_loop(
             && queued_commands.load(Ordering::Relaxed) < PIPELINE_FROM_QUEUED_COMMANDS
         {
             pipeline.absorb(&mut ledger, true);
+        }
+        if pipeline.in_flight == 0 {
             do_quiet_work(
                 &mut ledger,
                 &snapshots,
