@@ -114,18 +114,9 @@ pub const LOG_BLOCK_BYTES_TARGET: usize = 256 * 1024;
 /// snapshots, checkpoints) would otherwise keep every log file since its last write alive
 /// until RocksDB's own default limit (four times all memtables, ~3 GB here): 3.5 GB of log
 /// at 10 M events, all replayed on a restart after a crash (4.2–4.4 s). Past this limit the
-/// families holding the oldest log file are flushed and the file is no longer needed (kept
-/// for reuse, see the next one, or deleted).
+/// families holding the oldest log file are flushed and the file is no longer needed and is
+/// deleted.
 pub const WAL_RETAINED_BYTES_MAX: u64 = 256 << 20;
-/// Write-ahead-log files RocksDB keeps for reuse instead of deleting them once their
-/// memtables are flushed (`recycle_log_file_num`). Deleting a ~70 MB log file stalled the
-/// writer: on ext4 mounted with `discard` the unlink trims the file's blocks (33–53 ms
-/// here) and the batch's fdatasync waits behind it; at 1 M invoices that made one batch in
-/// every run 34–54 ms against a median of 15–21 (issue 12, twenty-second round,
-/// `benches/tail.sh`). A reused file also keeps its size, so a sync does not update the
-/// inode. A flush frees one or two log files at a time; four leaves room. The cost is
-/// their disk space, up to four log files (~70 MB each) beside the live ones.
-pub const WAL_FILES_RECYCLED: usize = 4;
 /// Least memory of the in-memory filter of invoice keys (`storage::invoice_filter`); it is
 /// made larger when the index holds more keys than it has room for (see the next two).
 pub const INVOICE_FILTER_BYTES: usize = 8 * 1024 * 1024;
@@ -151,6 +142,11 @@ pub const INVOICE_FILTER_GROWN_BITS_PER_KEY: u64 = 16;
 /// writes just after the batch's answers (`storage::index_lag`; a few milliseconds). Past
 /// it the reader gets an error, never an index that lacks the batch.
 pub const INDEX_WRITE_WAIT_MAX: Duration = Duration::from_secs(30);
+/// Most invoice index entries an open holds while it derives what a crash left out of the
+/// index (`storage::index_lag`): it writes them this many at a time. Since the index is
+/// written without the write-ahead log (data directory format 6), a crash can take the
+/// index's unflushed memtables, up to ~10^6 entries (~200 bytes each held in memory).
+pub const INDEX_CATCH_UP_WRITE_ENTRIES: usize = 65_536;
 
 // ------------------------------------------------------------------- reconciliation
 

@@ -26,7 +26,7 @@
 //! | `log-v2-reimbursement.records`             | records `VLEV` v2       | [`reimbursement_events`]: a redemption's proof of payment (issue 13, enterprise payee) |
 //! | `log-v2-stacked.records`                   | records `VLEV` v2       | [`stacked_events`]: a second funding source's fields (issue 13, stacked funding) |
 //! | `index-v4-entry.vlix`                      | index entry `VLIX` v4   | [`v4_index_entry`]: with a second source's subsidy |
-//! | `index-watermark-v1.vliw`                  | index watermark `VLIW` v1 | sequence [`WATERMARK_FIXTURE_SEQUENCE`] (data directory format 5) |
+//! | `index-watermark-v1.vliw`                  | index watermark `VLIW` v1 | sequence [`WATERMARK_FIXTURE_SEQUENCE`] (data directory formats 5 and 6) |
 //! | `index-watermark-v1-{bad-magic,unknown-version,torn-tail,trailing-byte}.vliw` | `VLIW` v1 | the same, damaged |
 //!
 //! Provenance: `log-v1-all-types.records` is byte for byte what the writer before the
@@ -4248,9 +4248,10 @@ fn format_1_dir_verifies_migrates_and_verifies_again(log_name: &str, index: Inde
         let store = EventStore::open_read_only(directory.path()).expect("read-only");
         assert_eq!(store.format_version(), DATABASE_FORMAT_VERSION);
         // 3 since issue 11 (the checkpoints family), 4 since issue 12 (invoice order
-        // groups), 5 since issue 12's index written after the log (its watermark); the
-        // migration goes straight there.
-        assert_eq!(store.format_version(), 5);
+        // groups), 5 since issue 12's index written after the log (its watermark), 6
+        // since the index is written without the write-ahead log (the watermark in the
+        // index's family); the migration goes straight there.
+        assert_eq!(store.format_version(), 6);
         assert_eq!(
             store.index_watermark().expect("watermark"),
             events.last().map_or(0, |event| event.sequence),
@@ -4429,7 +4430,7 @@ fn a_migrated_data_dir_appends_current_records_after_its_v1_records_and_verifies
     // to them, each with its origin.
     {
         let store = EventStore::open_read_only(directory.path()).expect("read-only");
-        assert_eq!(store.format_version(), 5);
+        assert_eq!(store.format_version(), 6);
         assert_eq!(
             store.index_watermark().expect("watermark"),
             all.last().map_or(0, |event| event.sequence),
@@ -4480,8 +4481,10 @@ fn a_migrated_data_dir_appends_current_records_after_its_v1_records_and_verifies
         .expect("read-only RocksDB");
         let family = db.cf_handle("invoices").expect("invoices");
         db.iterator_cf(family, rocksdb::IteratorMode::Start)
-            .map(|item| {
-                let (key, value) = item.expect("entry");
+            .map(|item| item.expect("entry"))
+            // The watermark (format 6), after every invoice key.
+            .filter(|(key, _)| key.as_ref() != INDEX_WATERMARK_KEY_V6)
+            .map(|(key, value)| {
                 (
                     String::from_utf8_lossy(&key[18..]).into_owned(),
                     u16::from_le_bytes([value[4], value[5]]),
@@ -6462,16 +6465,20 @@ fn data_dir_of_three_records() -> tempfile::TempDir {
     directory
 }
 
-/// A format 5 directory whose watermark is damaged does not open for writing (its index
-/// could lack invoices), and `verify` reports it instead of trusting the index.
+/// The watermark's key in the `invoices` family (format 6; format 5 kept it in the
+/// `default` family under `index_through`).
+const INDEX_WATERMARK_KEY_V6: &[u8] = b"\xffindex_through";
+
+/// A directory whose watermark is damaged does not open for writing (its index could
+/// lack invoices), and `verify` reports it instead of trusting the index.
 #[test]
 fn a_damaged_index_watermark_stops_the_open_and_is_reported_by_verify() {
     let directory = data_dir_of_three_records();
     write_raw(
         directory.path(),
         &[RawValue {
-            family: "default",
-            key: b"index_through".to_vec(),
+            family: "invoices",
+            key: INDEX_WATERMARK_KEY_V6.to_vec(),
             value: read_fixture("index-watermark-v1-bad-magic.vliw"),
         }],
     );
@@ -6503,8 +6510,8 @@ fn a_watermark_past_the_log_end_is_noted_and_brought_back_by_a_writable_open() {
     write_raw(
         directory.path(),
         &[RawValue {
-            family: "default",
-            key: b"index_through".to_vec(),
+            family: "invoices",
+            key: INDEX_WATERMARK_KEY_V6.to_vec(),
             value: encode_index_watermark(1_000),
         }],
     );
@@ -6525,5 +6532,69 @@ fn a_watermark_past_the_log_end_is_noted_and_brought_back_by_a_writable_open() {
         store.index_watermark().expect("watermark"),
         store.last_sequence().expect("last").expect("records"),
         "the writable open set the watermark to the log's end"
+    );
+}
+
+/// A format 5 directory (the index written with the write-ahead log, its watermark in the
+/// `default` family under `index_through`), here one batch behind its log as a crash
+/// between a batch's two writes left it: a read-only open finds the watermark where format
+/// 5 kept it and derives the rest; the first writable open moves it into the `invoices`
+/// family (format 6), brought up to the log, and the old key is gone.
+#[test]
+fn a_format_5_directory_is_read_where_it_kept_its_watermark_and_migrated_to_format_6() {
+    // Given a directory of three records, turned back into format 5 by hand: the marker
+    // says 5 and the watermark, naming the first record only, is in the `default` family.
+    let directory = data_dir_of_three_records();
+    {
+        let options = rocksdb::Options::default();
+        let families = rocksdb::DB::list_cf(&options, directory.path()).expect("families");
+        let db = rocksdb::DB::open_cf(&options, directory.path(), &families).expect("opens");
+        let invoices = db.cf_handle("invoices").expect("the invoices family");
+        assert_eq!(
+            db.get_cf(invoices, INDEX_WATERMARK_KEY_V6).expect("reads"),
+            Some(encode_index_watermark(3)),
+            "a format 6 directory keeps its watermark in the index's family"
+        );
+        db.delete_cf(invoices, INDEX_WATERMARK_KEY_V6)
+            .expect("deleted");
+        db.put(b"index_through", encode_index_watermark(1))
+            .expect("put");
+        let mut marker = DATABASE_MAGIC.to_vec();
+        marker.extend_from_slice(&5u16.to_le_bytes());
+        db.put(b"format", marker).expect("marker");
+        db.flush_wal(true).expect("flush");
+    }
+    // When it is opened read-only, then it is format 5 and its watermark is the one in
+    // the `default` family, with the two later records derived from the log.
+    {
+        let store = EventStore::open_read_only(directory.path()).expect("read-only");
+        assert_eq!(store.format_version(), 5);
+        assert_eq!(store.index_watermark().expect("watermark"), 1);
+        let lag = store
+            .index_lag_report()
+            .expect("the index is behind the log")
+            .expect("derived");
+        assert!(lag.contains("records 2..=3"), "{lag}");
+    }
+    let report = verify(directory.path()).expect("verify runs");
+    assert!(report.is_clean(), "{:?}", report.problems);
+    // When it is opened for writing, then it is format 6, the watermark is in the index's
+    // family at the log's end, and the `default` family's is gone.
+    let (ledger, _) = Ledger::open(directory.path(), ledger_options()).expect("opens");
+    ledger.close().expect("close");
+    let store = EventStore::open_read_only(directory.path()).expect("read-only");
+    assert_eq!(store.format_version(), 6);
+    assert_eq!(store.index_watermark().expect("watermark"), 3);
+    assert!(store.index_lag_report().is_none());
+    drop(store);
+    let options = rocksdb::Options::default();
+    let families = rocksdb::DB::list_cf(&options, directory.path()).expect("families");
+    let db = rocksdb::DB::open_cf_for_read_only(&options, directory.path(), &families, false)
+        .expect("opens");
+    assert_eq!(db.get(b"index_through").expect("reads"), None);
+    let invoices = db.cf_handle("invoices").expect("the invoices family");
+    assert_eq!(
+        db.get_cf(invoices, INDEX_WATERMARK_KEY_V6).expect("reads"),
+        Some(encode_index_watermark(3))
     );
 }

@@ -14,7 +14,7 @@ use common::*;
 use voucher_ledger::audit::verify;
 use voucher_ledger::domain::*;
 use voucher_ledger::ledger::{Ledger, LedgerOptions, LedgerReader};
-use voucher_ledger::storage::EventStore;
+use voucher_ledger::storage::{EventStore, StoreSettings};
 
 fn options() -> LedgerOptions {
     LedgerOptions {
@@ -239,6 +239,77 @@ fn an_index_write_lost_in_a_crash_is_derived_from_the_log_when_the_directory_ope
         "{:?}",
         report.notes
     );
+}
+
+/// Copies the files of a data directory in use into `image`, as a crash would leave them:
+/// what RocksDB has written to its files, nothing of its memtables.
+fn crash_image(path: &Path, image: &Path) {
+    for entry in std::fs::read_dir(path).expect("the directory lists") {
+        let entry = entry.expect("an entry");
+        if entry.file_name() != "LOCK" && entry.file_type().expect("a type").is_file() {
+            std::fs::copy(entry.path(), image.join(entry.file_name())).expect("copied");
+        }
+    }
+}
+
+/// Since data directory format 6 the index is written without the write-ahead log, so a
+/// crash takes every entry RocksDB had not flushed, not only one batch's: the next open
+/// derives them all from the log (here 41 entries over two batches, written four at a
+/// time, with a reversal of an invoice whose entry an earlier part already wrote).
+#[test]
+fn an_index_memtable_lost_in_a_crash_is_derived_and_written_in_parts_when_the_directory_opens() {
+    let expected_directory = tempfile::tempdir().expect("tempdir");
+    let expected = control(expected_directory.path());
+    // Given a ledger that wrote all three batches, index parts and all, and is running.
+    let directory = tempfile::tempdir().expect("tempdir");
+    let (mut ledger, _) = Ledger::open(directory.path(), options()).expect("open");
+    for batch in batches() {
+        submit_all(&mut ledger, &batch);
+    }
+    let last = ledger.state().last_sequence();
+    // When the machine crashes: its files as they are, the index's memtable not in them.
+    let image = tempfile::tempdir().expect("tempdir");
+    crash_image(directory.path(), image.path());
+    drop(ledger);
+    // Then a read-only open finds the index behind the log by more than a batch, and
+    // reads what the log implies.
+    {
+        let store = EventStore::open_read_only(image.path()).expect("read-only");
+        assert_eq!(store.last_sequence().expect("last"), Some(last));
+        let watermark = store.index_watermark().expect("watermark");
+        assert!(
+            watermark < last - 40,
+            "the crash took the index's memtable: {watermark}"
+        );
+        let note = match store.index_lag_report() {
+            Some(Ok(note)) => note,
+            other => panic!("the lag is reported as a note: {other:?}"),
+        };
+        assert!(note.contains("the 41 entries"), "{note}");
+        assert_eq!(index_of(&store), expected);
+    }
+    // When it is opened for writing, the open writing what it derives four at a time.
+    let options = LedgerOptions {
+        store: StoreSettings {
+            index_catch_up_write_entries: 4,
+            ..StoreSettings::default()
+        },
+        ..options()
+    };
+    let (ledger, _) = Ledger::open(image.path(), options).expect("reopen");
+    drop(ledger);
+    // Then the index is whole, its watermark at the log's end, and the directory verifies.
+    let store = EventStore::open_read_only(image.path()).expect("read-only");
+    assert!(
+        store.index_lag_report().is_none(),
+        "the open wrote the entries"
+    );
+    assert_eq!(store.index_watermark().expect("watermark"), last);
+    assert_eq!(index_of(&store), expected);
+    drop(store);
+    let report = verify(image.path()).expect("verify runs");
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert_eq!(report.invoice_index_entries, 41);
 }
 
 #[test]

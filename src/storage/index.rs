@@ -36,14 +36,19 @@
 //! redemption at the key's sequence. The two cannot be confused: an invoice number holds
 //! no control character, and the version's first byte after the magic is one.
 //!
-//! The index's watermark (family `default`, key `index_through`; format 5 on): the last
-//! log sequence whose index entries are written. The index is written just after the
-//! batch's log write that answers the callers (see `store.rs`), so after a crash it may
-//! lag the log by one batch, and the open derives what is missing from the log:
+//! The index's watermark: the last log sequence whose index entries are written. The
+//! index is written just after the batch's log write that answers the callers, and since
+//! format 6 without RocksDB's write-ahead log (`index_lag.rs`), so after a crash it may
+//! lag the log, and the open derives what is missing from the log:
 //!
 //! ```text
 //! magic "VLIW" | version u16 = 1 | sequence u64
 //! ```
+//!
+//! Where it is kept: format 6, in the `invoices` family itself, under
+//! [`INDEX_WATERMARK_KEY`] (which sorts after every invoice key, whose first byte is an
+//! ASCII USCC character), so that it is persisted in order with the entries it covers;
+//! format 5, in the `default` family under `index_through`.
 
 use super::codec::{CodecError, Reader, Writer};
 use super::payload_v1;
@@ -57,6 +62,16 @@ const INDEX_FORMAT_VERSION_SINGLE_SOURCE: u16 = 3;
 pub const INVOICE_ORDER_MAGIC: [u8; 4] = *b"VLIO";
 pub const INVOICE_ORDER_FORMAT_VERSION: u16 = 2;
 const USCC_LENGTH: usize = 18;
+
+/// The key of the index's watermark in the `invoices` family (format 6 on). No invoice
+/// key starts with 0xFF (a USCC is ASCII), so scans of the index pass it over by
+/// [`is_invoice_key`], and it sorts after every invoice key.
+pub const INDEX_WATERMARK_KEY: &[u8] = b"\xffindex_through";
+
+/// Whether a key of the `invoices` family is an invoice's (not the watermark's).
+pub fn is_invoice_key(key: &[u8]) -> bool {
+    key.first().is_some_and(|first| first.is_ascii())
+}
 
 pub const INDEX_WATERMARK_MAGIC: [u8; 4] = *b"VLIW";
 pub const INDEX_WATERMARK_FORMAT_VERSION: u16 = 1;

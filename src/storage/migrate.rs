@@ -14,6 +14,10 @@
 //!   the single entries already stored are read beside them). Only the marker is written.
 //! - 4 → 5: the index's watermark is written at the log's last sequence (the index of an
 //!   older format was written with its log, so it is complete), then the marker.
+//! - 5 → 6: the index's watermark moves from the `default` family into the `invoices`
+//!   family (format 6 writes the index without the write-ahead log, and the watermark
+//!   must be persisted in order with the entries it covers), then the marker. An older
+//!   format goes straight to the watermark in the `invoices` family.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -33,6 +37,11 @@ pub(super) fn to_current(store: &mut EventStore) -> Result<(), StoreError> {
         // Older formats wrote the index with the log: it is complete.
         let last = store.last_sequence()?.unwrap_or(0);
         store.write_index_watermark(last)?;
+    } else if store.format_version() == 5 {
+        // The watermark moves from the `default` family into the index's own, as it is
+        // (a format 5 index may lag its log by a batch; the open derives the rest).
+        let watermark = store.index_watermark()?;
+        store.write_index_watermark(watermark)?;
     }
     store.write_format_marker()
 }

@@ -35,8 +35,8 @@ use super::checkpoint::Checkpoint;
 use super::index::{
     append_invoice_key, decode_index_entry, decode_index_watermark, decode_invoice_order_value,
     encode_index_entry, encode_index_fields, encode_index_watermark, encode_invoice_order_group,
-    invoice_key, invoice_key_into, invoice_order_key, parse_invoice_key, parse_invoice_order_key,
-    IndexFields,
+    invoice_key, invoice_key_into, invoice_order_key, is_invoice_key, parse_invoice_key,
+    parse_invoice_order_key, IndexFields, INDEX_WATERMARK_KEY,
 };
 use super::index_lag::{derive_index_tail, IndexGate, IndexTail, PendingIndexWrite};
 use super::invoice_filter::{
@@ -50,7 +50,8 @@ use crate::domain::{
     InvoiceEntry, InvoiceNumber, InvoiceRedeemed, ProgrammeYear, SequencedEvent, StateImage, Uscc,
 };
 use crate::limits::{
-    BLOCK_CACHE_BYTES_DEFAULT, INDEX_WRITE_WAIT_MAX, WAL_FILES_RECYCLED, WAL_RETAINED_BYTES_MAX,
+    BLOCK_CACHE_BYTES_DEFAULT, INDEX_CATCH_UP_WRITE_ENTRIES, INDEX_WRITE_WAIT_MAX,
+    WAL_RETAINED_BYTES_MAX,
 };
 
 pub const DATABASE_MAGIC: [u8; 4] = *b"VLDB";
@@ -68,7 +69,14 @@ pub const DATABASE_MAGIC: [u8; 4] = *b"VLDB";
 /// goes and an open derives the rest from the log. The bump keeps older builds, which
 /// would trust an index that lags, from opening it; migrating a version 4 directory only
 /// writes the watermark (its index was written with its log).
-pub const DATABASE_FORMAT_VERSION: u16 = 5;
+/// Version 6 writes the invoice index without RocksDB's write-ahead log (`index_lag.rs`):
+/// the index is derived from the log, so writing it to the write-ahead log as well bought
+/// nothing an open cannot derive again. Its watermark therefore moves into the `invoices`
+/// family ([`INDEX_WATERMARK_KEY`]), whose writes RocksDB persists in order, so that the
+/// watermark a crash leaves never names entries the crash took. The bump keeps older
+/// builds, which would read the stale watermark of the `default` family, from opening
+/// it; migrating a version 5 directory moves the watermark.
+pub const DATABASE_FORMAT_VERSION: u16 = 6;
 pub const DATABASE_FORMAT_OLDEST_READ: u16 = 1;
 
 const EVENTS: &str = "events";
@@ -79,8 +87,9 @@ const CHECKPOINTS: &str = "checkpoints";
 /// Every column family this build knows, in the order they are opened.
 const FAMILIES: [&str; 5] = [EVENTS, INVOICES, SNAPSHOTS, INVOICE_ORDER, CHECKPOINTS];
 const FORMAT_KEY: &[u8] = b"format";
-/// The invoice index's watermark (family `default`): see `index_lag.rs`.
-const INDEX_WATERMARK_KEY: &[u8] = b"index_through";
+/// The invoice index's watermark in a format 5 directory (family `default`): see
+/// `index_lag.rs`. Format 6 keeps it in the `invoices` family ([`INDEX_WATERMARK_KEY`]).
+const FORMAT_5_INDEX_WATERMARK_KEY: &[u8] = b"index_through";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -437,6 +446,10 @@ pub struct StoreSettings {
     /// (not a server setting: the filter sizes itself to the index; tests make it small to
     /// see it grow).
     pub invoice_filter_least_bytes: usize,
+    /// Most index entries a writable open holds while it derives what a crash left out of
+    /// the index: [`INDEX_CATCH_UP_WRITE_ENTRIES`] (not a server setting; tests make it
+    /// small to see the open write them in several parts).
+    pub index_catch_up_write_entries: usize,
 }
 
 impl Default for StoreSettings {
@@ -446,6 +459,7 @@ impl Default for StoreSettings {
             invoice_index_compaction: IndexCompaction::default(),
             block_cache_bytes: BLOCK_CACHE_BYTES_DEFAULT,
             invoice_filter_least_bytes: INVOICE_FILTER_BYTES,
+            index_catch_up_write_entries: INDEX_CATCH_UP_WRITE_ENTRIES,
         }
     }
 }
@@ -545,10 +559,12 @@ impl EventStore {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_max_total_wal_size(wal_bytes_max);
-        // Old log files are reused, not deleted (see `WAL_FILES_RECYCLED`). RocksDB
-        // supports this with its default recovery mode (point in time), which this store
-        // keeps; it refuses writes that skip the log, which this store never makes.
-        options.set_recycle_log_file_num(WAL_FILES_RECYCLED);
+        // Old log files are not reused (RocksDB's `recycle_log_file_num`): RocksDB refuses
+        // writes without the log in a database that reuses log files, and the invoice
+        // index is written without it (format 6, `index_lag.rs`). Reusing them had kept
+        // the unlink of a ~70 MB file out of the batches' fsyncs (twenty-second round);
+        // the log files now hold only the log parts, about half the bytes, so there are
+        // half as many to delete.
         // Larger memtables mean fewer, larger flushes on the append-heavy path.
         options.set_write_buffer_size(64 * 1024 * 1024);
         options.set_max_background_jobs(2);
@@ -639,7 +655,7 @@ impl EventStore {
         // A failure is kept, not returned: a damaged log is reported by the replay that
         // follows, as a record error; `Ledger::open` refuses the store if the replay
         // passes and this still failed (see `check_index_caught_up`).
-        if let Err(error) = store.catch_up_index() {
+        if let Err(error) = store.catch_up_index(settings.index_catch_up_write_entries.max(1)) {
             store.index_tail_problem = Some(error.to_string());
         }
         Ok(store)
@@ -683,7 +699,7 @@ impl EventStore {
         };
         match store.index_lag() {
             Ok(None) => {}
-            Ok(Some(after)) => match derive_index_tail(&store, after) {
+            Ok(Some(after)) => match derive_index_tail(&store, after, usize::MAX, |_| Ok(())) {
                 Ok(tail) => store.index_tail = Some(tail),
                 Err(error) => store.index_tail_problem = Some(error.to_string()),
             },
@@ -694,12 +710,19 @@ impl EventStore {
 
     /// The invoice index's watermark: the last sequence whose entries it holds. A
     /// directory older than format 5 wrote its index with its log, so it is the log's
-    /// last sequence; a format 5 directory without one has indexed nothing yet.
+    /// last sequence; a format 5 directory keeps it in the `default` family, a format 6
+    /// one in the `invoices` family; one without it has indexed nothing yet.
     pub fn index_watermark(&self) -> Result<u64, StoreError> {
         if self.format_version < 5 {
             return Ok(self.last_sequence()?.unwrap_or(0));
         }
-        match self.db.get(INDEX_WATERMARK_KEY)? {
+        let found = if self.format_version == 5 {
+            self.db.get(FORMAT_5_INDEX_WATERMARK_KEY)?
+        } else {
+            self.db
+                .get_cf(self.family(INVOICES)?, INDEX_WATERMARK_KEY)?
+        };
+        match found {
             Some(bytes) => decode_index_watermark(&bytes).map_err(|error| StoreError::Corrupt {
                 what: "the invoice index's watermark".into(),
                 reason: error.reason,
@@ -725,7 +748,7 @@ impl EventStore {
 
     /// A writable open: writes the index entries a crash left out (derived from the log
     /// after the watermark) and moves the watermark to the log's end.
-    fn catch_up_index(&self) -> Result<(), StoreError> {
+    fn catch_up_index(&self, write_entries: usize) -> Result<(), StoreError> {
         let (watermark, last) = self.index_position()?;
         if watermark > last {
             // Records were removed from the log's end. Left there, the watermark would
@@ -740,37 +763,70 @@ impl EventStore {
         if watermark == last {
             return Ok(());
         }
-        let tail = derive_index_tail(self, watermark)?;
-        tracing::info!(
-            after = watermark,
-            through = tail.through,
-            entries = tail.entries.len(),
-            "the invoice index was behind the log; wrote the entries derived from it"
-        );
+        // The entries are written as they are derived, a bounded number at a time (a crash
+        // can leave a memtable or two of the index unwritten, ~10^6 entries), through
+        // the write-ahead log; the last write moves the watermark with an fsync, which
+        // makes the earlier ones durable too. Nothing else has written the family since
+        // the open, so what it holds is what was persisted: the watermark the last write
+        // puts in the log is never ahead of entries a crash could take.
         let family = self.family(INVOICES)?;
-        let mut batch = WriteBatch::default();
         let mut value = Vec::new();
+        let mut written = 0usize;
+        let tail = derive_index_tail(self, watermark, write_entries, |entries| {
+            let mut batch = WriteBatch::default();
+            for (key, entry) in entries.iter() {
+                value.clear();
+                encode_index_entry(entry, &mut value);
+                batch.put_cf(family, key, &value);
+            }
+            written += entries.len();
+            entries.clear();
+            self.db.write(batch)?;
+            Ok(())
+        })?;
+        let mut batch = WriteBatch::default();
         for (key, entry) in &tail.entries {
             value.clear();
             encode_index_entry(entry, &mut value);
             batch.put_cf(family, key, &value);
         }
-        batch.put(INDEX_WATERMARK_KEY, encode_index_watermark(tail.through));
+        batch.put_cf(
+            family,
+            INDEX_WATERMARK_KEY,
+            encode_index_watermark(tail.through),
+        );
         let mut options = WriteOptions::default();
         options.set_sync(self.sync);
         self.db.write_opt(batch, &options)?;
+        tracing::info!(
+            after = watermark,
+            through = tail.through,
+            entries = written + tail.entries.len(),
+            "the invoice index was behind the log; wrote the entries derived from it"
+        );
         Ok(())
     }
 
-    /// Writes the index's watermark alone (a migration to format 5: the index is complete).
+    /// Writes the index's watermark alone (a migration: the index is complete up to
+    /// `sequence`). The family's memtables are flushed first: a migration may have
+    /// written entries without the write-ahead log (`commit_index`), and the watermark,
+    /// written with it, must not outlive them in a crash.
     pub(super) fn write_index_watermark(&self, sequence: u64) -> Result<(), StoreError> {
-        let mut options = WriteOptions::default();
-        options.set_sync(self.sync);
-        self.db.put_opt(
+        let family = self.family(INVOICES)?;
+        self.db.flush_cf(family)?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            family,
             INDEX_WATERMARK_KEY,
             encode_index_watermark(sequence),
-            &options,
-        )?;
+        );
+        if self.format_version == 5 {
+            // Moved into the `invoices` family (format 6): the old one says nothing more.
+            batch.delete(FORMAT_5_INDEX_WATERMARK_KEY);
+        }
+        let mut options = WriteOptions::default();
+        options.set_sync(self.sync);
+        self.db.write_opt(batch, &options)?;
         Ok(())
     }
 
@@ -1286,7 +1342,7 @@ impl EventStore {
         // The filter must know every key the write stores before any prefetch can see it.
         self.add_to_invoice_filter(&mut batch);
         let CommitBatch {
-            batch: mut log,
+            batch: log,
             index,
             last_sequence,
             index_follows,
@@ -1297,13 +1353,13 @@ impl EventStore {
         // A pending or failed index part: this batch's watermark would cover records
         // whose entries are missing.
         self.index_gate.check_current()?;
-        if index.is_empty() && !index_follows {
-            if let Some(through) = last_sequence {
-                log.put(INDEX_WATERMARK_KEY, encode_index_watermark(through));
-            }
+        if index.is_empty() && !index_follows && last_sequence.is_none() {
             self.db.write_opt(log, &options)?;
             return Ok(PendingIndexWrite::nothing());
         }
+        // A batch of records always has an index part, if only the watermark: the
+        // watermark lives in the index's family and is written as the index is, without
+        // the write-ahead log (format 6, `index_lag.rs`).
         let Some(through) = last_sequence else {
             // Index entries without records (a migration's rewrites): the watermark stays.
             self.db.write_opt(log, &options)?;
@@ -1328,9 +1384,9 @@ impl EventStore {
         })
     }
 
-    /// Writes a batch's index part and the index's watermark, without an fsync of its
-    /// own (the next log part's fsync covers it; anything lost is derived again at the
-    /// next open), and lets readers of the index in again.
+    /// Writes a batch's index part and the index's watermark without RocksDB's
+    /// write-ahead log (anything a crash takes is derived again from the log at the next
+    /// open, `index_lag.rs`), and lets readers of the index in again.
     pub fn commit_index(&self, mut pending: PendingIndexWrite) -> Result<(), StoreError> {
         if pending.awaiting_part {
             // Dropping `pending` marks the index failed: readers get an error, and the
@@ -1341,15 +1397,23 @@ impl EventStore {
             )));
         }
         if let Some(through) = pending.through {
+            let family = self.family(INVOICES)?;
             pending
                 .index
-                .put(INDEX_WATERMARK_KEY, encode_index_watermark(through));
+                .put_cf(family, INDEX_WATERMARK_KEY, encode_index_watermark(through));
         }
         let index = std::mem::take(&mut pending.index);
         let written = if index.is_empty() {
             Ok(())
         } else {
-            self.db.write(index)
+            // The index is derived from the log, which is durable before this write: a
+            // second copy of it in the write-ahead log (and in every later fsync) would
+            // buy nothing the next open cannot derive (5–9% of the rate at 1 M invoices,
+            // issue 12, twenty-ninth round). RocksDB persists the family's memtables in
+            // order, so the watermark that survives a crash never names lost entries.
+            let mut options = WriteOptions::default();
+            options.disable_wal(true);
+            self.db.write_opt(index, &options)
         };
         if let Some(gate) = pending.gate.take() {
             gate.settle(
@@ -1581,6 +1645,10 @@ impl EventStore {
         iterator.seek_to_first();
         let mut scanned = 0u64;
         while let Some(key) = iterator.key() {
+            if !is_invoice_key(key) {
+                // The watermark, after every invoice key.
+                break;
+            }
             filter.insert(key);
             scanned += 1;
             if scanned.is_multiple_of(4_096) && self.invoice_filter.stopping() {
@@ -1682,6 +1750,10 @@ impl EventStore {
                 .iterator_cf_opt(self.family(INVOICES)?, read_once(), IteratorMode::Start)
         {
             let (key, value) = item?;
+            if !is_invoice_key(&key) {
+                // The watermark, after every invoice key.
+                continue;
+            }
             while let Some((derived_key, entry)) =
                 derived.next_if(|(derived_key, _)| derived_key.as_slice() < &*key)
             {
@@ -1981,12 +2053,13 @@ impl EventStore {
         if let Some(marker) = self.db.get(FORMAT_KEY)? {
             copy.db.put(FORMAT_KEY, marker)?;
         }
-        // The index's watermark travels with the index it describes (a format 5 copy
-        // without it would derive its whole index from the log at its next open; one
-        // behind the log is brought up to it then, as the original would be).
-        match self.db.get(INDEX_WATERMARK_KEY)? {
-            Some(watermark) => copy.db.put(INDEX_WATERMARK_KEY, watermark)?,
-            None => copy.db.delete(INDEX_WATERMARK_KEY)?,
+        // The index's watermark travels with the index it describes: in its family
+        // (format 6), copied with it above, or in the `default` family of a format 5
+        // source, whose marker the copy takes (a copy without it would derive its whole
+        // index from the log at its next open; one behind the log is brought up to it
+        // then, as the original would be).
+        if let Some(watermark) = self.db.get(FORMAT_5_INDEX_WATERMARK_KEY)? {
+            copy.db.put(FORMAT_5_INDEX_WATERMARK_KEY, watermark)?;
         }
         copy.db.flush_wal(true)?;
         for name in FAMILIES {
@@ -2108,7 +2181,6 @@ mod tests {
     }
 
     /// Bytes of the write-ahead log files a reopen would replay: those RocksDB still needs.
-    /// Older ones are kept only for reuse (`WAL_FILES_RECYCLED`).
     fn live_wal_bytes(store: &EventStore, path: &Path) -> u64 {
         let oldest_needed = store
             .db
@@ -2119,15 +2191,6 @@ mod tests {
             .range(oldest_needed..)
             .map(|(_, bytes)| bytes)
             .sum()
-    }
-
-    /// Flushes every family's memtable, so no log file written so far is needed.
-    fn flush_every_family(store: &EventStore) {
-        store.db.flush().expect("the default family flushes");
-        for family in [EVENTS, INVOICES, SNAPSHOTS, INVOICE_ORDER, CHECKPOINTS] {
-            let handle = store.family(family).expect("the family exists");
-            store.db.flush_cf(handle).expect("the memtable flushes");
-        }
     }
 
     /// Commits one record of `bytes` at `sequence`.
@@ -2268,9 +2331,11 @@ mod tests {
         store
             .complete_index_part(&mut pending, part, &[(center, number, reversed)])
             .expect("supplied");
-        pending
-            .index
-            .put(INDEX_WATERMARK_KEY, encode_index_watermark(2_000));
+        pending.index.put_cf(
+            store.family(INVOICES).expect("the invoices family"),
+            INDEX_WATERMARK_KEY,
+            encode_index_watermark(2_000),
+        );
         // Then everything fits in the room the part reserved: RocksDB's buffer never
         // grew (a growth copies the whole part into freshly faulted memory).
         let written = pending.index.data().len();
@@ -2689,53 +2754,103 @@ mod tests {
         assert!(!direct_io_supported(&file.join("data")));
     }
 
+    /// Copies the files of `store`'s open directory into `copy`, as a crash would leave
+    /// them: what RocksDB has written to its files, nothing of its memtables.
+    fn crash_image(path: &Path, copy: &Path) {
+        std::fs::create_dir_all(copy).expect("the copy's directory");
+        for entry in std::fs::read_dir(path).expect("the directory lists") {
+            let entry = entry.expect("an entry");
+            if entry.file_name() != "LOCK" && entry.file_type().expect("a type").is_file() {
+                std::fs::copy(entry.path(), copy.join(entry.file_name())).expect("copied");
+            }
+        }
+    }
+
     #[test]
-    fn an_obsolete_log_file_is_kept_for_reuse_and_a_reused_one_replays_after_a_reopen() {
-        // Given a store with a record, whose families are then all flushed: the log file
-        // that held the record is needed no more.
+    fn the_index_is_written_without_the_write_ahead_log_and_a_crash_takes_its_watermark_with_it() {
+        use crate::domain::ids::{Date, DeliveryProof, InvoiceNumber, VoucherId};
+        use crate::domain::money::Money;
+        use crate::domain::state::InvoiceEntry;
+
+        // Given a store (format 6) that commits one record with 4,000 index entries.
         let directory = tempfile::tempdir().expect("a temporary directory");
         let store = EventStore::open(directory.path(), true).expect("the store opens");
-        commit_one_record(&store, 1, b"first");
-        let first_logs = wal_files(directory.path());
-        flush_every_family(&store);
-        // Then it stays on disk beside the new one, for reuse: deleting a log file of
-        // ~70 MB stalled the next fsync (`WAL_FILES_RECYCLED`).
-        let after_one_flush = wal_files(directory.path());
-        assert!(
-            first_logs
-                .keys()
-                .all(|number| after_one_flush.contains_key(number)),
-            "a log file was deleted: {first_logs:?} became {after_one_flush:?}"
-        );
-        assert!(
-            after_one_flush.len() > first_logs.len(),
-            "{after_one_flush:?}"
-        );
-        // When a second record is written and the families flushed again, a new log file
-        // is needed: it is an old one reused (its name changes; the count does not grow).
-        commit_one_record(&store, 2, b"second");
-        flush_every_family(&store);
-        let after_two_flushes = wal_files(directory.path());
-        assert_eq!(
-            after_two_flushes.len(),
-            after_one_flush.len(),
-            "{after_one_flush:?} became {after_two_flushes:?}"
-        );
-        let newest = after_two_flushes.keys().max().expect("a log file");
-        assert!(
-            !after_one_flush.contains_key(newest),
-            "no new log file: {after_two_flushes:?}"
-        );
-        // And a record written into the reused file (whose old records lie beyond it) is
-        // read back after a reopen that replays that file, and nothing else appears.
-        commit_one_record(&store, 3, b"third");
-        drop(store);
-        let store = EventStore::open(directory.path(), true).expect("the store reopens");
-        assert_eq!(store.last_sequence().expect("reads"), Some(3));
-        for (sequence, bytes) in [(1, &b"first"[..]), (2, b"second"), (3, b"third")] {
-            let record = store.record(sequence).expect("reads");
-            assert_eq!(record.as_deref(), Some(bytes), "record {sequence}");
+        let center = crate::tooling::population::uscc("91330100MA", 1).expect("a USCC");
+        let entry = InvoiceEntry {
+            voucher: VoucherId::from_u128(1),
+            amount: Money::from_fen(10_000).expect("an amount"),
+            issue_date: Date::from_ymd(2026, 3, 1).expect("a date"),
+            delivery_proof: DeliveryProof::parse("DLV-2026-000001").expect("a proof"),
+            subsidy: Money::from_fen(3_000).expect("a subsidy"),
+            second_subsidy: Money::ZERO,
+            sequence: 1,
+            reversed_at: None,
+        };
+        let number =
+            |index: u32| InvoiceNumber::parse(&format!("INV-{index:012}")).expect("a number");
+        let wal_before: u64 = wal_files(directory.path()).values().sum();
+        let mut batch = CommitBatch::default();
+        store
+            .put_record(&mut batch, 1, b"one record")
+            .expect("a record is added");
+        for index in 0..4_000 {
+            store
+                .put_invoice(&mut batch, &center, &number(index), &entry)
+                .expect("an entry is added");
         }
+        store.commit(batch).expect("the batch commits");
+        // Then the index and its watermark are read back, the watermark from the index's
+        // own family, and the write-ahead log grew by the record, not by ~300 KB of
+        // entries.
+        assert_eq!(store.index_watermark().expect("the watermark"), 1);
+        assert!(store
+            .invoice(&center, &number(3_999))
+            .expect("a lookup")
+            .is_some());
+        let wal_grown = wal_files(directory.path()).values().sum::<u64>() - wal_before;
+        assert!(
+            wal_grown < 4_096,
+            "the write-ahead log grew by {wal_grown} bytes"
+        );
+        assert!(store
+            .db
+            .get(FORMAT_5_INDEX_WATERMARK_KEY)
+            .expect("reads")
+            .is_none());
+        // When the machine crashes before RocksDB flushes the index's memtable.
+        let image = directory.path().join("crashed");
+        crash_image(directory.path(), &image);
+        drop(store);
+        let crashed = EventStore::open_read_only(&image).expect("the image opens");
+        // Then the record survived (it went through the synced log), and the index lost
+        // its entries and its watermark together: the open sees an index behind the log
+        // (and tries to derive the entries; this record is not an event, so it reports
+        // that), never a watermark that names entries the crash took.
+        assert_eq!(crashed.last_sequence().expect("reads"), Some(1));
+        assert_eq!(crashed.index_watermark().expect("the watermark"), 0);
+        assert!(crashed
+            .db
+            .get_cf(
+                crashed.family(INVOICES).expect("family"),
+                invoice_key(&center, &number(0))
+            )
+            .expect("reads")
+            .is_none());
+        assert!(crashed.check_index_caught_up().is_err());
+        drop(crashed);
+        // And a clean close flushes the index: the directory itself, reopened read-only,
+        // holds every entry and the watermark.
+        let reopened = EventStore::open_read_only(directory.path()).expect("reopens");
+        assert_eq!(reopened.index_watermark().expect("the watermark"), 1);
+        assert!(reopened.check_index_caught_up().is_ok());
+        assert!(reopened
+            .db
+            .get_cf(
+                reopened.family(INVOICES).expect("family"),
+                invoice_key(&center, &number(3_999))
+            )
+            .expect("reads")
+            .is_some());
     }
 
     #[test]
