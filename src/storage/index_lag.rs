@@ -28,9 +28,9 @@
 //! - What survives is consistent: the watermark (`index.rs`, `VLIW`, the last sequence
 //!   indexed) is kept in the `invoices` family with the entries and written with them,
 //!   and RocksDB persists a family's writes in order (its memtables are flushed oldest
-//!   first; no other write to the family takes the write-ahead log except the open's
-//!   catch-up and a migration's, and those come when everything before them is
-//!   persisted). So the watermark a crash leaves names records whose entries survived.
+//!   first; the one write to the family that takes the write-ahead log, a migration's
+//!   watermark, comes after the family is flushed). So the watermark a crash leaves names
+//!   records whose entries survived.
 //! - An open derives the entries of every record after the watermark from the log
 //!   ([`derive_index_tail`]), which is checked as it is read (frames and chain). A
 //!   writable open writes them, a bounded number at a time

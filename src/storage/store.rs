@@ -764,11 +764,13 @@ impl EventStore {
             return Ok(());
         }
         // The entries are written as they are derived, a bounded number at a time (a crash
-        // can leave a memtable or two of the index unwritten, ~10^6 entries), through
-        // the write-ahead log; the last write moves the watermark with an fsync, which
-        // makes the earlier ones durable too. Nothing else has written the family since
-        // the open, so what it holds is what was persisted: the watermark the last write
-        // puts in the log is never ahead of entries a crash could take.
+        // can leave a memtable or two of the index unwritten, ~10^6 entries), as every
+        // index write is, without the write-ahead log; then the family is flushed, which
+        // persists them and the watermark in order and frees the memtable they filled
+        // (left in memory, it kept the restarted server's resident memory ~25 MiB
+        // higher at 10 M invoices).
+        let mut unlogged = WriteOptions::default();
+        unlogged.disable_wal(true);
         let family = self.family(INVOICES)?;
         let mut value = Vec::new();
         let mut written = 0usize;
@@ -781,7 +783,7 @@ impl EventStore {
             }
             written += entries.len();
             entries.clear();
-            self.db.write(batch)?;
+            self.db.write_opt(batch, &unlogged)?;
             Ok(())
         })?;
         let mut batch = WriteBatch::default();
@@ -795,9 +797,8 @@ impl EventStore {
             INDEX_WATERMARK_KEY,
             encode_index_watermark(tail.through),
         );
-        let mut options = WriteOptions::default();
-        options.set_sync(self.sync);
-        self.db.write_opt(batch, &options)?;
+        self.db.write_opt(batch, &unlogged)?;
+        self.db.flush_cf(family)?;
         tracing::info!(
             after = watermark,
             through = tail.through,

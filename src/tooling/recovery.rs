@@ -5,9 +5,11 @@
 //! It fills a data directory to `--events` events through the library (fsync on, the
 //! benchmarks' population and invoice stream), then starts `voucher-ledger serve` on it
 //! `--runs` times and measures the time from start until the health check answers
-//! SERVING, and the server's resident memory while serving. With `--crash` the fill ends
-//! without its closing snapshot, as a crash would leave it, so the restart replays the
-//! tail of the log.
+//! SERVING, and the server's resident memory while serving. With `--crash` the fill runs
+//! in a child process that exits without closing the ledger, as a crash would leave it:
+//! no closing snapshot, so the restart replays the tail of the log, and RocksDB's
+//! memtables lost, so the restart replays its write-ahead log and derives the invoice
+//! index entries the crash took (written without that log since data directory format 6).
 
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
@@ -38,24 +40,57 @@ pub struct RecoverySettings {
     /// Leave the log as a crash would: no closing snapshot, so restart replays the tail.
     #[arg(long)]
     pub crash: bool,
+    /// The `--crash` fill's child process: fill, then exit without closing anything.
+    #[arg(long, hide = true)]
+    pub fill_then_exit: bool,
 }
 
 /// `voucher-ledger bench-recovery`: fills, then restarts the server `runs` times.
 pub fn run(settings: &RecoverySettings) -> Result<ExitCode, ToolError> {
     let filling = Instant::now();
-    let last = fill_to(
-        &settings.data_dir,
-        settings.events,
-        settings.crash,
-        |sequence| {
-            if sequence % 1_000_000 < SUBMIT_BATCH_LIMIT as u64 {
-                eprintln!(
-                    "  filled to {sequence} events ({:.0} s)",
-                    filling.elapsed().as_secs_f64()
-                );
-            }
-        },
-    )?;
+    let progress = |sequence: u64| {
+        if sequence % 1_000_000 < SUBMIT_BATCH_LIMIT as u64 {
+            eprintln!(
+                "  filled to {sequence} events ({:.0} s)",
+                filling.elapsed().as_secs_f64()
+            );
+        }
+    };
+    let executable = std::env::current_exe().map_err(ToolError::io("finding this executable"))?;
+    if settings.fill_then_exit {
+        let (ledger, last) = fill(&settings.data_dir, settings.events, progress)?;
+        println!("{last}");
+        // As a crash: no destructor runs, so neither the ledger's closing snapshot nor
+        // RocksDB's flush of its memtables happens; the lock goes with the process.
+        std::mem::forget(ledger);
+        std::process::exit(0);
+    }
+    let last = if settings.crash {
+        let output = std::process::Command::new(&executable)
+            .args(["bench-recovery", "--fill-then-exit", "--data-dir"])
+            .arg(&settings.data_dir)
+            .arg("--events")
+            .arg(settings.events.to_string())
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(ToolError::io(format!("starting {}", executable.display())))?;
+        if !output.status.success() {
+            return Err(ToolError::Server(format!(
+                "the filling process exited with {}",
+                output.status
+            )));
+        }
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse::<u64>()
+            .map_err(|error| {
+                ToolError::Server(format!(
+                    "the filling process printed no last sequence: {error}"
+                ))
+            })?
+    } else {
+        fill_to(&settings.data_dir, settings.events, false, progress)?
+    };
     println!(
         "log holds {last} events (filled in {:.1} s{})",
         filling.elapsed().as_secs_f64(),
@@ -65,7 +100,6 @@ pub fn run(settings: &RecoverySettings) -> Result<ExitCode, ToolError> {
             ""
         }
     );
-    let executable = std::env::current_exe().map_err(ToolError::io("finding this executable"))?;
     // After a crash only the first start replays the tail: the graceful stop that ends
     // each run writes a snapshot. Repeat --crash measurements on fresh copies.
     let runs = if settings.crash { 1 } else { settings.runs };
@@ -153,6 +187,15 @@ pub fn fill_to(
     crash: bool,
     progress: impl Fn(u64),
 ) -> Result<u64, ToolError> {
+    let (ledger, last) = fill(data_dir, events, progress)?;
+    if !crash {
+        ledger.close()?;
+    }
+    Ok(last)
+}
+
+/// [`fill_to`]'s work: returns the ledger open, for the caller to close or not.
+fn fill(data_dir: &Path, events: u64, progress: impl Fn(u64)) -> Result<(Ledger, u64), ToolError> {
     let (mut ledger, _) = Ledger::open(data_dir, LedgerOptions::default())?;
     let at = Timestamp(ledger.state().last_time().0.max(FILL_TIME_MS));
     let population = Population::bench_from(50, 5_000, 20_000, today().plus_days(-30))?;
@@ -187,10 +230,7 @@ pub fn fill_to(
         progress(ledger.state().last_sequence());
     }
     let last = ledger.state().last_sequence();
-    if !crash {
-        ledger.close()?;
-    }
-    Ok(last)
+    Ok((ledger, last))
 }
 
 /// Resident and peak resident memory of a process, in MiB, from /proc.
