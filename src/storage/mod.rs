@@ -12,7 +12,7 @@
 //! | `payload_v1.rs` | record format v1's event payloads (read only; frozen shapes, bincode) |
 //! | `invoice_filter.rs` | the in-memory filter that spares brand-new invoices the index lookup |
 //! | `index.rs` | the invoice index key and its entries (`VLIX` v3; reads v1, v2), the invoice order (`VLIO`), the index's watermark (`VLIW`) |
-//! | `index_lag.rs` | the index written just after the log: readers' gate, the pending write, the entries an open derives after a crash |
+//! | `index_lag.rs` | the index written just after the log and without the write-ahead log: readers' gate, the pending write, the entries an open derives after a crash |
 //! | `snapshot.rs` | snapshot frames (`VLSN` v4) and the state image layout |
 //! | `checkpoint.rs` | signed checkpoints (`VLCP` v1), the SM2 key files and the export file |
 //! | `backup.rs` | backup directories: their manifest, making one, restoring one |

@@ -5,16 +5,18 @@
 //! |---------------|-----------------------------------|--------------------------------|
 //! | `events`      | first sequence, u64 big-endian    | a log block of records (`block.rs`); before format 3, one framed record (`record.rs`) |
 //! | `invoices`    | center USCC (18 B) + invoice no.  | `VLIX` entry (`index.rs`)      |
+//! | `invoices`    | 0xFF `index_through` (after every invoice key) | `VLIW` watermark of the index (`index.rs`; format 6 on) |
 //! | `snapshots`   | sequence, u64 big-endian          | `VLSN` frame (`snapshot.rs`)   |
 //! | `invoice_order` | center + year + first sequence (`index.rs`) | `VLIO` group: a center-year's redemptions of one batch; before format 4, one bare invoice number |
 //! | `checkpoints` | sequence, u64 big-endian          | `VLCP` signed checkpoint (`checkpoint.rs`) |
 //! | `default`     | `format`                          | `VLDB` + version               |
-//! | `default`     | `index_through`                   | `VLIW` watermark of the index (`index.rs`; format 5 on) |
+//! | `default`     | `index_through`                   | `VLIW` watermark of the index (`index.rs`; format 5 only) |
 //!
 //! A batch is written in two parts: the log part (records, invoice order) with one fsync
 //! (when `sync` is on), which is the group commit the answers wait for, then the index
 //! part (the invoice index's entries and its watermark) after the answers, before the
-//! next batch (`index_lag.rs`: readers wait for it; an open derives it after a crash).
+//! next batch, without the write-ahead log (`index_lag.rs`: readers wait for it; an open
+//! derives what a crash took).
 //! The batch's records go into a few log blocks (one key each), not one key per record;
 //! reads find the block holding a sequence by seeking for the key at or before it. The
 //! store never interprets events (except `index_lag.rs` and `migrate.rs`, which derive
