@@ -67,8 +67,10 @@ fn every_acknowledged_invoice_survives_sigkill_exactly_once() {
             let store = EventStore::open_read_only(directory.path()).expect("read-only");
             let lag = store
                 .index_lag_report()
-                .expect("round {round}: the killed writer's index entries were lost with it")
-                .expect("and derived from the log");
+                .unwrap_or_else(|| {
+                    panic!("round {round}: the killed writer's index entries were lost with it")
+                })
+                .unwrap_or_else(|problem| panic!("round {round}: not derived: {problem}"));
             assert!(lag.contains("derived from the log"), "round {round}: {lag}");
         }
 

@@ -492,9 +492,10 @@ fn count_index_entries(
             store.format_version()
         ));
     }
-    // After a crash between a batch's log and its index entries (storage::index_lag),
-    // the read-only store derived the missing entries from the log: counted and checked
-    // above like the rest, and said here.
+    // When the index is behind the log (a crash took what RocksDB had not flushed of it,
+    // or a running server has not flushed it yet: storage::index_lag), the read-only
+    // store derived the missing entries from the log: counted and checked above like the
+    // rest, and said here.
     match store.index_lag_report() {
         Some(Ok(note)) => report.notes.push(note),
         Some(Err(problem)) => problems.push(problem),

@@ -64,14 +64,9 @@ pub const INVOICE_ORDER_FORMAT_VERSION: u16 = 2;
 const USCC_LENGTH: usize = 18;
 
 /// The key of the index's watermark in the `invoices` family (format 6 on). No invoice
-/// key starts with 0xFF (a USCC is ASCII), so scans of the index pass it over by
-/// [`is_invoice_key`], and it sorts after every invoice key.
+/// key starts with 0xFF (a USCC is ASCII), so it sorts after every invoice key; scans of
+/// the index pass over this key, and report any other that is not an invoice's.
 pub const INDEX_WATERMARK_KEY: &[u8] = b"\xffindex_through";
-
-/// Whether a key of the `invoices` family is an invoice's (not the watermark's).
-pub fn is_invoice_key(key: &[u8]) -> bool {
-    key.first().is_some_and(|first| first.is_ascii())
-}
 
 pub const INDEX_WATERMARK_MAGIC: [u8; 4] = *b"VLIW";
 pub const INDEX_WATERMARK_FORMAT_VERSION: u16 = 1;

@@ -1,10 +1,10 @@
 //! The invoice index one step behind the log: how it is written after the log, how
 //! readers wait for it, and how an open derives what a crash left out.
 //!
-//! A batch is written in two parts (issue 12). The log part (the records, the invoice
-//! order, and the index's watermark when the batch indexes nothing and no index part
-//! follows) is written with the fsync the callers' answers wait for. The index part (one entry per invoice the batch
-//! redeemed or reversed, and the watermark) is written just after the answers have gone
+//! A batch is written in two parts (issue 12). The log part (the records and the invoice
+//! order) is written with the fsync the callers' answers wait for. The index part (one
+//! entry per invoice the batch redeemed or reversed, and the watermark, which a batch of
+//! records always moves) is written just after the answers have gone
 //! out, before the next batch's log part: inserting ~8,000 keys that arrive in no order
 //! into the index's skip list was about half of RocksDB's write, and the callers no longer
 //! wait for it. The writer's next prefetch may read the index in between (the engine
@@ -28,9 +28,10 @@
 //! - What survives is consistent: the watermark (`index.rs`, `VLIW`, the last sequence
 //!   indexed) is kept in the `invoices` family with the entries and written with them,
 //!   and RocksDB persists a family's writes in order (its memtables are flushed oldest
-//!   first; the one write to the family that takes the write-ahead log, a migration's
-//!   watermark, comes after the family is flushed). So the watermark a crash leaves names
-//!   records whose entries survived.
+//!   first; the writes to the family that take the write-ahead log, a migration's
+//!   watermark, the reset of a watermark past the log's end and a copy into a fresh
+//!   directory, come after the family is flushed or into an empty one). So the watermark
+//!   a crash leaves names records whose entries survived.
 //! - An open derives the entries of every record after the watermark from the log
 //!   ([`derive_index_tail`]), which is checked as it is read (frames and chain). A
 //!   writable open writes them, a bounded number at a time

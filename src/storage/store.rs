@@ -37,8 +37,8 @@ use super::checkpoint::Checkpoint;
 use super::index::{
     append_invoice_key, decode_index_entry, decode_index_watermark, decode_invoice_order_value,
     encode_index_entry, encode_index_fields, encode_index_watermark, encode_invoice_order_group,
-    invoice_key, invoice_key_into, invoice_order_key, is_invoice_key, parse_invoice_key,
-    parse_invoice_order_key, IndexFields, INDEX_WATERMARK_KEY,
+    invoice_key, invoice_key_into, invoice_order_key, parse_invoice_key, parse_invoice_order_key,
+    IndexFields, INDEX_WATERMARK_KEY,
 };
 use super::index_lag::{derive_index_tail, IndexGate, IndexTail, PendingIndexWrite};
 use super::invoice_filter::{
@@ -823,10 +823,6 @@ impl EventStore {
             INDEX_WATERMARK_KEY,
             encode_index_watermark(sequence),
         );
-        if self.format_version == 5 {
-            // Moved into the `invoices` family (format 6): the old one says nothing more.
-            batch.delete(FORMAT_5_INDEX_WATERMARK_KEY);
-        }
         let mut options = WriteOptions::default();
         options.set_sync(self.sync);
         self.db.write_opt(batch, &options)?;
@@ -847,8 +843,9 @@ impl EventStore {
     }
 
     /// For `verify`: what a read-only open derived because the index was behind the log
-    /// (a crash between a batch's two writes; the next writable open writes it), or why it
-    /// could not. `None` when the index was complete.
+    /// (a crash took what RocksDB had not flushed of it, or a running server has not
+    /// flushed it yet; the next writable open writes it), or why it could not. `None`
+    /// when the index was complete.
     pub fn index_lag_report(&self) -> Option<Result<String, String>> {
         if let Some(problem) = &self.index_tail_problem {
             return Some(Err(format!(
@@ -905,9 +902,15 @@ impl EventStore {
     pub(super) fn write_format_marker(&mut self) -> Result<(), StoreError> {
         let mut marker = DATABASE_MAGIC.to_vec();
         marker.extend_from_slice(&DATABASE_FORMAT_VERSION.to_le_bytes());
+        let mut batch = WriteBatch::default();
+        batch.put(FORMAT_KEY, marker);
+        // A format 5 watermark, moved into the `invoices` family by the migration, goes
+        // with the marker that stops it being read: a crash between the two leaves a
+        // format 5 directory that still has it.
+        batch.delete(FORMAT_5_INDEX_WATERMARK_KEY);
         let mut options = WriteOptions::default();
         options.set_sync(true);
-        self.db.put_opt(FORMAT_KEY, marker, &options)?;
+        self.db.write_opt(batch, &options)?;
         self.format_version = DATABASE_FORMAT_VERSION;
         Ok(())
     }
@@ -1338,9 +1341,9 @@ impl EventStore {
     /// Writes the batch's log part, with one fsync of the write-ahead log when `sync`:
     /// once this returns, the batch is durable and may be answered. Its index part is
     /// returned, to be written by [`EventStore::commit_index`] before the next batch;
-    /// readers of the index wait until then. A batch without index entries (and none to
-    /// follow, [`CommitBatch::expect_index_part`]) moves the index's watermark in its log
-    /// part and returns nothing to write.
+    /// readers of the index wait until then. A batch of records always has an index part,
+    /// if only the watermark; one without records or index entries (none to follow,
+    /// [`CommitBatch::expect_index_part`]) returns nothing to write.
     pub fn commit_log(&self, mut batch: CommitBatch) -> Result<PendingIndexWrite, StoreError> {
         // The filter must know every key the write stores before any prefetch can see it.
         self.add_to_invoice_filter(&mut batch);
@@ -1648,9 +1651,10 @@ impl EventStore {
         iterator.seek_to_first();
         let mut scanned = 0u64;
         while let Some(key) = iterator.key() {
-            if !is_invoice_key(key) {
+            if key == INDEX_WATERMARK_KEY {
                 // The watermark, after every invoice key.
-                break;
+                iterator.next();
+                continue;
             }
             filter.insert(key);
             scanned += 1;
@@ -1753,8 +1757,9 @@ impl EventStore {
                 .iterator_cf_opt(self.family(INVOICES)?, read_once(), IteratorMode::Start)
         {
             let (key, value) = item?;
-            if !is_invoice_key(&key) {
-                // The watermark, after every invoice key.
+            if &*key == INDEX_WATERMARK_KEY {
+                // The watermark, after every invoice key; any other key is parsed below
+                // and reported if it is not an invoice's.
                 continue;
             }
             while let Some((derived_key, entry)) =
@@ -1927,8 +1932,12 @@ impl EventStore {
         Ok(())
     }
 
+    /// Makes everything written durable: the write-ahead log synced, and the invoice
+    /// index, written without it, flushed to its table files (RocksDB would flush it when
+    /// the database closes, but only logs a failure there).
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_wal(true)?;
+        self.db.flush_cf(self.family(INVOICES)?)?;
         Ok(())
     }
 }
