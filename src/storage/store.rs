@@ -22,7 +22,7 @@
 //! store never interprets events (except `index_lag.rs` and `migrate.rs`, which derive
 //! index entries from them); the ledger (`crate::ledger`) decides what to write.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -776,7 +776,7 @@ impl EventStore {
         let family = self.family(INVOICES)?;
         let mut value = Vec::new();
         let mut written = 0usize;
-        let tail = derive_index_tail(self, watermark, write_entries, |entries| {
+        let mut write_part = |entries: &mut BTreeMap<Vec<u8>, InvoiceEntry>| {
             let mut batch = WriteBatch::default();
             for (key, entry) in entries.iter() {
                 value.clear();
@@ -787,24 +787,20 @@ impl EventStore {
             entries.clear();
             self.db.write_opt(batch, &unlogged)?;
             Ok(())
-        })?;
-        let mut batch = WriteBatch::default();
-        for (key, entry) in &tail.entries {
-            value.clear();
-            encode_index_entry(entry, &mut value);
-            batch.put_cf(family, key, &value);
-        }
-        batch.put_cf(
+        };
+        let mut tail = derive_index_tail(self, watermark, write_entries, &mut write_part)?;
+        write_part(&mut tail.entries)?;
+        self.db.put_cf_opt(
             family,
             INDEX_WATERMARK_KEY,
             encode_index_watermark(tail.through),
-        );
-        self.db.write_opt(batch, &unlogged)?;
+            &unlogged,
+        )?;
         self.db.flush_cf(family)?;
         tracing::info!(
             after = watermark,
             through = tail.through,
-            entries = written + tail.entries.len(),
+            entries = written,
             "the invoice index was behind the log; wrote the entries derived from it"
         );
         Ok(())
@@ -2301,7 +2297,6 @@ mod tests {
         use crate::domain::event::InvoiceRedeemed;
         use crate::domain::ids::{Date, DeliveryProof, InvoiceNumber, VoucherId};
         use crate::domain::money::Money;
-        use crate::domain::state::InvoiceEntry;
 
         let directory = tempfile::tempdir().expect("a temporary directory");
         let store = EventStore::open(directory.path(), false).expect("the store opens");
@@ -2329,16 +2324,7 @@ mod tests {
         let part = store.index_part_of(&mut deferred).expect("the part");
         // When the writer puts a reversal after the entries, then the watermark (as
         // `commit_index` does for a part that follows records).
-        let reversed = InvoiceEntry {
-            voucher: VoucherId::from_u128(1),
-            amount: Money::from_fen(10_000).expect("an amount"),
-            issue_date: Date::from_ymd(2026, 3, 1).expect("a date"),
-            delivery_proof: DeliveryProof::parse("DLV-2026-000001").expect("a proof"),
-            subsidy: Money::from_fen(3_000).expect("a subsidy"),
-            second_subsidy: Money::ZERO,
-            sequence: 1,
-            reversed_at: Some(2_001),
-        };
+        let reversed = sample_entry(Some(2_001));
         let number = InvoiceNumber::parse("INV-000000000000").expect("a number");
         store
             .complete_index_part(&mut pending, part, &[(center, number, reversed)])
@@ -2766,6 +2752,22 @@ mod tests {
         assert!(!direct_io_supported(&file.join("data")));
     }
 
+    /// An index entry of 100.00 redeemed at sequence 1 (reversed at `reversed_at`).
+    fn sample_entry(reversed_at: Option<u64>) -> crate::domain::state::InvoiceEntry {
+        use crate::domain::ids::{Date, DeliveryProof, VoucherId};
+        use crate::domain::money::Money;
+        crate::domain::state::InvoiceEntry {
+            voucher: VoucherId::from_u128(1),
+            amount: Money::from_fen(10_000).expect("an amount"),
+            issue_date: Date::from_ymd(2026, 3, 1).expect("a date"),
+            delivery_proof: DeliveryProof::parse("DLV-2026-000001").expect("a proof"),
+            subsidy: Money::from_fen(3_000).expect("a subsidy"),
+            second_subsidy: Money::ZERO,
+            sequence: 1,
+            reversed_at,
+        }
+    }
+
     /// Copies the files of `store`'s open directory into `copy`, as a crash would leave
     /// them: what RocksDB has written to its files, nothing of its memtables.
     fn crash_image(path: &Path, copy: &Path) {
@@ -2780,24 +2782,13 @@ mod tests {
 
     #[test]
     fn the_index_is_written_without_the_write_ahead_log_and_a_crash_takes_its_watermark_with_it() {
-        use crate::domain::ids::{Date, DeliveryProof, InvoiceNumber, VoucherId};
-        use crate::domain::money::Money;
-        use crate::domain::state::InvoiceEntry;
+        use crate::domain::ids::InvoiceNumber;
 
         // Given a store (format 6) that commits one record with 4,000 index entries.
         let directory = tempfile::tempdir().expect("a temporary directory");
         let store = EventStore::open(directory.path(), true).expect("the store opens");
         let center = crate::tooling::population::uscc("91330100MA", 1).expect("a USCC");
-        let entry = InvoiceEntry {
-            voucher: VoucherId::from_u128(1),
-            amount: Money::from_fen(10_000).expect("an amount"),
-            issue_date: Date::from_ymd(2026, 3, 1).expect("a date"),
-            delivery_proof: DeliveryProof::parse("DLV-2026-000001").expect("a proof"),
-            subsidy: Money::from_fen(3_000).expect("a subsidy"),
-            second_subsidy: Money::ZERO,
-            sequence: 1,
-            reversed_at: None,
-        };
+        let entry = sample_entry(None);
         let number =
             |index: u32| InvoiceNumber::parse(&format!("INV-{index:012}")).expect("a number");
         let wal_before: u64 = wal_files(directory.path()).values().sum();
