@@ -296,8 +296,15 @@ fn an_index_memtable_lost_in_a_crash_is_derived_and_written_in_parts_when_the_di
         },
         ..options()
     };
-    let (ledger, _) = Ledger::open(image.path(), options).expect("reopen");
+    let (ledger, report) = Ledger::open(image.path(), options).expect("reopen");
     drop(ledger);
+    // Then the open reports its phases, the catch-up beside the replay: the whole open
+    // took at least RocksDB's open and the longer of the two, and each is within it.
+    assert!(
+        report.store_open + report.index_catch_up.max(report.snapshot_and_replay) <= report.elapsed
+            && report.index_catch_up > std::time::Duration::ZERO,
+        "{report:?}"
+    );
     // Then the index is whole, its watermark at the log's end, and the directory verifies.
     let store = EventStore::open_read_only(image.path()).expect("read-only");
     assert!(

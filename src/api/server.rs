@@ -430,6 +430,9 @@ pub async fn run_with(
         snapshot = ?report.snapshot_sequence,
         replayed = report.events_replayed,
         elapsed_ms = report.elapsed.as_millis() as u64,
+        store_open_ms = report.store_open.as_millis() as u64,
+        index_catch_up_ms = report.index_catch_up.as_millis() as u64,
+        snapshot_and_replay_ms = report.snapshot_and_replay.as_millis() as u64,
         "ledger opened"
     );
     for skipped in &report.snapshots_skipped {

@@ -92,7 +92,58 @@ pub struct OpenReport {
     pub snapshots_skipped: Vec<String>,
     pub events_replayed: u64,
     pub last_sequence: u64,
+    /// The whole open.
     pub elapsed: Duration,
+    /// Of which opening RocksDB (its recovery from its write-ahead log, after a crash).
+    pub store_open: Duration,
+    /// Bringing the invoice index up to the log, beside the next.
+    pub index_catch_up: Duration,
+    /// Loading the snapshot and replaying the log after it, beside the previous.
+    pub snapshot_and_replay: Duration,
+}
+
+/// What [`load_state`] read back: the state as of the log's end.
+struct LoadedState {
+    state: LedgerState,
+    snapshot_sequence: Option<u64>,
+    snapshots_skipped: Vec<String>,
+    events_replayed: u64,
+    /// The chain hash of the log's last record.
+    chain_head: ChainHash,
+}
+
+/// Loads the newest valid snapshot in `store`, replays the log after it and checks the
+/// invariants (reads only: it runs beside the invoice index's catch-up).
+fn load_state(store: &EventStore, invoice_cache_limit: usize) -> Result<LoadedState, LedgerError> {
+    let mut snapshots_skipped = Vec::new();
+    let mut start = (
+        LedgerState::with_bounded_invoice_cache(),
+        genesis_chain_hash(),
+        None,
+    );
+    for sequence in store.snapshot_sequences()? {
+        match load_snapshot(store, sequence) {
+            Ok((state, chain)) => {
+                start = (state, chain, Some(sequence));
+                break;
+            }
+            Err(error) => snapshots_skipped.push(error.to_string()),
+        }
+    }
+    let (mut state, chain_head, snapshot_sequence) = start;
+    let from = state.last_sequence() + 1;
+    let position = replay(store, &mut state, chain_head, invoice_cache_limit)?;
+    let violations = state.check_invariants();
+    if let Some(first) = violations.first() {
+        return Err(LedgerError::Invariant(first.clone()));
+    }
+    Ok(LoadedState {
+        state,
+        snapshot_sequence,
+        snapshots_skipped,
+        events_replayed: position.last_sequence + 1 - from,
+        chain_head: position.chain_head,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -231,32 +282,46 @@ pub struct Ledger {
 
 impl Ledger {
     /// Opens the ledger in `path`: loads the newest valid snapshot, replays the log after
-    /// it (checking every frame and the hash chain), and checks the invariants.
+    /// it (checking every frame and the hash chain), and checks the invariants. Meanwhile
+    /// a thread of its own brings the invoice index up to the log (after a crash; see
+    /// `storage::StoreOpening`).
     pub fn open(path: &Path, options: LedgerOptions) -> Result<(Ledger, OpenReport), LedgerError> {
         let started = Instant::now();
-        let store = EventStore::open_with(path, options.sync, options.store)?;
-        let mut snapshots_skipped = Vec::new();
-        let mut start = (
-            LedgerState::with_bounded_invoice_cache(),
-            genesis_chain_hash(),
-            None,
-        );
-        for sequence in store.snapshot_sequences()? {
-            match load_snapshot(&store, sequence) {
-                Ok((state, chain)) => {
-                    start = (state, chain, Some(sequence));
-                    break;
+        let opening = EventStore::open_before_index_catch_up(path, options.sync, options.store)?;
+        let store_opened = started.elapsed();
+        let (loaded, caught_up) = std::thread::scope(|scope| {
+            let catching_up = std::thread::Builder::new()
+                .name("index-catch-up".into())
+                .spawn_scoped(scope, || {
+                    let catching_up = Instant::now();
+                    (opening.catch_up_index(), catching_up.elapsed())
+                });
+            let loading = Instant::now();
+            let loaded = load_state(opening.store(), options.invoice_cache_limit)
+                .map(|loaded| (loaded, loading.elapsed()));
+            let caught_up = match catching_up {
+                Ok(thread) => match thread.join() {
+                    Ok(caught_up) => caught_up,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                Err(error) => {
+                    tracing::warn!(%error, "no thread for the invoice index's catch-up; it runs after the replay");
+                    let catching_up = Instant::now();
+                    (opening.catch_up_index(), catching_up.elapsed())
                 }
-                Err(error) => snapshots_skipped.push(error.to_string()),
-            }
-        }
-        let (mut state, chain_head, snapshot_sequence) = start;
-        let from = state.last_sequence() + 1;
-        let position = replay(&store, &mut state, chain_head, options.invoice_cache_limit)?;
-        let violations = state.check_invariants();
-        if let Some(first) = violations.first() {
-            return Err(LedgerError::Invariant(first.clone()));
-        }
+            };
+            (loaded, caught_up)
+        });
+        let (caught_up, index_catch_up) = caught_up;
+        let store = opening.finish(caught_up);
+        let (loaded, snapshot_and_replay) = loaded?;
+        let LoadedState {
+            mut state,
+            snapshot_sequence,
+            snapshots_skipped,
+            events_replayed,
+            chain_head,
+        } = loaded;
         // The log read back whole; an index the open could not bring up to it would let
         // a repeated invoice be paid twice.
         store.check_index_caught_up()?;
@@ -280,9 +345,12 @@ impl Ledger {
         let report = OpenReport {
             snapshot_sequence,
             snapshots_skipped,
-            events_replayed: position.last_sequence + 1 - from,
+            events_replayed,
             last_sequence: state.last_sequence(),
             elapsed: started.elapsed(),
+            store_open: store_opened,
+            index_catch_up,
+            snapshot_and_replay,
         };
         let store = Arc::new(store);
         let filling = Arc::clone(&store);
@@ -318,7 +386,7 @@ impl Ledger {
             store,
             last_snapshot_sequence: snapshot_sequence.unwrap_or(0),
             state: Arc::new(RwLock::new(state)),
-            chain_head: position.chain_head,
+            chain_head,
             options,
             poisoned: None,
             events,

@@ -46,5 +46,5 @@ pub use record::{ChainHash, RecordError};
 pub use snapshot::StoredSnapshot;
 pub use store::{
     CommitBatch, DeferredIndexEntries, EventStore, IndexCompaction, IndexPart, StoreError,
-    StoreSettings, TableCompression,
+    StoreOpening, StoreSettings, TableCompression,
 };
