@@ -175,6 +175,61 @@ fn changing_one_byte_is_detected_at_that_record() {
     assert_eq!(first_bad, Some(8), "{problems:?}");
 }
 
+/// The log's reader checks the chain eight records at a time, their first blocks
+/// compressed together (`log.rs`): a byte changed in any record's first 64-byte block,
+/// whatever its place in such a group, is caught at that record, with every record
+/// before it read, and none after it.
+#[test]
+fn a_byte_changed_in_any_record_of_a_group_breaks_the_chain_at_that_record() {
+    // Given a log of 68 records in two blocks (the programme, 60 invoices and more,
+    // written 50 commands at a time), so that groups of eight fall at several offsets
+    // of a block, and each block ends in a shorter group (groups do not span blocks).
+    let directory = tempfile::tempdir().expect("tempdir");
+    let last = fill(directory.path(), 60, 1_000_000).last_sequence();
+    assert!(last > 60, "{last} records");
+    let store = voucher_ledger::storage::EventStore::open(directory.path(), true).expect("store");
+    let read_all = |store: &voucher_ledger::storage::EventStore| {
+        let mut read = Vec::new();
+        let result = store.read_log(1, genesis_chain_hash(), |logged| {
+            read.push(logged.sequence);
+            std::ops::ControlFlow::Continue(())
+        });
+        (read, result)
+    };
+    let (everything, result) = read_all(&store);
+    assert_eq!(result.expect("the log reads").last_sequence, last);
+    assert_eq!(everything, (1..=last).collect::<Vec<_>>());
+    for changed in 1..=last {
+        let original = store.record(changed).expect("read").expect("present");
+        assert!(
+            original.len() > 64 + 32,
+            "record {changed} has a full block"
+        );
+        // When one byte of its first block, past the frame's header, is changed.
+        let mut record = original.clone();
+        record[40] ^= 0x20;
+        store
+            .overwrite_record_for_tests(changed, Some(&record))
+            .expect("write");
+        // Then the read stops there with a broken chain, every record before it read.
+        let (read, result) = read_all(&store);
+        match result {
+            Err(voucher_ledger::storage::LogError::Record(RecordError::ChainBroken {
+                sequence,
+            })) => assert_eq!(sequence, changed),
+            other => panic!("record {changed} changed: {other:?}"),
+        }
+        assert_eq!(read, (1..changed).collect::<Vec<_>>(), "record {changed}");
+        store
+            .overwrite_record_for_tests(changed, Some(&original))
+            .expect("restore");
+    }
+    // And with every record restored the log reads whole again.
+    let (read, result) = read_all(&store);
+    assert_eq!(result.expect("the log reads").last_sequence, last);
+    assert_eq!(read.len() as u64, last);
+}
+
 #[test]
 fn the_verify_command_exits_non_zero_naming_the_first_bad_sequence() {
     let directory = tempfile::tempdir().expect("tempdir");

@@ -30,7 +30,7 @@
 
 use sm3::{Digest, Sm3};
 
-use super::sm3_lanes::RecordSpan;
+use super::sm3_lanes::{finish_chain_hash, Midstate, RecordSpan};
 use super::{payload_v1, payload_v2};
 use crate::domain::{Event, Origin, SequencedEvent, Timestamp};
 pub use crate::limits::RECORD_PAYLOAD_LIMIT;
@@ -201,9 +201,32 @@ pub fn check_record<'a>(
     bytes: &'a [u8],
     previous: &ChainHash,
 ) -> Result<CheckedRecord<'a>, RecordError> {
+    check_record_after(key_sequence, bytes, previous, None)
+}
+
+/// The bytes of a stored record that its chain hash is computed over (all but the hash
+/// at its end); empty for bytes too short to hold a hash, which [`parse_frame`] refuses.
+pub(super) fn chained_bytes(bytes: &[u8]) -> &[u8] {
+    &bytes[..bytes.len().saturating_sub(CHAIN_HASH_LENGTH)]
+}
+
+/// [`check_record`], with the first blocks of [`chained_bytes`] already compressed into
+/// `midstate` (from `sm3_lanes::midstates_of`, eight records at a time), as the log's
+/// reader checks them (`log.rs`). A record of a format before 3, whose hash begins with
+/// the previous hash, is hashed whole, and the midstate is not used.
+pub(super) fn check_record_after<'a>(
+    key_sequence: u64,
+    bytes: &'a [u8],
+    previous: &ChainHash,
+    midstate: Option<Midstate>,
+) -> Result<CheckedRecord<'a>, RecordError> {
     let record = parse_frame(key_sequence, bytes)?;
-    let body_end = bytes.len() - CHAIN_HASH_LENGTH;
-    if chain_hash_of(record.version, previous, &bytes[..body_end]) != record.chain_hash {
+    let body = chained_bytes(bytes);
+    let computed = match midstate {
+        Some(midstate) if record.version >= 3 => finish_chain_hash(body, midstate, previous),
+        _ => chain_hash_of(record.version, previous, body),
+    };
+    if computed != record.chain_hash {
         return Err(RecordError::ChainBroken {
             sequence: key_sequence,
         });

@@ -1512,6 +1512,33 @@ impl EventStore {
         from: u64,
         mut visit: impl FnMut(Result<(u64, &[u8]), RecordError>) -> bool,
     ) -> Result<(), StoreError> {
+        self.scan_segments(from, |first, value| {
+            for item in segment_records(first, value) {
+                match item {
+                    Ok((sequence, _)) if sequence < from => continue,
+                    Ok(record) => {
+                        if !visit(Ok(record)) {
+                            return false;
+                        }
+                    }
+                    Err(error) => {
+                        visit(Err(error));
+                        return false;
+                    }
+                }
+            }
+            true
+        })
+    }
+
+    /// Visits the log's segments (first sequence, stored value: one bare record or a
+    /// block, `block.rs`) in order from the one holding `from` on, until `visit` returns
+    /// false. The records before `from` in the first one are the visitor's to skip.
+    pub(super) fn scan_segments(
+        &self,
+        from: u64,
+        mut visit: impl FnMut(u64, &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
         let family = self.family(EVENTS)?;
         let mut iterator = self.db.raw_iterator_cf_opt(family, read_once());
         // The segment holding `from` starts at or before it.
@@ -1520,21 +1547,9 @@ impl EventStore {
             iterator.status()?;
             iterator.seek(from.to_be_bytes());
         }
-        'segments: while let (Some(key), Some(value)) = (iterator.key(), iterator.value()) {
-            let first = sequence_from_key(key)?;
-            for item in segment_records(first, value) {
-                match item {
-                    Ok((sequence, _)) if sequence < from => continue,
-                    Ok(record) => {
-                        if !visit(Ok(record)) {
-                            break 'segments;
-                        }
-                    }
-                    Err(error) => {
-                        visit(Err(error));
-                        break 'segments;
-                    }
-                }
+        while let (Some(key), Some(value)) = (iterator.key(), iterator.value()) {
+            if !visit(sequence_from_key(key)?, value) {
+                break;
             }
             iterator.next();
         }
