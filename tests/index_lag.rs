@@ -319,6 +319,49 @@ fn an_index_memtable_lost_in_a_crash_is_derived_and_written_in_parts_when_the_di
     assert_eq!(report.invoice_index_entries, 41);
 }
 
+/// The open brings the index up to the log beside the replay; when the log after the
+/// index's watermark is damaged, both fail, and the open reports the replay's error (it
+/// names the record and what is wrong with it), not the catch-up's.
+#[test]
+fn a_damaged_record_after_a_lagging_index_is_reported_as_the_replays_record_error() {
+    // Given a crash image whose index lags by more than a batch.
+    let directory = tempfile::tempdir().expect("tempdir");
+    let (mut ledger, _) = Ledger::open(directory.path(), options()).expect("open");
+    for batch in batches() {
+        submit_all(&mut ledger, &batch);
+    }
+    let last = ledger.state().last_sequence();
+    let image = tempfile::tempdir().expect("tempdir");
+    crash_image(directory.path(), image.path());
+    drop(ledger);
+    // And a record after the watermark changed (its amount's bytes, the frame intact).
+    let damaged = last - 3;
+    {
+        let store = EventStore::open_read_only(image.path()).expect("read-only");
+        assert!(store.index_watermark().expect("watermark") < damaged);
+    }
+    {
+        // A writable store's open tries the catch-up, which fails here and writes nothing.
+        let store = EventStore::open(image.path(), true).expect("store");
+        let mut record = store.record(damaged).expect("read").expect("present");
+        let index = record.len() - 40;
+        record[index] ^= 0x01;
+        store
+            .overwrite_record_for_tests(damaged, Some(&record))
+            .expect("write");
+    }
+    // When the ledger opens, then it refuses, naming that record's broken chain.
+    let error = Ledger::open(image.path(), options())
+        .err()
+        .expect("a damaged log does not open");
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("record {damaged}: chain hash mismatch")),
+        "{error}"
+    );
+}
+
 #[test]
 fn a_reader_of_the_index_waits_for_the_batch_index_part_then_finds_its_invoice() {
     let directory = tempfile::tempdir().expect("tempdir");

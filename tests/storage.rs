@@ -230,6 +230,60 @@ fn a_byte_changed_in_any_record_of_a_group_breaks_the_chain_at_that_record() {
     assert_eq!(read.len() as u64, last);
 }
 
+/// The two ways the reader checks the chain (eight records at a time in the SM3 lanes,
+/// and one at a time with the `sm3` crate, which `verify` uses) read the same events and
+/// stop at the same place with the same error: from every sequence, stopping after 1, 3,
+/// 8, 9 or all records, on a sound log and on one with a record changed.
+#[test]
+fn the_lanes_and_the_reference_check_read_the_same_from_every_sequence() {
+    use voucher_ledger::storage::ChainCheck;
+    let directory = tempfile::tempdir().expect("tempdir");
+    let last = fill(directory.path(), 60, 1_000_000).last_sequence();
+    let store = voucher_ledger::storage::EventStore::open(directory.path(), true).expect("store");
+    let read = |check: ChainCheck, from: u64, stop_after: usize| {
+        let mut events = Vec::new();
+        let previous = store.chain_hash_after(from - 1).expect("previous hash");
+        let result = store.read_log_checked_by(check, from, previous, |logged| {
+            events.push(logged);
+            if events.len() == stop_after {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        });
+        (events, format!("{result:?}"))
+    };
+    let compare_everywhere = |expect_error_at: Option<u64>| {
+        for from in 1..=last {
+            for stop_after in [1, 3, 8, 9, usize::MAX] {
+                let lanes = read(ChainCheck::Lanes, from, stop_after);
+                let reference = read(ChainCheck::Reference, from, stop_after);
+                assert_eq!(lanes, reference, "from {from}, stopping after {stop_after}");
+                if let Some(changed) =
+                    expect_error_at.filter(|changed| stop_after == usize::MAX && from <= *changed)
+                {
+                    assert!(
+                        lanes
+                            .1
+                            .contains(&format!("ChainBroken {{ sequence: {changed} }}")),
+                        "from {from}: {}",
+                        lanes.1
+                    );
+                }
+            }
+        }
+    };
+    compare_everywhere(None);
+    // A record in the middle of a group of the first block, changed in its first block.
+    let changed = 21;
+    let mut record = store.record(changed).expect("read").expect("present");
+    record[40] ^= 0x04;
+    store
+        .overwrite_record_for_tests(changed, Some(&record))
+        .expect("write");
+    compare_everywhere(Some(changed));
+}
+
 #[test]
 fn the_verify_command_exits_non_zero_naming_the_first_bad_sequence() {
     let directory = tempfile::tempdir().expect("tempdir");

@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 use crate::domain::{Event, InvoiceEntry, InvoiceNumber, LedgerState, ProgrammeYear, Uscc};
 use crate::storage::checkpoint::{Checkpoint, TrustedKey};
 use crate::storage::record::{genesis_chain_hash, ChainHash};
-use crate::storage::{EventStore, LogError, StoreError};
+use crate::storage::{ChainCheck, EventStore, LogError, StoreError};
 
 /// Invoices whose index entries are looked up at once.
 const INDEX_CHECK_BATCH: usize = 4_096;
@@ -295,7 +295,9 @@ pub fn verify_store_with(
     let mut snapshot_problems = Vec::new();
     let mut notes = Vec::new();
     let mut snapshots_checked = Vec::new();
-    let read = store.read_log(1, genesis_chain_hash(), |logged| {
+    // The chain is checked with the `sm3` crate, not the writer's own SM3 (`ChainCheck`):
+    // an auditor's check should not share the code that made what it checks.
+    let read = store.read_log_checked_by(ChainCheck::Reference, 1, genesis_chain_hash(), |logged| {
         state.apply(logged.sequence, logged.at, &logged.event);
         match &logged.event {
             Event::InvoiceRedeemed(redeemed) => {

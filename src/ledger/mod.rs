@@ -94,11 +94,13 @@ pub struct OpenReport {
     pub last_sequence: u64,
     /// The whole open.
     pub elapsed: Duration,
-    /// Of which opening RocksDB (its recovery from its write-ahead log, after a crash).
+    /// Of which opening the store: RocksDB's open (with its recovery from its write-ahead
+    /// log, after a crash), the format check and any migration.
     pub store_open: Duration,
     /// Bringing the invoice index up to the log, beside the next.
     pub index_catch_up: Duration,
-    /// Loading the snapshot and replaying the log after it, beside the previous.
+    /// Loading the snapshot, replaying the log after it and checking the invariants,
+    /// beside the previous.
     pub snapshot_and_replay: Duration,
 }
 
@@ -284,7 +286,7 @@ impl Ledger {
     /// Opens the ledger in `path`: loads the newest valid snapshot, replays the log after
     /// it (checking every frame and the hash chain), and checks the invariants. Meanwhile
     /// a thread of its own brings the invoice index up to the log (after a crash; see
-    /// `storage::StoreOpening`).
+    /// `storage::store::StoreOpening`).
     pub fn open(path: &Path, options: LedgerOptions) -> Result<(Ledger, OpenReport), LedgerError> {
         let started = Instant::now();
         let opening = EventStore::open_before_index_catch_up(path, options.sync, options.store)?;
@@ -337,7 +339,7 @@ impl Ledger {
         // RocksDB's recovery and the replay are done with what they allocated: hand it
         // back before serving, so the memory a server starts with is what it uses.
         let releasing = Instant::now();
-        crate::storage::heap::release_freed_heap();
+        crate::storage::heap::release_freed_heap_after_open();
         tracing::info!(
             elapsed_ms = releasing.elapsed().as_millis() as u64,
             "freed heap memory handed back to the system"

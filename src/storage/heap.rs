@@ -28,17 +28,8 @@ pub fn write_spare_room<T>(vector: &mut Vec<T>, room: usize) {
     std::hint::black_box(vector.spare_capacity_mut());
 }
 
-/// Hands the heap memory glibc and mimalloc hold free back to the operating system
-/// (glibc's part is a no-op where the C library is not glibc).
-///
-/// mimalloc (the server's allocator, `src/main.rs`) returns a thread's freed pages only
-/// when that thread allocates again after a delay, and never those of a thread that is
-/// idle (the blocking thread that opened the ledger) or finished (the index's catch-up,
-/// the invoice filter's scan). Serving 10 M events after a crash, that was ~45 MiB of
-/// the server's resident memory, ~58 MiB once the index's catch-up ran on a thread of
-/// its own (issue 12, thirtieth round). A forced collect here purges the calling thread's
-/// free pages and every free page of mimalloc's arenas, whoever freed them. Where the
-/// process allocates with something else, mimalloc holds nothing and this costs nothing.
+/// Hands the heap memory glibc holds free back to the operating system. A no-op where the
+/// C library is not glibc.
 pub fn release_freed_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` takes no pointer and only walks glibc's own heaps, under their
@@ -46,9 +37,27 @@ pub fn release_freed_heap() {
     unsafe {
         libc::malloc_trim(0);
     }
-    // SAFETY: `mi_collect` takes no pointer; mimalloc documents it as callable from any
-    // thread at any time (it collects the calling thread's heap and the shared arenas,
-    // under their own synchronisation).
+}
+
+/// [`release_freed_heap`], and mimalloc's free pages too: for the end of the ledger's
+/// open, before the server answers.
+///
+/// mimalloc (the server's allocator, `src/main.rs`) hands a page back to the operating
+/// system only when some thread later allocates a fresh page, a second or more after it
+/// was freed; a process that has just opened and waits for its first batch allocates
+/// none. Serving 10 M events after a crash, that was ~45 MiB of the server's resident
+/// memory, ~58 MiB once the invoice index's catch-up ran on a thread of its own (issue
+/// 12, thirtieth round). A forced collect purges the calling thread's free pages and
+/// every free page of mimalloc's arenas, whoever freed them; it is kept out of
+/// [`release_freed_heap`]'s other callers (the invoice filter's scans, which may run
+/// beside batches), where purging pages the writer's threads are about to reuse would
+/// cost them page faults. Where the process allocates with something else, mimalloc
+/// holds nothing and this costs nothing.
+pub fn release_freed_heap_after_open() {
+    release_freed_heap();
+    // SAFETY: `mi_collect` takes no argument but a flag and has no precondition: it
+    // collects the calling thread's own heap and purges the arenas' free pages, which
+    // mimalloc tracks in atomic bitmaps shared by all threads.
     unsafe {
         libmimalloc_sys::mi_collect(true);
     }

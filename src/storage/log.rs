@@ -7,13 +7,15 @@
 //! Whether the records are stored in log blocks or one per key (older directories, or
 //! the older part of a log) makes no difference here: each record comes with the sequence
 //! its place in the log gives it. The chain is checked eight records at a time
-//! ([`CHAIN_CHECK_GROUP`]), with the same result as one at a time.
+//! ([`CHAIN_CHECK_GROUP`]), with the same result as one at a time; `verify` checks it
+//! with the `sm3` crate instead ([`ChainCheck`]).
 
 use std::ops::ControlFlow;
 
 use super::block::segment_records;
 use super::record::{
-    chained_bytes, check_record_after, genesis_chain_hash, parse_frame, ChainHash, RecordError,
+    chained_bytes, check_record_after, genesis_chain_hash, parse_frame, record_version, ChainHash,
+    RecordError,
 };
 use super::sm3_lanes::{midstates_of, LANES};
 use super::store::{EventStore, StoreError};
@@ -25,6 +27,19 @@ use crate::domain::{Event, Origin, SequencedEvent, Timestamp};
 /// the record before it. A reader that stops after one record has hashed at most seven
 /// more in vain.
 const CHAIN_CHECK_GROUP: usize = LANES;
+
+/// How [`EventStore::read_log_checked_by`] computes the chain hashes it checks. Both
+/// give the same verdict on every log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChainCheck {
+    /// Eight records at a time, their common full blocks in the SM3 lanes
+    /// (`sm3_lanes.rs`): the code that computed them when they were written. Replay,
+    /// the invoice index's catch-up, reads and subscriptions.
+    Lanes,
+    /// One record at a time with the `sm3` crate, a second implementation: `verify`
+    /// uses it, so that a fault in the writer's own SM3 cannot pass its own check.
+    Reference,
+}
 
 /// An event as the log holds it: its place, its time and the chain hash after it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +103,17 @@ impl EventStore {
         &self,
         from: u64,
         previous: ChainHash,
+        visit: impl FnMut(LoggedEvent) -> ControlFlow<()>,
+    ) -> Result<LogPosition, LogError> {
+        self.read_log_checked_by(ChainCheck::Lanes, from, previous, visit)
+    }
+
+    /// [`EventStore::read_log`], its chain checked by `check`.
+    pub fn read_log_checked_by(
+        &self,
+        check: ChainCheck,
+        from: u64,
+        previous: ChainHash,
         mut visit: impl FnMut(LoggedEvent) -> ControlFlow<()>,
     ) -> Result<LogPosition, LogError> {
         assert!(from >= 1, "sequence numbers start at 1");
@@ -119,12 +145,24 @@ impl EventStore {
                     }
                 }
                 let group = &group[..count];
-                midstates_of(
-                    group.len(),
-                    |index| chained_bytes(group[index].1),
-                    &mut midstates,
-                );
-                for (&(sequence, bytes), midstate) in group.iter().zip(&midstates) {
+                if check == ChainCheck::Lanes {
+                    // A record before format 3 begins its hash with the previous one, so
+                    // no block of it can be hashed ahead: handed over empty, it sends its
+                    // group to the scalar path rather than be hashed twice.
+                    midstates_of(
+                        group.len(),
+                        |index| match record_version(group[index].1) {
+                            Some(version) if version >= 3 => chained_bytes(group[index].1),
+                            _ => &[],
+                        },
+                        &mut midstates,
+                    );
+                }
+                for (index, &(sequence, bytes)) in group.iter().enumerate() {
+                    let midstate = match check {
+                        ChainCheck::Lanes => midstates.get(index).copied(),
+                        ChainCheck::Reference => None,
+                    };
                     let expected = position.last_sequence + 1;
                     if sequence != expected {
                         failure = Some(RecordError::Missing {
@@ -134,7 +172,7 @@ impl EventStore {
                         return false;
                     }
                     let decoded =
-                        check_record_after(sequence, bytes, &position.chain_head, Some(*midstate))
+                        check_record_after(sequence, bytes, &position.chain_head, midstate)
                             .and_then(|record| {
                                 Ok((record.at, record.chain_hash, record.decode_with_origin()?))
                             });

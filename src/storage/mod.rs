@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `codec.rs` | the explicit field-by-field codec storage's own formats use |
 //! | `record.rs` | the record frame (`VLEV` v3; reads v1, v2) and the SM3 hash chain |
-//! | `sm3_lanes.rs` | the writer's SM3 for the chain: eight records' leading blocks at once (AVX2) |
+//! | `sm3_lanes.rs` | SM3 for the chain, eight records' leading blocks at once (AVX2): the writer's hashes, the reader's checks |
 //! | `block.rs` | log blocks (`VLBK` v1): a batch's records under one key |
 //! | `payload_v2.rs` | the payloads of record formats v2 and v3: origin + event, field by field |
 //! | `payload_v1.rs` | record format v1's event payloads (read only; frozen shapes, bincode) |
@@ -17,7 +17,7 @@
 //! | `checkpoint.rs` | signed checkpoints (`VLCP` v1), the SM2 key files and the export file |
 //! | `backup.rs` | backup directories: their manifest, making one, restoring one |
 //! | `store.rs` | RocksDB: column families, group commit, point and range reads |
-//! | `heap.rs` | hands back to the operating system what RocksDB's recovery freed in glibc's heap |
+//! | `heap.rs` | hands back to the operating system what the open freed (RocksDB's recovery in glibc's heap, the opening threads in mimalloc's) |
 //! | `log.rs` | the one loop that reads the log back as checked events |
 //! | `package.rs` | the events file of an audit package (`VLPK` v1: the records as stored, framed) |
 //! | `migrate.rs` | brings an older data directory up to the current format on first open |
@@ -41,10 +41,10 @@ pub mod snapshot;
 pub mod store;
 
 pub use index_lag::PendingIndexWrite;
-pub use log::{LogError, LogPosition, LoggedEvent};
+pub use log::{ChainCheck, LogError, LogPosition, LoggedEvent};
 pub use record::{ChainHash, RecordError};
 pub use snapshot::StoredSnapshot;
 pub use store::{
     CommitBatch, DeferredIndexEntries, EventStore, IndexCompaction, IndexPart, StoreError,
-    StoreOpening, StoreSettings, TableCompression,
+    StoreSettings, TableCompression,
 };

@@ -13,7 +13,8 @@
 //! ```
 //!
 //! The records are not re-encoded: a package holds the bytes the ledger hashed, so its
-//! chain is checked by the same [`check_record`] as the live log's.
+//! chain is checked by [`check_record`], as `verify` checks the live log's (with the
+//! `sm3` crate, not the writer's own SM3).
 
 use std::io::{Read, Write};
 

@@ -204,6 +204,13 @@ pub fn check_record<'a>(
     check_record_after(key_sequence, bytes, previous, None)
 }
 
+/// The format version a stored record's frame names (`None` for bytes too short to
+/// name one; [`parse_frame`] refuses those).
+pub(super) fn record_version(bytes: &[u8]) -> Option<u16> {
+    let version = bytes.get(4..6)?;
+    Some(u16::from_le_bytes([version[0], version[1]]))
+}
+
 /// The bytes of a stored record that its chain hash is computed over (all but the hash
 /// at its end); empty for bytes too short to hold a hash, which [`parse_frame`] refuses.
 pub(super) fn chained_bytes(bytes: &[u8]) -> &[u8] {

@@ -11,9 +11,11 @@
 //!
 //! Why a compression function of our own and not only the `sm3` crate: the crate hashes
 //! one message at a time and cannot resume from a state computed elsewhere, which is
-//! what the lanes produce. The crate stays the reference: record readers check chains
-//! with it (`record::chain_hash_of`), and this file's tests compare both compression
-//! functions with it on random records. Without AVX2 (or off x86-64) the same blocks go
+//! what the lanes produce. The crate stays the reference: `verify` and audit packages
+//! check chains with it (`record::chain_hash_of`; `log::ChainCheck::Reference`), and
+//! this file's tests compare both compression functions with it on random records. The
+//! log's other readers (replay, the invoice index's catch-up, reads) check with the
+//! lanes, as the writer hashes. Without AVX2 (or off x86-64) the same blocks go
 //! through the scalar function, with the same result.
 
 use super::record::{ChainHash, CHAIN_HASH_LENGTH};

@@ -539,22 +539,25 @@ const DIRECT_IO_PROBE: &str = "DIRECT-IO-PROBE";
 /// index). After a crash at 10 M events the catch-up took ~0.4 s and the ledger's
 /// snapshot load and replay ~0.3 s; run one beside the other, a restart waits for the
 /// longer only (issue 12, thirtieth round).
-pub struct StoreOpening {
+pub(crate) struct StoreOpening {
     store: EventStore,
     /// Most index entries the catch-up holds before it writes them.
     index_catch_up_write_entries: usize,
 }
 
 impl StoreOpening {
-    /// The store, for reads while the index is caught up (nothing that needs the index).
-    pub fn store(&self) -> &EventStore {
+    /// The store, for reads while the index is caught up: the snapshots and the log, and
+    /// nothing that needs the index or writes. A contract, not a type (the reads share
+    /// `EventStore`'s methods with the writes), which is why the type stays in the crate:
+    /// `Ledger::open` is its one user.
+    pub(crate) fn store(&self) -> &EventStore {
         &self.store
     }
 
     /// Brings the invoice index up to the log (see `index_lag.rs`): derives the entries
     /// of the records after its watermark and writes them. Nothing to do after a clean
     /// close. Takes `&self`, so it can run on a thread of its own.
-    pub fn catch_up_index(&self) -> Result<(), StoreError> {
+    pub(crate) fn catch_up_index(&self) -> Result<(), StoreError> {
         self.store.catch_up_index(self.index_catch_up_write_entries)
     }
 
@@ -562,7 +565,7 @@ impl StoreOpening {
     /// is kept, not returned: a damaged log is reported by the ledger's replay, as a
     /// record error, which says more; `Ledger::open` refuses the store if the replay
     /// passes and the catch-up still failed (see [`EventStore::check_index_caught_up`]).
-    pub fn finish(self, caught_up: Result<(), StoreError>) -> EventStore {
+    pub(crate) fn finish(self, caught_up: Result<(), StoreError>) -> EventStore {
         let mut store = self.store;
         if let Err(error) = caught_up {
             store.index_tail_problem = Some(error.to_string());
@@ -593,7 +596,7 @@ impl EventStore {
     /// the log: the caller runs [`StoreOpening::catch_up_index`], while it reads the store
     /// for other things if it likes (the ledger loads its snapshot and replays the log
     /// meanwhile), then gets the store from [`StoreOpening::finish`].
-    pub fn open_before_index_catch_up(
+    pub(crate) fn open_before_index_catch_up(
         path: &Path,
         sync: bool,
         settings: StoreSettings,
