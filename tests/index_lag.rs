@@ -252,6 +252,21 @@ fn crash_image(path: &Path, image: &Path) {
     }
 }
 
+/// A crash image of a running ledger that wrote all three batches, index parts and all
+/// (its index's memtable not in the files), and the log's last sequence.
+fn crash_image_after_all_batches() -> (tempfile::TempDir, u64) {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let (mut ledger, _) = Ledger::open(directory.path(), options()).expect("open");
+    for batch in batches() {
+        submit_all(&mut ledger, &batch);
+    }
+    let last = ledger.state().last_sequence();
+    let image = tempfile::tempdir().expect("tempdir");
+    crash_image(directory.path(), image.path());
+    drop(ledger);
+    (image, last)
+}
+
 /// Since data directory format 6 the index is written without the write-ahead log, so a
 /// crash takes every entry RocksDB had not flushed, not only one batch's: the next open
 /// derives them all from the log (here 41 entries over two batches, written four at a
@@ -260,17 +275,9 @@ fn crash_image(path: &Path, image: &Path) {
 fn an_index_memtable_lost_in_a_crash_is_derived_and_written_in_parts_when_the_directory_opens() {
     let expected_directory = tempfile::tempdir().expect("tempdir");
     let expected = control(expected_directory.path());
-    // Given a ledger that wrote all three batches, index parts and all, and is running.
-    let directory = tempfile::tempdir().expect("tempdir");
-    let (mut ledger, _) = Ledger::open(directory.path(), options()).expect("open");
-    for batch in batches() {
-        submit_all(&mut ledger, &batch);
-    }
-    let last = ledger.state().last_sequence();
-    // When the machine crashes: its files as they are, the index's memtable not in them.
-    let image = tempfile::tempdir().expect("tempdir");
-    crash_image(directory.path(), image.path());
-    drop(ledger);
+    // Given a ledger that wrote all three batches, index parts and all, and is running,
+    // when the machine crashes: its files as they are, the index's memtable not in them.
+    let (image, last) = crash_image_after_all_batches();
     // Then a read-only open finds the index behind the log by more than a batch, and
     // reads what the log implies.
     {
@@ -325,15 +332,7 @@ fn an_index_memtable_lost_in_a_crash_is_derived_and_written_in_parts_when_the_di
 #[test]
 fn a_damaged_record_after_a_lagging_index_is_reported_as_the_replays_record_error() {
     // Given a crash image whose index lags by more than a batch.
-    let directory = tempfile::tempdir().expect("tempdir");
-    let (mut ledger, _) = Ledger::open(directory.path(), options()).expect("open");
-    for batch in batches() {
-        submit_all(&mut ledger, &batch);
-    }
-    let last = ledger.state().last_sequence();
-    let image = tempfile::tempdir().expect("tempdir");
-    crash_image(directory.path(), image.path());
-    drop(ledger);
+    let (image, last) = crash_image_after_all_batches();
     // And a record after the watermark changed (its amount's bytes, the frame intact).
     let damaged = last - 3;
     {

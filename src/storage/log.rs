@@ -12,7 +12,7 @@
 
 use std::ops::ControlFlow;
 
-use super::block::segment_records;
+use super::block::{segment_records, SegmentRecords};
 use super::record::{
     chained_bytes, check_record_after, genesis_chain_hash, parse_frame, record_version, ChainHash,
     RecordError,
@@ -125,25 +125,9 @@ impl EventStore {
         let mut midstates = Vec::with_capacity(CHAIN_CHECK_GROUP);
         self.scan_segments(from, |first, value| {
             let mut records = segment_records(first, value);
+            let mut group: [(u64, &[u8]); CHAIN_CHECK_GROUP] = [(0, &[]); CHAIN_CHECK_GROUP];
             loop {
-                // The segment's next records, up to a group, and whatever damage ends them.
-                let mut group: [(u64, &[u8]); CHAIN_CHECK_GROUP] = [(0, &[]); CHAIN_CHECK_GROUP];
-                let mut count = 0;
-                let mut damaged = None;
-                while count < CHAIN_CHECK_GROUP {
-                    match records.next() {
-                        None => break,
-                        Some(Ok((sequence, _))) if sequence < from => continue,
-                        Some(Ok(record)) => {
-                            group[count] = record;
-                            count += 1;
-                        }
-                        Some(Err(error)) => {
-                            damaged = Some(error);
-                            break;
-                        }
-                    }
-                }
+                let (count, damaged) = next_group(&mut records, from, &mut group);
                 let group = &group[..count];
                 if check == ChainCheck::Lanes {
                     // A record before format 3 begins its hash with the previous one, so
@@ -224,4 +208,26 @@ impl EventStore {
         })?;
         Ok(found)
     }
+}
+
+/// Fills `group` with the segment's next records from `from` on, as many as it holds:
+/// returns how many it took and, if damage ended them, the error that names it.
+fn next_group<'a>(
+    records: &mut SegmentRecords<'a>,
+    from: u64,
+    group: &mut [(u64, &'a [u8]); CHAIN_CHECK_GROUP],
+) -> (usize, Option<RecordError>) {
+    let mut count = 0;
+    while count < CHAIN_CHECK_GROUP {
+        match records.next() {
+            None => break,
+            Some(Ok((sequence, _))) if sequence < from => continue,
+            Some(Ok(record)) => {
+                group[count] = record;
+                count += 1;
+            }
+            Some(Err(error)) => return (count, Some(error)),
+        }
+    }
+    (count, None)
 }
