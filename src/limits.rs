@@ -147,6 +147,19 @@ pub const INDEX_WRITE_WAIT_MAX: Duration = Duration::from_secs(30);
 /// written without the write-ahead log (data directory format 6), a crash can take the
 /// index's unflushed memtables, up to ~10^6 entries (~200 bytes each held in memory).
 pub const INDEX_CATCH_UP_WRITE_ENTRIES: usize = 65_536;
+/// Default: milliseconds without a committed batch after which the server flushes the
+/// invoice index's memtables (`api::index_flusher`), so a crash or a read-only view
+/// (`verify`, an export, a backup beside the server) of a quiet server has nothing to
+/// derive. 0: never on idleness.
+pub const INDEX_FLUSH_IDLE_MS_DEFAULT: u64 = 2_000;
+/// Default: seconds unflushed index entries may wait, however busy the server, before it
+/// flushes them: under a steady trickle of invoices (never idle, the memtable filling
+/// for hours) this bounds what a crash or a read-only view derives. 0: never on age.
+pub const INDEX_FLUSH_AGE_SECONDS_DEFAULT: u64 = 600;
+/// Longest pause between two looks at the invoice index's memtables.
+pub const INDEX_FLUSH_CHECK_MS_MAX: u64 = 1_000;
+/// Shortest pause between two looks (a tiny `index_flush_idle_ms` in tests).
+pub const INDEX_FLUSH_CHECK_MS_MIN: u64 = 10;
 
 // ------------------------------------------------------------------- reconciliation
 

@@ -269,6 +269,23 @@ async fn the_exposition_passes_promtool_and_counts_what_was_posted() {
     assert!(values.contains_key("voucher_ledger_rocksdb_block_cache_bytes{family=\"events\"}"));
     assert!(values.contains_key("voucher_ledger_rocksdb_table_readers_bytes{family=\"invoices\"}"));
     assert!(values.contains_key("voucher_ledger_snapshot_age_seconds"));
+    // The invoice index holds the 127 invoices' entries and a watermark per batch of
+    // records, all unflushed: fewer than an idle flush waits for, and younger than the
+    // age flush's 10 minutes, so the server has flushed nothing itself
+    let unflushed = value("voucher_ledger_invoice_index_unflushed_entries");
+    assert!(
+        (127.0..=127.0 + batches).contains(&unflushed),
+        "{unflushed} unflushed entries after {batches} batches"
+    );
+    assert_eq!(
+        value("voucher_ledger_invoice_index_flushes{reason=\"idle\"}"),
+        0.0
+    );
+    assert_eq!(
+        value("voucher_ledger_invoice_index_flushes{reason=\"age\"}"),
+        0.0
+    );
+    assert_eq!(value("voucher_ledger_invoice_index_flush_failures"), 0.0);
     // And every voucher_ledger_ name the alerts and the dashboard use is exported
     deploy_files_name_only(&exposition);
     drop(subscription);

@@ -14,6 +14,7 @@
 //! | `server.rs` | `run(listener, settings, shutdown)`: connections, health, reflection, TLS; `server/` its connection guard, the gate (auth, limits, access log) and the route that sends `PostInvoices` down the fast path |
 //! | `health.rs` | keeps `grpc.health.v1` true: NOT_SERVING after a failed write, clock alarm |
 //! | `sweeper.rs` | the expiry sweep, stopped on a suspected clock jump until confirmed |
+//! | `index_flusher.rs` | flushes the invoice index when the server is quiet, or its entries have waited too long, so a crash or a read-only view derives little from the log |
 
 pub mod auth;
 pub mod batch_wire;
@@ -21,6 +22,7 @@ pub mod convert;
 pub mod convert_reconciliation;
 pub mod errors;
 pub mod health;
+pub mod index_flusher;
 pub mod server;
 pub mod services;
 pub mod sweeper;

@@ -106,6 +106,13 @@ pub struct ServerSection {
     pub commit_thread_niceness: Niceness,
     /// Seconds between expiry sweeps (vouchers whose term ended are released).
     pub expiry_sweep_seconds: u64,
+    /// Milliseconds without a committed batch after which the server flushes the invoice
+    /// index's memtables (when at least 1,024 entries wait), so a crash or a read-only
+    /// view of a quiet server derives nothing from the log (`api::index_flusher`). 0: off.
+    pub index_flush_idle_ms: u64,
+    /// Seconds unflushed invoice-index entries may wait, however busy the server, before
+    /// it flushes them. 0: off.
+    pub index_flush_age_seconds: u64,
     /// After SIGTERM, how long in-flight calls and streams may take before the remaining
     /// connections are closed (the writer is drained and synced either way).
     pub shutdown_grace_seconds: u64,
@@ -171,6 +178,8 @@ impl Default for ServerSection {
             commit_thread_niceness: Niceness::COMMIT_PATH_DEFAULT,
             expiry_sweep_seconds: EXPIRY_SWEEP_SECONDS_DEFAULT,
             shutdown_grace_seconds: SHUTDOWN_GRACE_SECONDS_DEFAULT,
+            index_flush_idle_ms: INDEX_FLUSH_IDLE_MS_DEFAULT,
+            index_flush_age_seconds: INDEX_FLUSH_AGE_SECONDS_DEFAULT,
             max_concurrent_streams: MAX_CONCURRENT_STREAMS_DEFAULT,
             max_header_list_bytes: MAX_HEADER_LIST_BYTES_DEFAULT,
             handshake_timeout_ms: HANDSHAKE_TIMEOUT_MS_DEFAULT,
@@ -574,6 +583,14 @@ pub async fn run_with(
         Duration::from_secs(config.server.expiry_sweep_seconds.max(1)),
         stopping.clone(),
     ));
+    let index_flusher = tokio::spawn(crate::api::index_flusher::run(
+        handle.clone(),
+        crate::api::index_flusher::IndexFlushPolicy::from_settings(
+            config.server.index_flush_idle_ms,
+            config.server.index_flush_age_seconds,
+        ),
+        stopping.clone(),
+    ));
     let health_keeper = tokio::spawn(crate::api::health::keep_health_true(
         handle.clone(),
         health_reporter.clone(),
@@ -696,6 +713,7 @@ pub async fn run_with(
         }
     }
     sweeper.abort();
+    index_flusher.abort();
     health_keeper.abort();
     if let Some(reloader) = token_reloader {
         reloader.abort();

@@ -159,6 +159,11 @@ pub struct EngineStatus {
     /// Batches decided while the batch before was being written (the committer's
     /// pipeline, see `writer_loop`), since the engine started.
     pub batches_decided_during_write: AtomicU64,
+    /// Flushes of the invoice index the server asked for (`api::index_flusher`), because
+    /// it was idle and because entries had waited too long, and flushes that failed.
+    pub index_flushes_idle: AtomicU64,
+    pub index_flushes_age: AtomicU64,
+    pub index_flush_failures: AtomicU64,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

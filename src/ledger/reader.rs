@@ -144,6 +144,17 @@ impl LedgerReader {
         self.store.rocksdb_figures()
     }
 
+    /// Entries of the invoice index not yet flushed to a table file
+    /// (`EventStore::invoice_index_unflushed_entries`).
+    pub fn invoice_index_unflushed_entries(&self) -> Result<u64, StoreError> {
+        self.store.invoice_index_unflushed_entries()
+    }
+
+    /// Flushes the invoice index's memtables and waits (`EventStore::flush_invoice_index`).
+    pub fn flush_invoice_index(&self) -> Result<(), StoreError> {
+        self.store.flush_invoice_index()
+    }
+
     /// The sequence of the newest stored record.
     pub fn stored_sequence(&self) -> Result<u64, StoreError> {
         Ok(self.store.last_sequence()?.unwrap_or(0))

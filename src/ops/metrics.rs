@@ -70,6 +70,9 @@ pub struct Metrics {
     checkpoints_signed: Gauge,
     checkpoint_failures: Gauge,
     batches_decided_during_write: Gauge,
+    invoice_index_unflushed_entries: Gauge,
+    invoice_index_flushes: Family<ReasonLabels, Gauge>,
+    invoice_index_flush_failures: Gauge,
     poisoned: Gauge,
     pending_compaction_bytes: Family<FamilyLabels, Gauge>,
     memtable_bytes: Family<FamilyLabels, Gauge>,
@@ -183,6 +186,22 @@ impl Metrics {
             "batches_decided_during_write",
             "Batches the writer decided while the batch before was being written, since the server started",
         );
+        let invoice_index_unflushed_entries = gauge(
+            &mut registry,
+            "invoice_index_unflushed_entries",
+            "Invoice index entries in RocksDB's memtables, not yet in a table file: what a crash would make the next start derive from the log, and what a read-only view (verify, an export, a backup) derives now",
+        );
+        let invoice_index_flushes = Family::<ReasonLabels, Gauge>::default();
+        registry.register(
+            "invoice_index_flushes",
+            "Flushes of the invoice index the server asked for since it started, by reason (idle: no batch for index_flush_idle_ms; age: entries waited index_flush_age_seconds); RocksDB's own flushes of full memtables are not counted",
+            invoice_index_flushes.clone(),
+        );
+        let invoice_index_flush_failures = gauge(
+            &mut registry,
+            "invoice_index_flush_failures",
+            "Flushes of the invoice index the server asked for that failed, since it started",
+        );
         let poisoned = gauge(
             &mut registry,
             "ledger_poisoned",
@@ -242,6 +261,9 @@ impl Metrics {
             checkpoints_signed,
             checkpoint_failures,
             batches_decided_during_write,
+            invoice_index_unflushed_entries,
+            invoice_index_flushes,
+            invoice_index_flush_failures,
             poisoned,
             pending_compaction_bytes,
             memtable_bytes,
@@ -296,6 +318,21 @@ impl Metrics {
         self.batches_decided_during_write.set(as_gauge(
             status.batches_decided_during_write.load(Ordering::Relaxed),
         ));
+        for (reason, flushes) in [
+            ("idle", &status.index_flushes_idle),
+            ("age", &status.index_flushes_age),
+        ] {
+            self.invoice_index_flushes
+                .get_or_create(&ReasonLabels { reason })
+                .set(as_gauge(flushes.load(Ordering::Relaxed)));
+        }
+        self.invoice_index_flush_failures.set(as_gauge(
+            status.index_flush_failures.load(Ordering::Relaxed),
+        ));
+        if let Ok(unflushed) = engine.reader().invoice_index_unflushed_entries() {
+            self.invoice_index_unflushed_entries
+                .set(as_gauge(unflushed));
+        }
         let poisoned =
             status.poisoned.load(Ordering::Relaxed) || engine.failure_watch().borrow().is_some();
         self.poisoned.set(i64::from(poisoned));

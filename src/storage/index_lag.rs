@@ -39,7 +39,9 @@
 //!   exports, a backup of a running server) keeps them in memory beside the index, so it
 //!   reads what a writable open would have written. A clean close flushes the index
 //!   (RocksDB flushes memtables written without the log when it closes), so only a
-//!   crash, or a read-only view of a running server, meets a lagging index.
+//!   crash, or a read-only view of a running server, meets a lagging index; and a
+//!   running server flushes it when quiet (`api/index_flusher.rs`), so those meet a
+//!   memtable or two only when the server was busy.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
