@@ -64,6 +64,24 @@ fn lag_of_read_only_view(server: &TestServer) -> Option<String> {
         .map(|report| report.expect("the view derives the missing entries"))
 }
 
+/// `voucher-ledger verify` run on the server's directory beside it: its output, after
+/// checking that it found nothing wrong.
+fn verify_beside(server: &TestServer) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_voucher-ledger"))
+        .arg("verify")
+        .arg("--data-dir")
+        .arg(server.directory.path())
+        .output()
+        .expect("verify runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "verify: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 /// Polls the read-only view until its index is complete, for at most `limit`.
 async fn wait_until_complete(server: &TestServer, limit: Duration) -> Result<Duration, String> {
     let started = Instant::now();
@@ -93,6 +111,13 @@ async fn a_server_idle_for_a_moment_flushes_its_index_so_a_read_only_view_derive
         .await
         .unwrap_or_else(|report| panic!("the index was never flushed: {report}"));
     eprintln!("index complete {waited:?} after the last batch");
+    // ... and `verify` beside it compares the whole index with the log, deriving nothing
+    let verified = verify_beside(&server);
+    assert!(
+        verified.contains("invoice index      1400 entries compared with the log"),
+        "{verified}"
+    );
+    assert!(!verified.contains("derived from the log"), "{verified}");
     server.stop().await;
 }
 
@@ -117,6 +142,17 @@ async fn a_server_with_both_rules_off_leaves_its_index_to_be_derived_by_a_read_o
         .and_then(|count| count.parse().ok())
         .unwrap_or_else(|| panic!("a count of derived entries in: {report}"));
     assert!(derived >= 1_400, "{report}");
+    // ... which `verify` beside it says in a note, having checked those entries too
+    let verified = verify_beside(&server);
+    assert!(
+        verified.contains("invoice index      1400 entries compared with the log"),
+        "{verified}"
+    );
+    let note = verified
+        .lines()
+        .find(|line| line.starts_with("note") && line.contains("derived from the log"))
+        .unwrap_or_else(|| panic!("a note on the derived entries in: {verified}"));
+    assert!(note.contains(&format!("the {derived} entries")), "{note}");
     // ... and a clean stop flushes it, so the directory reopens complete
     let directory = server.stop().await;
     let store = EventStore::open_read_only(directory.path()).expect("read-only");

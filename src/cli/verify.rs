@@ -83,6 +83,11 @@ pub fn run(
             "not reached"
         }
     );
+    // What is worth knowing but wrong with nothing: snapshots of an older format, an
+    // invoice index behind the log whose missing entries were derived from it.
+    for note in &report.notes {
+        println!("note               {note}");
+    }
     println!(
         "elapsed            {:.2} s",
         started.elapsed().as_secs_f64()
