@@ -156,6 +156,9 @@ pub const INDEX_FLUSH_IDLE_MS_DEFAULT: u64 = 2_000;
 /// flushes them: under a steady trickle of invoices (never idle, the memtable filling
 /// for hours) this bounds what a crash or a read-only view derives. 0: never on age.
 pub const INDEX_FLUSH_AGE_SECONDS_DEFAULT: u64 = 600;
+/// Fewest unflushed invoice-index entries (invoices and watermarks) an idle flush is
+/// worth: fewer take microseconds to derive.
+pub const IDLE_FLUSH_ENTRIES_MIN: u64 = 1_024;
 /// Longest pause between two looks at the invoice index's memtables.
 pub const INDEX_FLUSH_CHECK_MS_MAX: u64 = 1_000;
 /// Shortest pause between two looks (a tiny `index_flush_idle_ms` in tests).

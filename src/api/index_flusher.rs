@@ -27,9 +27,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::ledger::engine::EngineHandle;
-
-/// Fewest unflushed entries (invoices and watermarks) an idle flush is worth.
-pub const IDLE_FLUSH_ENTRIES_MIN: u64 = 1_024;
+use crate::limits::IDLE_FLUSH_ENTRIES_MIN;
 
 /// When the server flushes the invoice index: `None` turns a rule off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
