@@ -17,6 +17,10 @@
 //!   server is, so a steady trickle that never leaves it idle, nor fills a memtable for
 //!   hours, is bounded too.
 //!
+//! A flush that fails (a full disk, say) is counted and retried after a wait that doubles
+//! from [`INDEX_FLUSH_RETRY_MS_MIN`] to [`INDEX_FLUSH_RETRY_MS_MAX`], so a failing disk is
+//! not asked twice a second; a flush that succeeds resets the wait.
+//!
 //! Under a full load neither fires (a memtable fills in about a second, and RocksDB's own
 //! flush empties it), so the bound there stays RocksDB's: two memtables. A flush never
 //! splits an index part from its watermark (each is one write), so it changes nothing a
@@ -27,7 +31,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::ledger::engine::EngineHandle;
-use crate::limits::IDLE_FLUSH_ENTRIES_MIN;
+use crate::limits::{IDLE_FLUSH_ENTRIES_MIN, INDEX_FLUSH_RETRY_MS_MAX, INDEX_FLUSH_RETRY_MS_MIN};
 
 /// When the server flushes the invoice index: `None` turns a rule off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +98,10 @@ pub struct IndexFlushWatch {
     /// Unflushed entries at the last look, and since when (about) the oldest of them waits.
     unflushed: u64,
     waiting_since: Option<Instant>,
+    /// After a failed flush: no flush is asked for before this, and the wait the next
+    /// failure will set (doubled each time, reset by a flush that succeeds).
+    retry_not_before: Option<Instant>,
+    retry_wait: Duration,
 }
 
 impl IndexFlushWatch {
@@ -104,6 +112,8 @@ impl IndexFlushWatch {
             quiet_since: now,
             unflushed: 0,
             waiting_since: None,
+            retry_not_before: None,
+            retry_wait: Duration::from_millis(INDEX_FLUSH_RETRY_MS_MIN),
         }
     }
 
@@ -123,6 +133,12 @@ impl IndexFlushWatch {
         }
         self.unflushed = unflushed;
         let waiting_since = self.waiting_since?;
+        if self
+            .retry_not_before
+            .is_some_and(|not_before| now < not_before)
+        {
+            return None;
+        }
         if let Some(idle) = self.policy.idle {
             if unflushed >= IDLE_FLUSH_ENTRIES_MIN && now.duration_since(self.quiet_since) >= idle {
                 return Some(FlushReason::Idle);
@@ -141,6 +157,17 @@ impl IndexFlushWatch {
     pub fn flushed(&mut self) {
         self.unflushed = 0;
         self.waiting_since = None;
+        self.retry_not_before = None;
+        self.retry_wait = Duration::from_millis(INDEX_FLUSH_RETRY_MS_MIN);
+    }
+
+    /// The flush asked for failed at `now`: returns how long the next attempt waits (the
+    /// rules still have to ask for it then), twice the last wait, within the limits.
+    pub fn flush_failed(&mut self, now: Instant) -> Duration {
+        let wait = self.retry_wait;
+        self.retry_not_before = Some(now + wait);
+        self.retry_wait = (wait * 2).min(Duration::from_millis(INDEX_FLUSH_RETRY_MS_MAX));
+        wait
     }
 }
 
@@ -203,13 +230,15 @@ pub async fn run(
                 status
                     .index_flush_failures
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(%error, reason = reason.name(), "flushing the invoice index failed; a crash would derive its entries from the log");
+                let retry_in = flush_watch.flush_failed(Instant::now());
+                tracing::warn!(%error, reason = reason.name(), retry_in_ms = retry_in.as_millis() as u64, "flushing the invoice index failed; a crash would derive its entries from the log");
             }
             Err(error) => {
                 status
                     .index_flush_failures
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(%error, "the invoice index's flush did not finish");
+                let retry_in = flush_watch.flush_failed(Instant::now());
+                tracing::warn!(%error, retry_in_ms = retry_in.as_millis() as u64, "the invoice index's flush did not finish");
             }
         }
     }
@@ -289,6 +318,35 @@ mod tests {
             watch.observe(start + 60 * SECOND, 0, 1_000_000),
             Some(FlushReason::Age)
         );
+    }
+
+    #[test]
+    fn a_failed_flush_is_retried_after_a_wait_that_doubles_and_resets_on_success() {
+        let start = Instant::now();
+        let mut watch = IndexFlushWatch::new(policy(), 10, start);
+        let ms = Duration::from_millis;
+        // Given a quiet server whose flush is due
+        let mut now = start + 3 * SECOND;
+        assert_eq!(watch.observe(now, 10, 5_000), Some(FlushReason::Idle));
+        // When flushes keep failing, each wait is twice the last, up to the limit
+        let mut expected = ms(INDEX_FLUSH_RETRY_MS_MIN);
+        for _ in 0..10 {
+            assert_eq!(watch.flush_failed(now), expected);
+            assert_eq!(watch.observe(now + expected - ms(1), 10, 5_000), None);
+            now += expected;
+            assert_eq!(watch.observe(now, 10, 5_000), Some(FlushReason::Idle));
+            expected = (expected * 2).min(ms(INDEX_FLUSH_RETRY_MS_MAX));
+        }
+        assert_eq!(watch.flush_failed(now), ms(INDEX_FLUSH_RETRY_MS_MAX));
+        // Then a flush that succeeds resets the wait: the next failure waits the least
+        now += ms(INDEX_FLUSH_RETRY_MS_MAX);
+        assert_eq!(watch.observe(now, 10, 5_000), Some(FlushReason::Idle));
+        watch.flushed();
+        now += SECOND;
+        assert_eq!(watch.observe(now, 11, 5_000), None);
+        now += 3 * SECOND;
+        assert_eq!(watch.observe(now, 11, 5_000), Some(FlushReason::Idle));
+        assert_eq!(watch.flush_failed(now), ms(INDEX_FLUSH_RETRY_MS_MIN));
     }
 
     #[test]
