@@ -9,33 +9,12 @@ use support::*;
 use tonic::Code;
 use voucher_ledger::api::proto::{self, *};
 
-fn policy_request() -> PublishPolicyRequest {
-    PublishPolicyRequest {
-        source: Some(publish_policy_request::Source::PolicyToml(
-            std::fs::read_to_string("config/policy-2026.toml").expect("policy file"),
-        )),
-    }
-}
-
-fn invoice(center: usize, voucher_id: &str, number: &str, amount: &str) -> Invoice {
-    Invoice {
-        center: center_code(center),
-        voucher_id: voucher_id.to_string(),
-        invoice_number: number.to_string(),
-        amount: amount.to_string(),
-        issue_date: "2026-06-30".into(),
-        delivery_proof: format!("acceptance/{number}"),
-        invoice_code: String::new(),
-        payment_proof: String::new(),
-    }
-}
-
 /// Policy, centers 1 (domestic) and 2 (other), enterprises 1 and 2, one voucher
 /// (enterprise 1 at center 1, fee 100,000.00, face 30,000.00). Returns the voucher id.
 async fn seed(server: &TestServer) -> String {
     server
         .programme()
-        .publish_policy(authed(BUREAU, policy_request()))
+        .publish_policy(authed(BUREAU, standard_policy_request()))
         .await
         .expect("policy");
     for (index, tier) in [(1, FacilityTier::Domestic), (2, FacilityTier::Other)] {
@@ -96,7 +75,7 @@ async fn full_programme_cycle_over_grpc() {
         .redemption()
         .post_invoice(authed(
             CENTER_1,
-            invoice(1, &voucher_id, "INV-1", "1000.07"),
+            center_invoice(1, &voucher_id, "INV-1", "1000.07"),
         ))
         .await
         .expect("post")
@@ -110,7 +89,7 @@ async fn full_programme_cycle_over_grpc() {
         .redemption()
         .post_invoice(authed(
             CENTER_1,
-            invoice(1, &voucher_id, "INV-1", "1000.07"),
+            center_invoice(1, &voucher_id, "INV-1", "1000.07"),
         ))
         .await
         .expect("repost")
@@ -124,7 +103,7 @@ async fn full_programme_cycle_over_grpc() {
         .redemption()
         .post_invoice(authed(
             CENTER_1,
-            invoice(1, &voucher_id, "INV-1", "1000.08"),
+            center_invoice(1, &voucher_id, "INV-1", "1000.08"),
         ))
         .await
         .expect_err("conflict");
@@ -132,9 +111,9 @@ async fn full_programme_cycle_over_grpc() {
 
     // A batch of 100, one of them over the contract fee.
     let mut invoices: Vec<Invoice> = (0..99)
-        .map(|n| invoice(1, &voucher_id, &format!("B-{n}"), "100.00"))
+        .map(|n| center_invoice(1, &voucher_id, &format!("B-{n}"), "100.00"))
         .collect();
-    invoices.push(invoice(1, &voucher_id, "B-over", "99999.00"));
+    invoices.push(center_invoice(1, &voucher_id, "B-over", "99999.00"));
     let batch = server
         .redemption()
         .post_invoices(authed(CENTER_1, PostInvoicesRequest { invoices }))
@@ -437,7 +416,7 @@ async fn a_batch_parsed_in_two_halves_is_answered_as_one() {
             } else {
                 "1.00"
             };
-            invoice(1, &voucher_id, &format!("HALF-{number}"), amount)
+            center_invoice(1, &voucher_id, &format!("HALF-{number}"), amount)
         })
         .collect();
     let answer = server
@@ -534,7 +513,10 @@ async fn each_role_may_do_only_its_part() {
     // A center posts for itself, never for another center, even inside a batch.
     server
         .redemption()
-        .post_invoice(authed(CENTER_1, invoice(1, &voucher_id, "OWN-1", "10.00")))
+        .post_invoice(authed(
+            CENTER_1,
+            center_invoice(1, &voucher_id, "OWN-1", "10.00"),
+        ))
         .await
         .expect("own invoice");
     denied(
@@ -543,15 +525,15 @@ async fn each_role_may_do_only_its_part() {
                 .redemption()
                 .post_invoice(authed(
                     CENTER_2,
-                    invoice(1, &voucher_id, "FOREIGN-1", "10.00"),
+                    center_invoice(1, &voucher_id, "FOREIGN-1", "10.00"),
                 ))
                 .await,
         ),
         "center 2 posting center 1's invoice",
     );
     let mixed = vec![
-        invoice(2, &voucher_id, "MINE", "10.00"),
-        invoice(1, &voucher_id, "THEIRS", "10.00"),
+        center_invoice(2, &voucher_id, "MINE", "10.00"),
+        center_invoice(1, &voucher_id, "THEIRS", "10.00"),
     ];
     denied(
         unit(
@@ -661,7 +643,7 @@ async fn each_role_may_do_only_its_part() {
                 .redemption()
                 .post_invoice(authed(
                     ENTERPRISE_1,
-                    invoice(1, &voucher_id, "E-1", "10.00"),
+                    center_invoice(1, &voucher_id, "E-1", "10.00"),
                 ))
                 .await,
         ),
@@ -734,7 +716,7 @@ async fn each_role_may_do_only_its_part() {
         unit(
             server
                 .programme()
-                .publish_policy(authed(AUDITOR, policy_request()))
+                .publish_policy(authed(AUDITOR, standard_policy_request()))
                 .await,
         ),
         "an auditor publishing",
@@ -743,7 +725,10 @@ async fn each_role_may_do_only_its_part() {
         unit(
             server
                 .redemption()
-                .post_invoice(authed(AUDITOR, invoice(1, &voucher_id, "A-1", "10.00")))
+                .post_invoice(authed(
+                    AUDITOR,
+                    center_invoice(1, &voucher_id, "A-1", "10.00"),
+                ))
                 .await,
         ),
         "an auditor posting",
@@ -766,7 +751,10 @@ async fn each_role_may_do_only_its_part() {
     // The bureau may do everything, including posting for a center.
     server
         .redemption()
-        .post_invoice(authed(BUREAU, invoice(1, &voucher_id, "BUREAU-1", "10.00")))
+        .post_invoice(authed(
+            BUREAU,
+            center_invoice(1, &voucher_id, "BUREAU-1", "10.00"),
+        ))
         .await
         .expect("bureau posts");
     server.stop().await;
@@ -790,7 +778,7 @@ async fn malformed_and_hostile_requests_get_the_right_code_and_change_nothing() 
         .expect("read")
         .into_inner();
 
-    let good = invoice(1, &voucher_id, "OK", "10.00");
+    let good = center_invoice(1, &voucher_id, "OK", "10.00");
     let with = |change: &dyn Fn(&mut Invoice)| {
         let mut item = good.clone();
         change(&mut item);
@@ -974,7 +962,7 @@ async fn malformed_and_hostile_requests_get_the_right_code_and_change_nothing() 
         );
     }
     let oversized: Vec<Invoice> = (0..8_193)
-        .map(|n| invoice(1, &voucher_id, &format!("X{n}"), "1.00"))
+        .map(|n| center_invoice(1, &voucher_id, &format!("X{n}"), "1.00"))
         .collect();
     let cases: Vec<(&str, Result<(), tonic::Status>, Code)> = vec![
         (
@@ -1264,7 +1252,7 @@ async fn malformed_and_hostile_requests_get_the_right_code_and_change_nothing() 
             "duplicate policy",
             server
                 .programme()
-                .publish_policy(authed(BUREAU, policy_request()))
+                .publish_policy(authed(BUREAU, standard_policy_request()))
                 .await
                 .map(|_| ()),
             Code::AlreadyExists,
@@ -1273,7 +1261,7 @@ async fn malformed_and_hostile_requests_get_the_right_code_and_change_nothing() 
             "wrong role",
             server
                 .programme()
-                .publish_policy(authed(CENTER_1, policy_request()))
+                .publish_policy(authed(CENTER_1, standard_policy_request()))
                 .await
                 .map(|_| ()),
             Code::PermissionDenied,
@@ -1379,8 +1367,11 @@ async fn seed_settlement(server: &TestServer, voucher_id: &str) -> SettlementSee
         .expect("voucher")
         .voucher_id;
     for (token, item) in [
-        (CENTER_1, invoice(1, voucher_id, "SETTLE-1", "100.00")),
-        (CENTER_2, invoice(2, &second, "SETTLE-2", "100.00")),
+        (
+            CENTER_1,
+            center_invoice(1, voucher_id, "SETTLE-1", "100.00"),
+        ),
+        (CENTER_2, center_invoice(2, &second, "SETTLE-2", "100.00")),
     ] {
         server
             .redemption()
@@ -2486,12 +2477,12 @@ async fn a_full_queue_answers_resource_exhausted() {
     .await;
     server
         .programme()
-        .publish_policy(authed(BUREAU, policy_request()))
+        .publish_policy(authed(BUREAU, standard_policy_request()))
         .await
         .expect("policy");
     let invoices: Vec<Invoice> = (0..100)
         .map(|n| {
-            invoice(
+            center_invoice(
                 1,
                 "5f0c3a4e-1111-4222-8333-944455556666",
                 &format!("Q{n}"),
@@ -2587,7 +2578,7 @@ async fn a_subscriber_that_never_reads_does_not_stall_writers() {
     let started = std::time::Instant::now();
     for batch in 0..20 {
         let invoices: Vec<Invoice> = (0..500)
-            .map(|n| invoice(1, &voucher_id, &format!("S{batch}-{n}"), "1.00"))
+            .map(|n| center_invoice(1, &voucher_id, &format!("S{batch}-{n}"), "1.00"))
             .collect();
         let response = tokio::time::timeout(
             Duration::from_secs(20),

@@ -16,11 +16,7 @@ use voucher_ledger::storage::EventStore;
 
 /// Policy, center 1, enterprise 1, a voucher with room for every invoice below.
 async fn seed(server: &TestServer) -> String {
-    let policy = PublishPolicyRequest {
-        source: Some(publish_policy_request::Source::PolicyToml(
-            std::fs::read_to_string("config/policy-2026.toml").expect("policy file"),
-        )),
-    };
+    let policy = standard_policy_request();
     server
         .programme()
         .publish_policy(authed(BUREAU, policy))

@@ -372,7 +372,7 @@ async fn a_forged_signature_in_the_export_file_is_named_by_the_command_line() {
 
 // ------------------------------------------------------------------------- gRPC
 
-use support::{authed, TestServer, AUDITOR, BUREAU, CENTER_1};
+use support::{authed, standard_policy_request, TestServer, AUDITOR, BUREAU, CENTER_1};
 use voucher_ledger::api::proto::checkpoint_service_client::CheckpointServiceClient;
 use voucher_ledger::api::proto::{self, RegisterCenterRequest};
 use voucher_ledger::api::server::ServerSection;
@@ -392,11 +392,7 @@ async fn checkpoints_and_backups_over_grpc() {
         ..ServerSection::default()
     })
     .await;
-    let policy = proto::PublishPolicyRequest {
-        source: Some(proto::publish_policy_request::Source::PolicyToml(
-            std::fs::read_to_string("config/policy-2026.toml").expect("policy file"),
-        )),
-    };
+    let policy = standard_policy_request();
     server
         .programme()
         .publish_policy(authed(BUREAU, policy))

@@ -22,18 +22,10 @@ use voucher_ledger::api::auth::token_hash;
 use voucher_ledger::api::proto::*;
 use voucher_ledger::audit::verify;
 
-fn policy() -> PublishPolicyRequest {
-    PublishPolicyRequest {
-        source: Some(publish_policy_request::Source::PolicyToml(
-            std::fs::read_to_string("config/policy-2026.toml").expect("policy file"),
-        )),
-    }
-}
-
 /// Policy, center 1, enterprise 1 and a voucher large enough for every invoice here.
 async fn seed(channel: &Channel) -> String {
     programme_service_client::ProgrammeServiceClient::new(channel.clone())
-        .publish_policy(authed(BUREAU, policy()))
+        .publish_policy(authed(BUREAU, standard_policy_request()))
         .await
         .expect("policy");
     register_pair_and_approve(channel, "C-FAULTS", "20000000.00", "6000000.00").await
@@ -390,7 +382,7 @@ async fn sighup_reloads_tokens_without_dropping_connections() {
         .expect("connect");
     let mut programme = programme_service_client::ProgrammeServiceClient::new(channel.clone());
     programme
-        .publish_policy(authed(BUREAU, policy()))
+        .publish_policy(authed(BUREAU, standard_policy_request()))
         .await
         .expect("policy");
     let mut ledger = ledger_service_client::LedgerServiceClient::new(channel.clone());

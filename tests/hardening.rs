@@ -17,20 +17,12 @@ use voucher_ledger::api::server::ServerSection;
 
 // ------------------------------------------------------------------------ fixtures
 
-fn policy_request() -> PublishPolicyRequest {
-    PublishPolicyRequest {
-        source: Some(publish_policy_request::Source::PolicyToml(
-            std::fs::read_to_string("config/policy-2026.toml").expect("policy file"),
-        )),
-    }
-}
-
 /// Policy, centers 1 and 2, enterprises 1 and 2, and one voucher of enterprise 1 at
 /// center 1 (fee 100,000.00, face 30,000.00). Returns the voucher id.
 async fn seed(server: &TestServer) -> String {
     server
         .programme()
-        .publish_policy(authed(BUREAU, policy_request()))
+        .publish_policy(authed(BUREAU, standard_policy_request()))
         .await
         .expect("policy");
     for index in [1, 2] {

@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 use support::*;
 use tonic::Code;
 use voucher_ledger::api::proto::{
-    publish_policy_request, ApproveVoucherRequest, GetCenterRequest, Invoice, ListVouchersRequest,
-    Policy, PublishPolicyRequest, RegisterCenterRequest, RegisterEnterpriseRequest,
-    ReverseInvoiceRequest,
+    publish_policy_request, ApproveVoucherRequest, GetCenterRequest, ListVouchersRequest, Policy,
+    PublishPolicyRequest, RegisterCenterRequest, RegisterEnterpriseRequest, ReverseInvoiceRequest,
 };
 use voucher_ledger::api::server::ServerSection;
 use voucher_ledger::domain::{
@@ -24,33 +23,12 @@ use voucher_ledger::domain::{
 };
 use voucher_ledger::ledger::{Ledger, LedgerOptions};
 
-fn policy_toml() -> PublishPolicyRequest {
-    PublishPolicyRequest {
-        source: Some(publish_policy_request::Source::PolicyToml(
-            std::fs::read_to_string("config/policy-2026.toml").expect("policy file"),
-        )),
-    }
-}
-
-fn invoice(center: usize, voucher_id: &str, number: &str, amount: &str) -> Invoice {
-    Invoice {
-        center: center_code(center),
-        voucher_id: voucher_id.to_string(),
-        invoice_number: number.to_string(),
-        amount: amount.to_string(),
-        issue_date: "2026-06-30".into(),
-        delivery_proof: format!("acceptance/{number}"),
-        invoice_code: String::new(),
-        payment_proof: String::new(),
-    }
-}
-
 /// Policy, center 1 (domestic), enterprise 1, and one voucher (fee 100,000.00, face
 /// 30,000.00). Returns the voucher id.
 async fn one_voucher(server: &TestServer) -> String {
     server
         .programme()
-        .publish_policy(authed(BUREAU, policy_toml()))
+        .publish_policy(authed(BUREAU, standard_policy_request()))
         .await
         .expect("policy");
     server
@@ -110,7 +88,7 @@ async fn spellings_of_one_invoice_number_are_one_invoice_and_invisible_character
     let voucher = one_voucher(&server).await;
     let post = |number: &str| {
         let mut redemption = server.redemption();
-        let mut spelled = invoice(1, &voucher, number, "1000.00");
+        let mut spelled = center_invoice(1, &voucher, number, "1000.00");
         // The same invoice, so the same content: only the number's spelling differs.
         spelled.delivery_proof = "acceptance/INV-777".into();
         let request = authed(CENTER_1, spelled);
@@ -175,7 +153,10 @@ async fn a_retry_of_a_reversed_invoice_says_it_is_reversed() {
     let voucher = one_voucher(&server).await;
     let posted = server
         .redemption()
-        .post_invoice(authed(CENTER_1, invoice(1, &voucher, "R-1", "1000.00")))
+        .post_invoice(authed(
+            CENTER_1,
+            center_invoice(1, &voucher, "R-1", "1000.00"),
+        ))
         .await
         .expect("post")
         .into_inner();
@@ -194,7 +175,10 @@ async fn a_retry_of_a_reversed_invoice_says_it_is_reversed() {
         .expect("reverse");
     let retry = server
         .redemption()
-        .post_invoice(authed(CENTER_1, invoice(1, &voucher, "R-1", "1000.00")))
+        .post_invoice(authed(
+            CENTER_1,
+            center_invoice(1, &voucher, "R-1", "1000.00"),
+        ))
         .await
         .expect("retry")
         .into_inner();
@@ -214,7 +198,7 @@ async fn lenient_amounts_dates_and_rates_are_refused_naming_the_field() {
     for amount in [" 1", "\u{3000}1", "1\u{a0}", zeros.as_str(), "+1", "1e2"] {
         let status = server
             .redemption()
-            .post_invoice(authed(CENTER_1, invoice(1, &voucher, "P-1", amount)))
+            .post_invoice(authed(CENTER_1, center_invoice(1, &voucher, "P-1", amount)))
             .await
             .expect_err(amount);
         assert_eq!(status.code(), Code::InvalidArgument, "{amount:?}");
@@ -227,7 +211,7 @@ async fn lenient_amounts_dates_and_rates_are_refused_naming_the_field() {
             "the error echoes at most a bounded value"
         );
     }
-    let mut dated = invoice(1, &voucher, "P-2", "1.00");
+    let mut dated = center_invoice(1, &voucher, "P-2", "1.00");
     dated.issue_date = "2026-+5-01".into();
     let status = server
         .redemption()
@@ -346,7 +330,7 @@ async fn unary_latencies(
         redemption
             .post_invoice(authed(
                 CENTER_1,
-                invoice(1, voucher, &format!("{prefix}-{number}"), "0.01"),
+                center_invoice(1, voucher, &format!("{prefix}-{number}"), "0.01"),
             ))
             .await
             .expect("post");

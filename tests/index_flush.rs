@@ -29,11 +29,7 @@ fn invoice(voucher_id: &str, number: &str) -> Invoice {
 /// Publishes the programme, approves a voucher and posts `batches` batches of
 /// `per_batch` invoices against it.
 async fn post_invoices(server: &TestServer, batches: usize, per_batch: usize) {
-    let policy = PublishPolicyRequest {
-        source: Some(publish_policy_request::Source::PolicyToml(
-            std::fs::read_to_string("config/policy-2026.toml").expect("policy file"),
-        )),
-    };
+    let policy = standard_policy_request();
     server
         .programme()
         .publish_policy(authed(BUREAU, policy))

@@ -125,11 +125,7 @@ async fn the_exposition_passes_promtool_and_counts_what_was_posted() {
         .await
         .expect("connect");
     // When the bureau seeds a programme (1 policy, 1 center, 1 enterprise, 1 voucher)
-    let policy = PublishPolicyRequest {
-        source: Some(publish_policy_request::Source::PolicyToml(
-            std::fs::read_to_string("config/policy-2026.toml").expect("policy file"),
-        )),
-    };
+    let policy = standard_policy_request();
     programme_service_client::ProgrammeServiceClient::new(channel.clone())
         .publish_policy(authed_with_id(BUREAU, "metrics-policy-1", policy))
         .await

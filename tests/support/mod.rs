@@ -239,6 +239,37 @@ pub async fn register_center_and_enterprises(
     register_enterprises(channel, 1..=enterprises).await;
 }
 
+/// The standard programme's policy (`config/policy-2026.toml`), as the bureau publishes
+/// it over the API.
+pub fn standard_policy_request() -> voucher_ledger::api::proto::PublishPolicyRequest {
+    use voucher_ledger::api::proto::{publish_policy_request, PublishPolicyRequest};
+    PublishPolicyRequest {
+        source: Some(publish_policy_request::Source::PolicyToml(
+            std::fs::read_to_string("config/policy-2026.toml").expect("policy file"),
+        )),
+    }
+}
+
+/// An invoice of center `center` on `voucher_id`, issued 2026-06-30, with a delivery
+/// proof named after its number.
+pub fn center_invoice(
+    center: usize,
+    voucher_id: &str,
+    number: &str,
+    amount: &str,
+) -> voucher_ledger::api::proto::Invoice {
+    voucher_ledger::api::proto::Invoice {
+        center: center_code(center),
+        voucher_id: voucher_id.to_string(),
+        invoice_number: number.to_string(),
+        amount: amount.to_string(),
+        issue_date: "2026-06-30".into(),
+        delivery_proof: format!("acceptance/{number}"),
+        invoice_code: String::new(),
+        payment_proof: String::new(),
+    }
+}
+
 /// Registers center 1 (domestic tier) and enterprise 1, then approves one 2026 voucher
 /// between them for `contract_number`, over `channel` as the bureau; returns its id.
 pub async fn register_pair_and_approve(
