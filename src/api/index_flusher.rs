@@ -19,7 +19,8 @@
 //!
 //! A flush that fails (a full disk, say) is counted and retried after a wait that doubles
 //! from [`INDEX_FLUSH_RETRY_MS_MIN`] to [`INDEX_FLUSH_RETRY_MS_MAX`], so a failing disk is
-//! not asked twice a second; a flush that succeeds resets the wait.
+//! not asked twice a second; a flush that succeeds, or an index RocksDB emptied itself,
+//! resets the wait.
 //!
 //! Under a full load neither fires (a memtable fills in about a second, and RocksDB's own
 //! flush empties it), so the bound there stays RocksDB's: two memtables. A flush never
@@ -126,6 +127,10 @@ impl IndexFlushWatch {
         }
         if unflushed == 0 {
             self.waiting_since = None;
+            // RocksDB flushed everything itself: the disk writes again, so a later
+            // failure starts from the shortest wait.
+            self.retry_not_before = None;
+            self.retry_wait = Duration::from_millis(INDEX_FLUSH_RETRY_MS_MIN);
         } else if self.waiting_since.is_none() || unflushed < self.unflushed {
             // Fewer than before: RocksDB flushed a memtable on its own, so what waits now
             // came after it (about: the count does not say how much of it is new).
@@ -162,7 +167,8 @@ impl IndexFlushWatch {
     }
 
     /// The flush asked for failed at `now`: returns how long the next attempt waits (the
-    /// rules still have to ask for it then), twice the last wait, within the limits.
+    /// rules still have to ask for it then): the shortest wait after a success or an
+    /// empty index, else twice the last, at most `INDEX_FLUSH_RETRY_MS_MAX`.
     pub fn flush_failed(&mut self, now: Instant) -> Duration {
         let wait = self.retry_wait;
         self.retry_not_before = Some(now + wait);
@@ -346,6 +352,35 @@ mod tests {
         assert_eq!(watch.observe(now, 11, 5_000), None);
         now += 3 * SECOND;
         assert_eq!(watch.observe(now, 11, 5_000), Some(FlushReason::Idle));
+        assert_eq!(watch.flush_failed(now), ms(INDEX_FLUSH_RETRY_MS_MIN));
+    }
+
+    #[test]
+    fn a_batch_during_the_wait_restarts_the_idle_clock_and_an_emptied_index_resets_the_wait() {
+        let start = Instant::now();
+        let mut watch = IndexFlushWatch::new(policy(), 10, start);
+        let ms = Duration::from_millis;
+        let mut now = start + 3 * SECOND;
+        assert_eq!(watch.observe(now, 10, 5_000), Some(FlushReason::Idle));
+        assert_eq!(watch.flush_failed(now), ms(INDEX_FLUSH_RETRY_MS_MIN));
+        // Given a batch committed during the wait
+        assert_eq!(watch.observe(now + ms(500), 11, 6_000), None);
+        // When the wait is over, the idle rule still counts from that batch
+        now += ms(INDEX_FLUSH_RETRY_MS_MIN);
+        assert_eq!(watch.observe(now, 11, 6_000), None);
+        assert_eq!(watch.observe(now + ms(1_499), 11, 6_000), None);
+        assert_eq!(
+            watch.observe(now + ms(1_500), 11, 6_000),
+            Some(FlushReason::Idle)
+        );
+        // ... and the second failure waits twice as long
+        now += ms(1_500);
+        assert_eq!(watch.flush_failed(now), ms(2 * INDEX_FLUSH_RETRY_MS_MIN));
+        // Then once RocksDB has emptied the index itself, a later failure waits the least
+        now += 10 * SECOND;
+        assert_eq!(watch.observe(now, 11, 0), None);
+        now += SECOND;
+        assert_eq!(watch.observe(now, 11, 2_000), Some(FlushReason::Idle));
         assert_eq!(watch.flush_failed(now), ms(INDEX_FLUSH_RETRY_MS_MIN));
     }
 
