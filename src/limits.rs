@@ -164,8 +164,9 @@ pub const INDEX_FLUSH_CHECK_MS_MAX: u64 = 1_000;
 /// Shortest pause between two looks (a tiny `index_flush_idle_ms` in tests).
 pub const INDEX_FLUSH_CHECK_MS_MIN: u64 = 10;
 /// After a failed flush of the invoice index the next attempt waits
-/// [`INDEX_FLUSH_RETRY_MS_MIN`], then twice as long after each further failure, up to this: a full or failing disk is not
-/// asked again twice a second, nor is the log filled with one warning per look.
+/// [`INDEX_FLUSH_RETRY_MS_MIN`], then twice as long after each further failure, up to
+/// this: a full or failing disk is not asked again twice a second, nor is the log filled
+/// with one warning per look.
 pub const INDEX_FLUSH_RETRY_MS_MAX: u64 = 60_000;
 /// The first wait after a failed flush of the invoice index.
 pub const INDEX_FLUSH_RETRY_MS_MIN: u64 = 1_000;

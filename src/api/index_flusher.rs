@@ -129,8 +129,7 @@ impl IndexFlushWatch {
             self.waiting_since = None;
             // RocksDB flushed everything itself: the disk writes again, so a later
             // failure starts from the shortest wait.
-            self.retry_not_before = None;
-            self.retry_wait = Duration::from_millis(INDEX_FLUSH_RETRY_MS_MIN);
+            self.forget_failures();
         } else if self.waiting_since.is_none() || unflushed < self.unflushed {
             // Fewer than before: RocksDB flushed a memtable on its own, so what waits now
             // came after it (about: the count does not say how much of it is new).
@@ -162,6 +161,11 @@ impl IndexFlushWatch {
     pub fn flushed(&mut self) {
         self.unflushed = 0;
         self.waiting_since = None;
+        self.forget_failures();
+    }
+
+    /// The disk has written the index: no wait, and the next failure waits the least.
+    fn forget_failures(&mut self) {
         self.retry_not_before = None;
         self.retry_wait = Duration::from_millis(INDEX_FLUSH_RETRY_MS_MIN);
     }
@@ -326,14 +330,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_failed_flush_is_retried_after_a_wait_that_doubles_and_resets_on_success() {
+    /// A quiet server (sequence 10, 5,000 entries waiting) whose idle flush is due now.
+    fn watch_with_an_idle_flush_due() -> (IndexFlushWatch, Instant) {
         let start = Instant::now();
         let mut watch = IndexFlushWatch::new(policy(), 10, start);
+        let now = start + 3 * SECOND;
+        assert_eq!(watch.observe(now, 10, 5_000), Some(FlushReason::Idle));
+        (watch, now)
+    }
+
+    #[test]
+    fn a_failed_flush_is_retried_after_a_wait_that_doubles_and_resets_on_success() {
         let ms = Duration::from_millis;
         // Given a quiet server whose flush is due
-        let mut now = start + 3 * SECOND;
-        assert_eq!(watch.observe(now, 10, 5_000), Some(FlushReason::Idle));
+        let (mut watch, mut now) = watch_with_an_idle_flush_due();
         // When flushes keep failing, each wait is twice the last, up to the limit
         let mut expected = ms(INDEX_FLUSH_RETRY_MS_MIN);
         for _ in 0..10 {
@@ -357,11 +367,8 @@ mod tests {
 
     #[test]
     fn a_batch_during_the_wait_restarts_the_idle_clock_and_an_emptied_index_resets_the_wait() {
-        let start = Instant::now();
-        let mut watch = IndexFlushWatch::new(policy(), 10, start);
         let ms = Duration::from_millis;
-        let mut now = start + 3 * SECOND;
-        assert_eq!(watch.observe(now, 10, 5_000), Some(FlushReason::Idle));
+        let (mut watch, mut now) = watch_with_an_idle_flush_due();
         assert_eq!(watch.flush_failed(now), ms(INDEX_FLUSH_RETRY_MS_MIN));
         // Given a batch committed during the wait
         assert_eq!(watch.observe(now + ms(500), 11, 6_000), None);
