@@ -2576,7 +2576,7 @@ fn durable(
     let mut ledger = open();
     let replies = ledger.submit(&harness.setup).expect("setup");
     prop_assert!(replies.iter().all(Result::is_ok));
-    prop_assert_eq!(ledger.last_batch_events(), &harness.log[..]);
+    prop_assert_eq!(ledger.last_batch_events().to_vec(), harness.log.clone());
     let mut next = 0;
     for (size, reopen) in batches.iter().cycle() {
         if next == steps.len() {
@@ -2597,8 +2597,8 @@ fn durable(
         let replies = ledger.submit(&envelopes).expect("submit");
         prop_assert_eq!(&replies, &expected, "the durable ledger answered otherwise");
         prop_assert_eq!(
-            ledger.last_batch_events(),
-            &events[..],
+            ledger.last_batch_events().to_vec(),
+            events,
             "the durable ledger appended other events"
         );
         {

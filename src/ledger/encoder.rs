@@ -32,7 +32,7 @@ use std::thread::JoinHandle;
 
 use parking_lot::RwLock;
 
-use super::{execute_noting_invoice_order, InvoiceOrderPlace};
+use super::{execute_noting_invoice_order, BatchEvents, InvoiceOrderPlace};
 use crate::domain::{
     Envelope, Event, InvoiceRedeemed, LedgerState, Rejection, Reply, SequencedEvent,
 };
@@ -135,7 +135,8 @@ impl RecordEncoder {
     }
 
     /// Decides `envelopes` under `state`'s write lock, appending a reply per envelope to
-    /// `replies`, and hands the events over in chunks as they are decided; returns the
+    /// `replies`, and hands the events over in chunks as they are decided (in vectors
+    /// from `events`' spare room; `events` holds no chunk of this batch yet); returns the
     /// encoded batch (records after `previous`; `bytes` is the expected size of its
     /// log part, reserved up front) once the last chunk is encoded; its index part
     /// follows ([`EncodedBatch::index_part`]). An error means the
@@ -146,6 +147,7 @@ impl RecordEncoder {
         envelopes: &[Envelope],
         replies: &mut Vec<Result<Reply, Rejection>>,
         order_updates: &mut Vec<InvoiceOrderPlace>,
+        events: &mut BatchEvents,
         previous: ChainHash,
         bytes: usize,
     ) -> Result<EncodedBatch, StoreError> {
@@ -159,27 +161,30 @@ impl RecordEncoder {
         })?;
         {
             let mut state = state.write();
-            let mut chunk = Vec::with_capacity(ENCODE_CHUNK_EVENTS);
-            // Events of the batch in the chunks already sent: a place in the batch's
-            // events is this plus the place in the current chunk.
-            let mut sent_events = 0;
+            let mut chunk = events.spare_chunk(ENCODE_CHUNK_EVENTS);
+            // The chunk's number among the batch's chunks (which come back in the order
+            // they are sent, none empty): an event's place is this and its index in it.
+            assert!(events.is_empty(), "the batch's events start empty");
+            let mut chunk_number = events.next_chunk();
             for (place, envelope) in envelopes.iter().enumerate() {
                 state.prefetch_ahead(envelopes, place);
                 replies.push(execute_noting_invoice_order(
                     &mut state,
                     envelope,
                     &mut chunk,
-                    sent_events,
+                    chunk_number,
                     order_updates,
                 ));
                 if chunk.len() >= ENCODE_CHUNK_EVENTS {
-                    sent_events += chunk.len();
+                    chunk_number += 1;
                     let full =
-                        std::mem::replace(&mut chunk, Vec::with_capacity(ENCODE_CHUNK_EVENTS));
+                        std::mem::replace(&mut chunk, events.spare_chunk(ENCODE_CHUNK_EVENTS));
                     self.send(EncoderJob::Chunk(full))?;
                 }
             }
-            if !chunk.is_empty() {
+            if chunk.is_empty() {
+                events.give_back(chunk);
+            } else {
                 self.send(EncoderJob::Chunk(chunk))?;
             }
         }

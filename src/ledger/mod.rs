@@ -16,6 +16,7 @@
 //! Readers on other threads use a [`LedgerReader`]: the projections under a read lock,
 //! invoices (cache, then index) and the log, never the store or the lock directly.
 
+mod batch_events;
 mod encoder;
 pub mod engine;
 pub mod priority;
@@ -30,6 +31,8 @@ use std::time::{Duration, Instant};
 use parking_lot::{RwLock, RwLockReadGuard};
 use rustc_hash::FxHashMap;
 
+pub use batch_events::BatchEvents;
+use batch_events::EventPlace;
 pub use reader::LedgerReader;
 pub use sealed::{SealedBatch, SealedBatchWriter, UnindexedBatch};
 
@@ -181,42 +184,37 @@ pub(crate) struct InvoiceOrderPlace {
     center: Uscc,
     year: ProgrammeYear,
     sequence: u64,
-    place: usize,
+    place: EventPlace,
 }
 
-/// Decides one command of a batch, appending its events to `events` (which hold the
-/// batch's events from place `events_before` on), and notes the invoice-order place of
-/// each redemption it made. Noted as each command is decided, while its voucher is still
-/// in the CPU's cache: looking the vouchers up again after the batch missed the cache
-/// each time (~0.6 ms of a batch of 8,189, on the writer's path once the encoder was
-/// done; issue 12).
+/// Decides one command of a batch, appending its events to `events` (the batch's chunk
+/// number `chunk`), and notes the invoice-order place of each redemption it made. Noted
+/// as each command is decided, while its voucher is still in the CPU's cache: looking
+/// the vouchers up again after the batch missed the cache each time (~0.6 ms of a batch
+/// of 8,189, on the writer's path once the encoder was done; issue 12).
 pub(crate) fn execute_noting_invoice_order(
     state: &mut LedgerState,
     envelope: &Envelope,
     events: &mut Vec<SequencedEvent>,
-    events_before: usize,
+    chunk: usize,
     order_updates: &mut Vec<InvoiceOrderPlace>,
 ) -> Result<Reply, Rejection> {
     let first_new = events.len();
     let reply = state.execute(envelope, events);
-    note_invoice_order(
-        state,
-        &events[first_new..],
-        events_before + first_new,
-        order_updates,
-    );
+    note_invoice_order(state, &events[first_new..], chunk, first_new, order_updates);
     reply
 }
 
 /// Notes the invoice-order place of each redemption among `new_events`, the first of
-/// them at `first_place` in the batch's events.
+/// them at `first_index` of the batch's chunk number `chunk`.
 fn note_invoice_order(
     state: &LedgerState,
     new_events: &[SequencedEvent],
-    first_place: usize,
+    chunk: usize,
+    first_index: usize,
     order_updates: &mut Vec<InvoiceOrderPlace>,
 ) {
-    for (place, event) in (first_place..).zip(new_events) {
+    for (index, event) in (first_index..).zip(new_events) {
         if let Event::InvoiceRedeemed(redeemed) = &event.event {
             let year = state
                 .voucher(&redeemed.voucher)
@@ -227,7 +225,7 @@ fn note_invoice_order(
                     center: redeemed.center,
                     year,
                     sequence: event.sequence,
-                    place,
+                    place: EventPlace { chunk, index },
                 });
             }
         }
@@ -245,7 +243,7 @@ pub struct Ledger {
     options: LedgerOptions,
     last_snapshot_sequence: u64,
     poisoned: Option<String>,
-    events: Vec<SequencedEvent>,
+    events: BatchEvents,
     /// The invoices the current batch reversed, with their entries as of its end (a
     /// redemption's entry is encoded from its event when written: no copy is kept).
     index_updates: Vec<(Uscc, InvoiceNumber, InvoiceEntry)>,
@@ -369,11 +367,15 @@ impl Ledger {
                 tracing::warn!(%error, "no thread for the invoice filter; every invoice is looked up");
             })
             .ok();
-        let mut events = Vec::new();
+        let mut events = BatchEvents::default();
         let mut order_updates = Vec::new();
         let mut encoder = None;
         if options.prepare_memory_for_batches {
-            crate::storage::heap::write_spare_room(&mut events, SUBMIT_BATCH_LIMIT);
+            // A full batch's chunks (each may pass the target by one command's events).
+            events.prepare_room(
+                SUBMIT_BATCH_LIMIT.div_ceil(encoder::ENCODE_CHUNK_EVENTS) + 1,
+                encoder::ENCODE_CHUNK_EVENTS + 8,
+            );
             crate::storage::heap::write_spare_room(&mut order_updates, SUBMIT_BATCH_LIMIT);
             // Started now rather than by the first large batch; one that cannot start
             // here is tried again there, which reports the failure.
@@ -671,14 +673,15 @@ impl Ledger {
                 envelopes,
                 replies,
                 &mut self.order_updates,
+                &mut self.events,
                 self.chain_head,
                 self.last_batch_bytes,
             );
             self.encoder = Some(encoder);
             match encoded {
-                Ok(mut encoded) => {
-                    for chunk in encoded.chunks.iter_mut() {
-                        self.events.append(chunk);
+                Ok(encoded) => {
+                    for chunk in encoded.chunks {
+                        self.events.push_chunk(chunk);
                     }
                     Some((encoded.batch, encoded.head, encoded.index_part))
                 }
@@ -691,16 +694,19 @@ impl Ledger {
             }
         } else {
             let mut state = self.state.write();
+            let chunk = self.events.next_chunk();
+            let mut events = self.events.spare_chunk(encoder::ENCODE_CHUNK_EVENTS);
             for (place, envelope) in envelopes.iter().enumerate() {
                 state.prefetch_ahead(envelopes, place);
                 replies.push(execute_noting_invoice_order(
                     &mut state,
                     envelope,
-                    &mut self.events,
-                    0,
+                    &mut events,
+                    chunk,
                     &mut self.order_updates,
                 ));
             }
+            self.events.push_chunk(events);
             None
         };
         assert_eq!(replies.len() - replies_before, envelopes.len());
@@ -711,7 +717,7 @@ impl Ledger {
             // event, see `write_events`; its place in the invoice order was noted as it
             // was decided); a reversal's is read from the state (only this thread changes
             // it), and, put after its redemption's, wins in the write batch.
-            for event in &self.events {
+            for event in self.events.iter() {
                 let (center, invoice_number) = match &event.event {
                     Event::InvoiceReversed(reversed) => {
                         (&reversed.center, &reversed.invoice_number)
@@ -878,7 +884,7 @@ impl Ledger {
     }
 
     /// The events appended by the last successful batch.
-    pub fn last_batch_events(&self) -> &[SequencedEvent] {
+    pub fn last_batch_events(&self) -> &BatchEvents {
         &self.events
     }
 
@@ -897,8 +903,10 @@ impl Ledger {
             None => {
                 let mut batch =
                     CommitBatch::with_capacities(self.last_batch_bytes, self.last_index_bytes);
-                let head =
-                    encoder::encode_chunk(&self.store, &mut batch, self.chain_head, &self.events)?;
+                let mut head = self.chain_head;
+                for chunk in self.events.chunks() {
+                    head = encoder::encode_chunk(&self.store, &mut batch, head, chunk)?;
+                }
                 (batch, head, None)
             }
         };
@@ -928,8 +936,8 @@ impl Ledger {
             place,
         } in &self.order_updates
         {
-            let invoice_number = match &self.events[*place].event {
-                Event::InvoiceRedeemed(redeemed) => redeemed.invoice_number.as_str(),
+            let invoice_number = match self.events.get(*place).map(|event| &event.event) {
+                Some(Event::InvoiceRedeemed(redeemed)) => redeemed.invoice_number.as_str(),
                 _ => {
                     return Err(StoreError::Encode(format!(
                         "event {sequence} is in the invoice order but is no redemption"
