@@ -137,9 +137,9 @@ impl RecordEncoder {
     /// Decides `envelopes` under `state`'s write lock, appending a reply per envelope to
     /// `replies`, and hands the events over in chunks as they are decided (in vectors
     /// from `events`' spare room; `events` holds no chunk of this batch yet); returns the
-    /// encoded batch (records after `previous`; `bytes` is the expected size of its
-    /// log part, reserved up front) once the last chunk is encoded; its index part
-    /// follows ([`EncodedBatch::index_part`]). An error means the
+    /// encoded batch (its records chained after `place.previous`, its log part's room
+    /// reserved from `place.expected_log_bytes`) once the last chunk is encoded; its index
+    /// part follows ([`EncodedBatch::index_part`]). An error means the
     /// encoder stopped: the state may be ahead of anything that can be written.
     pub(super) fn decide_and_encode(
         &mut self,
@@ -148,15 +148,14 @@ impl RecordEncoder {
         replies: &mut Vec<Result<Reply, Rejection>>,
         order_updates: &mut Vec<InvoiceOrderPlace>,
         events: &mut BatchEvents,
-        previous: ChainHash,
-        bytes: usize,
+        place: PlaceInTheLog,
     ) -> Result<EncodedBatch, StoreError> {
         // Room for the one part: the encoder never waits to hand it over, even while the
         // batch's log part waits behind an earlier batch's write (the engine's pipeline).
         let (index_part, part) = std::sync::mpsc::sync_channel(1);
         self.send(EncoderJob::Begin {
-            previous,
-            bytes,
+            previous: place.previous,
+            bytes: place.expected_log_bytes,
             index_part,
         })?;
         {
@@ -202,6 +201,15 @@ impl RecordEncoder {
             index_part: IndexPartReceiver { part },
         })
     }
+}
+
+/// Where a batch's records go in the log: chained after the hash `previous`, with
+/// `expected_log_bytes` of room for its log part reserved up front (the ledger passes the
+/// last batch's size).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct PlaceInTheLog {
+    pub previous: ChainHash,
+    pub expected_log_bytes: usize,
 }
 
 impl Drop for RecordEncoder {

@@ -674,8 +674,10 @@ impl Ledger {
                 replies,
                 &mut self.order_updates,
                 &mut self.events,
-                self.chain_head,
-                self.last_batch_bytes,
+                encoder::PlaceInTheLog {
+                    previous: self.chain_head,
+                    expected_log_bytes: self.last_batch_bytes,
+                },
             );
             self.encoder = Some(encoder);
             match encoded {
