@@ -1104,8 +1104,8 @@ fn a_large_batch_refused_whole_does_not_hand_its_index_part_to_the_next_batch() 
     assert!(report.is_clean(), "{:?}", report.problems);
 }
 
-/// Set in the child process that `only_a_ledger_opened_for_batches_writes_the_memory_its_
-/// batches_fill_at_open` starts, so the child counts and the parent only checks its verdict.
+/// Set in the child process that the page-fault test below starts, so the child counts and
+/// the parent only checks its verdict.
 const COUNT_OPEN_FAULTS_IN_THIS_PROCESS: &str = "VOUCHER_LEDGER_TEST_COUNT_OPEN_FAULTS_HERE";
 
 /// A ledger opened to decide batches under load (the server) writes, while opening, the

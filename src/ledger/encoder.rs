@@ -49,13 +49,20 @@ pub(super) const ENCODE_IN_PARALLEL_FROM: usize = 2 * ENCODE_CHUNK_EVENTS;
 /// falls far behind deciding. (A batch's events are bounded by the batch limit.)
 const CHUNKS_QUEUED_MAX: usize = 64;
 
+/// Where a batch's records go in the log: chained after the hash `previous`, with
+/// `expected_log_bytes` of room for its log part reserved up front (the ledger passes the
+/// last batch's size).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct PlaceInTheLog {
+    pub previous: ChainHash,
+    pub expected_log_bytes: usize,
+}
+
 enum EncoderJob {
-    /// A batch begins after the record whose chain hash is `previous`.
-    /// `bytes`: the room to reserve in the log part of the batch. `index_part`: where its
-    /// index part goes once its log part is sent back.
+    /// A batch begins at `place` in the log. `index_part`: where its index part goes once
+    /// its log part is sent back.
     Begin {
-        previous: ChainHash,
-        bytes: usize,
+        place: PlaceInTheLog,
         index_part: SyncSender<Result<IndexPart, StoreError>>,
     },
     /// The next events of the batch, in sequence order.
@@ -153,11 +160,7 @@ impl RecordEncoder {
         // Room for the one part: the encoder never waits to hand it over, even while the
         // batch's log part waits behind an earlier batch's write (the engine's pipeline).
         let (index_part, part) = std::sync::mpsc::sync_channel(1);
-        self.send(EncoderJob::Begin {
-            previous: place.previous,
-            bytes: place.expected_log_bytes,
-            index_part,
-        })?;
+        self.send(EncoderJob::Begin { place, index_part })?;
         {
             let mut state = state.write();
             let mut chunk = events.spare_chunk(ENCODE_CHUNK_EVENTS);
@@ -203,15 +206,6 @@ impl RecordEncoder {
     }
 }
 
-/// Where a batch's records go in the log: chained after the hash `previous`, with
-/// `expected_log_bytes` of room for its log part reserved up front (the ledger passes the
-/// last batch's size).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct PlaceInTheLog {
-    pub previous: ChainHash,
-    pub expected_log_bytes: usize,
-}
-
 impl Drop for RecordEncoder {
     fn drop(&mut self) {
         // Closing the queue ends the thread's loop.
@@ -242,17 +236,13 @@ fn encoder_loop(
     let mut deferred = DeferredIndexEntries::default();
     for job in jobs {
         match job {
-            EncoderJob::Begin {
-                previous,
-                bytes,
-                index_part,
-            } => {
+            EncoderJob::Begin { place, index_part } => {
                 deferred.clear();
-                let mut batch = CommitBatch::with_capacity(bytes);
+                let mut batch = CommitBatch::with_capacity(place.expected_log_bytes);
                 batch.expect_index_part();
                 building = Some(Building {
                     batch,
-                    head: previous,
+                    head: place.previous,
                     chunks: Vec::new(),
                     failure: None,
                     index_part: Some(index_part),
