@@ -69,7 +69,10 @@ impl InvoiceBatch {
                 format!("a body of {} bytes is too large", body.len()),
             ));
         }
-        let mut invoices = Vec::new();
+        // Room for every invoice the body can hold (each takes 2 bytes at least), up to a
+        // batch: growing the spans as they came moved them eleven times for a batch of
+        // 8,189 (~0.25% of the server's CPU, on the network thread, issue 12).
+        let mut invoices = Vec::with_capacity((body.len() / 2).min(SUBMIT_BATCH_LIMIT));
         let mut count = 0;
         let mut rest: &[u8] = &body;
         while rest.has_remaining() {

@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::domain::{Command, Envelope, Event, LedgerState, Origin, Rejection, Reply, Timestamp};
 use crate::ledger::{
-    CheckpointJob, Ledger, LedgerReader, SealedBatch, SealedBatchWriter, SnapshotJob,
+    CheckpointJob, Ledger, LedgerReader, SealedBatch, SealedBatchWriter, SnapshotJob, Submission,
     SUBMIT_BATCH_LIMIT,
 };
 use crate::limits::{
@@ -184,8 +184,7 @@ type JobReply = Result<Vec<Result<Reply, Rejection>>, EngineError>;
 
 enum Job {
     Commands {
-        origin: Origin,
-        commands: Vec<Command>,
+        submission: Submission,
         reply: oneshot::Sender<JobReply>,
     },
     Shutdown,
@@ -589,10 +588,13 @@ fn writer_loop(
     let batch_limit = config.batch_commands.clamp(1, SUBMIT_BATCH_LIMIT);
     let failure = Arc::new(failure);
     let mut carried: Option<Job> = None;
-    // A batch's room, written now: the first batch would otherwise fault ~3 MB of fresh
-    // pages in (see `storage::heap::write_spare_room`).
-    let mut envelopes: Vec<Envelope> = Vec::new();
-    crate::storage::heap::write_spare_room(&mut envelopes, batch_limit);
+    // The room of a batch of several submissions (one alone is decided where it lies),
+    // written now: the first such batch would otherwise fault ~3 MB of fresh pages in
+    // (see `storage::heap::write_spare_room`).
+    let mut room: Vec<Envelope> = Vec::new();
+    crate::storage::heap::write_spare_room(&mut room, batch_limit);
+    // The submissions of the batch being formed, as taken off the queue.
+    let mut submissions: Vec<Submission> = Vec::with_capacity(batch_limit);
     let (snapshots, snapshot_jobs) = std::sync::mpsc::sync_channel::<SnapshotJob>(1);
     let snapshot_status = Arc::clone(&status);
     let snapshot_writer = std::thread::Builder::new()
@@ -689,7 +691,10 @@ fn writer_loop(
                 None => break,
             },
         };
-        envelopes.clear();
+        // The last batch's envelopes, dropped here (a submission's own, or the room's).
+        submissions.clear();
+        room.clear();
+        let mut taken = 0;
         let mut buffers = pipeline.buffers();
         // Time comes in with the commands, from here, never from inside the state
         // machine; it never runs backwards even if the wall clock does.
@@ -702,31 +707,40 @@ fn writer_loop(
                     break;
                 }
                 Job::Commands {
-                    origin,
-                    commands,
+                    mut submission,
                     reply,
                 } => {
-                    if !envelopes.is_empty() && envelopes.len() + commands.len() > batch_limit {
-                        carried = Some(Job::Commands {
-                            origin,
-                            commands,
-                            reply,
-                        });
+                    if taken > 0 && taken + submission.len() > batch_limit {
+                        carried = Some(Job::Commands { submission, reply });
                         break;
                     }
-                    queued_commands.fetch_sub(commands.len(), Ordering::Relaxed);
-                    buffers.waiting.push((commands.len(), reply));
-                    envelopes.extend(
-                        commands
-                            .into_iter()
-                            .map(|command| Envelope::from_origin(at, origin.clone(), command)),
-                    );
+                    queued_commands.fetch_sub(submission.len(), Ordering::Relaxed);
+                    taken += submission.len();
+                    buffers.waiting.push((submission.len(), reply));
+                    submission.stamp(at);
+                    submissions.push(submission);
                 }
             }
-            if envelopes.len() < batch_limit {
+            if taken < batch_limit {
                 next = receiver.try_recv().ok();
             }
         }
+        // A batch of one submission (one PostInvoices call) is decided where the caller
+        // built it; several are moved into the writer's room, one after another.
+        let envelopes: &[Envelope] = match submissions.as_mut_slice() {
+            [alone] => alone.envelopes(),
+            several => {
+                for submission in several {
+                    submission.move_into(&mut room);
+                }
+                &room
+            }
+        };
+        debug_assert_eq!(
+            envelopes.len(),
+            taken,
+            "every command taken is in the batch"
+        );
         if envelopes.is_empty() {
             pipeline.spare.push(buffers);
             continue;
@@ -758,11 +772,11 @@ fn writer_loop(
                 .batches_decided_during_write
                 .fetch_add(1, Ordering::Relaxed);
         }
-        match ledger.decide_batch(&envelopes, &mut buffers.replies) {
+        match ledger.decide_batch(envelopes, &mut buffers.replies) {
             Ok(sealed) => {
                 if config.observer.is_some() {
                     buffers.report.clear();
-                    buffers.report.count(&envelopes, &buffers.replies);
+                    buffers.report.count(envelopes, &buffers.replies);
                     buffers.report.events = ledger.last_batch_events().len() as u64;
                 }
                 // Only with checkpoints: the flag makes the next batch wait for a quiet
@@ -990,7 +1004,13 @@ impl EngineHandle {
     /// Submits commands from `origin` as one job; answers once they are durable. Fails
     /// at once with `Overloaded` when the queue is full.
     pub async fn submit(&self, origin: Origin, commands: Vec<Command>) -> JobReply {
-        let count = commands.len();
+        self.submit_prepared(Submission::of(origin, commands)).await
+    }
+
+    /// Submits a batch already in its envelopes (the writer sets their time); replies in
+    /// order once the batch is durable.
+    pub async fn submit_prepared(&self, submission: Submission) -> JobReply {
+        let count = submission.len();
         if count > SUBMIT_BATCH_LIMIT {
             return Err(EngineError::BatchTooLarge {
                 got: count,
@@ -1006,11 +1026,7 @@ impl EngineHandle {
             });
         }
         let (reply, answer) = oneshot::channel();
-        let job = Job::Commands {
-            origin,
-            commands,
-            reply,
-        };
+        let job = Job::Commands { submission, reply };
         if let Err(error) = self.sender.try_send(job) {
             self.queued_commands.fetch_sub(count, Ordering::Relaxed);
             return Err(match error {

@@ -22,6 +22,7 @@ pub mod engine;
 pub mod priority;
 mod reader;
 mod sealed;
+mod submission;
 
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -35,6 +36,7 @@ pub use batch_events::BatchEvents;
 use batch_events::EventPlace;
 pub use reader::LedgerReader;
 pub use sealed::{SealedBatch, SealedBatchWriter, UnindexedBatch};
+pub use submission::Submission;
 
 use crate::domain::{Command, Envelope, Event, InvoiceEntry, InvoiceNumber, LedgerState};
 use crate::domain::{ProgrammeYear, Rejection, Reply, SequencedEvent, StateImage, Uscc};

@@ -3,6 +3,7 @@
 use super::*;
 use crate::api::batch_wire::{AcceptedInvoice, BatchAnswer, InvoiceAmounts, InvoiceAnswer};
 use crate::domain::{LedgerState, Payee, VoucherId};
+use crate::ledger::Submission;
 
 /// The answer to an invoice of gross `amount`: the subsidy the bureau pays the payee
 /// and what the enterprise pays the center (the rest, or all of it in a reimbursement
@@ -37,30 +38,36 @@ fn accepted_answer(reply: &Reply, amount: Money, payee: Payee) -> AcceptedInvoic
 }
 
 /// A batch's items parsed into commands, before they are submitted: one slot per item
-/// in order (`Some` for an item answered `invalid`), and per command its amount and
+/// in order (`Some` for an item answered `invalid`), the commands in their envelopes
+/// (the engine's writer decides them where they lie), and per command its amount and
 /// voucher, which the answer needs.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub(crate) struct ParsedInvoices {
     results: Vec<Option<InvoiceAnswer>>,
-    commands: Vec<Command>,
+    submission: Submission,
     amounts: Vec<Money>,
     vouchers: Vec<VoucherId>,
 }
 
 impl ParsedInvoices {
     /// Parses `items`, the batch's items from index `first_index` on (the index names
-    /// an item in its `invalid` answer and in the refusal). Fails if one of them names
-    /// a center other than the caller's: one foreign invoice refuses the whole batch.
+    /// an item in its `invalid` answer and in the refusal), into commands from `origin`.
+    /// Fails if one of them names a center other than the caller's: one foreign invoice
+    /// refuses the whole batch. `room` is how many items the whole batch has from here
+    /// on, so that parts parsed apart are appended without moving these (`append`).
     pub(crate) fn parse<'a>(
         caller: &crate::api::auth::Principal,
+        origin: &Origin,
         items: impl ExactSizeIterator<Item = Result<convert::InvoiceText<'a>, String>>,
         first_index: usize,
+        room: usize,
     ) -> Result<ParsedInvoices, Status> {
+        let room = room.max(items.len());
         let mut parsed = ParsedInvoices {
-            results: Vec::with_capacity(items.len()),
-            commands: Vec::with_capacity(items.len()),
-            amounts: Vec::with_capacity(items.len()),
-            vouchers: Vec::with_capacity(items.len()),
+            results: Vec::with_capacity(room),
+            submission: Submission::with_room(origin.clone(), room),
+            amounts: Vec::with_capacity(room),
+            vouchers: Vec::with_capacity(room),
         };
         for (index, item) in (first_index..).zip(items) {
             match item.and_then(|text| {
@@ -77,7 +84,7 @@ impl ParsedInvoices {
                         })?;
                     parsed.amounts.push(invoice.amount);
                     parsed.vouchers.push(invoice.voucher);
-                    parsed.commands.push(Command::PostInvoice(invoice));
+                    parsed.submission.push(Command::PostInvoice(invoice));
                     parsed.results.push(None);
                 }
                 Err(message) => parsed.results.push(Some(InvoiceAnswer::Invalid(format!(
@@ -91,7 +98,7 @@ impl ParsedInvoices {
     /// The items of the batch that follow these, parsed apart, appended in order.
     pub(crate) fn append(&mut self, later: ParsedInvoices) {
         self.results.extend(later.results);
-        self.commands.extend(later.commands);
+        self.submission.append(later.submission);
         self.amounts.extend(later.amounts);
         self.vouchers.extend(later.vouchers);
     }
@@ -151,32 +158,32 @@ impl Api {
     pub(crate) async fn post_invoice_batch<'a>(
         &self,
         caller: &crate::api::auth::Principal,
-        origin: impl FnOnce() -> Result<Origin, Status>,
+        origin: &Origin,
         items: impl ExactSizeIterator<Item = Result<convert::InvoiceText<'a>, String>>,
     ) -> Result<BatchAnswer, Status> {
         Api::check_invoice_batch_size(items.len())?;
-        let parsed = ParsedInvoices::parse(caller, items, 0)?;
-        self.submit_invoice_batch(origin, parsed).await
+        let room = items.len();
+        let parsed = ParsedInvoices::parse(caller, origin, items, 0, room)?;
+        self.submit_invoice_batch(parsed).await
     }
 
     /// Submits a batch's parsed invoices as one batch and answers every item in
     /// order once it is durable (the items that did not parse with their reason).
     pub(crate) async fn submit_invoice_batch(
         &self,
-        origin: impl FnOnce() -> Result<Origin, Status>,
         parsed: ParsedInvoices,
     ) -> Result<BatchAnswer, Status> {
         let ParsedInvoices {
             results,
-            commands,
+            submission,
             amounts,
             vouchers,
         } = parsed;
-        let replies = if commands.is_empty() {
+        let replies = if submission.is_empty() {
             Vec::new()
         } else {
             self.engine
-                .submit(origin()?, commands)
+                .submit_prepared(submission)
                 .await
                 .map_err(engine_error)?
         };
@@ -254,7 +261,7 @@ impl RedemptionService for Api {
             .iter()
             .map(|item| Ok(convert::InvoiceText::of(item)));
         let answer = self
-            .post_invoice_batch(&caller, || origin_of(&request), items)
+            .post_invoice_batch(&caller, &origin_of(&request)?, items)
             .await?;
         Ok(Response::new(answer.to_proto()))
     }
