@@ -1617,6 +1617,18 @@ async fn settlement_rows_change_nothing(
         );
         call(async move { server.programme().confirm_clock(request).await })
     };
+    // A PostInvoices call's origin (its request id) goes into each command's envelope as
+    // the items are parsed, so a malformed id refuses the call whatever its items.
+    let post_with_id = |request_id: &str, amount: &str| {
+        let request = authed_with_id(
+            CENTER_1,
+            request_id,
+            PostInvoicesRequest {
+                invoices: vec![center_invoice(1, voucher_id, "RID-1", amount)],
+            },
+        );
+        call(async move { server.redemption().post_invoices(request).await })
+    };
     let c1 = center_code(1);
     let fresh_run = "3c9f6b1e-7a2d-4c55-9e0f-5b8a7d0000ff";
     let unknown_voucher = "5f0c3a4e-1111-4222-8333-944455556666";
@@ -2291,6 +2303,18 @@ async fn settlement_rows_change_nothing(
         (
             "x-request-id of 129 bytes",
             clock_with_id(&"r".repeat(129)),
+            Code::InvalidArgument,
+            Field("x-request-id"),
+        ),
+        (
+            "PostInvoices with an x-request-id with a space",
+            post_with_id("a b", "100.00"),
+            Code::InvalidArgument,
+            Field("x-request-id"),
+        ),
+        (
+            "PostInvoices of only an invalid item, x-request-id of 129 bytes",
+            post_with_id(&"r".repeat(129), "1.2.3"),
             Code::InvalidArgument,
             Field("x-request-id"),
         ),
