@@ -237,3 +237,70 @@ async fn large_batches_decided_while_the_last_is_written_answer_duplicates_exact
         assert_eq!(entry.sequence, original.sequence, "invoice {number}");
     }
 }
+
+/// Given a job decided alone (40 commands) and then 30 concurrent jobs of 10 in batches of
+/// at most 64 commands (the writer merges the jobs queued together, and carries a job
+/// that does not fit into the next batch, as the timing falls), when they are decided,
+/// then every event carries the writer's time: never the placeholder callers build their
+/// envelopes with, never before the job was submitted nor after it was answered, and
+/// never earlier than the event before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_carries_the_writers_time_whether_its_job_was_alone_merged_or_carried() {
+    let now_ms = || {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("a clock after 1970");
+        i64::try_from(since_epoch.as_millis()).expect("milliseconds fit in i64")
+    };
+    let directory = tempfile::tempdir().expect("tempdir");
+    let engine = start_seeded(directory.path(), LedgerOptions::default(), 64).await;
+    let after_seed = engine.handle().committed_sequence();
+    let submitted_from = now_ms();
+    let alone = engine
+        .handle()
+        .submit(
+            Origin::system("test"),
+            (0..40)
+                .map(|item| post(1, 1, &format!("A-{item}"), "10.00"))
+                .collect(),
+        )
+        .await
+        .expect("durable");
+    assert!(alone.iter().all(Result::is_ok), "{alone:?}");
+    let mut tasks = tokio::task::JoinSet::new();
+    for number in 0..30 {
+        let handle = engine.handle();
+        tasks.spawn(async move {
+            handle
+                .submit(Origin::system("test"), job(number, "10.00"))
+                .await
+                .expect("durable")
+        });
+    }
+    while let Some(replies) = tasks.join_next().await {
+        let replies = replies.expect("task");
+        assert!(replies.iter().all(Result::is_ok), "{replies:?}");
+    }
+    let answered_by = now_ms();
+    let mut times = Vec::new();
+    engine
+        .handle()
+        .reader()
+        .read_events(after_seed + 1, |logged| {
+            times.push(logged.at.0);
+            std::ops::ControlFlow::Continue(())
+        })
+        .expect("the log reads");
+    assert_eq!(times.len(), 40 + 30 * 10, "one redemption per invoice");
+    for (place, at) in times.iter().enumerate() {
+        assert!(
+            (submitted_from..=answered_by).contains(at),
+            "event {place} at {at} ms, outside {submitted_from}..={answered_by}"
+        );
+    }
+    assert!(
+        times.windows(2).all(|pair| pair[0] <= pair[1]),
+        "time never runs backwards in the log: {times:?}"
+    );
+    engine.shutdown().await;
+}

@@ -1008,7 +1008,9 @@ impl EngineHandle {
     }
 
     /// Submits a batch already in its envelopes (the writer sets their time); replies in
-    /// order once the batch is durable.
+    /// order once the batch is durable. Fails at once with [`EngineError::Overloaded`]
+    /// when the queue is full, and with [`EngineError::BatchTooLarge`] above
+    /// [`SUBMIT_BATCH_LIMIT`] commands.
     pub async fn submit_prepared(&self, submission: Submission) -> JobReply {
         let count = submission.len();
         if count > SUBMIT_BATCH_LIMIT {

@@ -5,7 +5,9 @@
 //! the server's CPU on the redemption path, all of it on the writer, the one thread a
 //! batch cannot be spread over (issue 12). A `Submission` is built by the caller instead
 //! (the network thread, while it parses), and a batch of one submission (one
-//! `PostInvoices` call, the usual large batch) is decided where it lies.
+//! `PostInvoices` call, the usual large batch at one connection) is decided where it
+//! lies; a batch of several (concurrent calls) is moved into the writer's room, one
+//! submission after another, as the commands were before.
 //!
 //! Time is the writer's to give, never the caller's: an envelope's `at` is a placeholder
 //! until the writer takes the submission off its queue and sets the time of every

@@ -39,8 +39,8 @@ fn accepted_answer(reply: &Reply, amount: Money, payee: Payee) -> AcceptedInvoic
 
 /// A batch's items parsed into commands, before they are submitted: one slot per item
 /// in order (`Some` for an item answered `invalid`), the commands in their envelopes
-/// (the engine's writer decides them where they lie), and per command its amount and
-/// voucher, which the answer needs.
+/// (the engine's writer decides them where they lie when the batch is this call alone),
+/// and per command its amount and voucher, which the answer needs.
 #[derive(Debug, PartialEq)]
 pub(crate) struct ParsedInvoices {
     results: Vec<Option<InvoiceAnswer>>,
@@ -151,7 +151,9 @@ impl Api {
         Ok(())
     }
 
-    /// PostInvoices, whichever way the request was decoded: checks the batch's size,
+    /// PostInvoices, whichever way the request was decoded, from `origin` (the caller's
+    /// request id is read before anything else, so a malformed one refuses the call
+    /// whatever its items): checks the batch's size,
     /// parses each item (a malformed one is answered `invalid` and not submitted),
     /// refuses the whole batch if one item names another center, submits the rest as one
     /// batch and answers every item in order once the batch is durable.
