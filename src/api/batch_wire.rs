@@ -541,14 +541,7 @@ mod tests {
         // An empty invoice (2 bytes) and then one long one: the estimate is the most
         // invoices the rest could hold, never past a batch.
         let mut bytes = Vec::new();
-        encode_key(1, WireType::LengthDelimited, &mut bytes);
-        encode_varint(0, &mut bytes);
-        bytes.extend(
-            proto::PostInvoicesRequest {
-                invoices: vec![invoice(3)],
-            }
-            .encode_to_vec(),
-        );
+        push_empty_invoice_then(3, &mut bytes);
         let body_bytes = bytes.len();
         let batch = InvoiceBatch::decode(bytes.into()).expect("decodes");
         assert_eq!(batch.len(), 2);
@@ -583,16 +576,20 @@ mod tests {
         // An unknown top-level field between invoices.
         encode_key(9, WireType::Varint, &mut bytes);
         encode_varint(1, &mut bytes);
-        // An empty invoice.
-        encode_key(1, WireType::LengthDelimited, &mut bytes);
-        encode_varint(0, &mut bytes);
+        push_empty_invoice_then(2, &mut bytes);
+        bytes
+    }
+
+    /// Appends an empty invoice message, then invoice `number` as prost writes it.
+    fn push_empty_invoice_then(number: usize, bytes: &mut Vec<u8>) {
+        encode_key(1, WireType::LengthDelimited, bytes);
+        encode_varint(0, bytes);
         bytes.extend(
             proto::PostInvoicesRequest {
-                invoices: vec![invoice(2)],
+                invoices: vec![invoice(number)],
             }
             .encode_to_vec(),
         );
-        bytes
     }
 
     #[test]
