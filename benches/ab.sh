@@ -17,7 +17,8 @@
 #             beside the latency the server's access log records (`elapsed_us`): the
 #             difference is the client's own scheduling on a machine it shares.
 #
-# Defaults: 3 rounds, 1,000,000 invoices, 4 connections × 4,096. fsync is on. The load
+# Rounds alternate the order of the two builds (A then B, then B then A). Defaults: 3
+# rounds, 1,000,000 invoices, 4 connections × 4,096. fsync is on. The load
 # generator is the current build's (CARGO_TARGET_DIR, default target), or LOAD_GENERATOR's
 # (another build's binary, for an A/B of load generators). SCRATCH (default
 # /var/tmp/voucher-ledger-ab) holds each run's data directory and logs.
@@ -36,7 +37,7 @@ while [ $# -gt 2 ]; do
     *) echo "error: unknown option $1" >&2; exit 2 ;;
   esac
 done
-[ $# -eq 2 ] || { sed -n 2,21p "$0" >&2; exit 2; }
+[ $# -eq 2 ] || { sed -n 2,24p "$0" >&2; exit 2; }
 binaries=("$(realpath "$1")" "$(realpath "$2")")
 for bin in "${binaries[@]}"; do [ -x "$bin" ] || { echo "error: $bin is not executable" >&2; exit 2; }; done
 load=$(load_generator)
@@ -124,16 +125,32 @@ echo "# benches/ab.sh $(date -u +%FT%TZ): A=${binaries[0]} B=${binaries[1]}"
 if [ "$unary" = 1 ]; then
   echo "# unary PostInvoice at 2,000/s for 10 s, $list_clients ListVouchers clients; latency ms"
   for round in $(seq "$rounds"); do
-    echo "round $round A  $(unary_run a "${binaries[0]}")"
-    echo "round $round B  $(unary_run b "${binaries[1]}")"
+    if [ $((round % 2)) = 1 ]; then
+      echo "round $round A  $(unary_run a "${binaries[0]}")"
+      echo "round $round B  $(unary_run b "${binaries[1]}")"
+    else
+      echo "round $round B  $(unary_run b "${binaries[1]}")"
+      echo "round $round A  $(unary_run a "${binaries[0]}")"
+    fi
   done
   exit 0
 fi
 echo "# $invoices invoices, $connections connections × $batch; rate invoices/s, batch p99 ms, server CPU µs per invoice (by thread)"
 ratios=()
 for round in $(seq "$rounds"); do
-  a=$(batch_run a "${binaries[0]}"); echo "round $round A  rate $a"
-  b=$(batch_run b "${binaries[1]}"); echo "round $round B  rate $b"
+  # Odd rounds run A first, even rounds B first (A B, B A, A B, ...): whatever a run leaves
+  # behind for the next one (its data directory deleted at the next start, on ext4 mounted
+  # with `discard`; the page cache it filled) then falls on both builds alike. In the
+  # thirty-sixth round one build's writer ran ~1.8x its usual CPU per invoice whenever it
+  # followed the other in A B A B order, and a control of one build against itself did not
+  # (`benches/results/2026-12-04-issue12-thirty-sixth-round.txt`, section 5d).
+  if [ $((round % 2)) = 1 ]; then
+    a=$(batch_run a "${binaries[0]}"); echo "round $round A  rate $a"
+    b=$(batch_run b "${binaries[1]}"); echo "round $round B  rate $b"
+  else
+    b=$(batch_run b "${binaries[1]}"); echo "round $round B  rate $b"
+    a=$(batch_run a "${binaries[0]}"); echo "round $round A  rate $a"
+  fi
   ratios+=("$(awk -v a="${a%% *}" -v b="${b%% *}" -v ca="$(echo "$a" | cut -d' ' -f3)" \
     -v cb="$(echo "$b" | cut -d' ' -f3)" 'BEGIN {printf "%.3f %.3f", b / a, cb / ca}')")
 done
