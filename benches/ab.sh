@@ -138,12 +138,13 @@ fi
 echo "# $invoices invoices, $connections connections × $batch; rate invoices/s, batch p99 ms, server CPU µs per invoice (by thread)"
 ratios=()
 for round in $(seq "$rounds"); do
-  # Odd rounds run A first, even rounds B first (A B, B A, A B, ...): whatever a run leaves
-  # behind for the next one (its data directory deleted at the next start, on ext4 mounted
-  # with `discard`; the page cache it filled) then falls on both builds alike. In the
-  # thirty-sixth round one build's writer ran ~1.8x its usual CPU per invoice whenever it
-  # followed the other in A B A B order, and a control of one build against itself did not
-  # (`benches/results/2026-12-04-issue12-thirty-sixth-round.txt`, section 5d).
+  # Odd rounds run A first, even rounds B first (A B, B A, A B, ...), so that whatever a
+  # run leaves for the next one (its data directory deleted at the next start, on ext4
+  # mounted with `discard`; the page cache it filled) falls on both builds alike, not on
+  # one. In the thirty-sixth round, in A B A B order, one build's writer ran at ~1.8x its
+  # usual CPU per invoice in 12 of 14 rounds and made the other look 1.4x faster; with the
+  # order alternated it did in none of 16 runs. The cause was not found
+  # (`benches/results/2026-12-04-issue12-thirty-sixth-round.txt`, sections 5d and 5e).
   if [ $((round % 2)) = 1 ]; then
     a=$(batch_run a "${binaries[0]}"); echo "round $round A  rate $a"
     b=$(batch_run b "${binaries[1]}"); echo "round $round B  rate $b"
