@@ -121,37 +121,33 @@ unary_run() {
   echo "client: $client | server (access log): $server_side"
 }
 
+# The two builds' sides in the order round $1 runs them: "a b" in odd rounds, "b a" in
+# even ones, so that whatever a run leaves for the next one (its data directory deleted
+# at the next start, on ext4 mounted with `discard`; the page cache it filled) falls on
+# both builds alike, not on one. In the thirty-sixth round, in A B A B order, one build's
+# writer ran at ~1.8x its usual CPU per invoice in 12 of 14 rounds and made the other
+# look 1.4x faster; with the order alternated it did in none of 16 runs. The cause was
+# not found (`benches/results/2026-12-04-issue12-thirty-sixth-round.txt`, 5d and 5e).
+sides_in_order() { if [ $(($1 % 2)) = 1 ]; then echo "a b"; else echo "b a"; fi; }
+binary_of() { if [ "$1" = a ]; then echo "${binaries[0]}"; else echo "${binaries[1]}"; fi; }
+
 echo "# benches/ab.sh $(date -u +%FT%TZ): A=${binaries[0]} B=${binaries[1]}"
 if [ "$unary" = 1 ]; then
   echo "# unary PostInvoice at 2,000/s for 10 s, $list_clients ListVouchers clients; latency ms"
   for round in $(seq "$rounds"); do
-    if [ $((round % 2)) = 1 ]; then
-      echo "round $round A  $(unary_run a "${binaries[0]}")"
-      echo "round $round B  $(unary_run b "${binaries[1]}")"
-    else
-      echo "round $round B  $(unary_run b "${binaries[1]}")"
-      echo "round $round A  $(unary_run a "${binaries[0]}")"
-    fi
+    for side in $(sides_in_order "$round"); do
+      echo "round $round ${side^^}  $(unary_run "$side" "$(binary_of "$side")")"
+    done
   done
   exit 0
 fi
 echo "# $invoices invoices, $connections connections × $batch; rate invoices/s, batch p99 ms, server CPU µs per invoice (by thread)"
 ratios=()
 for round in $(seq "$rounds"); do
-  # Odd rounds run A first, even rounds B first (A B, B A, A B, ...), so that whatever a
-  # run leaves for the next one (its data directory deleted at the next start, on ext4
-  # mounted with `discard`; the page cache it filled) falls on both builds alike, not on
-  # one. In the thirty-sixth round, in A B A B order, one build's writer ran at ~1.8x its
-  # usual CPU per invoice in 12 of 14 rounds and made the other look 1.4x faster; with the
-  # order alternated it did in none of 16 runs. The cause was not found
-  # (`benches/results/2026-12-04-issue12-thirty-sixth-round.txt`, sections 5d and 5e).
-  if [ $((round % 2)) = 1 ]; then
-    a=$(batch_run a "${binaries[0]}"); echo "round $round A  rate $a"
-    b=$(batch_run b "${binaries[1]}"); echo "round $round B  rate $b"
-  else
-    b=$(batch_run b "${binaries[1]}"); echo "round $round B  rate $b"
-    a=$(batch_run a "${binaries[0]}"); echo "round $round A  rate $a"
-  fi
+  for side in $(sides_in_order "$round"); do
+    printf -v "$side" '%s' "$(batch_run "$side" "$(binary_of "$side")")"
+    echo "round $round ${side^^}  rate ${!side}"
+  done
   ratios+=("$(awk -v a="${a%% *}" -v b="${b%% *}" -v ca="$(echo "$a" | cut -d' ' -f3)" \
     -v cb="$(echo "$b" | cut -d' ' -f3)" 'BEGIN {printf "%.3f %.3f", b / a, cb / ca}')")
 done
