@@ -9,19 +9,8 @@
 //! the path of every answer (memmove there was ~1% of the server's CPU), and a fresh
 //! allocation for every chunk of every batch. Kept as chunks, nothing is copied, and the
 //! chunks' vectors are used again by the next batch.
-//!
-//! An event is named by its [`EventPlace`] (chunk, index in the chunk): the writer notes
-//! a redemption's place in the invoice order as it decides it, and reads the invoice
-//! number back from there when it seals the batch.
 
 use crate::domain::SequencedEvent;
-
-/// Where an event of the batch is: its chunk, and its index in that chunk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct EventPlace {
-    pub chunk: usize,
-    pub index: usize,
-}
 
 /// The last batch's events in decision order, as chunks; and emptied chunks kept for the
 /// next batch.
@@ -65,19 +54,9 @@ impl BatchEvents {
         }
     }
 
-    /// The index the next chunk pushed will have.
-    pub(crate) fn next_chunk(&self) -> usize {
-        self.chunks.len()
-    }
-
     /// The batch's chunks in order (none empty).
     pub(crate) fn chunks(&self) -> &[Vec<SequencedEvent>] {
         &self.chunks
-    }
-
-    /// The event at `place`, if the batch has one there.
-    pub(crate) fn get(&self, place: EventPlace) -> Option<&SequencedEvent> {
-        self.chunks.get(place.chunk)?.get(place.index)
     }
 
     /// How many events the batch appended.
@@ -132,7 +111,7 @@ mod tests {
     }
 
     #[test]
-    fn given_chunks_when_read_then_events_come_in_order_and_by_place() {
+    fn given_chunks_when_read_then_events_come_in_order() {
         let mut events = BatchEvents::default();
         assert!(events.is_empty());
         assert_eq!(events.last(), None);
@@ -140,7 +119,7 @@ mod tests {
         first.extend([event(1), event(2)]);
         events.push_chunk(first);
         events.push_chunk(Vec::new());
-        assert_eq!(events.next_chunk(), 1, "an empty chunk is not a chunk");
+        assert_eq!(events.chunks().len(), 1, "an empty chunk is not a chunk");
         let mut second = events.spare_chunk(4);
         second.push(event(3));
         events.push_chunk(second);
@@ -151,15 +130,6 @@ mod tests {
         assert_eq!(sequences, [1, 2, 3]);
         assert_eq!(events.to_vec(), [event(1), event(2), event(3)]);
         assert_eq!(events.last().map(|event| event.sequence), Some(3));
-        let at = |chunk, index| {
-            events
-                .get(EventPlace { chunk, index })
-                .map(|event| event.sequence)
-        };
-        assert_eq!(at(0, 1), Some(2));
-        assert_eq!(at(1, 0), Some(3));
-        assert_eq!(at(1, 1), None);
-        assert_eq!(at(2, 0), None);
     }
 
     #[test]

@@ -32,7 +32,7 @@ use std::thread::JoinHandle;
 
 use parking_lot::RwLock;
 
-use super::{execute_noting_invoice_order, BatchEvents, InvoiceOrderPlace};
+use super::{execute_noting_invoice_order, BatchEvents, InvoiceOrderGroups};
 use crate::domain::{
     Envelope, Event, InvoiceRedeemed, LedgerState, Rejection, Reply, SequencedEvent,
 };
@@ -153,7 +153,7 @@ impl RecordEncoder {
         state: &RwLock<LedgerState>,
         envelopes: &[Envelope],
         replies: &mut Vec<Result<Reply, Rejection>>,
-        order_updates: &mut Vec<InvoiceOrderPlace>,
+        order_groups: &mut InvoiceOrderGroups,
         events: &mut BatchEvents,
         place: PlaceInTheLog,
     ) -> Result<EncodedBatch, StoreError> {
@@ -164,21 +164,16 @@ impl RecordEncoder {
         {
             let mut state = state.write();
             let mut chunk = events.spare_chunk(ENCODE_CHUNK_EVENTS);
-            // The chunk's number among the batch's chunks (which come back in the order
-            // they are sent, none empty): an event's place is this and its index in it.
             assert!(events.is_empty(), "the batch's events start empty");
-            let mut chunk_number = events.next_chunk();
             for (place, envelope) in envelopes.iter().enumerate() {
                 state.prefetch_ahead(envelopes, place);
                 replies.push(execute_noting_invoice_order(
                     &mut state,
                     envelope,
                     &mut chunk,
-                    chunk_number,
-                    order_updates,
+                    order_groups,
                 ));
                 if chunk.len() >= ENCODE_CHUNK_EVENTS {
-                    chunk_number += 1;
                     let full =
                         std::mem::replace(&mut chunk, events.spare_chunk(ENCODE_CHUNK_EVENTS));
                     self.send(EncoderJob::Chunk(full))?;
@@ -191,6 +186,9 @@ impl RecordEncoder {
             }
         }
         self.send(EncoderJob::Finish)?;
+        // The encoder is a few chunks behind here: gathering the invoice order's groups
+        // now takes that work off the path between its last records and the write.
+        order_groups.gather();
         let (batch, head, chunks) = self
             .done
             .recv()

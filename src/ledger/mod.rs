@@ -19,6 +19,7 @@
 mod batch_events;
 mod encoder;
 pub mod engine;
+mod invoice_order;
 pub mod priority;
 mod reader;
 mod sealed;
@@ -30,16 +31,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{RwLock, RwLockReadGuard};
-use rustc_hash::FxHashMap;
 
 pub use batch_events::BatchEvents;
-use batch_events::EventPlace;
+use invoice_order::InvoiceOrderGroups;
 pub use reader::LedgerReader;
 pub use sealed::{SealedBatch, SealedBatchWriter, UnindexedBatch};
 pub use submission::Submission;
 
 use crate::domain::{Command, Envelope, Event, InvoiceEntry, InvoiceNumber, LedgerState};
-use crate::domain::{ProgrammeYear, Rejection, Reply, SequencedEvent, StateImage, Uscc};
+use crate::domain::{Rejection, Reply, SequencedEvent, StateImage, Uscc};
 pub use crate::limits::SUBMIT_BATCH_LIMIT;
 use crate::limits::{
     INVOICE_CACHE_DEFAULT, INVOICE_CACHE_MAX, SNAPSHOTS_KEPT_DEFAULT, SNAPSHOT_INTERVAL_DEFAULT,
@@ -174,61 +174,43 @@ impl From<LogError> for LedgerError {
     }
 }
 
-/// A batch's invoice-order entries of one center and year: (sequence, invoice number),
-/// sequences increasing.
-type InvoiceOrderGroup<'a> = ((Uscc, ProgrammeYear), Vec<(u64, &'a str)>);
-
-/// A redeemed invoice's place in its center's invoice order for its voucher's year: the
-/// sequence of its event and the event's place in the batch's events (the invoice number
-/// is read from there when the batch is written).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct InvoiceOrderPlace {
-    center: Uscc,
-    year: ProgrammeYear,
-    sequence: u64,
-    place: EventPlace,
-}
-
-/// Decides one command of a batch, appending its events to `events` (the batch's chunk
-/// number `chunk`), and notes the invoice-order place of each redemption it made. Noted
-/// as each command is decided, while its voucher is still in the CPU's cache: looking
-/// the vouchers up again after the batch missed the cache each time (~0.6 ms of a batch
-/// of 8,189, on the writer's path once the encoder was done; issue 12).
+/// Decides one command of a batch, appending its events to `events`, and notes each
+/// redemption it made for the invoice order ([`InvoiceOrderGroups`]: center, year,
+/// sequence and invoice number). Noted as each command is decided,
+/// while its voucher is still in the CPU's cache: looking the vouchers up again after
+/// the batch missed the cache each time (~0.6 ms of a batch of 8,189, on the writer's
+/// path once the encoder was done; issue 12).
 pub(crate) fn execute_noting_invoice_order(
     state: &mut LedgerState,
     envelope: &Envelope,
     events: &mut Vec<SequencedEvent>,
-    chunk: usize,
-    order_updates: &mut Vec<InvoiceOrderPlace>,
+    order_groups: &mut InvoiceOrderGroups,
 ) -> Result<Reply, Rejection> {
     let first_new = events.len();
     let reply = state.execute(envelope, events);
-    note_invoice_order(state, &events[first_new..], chunk, first_new, order_updates);
+    note_invoice_order(state, &events[first_new..], order_groups);
     reply
 }
 
-/// Notes the invoice-order place of each redemption among `new_events`, the first of
-/// them at `first_index` of the batch's chunk number `chunk`.
+/// Notes each redemption among `new_events` for the invoice order.
 fn note_invoice_order(
     state: &LedgerState,
     new_events: &[SequencedEvent],
-    chunk: usize,
-    first_index: usize,
-    order_updates: &mut Vec<InvoiceOrderPlace>,
+    order_groups: &mut InvoiceOrderGroups,
 ) {
-    for (index, event) in (first_index..).zip(new_events) {
+    for event in new_events {
         if let Event::InvoiceRedeemed(redeemed) = &event.event {
             let year = state
                 .voucher(&redeemed.voucher)
                 .map(|voucher| voucher.terms.year);
             assert!(year.is_some(), "a redeemed invoice's voucher exists");
             if let Some(year) = year {
-                order_updates.push(InvoiceOrderPlace {
-                    center: redeemed.center,
+                order_groups.note(
+                    redeemed.center,
                     year,
-                    sequence: event.sequence,
-                    place: EventPlace { chunk, index },
-                });
+                    event.sequence,
+                    &redeemed.invoice_number,
+                );
             }
         }
     }
@@ -249,9 +231,9 @@ pub struct Ledger {
     /// The invoices the current batch reversed, with their entries as of its end (a
     /// redemption's entry is encoded from its event when written: no copy is kept).
     index_updates: Vec<(Uscc, InvoiceNumber, InvoiceEntry)>,
-    /// The invoices the current batch redeemed, noted as they are decided
-    /// ([`execute_noting_invoice_order`]).
-    order_updates: Vec<InvoiceOrderPlace>,
+    /// The invoices the current batch redeemed, in their invoice-order groups, noted as
+    /// they are decided ([`execute_noting_invoice_order`]).
+    order_groups: InvoiceOrderGroups,
     /// The threads filling the store's in-memory invoice filter: after opening, and each
     /// time the writer starts a larger one; stopped and joined when the ledger is dropped,
     /// so the store closes with them.
@@ -370,15 +352,15 @@ impl Ledger {
             })
             .ok();
         let mut events = BatchEvents::default();
-        let mut order_updates = Vec::new();
         let mut encoder = None;
+        let mut order_groups = InvoiceOrderGroups::default();
         if options.prepare_memory_for_batches {
+            order_groups.prepare_room(SUBMIT_BATCH_LIMIT);
             // A full batch's chunks (each may pass the target by one command's events).
             events.prepare_room(
                 SUBMIT_BATCH_LIMIT.div_ceil(encoder::ENCODE_CHUNK_EVENTS) + 1,
                 encoder::ENCODE_CHUNK_EVENTS + 8,
             );
-            crate::storage::heap::write_spare_room(&mut order_updates, SUBMIT_BATCH_LIMIT);
             // Started now rather than by the first large batch; one that cannot start
             // here is tried again there, which reports the failure.
             encoder =
@@ -397,7 +379,7 @@ impl Ledger {
             poisoned: None,
             events,
             index_updates: Vec::new(),
-            order_updates,
+            order_groups,
             invoice_filter_fills: invoice_filter_fill.into_iter().collect(),
             last_batch_bytes: 0,
             last_index_bytes: 0,
@@ -657,7 +639,7 @@ impl Ledger {
         }
         self.events.clear();
         self.index_updates.clear();
-        self.order_updates.clear();
+        self.order_groups.clear();
         self.prefetch_invoices(envelopes)?;
         let replies_before = replies.len();
         // A large batch's records are encoded beside the writer while it decides; the
@@ -674,7 +656,7 @@ impl Ledger {
                 &self.state,
                 envelopes,
                 replies,
-                &mut self.order_updates,
+                &mut self.order_groups,
                 &mut self.events,
                 encoder::PlaceInTheLog {
                     previous: self.chain_head,
@@ -698,7 +680,6 @@ impl Ledger {
             }
         } else {
             let mut state = self.state.write();
-            let chunk = self.events.next_chunk();
             let mut events = self.events.spare_chunk(encoder::ENCODE_CHUNK_EVENTS);
             for (place, envelope) in envelopes.iter().enumerate() {
                 state.prefetch_ahead(envelopes, place);
@@ -706,8 +687,7 @@ impl Ledger {
                     &mut state,
                     envelope,
                     &mut events,
-                    chunk,
-                    &mut self.order_updates,
+                    &mut self.order_groups,
                 ));
             }
             self.events.push_chunk(events);
@@ -926,42 +906,11 @@ impl Ledger {
                     .put_invoice(&mut batch, center, invoice_number, entry)?;
             }
         }
-        // One invoice-order group per center and year. The updates come in sequence
-        // order, so each group's sequences increase as they are gathered. Gathered by a
-        // hash of the few (center, year) pairs a batch names rather than by sorting the
-        // whole batch on 18-byte keys (that sort was ~2% of the server's CPU); only the
-        // groups are sorted, into key order for the memtable.
-        let mut group_of: FxHashMap<(Uscc, ProgrammeYear), usize> = FxHashMap::default();
-        let mut groups: Vec<InvoiceOrderGroup<'_>> = Vec::new();
-        for InvoiceOrderPlace {
-            center,
-            year,
-            sequence,
-            place,
-        } in &self.order_updates
-        {
-            let invoice_number = match self.events.get(*place).map(|event| &event.event) {
-                Some(Event::InvoiceRedeemed(redeemed)) => redeemed.invoice_number.as_str(),
-                _ => {
-                    return Err(StoreError::Encode(format!(
-                        "event {sequence} is in the invoice order but is no redemption"
-                    )))
-                }
-            };
-            let group = *group_of.entry((*center, *year)).or_insert_with(|| {
-                groups.push(((*center, *year), Vec::new()));
-                groups.len() - 1
-            });
-            groups[group].1.push((*sequence, invoice_number));
-        }
-        groups.sort_unstable_by_key(|(key, _)| *key);
-        for ((center, year), entries) in &groups {
-            self.store.put_invoice_order_group(
-                &mut batch,
-                center,
-                *year,
-                entries.iter().copied(),
-            )?;
+        // One invoice-order group per center and year, in key order for the memtable
+        // (gathered while the encoder finished, `invoice_order.rs`).
+        for (center, year, entries) in self.order_groups.in_key_order() {
+            self.store
+                .put_invoice_order_group(&mut batch, center, year, entries)?;
         }
         self.last_batch_bytes = batch.size_in_bytes();
         if !from_encoder {
