@@ -105,6 +105,12 @@ impl InvoiceOrderGroups {
             return;
         }
         self.gathered = true;
+        // A place is kept as u32 (a quarter of the room of a usize); a batch holds at
+        // most `SUBMIT_BATCH_LIMIT` commands.
+        assert!(
+            u32::try_from(self.notes.len()).is_ok(),
+            "a batch's redemptions are numbered in u32"
+        );
         let groups = &mut self.groups;
         let spare = &mut self.spare;
         for (place, note) in self.notes.iter().enumerate() {
@@ -119,9 +125,7 @@ impl InvoiceOrderGroups {
                     });
                     groups.len() - 1
                 });
-            // A batch holds at most `SUBMIT_BATCH_LIMIT` commands, far below u32::MAX.
-            let place = u32::try_from(place).unwrap_or(u32::MAX);
-            groups[position].notes.push(place);
+            groups[position].notes.push(place as u32);
         }
         groups.sort_unstable_by_key(|group| (group.center, group.year));
     }
@@ -157,12 +161,9 @@ impl<'a> Iterator for GroupEntries<'a> {
     type Item = (u64, &'a str);
 
     fn next(&mut self) -> Option<(u64, &'a str)> {
-        let notes = self.notes;
-        self.places.by_ref().find_map(|place| {
-            notes
-                .get(*place as usize)
-                .map(|note| (note.sequence, note.invoice_number.as_str()))
-        })
+        // Every place was taken from `notes` by `gather`: indexing is the assertion.
+        let note = &self.notes[*self.places.next()? as usize];
+        Some((note.sequence, note.invoice_number.as_str()))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

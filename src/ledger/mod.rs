@@ -176,10 +176,10 @@ impl From<LogError> for LedgerError {
 
 /// Decides one command of a batch, appending its events to `events`, and notes each
 /// redemption it made for the invoice order ([`InvoiceOrderGroups`]: center, year,
-/// sequence and invoice number). Noted as each command is decided,
-/// while its voucher is still in the CPU's cache: looking the vouchers up again after
-/// the batch missed the cache each time (~0.6 ms of a batch of 8,189, on the writer's
-/// path once the encoder was done; issue 12).
+/// sequence and invoice number). Noted as each command is decided, while its voucher is
+/// still in the CPU's cache: looking the vouchers up again after the batch missed the
+/// cache each time (~0.6 ms of a batch of 8,189, on the writer's path once the encoder
+/// was done; issue 12).
 pub(crate) fn execute_noting_invoice_order(
     state: &mut LedgerState,
     envelope: &Envelope,
