@@ -12,8 +12,8 @@
 //! its invoice number, in one vector written in order (the decide loop's memory traffic
 //! stays one stream: gathering into ~50 groups right there made deciding slower), and the
 //! groups are gathered from it once the last chunk is handed to the encoder, while the
-//! writer would otherwise wait for the encoder's last records
-//! ([`InvoiceOrderGroups::gather`]); sealing only sorts the few groups and writes them.
+//! writer would otherwise wait for the encoder's last records, and sorted into key order
+//! there too ([`InvoiceOrderGroups::gather`]); sealing only writes them.
 
 use rustc_hash::FxHashMap;
 
