@@ -1,4 +1,13 @@
-import sys, bisect, statistics as st
+"""The phases of a one-connection batch, from the stderr of a server built with
+2026-12-04-issue12-phase-probe.patch (PHASE lines from the writer, NET lines from the
+network side and the encoder): medians over the large batches, the first five left out.
+
+    python3 benches/results/2026-12-04-issue12-phases.py SERVE_STDERR
+"""
+import bisect
+import statistics as st
+import sys
+
 ev=[]
 for line in open(sys.argv[1]):
     if line.startswith('PHASE'):
@@ -37,11 +46,11 @@ for a,b in zip(no,no[1:]):
     xs=[c[b]-c[a] for c in calls if a in c and b in c]
     if xs: print(f"{a:>12} -> {b:<12} median {med(xs)/1000:6.3f} ms")
 # cross: parsed -> writer start ; writer answered -> answerbuilt; encodestart -> next decodestart
-ws=[w['start'] for w in W]; import bisect
+ws=[w['start'] for w in W]
 x=[];y=[];z=[];cyc=[]
 for i,c in enumerate(calls):
     j=bisect.bisect_left(ws,c.get('parsed',0))
-    if j<len(W): x.append(W[j]['start']-c['parsed']); 
+    if j<len(W): x.append(W[j]['start']-c['parsed'])
     if j<len(W) and 'answerbuilt' in c: y.append(c['answerbuilt']-W[j]['answered'])
     if i+1<len(calls): z.append(calls[i+1]['decodestart']-c['encodestart']); cyc.append(calls[i+1]['decodestart']-c['decodestart'])
 print(f"parsed -> writer start median {med(x)/1000:.3f} ms; writer answered -> answer built {med(y)/1000:.3f} ms; encodestart -> next decodestart {med(z)/1000:.3f} ms; cycle {med(cyc)/1000:.3f} ms")

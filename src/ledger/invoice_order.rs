@@ -20,7 +20,7 @@ use rustc_hash::FxHashMap;
 use crate::domain::{InvoiceNumber, ProgrammeYear, Uscc};
 
 /// One redemption of the batch, as noted while it was decided.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct NotedRedemption {
     center: Uscc,
     year: ProgrammeYear,

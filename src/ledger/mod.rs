@@ -231,8 +231,9 @@ pub struct Ledger {
     /// The invoices the current batch reversed, with their entries as of its end (a
     /// redemption's entry is encoded from its event when written: no copy is kept).
     index_updates: Vec<(Uscc, InvoiceNumber, InvoiceEntry)>,
-    /// The invoices the current batch redeemed, in their invoice-order groups, noted as
-    /// they are decided ([`execute_noting_invoice_order`]).
+    /// The invoices the current batch redeemed, noted as they are decided
+    /// ([`execute_noting_invoice_order`]) and gathered into the invoice order's groups
+    /// before the batch is sealed.
     order_groups: InvoiceOrderGroups,
     /// The threads filling the store's in-memory invoice filter: after opening, and each
     /// time the writer starts a larger one; stopped and joined when the ledger is dropped,
