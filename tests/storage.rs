@@ -591,6 +591,70 @@ fn an_invoice_written_after_the_filter_was_filled_is_never_called_absent() {
     assert!(verify(directory.path()).expect("verify").is_clean());
 }
 
+#[test]
+fn a_large_batch_of_reposts_among_new_invoices_pays_none_of_them_twice() {
+    // Given 700 invoices written, none of them in memory any more (a cache of two), and a
+    // complete invoice filter
+    let directory = tempfile::tempdir().expect("tempdir");
+    let mut ledger = open_with_an_invoice_cache_of_two(directory.path());
+    let at = |offset: i64| Timestamp(1_767_225_600_000 + offset);
+    register_and_approve_voucher_one(&mut ledger, at(0));
+    wait_for_the_invoice_filter(&ledger);
+    let old: Vec<Envelope> = (0..700)
+        .map(|number| Envelope::new(at(1), post(1, 1, &format!("OLD-{number}"), "100.01")))
+        .collect();
+    for reply in ledger.submit(&old).expect("submit") {
+        reply.expect("accepted");
+    }
+    assert!(ledger.state().invoices_in_memory() <= 2);
+    // when one batch of 2,102 commands, large enough to be encoded beside the writer,
+    // posts every third invoice again between new ones (the filter's answers alternate:
+    // any answer given to the wrong invoice would let a repost through), approves a
+    // voucher (a command naming no invoice) and reverses one stored invoice
+    let mut commands: Vec<Command> = Vec::new();
+    let mut expected: Vec<&str> = Vec::new();
+    for place in 0..2_100 {
+        if place == 1_000 {
+            commands.push(approve(2, 1, 1, "1000000.00", "300000.00"));
+            expected.push("approved");
+        }
+        if place == 1_600 {
+            commands.push(reverse(1, "OLD-1"));
+            expected.push("reversed");
+        }
+        if place % 3 == 0 {
+            commands.push(post(1, 1, &format!("OLD-{}", place / 3), "100.01"));
+            expected.push("duplicate");
+        } else {
+            commands.push(post(1, 1, &format!("NEW-{place}"), "100.01"));
+            expected.push("redeemed");
+        }
+    }
+    let envelopes: Vec<Envelope> = commands
+        .into_iter()
+        .map(|command| Envelope::new(at(2), command))
+        .collect();
+    let replies = ledger.submit(&envelopes).expect("submit");
+    // then every repost is a duplicate (none paid twice), every new invoice is redeemed,
+    // and the stored invoice is found and reversed
+    assert_eq!(replies.len(), expected.len());
+    for (index, (reply, expected)) in replies.into_iter().zip(expected).enumerate() {
+        let reply = reply.unwrap_or_else(|rejection| panic!("reply {index}: {rejection:?}"));
+        match (expected, reply) {
+            ("duplicate", Reply::InvoiceOutcome(outcome)) => {
+                assert!(outcome.duplicate, "reply {index}: {outcome:?}")
+            }
+            ("redeemed", Reply::InvoiceOutcome(outcome)) => {
+                assert!(!outcome.duplicate, "reply {index}: {outcome:?}")
+            }
+            ("approved", Reply::VoucherApproved { .. }) | ("reversed", Reply::InvoiceReversed(_)) => {}
+            (expected, reply) => panic!("reply {index}: expected {expected}, got {reply:?}"),
+        }
+    }
+    drop(ledger);
+    assert!(verify(directory.path()).expect("verify").is_clean());
+}
+
 /// Waits (at most 10 s) until no larger invoice filter is being filled.
 fn wait_for_the_invoice_filter_growth(ledger: &Ledger) {
     let started = std::time::Instant::now();
