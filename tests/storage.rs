@@ -647,7 +647,8 @@ fn a_large_batch_of_reposts_among_new_invoices_pays_none_of_them_twice() {
             ("redeemed", Reply::InvoiceOutcome(outcome)) => {
                 assert!(!outcome.duplicate, "reply {index}: {outcome:?}")
             }
-            ("approved", Reply::VoucherApproved { .. }) | ("reversed", Reply::InvoiceReversed(_)) => {}
+            ("approved", Reply::VoucherApproved { .. })
+            | ("reversed", Reply::InvoiceReversed(_)) => {}
             (expected, reply) => panic!("reply {index}: expected {expected}, got {reply:?}"),
         }
     }
