@@ -1155,3 +1155,89 @@ async fn reflection_v1alpha_lists_the_services() {
     }
     server.stop().await;
 }
+
+/// Reads one HTTP/2 frame: its type, flags, stream and payload (RFC 9113, section 4.1).
+async fn read_frame(tcp: &mut tokio::net::TcpStream) -> (u8, u8, u32, Vec<u8>) {
+    let mut header = [0u8; 9];
+    tcp.read_exact(&mut header).await.expect("a frame header");
+    let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+    let stream = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff;
+    let mut payload = vec![0u8; length];
+    tcp.read_exact(&mut payload).await.expect("a frame payload");
+    (header[3], header[4], stream, payload)
+}
+
+/// The windows and frame size a client may use come from the config: the server's first
+/// SETTINGS frame carries the stream window and frame size, and a WINDOW_UPDATE on the
+/// connection raises its window from HTTP/2's 65,535 bytes to the configured one.
+/// (A batch of 8,189 invoices, ~1.2 MB, then arrives in a few frames without waiting for
+/// a window update: issue 12, thirty-eighth round.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_offers_the_configured_http2_windows_and_frame_size() {
+    let server = TestServer::start_with(ServerSection {
+        stream_window_bytes: 3 << 20,
+        connection_window_bytes: 5 << 20,
+        max_frame_bytes: 128 << 10,
+        ..Default::default()
+    })
+    .await;
+    let mut tcp = tokio::net::TcpStream::connect(&server.address)
+        .await
+        .expect("connect");
+    // The client preface, then an empty SETTINGS frame.
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .expect("preface");
+    const SETTINGS: u8 = 0x4;
+    const WINDOW_UPDATE: u8 = 0x8;
+    const ACK: u8 = 0x1;
+    let (mut settings, mut connection_increment) = (None, None);
+    let read_until_both = async {
+        // Bounded: the server sends a handful of frames after the preface.
+        for _ in 0..16 {
+            let (kind, flags, stream, payload) = read_frame(&mut tcp).await;
+            if kind == SETTINGS && flags & ACK == 0 {
+                let mut values = std::collections::BTreeMap::new();
+                for setting in payload.chunks_exact(6) {
+                    let id = u16::from_be_bytes([setting[0], setting[1]]);
+                    let value =
+                        u32::from_be_bytes([setting[2], setting[3], setting[4], setting[5]]);
+                    values.insert(id, value);
+                }
+                settings = Some(values);
+            }
+            if kind == WINDOW_UPDATE && stream == 0 {
+                let increment =
+                    u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
+                connection_increment = Some(increment & 0x7fff_ffff);
+            }
+            if settings.is_some() && connection_increment.is_some() {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read_until_both)
+        .await
+        .expect("the server's SETTINGS and connection WINDOW_UPDATE within 5 s");
+    let settings = settings.expect("a SETTINGS frame");
+    const INITIAL_WINDOW_SIZE: u16 = 0x4;
+    const MAX_FRAME_SIZE: u16 = 0x5;
+    assert_eq!(
+        settings.get(&INITIAL_WINDOW_SIZE),
+        Some(&(3 << 20)),
+        "{settings:?}"
+    );
+    assert_eq!(
+        settings.get(&MAX_FRAME_SIZE),
+        Some(&(128 << 10)),
+        "{settings:?}"
+    );
+    assert_eq!(
+        connection_increment.map(|increment| 65_535 + increment),
+        Some(5 << 20),
+        "the connection window"
+    );
+    // Closed first: an open connection would hold the server's stop for its grace period.
+    drop(tcp);
+    server.stop().await;
+}

@@ -123,6 +123,13 @@ pub struct ServerSection {
     pub max_concurrent_streams: u32,
     /// Largest header block of one request.
     pub max_header_list_bytes: u32,
+    /// Bytes of one call's request a client may send before the server has read any
+    /// (HTTP/2's initial stream window).
+    pub stream_window_bytes: u32,
+    /// The same for all calls of one connection together (its connection window).
+    pub connection_window_bytes: u32,
+    /// Largest HTTP/2 frame a client may send.
+    pub max_frame_bytes: u32,
     /// Milliseconds a new connection has to start its first call (TLS and HTTP/2
     /// handshakes included); then it is closed.
     pub handshake_timeout_ms: u64,
@@ -182,6 +189,9 @@ impl Default for ServerSection {
             index_flush_age_seconds: INDEX_FLUSH_AGE_SECONDS_DEFAULT,
             max_concurrent_streams: MAX_CONCURRENT_STREAMS_DEFAULT,
             max_header_list_bytes: MAX_HEADER_LIST_BYTES_DEFAULT,
+            stream_window_bytes: STREAM_WINDOW_BYTES_DEFAULT,
+            connection_window_bytes: CONNECTION_WINDOW_BYTES_DEFAULT,
+            max_frame_bytes: MAX_FRAME_BYTES_DEFAULT,
             handshake_timeout_ms: HANDSHAKE_TIMEOUT_MS_DEFAULT,
             idle_timeout_ms: IDLE_TIMEOUT_MS_DEFAULT,
             keepalive_interval_ms: KEEPALIVE_INTERVAL_MS_DEFAULT,
@@ -256,6 +266,34 @@ impl ServerSection {
             u64::from(self.max_header_list_bytes),
             1_024,
         )?;
+        // HTTP/2's own bounds; a call's window within its connection's.
+        use crate::limits::{
+            HTTP2_FRAME_BYTES_MAX, HTTP2_FRAME_BYTES_MIN, HTTP2_WINDOW_BYTES_MAX,
+            HTTP2_WINDOW_BYTES_MIN,
+        };
+        for (key, value, least, most) in [
+            (
+                "stream_window_bytes",
+                self.stream_window_bytes,
+                HTTP2_WINDOW_BYTES_MIN,
+                HTTP2_WINDOW_BYTES_MAX,
+            ),
+            (
+                "connection_window_bytes",
+                self.connection_window_bytes,
+                self.stream_window_bytes.max(HTTP2_WINDOW_BYTES_MIN),
+                HTTP2_WINDOW_BYTES_MAX,
+            ),
+            (
+                "max_frame_bytes",
+                self.max_frame_bytes,
+                HTTP2_FRAME_BYTES_MIN,
+                HTTP2_FRAME_BYTES_MAX,
+            ),
+        ] {
+            at_least(key, u64::from(value), u64::from(least))?;
+            at_most(key, u64::from(value), u64::from(most))?;
+        }
         for (key, value) in [
             ("handshake_timeout_ms", self.handshake_timeout_ms),
             ("idle_timeout_ms", self.idle_timeout_ms),
@@ -522,6 +560,9 @@ pub async fn run_with(
     let mut builder = Server::builder()
         .max_concurrent_streams(section.max_concurrent_streams)
         .http2_max_header_list_size(section.max_header_list_bytes)
+        .initial_stream_window_size(Some(section.stream_window_bytes))
+        .initial_connection_window_size(Some(section.connection_window_bytes))
+        .max_frame_size(Some(section.max_frame_bytes))
         .http2_keepalive_interval(Some(millis(section.keepalive_interval_ms)))
         .http2_keepalive_timeout(Some(millis(section.keepalive_timeout_ms)));
     let mut http_tls = None;
@@ -805,5 +846,69 @@ mod tests {
             .validate()
             .expect_err("128 GiB is refused");
         assert!(too_large.contains("at most"), "{too_large}");
+    }
+
+    #[test]
+    fn the_http2_windows_and_frame_size_are_taken_within_http2s_bounds() {
+        let section = |settings: &str| {
+            server_section(&format!("[server]\n{settings}")).expect("the config parses")
+        };
+        let default = server_section("").expect("an empty config");
+        assert_eq!(
+            (
+                default.stream_window_bytes,
+                default.connection_window_bytes,
+                default.max_frame_bytes
+            ),
+            (4 << 20, 4 << 20, 256 << 10)
+        );
+        assert_eq!(default.validate(), Ok(()));
+        let chosen = section(
+            "stream_window_bytes = 1048576\nconnection_window_bytes = 8388608\nmax_frame_bytes = 16384",
+        );
+        assert_eq!(
+            (
+                chosen.stream_window_bytes,
+                chosen.connection_window_bytes,
+                chosen.max_frame_bytes
+            ),
+            (1 << 20, 8 << 20, 16_384)
+        );
+        assert_eq!(chosen.validate(), Ok(()));
+        for (settings, named, bound) in [
+            (
+                "max_frame_bytes = 16383",
+                "max_frame_bytes = 16383",
+                "at least 16384",
+            ),
+            (
+                "max_frame_bytes = 16777216",
+                "max_frame_bytes = 16777216",
+                "at most 16777215",
+            ),
+            (
+                "stream_window_bytes = 65534",
+                "stream_window_bytes = 65534",
+                "at least 65535",
+            ),
+            (
+                "stream_window_bytes = 2147483648\nconnection_window_bytes = 2147483648",
+                "stream_window_bytes = 2147483648",
+                "at most 2147483647",
+            ),
+            (
+                "stream_window_bytes = 8388608\nconnection_window_bytes = 4194304",
+                "connection_window_bytes = 4194304",
+                "at least 8388608",
+            ),
+        ] {
+            let refused = section(settings)
+                .validate()
+                .expect_err("outside HTTP/2's bounds");
+            assert!(
+                refused.contains(named) && refused.contains(bound),
+                "{settings}: {refused}"
+            );
+        }
     }
 }
