@@ -134,10 +134,37 @@ impl InvoiceBatch {
             .get(range.start.min(end)..end)
             .unwrap_or_default();
         kept.iter().map(|spans| {
+            // One UTF-8 check over the stretch of the message the fields lie in, rather
+            // than one per field (eight calls on a few bytes each were ~15% of parsing a
+            // batch, issue 12, thirty-eighth round). A field is taken from it when it
+            // begins and ends on character boundaries there, as it does whenever the
+            // stretch is ASCII (keys and lengths below 128 are); otherwise, or when the
+            // stretch is not UTF-8 as a whole, the field is checked on its own, so every
+            // field is accepted or refused exactly as a check of its own bytes would.
+            let (first, last) = spans
+                .iter()
+                .filter(|span| !span.is_empty())
+                .fold((u32::MAX, 0), |(first, last), span| {
+                    (first.min(span.start), last.max(span.end))
+                });
+            let stretch = (first < last)
+                .then(|| std::str::from_utf8(&self.body[first as usize..last as usize]).ok())
+                .flatten();
             let field = |number: usize| -> Result<&str, String> {
                 let span = &spans[number - 1];
-                std::str::from_utf8(&self.body[span.start as usize..span.end as usize])
-                    .map_err(|_| format!("{} is not UTF-8 text", INVOICE_FIELD_NAMES[number - 1]))
+                if span.is_empty() {
+                    return Ok("");
+                }
+                let in_stretch = stretch.and_then(|stretch| {
+                    stretch.get((span.start - first) as usize..(span.end - first) as usize)
+                });
+                match in_stretch {
+                    Some(text) => Ok(text),
+                    None => std::str::from_utf8(&self.body[span.start as usize..span.end as usize])
+                        .map_err(|_| {
+                            format!("{} is not UTF-8 text", INVOICE_FIELD_NAMES[number - 1])
+                        }),
+                }
             };
             Ok(InvoiceText {
                 center: field(1)?,
@@ -648,6 +675,109 @@ mod tests {
             items[1],
             Err("invoice_number is not UTF-8 text".to_string())
         );
+    }
+
+    /// Each field of each invoice as a check of its own bytes reads it (what every item
+    /// was before the one check per invoice): the reference for the test below.
+    fn texts_checked_field_by_field(batch: &InvoiceBatch) -> Vec<Result<Vec<String>, String>> {
+        batch
+            .invoices
+            .iter()
+            .map(|spans| {
+                spans
+                    .iter()
+                    .enumerate()
+                    .map(|(place, span)| {
+                        std::str::from_utf8(&batch.body[span.start as usize..span.end as usize])
+                            .map(str::to_string)
+                            .map_err(|_| {
+                                format!("{} is not UTF-8 text", INVOICE_FIELD_NAMES[place])
+                            })
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_utf8_check_per_invoice_reads_every_field_as_a_check_of_its_own_would() {
+        // Invoices written field by field: (field number, bytes), in the order given.
+        let long_chinese = "验收报告".repeat(40); // 480 bytes: a two-byte length
+        let cases: Vec<Vec<(u32, Vec<u8>)>> = vec![
+            // ASCII, every field
+            (1..=8)
+                .map(|field| (field, format!("F{field}-0123").into_bytes()))
+                .collect(),
+            // Chinese text in a short and in a long field
+            vec![
+                (1, b"91330100MA2H00001X".to_vec()),
+                (6, "交付证明/2026".as_bytes().to_vec()),
+                (8, long_chinese.as_bytes().to_vec()),
+            ],
+            // a broken field among good ones: only it is refused
+            vec![
+                (1, b"91330100MA2H00001X".to_vec()),
+                (3, vec![b'7', 0xff, 0xfe]),
+                (6, b"proof".to_vec()),
+            ],
+            // a field that ends in half a character, and one that starts with the rest
+            vec![(3, vec![b'A', 0xe9, 0xaa]), (6, vec![0x8c, b'B'])],
+            // an unknown field between known ones, with bytes that are not UTF-8
+            vec![
+                (1, b"center".to_vec()),
+                (12, vec![0xc3]),
+                (2, b"voucher".to_vec()),
+            ],
+            // a field given twice (the later wins), and empty fields
+            vec![
+                (3, b"first".to_vec()),
+                (3, "再".as_bytes().to_vec()),
+                (4, Vec::new()),
+            ],
+            // nothing at all
+            Vec::new(),
+        ];
+        let mut body = Vec::new();
+        for fields in &cases {
+            let mut message = Vec::new();
+            for (field, bytes) in fields {
+                encode_key(*field, WireType::LengthDelimited, &mut message);
+                encode_varint(bytes.len() as u64, &mut message);
+                message.extend_from_slice(bytes);
+            }
+            encode_key(1, WireType::LengthDelimited, &mut body);
+            encode_varint(message.len() as u64, &mut body);
+            body.extend_from_slice(&message);
+        }
+        let batch = InvoiceBatch::decode(body.into()).expect("decodes");
+        let expected = texts_checked_field_by_field(&batch);
+        let read: Vec<Result<Vec<String>, String>> = batch
+            .invoices()
+            .map(|item| {
+                item.map(|text| {
+                    [
+                        text.center,
+                        text.voucher_id,
+                        text.invoice_number,
+                        text.amount,
+                        text.issue_date,
+                        text.delivery_proof,
+                        text.invoice_code,
+                        text.payment_proof,
+                    ]
+                    .map(str::to_string)
+                    .to_vec()
+                })
+            })
+            .collect();
+        // The reference refuses with the first field that is not UTF-8, as an item does.
+        assert_eq!(read, expected);
+        assert_eq!(
+            read[1].as_ref().map(|fields| fields[7].clone()),
+            Ok(long_chinese)
+        );
+        assert_eq!(read[2], Err("invoice_number is not UTF-8 text".to_string()));
+        assert!(read[3].is_err() && read[0].is_ok() && read[4].is_ok() && read[6].is_ok());
     }
 
     #[test]

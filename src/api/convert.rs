@@ -176,8 +176,15 @@ pub fn invoice(invoice: &proto::Invoice) -> Result<PostInvoice, Status> {
 /// Parses one invoice from its text fields; `Err` carries the message of the first bad
 /// field.
 pub fn invoice_from_text(invoice: InvoiceText<'_>) -> Result<PostInvoice, Status> {
+    let center = uscc("center", invoice.center)?;
+    invoice_of_center(center, invoice)
+}
+
+/// [`invoice_from_text`] of an invoice whose center (its first field) is parsed already:
+/// `center` is what `invoice.center` reads as.
+pub fn invoice_of_center(center: Uscc, invoice: InvoiceText<'_>) -> Result<PostInvoice, Status> {
     Ok(PostInvoice {
-        center: uscc("center", invoice.center)?,
+        center,
         voucher: voucher_id("voucher_id", invoice.voucher_id)?,
         invoice_number: if invoice.invoice_code.is_empty() {
             invoice_number("invoice_number", invoice.invoice_number)?

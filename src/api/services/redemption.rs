@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::api::batch_wire::{AcceptedInvoice, BatchAnswer, InvoiceAmounts, InvoiceAnswer};
-use crate::domain::{LedgerState, Payee, VoucherId};
+use crate::domain::{LedgerState, Payee, Uscc, VoucherId};
 use crate::ledger::Submission;
 
 /// The answer to an invoice of gross `amount`: the subsidy the bureau pays the payee
@@ -69,9 +69,24 @@ impl ParsedInvoices {
             amounts: Vec::with_capacity(room),
             vouchers: Vec::with_capacity(room),
         };
+        // A center posts its own invoices, so a batch names one center nearly always: its
+        // code is parsed (and its check character computed) once, then each invoice's
+        // center text is compared with the last one parsed (~9% of parsing a batch had
+        // been this parse, issue 12, thirty-eighth round).
+        let mut last_center: Option<(&'a str, Uscc)> = None;
         for (index, item) in (first_index..).zip(items) {
             match item.and_then(|text| {
-                convert::invoice_from_text(text).map_err(|status| status.message().to_string())
+                let center = match last_center {
+                    Some((seen, center)) if seen == text.center => center,
+                    _ => {
+                        let center = convert::uscc("center", text.center)
+                            .map_err(|status| status.message().to_string())?;
+                        last_center = Some((text.center, center));
+                        center
+                    }
+                };
+                convert::invoice_of_center(center, text)
+                    .map_err(|status| status.message().to_string())
             }) {
                 Ok(invoice) => {
                     caller
