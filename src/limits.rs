@@ -296,16 +296,18 @@ pub const MAX_CONCURRENT_STREAMS_DEFAULT: u32 = 100;
 pub const MAX_HEADER_LIST_BYTES_DEFAULT: u32 = 16 << 10;
 /// Default: the bytes of one call's request a client may send before the server has read
 /// any (HTTP/2's SETTINGS_INITIAL_WINDOW_SIZE; the server then grants more as it reads).
-/// 4 MiB, the `PostInvoices` message limit: the largest batch arrives without waiting for
-/// a WINDOW_UPDATE. hyper's default, 1 MiB, made a batch of 8,189 (~1.2 MB) wait for one
-/// (issue 12, thirty-eighth round).
+/// 4 MiB, the size of the `PostInvoices` message limit: a batch's request fits in one
+/// window (at the very limit, all but gRPC's 5-byte message header). hyper's default,
+/// 1 MiB, made a batch of 8,189 (~1.2 MB) wait for a WINDOW_UPDATE (issue 12,
+/// thirty-eighth round).
 pub const STREAM_WINDOW_BYTES_DEFAULT: u32 = 4 << 20;
 /// Default: the same for all of a connection's calls together (its connection window).
 pub const CONNECTION_WINDOW_BYTES_DEFAULT: u32 = 4 << 20;
 /// Default: the largest HTTP/2 frame a client may send (SETTINGS_MAX_FRAME_SIZE). 256 KiB:
-/// a batch of 8,189 in 5 frames rather than 75 of HTTP/2's 16 KiB; it reached the server
-/// 0.4-0.6 ms sooner of a ~20 ms round trip (issue 12, thirty-eighth round). The server
-/// holds at most one partial frame a connection while it reads.
+/// a batch of 8,189 in 5 frames rather than 75 of HTTP/2's 16 KiB; with the windows above
+/// it reached the server 0.4-0.5 ms sooner of a ~20 ms round trip (issue 12,
+/// thirty-eighth round). The server holds at most one partial frame a connection while
+/// it reads.
 pub const MAX_FRAME_BYTES_DEFAULT: u32 = 256 << 10;
 /// HTTP/2's own bounds (RFC 9113, section 6.5.2): a frame of 16 KiB to 16 MiB - 1, a
 /// window of 64 KiB - 1 to 2 GiB - 1.
@@ -381,7 +383,7 @@ const _: () = assert!(
     POST_INVOICES_MESSAGE_BYTES_DEFAULT + MAX_HEADER_LIST_BYTES_DEFAULT as usize
         <= REQUEST_MEMORY_BYTES_DEFAULT
 );
-// The default windows take the largest PostInvoices message in one, and keep HTTP/2's bounds.
+// The default windows are as large as the PostInvoices message limit, and keep HTTP/2's bounds.
 const _: () = assert!(STREAM_WINDOW_BYTES_DEFAULT as usize >= POST_INVOICES_MESSAGE_BYTES_DEFAULT);
 const _: () = assert!(STREAM_WINDOW_BYTES_DEFAULT <= CONNECTION_WINDOW_BYTES_DEFAULT);
 const _: () = assert!(CONNECTION_WINDOW_BYTES_DEFAULT <= HTTP2_WINDOW_BYTES_MAX);
