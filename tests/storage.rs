@@ -550,14 +550,24 @@ fn register_and_approve_voucher_one(ledger: &mut Ledger, at: Timestamp) {
     }
 }
 
+/// When [`open_with_voucher_one_and_a_complete_filter`] registers the parties.
+const REGISTERED_AT: i64 = 1_767_225_600_000;
+
+/// A ledger whose invoice cache keeps two invoices, with the parties registered and
+/// voucher 1 approved at [`REGISTERED_AT`], once its invoice filter is complete.
+fn open_with_voucher_one_and_a_complete_filter(path: &Path) -> Ledger {
+    let mut ledger = open_with_an_invoice_cache_of_two(path);
+    register_and_approve_voucher_one(&mut ledger, Timestamp(REGISTERED_AT));
+    wait_for_the_invoice_filter(&ledger);
+    ledger
+}
+
 #[test]
 fn an_invoice_written_after_the_filter_was_filled_is_never_called_absent() {
     // Given a ledger whose invoice filter is complete and whose cache keeps almost nothing
     let directory = tempfile::tempdir().expect("tempdir");
-    let mut ledger = open_with_an_invoice_cache_of_two(directory.path());
-    let at = |offset: i64| Timestamp(1_767_225_600_000 + offset);
-    register_and_approve_voucher_one(&mut ledger, at(0));
-    wait_for_the_invoice_filter(&ledger);
+    let mut ledger = open_with_voucher_one_and_a_complete_filter(directory.path());
+    let at = |offset: i64| Timestamp(REGISTERED_AT + offset);
     // when invoices are written by a batch large enough to be encoded beside the writer
     // (1,100) and by a small one encoded by the writer itself (20)
     let posts = |range: std::ops::Range<usize>, offset: i64| -> Vec<Envelope> {
@@ -596,10 +606,8 @@ fn a_large_batch_of_reposts_among_new_invoices_pays_none_of_them_twice() {
     // Given 700 invoices written, none of them in memory any more (a cache of two), and a
     // complete invoice filter
     let directory = tempfile::tempdir().expect("tempdir");
-    let mut ledger = open_with_an_invoice_cache_of_two(directory.path());
-    let at = |offset: i64| Timestamp(1_767_225_600_000 + offset);
-    register_and_approve_voucher_one(&mut ledger, at(0));
-    wait_for_the_invoice_filter(&ledger);
+    let mut ledger = open_with_voucher_one_and_a_complete_filter(directory.path());
+    let at = |offset: i64| Timestamp(REGISTERED_AT + offset);
     let old: Vec<Envelope> = (0..700)
         .map(|number| Envelope::new(at(1), post(1, 1, &format!("OLD-{number}"), "100.01")))
         .collect();
