@@ -5,7 +5,9 @@
 //! cost eight `String` allocations on the way in (then dropped) and three on the way out,
 //! ~10% of the server's CPU under load. Here a decoded request is the body's `Bytes` (the
 //! receive buffer itself, not a copy) and, per invoice, where each field lies in it; the
-//! text is handed to the same parser the unary call uses ([`convert::invoice_from_text`]).
+//! text is handed to the same parser the unary call uses
+//! ([`invoice_of_center`](crate::api::convert::invoice_of_center), with each batch's
+//! center parsed once).
 //! The answer ([`BatchAnswer`]) is encoded by hand.
 //!
 //! Wire compatibility is the promise: a request is read exactly as the generated

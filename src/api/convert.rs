@@ -140,7 +140,8 @@ pub fn center_status(field: &'static str, value: i32) -> Result<CenterStatus, St
 
 /// An invoice's fields as text, borrowed from wherever the request was decoded: a
 /// generated `proto::Invoice` (unary `PostInvoice`) or the batch fast path's slices of the
-/// request body (`api::batch_wire`). Both parse through [`invoice_from_text`].
+/// request body (`api::batch_wire`). Both parse through [`invoice_of_center`] (the unary
+/// call by way of [`invoice_from_text`], the batch with its center parsed once).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct InvoiceText<'a> {
     pub center: &'a str,
