@@ -9,9 +9,13 @@
 # one change, before `benches/compare.sh`: the split shows where a change moved CPU, and a thread the change did not touch shows
 # how fast the machine was during that run (its µs per invoice moves with the machine).
 #
-#   benches/ab.sh [--rounds N] [--invoices N] [--connections C] [--batch B] BIN_A BIN_B
+#   benches/ab.sh [--rounds N] [--invoices N] [--connections C] [--batch B]
+#                 [--answer every|brief] BIN_A BIN_B
 #   benches/ab.sh --unary [--rounds N] [--list-clients L] BIN_A BIN_B
 #
+#   --answer  the batches' method: PostInvoices (`every`, the default) or
+#             PostInvoicesBrief (`brief`: only the exceptions and the totals answered);
+#             both binaries must serve it
 #   --unary   instead of batches: unary PostInvoice at 2,000/s for 10 s (beside L
 #             ListVouchers clients, default 0), with the latency the load generator saw
 #             beside the latency the server's access log records (`elapsed_us`): the
@@ -25,19 +29,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benches/lib.sh
-rounds=3 invoices=1000000 connections=4 batch=4096 unary=0 list_clients=0
+rounds=3 invoices=1000000 connections=4 batch=4096 answer=every unary=0 list_clients=0
 while [ $# -gt 2 ]; do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
     --invoices) invoices="$2"; shift 2 ;;
     --connections) connections="$2"; shift 2 ;;
     --batch) batch="$2"; shift 2 ;;
+    --answer) answer="$2"; shift 2 ;;
     --unary) unary=1; shift ;;
     --list-clients) list_clients="$2"; shift 2 ;;
     *) echo "error: unknown option $1" >&2; exit 2 ;;
   esac
 done
-[ $# -eq 2 ] || { sed -n 2,24p "$0" >&2; exit 2; }
+[ $# -eq 2 ] || { sed -n 2,28p "$0" >&2; exit 2; }
 binaries=("$(realpath "$1")" "$(realpath "$2")")
 for bin in "${binaries[@]}"; do [ -x "$bin" ] || { echo "error: $bin is not executable" >&2; exit 2; }; done
 load=$(load_generator)
@@ -73,11 +78,11 @@ batch_run() {
   start_server "$1" "$2"
   local dir=$run_dir port=$run_port server=$server_pid
   "$load" bench --target "127.0.0.1:$port" --invoices "$invoices" --connections "$connections" \
-    --batch "$batch" --unary-rate 0 > "$dir/bench.txt" 2>&1 &
+    --batch "$batch" --answer "$answer" --unary-rate 0 > "$dir/bench.txt" 2>&1 &
   local bench=$!
-  # The first PostInvoices answer ends the seeding.
+  # The first PostInvoices (or PostInvoicesBrief) answer ends the seeding.
   for _ in $(seq 6000); do
-    grep -aq "RedemptionService/PostInvoices grpc" "$dir/serve.log" && break; sleep 0.01
+    grep -aqE "RedemptionService/PostInvoices(Brief)? grpc" "$dir/serve.log" && break; sleep 0.01
   done
   thread_ticks "$server" > "$dir/before.txt"
   local stat_before; stat_before=$(head -1 /proc/stat)
@@ -141,7 +146,7 @@ if [ "$unary" = 1 ]; then
   done
   exit 0
 fi
-echo "# $invoices invoices, $connections connections × $batch; rate invoices/s, batch p99 ms, server CPU µs per invoice (by thread)"
+echo "# $invoices invoices, $connections connections × $batch, answer $answer; rate invoices/s, batch p99 ms, server CPU µs per invoice (by thread)"
 ratios=()
 for round in $(seq "$rounds"); do
   for side in $(sides_in_order "$round"); do

@@ -6,13 +6,17 @@
 # from day to day.
 #
 #   benches/compare.sh [--rounds N] [--baseline COMMIT] [--no-engine] [--no-unary]
-#                      [--recovery EVENTS] [--time-limit S] SIZE...
+#                      [--brief] [--recovery EVENTS] [--time-limit S] SIZE...
 #
 #   SIZE           invoices (and transfers) per run: 1M, 10M, 50M or a plain number
 #   --rounds N     interleaved rounds (default 2)
 #   --baseline C   also build commit C (a git worktree) and run its gRPC and engine
 #                  benchmarks right after the current build's, printing new / old
 #   --no-engine    skip the engine and state-machine benchmarks
+#   --brief        also run the current build's two shapes with PostInvoicesBrief (the
+#                  same batches, answered with only the exceptions and the totals, as
+#                  TigerBeetle answers only failures); rows "1x8189-brief", "4x4096-brief".
+#                  Odd rounds run PostInvoices first, even rounds the brief calls
 #   --no-unary     skip the unary step: PostInvoice at 2,000/s for 10 s after 100,000
 #                  invoices, alone and (current build only) beside 8 ListVouchers clients
 #   --recovery N   once per build after the rounds: fill a log to N events through the
@@ -47,6 +51,7 @@ count_of() {
 rounds=2
 baseline=""
 engine=1
+brief=0
 unary=1
 recovery=0
 time_limit=5400
@@ -56,6 +61,7 @@ while [ $# -gt 0 ]; do
     --rounds) rounds="$2"; shift 2 ;;
     --baseline) baseline="$2"; shift 2 ;;
     --no-engine) engine=0; shift ;;
+    --brief) brief=1; shift ;;
     --no-unary) unary=0; shift ;;
     --recovery) recovery="$(count_of "$2")"; shift 2 ;;
     --time-limit) time_limit="$2"; shift 2 ;;
@@ -236,25 +242,26 @@ start_server() {
 
 declare -A seed_ticks
 run_grpc() {
-  local round="$1" count="$2" build="$3" connections="$4" batch="$5"
+  local round="$1" count="$2" build="$3" connections="$4" batch="$5" answer="${6:-every}"
   local bin="$scratch/bin-$build" directory="$scratch/grpc-$build" server
   start_server "$build" "$directory" || return 0
   local before output client_cpu after TIMEFORMAT='%U %S'
   before=$(cpu_ticks "$server")
   # One load generator for every server (the current build's): new / old compares servers.
   client_cpu=$( { time timeout "$(remaining)" "$scratch/bin-new/voucher-ledger" bench --target "127.0.0.1:$port" \
-      --invoices "$count" --connections "$connections" --batch "$batch" --unary-rate 0 \
-      > "$scratch/bench.out" 2>&1; } 2>&1 ) || true
+      --invoices "$count" --connections "$connections" --batch "$batch" --answer "$answer" \
+      --unary-rate 0 > "$scratch/bench.out" 2>&1; } 2>&1 ) || true
   after=$(cpu_ticks "$server")
   output=$(cat "$scratch/bench.out")
   kill -TERM "$server"; wait "$server" 2>/dev/null || true
   remove_and_settle "$directory"
-  local rate p99 accepted server_us client_us
+  local rate p99 accepted server_us client_us mode="${connections}x$batch"
+  [ "$answer" = every ] || mode="$mode-$answer"
   rate=$(echo "$output" | sed -n 's/^PostInvoices: .* = \([0-9]*\) invoices\/s.*/\1/p')
   accepted=$(echo "$output" | sed -n 's/^PostInvoices: \([0-9]*\) accepted.*/\1/p')
   p99=$(echo "$output" | sed -n 's/.*batch latency ms: .*p99 \([0-9.]*\).*/\1/p')
   if [ -z "$rate" ] || [ -z "$accepted" ] || [ "$accepted" = 0 ]; then
-    echo "voucher-ledger bench ($build, $connections × $batch) failed:"; echo "$output" | tail -5
+    echo "voucher-ledger bench ($build, $mode) failed:"; echo "$output" | tail -5
     return 0
   fi
   if [ "$count" = 1 ]; then
@@ -267,8 +274,8 @@ run_grpc() {
   # not say gets its whole run's CPU from `time`, which counts the seeding too (~1 s).
   client_us=$(echo "$output" | sed -n 's/.*load generator CPU over the batches: \([0-9.]*\) .*/\1/p')
   [ -n "$client_us" ] || client_us=$(echo "$client_cpu" | awk -v n="$accepted" '{printf "%.2f", ($1 + $2) * 1e6 / n}')
-  echo "round $round  $count  voucher-ledger $build ${connections}x$batch  $rate invoices/s  batch p99 $p99 ms  server CPU $server_us µs/invoice (client $client_us)"
-  record "$round" "$count" "voucher-ledger-$build" "${connections}x$batch" "$rate" "$p99" "$server_us" "$client_us"
+  echo "round $round  $count  voucher-ledger $build $mode  $rate invoices/s  batch p99 $p99 ms  server CPU $server_us µs/invoice (client $client_us)"
+  record "$round" "$count" "voucher-ledger-$build" "$mode" "$rate" "$p99" "$server_us" "$client_us"
 }
 
 run_engine() {
@@ -349,8 +356,15 @@ for round in $(seq "$rounds"); do
   for count in "${counts[@]}"; do
     step run_tigerbeetle "$round" "$count"
     for build in "${order[@]}"; do
-      step run_grpc "$round" "$count" "$build" 1 8189
-      step run_grpc "$round" "$count" "$build" 4 4096
+      answers=(every)
+      if [ "$brief" = 1 ] && [ "$build" = new ]; then
+        answers=(every brief)
+        [ $((round % 2)) = 0 ] && answers=(brief every)
+      fi
+      for answer in "${answers[@]}"; do
+        step run_grpc "$round" "$count" "$build" 1 8189 "$answer"
+        step run_grpc "$round" "$count" "$build" 4 4096 "$answer"
+      done
     done
   done
   if [ "$unary" = 1 ]; then

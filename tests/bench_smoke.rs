@@ -8,7 +8,9 @@ use std::process::Command;
 
 use support::*;
 use voucher_ledger::ledger::{Ledger, LedgerOptions};
-use voucher_ledger::tooling::load::{percentiles, run_load, LoadSettings};
+use voucher_ledger::tooling::load::{
+    percentiles, run_load, run_load_answered, AnswerKind, LoadSettings,
+};
 use voucher_ledger::tooling::recovery::fill_to;
 
 /// The figure that follows `label` in a load report, up to the next space.
@@ -74,6 +76,41 @@ async fn the_load_generator_posts_every_invoice_it_claims() {
     let directory = server.stop().await;
     let (ledger, _) = Ledger::open(directory.path(), LedgerOptions::default()).expect("reopen");
     assert_eq!(ledger.state().invoices_redeemed(), 1_700);
+}
+
+/// With brief answers the load generator counts from each answer's totals and list:
+/// every invoice it posted is counted, and the ledger holds them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_generator_counts_brief_answers_as_it_counts_full_ones() {
+    let server = TestServer::start().await;
+    let settings = LoadSettings {
+        target: server.address.clone(),
+        token: BUREAU.into(),
+        connections: 2,
+        batch: 300,
+        invoices: 1_000,
+        centers: 3,
+        enterprises: 10,
+        vouchers: 20,
+        unary_rate: 0,
+        unary_seconds: 0,
+        list_clients: 0,
+        seed: 5,
+    };
+    let report = run_load_answered(settings, AnswerKind::Brief)
+        .await
+        .expect("load run with brief answers");
+    assert!(
+        report.contains("PostInvoices: 1000 accepted, 0 rejected"),
+        "{report}"
+    );
+    assert!(
+        report.contains("brief answers: PostInvoicesBrief"),
+        "{report}"
+    );
+    let directory = server.stop().await;
+    let (ledger, _) = Ledger::open(directory.path(), LedgerOptions::default()).expect("reopen");
+    assert_eq!(ledger.state().invoices_redeemed(), 1_000);
 }
 
 #[test]

@@ -10,8 +10,9 @@
 //!
 //! No or unknown token: UNAUTHENTICATED. Known token, not allowed: PERMISSION_DENIED,
 //! except for a voucher the caller may not see, which is NOT_FOUND exactly as a voucher
-//! that does not exist. Tokens are checked, and the role for `PostInvoices`, by the
-//! server's gate on the request headers, before any request body is read.
+//! that does not exist. Tokens are checked, and the role for `PostInvoices` and
+//! `PostInvoicesBrief`, by the server's gate on the request headers, before any request
+//! body is read.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -6,12 +6,12 @@
 //! | file | what it does |
 //! |---|---|
 //! | `convert.rs` | proto ⇄ domain: every request field parsed and validated, every reply built |
-//! | `batch_wire.rs` | `PostInvoices` read as slices of the request body and answered straight from the replies (the hot path), byte-compatible with the generated messages |
+//! | `batch_wire.rs` | `PostInvoices` and `PostInvoicesBrief` read as slices of the request body and answered straight from the replies (the hot path; the brief answer lists only the exceptions, with the batch's totals), byte-compatible with the generated messages |
 //! | `convert_reconciliation.rs` | reconciliation records, report lines and row errors to proto |
 //! | `errors.rs` | the error model: rejections, validation and engine errors as gRPC statuses |
 //! | `auth.rs` | bearer tokens (SM3-hashed), roles, and who may do what |
 //! | `services/` | one file per gRPC service |
-//! | `server.rs` | `run(listener, settings, shutdown)`: connections, health, reflection, TLS; `server/` its connection guard, the gate (auth, limits, access log) and the route that sends `PostInvoices` down the fast path |
+//! | `server.rs` | `run(listener, settings, shutdown)`: connections, health, reflection, TLS; `server/` its connection guard, the gate (auth, limits, access log) and the route that sends `PostInvoices` and `PostInvoicesBrief` down the fast path |
 //! | `health.rs` | keeps `grpc.health.v1` true: NOT_SERVING after a failed write, clock alarm |
 //! | `sweeper.rs` | the expiry sweep, stopped on a suspected clock jump until confirmed |
 //! | `index_flusher.rs` | flushes the invoice index when the server is quiet, or its entries have waited too long, so a crash or a read-only view derives little from the log |

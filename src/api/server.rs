@@ -139,9 +139,10 @@ pub struct ServerSection {
     pub keepalive_interval_ms: u64,
     /// Milliseconds a client has to answer a ping before its connection is closed.
     pub keepalive_timeout_ms: u64,
-    /// Largest request message of an authenticated call other than `PostInvoices`.
+    /// Largest request message of an authenticated call other than the batch calls
+    /// (`PostInvoices`, `PostInvoicesBrief`).
     pub message_bytes: usize,
-    /// Largest `PostInvoices` request message.
+    /// Largest `PostInvoices` (and `PostInvoicesBrief`) request message.
     pub post_invoices_message_bytes: usize,
     /// Largest request message of health and reflection (served without a token).
     pub public_message_bytes: usize,

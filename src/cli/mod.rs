@@ -151,7 +151,7 @@ enum CliCommand {
         no_sync: bool,
     },
     /// Load generator over gRPC: PostInvoices batches, then unary PostInvoice at a fixed rate.
-    Bench(load::LoadSettings),
+    Bench(load::BenchArgs),
     /// Fill DIR to --events events, then time `serve` from start to SERVING and read its RSS.
     BenchRecovery(recovery::RecoverySettings),
     /// The finance bureau's work on a running server: settlement runs, statements,

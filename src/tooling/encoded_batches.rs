@@ -12,7 +12,8 @@
 //! The bytes on the wire are unchanged: a body is exactly what prost writes for the
 //! `PostInvoicesRequest` of the same invoices (the tests in `load.rs` hold it to prost),
 //! and an answer is read as prost would read `PostInvoicesResponse`, keeping only each
-//! result's case.
+//! result's case. A `PostInvoicesBrief` answer, a few bytes however large the batch, is
+//! read by prost itself.
 
 use bytes::{Buf, BufMut, Bytes};
 use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
@@ -24,6 +25,9 @@ use crate::tooling::ToolError;
 
 /// The gRPC path of `RedemptionService.PostInvoices`.
 const POST_INVOICES_PATH: &str = "/voucher.v1.RedemptionService/PostInvoices";
+/// The gRPC path of `RedemptionService.PostInvoicesBrief` (the same request, a brief
+/// answer).
+const POST_INVOICES_BRIEF_PATH: &str = "/voucher.v1.RedemptionService/PostInvoicesBrief";
 
 /// `InvoiceResult`'s oneof cases by field number (redemption.proto).
 const RESULT_ACCEPTED: u32 = 1;
@@ -48,6 +52,24 @@ impl EncodedBatch {
         match count.checked_sub(1) {
             Some(last) => self.body.slice(..self.ends[last]),
             None => Bytes::new(),
+        }
+    }
+}
+
+/// Which answer the load asks for: one result per invoice (`PostInvoices`) or only the
+/// exceptions and the totals (`PostInvoicesBrief`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AnswerKind {
+    #[default]
+    Every,
+    Brief,
+}
+
+impl AnswerKind {
+    pub fn method(self) -> &'static str {
+        match self {
+            AnswerKind::Every => "PostInvoices",
+            AnswerKind::Brief => "PostInvoicesBrief",
         }
     }
 }
@@ -105,6 +127,64 @@ impl AnswerTally {
     }
 }
 
+impl AnswerTally {
+    /// Reads a `PostInvoicesBriefResponse` body (with prost: a brief answer is a few
+    /// bytes, not one result per invoice): the listed exceptions counted by case, the
+    /// new acceptances taken from the totals. The totals' own counts of what is listed
+    /// must agree with the list: an answer that does not is an error, not a tally.
+    pub fn of_brief(body: &[u8]) -> Result<AnswerTally, Status> {
+        use crate::api::proto::{invoice_result::Result as Case, PostInvoicesBriefResponse};
+        let answer =
+            <PostInvoicesBriefResponse as prost::Message>::decode(body).map_err(|error| {
+                Status::internal(format!(
+                    "the PostInvoicesBrief answer is not protobuf: {error}"
+                ))
+            })?;
+        let totals = answer
+            .totals
+            .ok_or_else(|| Status::internal("the PostInvoicesBrief answer has no totals"))?;
+        let mut listed = AnswerTally::default();
+        for item in &answer.exceptions {
+            match item
+                .result
+                .as_ref()
+                .and_then(|result| result.result.as_ref())
+            {
+                Some(Case::Accepted(_)) => listed.accepted += 1,
+                Some(Case::Rejected(_)) => listed.rejected += 1,
+                Some(Case::Invalid(_)) => listed.invalid += 1,
+                None => listed.without_case += 1,
+            }
+        }
+        let counted = (
+            u64::from(totals.duplicates),
+            u64::from(totals.rejected),
+            u64::from(totals.invalid),
+        );
+        if (
+            listed.accepted,
+            listed.rejected,
+            listed.invalid + listed.without_case,
+        ) != counted
+        {
+            return Err(Status::internal(format!(
+                "the PostInvoicesBrief answer lists {} accepted before, {} rejected and {} \
+                 invalid, but its totals count {}, {} and {}",
+                listed.accepted,
+                listed.rejected,
+                listed.invalid + listed.without_case,
+                totals.duplicates,
+                totals.rejected,
+                totals.invalid
+            )));
+        }
+        Ok(AnswerTally {
+            accepted: u64::from(totals.accepted) + listed.accepted,
+            ..listed
+        })
+    }
+}
+
 /// The case of one `InvoiceResult` (the last oneof field present wins, as in prost).
 fn result_case(mut result: &[u8]) -> Result<Option<u32>, prost::DecodeError> {
     let mut case = None;
@@ -118,9 +198,10 @@ fn result_case(mut result: &[u8]) -> Result<Option<u32>, prost::DecodeError> {
     Ok(case)
 }
 
-/// The client's codec: a request is a body encoded beforehand, an answer is tallied.
+/// The client's codec: a request is a body encoded beforehand, an answer is tallied as
+/// the answer of its kind.
 #[derive(Clone, Copy, Debug, Default)]
-struct PreEncodedPostInvoices;
+struct PreEncodedPostInvoices(AnswerKind);
 
 impl Codec for PreEncodedPostInvoices {
     type Encode = Bytes;
@@ -129,11 +210,11 @@ impl Codec for PreEncodedPostInvoices {
     type Decoder = PreEncodedPostInvoices;
 
     fn encoder(&mut self) -> PreEncodedPostInvoices {
-        PreEncodedPostInvoices
+        *self
     }
 
     fn decoder(&mut self) -> PreEncodedPostInvoices {
-        PreEncodedPostInvoices
+        *self
     }
 }
 
@@ -153,38 +234,52 @@ impl Decoder for PreEncodedPostInvoices {
 
     fn decode(&mut self, source: &mut DecodeBuf<'_>) -> Result<Option<AnswerTally>, Status> {
         let body = source.copy_to_bytes(source.remaining());
-        AnswerTally::of(&body).map(Some)
+        match self.0 {
+            AnswerKind::Every => AnswerTally::of(&body).map(Some),
+            AnswerKind::Brief => AnswerTally::of_brief(&body).map(Some),
+        }
     }
 }
 
-/// A `PostInvoices` client that sends encoded bodies.
+/// A `PostInvoices` (or `PostInvoicesBrief`) client that sends encoded bodies.
 #[derive(Clone, Debug)]
 pub(crate) struct EncodedPostInvoicesClient {
     grpc: tonic::client::Grpc<Channel>,
+    answer: AnswerKind,
 }
 
 impl EncodedPostInvoicesClient {
-    pub fn new(channel: Channel, message_bytes_limit: usize) -> EncodedPostInvoicesClient {
+    pub fn new(
+        channel: Channel,
+        message_bytes_limit: usize,
+        answer: AnswerKind,
+    ) -> EncodedPostInvoicesClient {
         EncodedPostInvoicesClient {
             grpc: tonic::client::Grpc::new(channel)
                 .max_decoding_message_size(message_bytes_limit)
                 .max_encoding_message_size(message_bytes_limit),
+            answer,
         }
     }
 
-    /// Calls `PostInvoices` with `request`'s body and tallies the answer.
+    /// Calls the method of the client's answer kind with `request`'s body and tallies
+    /// the answer.
     pub async fn post(&mut self, request: Request<Bytes>) -> Result<AnswerTally, ToolError> {
+        let method = self.answer.method();
         self.grpc
             .ready()
             .await
             .map_err(|error| Status::unavailable(format!("the channel is not ready: {error}")))
-            .map_err(ToolError::rpc("PostInvoices"))?;
-        let path = tonic::codegen::http::uri::PathAndQuery::from_static(POST_INVOICES_PATH);
+            .map_err(ToolError::rpc(method))?;
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static(match self.answer {
+            AnswerKind::Every => POST_INVOICES_PATH,
+            AnswerKind::Brief => POST_INVOICES_BRIEF_PATH,
+        });
         let answer = self
             .grpc
-            .unary(request, path, PreEncodedPostInvoices)
+            .unary(request, path, PreEncodedPostInvoices(self.answer))
             .await
-            .map_err(ToolError::rpc("PostInvoices"))?;
+            .map_err(ToolError::rpc(method))?;
         Ok(answer.into_inner())
     }
 }
@@ -270,5 +365,94 @@ mod tests {
         assert_eq!(batch.first(2), Bytes::from_static(b"aaabb"));
         assert_eq!(batch.first(3), batch.body);
         assert_eq!(batch.first(4), batch.body);
+    }
+
+    fn numbered(index: u32, result: proto::InvoiceResult) -> proto::NumberedInvoiceResult {
+        proto::NumberedInvoiceResult {
+            index,
+            result: Some(result),
+        }
+    }
+
+    fn brief_answer(
+        exceptions: Vec<proto::NumberedInvoiceResult>,
+    ) -> proto::PostInvoicesBriefResponse {
+        proto::PostInvoicesBriefResponse {
+            exceptions,
+            last_sequence: 90,
+            totals: Some(proto::PostInvoicesTotals {
+                accepted: 85,
+                duplicates: 1,
+                rejected: 1,
+                invalid: 1,
+                subsidy: "25500.00".into(),
+                enterprise_pays: "59500.00".into(),
+                second_subsidy: "0.00".into(),
+            }),
+        }
+    }
+
+    fn rejected() -> proto::InvoiceResult {
+        proto::InvoiceResult {
+            result: Some(proto::invoice_result::Result::Rejected(
+                proto::Rejection::default(),
+            )),
+        }
+    }
+
+    fn invalid() -> proto::InvoiceResult {
+        proto::InvoiceResult {
+            result: Some(proto::invoice_result::Result::Invalid("amount".into())),
+        }
+    }
+
+    #[test]
+    fn a_brief_answer_is_tallied_from_its_totals_and_its_list() {
+        let answer = brief_answer(vec![
+            numbered(3, accepted(4)),
+            numbered(40, rejected()),
+            numbered(200, invalid()),
+        ]);
+        let tally = AnswerTally::of_brief(&answer.encode_to_vec()).expect("tally");
+        assert_eq!(
+            tally,
+            AnswerTally {
+                accepted: 86,
+                rejected: 1,
+                invalid: 1,
+                without_case: 0,
+            }
+        );
+    }
+
+    #[test]
+    fn a_brief_answer_whose_list_and_totals_disagree_is_an_error() {
+        // One listed exception too few, one of the wrong case, and no totals at all.
+        let short = brief_answer(vec![numbered(3, accepted(4)), numbered(40, rejected())]);
+        let wrong = brief_answer(vec![
+            numbered(3, accepted(4)),
+            numbered(40, invalid()),
+            numbered(200, invalid()),
+        ]);
+        let mut untotalled = brief_answer(Vec::new());
+        untotalled.totals = None;
+        for answer in [short, wrong, untotalled] {
+            let error = AnswerTally::of_brief(&answer.encode_to_vec()).expect_err("refused");
+            assert!(
+                error.message().contains("PostInvoicesBrief answer"),
+                "{error:?}"
+            );
+        }
+        // A cut answer is an error too, as prost finds it.
+        let whole = brief_answer(vec![numbered(3, accepted(4))]).encode_to_vec();
+        for cut in 1..whole.len() {
+            let prost_refuses = proto::PostInvoicesBriefResponse::decode(&whole[..cut]).is_err();
+            if prost_refuses {
+                assert!(
+                    AnswerTally::of_brief(&whole[..cut]).is_err(),
+                    "cut at {cut}"
+                );
+            }
+        }
     }
 }

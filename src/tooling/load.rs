@@ -25,6 +25,7 @@ use crate::api::proto;
 use crate::api::proto::redemption_service_client::RedemptionServiceClient;
 use crate::domain::{Command, PostInvoice};
 use crate::ledger::SUBMIT_BATCH_LIMIT;
+pub use crate::tooling::encoded_batches::AnswerKind;
 use crate::tooling::encoded_batches::{EncodedBatch, EncodedPostInvoicesClient};
 use crate::tooling::population::{InvoiceDraw, InvoiceStream, Population, BENCH_DELIVERY_PROOF};
 use crate::tooling::{runtime, today, ToolError};
@@ -84,8 +85,20 @@ pub fn percentiles(samples: &mut [Duration]) -> (f64, f64, f64, f64) {
 }
 
 /// `voucher-ledger bench`: runs the load and prints its report.
-pub fn run(settings: LoadSettings) -> Result<ExitCode, ToolError> {
-    let report = runtime()?.block_on(run_load(settings))?;
+/// `voucher-ledger bench`'s arguments: the load, and which answer its batches ask for.
+#[derive(Clone, Debug, clap::Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub settings: LoadSettings,
+    /// The answer asked for: `every` invoice's result (`PostInvoices`) or, with `brief`,
+    /// only the exceptions and the batch's totals (`PostInvoicesBrief`, the shape of
+    /// TigerBeetle's answer, which lists only failures).
+    #[arg(long, value_enum, default_value_t = AnswerKind::Every)]
+    pub answer: AnswerKind,
+}
+
+pub fn run(arguments: BenchArgs) -> Result<ExitCode, ToolError> {
+    let report = runtime()?.block_on(run_load_answered(arguments.settings, arguments.answer))?;
     print!("{report}");
     Ok(ExitCode::SUCCESS)
 }
@@ -234,6 +247,15 @@ async fn seed_one(
 
 /// Seeds the population, runs both phases and returns the report.
 pub async fn run_load(settings: LoadSettings) -> Result<String, ToolError> {
+    run_load_answered(settings, AnswerKind::Every).await
+}
+
+/// [`run_load`], its batches posted with the method of `answer` (`PostInvoices` or
+/// `PostInvoicesBrief`).
+pub async fn run_load_answered(
+    settings: LoadSettings,
+    answer: AnswerKind,
+) -> Result<String, ToolError> {
     // As the server does (`serve`): a fresh buffer of a request or an answer would be
     // backed by huge pages, each zeroed whole (2 MiB) when first touched, on the
     // generator's side of a machine it shares with the server it measures.
@@ -313,7 +335,7 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, ToolError> {
             settings.batch,
             batches_total,
         );
-        let mut client = EncodedPostInvoicesClient::new(channel.clone(), 64 << 20);
+        let mut client = EncodedPostInvoicesClient::new(channel.clone(), 64 << 20, answer);
         let (next_batch, accepted, rejected, bearer) = (
             Arc::clone(&next_batch),
             Arc::clone(&accepted),
@@ -348,11 +370,16 @@ pub async fn run_load(settings: LoadSettings) -> Result<String, ToolError> {
     let (p50, p99, p999, max) = percentiles(&mut batch_latencies);
     let accepted = accepted.load(Ordering::Relaxed);
     report.push_str(&format!(
-        "PostInvoices: {accepted} accepted, {} rejected in {elapsed:.2} s = {:.0} invoices/s ({} connections, batch {})\n  batch latency ms: p50 {p50:.2}  p99 {p99:.2}  p999 {p999:.2}  max {max:.2}\n",
+        "PostInvoices: {accepted} accepted, {} rejected in {elapsed:.2} s = {:.0} invoices/s ({} connections, batch {}{})\n  batch latency ms: p50 {p50:.2}  p99 {p99:.2}  p999 {p999:.2}  max {max:.2}\n",
         rejected.load(Ordering::Relaxed),
         accepted as f64 / elapsed,
         channels.len(),
-        settings.batch
+        settings.batch,
+        // The report's first word stays the same for both methods: scripts read it.
+        match answer {
+            AnswerKind::Every => "",
+            AnswerKind::Brief => ", brief answers: PostInvoicesBrief",
+        }
     ));
     // What the load generator itself spent while the batches ran: it shares the machine
     // with the server it measures, so this is CPU the server did not get.

@@ -120,4 +120,17 @@ for event in stream:
         break
 check(streamed == list(range(1, len(kinds) + 1)), f"subscription: {streamed}")
 
+# The brief answer: only the repost is listed (by its position), the new ones are summed.
+brief = redemption.PostInvoicesBrief(redemption_pb2.PostInvoicesRequest(invoices=[
+    redemption_pb2.Invoice(center=CENTER_USCC, voucher_id=voucher_id,
+                           invoice_number=number, amount="1000.07", issue_date="2026-05-01",
+                           delivery_proof=f"acceptance/{number}")
+    for number in ["PY-10", "PY-0", "PY-11"]]), metadata=CENTER)
+check([item.index for item in brief.exceptions] == [1], f"exceptions: {brief.exceptions}")
+check(brief.exceptions[0].result.accepted.duplicate, f"the repost: {brief.exceptions[0]}")
+totals = brief.totals
+check((totals.accepted, totals.duplicates, totals.rejected, totals.invalid) == (2, 1, 0, 0),
+      f"counts: {totals}")
+check((totals.subsidy, totals.enterprise_pays) == ("600.04", "1400.10"), f"sums: {totals}")
+
 print(f"interop OK: {len(kinds)} events, subsidies {subsidies[0]} each")

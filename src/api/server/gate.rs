@@ -3,9 +3,9 @@
 //!
 //! - counts the call on its connection, for the idle timeouts of [`super::connection`];
 //! - authenticates every call outside health and reflection (bearer token → a
-//!   [`Principal`] in the request's extensions) and, for the call whose request may be
-//!   large (`PostInvoices`), checks the caller's role, so that a caller who may not make
-//!   the call never has its body read;
+//!   [`Principal`] in the request's extensions) and, for the calls whose request may be
+//!   large (`PostInvoices`, `PostInvoicesBrief`), checks the caller's role, so that a
+//!   caller who may not make the call never has its body read;
 //! - bounds each request message by its method's limit, and what all calls together hold
 //!   by a memory budget (one for authenticated calls, one for health and reflection):
 //!   a call's headers from its start, and each message from the length it declares in its
@@ -65,7 +65,8 @@ impl Default for CallSettings {
 /// What the gate enforces.
 pub struct GateConfig {
     pub authenticator: Authenticator,
-    /// Largest request message of an authenticated call other than `PostInvoices`.
+    /// Largest request message of an authenticated call other than the batch calls
+    /// (`PostInvoices`, `PostInvoicesBrief`).
     pub message_bytes: usize,
     pub post_invoices_message_bytes: usize,
     /// Largest request message of health and reflection.
@@ -79,6 +80,7 @@ pub struct GateConfig {
 }
 
 const POST_INVOICES: &str = "/voucher.v1.RedemptionService/PostInvoices";
+const POST_INVOICES_BRIEF: &str = "/voucher.v1.RedemptionService/PostInvoicesBrief";
 const RECONCILE_CENTER_INVOICES: &str = "/voucher.v1.ReconciliationService/ReconcileCenterInvoices";
 const RECONCILE_BANK_PAYMENTS: &str = "/voucher.v1.ReconciliationService/ReconcileBankPayments";
 
@@ -185,7 +187,8 @@ impl Shared {
                 body_timeout: !path.starts_with("/grpc.reflection."),
             };
         }
-        if path == POST_INVOICES {
+        // Both batch calls take the same request, so the same limit and roles.
+        if path == POST_INVOICES || path == POST_INVOICES_BRIEF {
             return Rule {
                 authenticated: true,
                 roles: Some((&[Role::Bureau, Role::Center], "post invoices")),

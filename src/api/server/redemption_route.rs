@@ -1,7 +1,8 @@
 //! [`RedemptionRoute`]: `voucher.v1.RedemptionService` as the router sees it. Its
-//! `PostInvoices` calls take the fast path ([`crate::api::batch_wire`]: the request read
-//! as slices of its body, the answer written straight from the replies); every other
-//! method goes to the generated `RedemptionServiceServer` unchanged.
+//! `PostInvoices` and `PostInvoicesBrief` calls take the fast path
+//! ([`crate::api::batch_wire`]: the request read as slices of its body, the answer
+//! written straight from the replies); every other method goes to the generated
+//! `RedemptionServiceServer` unchanged.
 //!
 //! Clients see one service: the method names, messages and statuses are those of
 //! redemption.proto, and reflection describes it as before. The gate runs before either
@@ -19,18 +20,22 @@ use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
 use crate::api::auth::{principal, Principal};
-use crate::api::batch_wire::{BatchAnswer, InvoiceBatch, PostInvoicesCodec};
+use crate::api::batch_wire::{
+    BatchAnswer, BatchAnswerBuilder, BriefBatchAnswer, InvoiceBatch, PostInvoicesCodec, WireAnswer,
+};
 use crate::api::proto::redemption_service_server::RedemptionServiceServer;
 use crate::api::services::{origin_of, Api, ParsedInvoices};
 use crate::domain::Origin;
 
 /// The path of the batched call, as the generated server matches it.
 pub const POST_INVOICES_PATH: &str = "/voucher.v1.RedemptionService/PostInvoices";
+/// The batched call with the brief answer.
+pub const POST_INVOICES_BRIEF_PATH: &str = "/voucher.v1.RedemptionService/PostInvoicesBrief";
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// The redemption service: the fast path for `PostInvoices`, the generated server for
-/// the rest.
+/// The redemption service: the fast path for `PostInvoices` and `PostInvoicesBrief`,
+/// the generated server for the rest.
 #[derive(Clone)]
 pub struct RedemptionRoute {
     api: Arc<Api>,
@@ -76,28 +81,48 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        if request.uri().path() == POST_INVOICES_PATH {
-            let method = PostInvoicesFastPath {
-                api: Arc::clone(&self.api),
-                parsing_helpers: Arc::clone(&self.parsing_helpers),
-            };
-            let max_message_bytes = self.max_message_bytes;
-            Box::pin(async move {
-                let mut grpc = Grpc::new(PostInvoicesCodec)
-                    .apply_max_message_size_config(Some(max_message_bytes), None);
-                Ok(grpc.unary(method, request).await)
-            })
-        } else {
-            let mut generated = self.generated.clone();
-            Box::pin(async move { tower_service::Service::call(&mut generated, request).await })
+        match request.uri().path() {
+            POST_INVOICES_PATH => self.fast_path::<BatchAnswer, Body>(request),
+            POST_INVOICES_BRIEF_PATH => self.fast_path::<BriefBatchAnswer, Body>(request),
+            _ => {
+                let mut generated = self.generated.clone();
+                Box::pin(async move { tower_service::Service::call(&mut generated, request).await })
+            }
         }
     }
 }
 
-/// `PostInvoices` over [`InvoiceBatch`] and [`BatchAnswer`].
-struct PostInvoicesFastPath {
+impl RedemptionRoute {
+    /// A batch call on the fast path, answered with `A`.
+    fn fast_path<A, Body>(
+        &self,
+        request: http::Request<Body>,
+    ) -> BoxFuture<Result<http::Response<tonic::body::Body>, Infallible>>
+    where
+        A: BatchAnswerBuilder<Answer = A> + WireAnswer,
+        Body: http_body::Body + Send + 'static,
+        Body::Error: Into<tonic::codegen::StdError> + Send + 'static,
+    {
+        let method = PostInvoicesFastPath::<A> {
+            api: Arc::clone(&self.api),
+            parsing_helpers: Arc::clone(&self.parsing_helpers),
+            answer: std::marker::PhantomData,
+        };
+        let max_message_bytes = self.max_message_bytes;
+        Box::pin(async move {
+            let mut grpc = Grpc::new(PostInvoicesCodec::<A>::default())
+                .apply_max_message_size_config(Some(max_message_bytes), None);
+            Ok(grpc.unary(method, request).await)
+        })
+    }
+}
+
+/// `PostInvoices` (`A` = [`BatchAnswer`]) or `PostInvoicesBrief` (`A` =
+/// [`BriefBatchAnswer`]) over [`InvoiceBatch`].
+struct PostInvoicesFastPath<A> {
     api: Arc<Api>,
     parsing_helpers: Arc<Semaphore>,
+    answer: std::marker::PhantomData<fn() -> A>,
 }
 
 /// From this many invoices a batch's second half is parsed on a blocking thread while the
@@ -106,9 +131,12 @@ struct PostInvoicesFastPath {
 /// parsing 8,189 invoices (~3 ms) was a tenth of the batch's round trip (issue 12).
 const PARSE_IN_TWO_HALVES_FROM: usize = 1024;
 
-impl UnaryService<InvoiceBatch> for PostInvoicesFastPath {
-    type Response = BatchAnswer;
-    type Future = BoxFuture<Result<Response<BatchAnswer>, Status>>;
+impl<A> UnaryService<InvoiceBatch> for PostInvoicesFastPath<A>
+where
+    A: BatchAnswerBuilder<Answer = A> + WireAnswer,
+{
+    type Response = A;
+    type Future = BoxFuture<Result<Response<A>, Status>>;
 
     fn call(&mut self, request: Request<InvoiceBatch>) -> Self::Future {
         let api = Arc::clone(&self.api);
@@ -123,7 +151,7 @@ impl UnaryService<InvoiceBatch> for PostInvoicesFastPath {
             Api::check_invoice_batch_size(batch.len())?;
             let parsed =
                 parse_in_two_halves(caller, origin, Arc::new(batch), &parsing_helpers).await?;
-            let answer = api.submit_invoice_batch(parsed).await?;
+            let answer = api.submit_invoice_batch::<A>(parsed).await?;
             Ok(Response::new(answer))
         })
     }

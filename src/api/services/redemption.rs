@@ -1,7 +1,10 @@
 //! `RedemptionService`: centers post invoices (one or a batch), reverse and read them.
 
 use super::*;
-use crate::api::batch_wire::{AcceptedInvoice, BatchAnswer, InvoiceAmounts, InvoiceAnswer};
+use crate::api::batch_wire::{
+    AcceptedInvoice, BatchAnswer, BatchAnswerBuilder, BriefBatchAnswer, InvoiceAmounts,
+    InvoiceAnswer,
+};
 use crate::domain::{LedgerState, Payee, Uscc, VoucherId};
 use crate::ledger::Submission;
 
@@ -166,30 +169,33 @@ impl Api {
         Ok(())
     }
 
-    /// PostInvoices, whichever way the request was decoded, from `origin` (the caller's
+    /// PostInvoices (or PostInvoicesBrief, by the answer `A` built), whichever way the
+    /// request was decoded, from `origin` (the caller's
     /// request id is read before anything else, so a malformed one refuses the call
     /// whatever its items): checks the batch's size,
     /// parses each item (a malformed one is answered `invalid` and not submitted),
     /// refuses the whole batch if one item names another center, submits the rest as one
     /// batch and answers every item in order once the batch is durable.
-    pub(crate) async fn post_invoice_batch<'a>(
+    pub(crate) async fn post_invoice_batch<'a, A: BatchAnswerBuilder>(
         &self,
         caller: &crate::api::auth::Principal,
         origin: &Origin,
         items: impl ExactSizeIterator<Item = Result<convert::InvoiceText<'a>, String>>,
-    ) -> Result<BatchAnswer, Status> {
+    ) -> Result<A::Answer, Status> {
         Api::check_invoice_batch_size(items.len())?;
         let room = items.len();
         let parsed = ParsedInvoices::parse(caller, origin, items, 0, room)?;
-        self.submit_invoice_batch(parsed).await
+        self.submit_invoice_batch::<A>(parsed).await
     }
 
-    /// Submits a batch's parsed invoices as one batch and answers every item in
-    /// order once it is durable (the items that did not parse with their reason).
-    pub(crate) async fn submit_invoice_batch(
+    /// Submits a batch's parsed invoices as one batch and, once it is durable, answers
+    /// every item in order into the builder `A` (the items that did not parse with their
+    /// reason): one result each for PostInvoices, the exceptions and totals for
+    /// PostInvoicesBrief.
+    pub(crate) async fn submit_invoice_batch<A: BatchAnswerBuilder>(
         &self,
         parsed: ParsedInvoices,
-    ) -> Result<BatchAnswer, Status> {
+    ) -> Result<A::Answer, Status> {
         let ParsedInvoices {
             results,
             submission,
@@ -207,27 +213,38 @@ impl Api {
         let payees = self.payees_of_answered(&vouchers);
         let mut last_sequence = 0;
         let mut replies = replies.into_iter().zip(amounts.into_iter().zip(payees));
-        let results = results
-            .into_iter()
-            .map(|slot| match slot {
-                Some(invalid) => invalid,
-                None => match replies.next() {
-                    Some((Ok(reply), (amount, payee))) => {
-                        last_sequence = last_sequence.max(reply.last_sequence());
-                        InvoiceAnswer::Accepted(accepted_answer(&reply, amount, payee))
-                    }
-                    // A center must not learn that another center's voucher exists.
-                    Some((Err(rejection), _)) => {
-                        InvoiceAnswer::Rejected(crate::api::errors::public_rejection(rejection))
-                    }
-                    None => InvoiceAnswer::Invalid("no reply from the ledger".into()),
-                },
-            })
-            .collect();
-        Ok(BatchAnswer {
-            results,
-            last_sequence,
-        })
+        // Collected from the slots' own iterator, so that a full answer takes the slots'
+        // memory in place rather than a second batch-long vector.
+        let answer = A::collect(results.into_iter().map(|slot| match slot {
+            Some(invalid) => invalid,
+            None => match replies.next() {
+                Some((Ok(reply), (amount, payee))) => {
+                    last_sequence = last_sequence.max(reply.last_sequence());
+                    InvoiceAnswer::Accepted(accepted_answer(&reply, amount, payee))
+                }
+                // A center must not learn that another center's voucher exists.
+                Some((Err(rejection), _)) => {
+                    InvoiceAnswer::Rejected(crate::api::errors::public_rejection(rejection))
+                }
+                None => InvoiceAnswer::Invalid("no reply from the ledger".into()),
+            },
+        }));
+        Ok(answer.finish(last_sequence))
+    }
+
+    /// A batch received as generated messages, answered into `A`.
+    async fn post_invoices_generated<A: BatchAnswerBuilder>(
+        &self,
+        request: &Request<proto::PostInvoicesRequest>,
+    ) -> Result<A::Answer, Status> {
+        let caller = principal(request)?.clone();
+        let items = request
+            .get_ref()
+            .invoices
+            .iter()
+            .map(|item| Ok(convert::InvoiceText::of(item)));
+        self.post_invoice_batch::<A>(&caller, &origin_of(request)?, items)
+            .await
     }
 
     /// The payees of answered invoices' vouchers, read without waiting for the writer to
@@ -271,14 +288,19 @@ impl RedemptionService for Api {
     ) -> Result<Response<proto::PostInvoicesResponse>, Status> {
         // The server answers PostInvoices on its fast path (`api::batch_wire`); this is
         // the same batch through the generated messages, for in-process callers.
-        let caller = principal(&request)?.clone();
-        let items = request
-            .get_ref()
-            .invoices
-            .iter()
-            .map(|item| Ok(convert::InvoiceText::of(item)));
         let answer = self
-            .post_invoice_batch(&caller, &origin_of(&request)?, items)
+            .post_invoices_generated::<BatchAnswer>(&request)
+            .await?;
+        Ok(Response::new(answer.to_proto()))
+    }
+
+    async fn post_invoices_brief(
+        &self,
+        request: Request<proto::PostInvoicesRequest>,
+    ) -> Result<Response<proto::PostInvoicesBriefResponse>, Status> {
+        // As `post_invoices`: the server's own calls take the fast path.
+        let answer = self
+            .post_invoices_generated::<BriefBatchAnswer>(&request)
             .await?;
         Ok(Response::new(answer.to_proto()))
     }
