@@ -10,12 +10,13 @@
 # how fast the machine was during that run (its µs per invoice moves with the machine).
 #
 #   benches/ab.sh [--rounds N] [--invoices N] [--connections C] [--batch B]
-#                 [--answer every|brief] BIN_A BIN_B
+#                 [--answer every|brief | --answers A_ANSWER,B_ANSWER] BIN_A BIN_B
 #   benches/ab.sh --unary [--rounds N] [--list-clients L] BIN_A BIN_B
 #
 #   --answer  the batches' method: PostInvoices (`every`, the default) or
 #             PostInvoicesBrief (`brief`: only the exceptions and the totals answered);
-#             both binaries must serve it
+#             both binaries must serve it; `--answers every,brief` gives each side its
+#             own (with the same binary twice: what the brief answer changes)
 #   --unary   instead of batches: unary PostInvoice at 2,000/s for 10 s (beside L
 #             ListVouchers clients, default 0), with the latency the load generator saw
 #             beside the latency the server's access log records (`elapsed_us`): the
@@ -37,12 +38,15 @@ while [ $# -gt 2 ]; do
     --connections) connections="$2"; shift 2 ;;
     --batch) batch="$2"; shift 2 ;;
     --answer) answer="$2"; shift 2 ;;
+    --answers) answer="$2"; shift 2 ;;
     --unary) unary=1; shift ;;
     --list-clients) list_clients="$2"; shift 2 ;;
     *) echo "error: unknown option $1" >&2; exit 2 ;;
   esac
 done
-[ $# -eq 2 ] || { sed -n 2,28p "$0" >&2; exit 2; }
+[ $# -eq 2 ] || { sed -n 2,30p "$0" >&2; exit 2; }
+# One answer for both sides, or "A,B".
+answer_a=${answer%%,*} answer_b=${answer##*,}
 binaries=("$(realpath "$1")" "$(realpath "$2")")
 for bin in "${binaries[@]}"; do [ -x "$bin" ] || { echo "error: $bin is not executable" >&2; exit 2; }; done
 load=$(load_generator)
@@ -73,12 +77,12 @@ start_server() {
   wait_until_listening "$run_dir/serve.log"
 }
 
-# One batch run: prints "rate p99 cpu_us_per_invoice split".
+# One batch run of side $1 (binary $2, answer $3): prints "rate p99 cpu_us_per_invoice split".
 batch_run() {
   start_server "$1" "$2"
   local dir=$run_dir port=$run_port server=$server_pid
   "$load" bench --target "127.0.0.1:$port" --invoices "$invoices" --connections "$connections" \
-    --batch "$batch" --answer "$answer" --unary-rate 0 > "$dir/bench.txt" 2>&1 &
+    --batch "$batch" --answer "$3" --unary-rate 0 > "$dir/bench.txt" 2>&1 &
   local bench=$!
   # The first PostInvoices (or PostInvoicesBrief) answer ends the seeding.
   for _ in $(seq 6000); do
@@ -135,6 +139,7 @@ unary_run() {
 # not found (`benches/results/2026-12-04-issue12-thirty-sixth-round.txt`, 5d and 5e).
 sides_in_order() { if [ $(($1 % 2)) = 1 ]; then echo "a b"; else echo "b a"; fi; }
 binary_of() { if [ "$1" = a ]; then echo "${binaries[0]}"; else echo "${binaries[1]}"; fi; }
+answer_of() { if [ "$1" = a ]; then echo "$answer_a"; else echo "$answer_b"; fi; }
 
 echo "# benches/ab.sh $(date -u +%FT%TZ): A=${binaries[0]} B=${binaries[1]}"
 if [ "$unary" = 1 ]; then
@@ -146,11 +151,11 @@ if [ "$unary" = 1 ]; then
   done
   exit 0
 fi
-echo "# $invoices invoices, $connections connections × $batch, answer $answer; rate invoices/s, batch p99 ms, server CPU µs per invoice (by thread)"
+echo "# $invoices invoices, $connections connections × $batch, answers A $answer_a, B $answer_b; rate invoices/s, batch p99 ms, server CPU µs per invoice (by thread)"
 ratios=()
 for round in $(seq "$rounds"); do
   for side in $(sides_in_order "$round"); do
-    printf -v "$side" '%s' "$(batch_run "$side" "$(binary_of "$side")")"
+    printf -v "$side" '%s' "$(batch_run "$side" "$(binary_of "$side")" "$(answer_of "$side")")"
     echo "round $round ${side^^}  rate ${!side}"
   done
   ratios+=("$(awk -v a="${a%% *}" -v b="${b%% *}" -v ca="$(echo "$a" | cut -d' ' -f3)" \
