@@ -337,18 +337,15 @@ impl InvoiceAnswer {
 /// every item ([`BatchAnswer`]) or only the exceptions and the totals
 /// ([`BriefBatchAnswer`]). The replies are matched to the items once, in
 /// `Api::submit_invoice_batch`, whichever answer is built.
-pub trait BatchAnswerBuilder {
-    type Answer;
+pub trait BatchAnswerBuilder: Sized {
     /// Takes every item's answer, in order.
     fn collect(answers: impl Iterator<Item = InvoiceAnswer>) -> Self;
     /// The answer, once every item was collected; `last_sequence` is the highest sequence
     /// among the batch's accepted invoices (0 if none).
-    fn finish(self, last_sequence: u64) -> Self::Answer;
+    fn finish(self, last_sequence: u64) -> Self;
 }
 
 impl BatchAnswerBuilder for BatchAnswer {
-    type Answer = BatchAnswer;
-
     fn collect(answers: impl Iterator<Item = InvoiceAnswer>) -> BatchAnswer {
         BatchAnswer {
             results: answers.collect(),
@@ -422,8 +419,6 @@ impl BatchTotals {
 }
 
 impl BatchAnswerBuilder for BriefBatchAnswer {
-    type Answer = BriefBatchAnswer;
-
     fn collect(answers: impl Iterator<Item = InvoiceAnswer>) -> BriefBatchAnswer {
         // Exceptions are few in a healthy batch: grown as they come.
         let mut brief = BriefBatchAnswer::default();

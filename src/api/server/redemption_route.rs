@@ -99,7 +99,7 @@ impl RedemptionRoute {
         request: http::Request<Body>,
     ) -> BoxFuture<Result<http::Response<tonic::body::Body>, Infallible>>
     where
-        A: BatchAnswerBuilder<Answer = A> + WireAnswer,
+        A: BatchAnswerBuilder + WireAnswer,
         Body: http_body::Body + Send + 'static,
         Body::Error: Into<tonic::codegen::StdError> + Send + 'static,
     {
@@ -133,7 +133,7 @@ const PARSE_IN_TWO_HALVES_FROM: usize = 1024;
 
 impl<A> UnaryService<InvoiceBatch> for PostInvoicesFastPath<A>
 where
-    A: BatchAnswerBuilder<Answer = A> + WireAnswer,
+    A: BatchAnswerBuilder + WireAnswer,
 {
     type Response = A;
     type Future = BoxFuture<Result<Response<A>, Status>>;

@@ -181,7 +181,7 @@ impl Api {
         caller: &crate::api::auth::Principal,
         origin: &Origin,
         items: impl ExactSizeIterator<Item = Result<convert::InvoiceText<'a>, String>>,
-    ) -> Result<A::Answer, Status> {
+    ) -> Result<A, Status> {
         Api::check_invoice_batch_size(items.len())?;
         let room = items.len();
         let parsed = ParsedInvoices::parse(caller, origin, items, 0, room)?;
@@ -195,7 +195,7 @@ impl Api {
     pub(crate) async fn submit_invoice_batch<A: BatchAnswerBuilder>(
         &self,
         parsed: ParsedInvoices,
-    ) -> Result<A::Answer, Status> {
+    ) -> Result<A, Status> {
         let ParsedInvoices {
             results,
             submission,
@@ -236,7 +236,7 @@ impl Api {
     async fn post_invoices_generated<A: BatchAnswerBuilder>(
         &self,
         request: &Request<proto::PostInvoicesRequest>,
-    ) -> Result<A::Answer, Status> {
+    ) -> Result<A, Status> {
         let caller = principal(request)?.clone();
         let items = request
             .get_ref()
