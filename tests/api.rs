@@ -462,7 +462,7 @@ async fn a_batch_parsed_in_two_halves_is_answered_as_one() {
         .collect();
     assert!(new.windows(2).all(|pair| pair[0] < pair[1]), "{new:?}");
 
-    let before = log_end(&server).await;
+    let before = server.log_end().await;
     let mut foreign = invoices;
     for (n, item) in foreign.iter_mut().enumerate() {
         item.invoice_number = format!("OTHER-{n}");
@@ -480,7 +480,7 @@ async fn a_batch_parsed_in_two_halves_is_answered_as_one() {
         refusal.message()
     );
     assert_eq!(
-        log_end(&server).await,
+        server.log_end().await,
         before,
         "nothing of a refused batch is written"
     );
@@ -1442,22 +1442,6 @@ enum Expect {
     Code,
 }
 
-async fn log_end(server: &TestServer) -> u64 {
-    server
-        .ledger()
-        .read_events(authed(
-            AUDITOR,
-            ReadEventsRequest {
-                from_sequence: 1,
-                limit: 1,
-            },
-        ))
-        .await
-        .expect("read")
-        .into_inner()
-        .last_sequence
-}
-
 /// Malformed, unauthorised and refused requests to every RPC of issue 8 (the
 /// SettlementService's eleven and ProgrammeService.ConfirmClock) and to the rules it
 /// added to older RPCs: each gets its code (with the field or the stable reason), and
@@ -2388,7 +2372,7 @@ async fn settlement_rows_change_nothing(
         ),
     ];
     assert!(rows.len() >= 90, "{} settlement rows", rows.len());
-    let mut end = log_end(server).await;
+    let mut end = server.log_end().await;
     for (what, row, code, expect) in rows {
         let status = row.await.expect_err(what);
         assert_eq!(status.code(), code, "{what}: {status:?}");
@@ -2405,7 +2389,7 @@ async fn settlement_rows_change_nothing(
             ),
             CodeOnly => {}
         }
-        let now = log_end(server).await;
+        let now = server.log_end().await;
         assert_eq!(
             now, end,
             "{what}: nothing is appended for a refused request"
@@ -2422,7 +2406,7 @@ async fn unknown_statements_and_payments_are_not_found() {
     let server = TestServer::start().await;
     let voucher_id = seed(&server).await;
     let SettlementSeed { paid, .. } = seed_settlement(&server, &voucher_id).await;
-    let end = log_end(&server).await;
+    let end = server.log_end().await;
     let today = today().to_string();
     let rows: Vec<(&str, Call, &str)> = vec![
         (
@@ -2485,7 +2469,7 @@ async fn unknown_statements_and_payments_are_not_found() {
             Some(reason),
             "{what}: {status:?}"
         );
-        assert_eq!(log_end(&server).await, end, "{what}: nothing appended");
+        assert_eq!(server.log_end().await, end, "{what}: nothing appended");
         assert_eq!(status.code(), Code::NotFound, "{what}: {status:?}");
     }
     server.stop().await;

@@ -211,19 +211,7 @@ async fn a_batch_of_new_invoices_is_answered_with_its_totals_alone() {
     assert_eq!(totals.subsidy, "600.00");
     assert_eq!(totals.enterprise_pays, "1400.00");
     // The last sequence is the log's end: the batch's events are the last written.
-    let events = server
-        .ledger()
-        .read_events(authed(
-            AUDITOR,
-            ReadEventsRequest {
-                from_sequence: 1,
-                limit: 1,
-            },
-        ))
-        .await
-        .expect("read")
-        .into_inner();
-    assert_eq!(brief.last_sequence, events.last_sequence);
+    assert_eq!(brief.last_sequence, server.log_end().await);
     server.stop().await;
 }
 
@@ -231,19 +219,7 @@ async fn a_batch_of_new_invoices_is_answered_with_its_totals_alone() {
 async fn the_brief_batch_call_is_gated_as_the_full_one_is() {
     let server = TestServer::start().await;
     let voucher_id = voucher(&server).await;
-    let before = server
-        .ledger()
-        .read_events(authed(
-            AUDITOR,
-            ReadEventsRequest {
-                from_sequence: 1,
-                limit: 1,
-            },
-        ))
-        .await
-        .expect("read")
-        .into_inner()
-        .last_sequence;
+    let before = server.log_end().await;
     let own = || vec![center_invoice(1, &voucher_id, "GATE-1", "10.00")];
 
     // An auditor may not post; a center may not post another center's invoice, even
@@ -290,19 +266,7 @@ async fn the_brief_batch_call_is_gated_as_the_full_one_is() {
         .await
         .expect_err("a body above the limit");
     assert_eq!(too_large.code(), Code::ResourceExhausted, "{too_large:?}");
-    let after = server
-        .ledger()
-        .read_events(authed(
-            AUDITOR,
-            ReadEventsRequest {
-                from_sequence: 1,
-                limit: 1,
-            },
-        ))
-        .await
-        .expect("read")
-        .into_inner()
-        .last_sequence;
+    let after = server.log_end().await;
     assert_eq!(after, before, "nothing of a refused call is written");
     server.stop().await;
 }

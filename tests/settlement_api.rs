@@ -381,22 +381,6 @@ async fn year_figures(server: &TestServer, year: u32) -> YearFiguresResponse {
         .into_inner()
 }
 
-async fn last_sequence(server: &TestServer) -> u64 {
-    server
-        .ledger()
-        .read_events(authed(
-            AUDITOR,
-            ReadEventsRequest {
-                from_sequence: 1,
-                limit: 1,
-            },
-        ))
-        .await
-        .expect("read")
-        .into_inner()
-        .last_sequence
-}
-
 async fn pay(
     server: &TestServer,
     statement_id: u64,
@@ -962,7 +946,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
     );
     let (s1, s2, s3) = (statement_of[&1], statement_of[&2], statement_of[&3]);
     // The same run id again: the original run, nothing new.
-    let events_before = last_sequence(&server).await;
+    let events_before = server.log_end().await;
     let again = server
         .settlement()
         .create_settlement_run(authed(BUREAU, run_request.clone()))
@@ -1012,7 +996,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
         Code::FailedPrecondition,
         "NOTHING_TO_SETTLE",
     );
-    assert_eq!(last_sequence(&server).await, events_before);
+    assert_eq!(server.log_end().await, events_before);
     let open = all_statements(
         &server,
         BUREAU,
@@ -2194,7 +2178,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
         .expect("close again")
         .into_inner();
     assert_eq!(again, closed);
-    assert_eq!(last_sequence(&server).await, closed.sequence);
+    assert_eq!(server.log_end().await, closed.sequence);
     assert_eq!(
         at_type(&server, closed.sequence).await,
         "ProgrammeYearClosed"
@@ -2287,7 +2271,7 @@ async fn a_quarter_settled_paid_clawed_back_and_the_year_closed_over_grpc() {
         ),
         (true, v1_sequence, VoucherStatus::Cancelled as i32)
     );
-    assert_eq!(last_sequence(&server).await, closed.sequence);
+    assert_eq!(server.log_end().await, closed.sequence);
 
     // Repaying goes on after the close: center 3 repays what it still owes, and the
     // year's figures free it.

@@ -131,6 +131,25 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// The log's last sequence, as an auditor reads it.
+    pub async fn log_end(&self) -> u64 {
+        use voucher_ledger::api::proto::ReadEventsRequest;
+        self.ledger()
+            .read_events(authed(
+                AUDITOR,
+                ReadEventsRequest {
+                    from_sequence: 1,
+                    limit: 1,
+                },
+            ))
+            .await
+            .expect("read")
+            .into_inner()
+            .last_sequence
+    }
+}
+
 /// A request carrying `authorization: Bearer <token>`.
 pub fn authed<T>(token: &str, message: T) -> Request<T> {
     let mut request = Request::new(message);
