@@ -21,13 +21,8 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
+use crate::api::server::redemption_route::{POST_INVOICES_BRIEF_PATH, POST_INVOICES_PATH};
 use crate::tooling::ToolError;
-
-/// The gRPC path of `RedemptionService.PostInvoices`.
-const POST_INVOICES_PATH: &str = "/voucher.v1.RedemptionService/PostInvoices";
-/// The gRPC path of `RedemptionService.PostInvoicesBrief` (the same request, a brief
-/// answer).
-const POST_INVOICES_BRIEF_PATH: &str = "/voucher.v1.RedemptionService/PostInvoicesBrief";
 
 /// `InvoiceResult`'s oneof cases by field number (redemption.proto).
 const RESULT_ACCEPTED: u32 = 1;
@@ -70,6 +65,14 @@ impl AnswerKind {
         match self {
             AnswerKind::Every => "PostInvoices",
             AnswerKind::Brief => "PostInvoicesBrief",
+        }
+    }
+
+    /// The method's gRPC path, as the server routes it.
+    fn path(self) -> &'static str {
+        match self {
+            AnswerKind::Every => POST_INVOICES_PATH,
+            AnswerKind::Brief => POST_INVOICES_BRIEF_PATH,
         }
     }
 }
@@ -271,10 +274,7 @@ impl EncodedPostInvoicesClient {
             .await
             .map_err(|error| Status::unavailable(format!("the channel is not ready: {error}")))
             .map_err(ToolError::rpc(method))?;
-        let path = tonic::codegen::http::uri::PathAndQuery::from_static(match self.answer {
-            AnswerKind::Every => POST_INVOICES_PATH,
-            AnswerKind::Brief => POST_INVOICES_BRIEF_PATH,
-        });
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static(self.answer.path());
         let answer = self
             .grpc
             .unary(request, path, PreEncodedPostInvoices(self.answer))

@@ -41,6 +41,7 @@ use tonic::transport::server::TlsConnectInfo;
 use tonic::Status;
 
 use super::connection::{CallOnConnection, ConnectionInfo};
+use super::redemption_route::{POST_INVOICES_BRIEF_PATH, POST_INVOICES_PATH};
 use crate::api::auth::{Authenticator, Role};
 use crate::limits::{STATUS_DETAILS_MAX_BYTES, STATUS_MESSAGE_MAX_BYTES};
 
@@ -79,8 +80,6 @@ pub struct GateConfig {
     pub call_settings: CallSettings,
 }
 
-const POST_INVOICES: &str = "/voucher.v1.RedemptionService/PostInvoices";
-const POST_INVOICES_BRIEF: &str = "/voucher.v1.RedemptionService/PostInvoicesBrief";
 const RECONCILE_CENTER_INVOICES: &str = "/voucher.v1.ReconciliationService/ReconcileCenterInvoices";
 const RECONCILE_BANK_PAYMENTS: &str = "/voucher.v1.ReconciliationService/ReconcileBankPayments";
 
@@ -188,7 +187,7 @@ impl Shared {
             };
         }
         // Both batch calls take the same request, so the same limit and roles.
-        if path == POST_INVOICES || path == POST_INVOICES_BRIEF {
+        if path == POST_INVOICES_PATH || path == POST_INVOICES_BRIEF_PATH {
             return Rule {
                 authenticated: true,
                 roles: Some((&[Role::Bureau, Role::Center], "post invoices")),
